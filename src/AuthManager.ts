@@ -1,0 +1,316 @@
+/**
+ * The client-facing service: answers `getAuthStatus` and `readAccount` from
+ * memory, refreshes the access token when needed (one request at a time,
+ * with backoff), and never asks the token endpoint again about a refresh
+ * token it already knows is dead.
+ */
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Either,
+  Layer,
+  Metric,
+  Option,
+  Random,
+  type Redacted,
+  type Scope,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import * as AuthDocument from "./AuthDocument.js"
+import { AuthStore } from "./AuthStore.js"
+import type { AuthStoreError, RefreshError } from "./Errors.js"
+import * as RefreshState from "./internal/refreshState.js"
+import { TokenRefresher } from "./TokenRefresher.js"
+
+export type { AuthState, Settings } from "./internal/refreshState.js"
+export { defaultSettings } from "./internal/refreshState.js"
+
+/** The answer to `getAuthStatus` (the Codex app-server contract, with the token kept `Redacted`). */
+export interface AuthStatus {
+  readonly authMethod: AuthDocument.AuthMethod | null
+  readonly authToken: Redacted.Redacted<string> | null
+  readonly requiresOpenaiAuth: boolean
+}
+
+export interface AuthStatusParams {
+  readonly includeToken?: boolean | undefined
+  readonly refreshToken?: boolean | undefined
+}
+
+/** The answer to `readAccount` (Codex app-server `account/read`). */
+export interface AccountInfo {
+  readonly account:
+    | null
+    | { readonly type: "apiKey" }
+    | { readonly type: "chatgpt"; readonly email: string | null; readonly planType: string | null }
+  readonly requiresOpenaiAuth: boolean
+}
+
+/** What a ChatGPT sign-in hands over. */
+export interface ChatgptTokens {
+  readonly idToken: Redacted.Redacted<string>
+  readonly accessToken: Redacted.Redacted<string>
+  readonly refreshToken: Redacted.Redacted<string>
+  readonly accountId?: string | null | undefined
+}
+
+export interface AuthManagerShape {
+  /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */
+  readonly getAuthStatus: (params?: AuthStatusParams) => Effect.Effect<AuthStatus>
+  readonly readAccount: (params?: { readonly refreshToken?: boolean | undefined }) => Effect.Effect<AccountInfo>
+  /** Refreshes the access token if it needs it (SPEC §4). */
+  readonly refresh: Effect.Effect<void, RefreshError>
+  readonly loginWithApiKey: (apiKey: Redacted.Redacted<string>) => Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  readonly loginWithTokens: (tokens: ChatgptTokens) => Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  readonly logout: Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  /** Reads storage again; different data is a new snapshot (poison and cooldown cleared). */
+  readonly reload: Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  /** The current state, without secrets. */
+  readonly state: Effect.Effect<RefreshState.AuthState>
+  /** The current state, then every change of snapshot or of its health. */
+  readonly changes: Stream.Stream<RefreshState.AuthState>
+}
+
+const refreshAttempts = Metric.counter("effect_auth_refresh_attempts_total", {
+  description: "Refreshes that ran (or found newer credentials in storage), by outcome",
+  incremental: true
+})
+const poisonHits = Metric.counter("effect_auth_poison_hits_total", {
+  description: "Refresh calls answered from the poison record, with no request",
+  incremental: true
+})
+const cooldownHits = Metric.counter("effect_auth_cooldown_hits_total", {
+  description: "Refresh calls answered during a backoff, with no request",
+  incremental: true
+})
+const joinedCallers = Metric.counter("effect_auth_refresh_joined_total", {
+  description: "Refresh calls that joined a refresh already in flight",
+  incremental: true
+})
+const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted") =>
+  Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
+
+const statusOf = (state: RefreshState.State, includeToken: boolean): AuthStatus => {
+  const { document, method } = state.snapshot
+  const doc = Option.getOrUndefined(document)
+  if (method === "apikey") {
+    return { authMethod: method, authToken: includeToken ? doc?.OPENAI_API_KEY ?? null : null, requiresOpenaiAuth: true }
+  }
+  if (method === "chatgpt") {
+    const withheld = !includeToken || state.health._tag === "Poisoned"
+    return { authMethod: method, authToken: withheld ? null : doc?.tokens?.access_token ?? null, requiresOpenaiAuth: true }
+  }
+  return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
+}
+
+const accountOf = (snapshot: AuthDocument.AuthSnapshot): AccountInfo["account"] =>
+  snapshot.method === "apikey"
+    ? { type: "apiKey" }
+    : snapshot.method === "chatgpt"
+    ? { type: "chatgpt", email: snapshot.claims.email, planType: snapshot.claims.planType }
+    : null
+
+/** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
+export const make = (
+  options: Partial<RefreshState.Settings> = {}
+): Effect.Effect<AuthManagerShape, never, AuthStore | TokenRefresher | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings: RefreshState.Settings = { ...RefreshState.defaultSettings, ...options }
+    const store = yield* AuthStore
+    const refresher = yield* TokenRefresher
+    const scope = yield* Effect.scope
+
+    // A server must start even on an unreadable file: it reports logged out,
+    // leaves the file alone, and a later sign-in keeps the old file aside.
+    const first = yield* store.load.pipe(
+      Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
+    )
+    const stateRef = yield* SubscriptionRef.make(RefreshState.initial(first))
+    const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
+    // Serialises every change of storage made by this process with the adoption that follows it.
+    const writes = yield* Effect.makeSemaphore(1)
+    const currentView = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)
+
+    // Step 6 and 7 of SPEC §4, run detached from the callers that asked.
+    const attempt = Effect.fnUntraced(function*(current: AuthDocument.AuthSnapshot) {
+      const stored = yield* store.load
+      if (stored.hash !== current.hash) {
+        yield* countAttempt("adopted")
+        return yield* update(RefreshState.adopt(stored))
+      }
+      const doc = Option.getOrThrow(current.document)
+      const refreshToken = doc.tokens?.refresh_token
+      if (refreshToken === undefined) return
+      const outcome = yield* Effect.either(refresher.refresh(refreshToken))
+      const now = yield* Clock.currentTimeMillis
+
+      if (Either.isLeft(outcome) && outcome.left._tag === "TransientRefreshError") {
+        const error = outcome.left
+        yield* update(RefreshState.coolDown(current.hash, error, now, yield* Random.next, settings))
+        yield* countAttempt("transient")
+        yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
+          Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
+        )
+        return yield* Effect.fail(error)
+      }
+      // A success is written, and a death recorded, only if storage still holds what was refreshed.
+      return yield* writes.withPermits(1)(Effect.gen(function*() {
+        const latest = yield* store.load
+        if (latest.hash !== current.hash) {
+          yield* countAttempt("adopted")
+          return yield* update(RefreshState.adopt(latest))
+        }
+        if (Either.isRight(outcome)) {
+          const saved = yield* store.save(AuthDocument.applyRefresh(doc, outcome.right, new Date(now)))
+          yield* countAttempt("success")
+          return yield* update(RefreshState.adopt(saved))
+        }
+        const error = outcome.left
+        if (error._tag !== "PermanentRefreshError") return yield* Effect.fail(error)
+        yield* update(RefreshState.poison(current.hash, error))
+        yield* countAttempt("permanent")
+        yield* Effect.logWarning("Refresh token is dead; this snapshot makes no more requests until sign-in").pipe(
+          Effect.annotateLogs({ reason: error.reason, status: error.status ?? null })
+        )
+        return yield* Effect.fail(error)
+      }))
+    })
+
+    type Claim =
+      | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>
+      | { readonly _tag: "Started"; readonly flight: RefreshState.Flight; readonly snapshot: AuthDocument.AuthSnapshot }
+
+    const startFlight = Effect.uninterruptible(Effect.gen(function*() {
+      const done = yield* Deferred.make<void, RefreshError>()
+      const now = yield* Clock.currentTimeMillis
+      const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
+        const next = RefreshState.decide(state, now, settings)
+        if (next._tag !== "Start") return [next, state]
+        const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
+        return [{ _tag: "Started", flight, snapshot: state.snapshot }, { ...state, inflight: Option.some(flight) }]
+      })
+      if (decision._tag === "Started") {
+        yield* attempt(decision.snapshot).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(done, exit)),
+          Effect.ensuring(update(RefreshState.endFlight(decision.flight))),
+          Effect.forkIn(scope)
+        )
+      }
+      return decision
+    }))
+
+    const refreshUntraced = Effect.fnUntraced(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const first = RefreshState.decide(yield* SubscriptionRef.get(stateRef), now, settings)
+      const decision: Claim = first._tag === "Start" ? yield* startFlight : first
+      switch (decision._tag) {
+        case "Skip":
+          return
+        case "Poisoned":
+          yield* Metric.increment(poisonHits)
+          return yield* Effect.fail(decision.error)
+        case "CoolingDown":
+          yield* Metric.increment(cooldownHits)
+          return yield* Effect.fail(decision.error)
+        case "Join":
+          yield* Metric.increment(joinedCallers)
+          return yield* Deferred.await(decision.flight.done)
+        case "Started":
+          return yield* Deferred.await(decision.flight.done)
+      }
+    })
+
+    // The outcome is already recorded in the state (and logged once) by the flight.
+    const refreshQuietly = Effect.ignore(refreshUntraced())
+
+    const getAuthStatus = Effect.fn("AuthManager.getAuthStatus")(function*(params: AuthStatusParams = {}) {
+      if (!settings.requiresOpenaiAuth) return { authMethod: null, authToken: null, requiresOpenaiAuth: false }
+      const before = yield* SubscriptionRef.get(stateRef)
+      if (before.snapshot.method === "chatgpt") {
+        const now = yield* Clock.currentTimeMillis
+        if (params.refreshToken === true || RefreshState.isStale(before.snapshot, now, settings)) yield* refreshQuietly
+      }
+      return statusOf(yield* SubscriptionRef.get(stateRef), params.includeToken === true)
+    })
+
+    const readAccount = Effect.fn("AuthManager.readAccount")(function*(
+      params: { readonly refreshToken?: boolean | undefined } = {}
+    ) {
+      if (!settings.requiresOpenaiAuth) return { account: null, requiresOpenaiAuth: false }
+      if (params.refreshToken === true) yield* refreshQuietly
+      return { account: accountOf((yield* SubscriptionRef.get(stateRef)).snapshot), requiresOpenaiAuth: true }
+    })
+
+    // Writes storage through `write`, given what it holds now, and adopts the result.
+    const replace = (write: (stored: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>) =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        const stored = yield* store.load.pipe(
+          Effect.map((snapshot) => snapshot.document),
+          Effect.orElseSucceed(() => Option.none())
+        )
+        yield* update(RefreshState.adopt(yield* write(stored)))
+        return yield* currentView
+      }))
+
+    const loginWithApiKey = Effect.fn("AuthManager.loginWithApiKey")((apiKey: Redacted.Redacted<string>) =>
+      replace((stored) => store.save(AuthDocument.withApiKey(stored, apiKey)))
+    )
+
+    const loginWithTokens = Effect.fn("AuthManager.loginWithTokens")(function*(tokens: ChatgptTokens) {
+      const now = new Date(yield* Clock.currentTimeMillis)
+      return yield* replace((stored) =>
+        store.save(AuthDocument.withTokens(stored, {
+          id_token: tokens.idToken,
+          access_token: tokens.accessToken,
+          refresh_token: tokens.refreshToken,
+          ...(tokens.accountId === undefined ? {} : { account_id: tokens.accountId })
+        }, now))
+      )
+    })
+
+    const logout = replace(() => Effect.as(store.remove, AuthDocument.absent)).pipe(
+      Effect.withSpan("AuthManager.logout")
+    )
+
+    const reload = writes.withPermits(1)(Effect.gen(function*() {
+      yield* update(RefreshState.adopt(yield* store.load))
+      return yield* currentView
+    })).pipe(Effect.withSpan("AuthManager.reload"))
+
+    return AuthManager.of({
+      getAuthStatus,
+      readAccount,
+      refresh: refreshUntraced().pipe(Effect.withSpan("AuthManager.refresh")),
+      loginWithApiKey,
+      loginWithTokens,
+      logout,
+      reload,
+      state: currentView,
+      changes: stateRef.changes.pipe(
+        Stream.map(RefreshState.view),
+        Stream.changesWith(RefreshState.sameView)
+      )
+    })
+  })
+
+/**
+ * Keeps one user's credentials usable.
+ *
+ * @example
+ * const status = Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
+ */
+export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<AuthManager, AuthManagerShape>() {
+  /** The manager with default settings; needs an `AuthStore` and a `TokenRefresher`. */
+  static readonly layer: Layer.Layer<AuthManager, never, AuthStore | TokenRefresher> = Layer.scoped(
+    AuthManager,
+    Effect.suspend(() => make())
+  )
+
+  /** The manager with some settings changed (refresh window, minimum interval, backoff…). */
+  static readonly layerWith = (options: Partial<RefreshState.Settings>) =>
+    Layer.scoped(AuthManager, Effect.suspend(() => make(options)))
+}

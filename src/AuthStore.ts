@@ -1,0 +1,159 @@
+/**
+ * Where the credentials live: a Codex-compatible `auth.json` on disk, or a
+ * string in memory for tests. Both parse through the same code, so a test on
+ * the memory store sees the errors a user of the file store would.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Config, type ConfigError, Context, Effect, Either, Layer, Option, Random, Ref } from "effect"
+import * as AuthDocument from "./AuthDocument.js"
+import { AuthStoreError } from "./Errors.js"
+
+export interface AuthStoreShape {
+  /** Where the credentials are kept, for messages: a file path, or "memory". */
+  readonly location: string
+  /** The current snapshot; `AuthDocument.absent` when there is no credential file. */
+  readonly load: Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /** Replaces the credentials atomically and returns the snapshot written. */
+  readonly save: (doc: AuthDocument.AuthDocument) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /** Deletes the credentials; succeeds when there were none. */
+  readonly remove: Effect.Effect<void, AuthStoreError>
+}
+
+/** `CODEX_HOME`, else `$HOME/.codex`. */
+export const codexHomeConfig = (): Config.Config<string> =>
+  Config.string("CODEX_HOME").pipe(
+    Config.orElse(() => Config.string("HOME").pipe(Config.map((home) => `${home}/.codex`)))
+  )
+
+const fileName = "auth.json"
+
+/** The snapshot of a store's content: no text is no credentials; bad text is a read error. */
+const snapshotOf = (location: string) => (text: Option.Option<string>) =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(AuthDocument.absent),
+    onSome: (content) =>
+      Either.match(AuthDocument.parse(content), {
+        onLeft: (problem) => Effect.fail(new AuthStoreError({ path: location, operation: "read", problem })),
+        onRight: Effect.succeed
+      })
+  })
+
+const describe = (error: PlatformError): string =>
+  error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
+
+/** The file store over `FileSystem`: atomic writes, 0600 file, 0700 folder. */
+export const makeFile = (codexHome: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const dir = path.resolve(codexHome)
+    const file = path.join(dir, fileName)
+    const fail = (operation: AuthStoreError["operation"]) => (problem: string) =>
+      new AuthStoreError({ path: file, operation, problem })
+
+    const readText: Effect.Effect<Option.Option<string>, AuthStoreError> = fs.readFileString(file).pipe(
+      Effect.map(Option.some),
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && error.reason === "NotFound",
+        () => Effect.succeedNone
+      ),
+      Effect.mapError((error) => fail("read")(describe(error)))
+    )
+
+    const load = Effect.flatMap(readText, snapshotOf(file))
+
+    // A file we cannot read is someone's data: keep it beside the new one.
+    const setAsideIfUnreadable = readText.pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.void,
+        onSome: (text) =>
+          Either.isRight(AuthDocument.parse(text)) ? Effect.void : Effect.gen(function*() {
+            const kept = `${file}.unreadable-${Date.now()}`
+            yield* fs.rename(file, kept)
+            yield* Effect.logWarning("auth.json could not be read, so it was kept aside before writing").pipe(
+              Effect.annotateLogs({ kept })
+            )
+          })
+      })),
+      Effect.catchTag("AuthStoreError", () => Effect.void)
+    )
+
+    const ensureDir = Effect.gen(function*() {
+      if (yield* fs.exists(dir)) return
+      yield* fs.makeDirectory(dir, { recursive: true, mode: 0o700 })
+      yield* fs.chmod(dir, 0o700)
+    })
+
+    const writeAtomically = (text: string) =>
+      Effect.gen(function*() {
+        const temporary = `${file}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
+        yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
+          yield* handle.writeAll(new TextEncoder().encode(text))
+          yield* handle.sync
+        })).pipe(
+          Effect.zipRight(fs.rename(temporary, file)),
+          Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
+        )
+      })
+
+    const save = (doc: AuthDocument.AuthDocument) =>
+      Effect.gen(function*() {
+        const written = AuthDocument.snapshot(doc)
+        yield* ensureDir.pipe(Effect.mapError((error) => fail("write")(describe(error))))
+        yield* setAsideIfUnreadable.pipe(Effect.catchAll((error) => Effect.fail(fail("write")(describe(error)))))
+        yield* writeAtomically(`${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`).pipe(
+          Effect.mapError((error) => fail("write")(describe(error)))
+        )
+        return written
+      }).pipe(Effect.withSpan("AuthStore.save"))
+
+    const remove = fs.remove(file).pipe(
+      Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
+      Effect.mapError((error) => fail("remove")(describe(error))),
+      Effect.withSpan("AuthStore.remove")
+    )
+
+    return AuthStore.of({ location: file, load: load.pipe(Effect.withSpan("AuthStore.load")), save, remove })
+  })
+
+/** The memory store: the same parsing as the file, without the file. */
+export const makeMemory = (initial?: string | object) =>
+  Effect.gen(function*() {
+    const text = yield* Ref.make(
+      initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
+    )
+    return AuthStore.of({
+      location: "memory",
+      load: Effect.flatMap(Ref.get(text), snapshotOf("memory")),
+      save: (doc) =>
+        Ref.set(text, Option.some(JSON.stringify(AuthDocument.toJson(doc)))).pipe(
+          Effect.as(AuthDocument.snapshot(doc))
+        ),
+      remove: Ref.set(text, Option.none())
+    })
+  })
+
+/**
+ * Storage for one user's credentials.
+ *
+ * @example
+ * const program = Effect.flatMap(AuthStore, (store) => store.load)
+ * Effect.runPromise(program.pipe(Effect.provide(AuthStore.layerMemory())))
+ */
+export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<AuthStore, AuthStoreShape>() {
+  /** The `auth.json` file under `$CODEX_HOME` (default `~/.codex`), read through `Config`. */
+  static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
+    Layer.effect(AuthStore, Effect.flatMap(codexHomeConfig(), makeFile))
+
+  /** The `auth.json` file in the given folder. */
+  static readonly layerFileWith = (options: { readonly codexHome: string }) =>
+    Layer.effect(AuthStore, makeFile(options.codexHome))
+
+  /**
+   * A store in memory, optionally seeded with the JSON text or value an
+   * `auth.json` would hold (it is parsed exactly as the file would be).
+   */
+  static readonly layerMemory = (initial?: string | object) => Layer.effect(AuthStore, makeMemory(initial))
+}

@@ -1,0 +1,89 @@
+/**
+ * Every typed error of the library. None of them carries a token: they hold
+ * reasons, HTTP statuses and file paths only, so they are safe to log, to
+ * send over the wire and to show to a person.
+ */
+import { Duration, Schema } from "effect"
+
+/** Why a refresh token can never work again. */
+export const PermanentReason = Schema.Literal(
+  "expired",
+  "reused",
+  "revoked",
+  "invalid_grant",
+  "invalid_client",
+  "other"
+)
+export type PermanentReason = typeof PermanentReason.Type
+
+const permanentMessages: Record<PermanentReason, string> = {
+  expired: "because your refresh token has expired. Please log out and sign in again.",
+  reused: "because your refresh token was already used. Please log out and sign in again.",
+  revoked: "because your refresh token was revoked. Please log out and sign in again.",
+  invalid_grant: "because the authorization server rejected your refresh token (invalid_grant). " +
+    "Please log out and sign in again.",
+  invalid_client: "because the authorization server does not accept this client (invalid_client). " +
+    "Check the configured client id, then sign in again.",
+  other: "because the authorization server refused the refresh (HTTP 401). Please log out and sign in again."
+}
+
+/**
+ * The refresh token is dead. Retrying with the same credentials can never
+ * succeed: the snapshot is poisoned until the credentials change.
+ */
+export class PermanentRefreshError extends Schema.TaggedError<PermanentRefreshError>()(
+  "PermanentRefreshError",
+  {
+    reason: PermanentReason,
+    status: Schema.optional(Schema.Number)
+  }
+) {
+  override get message(): string {
+    return `Your access token could not be refreshed ${permanentMessages[this.reason]}`
+  }
+}
+
+/** What kind of passing trouble stopped a refresh. */
+export const TransientKind = Schema.Literal("connection", "timeout", "status", "body", "cooldown", "storage")
+export type TransientKind = typeof TransientKind.Type
+
+/**
+ * The refresh may work later: the network, the endpoint or the response was
+ * at fault. The manager backs off before trying again and keeps serving the
+ * access token it has.
+ */
+export class TransientRefreshError extends Schema.TaggedError<TransientRefreshError>()(
+  "TransientRefreshError",
+  {
+    kind: TransientKind,
+    detail: Schema.String,
+    status: Schema.optional(Schema.Number),
+    retryAfter: Schema.optional(Schema.DurationFromMillis)
+  }
+) {
+  override get message(): string {
+    const wait = this.retryAfter === undefined ? "" : ` (the server asked to wait ${Duration.format(this.retryAfter)})`
+    return `Your access token could not be refreshed right now: ${this.detail}${wait}. ` +
+      "The current token is still used, and the refresh will be retried after a backoff."
+  }
+}
+
+/** The credential file could not be read, parsed or written. */
+export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
+  "AuthStoreError",
+  {
+    path: Schema.String,
+    operation: Schema.Literal("read", "write", "remove"),
+    problem: Schema.String
+  }
+) {
+  override get message(): string {
+    const advice = this.operation === "read"
+      ? "The file was left untouched: repair it, or move it away and sign in again."
+      : "Check that the folder exists and that this user may write to it."
+    return `Could not ${this.operation} the credential file ${this.path}: ${this.problem}. ${advice}`
+  }
+}
+
+/** Every way a refresh can fail. */
+export type RefreshError = PermanentRefreshError | TransientRefreshError | AuthStoreError

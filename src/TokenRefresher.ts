@@ -1,0 +1,261 @@
+/**
+ * Exchanges a refresh token for new tokens at the OAuth token endpoint, and
+ * says whether a failure is permanent (the token is dead) or transient (try
+ * again later). `layerTest` is a scripted fake for tests.
+ */
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import {
+  Chunk,
+  Clock,
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Redacted,
+  Ref,
+  Schema,
+  Stream
+} from "effect"
+import type { RefreshedTokens } from "./AuthDocument.js"
+import { PermanentRefreshError, type PermanentReason, TransientRefreshError } from "./Errors.js"
+
+export interface TokenRefresherShape {
+  readonly refresh: (
+    refreshToken: Redacted.Redacted<string>
+  ) => Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
+}
+
+export const defaultTokenUrl = "https://auth.openai.com/oauth/token"
+export const defaultClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
+
+/** How `layerHttp` talks to the token endpoint. */
+export interface HttpOptions {
+  readonly tokenUrl: string
+  readonly clientId: string
+  /** Sent in the body as `client_secret` when set (RFC 6749 §2.3.1). */
+  readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  /** `json` (what the Codex CLI sends) or `form` (`application/x-www-form-urlencoded`, RFC 6749 §6). */
+  readonly bodyFormat: "json" | "form"
+  readonly headers: Readonly<Record<string, string>>
+  readonly timeout: Duration.Duration
+  /** A response body larger than this is not read further. */
+  readonly maxBodyBytes: number
+}
+
+/**
+ * The settings of `layerHttp`, from `Config`: `CODEX_REFRESH_TOKEN_URL_OVERRIDE`,
+ * `EFFECT_AUTH_CLIENT_ID`, `EFFECT_AUTH_CLIENT_SECRET`, `EFFECT_AUTH_REFRESH_BODY`
+ * (`json` | `form`) and `EFFECT_AUTH_REFRESH_TIMEOUT` (e.g. `30 seconds`).
+ */
+export const httpOptionsConfig: Config.Config<HttpOptions> = Config.all({
+  tokenUrl: Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(Config.withDefault(defaultTokenUrl)),
+  clientId: Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(defaultClientId)),
+  clientSecret: Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")),
+  bodyFormat: Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const)),
+  headers: Config.succeed({}),
+  timeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+  maxBodyBytes: Config.succeed(1024 * 1024)
+})
+
+/** One step of a `layerTest` script: what the fake endpoint does on that call. */
+export type ScriptStep = Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
+
+/** What the scripted fake has been asked. */
+export interface TokenRefresherTestShape {
+  /** Every refresh token the fake was called with, oldest first. */
+  readonly calls: Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>>
+}
+
+/** Access to the recorded calls of `TokenRefresher.layerTest`. */
+export class TokenRefresherTest
+  extends Context.Tag("effect-auth-manager/TokenRefresherTest")<TokenRefresherTest, TokenRefresherTestShape>()
+{}
+
+// ---------------------------------------------------------------------------
+// Classification (SPEC §3)
+
+const permanentCodes: Record<string, PermanentReason> = {
+  refresh_token_expired: "expired",
+  refresh_token_reused: "reused",
+  refresh_token_invalidated: "revoked",
+  invalid_grant: "invalid_grant",
+  invalid_client: "invalid_client",
+  unauthorized_client: "invalid_client"
+}
+
+/** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
+export const errorCode = (body: unknown): string | undefined => {
+  if (body === null || typeof body !== "object") return undefined
+  const { code, error } = body as { readonly error?: unknown; readonly code?: unknown }
+  const nested = error !== null && typeof error === "object" ? (error as { readonly code?: unknown }).code : undefined
+  const found = [nested, error, code].find((candidate) => typeof candidate === "string")
+  return typeof found === "string" ? found.toLowerCase() : undefined
+}
+
+/** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
+export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {
+  if (value === undefined) return Option.none()
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  const at = Date.parse(trimmed)
+  return Number.isNaN(at) ? Option.none() : Option.some(Duration.millis(Math.max(0, at - now)))
+}
+
+/** What a non-2xx answer means. Pure, so every row of the table can be tested directly. */
+export const classifyFailure = (
+  status: number,
+  body: unknown,
+  retryAfter: Option.Option<Duration.Duration>
+): PermanentRefreshError | TransientRefreshError => {
+  const code = errorCode(body)
+  const reason = code === undefined ? undefined : permanentCodes[code]
+  if (reason !== undefined) return new PermanentRefreshError({ reason, status })
+  if (status === 401) return new PermanentRefreshError({ reason: "other", status })
+  // 408, 429 and 5xx are transient by definition. Other 4xx (403, 404, a
+  // 400 without a known code) usually mean a misconfigured endpoint or a
+  // proxy: backing off recovers by itself once fixed, poisoning would not.
+  return new TransientRefreshError({
+    kind: "status",
+    detail: `the token endpoint answered HTTP ${status}${code === undefined ? "" : ` (${code})`}`,
+    status,
+    ...Option.match(retryAfter, { onNone: () => ({}), onSome: (delay) => ({ retryAfter: delay }) })
+  })
+}
+
+const TokenResponse = Schema.parseJson(Schema.Struct({
+  access_token: Schema.Redacted(Schema.String),
+  id_token: Schema.optional(Schema.Redacted(Schema.String)),
+  refresh_token: Schema.optional(Schema.Redacted(Schema.String)),
+  expires_in: Schema.optional(Schema.Number)
+}))
+const decodeTokenResponse = Schema.decodeUnknownEither(TokenResponse)
+
+const parseJsonLoosely = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+const transient = (kind: TransientRefreshError["kind"], detail: string, status?: number) =>
+  new TransientRefreshError(status === undefined ? { kind, detail } : { kind, detail, status })
+
+// Stops reading (and so closes the connection) once the body passes the limit.
+const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) =>
+  response.stream.pipe(
+    Stream.runFoldWhile(
+      { size: 0, chunks: Chunk.empty<Uint8Array>() },
+      (acc) => acc.size <= maxBytes,
+      (acc, bytes) => ({ size: acc.size + bytes.length, chunks: Chunk.append(acc.chunks, bytes) })
+    ),
+    Effect.mapError(() => transient("connection", "the connection broke while reading the answer", response.status)),
+    Effect.filterOrFail(
+      (acc) => acc.size <= maxBytes,
+      () => transient("body", `the answer was larger than ${maxBytes} bytes`, response.status)
+    ),
+    Effect.map((acc) => Buffer.concat(Chunk.toArray(acc.chunks)).toString("utf8"))
+  )
+
+/** The HTTP refresher: one POST through `HttpClient`, classified as SPEC §3 says. */
+export const makeHttp = (options: HttpOptions) =>
+  Effect.gen(function*() {
+    // Redirects are not followed: the refresh token must reach the configured endpoint only.
+    const client = yield* HttpClient.HttpClient
+
+    const requestFor = (refreshToken: Redacted.Redacted<string>) => {
+      const fields: Record<string, string> = {
+        client_id: options.clientId,
+        grant_type: "refresh_token",
+        refresh_token: Redacted.value(refreshToken)
+      }
+      if (Option.isSome(options.clientSecret)) fields.client_secret = Redacted.value(options.clientSecret.value)
+      const request = HttpClientRequest.post(options.tokenUrl).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.setHeaders(options.headers)
+      )
+      return options.bodyFormat === "form"
+        ? HttpClientRequest.bodyUrlParams(request, fields)
+        : HttpClientRequest.bodyUnsafeJson(request, fields)
+    }
+
+    const refresh = Effect.fn("TokenRefresher.refresh")(function*(refreshToken: Redacted.Redacted<string>) {
+      const response = yield* client.execute(requestFor(refreshToken)).pipe(
+        Effect.mapError((error) => transient("connection", `the token endpoint could not be reached (${error.reason})`))
+      )
+      const text = yield* readBody(response, options.maxBodyBytes)
+      if (response.status >= 200 && response.status < 300) {
+        return yield* Either.match(decodeTokenResponse(text), {
+          onLeft: () =>
+            Effect.fail(transient("body", "the token endpoint answered without the expected JSON tokens", response.status)),
+          onRight: (body): Effect.Effect<RefreshedTokens> =>
+            Effect.succeed({
+              accessToken: body.access_token,
+              ...(body.id_token === undefined ? {} : { idToken: body.id_token }),
+              ...(body.refresh_token === undefined ? {} : { refreshToken: body.refresh_token })
+            })
+        })
+      }
+      const now = yield* Clock.currentTimeMillis
+      return yield* Effect.fail(
+        classifyFailure(response.status, parseJsonLoosely(text), parseRetryAfter(response.headers["retry-after"], now))
+      )
+    }, (effect) =>
+      effect.pipe(
+        Effect.timeoutFail({
+          duration: options.timeout,
+          onTimeout: () => transient("timeout", `the token endpoint did not answer within ${Duration.format(options.timeout)}`)
+        })
+      ))
+
+    return TokenRefresher.of({ refresh })
+  })
+
+/** The scripted fake: call N runs step N (the last step repeats) and is recorded. */
+export const makeTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>
+  Effect.gen(function*() {
+    const calls = yield* Ref.make<ReadonlyArray<Redacted.Redacted<string>>>([])
+    const stepFor = (index: number): ScriptStep => {
+      if (typeof script === "function") return script(index)
+      const step = script[Math.min(index, script.length - 1)]
+      return step ?? Effect.die(new Error("TokenRefresher.layerTest was given an empty script"))
+    }
+    const refresher = TokenRefresher.of({
+      refresh: (refreshToken) =>
+        Ref.modify(calls, (seen) => [seen.length, [...seen, refreshToken]]).pipe(Effect.flatMap(stepFor))
+    })
+    return Context.make(TokenRefresher, refresher).pipe(
+      Context.add(TokenRefresherTest, TokenRefresherTest.of({ calls: Ref.get(calls) }))
+    )
+  })
+
+/**
+ * Refreshes tokens.
+ *
+ * @example
+ * // In a test: the first call finds a dead token, every later call too.
+ * const refresher = TokenRefresher.layerTest([Effect.fail(new PermanentRefreshError({ reason: "reused" }))])
+ */
+export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefresher")<
+  TokenRefresher,
+  TokenRefresherShape
+>() {
+  /** The HTTP refresher configured through `Config` (see `httpOptionsConfig`). Needs an `HttpClient`. */
+  static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
+    .effect(TokenRefresher, Effect.flatMap(httpOptionsConfig, makeHttp))
+
+  /** The HTTP refresher with some settings given in code; the rest still come from `Config`. */
+  static readonly layerHttpWith = (options: Partial<HttpOptions>) =>
+    Layer.effect(
+      TokenRefresher,
+      Effect.flatMap(httpOptionsConfig, (fromConfig) => makeHttp({ ...fromConfig, ...options }))
+    )
+
+  /** A scripted fake that records each call; see `TokenRefresherTest` for the record. */
+  static readonly layerTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>
+    Layer.effectContext(makeTest(script))
+}

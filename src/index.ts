@@ -1,0 +1,16 @@
+/**
+ * effect-auth-manager: OAuth credentials for Effect servers, with no
+ * refresh-token storms.
+ *
+ * The three services are exported as their tags (their layers are static
+ * members: `AuthManager.layer`, `AuthStore.layerFile`, …), as SPEC §6 names them.
+ */
+export * as AuthDocument from "./AuthDocument.js"
+export { AuthManager } from "./AuthManager.js"
+export type { AccountInfo, AuthManagerShape, AuthState, AuthStatus, AuthStatusParams, ChatgptTokens, Settings } from "./AuthManager.js"
+export { AuthStore } from "./AuthStore.js"
+export type { AuthStoreShape } from "./AuthStore.js"
+export * from "./Errors.js"
+export { layerNode } from "./layerNode.js"
+export { TokenRefresher, TokenRefresherTest } from "./TokenRefresher.js"
+export type { HttpOptions, ScriptStep, TokenRefresherShape } from "./TokenRefresher.js"

@@ -1,0 +1,173 @@
+/**
+ * The refresh state machine of SPEC §4 as pure functions: what a refresh
+ * call should do now, and how each outcome changes the state. Everything is
+ * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
+ */
+import { type Deferred, Duration, Option } from "effect"
+import type { AuthMethod, AuthSnapshot } from "../AuthDocument.js"
+import type { PermanentReason, PermanentRefreshError, RefreshError } from "../Errors.js"
+import { TransientRefreshError } from "../Errors.js"
+
+export interface Settings {
+  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
+  readonly requiresOpenaiAuth: boolean
+  /** An access token this close to its `exp` is stale. */
+  readonly refreshWindow: Duration.Duration
+  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
+  readonly minRefreshInterval: Duration.Duration
+  /** Without an `exp`, a `last_refresh` older than this is stale. */
+  readonly staleAfter: Duration.Duration
+  readonly backoffBase: Duration.Duration
+  readonly backoffCap: Duration.Duration
+  /** The most of a server's `Retry-After` that is honoured. */
+  readonly maxRetryAfter: Duration.Duration
+}
+
+export const defaultSettings: Settings = {
+  requiresOpenaiAuth: true,
+  refreshWindow: Duration.minutes(5),
+  minRefreshInterval: Duration.seconds(30),
+  staleAfter: Duration.days(8),
+  backoffBase: Duration.seconds(1),
+  backoffCap: Duration.minutes(5),
+  maxRetryAfter: Duration.hours(1)
+}
+
+export type Health =
+  | { readonly _tag: "Healthy" }
+  | { readonly _tag: "Poisoned"; readonly error: PermanentRefreshError }
+  | {
+    readonly _tag: "CoolingDown"
+    readonly until: number
+    readonly attempts: number
+    readonly error: TransientRefreshError
+  }
+
+export interface Flight {
+  readonly hash: string
+  readonly done: Deferred.Deferred<void, RefreshError>
+}
+
+export interface State {
+  readonly snapshot: AuthSnapshot
+  readonly health: Health
+  readonly inflight: Option.Option<Flight>
+}
+
+const healthy: Health = { _tag: "Healthy" }
+
+export const initial = (snapshot: AuthSnapshot): State => ({ snapshot, health: healthy, inflight: Option.none() })
+
+export type Decision =
+  | { readonly _tag: "Skip" }
+  | { readonly _tag: "Poisoned"; readonly error: PermanentRefreshError }
+  | { readonly _tag: "CoolingDown"; readonly error: TransientRefreshError }
+  | { readonly _tag: "Join"; readonly flight: Flight }
+  | { readonly _tag: "Start" }
+
+const skip: Decision = { _tag: "Skip" }
+const start: Decision = { _tag: "Start" }
+
+const recentlyRefreshed = (snapshot: AuthSnapshot, now: number, settings: Settings): boolean =>
+  Option.match(snapshot.lastRefreshAt, {
+    onNone: () => false,
+    onSome: (at) => now >= at && now - at < Duration.toMillis(settings.minRefreshInterval)
+  })
+
+/** Steps 1–5 of SPEC §4: what a refresh call does, before any I/O. */
+export const decide = (state: State, now: number, settings: Settings): Decision => {
+  const { health, inflight, snapshot } = state
+  if (snapshot.method !== "chatgpt") return skip
+  if (health._tag === "Poisoned") return { _tag: "Poisoned", error: health.error }
+  if (health._tag === "CoolingDown" && now < health.until) {
+    return {
+      _tag: "CoolingDown",
+      error: new TransientRefreshError({
+        kind: "cooldown",
+        detail: `waiting before the next attempt, after: ${health.error.detail}`,
+        retryAfter: Duration.millis(health.until - now)
+      })
+    }
+  }
+  if (recentlyRefreshed(snapshot, now, settings)) return skip
+  if (Option.isSome(inflight) && inflight.value.hash === snapshot.hash) return { _tag: "Join", flight: inflight.value }
+  return start
+}
+
+/** Whether a poll should refresh without being asked: the access token is about to expire. */
+export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings): boolean =>
+  snapshot.method === "chatgpt" && Option.match(snapshot.accessTokenExpiresAt, {
+    onSome: (expiresAt) => expiresAt - now <= Duration.toMillis(settings.refreshWindow),
+    onNone: () =>
+      Option.match(snapshot.lastRefreshAt, {
+        onNone: () => true,
+        onSome: (at) => now - at > Duration.toMillis(settings.staleAfter)
+      })
+  })
+
+/** Makes `snapshot` current. A different hash starts afresh; the same hash keeps its state. */
+export const adopt = (snapshot: AuthSnapshot) => (state: State): State =>
+  state.snapshot.hash === snapshot.hash ? state : { ...state, snapshot, health: healthy }
+
+/** Records that the refresh token of snapshot `hash` is dead. */
+export const poison = (hash: string, error: PermanentRefreshError) => (state: State): State =>
+  state.snapshot.hash === hash ? { ...state, health: { _tag: "Poisoned", error } } : state
+
+/**
+ * Records a transient failure of snapshot `hash` at `now`. `jitter` in [0, 1)
+ * picks the delay under the exponential ceiling ("full jitter"); a server's
+ * `Retry-After` is a floor, capped at `maxRetryAfter`.
+ */
+export const coolDown = (hash: string, error: TransientRefreshError, now: number, jitter: number, settings: Settings) =>
+(state: State): State => {
+  if (state.snapshot.hash !== hash) return state
+  const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
+  const delay = backoffDelay(attempts, jitter, error.retryAfter, settings)
+  return { ...state, health: { _tag: "CoolingDown", until: now + delay, attempts, error } }
+}
+
+/** The cooldown after the `attempts`-th failure in a row, in milliseconds. */
+export const backoffDelay = (
+  attempts: number,
+  jitter: number,
+  retryAfter: Duration.Duration | undefined,
+  settings: Settings
+): number => {
+  const ceiling = Math.min(
+    Duration.toMillis(settings.backoffCap),
+    Duration.toMillis(settings.backoffBase) * 2 ** (attempts - 1)
+  )
+  const floor = retryAfter === undefined
+    ? 0
+    : Math.min(Duration.toMillis(retryAfter), Duration.toMillis(settings.maxRetryAfter))
+  return Math.max(Math.floor(ceiling * jitter), floor)
+}
+
+export const endFlight = (flight: Flight) => (state: State): State =>
+  Option.isSome(state.inflight) && state.inflight.value === flight ? { ...state, inflight: Option.none() } : state
+
+/** What clients may see of the state: no secret in it. */
+export interface AuthState {
+  readonly hash: string
+  readonly method: AuthMethod | null
+  readonly email: string | null
+  readonly planType: string | null
+  readonly status: "healthy" | "poisoned" | "cooling-down"
+  readonly reason: PermanentReason | null
+}
+
+export const view = (state: State): AuthState => ({
+  hash: state.snapshot.hash,
+  method: state.snapshot.method,
+  email: state.snapshot.claims.email,
+  planType: state.snapshot.claims.planType,
+  status: state.health._tag === "Poisoned"
+    ? "poisoned"
+    : state.health._tag === "CoolingDown"
+    ? "cooling-down"
+    : "healthy",
+  reason: state.health._tag === "Poisoned" ? state.health.error.reason : null
+})
+
+export const sameView = (a: AuthState, b: AuthState): boolean =>
+  a.hash === b.hash && a.status === b.status && a.reason === b.reason

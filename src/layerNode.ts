@@ -1,0 +1,21 @@
+/**
+ * The whole stack for a Node server: `auth.json` under `$CODEX_HOME`, the
+ * HTTP refresher, and Node's file system and HTTP client.
+ */
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { type ConfigError, Layer } from "effect"
+import { AuthManager } from "./AuthManager.js"
+import { AuthStore } from "./AuthStore.js"
+import { TokenRefresher } from "./TokenRefresher.js"
+
+/**
+ * Everything `AuthManager` needs on Node, configured through `Config`.
+ *
+ * @example
+ * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
+ */
+export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = AuthManager
+  .layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
+    Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici))
+  )
