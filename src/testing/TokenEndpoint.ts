@@ -1,0 +1,118 @@
+/**
+ * A real OAuth token endpoint on 127.0.0.1 for tests, demos and benchmarks:
+ * an `HttpServer` whose answers are scripted and whose requests are counted.
+ * Published as `effect-auth-manager/testing` so users can test their own
+ * servers against it.
+ */
+import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Clock, Context, Effect, Encoding, Layer, Ref } from "effect"
+import { createServer } from "node:http"
+
+/** One request the endpoint received. It holds the refresh token in clear: test data only. */
+export interface ReceivedRequest {
+  readonly index: number
+  readonly contentType: string
+  readonly fields: Readonly<Record<string, string>>
+}
+
+/** How the endpoint answers a request. */
+export type Behaviour = (request: ReceivedRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+
+export interface TokenEndpoint {
+  /** The token URL, `http://127.0.0.1:PORT/oauth/token`. */
+  readonly url: string
+  readonly requests: Effect.Effect<ReadonlyArray<ReceivedRequest>>
+  readonly count: Effect.Effect<number>
+  readonly setBehaviour: (behaviour: Behaviour) => Effect.Effect<void>
+}
+
+/** An OAuth error answer (RFC 6749 §5.2 shape). */
+export const oauthError = (status: number, error: string, headers: Record<string, string> = {}): Behaviour => () =>
+  Effect.succeed(HttpServerResponse.unsafeJson({ error, error_description: `test endpoint: ${error}` }, { status, headers }))
+
+/** The Codex/OpenAI error shape: `{"error": {"code": …}}`. */
+export const codedError = (status: number, code: string): Behaviour => () =>
+  Effect.succeed(HttpServerResponse.unsafeJson({ error: { code, message: `test endpoint: ${code}` } }, { status }))
+
+/** A JWT with the given payload and no valid signature: claims are read, never verified. */
+export const unsignedJwt = (payload: Record<string, unknown>): string =>
+  [
+    Encoding.encodeBase64Url(JSON.stringify({ alg: "none", typ: "JWT" })),
+    Encoding.encodeBase64Url(JSON.stringify(payload)),
+    "signature"
+  ].join(".")
+
+interface RotationState {
+  readonly current: string
+  readonly used: ReadonlySet<string>
+  readonly issued: number
+}
+
+/**
+ * A healthy provider that rotates refresh tokens: each valid refresh token
+ * works once and is replaced; using one again answers `refresh_token_reused`.
+ * Access tokens are JWTs valid for `lifetimeSeconds`.
+ */
+export const rotating = (firstRefreshToken: string, lifetimeSeconds = 3600): Effect.Effect<Behaviour> =>
+  Effect.map(Ref.make<RotationState>({ current: firstRefreshToken, used: new Set(), issued: 0 }), (tokens) => (request) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const presented = request.fields.refresh_token ?? ""
+      const answer = yield* Ref.modify(tokens, (state): readonly [number | "reused" | "unknown", RotationState] => {
+        if (presented !== state.current) return [state.used.has(presented) ? "reused" : "unknown", state]
+        const issued = state.issued + 1
+        return [issued, { current: `rt-${issued}`, used: new Set([...state.used, presented]), issued }]
+      })
+      if (answer === "reused") return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused" } }, { status: 401 })
+      if (answer === "unknown") return HttpServerResponse.unsafeJson({ error: "invalid_grant" }, { status: 400 })
+      return HttpServerResponse.unsafeJson({
+        access_token: unsignedJwt({ exp: Math.floor(now / 1000) + lifetimeSeconds, n: answer }),
+        refresh_token: `rt-${answer}`,
+        id_token: unsignedJwt({ email: "user@example.com" }),
+        expires_in: lifetimeSeconds
+      })
+    })
+  )
+
+const fieldsOf = (contentType: string, text: string): Record<string, string> => {
+  if (contentType.includes("application/x-www-form-urlencoded")) return Object.fromEntries(new URLSearchParams(text))
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (parsed === null || typeof parsed !== "object") return {}
+    return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, String(value)]))
+  } catch {
+    return {}
+  }
+}
+
+/** Starts the endpoint on an ephemeral port of 127.0.0.1 for the life of the scope. */
+export const make = (initial: Behaviour) =>
+  Effect.gen(function*() {
+    const behaviour = yield* Ref.make(initial)
+    const received = yield* Ref.make<ReadonlyArray<ReceivedRequest>>([])
+    const app = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const contentType = request.headers["content-type"] ?? ""
+      const fields = fieldsOf(contentType, yield* request.text)
+      const entry = yield* Ref.modify(received, (all) => {
+        const next: ReceivedRequest = { index: all.length, contentType, fields }
+        return [next, [...all, next]]
+      })
+      return yield* Effect.flatMap(Ref.get(behaviour), (answer) => answer(entry))
+    }).pipe(Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("bad request", { status: 400 }))))
+
+    const context = yield* Layer.build(
+      HttpServer.serve(app).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
+      )
+    )
+    const address = Context.get(context, HttpServer.HttpServer).address
+    const port = address._tag === "TcpAddress" ? address.port : 0
+    return {
+      url: `http://127.0.0.1:${port}/oauth/token`,
+      requests: Ref.get(received),
+      count: Effect.map(Ref.get(received), (all) => all.length),
+      setBehaviour: (next) => Ref.set(behaviour, next)
+    } satisfies TokenEndpoint
+  })

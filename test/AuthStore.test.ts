@@ -1,0 +1,116 @@
+import { FileSystem } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
+import * as AuthDocument from "../src/AuthDocument.js"
+import { AuthStore } from "../src/AuthStore.js"
+import { chatgptJson, secrets } from "./support/fixtures.js"
+
+/** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
+const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effect.Effect<A, E, FileSystem.FileSystem>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const home = `${yield* fs.makeTempDirectoryScoped()}/codex-home`
+    const store = yield* Effect.provide(
+      AuthStore,
+      AuthStore.layerFile.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", home]])))))
+    )
+    return yield* body(home, store)
+  }).pipe(Effect.provide(NodeContext.layer))
+
+const decode = (json: Record<string, unknown>) => Option.getOrThrow(Option.getRight(AuthDocument.decode(json)))
+
+describe("AuthStore.layerFile", () => {
+  it.scoped("reads a missing file as logged out", () =>
+    withStore((_, store) =>
+      Effect.gen(function*() {
+        expect((yield* store.load).hash).toBe("absent")
+      })
+    ))
+
+  it.scoped("writes atomically: a 0600 file in a 0700 folder, no temporary file left, content round-trips", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const saved = yield* store.save(decode(chatgptJson({ extra: { unknown_field: [1, "two"] } })))
+        expect((yield* fs.stat(`${home}/auth.json`)).mode & 0o777).toBe(0o600)
+        expect((yield* fs.stat(home)).mode & 0o777).toBe(0o700)
+        expect(yield* fs.readDirectory(home)).toEqual(["auth.json"])
+        const loaded = yield* store.load
+        expect(loaded.hash).toBe(saved.hash)
+        expect(JSON.parse(yield* fs.readFileString(`${home}/auth.json`)).unknown_field).toEqual([1, "two"])
+      })
+    ))
+
+  it.scoped("reports a corrupt file as AuthStoreError naming it, and leaves it byte-for-byte unchanged", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home)
+        const corrupt = `{"tokens": {"refresh_token": "${secrets.refresh}"`
+        yield* fs.writeFileString(`${home}/auth.json`, corrupt)
+        const error = yield* Effect.flip(store.load)
+        expect(error._tag).toBe("AuthStoreError")
+        expect(error.message).toContain(`${home}/auth.json`)
+        expect(error.message).toContain("not valid JSON")
+        expect(error.message).not.toContain(secrets.refresh)
+        expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(corrupt)
+      })
+    ))
+
+  it.scoped("reports fields of the wrong type, and leaves the file unchanged", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home)
+        const unexpected = JSON.stringify({ ...chatgptJson(), last_refresh: 12 })
+        yield* fs.writeFileString(`${home}/auth.json`, unexpected)
+        const error = yield* Effect.flip(store.load)
+        expect(error.message).toContain(`"last_refresh"`)
+        expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(unexpected)
+      })
+    ))
+
+  it.scoped("keeps an unreadable file aside, untouched, when a sign-in writes over it", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home)
+        yield* fs.writeFileString(`${home}/auth.json`, "not json")
+        yield* store.save(AuthDocument.withApiKey(Option.none(), Redacted.make(secrets.apiKey)))
+        const files = yield* fs.readDirectory(home)
+        const kept = files.find((name) => name.startsWith("auth.json.unreadable-"))
+        expect(kept).toBeDefined()
+        expect(yield* fs.readFileString(`${home}/${kept}`)).toBe("not json")
+        expect((yield* store.load).method).toBe("apikey")
+      })
+    ))
+
+  it.scoped("removes the file, and removing nothing succeeds", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* store.save(decode(chatgptJson()))
+        yield* store.remove
+        expect(yield* fs.exists(`${home}/auth.json`)).toBe(false)
+        yield* store.remove
+      })
+    ))
+})
+
+describe("AuthStore.layerMemory", () => {
+  it.effect("parses its seed as the file would be", () =>
+    Effect.gen(function*() {
+      const store = yield* AuthStore
+      expect((yield* store.load).method).toBe("chatgpt")
+      yield* store.remove
+      expect((yield* store.load).hash).toBe("absent")
+    }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
+
+  it.effect("reports a bad seed as AuthStoreError", () =>
+    Effect.gen(function*() {
+      const store = yield* AuthStore
+      const error = yield* Effect.flip(store.load)
+      expect(error.path).toBe("memory")
+    }).pipe(Effect.provide(AuthStore.layerMemory("{"))))
+})
