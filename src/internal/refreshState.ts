@@ -154,6 +154,8 @@ export interface AuthState {
   readonly planType: string | null
   readonly status: "healthy" | "poisoned" | "cooling-down"
   readonly reason: PermanentReason | null
+  /** While cooling down: when the next attempt may run, in epoch milliseconds. */
+  readonly retryAt: number | null
 }
 
 export const view = (state: State): AuthState => ({
@@ -166,8 +168,9 @@ export const view = (state: State): AuthState => ({
     : state.health._tag === "CoolingDown"
     ? "cooling-down"
     : "healthy",
-  reason: state.health._tag === "Poisoned" ? state.health.error.reason : null
+  reason: state.health._tag === "Poisoned" ? state.health.error.reason : null,
+  retryAt: state.health._tag === "CoolingDown" ? state.health.until : null
 })
 
 export const sameView = (a: AuthState, b: AuthState): boolean =>
-  a.hash === b.hash && a.status === b.status && a.reason === b.reason
+  a.hash === b.hash && a.status === b.status && a.reason === b.reason && a.retryAt === b.retryAt

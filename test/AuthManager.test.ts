@@ -1,0 +1,376 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Fiber, Option, Redacted, Stream, TestClock } from "effect"
+import type * as AuthDocument from "../src/AuthDocument.js"
+import { AuthManager } from "../src/AuthManager.js"
+import { AuthStore } from "../src/AuthStore.js"
+import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import { TokenRefresherTest } from "../src/TokenRefresher.js"
+import { httpRefresher, startEndpoint } from "./support/endpoint.js"
+import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
+import {
+  callCount,
+  dead,
+  down,
+  managerWith,
+  poll,
+  rotated,
+  scripted,
+  statusOf,
+  tokenOf,
+  writeBehind
+} from "./support/manager.js"
+
+const auth = AuthManager
+const expiredJwt = TokenEndpoint.unsignedJwt({ exp: 0 })
+
+describe("getAuthStatus: every row of SPEC §5, with and without includeToken", () => {
+  for (const includeToken of [false, true]) {
+    const token = (value: string) => (includeToken ? value : null)
+
+    it.effect(`provider needs no OpenAI auth (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: null,
+          authToken: null,
+          requiresOpenaiAuth: false
+        })
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(scripted(chatgptJson(), [dead()], { requiresOpenaiAuth: false }))))
+
+    it.effect(`logged out (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({ authMethod: null, authToken: null, requiresOpenaiAuth: true })
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(scripted(undefined, [dead()]))))
+
+    it.effect(`API key (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: "apikey",
+          authToken: token(secrets.apiKey),
+          requiresOpenaiAuth: true
+        })
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(scripted(apiKeyJson(), [dead()]))))
+
+    it.effect(`ChatGPT, healthy (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: "chatgpt",
+          authToken: token("new-access"),
+          requiresOpenaiAuth: true
+        })
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(scripted(chatgptJson(), [rotated("new-access", "new-refresh")]))))
+
+    it.effect(`ChatGPT, cooling down: the cached token is still served (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect((yield* statusOf).status).toBe("cooling-down")
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: "chatgpt",
+          authToken: token(secrets.access),
+          requiresOpenaiAuth: true
+        })
+      }).pipe(Effect.provide(scripted(chatgptJson(), [down()]))))
+
+    it.effect(`ChatGPT, poisoned: the method stays, the token is withheld (includeToken: ${includeToken})`, () =>
+      Effect.gen(function*() {
+        const status = yield* poll(includeToken)
+        expect((yield* statusOf).status).toBe("poisoned")
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: "chatgpt",
+          authToken: null,
+          requiresOpenaiAuth: true
+        })
+      }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))))
+  }
+})
+
+describe("a dead refresh token makes one request, however many polls", () => {
+  it.scoped("1,000 concurrent polls against a real endpoint: 1 request, every answer chatgpt with no token; 1,000 more: still 1", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* startEndpoint(TokenEndpoint.codedError(401, "refresh_token_reused"))
+      const pollMany = Effect.all(Array.from({ length: 1000 }, () => poll()), { concurrency: "unbounded" })
+      const layer = managerWith(chatgptJson(), httpRefresher(endpoint.url))
+      yield* Effect.gen(function*() {
+        const first = yield* pollMany
+        expect(yield* endpoint.count).toBe(1)
+        expect(first.every((s) => s.authMethod === "chatgpt" && s.authToken === null)).toBe(true)
+        yield* TestClock.adjust("1 hour")
+        const second = yield* pollMany
+        expect(second.every((s) => s.authMethod === "chatgpt" && s.authToken === null)).toBe(true)
+        expect(yield* endpoint.count).toBe(1)
+        expect(yield* statusOf).toMatchObject({ status: "poisoned", reason: "reused" })
+      }).pipe(Effect.provide(layer))
+    }))
+
+  it.effect("refresh fails fast with the recorded PermanentRefreshError", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      const first = yield* Effect.flip(manager.refresh)
+      const second = yield* Effect.flip(manager.refresh)
+      expect(first).toMatchObject({ _tag: "PermanentRefreshError", reason: "expired" })
+      expect(second).toBe(first)
+      expect(second.message).toContain("refresh token has expired")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [dead("expired")]))))
+})
+
+describe("the poison clears when the credentials change, and only then", () => {
+  const poisoned = Effect.gen(function*() {
+    yield* poll()
+    expect((yield* statusOf).status).toBe("poisoned")
+  })
+  const layer = () => scripted(chatgptJson(), [dead(), rotated("fresh-access", "fresh-refresh")])
+
+  it.effect("loginWithTokens: the new token is served", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* Effect.flatMap(auth, (a) => a.loginWithTokens(tokensOf("login-access", "login-refresh")))
+      expect((yield* statusOf).status).toBe("healthy")
+      expect(tokenOf(yield* poll())).toBe("login-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("loginWithApiKey", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* Effect.flatMap(auth, (a) => a.loginWithApiKey(Redacted.make(secrets.apiKey)))
+      const status = yield* poll()
+      expect(status.authMethod).toBe("apikey")
+      expect(tokenOf(status)).toBe(secrets.apiKey)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("logout", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* Effect.flatMap(auth, (a) => a.logout)
+      expect(yield* statusOf).toMatchObject({ status: "healthy", method: null })
+      expect((yield* Effect.flatMap(AuthStore, (s) => s.load)).hash).toBe("absent")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("reload of a different document (another process signed in)", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* writeBehind(chatgptJson({ refreshToken: "other-refresh", accessToken: "other-access", refreshedAgo: 0 }))
+      yield* Effect.flatMap(auth, (a) => a.reload)
+      expect((yield* statusOf).status).toBe("healthy")
+      expect(tokenOf(yield* poll())).toBe("other-access")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("not on reload of the same document", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* writeBehind(chatgptJson())
+      yield* Effect.flatMap(auth, (a) => a.reload)
+      expect((yield* statusOf).status).toBe("poisoned")
+      expect(tokenOf(yield* poll())).toBeNull()
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("a refresh that finds newer credentials in storage adopts them with no request", () =>
+    Effect.gen(function*() {
+      yield* writeBehind(chatgptJson({ accessToken: "other-access", refreshedAgo: 0 }))
+      expect(tokenOf(yield* poll())).toBe("other-access")
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("every change is published on the changes stream", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      const seen = yield* manager.changes.pipe(Stream.take(3), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      yield* poll()
+      yield* manager.logout
+      const states = Chunk.toArray(yield* Fiber.join(seen))
+      expect(states.map((s) => [s.method, s.status])).toEqual([
+        ["chatgpt", "healthy"],
+        ["chatgpt", "poisoned"],
+        [null, "healthy"]
+      ])
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("transient failures back off", () => {
+  it.effect("exponential with full jitter (1 s, 2 s, 4 s … capped at 5 min): no request before the cooldown ends", () =>
+    Effect.gen(function*() {
+      for (let attempt = 1; attempt <= 12; attempt++) {
+        yield* poll()
+        expect(yield* callCount).toBe(attempt)
+        const { retryAt, status } = yield* statusOf
+        const now = yield* TestClock.currentTimeMillis
+        expect(status).toBe("cooling-down")
+        const ceiling = Math.min(300_000, 1000 * 2 ** (attempt - 1))
+        expect(retryAt! - now).toBeLessThanOrEqual(ceiling)
+        expect(retryAt! - now).toBeGreaterThanOrEqual(0)
+        if (retryAt! > now) {
+          yield* TestClock.adjust(retryAt! - now - 1)
+          const status = yield* poll()
+          expect(yield* callCount).toBe(attempt)
+          expect(tokenOf(status)).toBe(secrets.access)
+          yield* TestClock.adjust(1)
+        }
+      }
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down()]))))
+
+  it.effect("the delays grow: twelve failures span more than a few seconds", () =>
+    Effect.gen(function*() {
+      for (let attempt = 1; attempt <= 12; attempt++) {
+        yield* poll()
+        const { retryAt } = yield* statusOf
+        yield* TestClock.setTime(retryAt!)
+      }
+      // Sum of full-jitter delays: expected ~ half the ceilings (≈ 15 min); anything under 10 s would mean no backoff.
+      expect(yield* TestClock.currentTimeMillis).toBeGreaterThan(10_000)
+      expect(yield* callCount).toBe(12)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down()]))))
+
+  it.effect("Retry-After is honoured as a floor", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      expect((yield* statusOf).retryAt).toBeGreaterThanOrEqual(120_000)
+      yield* TestClock.adjust("119 seconds")
+      yield* poll()
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down(120)]))))
+
+  it.effect("Retry-After is capped at one hour", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      expect((yield* statusOf).retryAt).toBe(3_600_000)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down(86_400)]))))
+
+  it.effect("recovery: the next attempt after the cooldown succeeds and the new token is served", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      yield* TestClock.setTime((yield* statusOf).retryAt!)
+      expect(tokenOf(yield* poll())).toBe("new-access")
+      expect(yield* statusOf).toMatchObject({ status: "healthy", retryAt: null })
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down(), rotated("new-access", "new-refresh")]))))
+})
+
+describe("no storm when healthy", () => {
+  it.effect("100 polls with refreshToken: true within 30 s make 1 request", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 100; i++) {
+        expect(tokenOf(yield* poll())).toBe("new-access")
+        yield* TestClock.adjust("290 millis")
+      }
+      expect(yield* callCount).toBe(1)
+      yield* TestClock.adjust("2 seconds")
+      yield* poll()
+      expect(yield* callCount).toBe(2)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("a stale token is refreshed without being asked, once", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      for (let i = 0; i < 50; i++) yield* manager.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 60_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("a fresh token is not refreshed without being asked", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      yield* manager.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 3_600_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("clock skew: a refreshed token that still reads as stale is not refreshed again inside the minimum interval", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      for (let i = 0; i < 29; i++) {
+        yield* manager.getAuthStatus({ includeToken: true })
+        yield* TestClock.adjust("1 second")
+      }
+      expect(yield* callCount).toBe(1)
+      yield* TestClock.adjust("1 second")
+      yield* manager.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(2)
+    }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 0 }), [rotated(expiredJwt, "r2")]))))
+})
+
+describe("single flight, detached from its callers", () => {
+  it.effect("concurrent callers share one request; interrupting one does not cancel it", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const layer = scripted(chatgptJson(), () => Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
+      yield* Effect.gen(function*() {
+        const first = yield* Effect.fork(poll())
+        const others = yield* Effect.fork(Effect.all(Array.from({ length: 10 }, () => poll()), { concurrency: "unbounded" }))
+        while ((yield* callCount) === 0) yield* Effect.yieldNow()
+        yield* Fiber.interrupt(first)
+        yield* Deferred.succeed(gate, undefined)
+        const results = yield* Fiber.join(others)
+        expect(results.map(tokenOf)).toEqual(Array(10).fill("new-access"))
+        expect(yield* callCount).toBe(1)
+        const stored = yield* Effect.flatMap(AuthStore, (s) => s.load)
+        expect(Option.getOrThrow(stored.document).tokens?.refresh_token.pipe(Redacted.value)).toBe("new-refresh")
+      }).pipe(Effect.provide(layer))
+    }))
+
+  it.effect("a caller that times out does not cancel the refresh either", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const layer = scripted(chatgptJson(), () => Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
+      yield* Effect.gen(function*() {
+        const impatient = yield* Effect.fork(poll().pipe(Effect.timeout("1 second")))
+        while ((yield* callCount) === 0) yield* Effect.yieldNow()
+        yield* TestClock.adjust("1 second")
+        expect((yield* Fiber.await(impatient))._tag).toBe("Failure")
+        yield* Deferred.succeed(gate, undefined)
+        expect(tokenOf(yield* poll())).toBe("new-access")
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(layer))
+    }))
+})
+
+describe("readAccount", () => {
+  it.effect("ChatGPT: email and plan from the id_token, still shown while poisoned", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      const expected = {
+        account: { type: "chatgpt", email: "ada@example.com", planType: "plus" },
+        requiresOpenaiAuth: true
+      }
+      expect(yield* manager.readAccount({ refreshToken: true })).toEqual(expected)
+      expect((yield* statusOf).status).toBe("poisoned")
+      expect(yield* manager.readAccount()).toEqual(expected)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))))
+
+  it.effect("API key, logged out", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      expect(yield* manager.readAccount()).toEqual({ account: { type: "apiKey" }, requiresOpenaiAuth: true })
+      yield* manager.logout
+      expect(yield* manager.readAccount()).toEqual({ account: null, requiresOpenaiAuth: true })
+    }).pipe(Effect.provide(scripted(apiKeyJson(), [dead()]))))
+})
+
+describe("refresh writes what it gets", () => {
+  it.effect("unknown fields survive a refresh; a provider that does not rotate keeps the old refresh token", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      const stored = yield* Effect.flatMap(AuthStore, (s) => s.load)
+      const doc = Option.getOrThrow(stored.document) as AuthDocument.AuthDocument & Record<string, unknown>
+      expect(doc.future_field).toEqual({ kept: true })
+      expect(Redacted.value(doc.tokens!.access_token)).toBe("only-access")
+      expect(Redacted.value(doc.tokens!.refresh_token)).toBe(secrets.refresh)
+      expect(doc.last_refresh).toBe(new Date(0).toISOString())
+    }).pipe(Effect.provide(scripted(
+      chatgptJson({ extra: { future_field: { kept: true } } }),
+      [Effect.succeed({ accessToken: Redacted.make("only-access") })]
+    ))))
+
+  it.effect("records the calls it made with the refresh token it had", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      const calls = yield* Effect.flatMap(TokenRefresherTest, (t) => t.calls)
+      expect(calls.map(Redacted.value)).toEqual([secrets.refresh])
+    }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))))
+})
