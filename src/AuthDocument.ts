@@ -3,8 +3,9 @@
  * and the snapshot hash that keys every piece of refresh state. Pure: no
  * services, no I/O.
  */
-import { Either, Encoding, Option, ParseResult, Redacted, Schema } from "effect"
+import { Either, Encoding, Option, Redacted, Schema } from "effect"
 import { canonicalJson, sha256Hex } from "./internal/canonicalJson.js"
+import { describeIssues } from "./internal/describeIssues.js"
 
 const Secret = Schema.Redacted(Schema.String)
 
@@ -125,20 +126,8 @@ export const decode = (json: unknown): Either.Either<AuthDocument, string> => {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     return Either.left("it is not a JSON object")
   }
-  return decodeDocument(json).pipe(Either.mapLeft(describeIssues))
+  return decodeDocument(json).pipe(Either.mapLeft((error) => `unexpected content: ${describeIssues(error)}`))
 }
-
-// Names each wrong field and what was expected, but never the value found.
-const describeIssues = (error: ParseResult.ParseError): string =>
-  "unexpected content: " + ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => {
-      const field = issue.path.length === 0 ? "the document" : `"${issue.path.join(".")}"`
-      return `${field} ${issue._tag === "Missing" ? "is missing" : `is not of the expected type (${expectedOf(issue)})`}`
-    })
-    .join("; ")
-
-const expectedOf = (issue: ParseResult.ArrayFormatterIssue): string =>
-  issue.message.replace(/^Expected /, "").replace(/, actual [\s\S]*$/, "")
 
 /** Reads a JWT's payload without verifying its signature. */
 export const jwtPayload = (jwt: string): Option.Option<Record<string, unknown>> => {

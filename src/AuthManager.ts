@@ -281,6 +281,15 @@ export const make = (
       return yield* currentView
     })).pipe(Effect.withSpan("AuthManager.reload"))
 
+    // Another process changed the credentials: adopt them (a different hash clears poison and cooldown).
+    yield* store.changed.pipe(
+      Stream.debounce(settings.watchDebounce),
+      Stream.runForEach(() =>
+        reload.pipe(Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)))
+      ),
+      Effect.forkIn(scope)
+    )
+
     return AuthManager.of({
       getAuthStatus,
       readAccount,

@@ -5,7 +5,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Config, type ConfigError, Context, Effect, Either, Layer, Option, Random, Ref } from "effect"
+import { Config, type ConfigError, Context, Effect, Either, Layer, Option, Random, Ref, Schedule, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStoreError } from "./Errors.js"
 
@@ -18,6 +18,11 @@ export interface AuthStoreShape {
   readonly save: (doc: AuthDocument.AuthDocument) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
   /** Deletes the credentials; succeeds when there were none. */
   readonly remove: Effect.Effect<void, AuthStoreError>
+  /**
+   * Emits when the credentials may have been changed by someone else (another
+   * process writing the file). Never fails: a store that cannot watch is silent.
+   */
+  readonly changed: Stream.Stream<void>
 }
 
 /** `CODEX_HOME`, else `$HOME/.codex`. */
@@ -115,7 +120,16 @@ export const makeFile = (codexHome: string) =>
       Effect.withSpan("AuthStore.remove")
     )
 
-    return AuthStore.of({ location: file, load: load.pipe(Effect.withSpan("AuthStore.load")), save, remove })
+    // Watching the folder sees the rename of an atomic write, which a watch on the file would miss.
+    // The folder may not exist yet: try again every second until it does.
+    const changed = fs.watch(dir).pipe(
+      Stream.filter((event) => path.basename(event.path) === fileName),
+      Stream.as(undefined),
+      Stream.retry(Schedule.spaced("1 second")),
+      Stream.catchAll(() => Stream.never)
+    )
+
+    return AuthStore.of({ location: file, load: load.pipe(Effect.withSpan("AuthStore.load")), save, remove, changed })
   })
 
 /** The memory store: the same parsing as the file, without the file. */
@@ -131,7 +145,8 @@ export const makeMemory = (initial?: string | object) =>
         Ref.set(text, Option.some(JSON.stringify(AuthDocument.toJson(doc)))).pipe(
           Effect.as(AuthDocument.snapshot(doc))
         ),
-      remove: Ref.set(text, Option.none())
+      remove: Ref.set(text, Option.none()),
+      changed: Stream.never
     })
   })
 

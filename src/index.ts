@@ -5,6 +5,7 @@
  * The three services are exported as their tags (their layers are static
  * members: `AuthManager.layer`, `AuthStore.layerFile`, …), as SPEC §6 names them.
  */
+export * as AppServer from "./AppServer.js"
 export * as AuthDocument from "./AuthDocument.js"
 export { AuthManager } from "./AuthManager.js"
 export type { AccountInfo, AuthManagerShape, AuthState, AuthStatus, AuthStatusParams, ChatgptTokens, Settings } from "./AuthManager.js"

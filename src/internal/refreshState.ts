@@ -21,6 +21,8 @@ export interface Settings {
   readonly backoffCap: Duration.Duration
   /** The most of a server's `Retry-After` that is honoured. */
   readonly maxRetryAfter: Duration.Duration
+  /** How long storage must be quiet after a change before it is reloaded. */
+  readonly watchDebounce: Duration.Duration
 }
 
 export const defaultSettings: Settings = {
@@ -30,7 +32,8 @@ export const defaultSettings: Settings = {
   staleAfter: Duration.days(8),
   backoffBase: Duration.seconds(1),
   backoffCap: Duration.minutes(5),
-  maxRetryAfter: Duration.hours(1)
+  maxRetryAfter: Duration.hours(1),
+  watchDebounce: Duration.millis(100)
 }
 
 export type Health =

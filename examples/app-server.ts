@@ -1,0 +1,40 @@
+/**
+ * A Codex-compatible app server for the auth methods, on stdio:
+ * `npx tsx examples/app-server.ts`, or `node dist/examples/app-server.js`
+ * after `npm run build`. Reads CODEX_HOME and CODEX_REFRESH_TOKEN_URL_OVERRIDE.
+ * stdout carries protocol lines only; logs go to stderr.
+ */
+import { Path } from "@effect/platform"
+import { NodeContext, NodeRuntime, NodeStream } from "@effect/platform-node"
+import { Effect, Layer, Logger, Stream } from "effect"
+import { AppServer, AuthStore, layerNode } from "../src/index.js"
+
+const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
+
+const writeLine = (line: string) =>
+  Effect.async<void>((resume) => {
+    process.stdout.write(`${line}\n`, () => resume(Effect.void))
+  })
+
+const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
+  () => process.stdin,
+  (cause) => new Error(`stdin failed: ${String(cause)}`)
+).pipe(Stream.decodeText(), Stream.splitLines)
+
+const program = Effect.gen(function*() {
+  const store = yield* AuthStore
+  const path = yield* Path.Path
+  yield* AppServer.serve(stdinLines, writeLine, {
+    codexHome: path.dirname(store.location),
+    version: "0.1.0",
+    platformOs,
+    platformFamily: process.platform === "win32" ? "windows" : "unix"
+  })
+})
+
+program.pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  NodeRuntime.runMain
+)

@@ -1,0 +1,164 @@
+/**
+ * End-to-end helpers: the real example processes, spoken to over stdio,
+ * and a token endpoint on 127.0.0.1, all cleaned up by `cleanup()`.
+ */
+import { Effect, Exit, Scope } from "effect"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+
+const root = join(import.meta.dirname, "..", "..")
+const cleanups: Array<() => Promise<void> | void> = []
+
+/** Runs every registered cleanup, newest first. Call it in `afterEach`. */
+export const cleanup = async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.()
+}
+
+export const tempHome = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), "effect-auth-e2e-"))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export interface Endpoint {
+  readonly url: string
+  readonly count: () => Promise<number>
+  readonly requests: () => Promise<ReadonlyArray<TokenEndpoint.ReceivedRequest>>
+  readonly setBehaviour: (behaviour: TokenEndpoint.Behaviour) => Promise<void>
+}
+
+export const endpoint = async (behaviour: TokenEndpoint.Behaviour | Effect.Effect<TokenEndpoint.Behaviour>): Promise<Endpoint> => {
+  const scope = Effect.runSync(Scope.make())
+  cleanups.push(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  const server = await Effect.runPromise(
+    Effect.flatMap(Effect.isEffect(behaviour) ? behaviour : Effect.succeed(behaviour), TokenEndpoint.make).pipe(
+      Scope.extend(scope)
+    )
+  )
+  return {
+    url: server.url,
+    count: () => Effect.runPromise(server.count),
+    requests: () => Effect.runPromise(server.requests),
+    setBehaviour: (next) => Effect.runPromise(server.setBehaviour(next))
+  }
+}
+
+export interface Message {
+  readonly id?: string | number | null
+  readonly method?: string
+  readonly params?: any
+  readonly result?: any
+  readonly error?: { readonly code: number; readonly message: string }
+}
+
+export interface RunningProcess {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly messages: Array<Message>
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** Writes raw text (a newline is not added). */
+  readonly write: (text: string) => void
+  readonly send: (message: object) => void
+  /** Sends a request and waits for the response with its id. */
+  readonly request: (method: string, params?: unknown, id?: string | number) => Promise<Message>
+  readonly waitFor: (predicate: (message: Message) => boolean, timeoutMs?: number) => Promise<Message>
+  /** Closes stdin and waits for the exit code. */
+  readonly close: () => Promise<number | null>
+  readonly exited: Promise<number | null>
+}
+
+let nextId = 1000
+
+/** Spawns a bundled example (`dist/bin/NAME.mjs`, built by the global setup) with exactly the given environment. */
+export const spawnScript = (name: "app-server" | "effect-auth", args: ReadonlyArray<string>, env: Record<string, string>): RunningProcess => {
+  const child = spawn(process.execPath, [join(root, "dist", "bin", `${name}.mjs`), ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", ...env },
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+  let out = ""
+  let err = ""
+  let buffered = ""
+  const messages: Array<Message> = []
+  const waiters: Array<() => void> = []
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    out += chunk
+    buffered += chunk
+    let newline: number
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline)
+      buffered = buffered.slice(newline + 1)
+      try {
+        messages.push(JSON.parse(line))
+      } catch {
+        messages.push({ method: "<not json>", params: line })
+      }
+    }
+    for (const wake of waiters.splice(0)) wake()
+  })
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL")
+      await exited
+    }
+  })
+  const waitFor = (predicate: (message: Message) => boolean, timeoutMs = 15_000) =>
+    new Promise<Message>((resolve, reject) => {
+      let seen = 0
+      const timer = setTimeout(() => reject(new Error(`timed out; stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)}`)), timeoutMs)
+      const check = () => {
+        for (; seen < messages.length; seen++) {
+          const message = messages[seen]!
+          if (predicate(message)) {
+            clearTimeout(timer)
+            return resolve(message)
+          }
+        }
+        waiters.push(check)
+      }
+      check()
+    })
+  const write = (text: string) => child.stdin.write(text)
+  const send = (message: object) => write(`${JSON.stringify(message)}\n`)
+  return {
+    child,
+    messages,
+    stdout: () => out,
+    stderr: () => err,
+    write,
+    send,
+    request: (method, params, id = nextId++) => {
+      send(params === undefined ? { id, method } : { id, method, params })
+      return waitFor((m) => m.id === id && m.method === undefined)
+    },
+    waitFor,
+    close: () => {
+      child.stdin.end()
+      return exited
+    },
+    exited
+  }
+}
+
+export interface AppServerOptions {
+  readonly codexHome: string
+  readonly tokenUrl?: string
+}
+
+/** Starts the example app server and initializes it. */
+export const appServer = async (options: AppServerOptions): Promise<RunningProcess> => {
+  const server = spawnScript("app-server", [], {
+    HOME: options.codexHome,
+    CODEX_HOME: options.codexHome,
+    ...(options.tokenUrl === undefined ? {} : { CODEX_REFRESH_TOKEN_URL_OVERRIDE: options.tokenUrl })
+  })
+  const init = await server.request("initialize", { clientInfo: { name: "e2e", version: "1.0.0" } })
+  if (init.error !== undefined) throw new Error(`initialize failed: ${init.error.message}`)
+  server.send({ method: "initialized" })
+  return server
+}
