@@ -1,0 +1,165 @@
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { writeFileSync } from "node:fs"
+import { chatgptJson, secrets } from "../support/fixtures.js"
+import { appServer, cleanup, type Message, spawnScript, tempHome } from "../support/processes.js"
+import { schemaErrors } from "../support/schemas.js"
+
+afterEach(cleanup)
+
+const expectValid = (schema: string, value: unknown) => expect(schemaErrors(schema, value)).toEqual([])
+
+/** A response validates as the envelope and its result as `resultSchema`. */
+const expectResponse = (message: Message, resultSchema?: string) => {
+  expectValid("JSONRPCResponse", message)
+  expectValid("JSONRPCMessage", message)
+  expect(message).not.toHaveProperty("jsonrpc")
+  if (resultSchema !== undefined) expectValid(resultSchema, message.result)
+}
+
+const expectError = (message: Message, code: number) => {
+  expect(message.error?.code).toBe(code)
+  expect(typeof message.error?.message).toBe("string")
+  if (message.id !== null) expectValid("JSONRPCError", message)
+}
+
+describe("example app server: the Codex app-server protocol over stdio", () => {
+  it("initialize answers an InitializeResponse; requests before it get Not initialized", async () => {
+    const home = tempHome()
+    const server = spawnScript("app-server", [], { HOME: home, CODEX_HOME: home })
+    const early = await server.request("getAuthStatus", {}, "early")
+    expectError(early, -32600)
+    expect(early.error?.message).toBe("Not initialized")
+    const init = await server.request("initialize", { clientInfo: { name: "codex-vscode", version: "1.2.3" } }, 0)
+    expectResponse(init, "v1/InitializeResponse")
+    expect(init.id).toBe(0)
+    expect(init.result.codexHome).toBe(home)
+    expect(init.result.userAgent).toContain("codex-vscode/1.2.3")
+    expectError(await server.request("initialize", {}), -32600)
+    expect(await server.close()).toBe(0)
+  })
+
+  it("string and numeric ids come back exactly as sent", async () => {
+    const server = await appServer({ codexHome: tempHome() })
+    for (const id of ["abc", "", "42", 7, 0, -3, Number.MAX_SAFE_INTEGER]) {
+      const response = await server.request("getAuthStatus", {}, id)
+      expect(response.id).toStrictEqual(id)
+      expectResponse(response)
+    }
+  })
+
+  it("getAuthStatus, account/read, login, logout, with account/updated notifications", async () => {
+    const home = tempHome()
+    const server = await appServer({ codexHome: home })
+    expect((await server.request("getAuthStatus", { includeToken: true })).result).toEqual({
+      authMethod: null,
+      authToken: null,
+      requiresOpenaiAuth: true
+    })
+    const loggedOut = await server.request("account/read", {})
+    expectResponse(loggedOut, "v2/GetAccountResponse")
+    expect(loggedOut.result).toEqual({ account: null, requiresOpenaiAuth: true })
+
+    const login = await server.request("account/login/start", { type: "apiKey", apiKey: secrets.apiKey })
+    expectResponse(login, "v2/LoginAccountResponse")
+    expect(login.result).toEqual({ type: "apiKey" })
+    const updated = await server.waitFor((m) => m.method === "account/updated" && m.params.authMode === "apikey")
+    expectValid("JSONRPCNotification", updated)
+    expectValid("v2/AccountUpdatedNotification", updated.params)
+
+    expect((await server.request("getAuthStatus", { includeToken: true })).result).toEqual({
+      authMethod: "apikey",
+      authToken: secrets.apiKey,
+      requiresOpenaiAuth: true
+    })
+    expect((await server.request("getAuthStatus", {})).result.authToken).toBeNull()
+    const account = await server.request("account/read", { refreshToken: false })
+    expectResponse(account, "v2/GetAccountResponse")
+    expect(account.result.account).toEqual({ type: "apiKey" })
+
+    const external = await server.request("account/login/start", {
+      type: "chatgptAuthTokens",
+      accessToken: secrets.access,
+      chatgptAccountId: "acct_9",
+      chatgptPlanType: "pro"
+    })
+    expectResponse(external, "v2/LoginAccountResponse")
+    const externalUpdate = await server.waitFor((m) => m.params?.authMode === "chatgptAuthTokens")
+    expectValid("v2/AccountUpdatedNotification", externalUpdate.params)
+    expect(externalUpdate.params.planType).toBe("pro")
+    expect((await server.request("getAuthStatus", { includeToken: true })).result).toEqual({
+      authMethod: "chatgptAuthTokens",
+      authToken: secrets.access,
+      requiresOpenaiAuth: true
+    })
+    const externalAccount = await server.request("account/read", {})
+    expectResponse(externalAccount, "v2/GetAccountResponse")
+
+    const logout = await server.request("account/logout")
+    expectResponse(logout, "v2/LogoutAccountResponse")
+    const loggedOutUpdate = await server.waitFor((m) => m.method === "account/updated" && m.params.authMode === null)
+    expectValid("v2/AccountUpdatedNotification", loggedOutUpdate.params)
+    expect((await server.request("getAuthStatus", {})).result.authMethod).toBeNull()
+  })
+
+  it("account/read of a Codex ChatGPT login: email and plan from the id_token", async () => {
+    const home = tempHome()
+    writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: 3_600_000 })))
+    const server = await appServer({ codexHome: home })
+    const account = await server.request("account/read", {})
+    expectResponse(account, "v2/GetAccountResponse")
+    expect(account.result).toEqual({
+      account: { type: "chatgpt", email: "ada@example.com", planType: "plus" },
+      requiresOpenaiAuth: true
+    })
+    const status = await server.request("getAuthStatus", { includeToken: true })
+    expect(status.result.authMethod).toBe("chatgpt")
+    expect(status.result.authToken).toMatch(/^eyJ/)
+  })
+
+  it("answers every kind of bad input with the right code, and keeps serving", async () => {
+    const server = await appServer({ codexHome: tempHome() })
+    const errors: Array<[string, number]> = [
+      ["{not json", -32700],
+      ["[1, 2, 3]", -32600],
+      ["42", -32600],
+      ["\"a string\"", -32600],
+      ["null", -32600],
+      [JSON.stringify({ id: 1 }), -32600],
+      [JSON.stringify({ id: { nested: true }, method: "getAuthStatus" }), -32600],
+      [JSON.stringify({ id: 1.5, method: "getAuthStatus" }), -32600],
+      [JSON.stringify({ id: 2, method: 17 }), -32600]
+    ]
+    for (const [line, code] of errors) {
+      const before = server.messages.length
+      server.write(`${line}\n`)
+      const answer = await server.waitFor((m) => server.messages.indexOf(m) >= before)
+      expectError(answer, code)
+    }
+    expectError(await server.request("no/such/method", {}), -32601)
+    expectError(await server.request("getAuthStatus", { includeToken: "yes" }), -32602)
+    expectError(await server.request("getAuthStatus", [1]), -32602)
+    expectError(await server.request("account/login/start", { type: "apiKey" }), -32602)
+    expectError(await server.request("account/login/start", { type: "apiKey", apiKey: 5 }), -32602)
+    expectError(await server.request("account/login/start", { type: "chatgpt" }), -32602)
+    expectError(await server.request("account/read", { refreshToken: 1 }), -32602)
+
+    // A response to a request of ours and an unknown notification are ignored.
+    server.write(`${JSON.stringify({ id: 99, result: {} })}\n${JSON.stringify({ method: "whatever" })}\n`)
+    // A 1 MiB line.
+    const big = await server.request("getAuthStatus", { padding: "x".repeat(1024 * 1024) }, "big")
+    expectResponse(big)
+    const after = await server.request("getAuthStatus", {}, "after")
+    expectResponse(after)
+    expect(server.messages.some((m) => m.method === "<not json>")).toBe(false)
+    expect(server.messages.some((m) => m.id === 99)).toBe(false)
+    expect(await server.close()).toBe(0)
+    expect(server.stderr()).not.toContain(secrets.apiKey)
+  })
+
+  it("a closed stdin ends it cleanly, after answering what it was sent", async () => {
+    const server = await appServer({ codexHome: tempHome() })
+    server.send({ id: "last", method: "getAuthStatus", params: {} })
+    expect(await server.close()).toBe(0)
+    expect(server.messages.some((m) => m.id === "last" && m.result !== undefined)).toBe(true)
+  })
+})
