@@ -36,5 +36,6 @@ program.pipe(
   Effect.scoped,
   Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
-  NodeRuntime.runMain
+  // Without this, runMain adds its own logger, which writes to stdout.
+  (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -146,10 +146,10 @@ const cli = Command.run(root, { name: "effect-auth", version: "0.1.0" })
 
 cli(process.argv).pipe(
   Effect.catchIf(ValidationError.isValidationError, () => setExitCode(2)),
-  Effect.catchTags({
-    AuthStoreError: (error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1)))
-  }),
+  // Every other failure is a sentence for the person at the terminal, not a stack trace.
+  Effect.catchAll((error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1)))),
   Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
   Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
-  NodeRuntime.runMain
+  // Without this, runMain adds its own logger, which writes to stdout.
+  (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -126,7 +126,9 @@ export const serve = <E, R>(
     const notifyAccount = (authMode: string | null, planType: string | null) =>
       Effect.whenEffect(send({ method: "account/updated", params: { authMode, planType } }), Ref.get(initialized))
 
+    // A new snapshot is news to clients; a change of its health alone is not.
     yield* auth.changes.pipe(
+      Stream.changesWith((a, b) => a.hash === b.hash),
       Stream.drop(1),
       Stream.runForEach((state) => notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)),
       Effect.forkScoped
