@@ -22,8 +22,9 @@ export type Tokens = typeof Tokens.Type
 export const AuthDocument = Schema.Struct({
   auth_mode: Schema.optional(Schema.Literal("chatgpt", "apikey")),
   OPENAI_API_KEY: Schema.optional(Schema.NullOr(Secret)),
-  tokens: Schema.optional(Tokens),
-  last_refresh: Schema.optional(Schema.String)
+  // Writers differ on an absent value: some leave the key out, some write null.
+  tokens: Schema.optional(Schema.NullOr(Tokens)),
+  last_refresh: Schema.optional(Schema.NullOr(Schema.String))
 })
 export type AuthDocument = typeof AuthDocument.Type
 
@@ -73,10 +74,11 @@ export const absent: AuthSnapshot = {
 /** Explicit `auth_mode` wins; else an API key; else tokens; else logged out. */
 export const resolveMethod = (doc: AuthDocument): AuthMethod | null => {
   const hasKey = doc.OPENAI_API_KEY !== undefined && doc.OPENAI_API_KEY !== null
-  const mode = doc.auth_mode ?? (hasKey ? "apikey" : doc.tokens !== undefined ? "chatgpt" : undefined)
+  const hasTokens = doc.tokens !== undefined && doc.tokens !== null
+  const mode = doc.auth_mode ?? (hasKey ? "apikey" : hasTokens ? "chatgpt" : undefined)
   // A mode without the credential it needs cannot authenticate anything.
   if (mode === "apikey") return hasKey ? "apikey" : null
-  if (mode === "chatgpt") return doc.tokens !== undefined ? "chatgpt" : null
+  if (mode === "chatgpt") return hasTokens ? "chatgpt" : null
   return null
 }
 
@@ -94,8 +96,8 @@ export const snapshot = (doc: AuthDocument): AuthSnapshot => {
     document: Option.some(doc),
     hash: sha256Hex(canonicalJson(toJson(doc))),
     method: resolveMethod(doc),
-    claims: tokens === undefined ? noClaims : idTokenClaims(tokens),
-    accessTokenExpiresAt: tokens === undefined
+    claims: tokens == null ? noClaims : idTokenClaims(tokens),
+    accessTokenExpiresAt: tokens == null
       ? Option.none()
       : Option.flatMap(jwtPayload(Redacted.value(tokens.access_token)), (claims) =>
         typeof claims.exp === "number" ? Option.some(claims.exp * 1000) : Option.none()),
@@ -176,7 +178,7 @@ export interface RefreshedTokens {
 
 /** The document after a successful refresh at `now`. Unknown fields are kept. */
 export const applyRefresh = (doc: AuthDocument, refreshed: RefreshedTokens, now: Date): AuthDocument => {
-  if (doc.tokens === undefined) return doc
+  if (doc.tokens == null) return doc
   return {
     ...doc,
     tokens: {
