@@ -5,7 +5,9 @@
  * stdout carries protocol lines only; logs go to stderr.
  */
 import { Path } from "@effect/platform"
-import { NodeContext, NodeRuntime, NodeStream } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Logger, Stream } from "effect"
 import { AppServer, AuthStore, layerNode } from "../src/index.js"
 

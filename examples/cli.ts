@@ -10,7 +10,9 @@
  */
 import { Command, Options, ValidationError } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { NodeContext, NodeRuntime, NodeStream } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Console, Effect, Layer, Logger, Option, Redacted, Schema, Stream } from "effect"
 import { AuthManager, type AuthState, layerNode } from "../src/index.js"
 

@@ -4,7 +4,8 @@
  * 127.0.0.1. Nothing leaves this machine.
  */
 import { FileSystem } from "@effect/platform"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigProvider, Console, Effect, Layer, Redacted } from "effect"
 import { AuthManager, layerNode, TokenRefresher } from "../src/index.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"

@@ -2,7 +2,7 @@
  * The smallest useful server: watch the credentials, and poll them as a
  * client would. `npx tsx examples/server.ts` (reads CODEX_HOME).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Redacted, Schedule, Stream } from "effect"
 import { AuthManager, layerNode } from "../src/index.js"
 

@@ -2,7 +2,8 @@
  * The whole stack for a Node server: `auth.json` under `$CODEX_HOME`, the
  * HTTP refresher, and Node's file system and HTTP client.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { type ConfigError, Layer } from "effect"
 import { AuthManager } from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
@@ -17,5 +18,5 @@ import { TokenRefresher } from "./TokenRefresher.js"
 export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = AuthManager
   .layer.pipe(
     Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
-    Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici))
+    Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
   )

@@ -5,7 +5,7 @@
  * servers against it.
  */
 import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Context, Effect, Encoding, Layer, Ref } from "effect"
 import { createServer } from "node:http"
 
