@@ -74,22 +74,14 @@ export interface AuthManagerShape {
   readonly changes: Stream.Stream<RefreshState.AuthState>
 }
 
-const refreshAttempts = Metric.counter("effect_auth_refresh_attempts_total", {
-  description: "Refreshes that ran (or found newer credentials in storage), by outcome",
-  incremental: true
-})
-const poisonHits = Metric.counter("effect_auth_poison_hits_total", {
-  description: "Refresh calls answered from the poison record, with no request",
-  incremental: true
-})
-const cooldownHits = Metric.counter("effect_auth_cooldown_hits_total", {
-  description: "Refresh calls answered during a backoff, with no request",
-  incremental: true
-})
-const joinedCallers = Metric.counter("effect_auth_refresh_joined_total", {
-  description: "Refresh calls that joined a refresh already in flight",
-  incremental: true
-})
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+const refreshAttempts = counter(
+  "effect_auth_refresh_attempts_total",
+  "Refreshes that ran (or found newer credentials in storage), by outcome"
+)
+const poisonHits = counter("effect_auth_poison_hits_total", "Refresh calls answered from the poison record, with no request")
+const cooldownHits = counter("effect_auth_cooldown_hits_total", "Refresh calls answered during a backoff, with no request")
+const joinedCallers = counter("effect_auth_refresh_joined_total", "Refresh calls that joined a refresh already in flight")
 const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted") =>
   Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
 
