@@ -21,8 +21,9 @@ import {
 } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStore } from "./AuthStore.js"
-import type { AuthStoreError, RefreshError } from "./Errors.js"
+import type { AuthStoreError, PermanentRefreshError, RefreshError, TransientRefreshError } from "./Errors.js"
 import * as RefreshState from "./internal/refreshState.js"
+import * as SharedState from "./internal/sharedState.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
 export type { AuthState, Settings } from "./internal/refreshState.js"
@@ -82,7 +83,7 @@ const refreshAttempts = counter(
 const poisonHits = counter("effect_auth_poison_hits_total", "Refresh calls answered from the poison record, with no request")
 const cooldownHits = counter("effect_auth_cooldown_hits_total", "Refresh calls answered during a backoff, with no request")
 const joinedCallers = counter("effect_auth_refresh_joined_total", "Refresh calls that joined a refresh already in flight")
-const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted") =>
+const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted" | "shared") =>
   Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
 
 const statusOf = (state: RefreshState.State, includeToken: boolean): AuthStatus => {
@@ -126,27 +127,56 @@ export const make = (
     const writes = yield* Effect.makeSemaphore(1)
     const currentView = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)
 
-    // Step 6 and 7 of SPEC §4, run detached from the callers that asked.
-    const attempt = Effect.fnUntraced(function*(current: AuthDocument.AuthSnapshot) {
+    // Tells the other processes sharing the credentials what this one learned about snapshot `hash`.
+    const share = (hash: string, now: number) =>
+      Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
+        state.snapshot.hash === hash ? store.saveShared(SharedState.fromHealth(hash, state.health, now)) : Effect.void)
+
+    const recordTransient = Effect.fnUntraced(function*(hash: string, error: TransientRefreshError, now: number) {
+      yield* update(RefreshState.coolDown(hash, error, now, yield* Random.next, settings))
+      yield* share(hash, now)
+      yield* countAttempt("transient")
+      yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
+        Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
+      )
+      return yield* Effect.fail(error)
+    })
+
+    const recordPermanent = Effect.fnUntraced(function*(hash: string, error: PermanentRefreshError, now: number) {
+      yield* update(RefreshState.withHealth(hash, { _tag: "Poisoned", error }))
+      yield* share(hash, now)
+      yield* countAttempt("permanent")
+      yield* Effect.logWarning("Refresh token is dead; this snapshot makes no more requests until sign-in").pipe(
+        Effect.annotateLogs({ reason: error.reason, status: error.status ?? null })
+      )
+      return yield* Effect.fail(error)
+    })
+
+    // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the
+    // store's refresh lock: among all the processes sharing the credentials, one at a time.
+    const attempt = (current: AuthDocument.AuthSnapshot) => store.withRefreshLock(Effect.gen(function*() {
       const stored = yield* store.load
       if (stored.hash !== current.hash) {
         yield* countAttempt("adopted")
         return yield* update(RefreshState.adopt(stored))
+      }
+      // Another process may already know this token is dead, or be backing off.
+      const known = Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
+      if (Option.isSome(known)) {
+        yield* update(RefreshState.withHealth(current.hash, known.value))
+        const decision = RefreshState.decide(yield* SubscriptionRef.get(stateRef), yield* Clock.currentTimeMillis, settings)
+        if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
+          yield* countAttempt("shared")
+          return yield* Effect.fail(decision.error)
+        }
       }
       const doc = Option.getOrThrow(current.document)
       const refreshToken = doc.tokens?.refresh_token
       if (refreshToken === undefined) return
       const outcome = yield* Effect.either(refresher.refresh(refreshToken))
       const now = yield* Clock.currentTimeMillis
-
       if (Either.isLeft(outcome) && outcome.left._tag === "TransientRefreshError") {
-        const error = outcome.left
-        yield* update(RefreshState.coolDown(current.hash, error, now, yield* Random.next, settings))
-        yield* countAttempt("transient")
-        yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
-          Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
-        )
-        return yield* Effect.fail(error)
+        return yield* recordTransient(current.hash, outcome.left, now)
       }
       // A success is written, and a death recorded, only if storage still holds what was refreshed.
       return yield* writes.withPermits(1)(Effect.gen(function*() {
@@ -155,21 +185,16 @@ export const make = (
           yield* countAttempt("adopted")
           return yield* update(RefreshState.adopt(latest))
         }
-        if (Either.isRight(outcome)) {
-          const saved = yield* store.save(AuthDocument.applyRefresh(doc, outcome.right, new Date(now)))
-          yield* countAttempt("success")
-          return yield* update(RefreshState.adopt(saved))
+        if (Either.isLeft(outcome)) {
+          const error = outcome.left
+          return yield* error._tag === "PermanentRefreshError" ? recordPermanent(current.hash, error, now) : Effect.fail(error)
         }
-        const error = outcome.left
-        if (error._tag !== "PermanentRefreshError") return yield* Effect.fail(error)
-        yield* update(RefreshState.poison(current.hash, error))
-        yield* countAttempt("permanent")
-        yield* Effect.logWarning("Refresh token is dead; this snapshot makes no more requests until sign-in").pipe(
-          Effect.annotateLogs({ reason: error.reason, status: error.status ?? null })
-        )
-        return yield* Effect.fail(error)
+        const saved = yield* store.save(AuthDocument.applyRefresh(doc, outcome.right, new Date(now)))
+        yield* store.saveShared(Option.none())
+        yield* countAttempt("success")
+        return yield* update(RefreshState.adopt(saved))
       }))
-    })
+    }))
 
     type Claim =
       | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>
@@ -238,15 +263,16 @@ export const make = (
     })
 
     // Writes storage through `write`, given what it holds now, and adopts the result.
+    // Under the refresh lock, so that no process's refresh writes over a sign-in.
     const replace = (write: (stored: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>) =>
-      writes.withPermits(1)(Effect.gen(function*() {
+      store.withRefreshLock(writes.withPermits(1)(Effect.gen(function*() {
         const stored = yield* store.load.pipe(
           Effect.map((snapshot) => snapshot.document),
           Effect.orElseSucceed(() => Option.none())
         )
         yield* update(RefreshState.adopt(yield* write(stored)))
         return yield* currentView
-      }))
+      })))
 
     const loginWithApiKey = Effect.fn("AuthManager.loginWithApiKey")((apiKey: Redacted.Redacted<string>) =>
       replace((stored) => store.save(AuthDocument.withApiKey(stored, apiKey)))

@@ -5,9 +5,11 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Config, type ConfigError, Context, Effect, Either, Layer, Option, Random, Ref, Schedule, Stream } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Random, Ref, Schedule, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStoreError } from "./Errors.js"
+import { withLockFile } from "./internal/lockFile.js"
+import { type SharedState, SharedStateJson } from "./internal/sharedState.js"
 
 export interface AuthStoreShape {
   /** Where the credentials are kept, for messages: a file path, or "memory". */
@@ -23,6 +25,15 @@ export interface AuthStoreShape {
    * process writing the file). Never fails: a store that cannot watch is silent.
    */
   readonly changed: Stream.Stream<void>
+  /**
+   * Runs `effect` holding the store's refresh lock, so that the processes
+   * sharing the credentials refresh and write them one at a time.
+   */
+  readonly withRefreshLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+  /** The refresh state other processes shared; none when there is none, or it cannot be read. */
+  readonly loadShared: Effect.Effect<Option.Option<SharedState>>
+  /** Shares the refresh state with other processes (none clears it). Best effort: never fails. */
+  readonly saveShared: (state: Option.Option<SharedState>) => Effect.Effect<void>
 }
 
 /** `CODEX_HOME`, else `$HOME/.codex`. */
@@ -47,8 +58,14 @@ const snapshotOf = (location: string) => (text: Option.Option<string>) =>
 const describe = (error: PlatformError): string =>
   error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
 
-/** The file store over `FileSystem`: atomic writes, 0600 file, 0700 folder. */
-export const makeFile = (codexHome: string) =>
+export interface FileOptions {
+  readonly codexHome: string
+  /** A refresh lock older than this is broken: the refresh timeout (default 30 s). */
+  readonly lockStaleAfter?: Duration.Duration
+}
+
+/** The file store over `FileSystem`: atomic writes, 0600 file, 0700 folder, a lock file and a sidecar. */
+export const makeFile = ({ codexHome, lockStaleAfter = Duration.seconds(30) }: FileOptions) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -90,15 +107,15 @@ export const makeFile = (codexHome: string) =>
       yield* fs.chmod(dir, 0o700)
     })
 
-    const writeAtomically = (text: string) =>
+    const writeAtomically = (target: string, text: string) =>
       Effect.gen(function*() {
-        const temporary = `${file}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
+        const temporary = `${target}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
         yield* Effect.scoped(Effect.gen(function*() {
           const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
           yield* handle.writeAll(new TextEncoder().encode(text))
           yield* handle.sync
         })).pipe(
-          Effect.zipRight(fs.rename(temporary, file)),
+          Effect.zipRight(fs.rename(temporary, target)),
           Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
         )
       })
@@ -108,7 +125,7 @@ export const makeFile = (codexHome: string) =>
         const written = AuthDocument.snapshot(doc)
         yield* ensureDir.pipe(Effect.mapError((error) => fail("write")(describe(error))))
         yield* setAsideIfUnreadable.pipe(Effect.catchAll((error) => Effect.fail(fail("write")(describe(error)))))
-        yield* writeAtomically(`${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`).pipe(
+        yield* writeAtomically(file, `${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`).pipe(
           Effect.mapError((error) => fail("write")(describe(error)))
         )
         return written
@@ -129,12 +146,61 @@ export const makeFile = (codexHome: string) =>
       Stream.catchAll(() => Stream.never)
     )
 
-    return AuthStore.of({ location: file, load: load.pipe(Effect.withSpan("AuthStore.load")), save, remove, changed })
+    const lockFile = `${file}.lock`
+    const withRefreshLock = withLockFile(
+      fs,
+      lockFile,
+      { staleAfter: lockStaleAfter, waitAtMost: Duration.sum(lockStaleAfter, Duration.seconds(5)) },
+      () => fail("lock")(`another process has held ${lockFile} for too long`)
+    )
+
+    // An optimisation, never a reason to fail: a sidecar that cannot be read is ignored (and said once).
+    const sidecar = path.join(dir, "auth-refresh-state.json")
+    const warnedAboutSidecar = yield* Ref.make(false)
+    const ignoreSidecar = (problem: string) =>
+      Effect.whenEffect(
+        Effect.logWarning("Ignoring the shared refresh state").pipe(Effect.annotateLogs({ sidecar, problem })),
+        Ref.getAndSet(warnedAboutSidecar, true).pipe(Effect.map((warned) => !warned))
+      ).pipe(Effect.as(Option.none<SharedState>()))
+    const loadShared = fs.readFileString(sidecar).pipe(
+      Effect.flatMap((text) =>
+        Either.match(Schema.decodeEither(SharedStateJson)(text), {
+          onLeft: () => ignoreSidecar("unexpected content"),
+          onRight: (state) => Effect.succeed(Option.some(state))
+        })
+      ),
+      Effect.catchAll((error) =>
+        error._tag === "SystemError" && error.reason === "NotFound" ? Effect.succeedNone : ignoreSidecar(describe(error))
+      )
+    )
+    const saveShared = (state: Option.Option<SharedState>) =>
+      Option.match(state, {
+        onNone: () => fs.remove(sidecar),
+        onSome: (shared) => writeAtomically(sidecar, `${Schema.encodeSync(SharedStateJson)(shared)}\n`)
+      }).pipe(
+        Effect.catchAll((error) =>
+          error._tag === "SystemError" && error.reason === "NotFound"
+            ? Effect.void
+            : Effect.logWarning("Could not share the refresh state").pipe(Effect.annotateLogs({ problem: describe(error) }))
+        )
+      )
+
+    return AuthStore.of({
+      location: file,
+      load: load.pipe(Effect.withSpan("AuthStore.load")),
+      save,
+      remove,
+      changed,
+      withRefreshLock,
+      loadShared,
+      saveShared
+    })
   })
 
 /** The memory store: the same parsing as the file, without the file. */
 export const makeMemory = (initial?: string | object) =>
   Effect.gen(function*() {
+    const shared = yield* Ref.make(Option.none<SharedState>())
     const text = yield* Ref.make(
       initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
     )
@@ -146,7 +212,11 @@ export const makeMemory = (initial?: string | object) =>
           Effect.as(AuthDocument.snapshot(doc))
         ),
       remove: Ref.set(text, Option.none()),
-      changed: Stream.never
+      changed: Stream.never,
+      // One process: the manager's single flight is the lock.
+      withRefreshLock: (effect) => effect,
+      loadShared: Ref.get(shared),
+      saveShared: (state) => Ref.set(shared, state)
     })
   })
 
@@ -160,11 +230,19 @@ export const makeMemory = (initial?: string | object) =>
 export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<AuthStore, AuthStoreShape>() {
   /** The `auth.json` file under `$CODEX_HOME` (default `~/.codex`), read through `Config`. */
   static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
-    Layer.effect(AuthStore, Effect.flatMap(codexHomeConfig(), makeFile))
+    Layer.effect(
+      AuthStore,
+      Effect.flatMap(
+        Config.all({
+          codexHome: codexHomeConfig(),
+          lockStaleAfter: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+        }),
+        makeFile
+      )
+    )
 
   /** The `auth.json` file in the given folder. */
-  static readonly layerFileWith = (options: { readonly codexHome: string }) =>
-    Layer.effect(AuthStore, makeFile(options.codexHome))
+  static readonly layerFileWith = (options: FileOptions) => Layer.effect(AuthStore, makeFile(options))
 
   /**
    * A store in memory, optionally seeded with the JSON text or value an

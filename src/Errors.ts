@@ -73,13 +73,15 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   "AuthStoreError",
   {
     path: Schema.String,
-    operation: Schema.Literal("read", "write", "remove"),
+    operation: Schema.Literal("read", "write", "remove", "lock"),
     problem: Schema.String
   }
 ) {
   override get message(): string {
     const advice = this.operation === "read"
       ? "The file was left untouched: repair it, or move it away and sign in again."
+      : this.operation === "lock"
+      ? "Another process is busy with the credentials; the next poll tries again."
       : "Check that the folder exists and that this user may write to it."
     return `Could not ${this.operation} the credential file ${this.path}: ${this.problem}. ${advice}`
   }

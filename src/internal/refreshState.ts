@@ -112,9 +112,9 @@ export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings)
 export const adopt = (snapshot: AuthSnapshot) => (state: State): State =>
   state.snapshot.hash === snapshot.hash ? state : { ...state, snapshot, health: healthy }
 
-/** Records that the refresh token of snapshot `hash` is dead. */
-export const poison = (hash: string, error: PermanentRefreshError) => (state: State): State =>
-  state.snapshot.hash === hash ? { ...state, health: { _tag: "Poisoned", error } } : state
+/** Records what is known of snapshot `hash` (dead, backing off), if it is still the current one. */
+export const withHealth = (hash: string, health: Health) => (state: State): State =>
+  state.snapshot.hash === hash ? { ...state, health } : state
 
 /**
  * Records a transient failure of snapshot `hash` at `now`. `jitter` in [0, 1)
@@ -123,10 +123,9 @@ export const poison = (hash: string, error: PermanentRefreshError) => (state: St
  */
 export const coolDown = (hash: string, error: TransientRefreshError, now: number, jitter: number, settings: Settings) =>
 (state: State): State => {
-  if (state.snapshot.hash !== hash) return state
   const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
   const delay = backoffDelay(attempts, jitter, error.retryAfter, settings)
-  return { ...state, health: { _tag: "CoolingDown", until: now + delay, attempts, error } }
+  return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
 }
 
 /** The cooldown after the `attempts`-th failure in a row, in milliseconds. */
