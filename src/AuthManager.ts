@@ -6,8 +6,11 @@
  */
 import {
   Clock,
+  Config,
+  type ConfigError,
   Context,
   Deferred,
+  Duration,
   Effect,
   Either,
   Layer,
@@ -105,6 +108,19 @@ const accountOf = (snapshot: AuthDocument.AuthSnapshot): AccountInfo["account"] 
     : snapshot.method === "chatgpt"
     ? { type: "chatgpt", email: snapshot.claims.email, planType: snapshot.claims.planType }
     : null
+
+const durationSetting = (name: string, fallback: Duration.Duration) =>
+  Config.duration(name).pipe(Config.withDefault(fallback))
+
+/**
+ * The settings read through `Config`: `EFFECT_AUTH_REFRESH_WINDOW` (5 minutes),
+ * `EFFECT_AUTH_MIN_REFRESH_INTERVAL` (30 seconds), `EFFECT_AUTH_REQUIRES_OPENAI_AUTH` (true).
+ */
+export const settingsConfig: Config.Config<Partial<RefreshState.Settings>> = Config.all({
+  refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", RefreshState.defaultSettings.refreshWindow),
+  minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", RefreshState.defaultSettings.minRefreshInterval),
+  requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true))
+})
 
 /** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
 export const make = (
@@ -331,13 +347,13 @@ export const make = (
  * const status = Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
  */
 export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<AuthManager, AuthManagerShape>() {
-  /** The manager with default settings; needs an `AuthStore` and a `TokenRefresher`. */
-  static readonly layer: Layer.Layer<AuthManager, never, AuthStore | TokenRefresher> = Layer.scoped(
+  /** The manager, its settings from `Config` (see `settingsConfig`); needs an `AuthStore` and a `TokenRefresher`. */
+  static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer.scoped(
     AuthManager,
-    Effect.suspend(() => make())
+    Effect.flatMap(settingsConfig, make)
   )
 
-  /** The manager with some settings changed (refresh window, minimum interval, backoff…). */
+  /** The manager with some settings given in code (refresh window, minimum interval, backoff…); the rest from `Config`. */
   static readonly layerWith = (options: Partial<RefreshState.Settings>) =>
-    Layer.scoped(AuthManager, Effect.suspend(() => make(options)))
+    Layer.scoped(AuthManager, Effect.flatMap(settingsConfig, (fromConfig) => make({ ...fromConfig, ...options })))
 }

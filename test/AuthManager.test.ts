@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Option, Redacted, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
 import type * as AuthDocument from "../src/AuthDocument.js"
-import { AuthManager } from "../src/AuthManager.js"
+import { AuthManager, make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { TokenRefresherTest } from "../src/TokenRefresher.js"
+import { TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
 import { httpRefresher, startEndpoint } from "./support/endpoint.js"
 import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import {
@@ -373,4 +373,35 @@ describe("refresh writes what it gets", () => {
       const calls = yield* Effect.flatMap(TokenRefresherTest, (t) => t.calls)
       expect(calls.map(Redacted.value)).toEqual([secrets.refresh])
     }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))))
+})
+
+describe("managers sharing one store act as one", () => {
+  const shared = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
+    Layer.merge(AuthStore.layerMemory(chatgptJson()), TokenRefresher.layerTest(script))
+
+  it.scoped("the second learns the poison from the shared state, with no request", () =>
+    Effect.gen(function*() {
+      const [a, b] = [yield* makeManager(), yield* makeManager()]
+      yield* a.getAuthStatus({ refreshToken: true })
+      const status = yield* b.getAuthStatus({ includeToken: true, refreshToken: true })
+      expect(status).toMatchObject({ authMethod: "chatgpt", authToken: null })
+      expect((yield* b.state).status).toBe("poisoned")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(shared([dead()]))))
+
+  it.scoped("they share one backoff schedule", () =>
+    Effect.gen(function*() {
+      const [a, b] = [yield* makeManager(), yield* makeManager()]
+      yield* a.getAuthStatus({ refreshToken: true })
+      const retryAt = (yield* a.state).retryAt!
+      yield* b.getAuthStatus({ refreshToken: true })
+      expect(yield* b.state).toMatchObject({ status: "cooling-down", retryAt })
+      expect(yield* callCount).toBe(1)
+      yield* TestClock.setTime(retryAt)
+      yield* b.getAuthStatus({ refreshToken: true })
+      yield* a.getAuthStatus({ refreshToken: true })
+      expect(yield* callCount).toBe(2)
+      // a's own cooldown had ended, but it adopted b's newer one instead of making a third request.
+      expect((yield* a.state).retryAt).toBe((yield* b.state).retryAt)
+    }).pipe(Effect.provide(shared([down()]))))
 })

@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Fiber, Layer, Logger, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { AuthStore } from "../src/AuthStore.js"
 import { chatgptJson, secrets } from "./support/fixtures.js"
@@ -113,4 +113,65 @@ describe("AuthStore.layerMemory", () => {
       const error = yield* Effect.flip(store.load)
       expect(error.path).toBe("memory")
     }).pipe(Effect.provide(AuthStore.layerMemory("{"))))
+})
+
+describe("AuthStore.layerFile: refresh lock and shared state", () => {
+  it.scopedLive("the refresh lock lets one holder in at a time, and is released on interruption", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home, { recursive: true })
+        const events: Array<string> = []
+        const holder = (name: string) =>
+          store.withRefreshLock(Effect.gen(function*() {
+            events.push(`${name} in`)
+            const lock = JSON.parse(yield* fs.readFileString(`${home}/auth.json.lock`))
+            expect(lock.pid).toBe(process.pid)
+            yield* Effect.sleep("30 millis")
+            events.push(`${name} out`)
+          }))
+        yield* Effect.all([holder("a"), holder("b"), holder("c")], { concurrency: "unbounded" })
+        expect(events.filter((_, i) => i % 2 === 0).map((e) => e.endsWith("in"))).toEqual([true, true, true])
+        expect(events.filter((_, i) => i % 2 === 1).map((e) => e.endsWith("out"))).toEqual([true, true, true])
+        const fiber = yield* Effect.fork(store.withRefreshLock(Effect.never))
+        while (!(yield* fs.exists(`${home}/auth.json.lock`))) yield* Effect.sleep("5 millis")
+        yield* Fiber.interrupt(fiber)
+        expect(yield* fs.exists(`${home}/auth.json.lock`)).toBe(false)
+      })
+    ))
+
+  it.scopedLive("a lock left by a dead process is broken, and the breaking is logged", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home, { recursive: true })
+        const lock = { pid: 2 ** 22 + 12345, processStartedAt: 0, acquiredAt: Date.now(), nonce: 1 }
+        yield* fs.writeFileString(`${home}/auth.json.lock`, JSON.stringify(lock))
+        const logs: Array<string> = []
+        const ran = yield* store.withRefreshLock(Effect.succeed("ran")).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message)))))
+        )
+        expect(ran).toBe("ran")
+        expect(logs.join("\n")).toContain("Broke a stale refresh lock")
+      })
+    ))
+
+  it.scoped("shares refresh state without secrets; a corrupt sidecar is ignored", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* store.save(decode(chatgptJson()))
+        expect(yield* store.loadShared).toEqual(Option.none())
+        const shared = { hash: "h", state: "poisoned", reason: "reused", status: 401, at: 1 } as const
+        yield* store.saveShared(Option.some(shared))
+        expect(yield* store.loadShared).toEqual(Option.some(shared))
+        const text = yield* fs.readFileString(`${home}/auth-refresh-state.json`)
+        expect(text).not.toContain(secrets.refresh)
+        expect((yield* fs.stat(`${home}/auth-refresh-state.json`)).mode & 0o777).toBe(0o600)
+        yield* fs.writeFileString(`${home}/auth-refresh-state.json`, "{corrupt")
+        expect(yield* store.loadShared).toEqual(Option.none())
+        yield* store.saveShared(Option.none())
+        expect(yield* fs.exists(`${home}/auth-refresh-state.json`)).toBe(false)
+      })
+    ))
 })
