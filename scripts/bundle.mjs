@@ -9,9 +9,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
 export const entries = { "app-server": "examples/app-server.ts", "effect-auth": "examples/cli.ts" }
 
-export const bundle = async (outdir = join(root, "dist", "bin")) => {
+export const bundle = async (outdir = join(root, "dist", "bin"), programs = entries) => {
   await build({
-    entryPoints: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, join(root, file)])),
+    entryPoints: Object.fromEntries(Object.entries(programs).map(([name, file]) => [name, join(root, file)])),
     outdir,
     outExtension: { ".js": ".mjs" },
     bundle: true,
@@ -23,7 +23,7 @@ export const bundle = async (outdir = join(root, "dist", "bin")) => {
     logLevel: "warning",
     banner: { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
   })
-  for (const name of Object.keys(entries)) chmodSync(join(outdir, `${name}.mjs`), 0o755)
+  for (const name of Object.keys(programs)) chmodSync(join(outdir, `${name}.mjs`), 0o755)
   return outdir
 }
 

@@ -73,8 +73,15 @@ export interface RunningProcess {
 let nextId = 1000
 
 /** Spawns a bundled example (`dist/bin/NAME.mjs`, built by the global setup) with exactly the given environment. */
-export const spawnScript = (name: "app-server" | "effect-auth", args: ReadonlyArray<string>, env: Record<string, string>): RunningProcess => {
-  const child = spawn(process.execPath, [join(root, "dist", "bin", `${name}.mjs`), ...args], {
+export const spawnScript = (
+  name: "app-server" | "effect-auth" | "writer",
+  args: ReadonlyArray<string>,
+  env: Record<string, string>
+): RunningProcess => {
+  const program = name === "writer"
+    ? join(root, "node_modules", ".cache", "effect-auth-test", "writer.mjs")
+    : join(root, "dist", "bin", `${name}.mjs`)
+  const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"]
@@ -148,6 +155,7 @@ export const spawnScript = (name: "app-server" | "effect-auth", args: ReadonlyAr
 export interface AppServerOptions {
   readonly codexHome: string
   readonly tokenUrl?: string
+  readonly env?: Record<string, string>
 }
 
 /** Starts the example app server and initializes it. */
@@ -155,7 +163,8 @@ export const appServer = async (options: AppServerOptions): Promise<RunningProce
   const server = spawnScript("app-server", [], {
     HOME: options.codexHome,
     CODEX_HOME: options.codexHome,
-    ...(options.tokenUrl === undefined ? {} : { CODEX_REFRESH_TOKEN_URL_OVERRIDE: options.tokenUrl })
+    ...(options.tokenUrl === undefined ? {} : { CODEX_REFRESH_TOKEN_URL_OVERRIDE: options.tokenUrl }),
+    ...options.env
   })
   const init = await server.request("initialize", { clientInfo: { name: "e2e", version: "1.0.0" } })
   if (init.error !== undefined) throw new Error(`initialize failed: ${init.error.message}`)
