@@ -226,7 +226,10 @@ export const make = (
         return [{ _tag: "Started", flight, snapshot: state.snapshot }, { ...state, inflight: Option.some(flight) }]
       })
       if (decision._tag === "Started") {
+        // Forked from an uninterruptible region, the flight would inherit it, and its own
+        // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
         yield* attempt(decision.snapshot).pipe(
+          Effect.interruptible,
           Effect.exit,
           Effect.flatMap((exit) => Deferred.done(done, exit)),
           Effect.ensuring(update(RefreshState.endFlight(decision.flight))),

@@ -3,6 +3,7 @@ import { Chunk, Deferred, Effect, Fiber, Layer, Option, Redacted, Stream, TestCl
 import type * as AuthDocument from "../src/AuthDocument.js"
 import { AuthManager, make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
+import { TransientRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
 import { httpRefresher, startEndpoint } from "./support/endpoint.js"
@@ -404,4 +405,19 @@ describe("managers sharing one store act as one", () => {
       // a's own cooldown had ended, but it adopted b's newer one instead of making a third request.
       expect((yield* a.state).retryAt).toBe((yield* b.state).retryAt)
     }).pipe(Effect.provide(shared([down()]))))
+})
+
+describe("a refresh that hangs", () => {
+  it.effect("is cut by its own timeout: the flight stays interruptible though it is detached", () =>
+    Effect.gen(function*() {
+      const waiting = yield* Effect.fork(poll())
+      while ((yield* callCount) === 0) yield* Effect.yieldNow()
+      yield* TestClock.adjust("30 seconds")
+      expect(tokenOf(yield* Fiber.join(waiting))).toBe(secrets.access)
+      expect(yield* statusOf).toMatchObject({ status: "cooling-down" })
+    }).pipe(Effect.provide(scripted(chatgptJson(), [
+      Effect.never.pipe(
+        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new TransientRefreshError({ kind: "timeout", detail: "no answer" }) })
+      )
+    ]))))
 })
