@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
 import { writeFileSync } from "node:fs"
 import { chatgptJson, secrets } from "../support/fixtures.js"
 import { appServer, cleanup, type Message, spawnScript, tempHome } from "../support/processes.js"
@@ -154,6 +155,24 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
     expect(server.messages.some((m) => m.id === 99)).toBe(false)
     expect(await server.close()).toBe(0)
     expect(server.stderr()).not.toContain(secrets.apiKey)
+  })
+
+  it("random bytes and random JSON (fast-check samples) never stop the real process", async () => {
+    const server = await appServer({ codexHome: tempHome() })
+    const garbage = fc.sample(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes.filter((b) => b !== 10))),
+        fc.jsonValue().map((value) => Buffer.from(JSON.stringify(value))),
+        fc.record({ id: fc.oneof(fc.string(), fc.integer()), method: fc.string(), params: fc.jsonValue() })
+          .map((m) => Buffer.from(JSON.stringify(m)))
+      ),
+      { numRuns: 500, seed: 42 }
+    )
+    server.child.stdin.write(Buffer.concat(garbage.flatMap((bytes) => [bytes, Buffer.from("\n")])))
+    const alive = await server.request("getAuthStatus", {}, "still-alive")
+    expectResponse(alive)
+    expect(server.messages.some((m) => m.method === "<not json>")).toBe(false)
+    expect(await server.close()).toBe(0)
   })
 
   it("a closed stdin ends it cleanly, after answering what it was sent", async () => {
