@@ -8,8 +8,8 @@ import { Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Layer, Logger, Stream } from "effect"
-import { AppServer, AuthStore, layerNode } from "../src/index.js"
+import { Effect, Layer, Stream } from "effect"
+import { AppServer, AuthStore, layerNode, layerStderrLogger } from "../src/index.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
 
@@ -37,7 +37,7 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.scoped,
   Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
-  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -13,8 +13,8 @@ import { FileSystem } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Console, Effect, Layer, Logger, Option, Redacted, Schema, Stream } from "effect"
-import { AuthManager, type AuthState, layerNode } from "../src/index.js"
+import { Console, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { AuthManager, type AuthState, layerNode, layerStderrLogger } from "../src/index.js"
 
 const setExitCode = (code: number) => Effect.sync(() => (process.exitCode = code))
 
@@ -151,7 +151,7 @@ cli(process.argv).pipe(
   // Every other failure is a sentence for the person at the terminal, not a stack trace.
   Effect.catchAll((error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1)))),
   Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
-  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
+  Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -173,6 +173,7 @@ export const make = (
     const attempt = (current: AuthDocument.AuthSnapshot) => store.withRefreshLock(Effect.gen(function*() {
       const stored = yield* store.load
       if (stored.hash !== current.hash) {
+        yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
         yield* countAttempt("adopted")
         return yield* update(RefreshState.adopt(stored))
       }
@@ -182,6 +183,9 @@ export const make = (
         yield* update(RefreshState.withHealth(current.hash, known.value))
         const decision = RefreshState.decide(yield* SubscriptionRef.get(stateRef), yield* Clock.currentTimeMillis, settings)
         if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
+          yield* Effect.logDebug("Another process already knows this snapshot's state: no request").pipe(
+            Effect.annotateLogs({ state: decision._tag })
+          )
           yield* countAttempt("shared")
           return yield* Effect.fail(decision.error)
         }
@@ -189,6 +193,7 @@ export const make = (
       const doc = Option.getOrThrow(current.document)
       const refreshToken = doc.tokens?.refresh_token
       if (refreshToken === undefined) return
+      yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
       const outcome = yield* Effect.either(refresher.refresh(refreshToken))
       const now = yield* Clock.currentTimeMillis
       if (Either.isLeft(outcome) && outcome.left._tag === "TransientRefreshError") {
@@ -207,6 +212,7 @@ export const make = (
         }
         const saved = yield* store.save(AuthDocument.applyRefresh(doc, outcome.right, new Date(now)))
         yield* store.saveShared(Option.none())
+        yield* Effect.logDebug("Access token refreshed and saved").pipe(Effect.annotateLogs({ snapshot: saved.hash.slice(0, 12) }))
         yield* countAttempt("success")
         return yield* update(RefreshState.adopt(saved))
       }))

@@ -147,12 +147,21 @@ export const makeFile = ({ codexHome, lockStaleAfter = Duration.seconds(30) }: F
     )
 
     const lockFile = `${file}.lock`
-    const withRefreshLock = withLockFile(
+    const lock = withLockFile(
       fs,
       lockFile,
       { staleAfter: lockStaleAfter, waitAtMost: Duration.sum(lockStaleAfter, Duration.seconds(5)) },
-      () => fail("lock")(`another process has held ${lockFile} for too long`)
+      {
+        onTimeout: () => fail("lock")(`another process has held ${lockFile} for too long`),
+        onError: (error) => fail("lock")(describe(error))
+      }
     )
+    // The first sign-in on a machine creates the folder the lock lives in.
+    const withRefreshLock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      ensureDir.pipe(
+        Effect.mapError((error) => fail("lock")(describe(error))),
+        Effect.zipRight(lock(effect))
+      )
 
     // An optimisation, never a reason to fail: a sidecar that cannot be read is ignored (and said once).
     const sidecar = path.join(dir, "auth-refresh-state.json")

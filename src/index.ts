@@ -12,6 +12,6 @@ export type { AccountInfo, AuthManagerShape, AuthState, AuthStatus, AuthStatusPa
 export { AuthStore } from "./AuthStore.js"
 export type { AuthStoreShape } from "./AuthStore.js"
 export * from "./Errors.js"
-export { layerNode } from "./layerNode.js"
+export { layerNode, layerStderrLogger } from "./layerNode.js"
 export { TokenRefresher, TokenRefresherTest } from "./TokenRefresher.js"
 export type { HttpOptions, ScriptStep, TokenRefresherShape } from "./TokenRefresher.js"

@@ -4,7 +4,7 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { type ConfigError, Layer } from "effect"
+import { Config, type ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
 import { AuthManager } from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
 import { TokenRefresher } from "./TokenRefresher.js"
@@ -20,3 +20,18 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
     Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
     Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
   )
+
+/**
+ * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
+ * logfmt lines on stderr, at the level of `EFFECT_AUTH_LOG_LEVEL` (default Info).
+ */
+export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(
+    Config.logLevel("EFFECT_AUTH_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+    (level) =>
+      Layer.merge(
+        Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
+        Logger.minimumLogLevel(level)
+      )
+  )
+)

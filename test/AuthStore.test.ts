@@ -3,7 +3,10 @@ import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Fiber, Layer, Logger, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
+import { make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
+import { PermanentRefreshError } from "../src/Errors.js"
+import { TokenRefresher } from "../src/TokenRefresher.js"
 import { chatgptJson, secrets } from "./support/fixtures.js"
 
 /** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
@@ -173,5 +176,50 @@ describe("AuthStore.layerFile: refresh lock and shared state", () => {
         yield* store.saveShared(Option.none())
         expect(yield* fs.exists(`${home}/auth-refresh-state.json`)).toBe(false)
       })
+    ))
+})
+
+describe("permissions after every write path", () => {
+  it.scopedLive("auth.json, the sidecar and the lock are 0600 in a 0700 folder, whichever path wrote them", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const modes = Effect.gen(function*() {
+          const files = (yield* fs.readDirectory(home)).filter((name) => !name.endsWith(".tmp"))
+          const result: Record<string, number> = { ".": (yield* fs.stat(home)).mode & 0o777 }
+          for (const name of files) result[name] = (yield* fs.stat(`${home}/${name}`)).mode & 0o777
+          return result
+        })
+        const manager = yield* makeManager().pipe(
+          Effect.provideService(AuthStore, store),
+          Effect.provide(TokenRefresher.layerTest([
+            Effect.succeed({ accessToken: Redacted.make("a2"), refreshToken: Redacted.make("r2") }),
+            Effect.fail(new PermanentRefreshError({ reason: "reused" }))
+          ]))
+        )
+        const expectPrivate = (files: Record<string, number>) =>
+          Object.entries(files).forEach(([name, mode]) => expect([name, mode]).toEqual([name, name === "." ? 0o700 : 0o600]))
+
+        yield* manager.loginWithApiKey(Redacted.make(secrets.apiKey))
+        expectPrivate(yield* modes)
+        yield* manager.loginWithTokens({
+          idToken: Redacted.make("i"),
+          accessToken: Redacted.make("a"),
+          refreshToken: Redacted.make("r")
+        })
+        expectPrivate(yield* modes)
+        // Past the minimum interval: a refresh rewrites auth.json, then a dead token writes the sidecar.
+        yield* store.save({ ...Option.getOrThrow((yield* store.load).document), last_refresh: "2020-01-01T00:00:00Z" })
+        yield* manager.reload
+        yield* manager.refresh
+        yield* store.save({ ...Option.getOrThrow((yield* store.load).document), last_refresh: "2020-01-01T00:00:00Z" })
+        yield* manager.reload
+        yield* Effect.ignore(manager.refresh)
+        const files = yield* modes
+        expect(Object.keys(files).sort()).toEqual([".", "auth-refresh-state.json", "auth.json"])
+        expectPrivate(files)
+        // The lock, while held.
+        yield* store.withRefreshLock(Effect.flatMap(modes, (held) => Effect.sync(() => expectPrivate(held))))
+      }).pipe(Effect.scoped)
     ))
 })

@@ -4,6 +4,7 @@
  * that is older than `staleAfter`, is broken (and the breaking logged).
  */
 import type { FileSystem } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Duration, Effect, Option, Random, Schema } from "effect"
 
 const LockContent = Schema.parseJson(Schema.Struct({
@@ -38,20 +39,22 @@ const isAlive = (pid: number): boolean => {
  * Runs `self` while holding the lock file at `path`; the lock is released on
  * every exit, interruption included. Fails with `onTimeout()` when the wait is too long.
  */
-export const withLockFile = <Timeout>(
+export const withLockFile = <Failure>(
   fs: FileSystem.FileSystem,
   path: string,
   options: LockOptions,
-  onTimeout: () => Timeout
+  errors: { readonly onTimeout: () => Failure; readonly onError: (error: PlatformError) => Failure }
 ) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> => {
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Failure, R> => {
   const staleAfter = Duration.toMillis(options.staleAfter)
 
   const tryCreate = (content: LockContent) =>
     fs.writeFileString(path, Schema.encodeSync(LockContent)(content), { flag: "wx", mode: 0o600 }).pipe(
       Effect.as(true),
       Effect.catchAll((error) =>
-        error._tag === "SystemError" && error.reason === "AlreadyExists" ? Effect.succeed(false) : Effect.die(error)
+        error._tag === "SystemError" && error.reason === "AlreadyExists"
+          ? Effect.succeed(false)
+          : Effect.fail(errors.onError(error))
       )
     )
 
@@ -99,7 +102,7 @@ export const withLockFile = <Timeout>(
       yield* Effect.sleep(Duration.millis(wait / 2 + (yield* Random.nextIntBetween(0, wait / 2 + 1))))
     }
   }).pipe(
-    Effect.timeoutFail({ duration: options.waitAtMost, onTimeout })
+    Effect.timeoutFail({ duration: options.waitAtMost, onTimeout: errors.onTimeout })
   )
 
   // Only our own lock is removed: after a break, the file may be someone else's.

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+import { record } from "./audit.js"
 
 const root = join(import.meta.dirname, "..", "..")
 const cleanups: Array<() => Promise<void> | void> = []
@@ -83,7 +84,7 @@ export const spawnScript = (
     : join(root, "dist", "bin", `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", ...env },
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", EFFECT_AUTH_LOG_LEVEL: "Debug", ...env },
     stdio: ["pipe", "pipe", "pipe"]
   })
   let out = ""
@@ -107,7 +108,14 @@ export const spawnScript = (
     for (const wake of waiters.splice(0)) wake()
   })
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("close", (code) => {
+      record(`${name} stderr`, err)
+      // stdout is protocol (tokens are answers there) for the app server, and printed on request by the CLI.
+      if (name === "effect-auth" && !args.includes("--include-token")) record(`${name} ${args.join(" ")}`, out)
+      resolve(code)
+    })
+  )
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL")
