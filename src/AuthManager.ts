@@ -235,6 +235,7 @@ export const make = (
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
         yield* attempt(decision.snapshot).pipe(
+          Effect.withSpan("AuthManager.refreshFlight", { attributes: { snapshot: decision.snapshot.hash.slice(0, 12) } }),
           Effect.interruptible,
           Effect.exit,
           Effect.flatMap((exit) => Deferred.done(done, exit)),
@@ -269,7 +270,9 @@ export const make = (
     // The outcome is already recorded in the state (and logged once) by the flight.
     const refreshQuietly = Effect.ignore(refreshUntraced())
 
-    const getAuthStatus = Effect.fn("AuthManager.getAuthStatus")(function*(params: AuthStatusParams = {}) {
+    // Polls are not spans: a span costs about four times a poll answered from memory, and clients
+    // poll many times a second. Every poll that does work joins or starts a flight, which is one.
+    const getAuthStatus = Effect.fnUntraced(function*(params: AuthStatusParams = {}) {
       if (!settings.requiresOpenaiAuth) return { authMethod: null, authToken: null, requiresOpenaiAuth: false }
       const before = yield* SubscriptionRef.get(stateRef)
       if (before.snapshot.method === "chatgpt") {
@@ -279,7 +282,7 @@ export const make = (
       return statusOf(yield* SubscriptionRef.get(stateRef), params.includeToken === true)
     })
 
-    const readAccount = Effect.fn("AuthManager.readAccount")(function*(
+    const readAccount = Effect.fnUntraced(function*(
       params: { readonly refreshToken?: boolean | undefined } = {}
     ) {
       if (!settings.requiresOpenaiAuth) return { account: null, requiresOpenaiAuth: false }

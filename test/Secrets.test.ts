@@ -50,7 +50,7 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
 
       expect(yield* endpoint.count).toBe(3)
       const text = `${yield* capture.text}\n${errors.join("\n")}`
-      expect(text).toContain("span AuthManager.getAuthStatus")
+      expect(text).toContain("span AuthManager.refreshFlight")
       expect(text).toContain("Refresh token is dead")
       expect(text).toContain("not valid JSON")
       if (process.env.SHOW_CAPTURE) console.log(text)

@@ -12,6 +12,8 @@ import { createServer } from "node:http"
 /** One request the endpoint received. It holds the refresh token in clear: test data only. */
 export interface ReceivedRequest {
   readonly index: number
+  /** When it arrived, in epoch milliseconds (wall clock). */
+  readonly at: number
   readonly contentType: string
   readonly fields: Readonly<Record<string, string>>
 }
@@ -95,8 +97,9 @@ export const make = (initial: Behaviour) =>
       const request = yield* HttpServerRequest.HttpServerRequest
       const contentType = request.headers["content-type"] ?? ""
       const fields = fieldsOf(contentType, yield* request.text)
+      const at = Date.now()
       const entry = yield* Ref.modify(received, (all) => {
-        const next: ReceivedRequest = { index: all.length, contentType, fields }
+        const next: ReceivedRequest = { index: all.length, at, contentType, fields }
         return [next, [...all, next]]
       })
       return yield* Effect.flatMap(Ref.get(behaviour), (answer) => answer(entry))
