@@ -69,6 +69,7 @@ export const rotating = (firstRefreshToken: string, lifetimeSeconds = 3600): Eff
       if (answer === "reused") return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused" } }, { status: 401 })
       if (answer === "unknown") return HttpServerResponse.unsafeJson({ error: "invalid_grant" }, { status: 400 })
       return HttpServerResponse.unsafeJson({
+        token_type: "Bearer",
         access_token: unsignedJwt({ exp: Math.floor(now / 1000) + lifetimeSeconds, n: answer }),
         refresh_token: `rt-${answer}`,
         id_token: unsignedJwt({ email: "user@example.com" }),
