@@ -53,7 +53,7 @@ const outage = async (contender: Contender) => {
   const recovery = (async () => {
     await sleep(outageMs)
     duringOutage = await tokens.count()
-    await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(firstRefreshToken)))
+    await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(firstRefreshToken, 3600, { idToken: false })))
     recoveredAt = Date.now()
   })()
   while (freshAt === null && Date.now() < started + outageMs + 60_000) {
@@ -75,7 +75,7 @@ const outage = async (contender: Contender) => {
 // 3. Healthy polling, each poll asking for a refresh, for healthyMs.
 
 const healthy = async (contender: Contender) => {
-  const tokens = await endpoint(TokenEndpoint.rotating(firstRefreshToken))
+  const tokens = await endpoint(TokenEndpoint.rotating(firstRefreshToken, 3600, { idToken: false }))
   const client = await contender.make(tokens.url, expiredAccessToken())
   const end = Date.now() + healthyMs
   let polls = 0

@@ -113,7 +113,8 @@ const openidClient: Contender = {
           refresh: response.refresh_token ?? tokens.refresh,
           expiresAt: Date.now() + (response.expiresIn() ?? 3600) * 1000
         }
-      } catch {
+      } catch (e) {
+        if (process.env.DEBUG_OPENID) console.error(String(e))
         // the old token set stays
       }
       return tokens.access

@@ -54,9 +54,14 @@ interface RotationState {
 /**
  * A healthy provider that rotates refresh tokens: each valid refresh token
  * works once and is replaced; using one again answers `refresh_token_reused`.
- * Access tokens are JWTs valid for `lifetimeSeconds`.
+ * Access tokens are JWTs valid for `lifetimeSeconds`; `idToken: false` leaves the
+ * (unsigned) id_token out, as a plain OAuth 2.0 provider would.
  */
-export const rotating = (firstRefreshToken: string, lifetimeSeconds = 3600): Effect.Effect<Behaviour> =>
+export const rotating = (
+  firstRefreshToken: string,
+  lifetimeSeconds = 3600,
+  options: { readonly idToken?: boolean } = {}
+): Effect.Effect<Behaviour> =>
   Effect.map(Ref.make<RotationState>({ current: firstRefreshToken, used: new Set(), issued: 0 }), (tokens) => (request) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -72,7 +77,8 @@ export const rotating = (firstRefreshToken: string, lifetimeSeconds = 3600): Eff
         token_type: "Bearer",
         access_token: unsignedJwt({ exp: Math.floor(now / 1000) + lifetimeSeconds, n: answer }),
         refresh_token: `rt-${answer}`,
-        id_token: unsignedJwt({ email: "user@example.com" }),
+        // An OpenID client verifies an id_token's signature: a plain OAuth provider sends none.
+        ...(options.idToken === false ? {} : { id_token: unsignedJwt({ email: "user@example.com" }) }),
         expires_in: lifetimeSeconds
       })
     })
