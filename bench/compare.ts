@@ -151,13 +151,13 @@ const chart = (panels: ReadonlyArray<{ title: string; seconds: number; lines: Re
   const pad = { left: 56, right: 16, top: 36, bottom: 44 }
   const plotW = width - pad.left - pad.right
   const plotH = height - pad.top - pad.bottom
-  const maxLog = 5 // up to 100,000 requests, log scale
-  const y = (count: number) => pad.top + plotH - (Math.log10(1 + count) / maxLog) * plotH
+  const maxLog = 5 // up to 100,000 requests, log scale; none and one both sit on the baseline
+  const y = (count: number) => pad.top + plotH - (Math.log10(Math.max(1, count)) / maxLog) * plotH
   const svgPanels = panels.map((panel, index) => {
     const x = (ms: number) => pad.left + (Math.min(ms, panel.seconds * 1000) / (panel.seconds * 1000)) * plotW
     const grid = [0, 1, 2, 3, 4, 5].map((p) =>
-      `<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${y(10 ** p - 1)}" y2="${y(10 ** p - 1)}" stroke="#ddd"/>` +
-      `<text x="${pad.left - 6}" y="${y(10 ** p - 1) + 4}" text-anchor="end" font-size="11">${(10 ** p).toLocaleString("en")}</text>`
+      `<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${y(10 ** p)}" y2="${y(10 ** p)}" stroke="#ddd"/>` +
+      `<text x="${pad.left - 6}" y="${y(10 ** p) + 4}" text-anchor="end" font-size="11">${(10 ** p).toLocaleString("en")}</text>`
     ).join("")
     const lines = panel.lines.map((line, i) => {
       const points = [`${x(0)},${y(0)}`, ...line.times.map((t, n) => `${x(t)},${y(n + 1)}`), `${x(panel.seconds * 1000)},${y(line.times.length)}`]
@@ -170,7 +170,7 @@ const chart = (panels: ReadonlyArray<{ title: string; seconds: number; lines: Re
       `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${panel.title}</text>` +
       grid + lines + legend +
       `<text x="${pad.left + plotW / 2}" y="${height - 10}" text-anchor="middle" font-size="11">seconds (0–${panel.seconds})</text>` +
-      `<text x="14" y="${pad.top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${pad.top + plotH / 2})" text-anchor="middle">requests (log)</text>` +
+      `<text x="14" y="${pad.top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${pad.top + plotH / 2})" text-anchor="middle">requests so far (log)</text>` +
       `</g>`
   }).join("")
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width * panels.length}" height="${height}" font-family="sans-serif">` +
