@@ -275,10 +275,11 @@ export const make = (
     const getAuthStatus = Effect.fnUntraced(function*(params: AuthStatusParams = {}) {
       if (!settings.requiresOpenaiAuth) return { authMethod: null, authToken: null, requiresOpenaiAuth: false }
       const before = yield* SubscriptionRef.get(stateRef)
-      if (before.snapshot.method === "chatgpt") {
-        const now = yield* Clock.currentTimeMillis
-        if (params.refreshToken === true || RefreshState.isStale(before.snapshot, now, settings)) yield* refreshQuietly
-      }
+      if (before.snapshot.method !== "chatgpt") return statusOf(before, params.includeToken === true)
+      const wantsRefresh = params.refreshToken === true ||
+        RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)
+      if (!wantsRefresh) return statusOf(before, params.includeToken === true)
+      yield* refreshQuietly
       return statusOf(yield* SubscriptionRef.get(stateRef), params.includeToken === true)
     })
 
