@@ -113,8 +113,7 @@ const openidClient: Contender = {
           refresh: response.refresh_token ?? tokens.refresh,
           expiresAt: Date.now() + (response.expiresIn() ?? 3600) * 1000
         }
-      } catch (e) {
-        if (process.env.DEBUG_OPENID) console.error(String(e))
+      } catch {
         // the old token set stays
       }
       return tokens.access

@@ -6,7 +6,7 @@ import { AuthStore } from "../src/AuthStore.js"
 import { TransientRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
-import { httpRefresher, startEndpoint } from "./support/endpoint.js"
+import { httpRefresher } from "./support/endpoint.js"
 import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import {
   callCount,
@@ -95,7 +95,7 @@ describe("getAuthStatus: every row of SPEC §5, with and without includeToken", 
 describe("a dead refresh token makes one request, however many polls", () => {
   it.scoped("1,000 concurrent polls against a real endpoint: 1 request, every answer chatgpt with no token; 1,000 more: still 1", () =>
     Effect.gen(function*() {
-      const endpoint = yield* startEndpoint(TokenEndpoint.codedError(401, "refresh_token_reused"))
+      const endpoint = yield* TokenEndpoint.make(TokenEndpoint.codedError(401, "refresh_token_reused"))
       const pollMany = Effect.all(Array.from({ length: 1000 }, () => poll()), { concurrency: "unbounded" })
       const layer = managerWith(chatgptJson(), httpRefresher(endpoint.url))
       yield* Effect.gen(function*() {

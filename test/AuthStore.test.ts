@@ -45,34 +45,26 @@ describe("AuthStore.layerFile", () => {
       })
     ))
 
-  it.scoped("reports a corrupt file as AuthStoreError naming it, and leaves it byte-for-byte unchanged", () =>
-    withStore((home, store) =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        yield* fs.makeDirectory(home)
-        const corrupt = `{"tokens": {"refresh_token": "${secrets.refresh}"`
-        yield* fs.writeFileString(`${home}/auth.json`, corrupt)
-        const error = yield* Effect.flip(store.load)
-        expect(error._tag).toBe("AuthStoreError")
-        expect(error.message).toContain(`${home}/auth.json`)
-        expect(error.message).toContain("not valid JSON")
-        expect(error.message).not.toContain(secrets.refresh)
-        expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(corrupt)
-      })
-    ))
-
-  it.scoped("reports fields of the wrong type, and leaves the file unchanged", () =>
-    withStore((home, store) =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        yield* fs.makeDirectory(home)
-        const unexpected = JSON.stringify({ ...chatgptJson(), last_refresh: 12 })
-        yield* fs.writeFileString(`${home}/auth.json`, unexpected)
-        const error = yield* Effect.flip(store.load)
-        expect(error.message).toContain(`"last_refresh"`)
-        expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(unexpected)
-      })
-    ))
+  const badFiles: ReadonlyArray<[string, string, string]> = [
+    ["not valid JSON", `{"tokens": {"refresh_token": "${secrets.refresh}"`, "not valid JSON"],
+    ["a field of the wrong type", JSON.stringify({ ...chatgptJson(), last_refresh: 12 }), `"last_refresh"`]
+  ]
+  for (const [kind, content, said] of badFiles) {
+    it.scoped(`reports ${kind} as AuthStoreError naming the file, never quoting it, and leaves it byte-for-byte unchanged`, () =>
+      withStore((home, store) =>
+        Effect.gen(function*() {
+          const fs = yield* FileSystem.FileSystem
+          yield* fs.makeDirectory(home)
+          yield* fs.writeFileString(`${home}/auth.json`, content)
+          const error = yield* Effect.flip(store.load)
+          expect(error._tag).toBe("AuthStoreError")
+          expect(error.message).toContain(`${home}/auth.json`)
+          expect(error.message).toContain(said)
+          expect(error.message).not.toContain(secrets.refresh)
+          expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(content)
+        })
+      ))
+  }
 
   it.scoped("keeps an unreadable file aside, untouched, when a sign-in writes over it", () =>
     withStore((home, store) =>

@@ -6,7 +6,7 @@ import { AuthManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { makeCapture } from "./support/capture.js"
-import { httpRefresher, startEndpoint } from "./support/endpoint.js"
+import { httpRefresher } from "./support/endpoint.js"
 import { chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import { poll } from "./support/manager.js"
 
@@ -19,7 +19,7 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
       const fs = yield* FileSystem.FileSystem
       const home = yield* fs.makeTempDirectoryScoped()
       yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
-      const endpoint = yield* startEndpoint(TokenEndpoint.codedError(401, "refresh_token_reused"))
+      const endpoint = yield* TokenEndpoint.make(TokenEndpoint.codedError(401, "refresh_token_reused"))
       const layer = AuthManager.layer.pipe(
         Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
         Layer.provide(NodeContext.layer)

@@ -5,12 +5,12 @@ import { ConfigProvider, Duration, Effect, Fiber, Layer, Option, Redacted, TestC
 import { PermanentRefreshError, TransientRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
-import { httpRefresher, never, startEndpoint } from "./support/endpoint.js"
+import { httpRefresher, never } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
 
 const refreshAgainst = (behaviour: TokenEndpoint.Behaviour, options: Parameters<typeof httpRefresher>[1] = {}) =>
   Effect.gen(function*() {
-    const endpoint = yield* startEndpoint(behaviour)
+    const endpoint = yield* TokenEndpoint.make(behaviour)
     const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make(secrets.refresh))).pipe(
       Effect.either,
       Effect.provide(httpRefresher(endpoint.url, options))
@@ -58,7 +58,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
 
   it.scoped("reads the token URL from CODEX_REFRESH_TOKEN_URL_OVERRIDE through Config", () =>
     Effect.gen(function*() {
-      const endpoint = yield* startEndpoint(respond(200, json({ access_token: "a2" })))
+      const endpoint = yield* TokenEndpoint.make(respond(200, json({ access_token: "a2" })))
       const layer = TokenRefresher.layerHttp.pipe(
         Layer.provide(NodeHttpClient.layerUndici),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
@@ -130,7 +130,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
 
   it.scoped("transient: no answer within the timeout", () =>
     Effect.gen(function*() {
-      const endpoint = yield* startEndpoint(never)
+      const endpoint = yield* TokenEndpoint.make(never)
       const fiber = yield* Effect.flatMap(TokenRefresher, (r) => r.refresh(Redacted.make("x"))).pipe(
         Effect.flip,
         Effect.provide(httpRefresher(endpoint.url, { timeout: Duration.seconds(30) })),
