@@ -12,10 +12,10 @@ const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; 
     const err: Array<string> = []
     const exitCode = yield* Ref.make(0)
     const console: Console.Console = {
-      ...Console.defaultConsole,
+      ...(yield* Effect.console),
       log: (...parts) => Effect.sync(() => void out.push(parts.join(" "))),
       error: (...parts) => Effect.sync(() => void err.push(parts.join(" ")))
-    } as Console.Console
+    }
     const io = Layer.succeed(Cli.CliIo, {
       stdin: Stream.make(new TextEncoder().encode(options.stdin ?? "")),
       setExitCode: (code) => Ref.set(exitCode, code)
