@@ -18,15 +18,23 @@ import {
   Option,
   Random,
   type Redacted,
+  Ref,
   type Scope,
   Stream,
   SubscriptionRef
 } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStore } from "./AuthStore.js"
-import type { AuthStoreError, PermanentRefreshError, RefreshError, TransientRefreshError } from "./Errors.js"
+import type {
+  AuthStoreError,
+  CredentialsUnavailableError,
+  PermanentRefreshError,
+  RefreshError,
+  TransientRefreshError
+} from "./Errors.js"
 import * as RefreshState from "./internal/refreshState.js"
 import * as SharedState from "./internal/sharedState.js"
+import * as Unauthorized from "./internal/unauthorized.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
 export type { AuthState, Settings } from "./internal/refreshState.js"
@@ -61,6 +69,24 @@ export interface ChatgptTokens {
   readonly accountId?: string | null | undefined
 }
 
+/** What an API request carries: `Authorization: Bearer <token>`, and the ChatGPT account. */
+export interface Credentials {
+  readonly method: AuthDocument.AuthMethod
+  /** The access token (ChatGPT) or the API key. */
+  readonly token: Redacted.Redacted<string>
+  /** The ChatGPT account the token acts for (the `ChatGPT-Account-Id` header); null for an API key. */
+  readonly accountId: string | null
+}
+
+/**
+ * What `reportUnauthorized` did about a refused token:
+ * - "replaced": it was no longer current; retry with the current one (no request made);
+ * - "reloaded": storage held newer credentials (another process refreshed or signed in);
+ * - "refreshed": it was refreshed (or joined a refresh in flight);
+ * - "unchanged": there is no other token to try (an API key, or a token a recovery just obtained).
+ */
+export type UnauthorizedRecovery = "replaced" | "reloaded" | "refreshed" | "unchanged"
+
 export interface AuthManagerShape {
   /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */
   readonly getAuthStatus: (params?: AuthStatusParams) => Effect.Effect<AuthStatus>
@@ -72,6 +98,15 @@ export interface AuthManagerShape {
   readonly logout: Effect.Effect<RefreshState.AuthState, AuthStoreError>
   /** Reads storage again; different data is a new snapshot (poison and cooldown cleared). */
   readonly reload: Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  /** The credentials for an API request, refreshed first when stale; fails when there is no usable token. */
+  readonly credentials: Effect.Effect<Credentials, CredentialsUnavailableError>
+  /**
+   * The API refused `token` (HTTP 401), so it may be revoked before its expiry (SPEC §11). If it is
+   * still current, storage is read again, then the token is refreshed once: single flight, the
+   * minimum interval not applying, a permanent failure poisoning as everywhere. A token already
+   * replaced causes no refresh. Succeeds when the caller may retry with `credentials` (unless "unchanged").
+   */
+  readonly reportUnauthorized: (token: Redacted.Redacted<string>) => Effect.Effect<UnauthorizedRecovery, RefreshError>
   /** The current state, without secrets. */
   readonly state: Effect.Effect<RefreshState.AuthState>
   /** The current state, then every change of snapshot or of its health. */
@@ -88,6 +123,12 @@ const cooldownHits = counter("effect_auth_cooldown_hits_total", "Refresh calls a
 const joinedCallers = counter("effect_auth_refresh_joined_total", "Refresh calls that joined a refresh already in flight")
 const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted" | "shared") =>
   Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
+const unauthorizedRecoveries = counter(
+  "effect_auth_unauthorized_recoveries_total",
+  "Tokens an API refused (HTTP 401), by what recovery did: replaced, reloaded, refreshed, unchanged, poisoned, failed"
+)
+const countRecovery = (outcome: UnauthorizedRecovery | "poisoned" | "failed") =>
+  Metric.increment(Metric.tagged(unauthorizedRecoveries, "outcome", outcome))
 
 const statusOf = (state: RefreshState.State, includeToken: boolean): AuthStatus => {
   const { document, method } = state.snapshot
@@ -222,11 +263,13 @@ export const make = (
       | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>
       | { readonly _tag: "Started"; readonly flight: RefreshState.Flight; readonly snapshot: AuthDocument.AuthSnapshot }
 
-    const startFlight = Effect.uninterruptible(Effect.gen(function*() {
+    // `decide` is SPEC §4's, or the forced one of a 401 recovery.
+    const startFlight = (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
+    Effect.uninterruptible(Effect.gen(function*() {
       const done = yield* Deferred.make<void, RefreshError>()
       const now = yield* Clock.currentTimeMillis
       const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
-        const next = RefreshState.decide(state, now, settings)
+        const next = decide(state, now)
         if (next._tag !== "Start") return [next, state]
         const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
         return [{ _tag: "Started", flight, snapshot: state.snapshot }, { ...state, inflight: Option.some(flight) }]
@@ -246,10 +289,12 @@ export const make = (
       return decision
     }))
 
+    const decideNow = (state: RefreshState.State, now: number) => RefreshState.decide(state, now, settings)
+
     const refreshUntraced = Effect.fnUntraced(function*() {
       const now = yield* Clock.currentTimeMillis
       const first = RefreshState.decide(yield* SubscriptionRef.get(stateRef), now, settings)
-      const decision: Claim = first._tag === "Start" ? yield* startFlight : first
+      const decision: Claim = first._tag === "Start" ? yield* startFlight(decideNow) : first
       switch (decision._tag) {
         case "Skip":
           return
@@ -337,6 +382,71 @@ export const make = (
       Effect.forkIn(scope)
     )
 
+    // SPEC §11. The server's 401 is evidence the token is dead, so the minimum interval does not
+    // apply; but a token that a recovery has just obtained and that is refused again is not
+    // refreshed again inside that interval, or an API refusing every token would drive a refresh
+    // per request.
+    const forcedSettings: RefreshState.Settings = { ...settings, minRefreshInterval: Duration.zero }
+    const justRecovered = yield* Ref.make(Option.none<{ readonly hash: string; readonly at: number }>())
+
+    const recover = Effect.fnUntraced(function*(rejected: Redacted.Redacted<string>) {
+      const before = yield* SubscriptionRef.get(stateRef)
+      if (before.health._tag === "Poisoned") return yield* Effect.fail(before.health.error)
+      if (!Unauthorized.holds(before, rejected)) return "replaced" as const
+      if (!Option.exists(before.inflight, (flight) => flight.hash === before.snapshot.hash)) {
+        // Another process may have refreshed already: a file read, no request.
+        yield* reload
+        const current = yield* SubscriptionRef.get(stateRef)
+        if (!Unauthorized.holds(current, rejected)) return "reloaded" as const
+        const now = yield* Clock.currentTimeMillis
+        const recent = Option.exists(yield* Ref.get(justRecovered), (last) =>
+          last.hash === current.snapshot.hash && now - last.at < Duration.toMillis(settings.minRefreshInterval))
+        if (recent) {
+          yield* Effect.logWarning("The API refused a token just obtained by a 401 recovery: not refreshing it again yet")
+          return "unchanged" as const
+        }
+      }
+      const decision = yield* startFlight((state, now) =>
+        Unauthorized.holds(state, rejected) ? RefreshState.decide(state, now, forcedSettings) : { _tag: "Skip" }
+      )
+      switch (decision._tag) {
+        case "Poisoned":
+        case "CoolingDown":
+          return yield* Effect.fail(decision.error)
+        case "Join":
+          yield* Metric.increment(joinedCallers)
+          yield* Deferred.await(decision.flight.done)
+          break
+        case "Started":
+          yield* Deferred.await(decision.flight.done)
+          break
+      }
+      const after = yield* SubscriptionRef.get(stateRef)
+      if (Unauthorized.holds(after, rejected)) return "unchanged" as const
+      if (decision._tag === "Skip") return "replaced" as const
+      if (decision._tag === "Started") {
+        yield* Ref.set(justRecovered, Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis }))
+      }
+      return "refreshed" as const
+    })
+
+    const reportUnauthorized = Effect.fn("AuthManager.reportUnauthorized")(
+      (rejected: Redacted.Redacted<string>) =>
+        recover(rejected).pipe(
+          Effect.tap((outcome) => Effect.annotateCurrentSpan("outcome", outcome)),
+          Effect.tapBoth({
+            onSuccess: countRecovery,
+            onFailure: (error) => countRecovery(error._tag === "PermanentRefreshError" ? "poisoned" : "failed")
+          })
+        )
+    )
+
+    const credentials = Effect.gen(function*() {
+      const before = yield* SubscriptionRef.get(stateRef)
+      if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) yield* refreshQuietly
+      return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
+    })
+
     return AuthManager.of({
       getAuthStatus,
       readAccount,
@@ -345,6 +455,8 @@ export const make = (
       loginWithTokens,
       logout,
       reload,
+      credentials,
+      reportUnauthorized,
       state: currentView,
       changes: stateRef.changes.pipe(
         Stream.map(RefreshState.view),

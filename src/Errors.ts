@@ -87,5 +87,26 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   }
 }
 
+/**
+ * There is no token a request could carry: nobody is signed in, or the
+ * saved credentials are dead (their refresh token was refused for good).
+ */
+export class CredentialsUnavailableError extends Schema.TaggedError<CredentialsUnavailableError>()(
+  "CredentialsUnavailableError",
+  {
+    reason: Schema.Literal("logged_out", "poisoned"),
+    /** Why the refresh token is dead, when `reason` is "poisoned". */
+    refreshReason: Schema.optional(PermanentReason)
+  }
+) {
+  override get message(): string {
+    return this.reason === "logged_out"
+      ? "There are no credentials to authorize the request: nobody is signed in. Sign in first (effect-auth login)."
+      : `The saved credentials can no longer be used: the access token could not be refreshed ${
+        permanentMessages[this.refreshReason ?? "other"]
+      }`
+  }
+}
+
 /** Every way a refresh can fail. */
 export type RefreshError = PermanentRefreshError | TransientRefreshError | AuthStoreError

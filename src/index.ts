@@ -7,8 +7,19 @@
  */
 export * as AppServer from "./AppServer.js"
 export * as AuthDocument from "./AuthDocument.js"
+export * as AuthHttpClient from "./AuthHttpClient.js"
 export { AuthManager } from "./AuthManager.js"
-export type { AccountInfo, AuthManagerShape, AuthState, AuthStatus, AuthStatusParams, ChatgptTokens, Settings } from "./AuthManager.js"
+export type {
+  AccountInfo,
+  AuthManagerShape,
+  AuthState,
+  AuthStatus,
+  AuthStatusParams,
+  ChatgptTokens,
+  Credentials,
+  Settings,
+  UnauthorizedRecovery
+} from "./AuthManager.js"
 export { AuthStore } from "./AuthStore.js"
 export type { AuthStoreShape } from "./AuthStore.js"
 export * from "./Errors.js"

@@ -1,0 +1,240 @@
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
+import * as AuthHttpClient from "../src/AuthHttpClient.js"
+import { AuthManager, type Settings } from "../src/AuthManager.js"
+import { CredentialsUnavailableError } from "../src/Errors.js"
+import type { ScriptStep } from "../src/TokenRefresher.js"
+import * as Api from "./support/api.js"
+import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
+import { callCount, dead, down, rotated, scripted, statusOf, writeBehind } from "./support/manager.js"
+
+/** The authorized client over a real Node HTTP client, a memory store and the scripted refresher. */
+const stack = (json: object | undefined, script: ReadonlyArray<ScriptStep>, settings: Partial<Settings> = {}) =>
+  AuthHttpClient.layer.pipe(
+    Layer.provideMerge(scripted(json, script, settings)),
+    Layer.provideMerge(NodeHttpClient.layerUndici)
+  )
+
+const client = AuthHttpClient.AuthHttpClient
+const tokensSent = (api: { readonly received: Effect.Effect<ReadonlyArray<Api.ApiRequest>> }) =>
+  Effect.map(api.received, (all) => all.map((request) => request.token))
+
+/** How many recoveries ended with `outcome`, in this process so far. */
+const recoveries = (outcome: string) =>
+  Effect.map(Metric.snapshot, (pairs) =>
+    pairs
+      .filter((pair) =>
+        pair.metricKey.name === "effect_auth_unauthorized_recoveries_total" &&
+        pair.metricKey.tags.some((tag) => tag.key === "outcome" && tag.value === outcome)
+      )
+      .reduce((sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0), 0))
+
+// Refreshed a second ago: a plain refresh would be skipped by the minimum interval; a 401 is not.
+const justRefreshed = chatgptJson({ refreshedAgo: 1_000 })
+
+describe("AuthHttpClient: the credentials on every request", () => {
+  it.scoped("ChatGPT: the bearer access token and the ChatGPT-Account-Id header", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([]))
+      const response = yield* Effect.flatMap(client, (c) => c.get(api.url)).pipe(Effect.provide(stack(chatgptJson(), [])))
+      expect(response.status).toBe(200)
+      expect(yield* api.received).toEqual([{ token: secrets.access, accountId: "acct_123" }])
+    }))
+
+  it.scoped("API key: the key as the bearer token, no account header", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([]))
+      yield* Effect.flatMap(client, (c) => c.get(api.url)).pipe(Effect.provide(stack(apiKeyJson(), [])))
+      expect(yield* api.received).toEqual([{ token: secrets.apiKey, accountId: null }])
+    }))
+
+  it.scoped("logged out: a typed error that says to sign in, and no request", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([]))
+      const error = yield* Effect.flip(Effect.flatMap(client, (c) => c.get(api.url))).pipe(Effect.provide(stack(undefined, [])))
+      expect(error).toBeInstanceOf(CredentialsUnavailableError)
+      expect(error).toMatchObject({ reason: "logged_out" })
+      expect(error.message).toContain("Sign in")
+      expect(yield* api.count).toBe(0)
+    }))
+
+  it.scoped("poisoned: a typed error that says why and to sign in again, and no request", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([]))
+      const error = yield* Effect.gen(function*() {
+        yield* Effect.ignore(Effect.flatMap(AuthManager, (auth) => auth.refresh))
+        return yield* Effect.flip(Effect.flatMap(client, (c) => c.get(api.url)))
+      }).pipe(Effect.provide(stack(chatgptJson(), [dead("revoked")])))
+      expect(error).toMatchObject({ _tag: "CredentialsUnavailableError", reason: "poisoned", refreshReason: "revoked" })
+      expect(error.message).toContain("revoked")
+      expect(error.message).toContain("sign in again")
+      expect(yield* api.count).toBe(0)
+    }))
+
+  it.scoped("layerHttpClient: a plain HttpClient; no credentials is a RequestError caused by the typed error", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([]))
+      const layer = AuthHttpClient.layerHttpClient.pipe(
+        Layer.provide(scripted(undefined, [])),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      const error = yield* Effect.flip(HttpClient.get(api.url)).pipe(Effect.provide(layer))
+      expect(error).toMatchObject({ _tag: "RequestError", cause: { _tag: "CredentialsUnavailableError", reason: "logged_out" } })
+    }))
+})
+
+describe("AuthHttpClient: one recovery on 401", () => {
+  it.scoped("a refused token is refreshed once, the minimum interval notwithstanding, and the request retried", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([secrets.access]))
+      const refreshedBefore = yield* recoveries("refreshed")
+      yield* Effect.gen(function*() {
+        const response = yield* Effect.flatMap(client, (c) => c.get(api.url))
+        expect(response.status).toBe(200)
+        expect(yield* callCount).toBe(1)
+        expect(yield* tokensSent(api)).toEqual([secrets.access, secrets.newAccess])
+        // The new token is kept: the next request carries it at once.
+        yield* Effect.flatMap(client, (c) => c.get(api.url))
+        expect((yield* tokensSent(api)).at(-1)).toBe(secrets.newAccess)
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh)])))
+      expect((yield* recoveries("refreshed")) - refreshedBefore).toBe(1)
+    }))
+
+  it.scoped("100 concurrent requests that all get 401: one refresh, and all succeed with the new token", () =>
+    Effect.gen(function*() {
+      // The API answers no 401 before all 100 requests have arrived with the old token.
+      const arrived = yield* Ref.make(0)
+      const all = yield* Deferred.make<void>()
+      const api = yield* Api.make((request) =>
+        request.token !== secrets.access ? Effect.succeed(200) : Effect.gen(function*() {
+          if ((yield* Ref.updateAndGet(arrived, (n) => n + 1)) === 100) yield* Deferred.succeed(all, undefined)
+          yield* Deferred.await(all)
+          return 401
+        })
+      )
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        const responses = yield* Effect.all(Array.from({ length: 100 }, () => c.get(api.url)), { concurrency: "unbounded" })
+        expect(responses.every((response) => response.status === 200)).toBe(true)
+        expect(yield* callCount).toBe(1)
+        const sent = yield* tokensSent(api)
+        expect(sent.filter((token) => token === secrets.access)).toHaveLength(100)
+        expect(sent.filter((token) => token === secrets.newAccess)).toHaveLength(100)
+      }).pipe(Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh)])))
+    }))
+
+  it.scoped("a 401 for a token already replaced: retried with the current one, no refresh", () =>
+    Effect.gen(function*() {
+      const arrived = yield* Deferred.make<void>()
+      const replaced = yield* Deferred.make<void>()
+      const api = yield* Api.make((request) =>
+        request.token === secrets.access
+          // The credentials change while the request is on its way (a sign-in, another refresh).
+          ? Deferred.succeed(arrived, undefined).pipe(Effect.zipRight(Deferred.await(replaced)), Effect.as(401))
+          : Effect.succeed(200)
+      )
+      const replacedBefore = yield* recoveries("replaced")
+      yield* Effect.gen(function*() {
+        const auth = yield* AuthManager
+        const c = yield* client
+        const request = yield* Effect.fork(c.get(api.url))
+        yield* Deferred.await(arrived)
+        yield* writeBehind(chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 }))
+        yield* auth.reload
+        yield* Deferred.succeed(replaced, undefined)
+        expect((yield* request.await)._tag).toBe("Success")
+        expect(yield* tokensSent(api)).toEqual([secrets.access, secrets.newAccess])
+        expect(yield* callCount).toBe(0)
+        // Reported directly, as a server with its own client would: nothing to do.
+        expect(yield* auth.reportUnauthorized(Redacted.make(secrets.access))).toBe("replaced")
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(stack(chatgptJson(), [rotated("not-used", "not-used")])))
+      expect((yield* recoveries("replaced")) - replacedBefore).toBe(2)
+    }))
+
+  it.scoped("another process refreshed already: storage is read again, no refresh", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([secrets.access]))
+      yield* Effect.gen(function*() {
+        // Written behind the manager's back, not reloaded: only the 401 makes it look.
+        yield* writeBehind(chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 }))
+        const response = yield* Effect.flatMap(client, (c) => c.get(api.url))
+        expect(response.status).toBe(200)
+        expect(yield* tokensSent(api)).toEqual([secrets.access, secrets.newAccess])
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(stack(chatgptJson(), [rotated("not-used", "not-used")])))
+    }))
+
+  it.scoped("a second 401 goes back to the caller; a token a recovery just obtained is not refreshed again", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(() => Effect.succeed(401))
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* tokensSent(api)).toEqual([secrets.access, secrets.newAccess])
+        expect(yield* callCount).toBe(1)
+        expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* api.count).toBe(3)
+        expect(yield* callCount).toBe(1)
+        // Once the minimum interval has passed, a 401 is evidence again.
+        yield* TestClock.adjust("31 seconds")
+        expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(2)
+      }).pipe(
+        Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")]))
+      )
+    }))
+
+  it.scoped("a dead refresh token: the poisoned error after one refresh, then no request at all", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([secrets.access]))
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        const error = yield* Effect.flip(c.get(api.url))
+        expect(error).toMatchObject({ _tag: "CredentialsUnavailableError", reason: "poisoned", refreshReason: "reused" })
+        expect(yield* callCount).toBe(1)
+        expect((yield* statusOf).status).toBe("poisoned")
+        for (let i = 0; i < 5; i++) {
+          expect(yield* Effect.flip(c.get(api.url))).toMatchObject({ reason: "poisoned" })
+        }
+        expect(yield* api.count).toBe(1)
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(stack(chatgptJson(), [dead("reused")])))
+    }))
+
+  it.scoped("a token endpoint down: the 401 goes back to the caller, and the backoff holds for the next 401s", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([secrets.access]))
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        expect((yield* c.get(api.url)).status).toBe(401)
+        expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(1)
+        expect((yield* statusOf).status).toBe("cooling-down")
+      }).pipe(Effect.provide(stack(chatgptJson(), [down()])))
+    }))
+
+  it.scoped("a streamed body cannot be sent twice: its 401 is returned as it is, and nothing is refreshed", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(Api.refusing([secrets.access]))
+      yield* Effect.gen(function*() {
+        const request = HttpClientRequest.post(api.url).pipe(
+          HttpClientRequest.bodyStream(Stream.make(new TextEncoder().encode("{}")), { contentType: "application/json" })
+        )
+        expect((yield* Effect.flatMap(client, (c) => c.execute(request))).status).toBe(401)
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(stack(chatgptJson(), [rotated("not-used", "not-used")])))
+    }))
+})
+
+describe("AuthManager.reportUnauthorized", () => {
+  it.effect("logged out or API key: nothing to refresh", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      expect(yield* auth.reportUnauthorized(Redacted.make(secrets.apiKey))).toBe("unchanged")
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(scripted(apiKeyJson(), [rotated("not-used", "not-used")]))))
+})
