@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
 import type * as AuthDocument from "../src/AuthDocument.js"
 import { AuthManager, make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
@@ -294,6 +294,42 @@ describe("no storm when healthy", () => {
       yield* manager.getAuthStatus({ includeToken: true })
       expect(yield* callCount).toBe(2)
     }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 0 }), [rotated(expiredJwt, "r2")]))))
+})
+
+describe("the stale instant, to the millisecond (polls compare it, computed once per snapshot)", () => {
+  it.effect("an access token is stale from 5 minutes before its exp, not a millisecond earlier", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      yield* TestClock.adjust(Duration.millis(5 * 60_000 - 1))
+      yield* manager.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(0)
+      yield* TestClock.adjust(Duration.millis(1))
+      expect(tokenOf(yield* manager.getAuthStatus({ includeToken: true }))).toBe("new-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 10 * 60_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("without an exp, a last_refresh is stale once more than 8 days old", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      yield* TestClock.adjust(Duration.days(8))
+      yield* manager.getAuthStatus()
+      expect(yield* callCount).toBe(0)
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* manager.getAuthStatus()
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson({ refreshedAgo: 0, accessToken: "opaque-access" }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("a new snapshot gets its own instant: after a sign-in with a token near expiry, the next poll refreshes", () =>
+    Effect.gen(function*() {
+      const manager = yield* auth
+      yield* manager.getAuthStatus()
+      expect(yield* callCount).toBe(0)
+      yield* manager.loginWithTokens(tokensOf(TokenEndpoint.unsignedJwt({ exp: 60 }), "other-refresh"))
+      // A sign-in counts as a refresh: none in the minimum interval that follows it.
+      yield* TestClock.adjust("31 seconds")
+      expect(tokenOf(yield* manager.getAuthStatus({ includeToken: true }))).toBe("new-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(scripted(chatgptJson({ expiresIn: 3_600_000 }), [rotated("new-access", "new-refresh")]))))
 })
 
 describe("single flight, detached from its callers", () => {

@@ -97,16 +97,25 @@ export const decide = (state: State, now: number, settings: Settings): Decision 
   return start
 }
 
-/** Whether a poll should refresh without being asked: the access token is about to expire. */
-export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings): boolean =>
-  snapshot.method === "chatgpt" && Option.match(snapshot.accessTokenExpiresAt, {
-    onSome: (expiresAt) => expiresAt - now <= Duration.toMillis(settings.refreshWindow),
+/**
+ * The instant (epoch milliseconds) from which a poll refreshes without being asked: the access
+ * token is about to expire. Fixed per snapshot, so a poll compares one number and reads no more.
+ * `Infinity` when it never is (not ChatGPT), `-Infinity` when it always is (nothing to date it by).
+ */
+export const staleAt = (snapshot: AuthSnapshot, settings: Settings): number =>
+  snapshot.method !== "chatgpt" ? Infinity : Option.match(snapshot.accessTokenExpiresAt, {
+    onSome: (expiresAt) => expiresAt - Duration.toMillis(settings.refreshWindow),
+    // Stale once strictly older than `staleAfter`: the next millisecond.
     onNone: () =>
       Option.match(snapshot.lastRefreshAt, {
-        onNone: () => true,
-        onSome: (at) => now - at > Duration.toMillis(settings.staleAfter)
+        onNone: () => -Infinity,
+        onSome: (at) => at + Duration.toMillis(settings.staleAfter) + 1
       })
   })
+
+/** Whether a poll should refresh without being asked: the access token is about to expire. */
+export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings): boolean =>
+  now >= staleAt(snapshot, settings)
 
 /** Makes `snapshot` current. A different hash starts afresh; the same hash keeps its state. */
 export const adopt = (snapshot: AuthSnapshot) => (state: State): State =>
