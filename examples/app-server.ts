@@ -13,15 +13,20 @@ import { AppServer, AuthStore, layerNode, layerStderrLogger } from "../src/index
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
 
+// Completes once Node has handed the line to the pipe: a client that does not read its answers
+// stops the server reading its requests, instead of growing its memory.
 const writeLine = (line: string) =>
   Effect.async<void>((resume) => {
     process.stdout.write(`${line}\n`, () => resume(Effect.void))
   })
 
+// A request line longer than this (4 MiB) is refused, and never held in memory.
+const maxLineLength = 4 * 1024 * 1024
+
 const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
   () => process.stdin,
   (cause) => new Error(`stdin failed: ${String(cause)}`)
-).pipe(Stream.decodeText(), Stream.splitLines)
+).pipe(Stream.decodeText(), AppServer.splitLines(maxLineLength))
 
 const program = Effect.gen(function*() {
   const store = yield* AuthStore

@@ -5,9 +5,10 @@
  * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
  * on stdio.
  */
-import { Data, Effect, Either, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
+import { Data, Deferred, Effect, Either, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthManager } from "./AuthManager.js"
+import type { AuthStoreError } from "./Errors.js"
 import { describeIssues } from "./internal/describeIssues.js"
 
 /** JSON-RPC 2.0 error codes. */
@@ -83,13 +84,30 @@ type Incoming =
 const isRequestId = (id: unknown): id is RequestId =>
   typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id))
 
+const leadingId = /^\s*\{\s*"id"\s*:\s*("(?:[^"\\\n]|\\.){0,256}"|-?\d{1,16})\s*[,}]/
+
+/**
+ * The id of a line that could not be read as a message, when it opens with
+ * one (`{"id": …`): the error can then be sent to the request it answers.
+ */
+export const recoverId = (line: string): RequestId | null => {
+  const match = leadingId.exec(line.slice(0, 1024))
+  if (match === null) return null
+  try {
+    const id: unknown = JSON.parse(match[1]!)
+    return isRequestId(id) ? id : null
+  } catch {
+    return null
+  }
+}
+
 /** Reads one line as a message of the protocol. */
 export const parseLine = (line: string): Incoming => {
   let message: unknown
   try {
     message = JSON.parse(line)
   } catch {
-    return { _tag: "Invalid", id: null, code: ErrorCode.parseError, message: "Parse error: the line is not valid JSON" }
+    return { _tag: "Invalid", id: recoverId(line), code: ErrorCode.parseError, message: "Parse error: the line is not valid JSON" }
   }
   if (message === null || typeof message !== "object" || Array.isArray(message)) {
     return { _tag: "Invalid", id: null, code: ErrorCode.invalidRequest, message: "Invalid request: a message is a JSON object" }
@@ -106,31 +124,111 @@ export const parseLine = (line: string): Incoming => {
   return id === undefined ? { _tag: "Notification", method } : { _tag: "Request", id, method, params }
 }
 
+/** A line longer than the server reads: only its start is kept, to answer the request it opens. */
+export class OversizedLine extends Data.TaggedClass("OversizedLine")<{ readonly prefix: string; readonly length: number }> {}
+
+const endOfInput = Symbol("endOfInput")
+
+interface Splitter {
+  // Appended to in place: each line starts a new array.
+  readonly parts: Array<string>
+  readonly length: number
+  readonly prefix: string | null
+}
+
+/**
+ * Splits text into lines (`\n` or `\r\n`) of at most `maxLength` characters.
+ * A longer line is never held in memory: it becomes an `OversizedLine` with
+ * its first kilobyte, and the rest of it is skipped as it arrives.
+ */
+export const splitLines = (maxLength: number) => <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<string | OversizedLine, E, R> =>
+  Stream.suspend(() => Stream.concat(text, Stream.succeed(endOfInput)).pipe(
+    Stream.mapAccum({ parts: [], length: 0, prefix: null } as Splitter, (state, chunk): readonly [Splitter, ReadonlyArray<string | OversizedLine>] => {
+      const out: Array<string | OversizedLine> = []
+      let { length, parts, prefix } = state
+      const endLine = () => {
+        if (prefix !== null) out.push(new OversizedLine({ prefix, length }))
+        else {
+          const line = parts.join("")
+          out.push(line.endsWith("\r") ? line.slice(0, -1) : line)
+        }
+        parts = []
+        length = 0
+        prefix = null
+      }
+      if (chunk === endOfInput) {
+        if (length > 0 || prefix !== null) endLine()
+        return [{ parts: [], length: 0, prefix: null }, out]
+      }
+      let start = 0
+      for (;;) {
+        const newline = chunk.indexOf("\n", start)
+        const piece = newline === -1 ? chunk.slice(start) : chunk.slice(start, newline)
+        if (prefix === null && length + piece.length > maxLength) {
+          prefix = (parts.join("") + piece.slice(0, 1024)).slice(0, 1024)
+          parts = []
+        } else if (prefix === null) parts.push(piece)
+        length += piece.length
+        if (newline === -1) break
+        endLine()
+        start = newline + 1
+      }
+      return [{ parts, length, prefix }, out]
+    }),
+    Stream.mapConcat((lines) => lines)
+  ))
+
 const quoted = (method: string) => JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method)
+
+/** How much `serve` takes in before it waits for its answers to be written. */
+export interface ServeOptions {
+  /** Requests read but not yet answered (and written) before reading stops (default 64). */
+  readonly maxPending?: number
+}
+
+/** The requests that change the credentials: every later request waits for them (Codex answers in order). */
+const stateChanging = new Set(["account/login/start", "account/login/cancel", "account/logout"])
 
 /**
  * Serves the protocol over `input` lines, writing each outgoing message (one
- * JSON line) with `write`. Requests run concurrently; returns once the input
- * ends and every request has been answered.
+ * JSON line) with `write`, which should complete once the line is handed
+ * over (that is the backpressure: at most `maxPending` requests wait for
+ * their answers before reading stops). A request that signs in or out runs
+ * after every earlier one of its kind, and every later request waits for
+ * it; the others run concurrently, so a slow refresh delays only the
+ * answers that asked for it. Returns once the input ends and every request
+ * has been answered.
  */
 export const serve = <E, R>(
-  input: Stream.Stream<string, E, R>,
+  input: Stream.Stream<string | OversizedLine, E, R>,
   write: (line: string) => Effect.Effect<void>,
-  info: ServerInfo
+  info: ServerInfo,
+  options: ServeOptions = {}
 ) =>
   Effect.gen(function*() {
     const auth = yield* AuthManager
     const initialized = yield* Ref.make(false)
     const external = yield* Ref.make(Option.none<ExternalTokens>())
     const send = (message: object) => write(JSON.stringify(message))
+    const notify = (method: string, params: object) =>
+      Effect.whenEffect(send({ method, params }), Ref.get(initialized))
     const notifyAccount = (authMode: string | null, planType: string | null) =>
-      Effect.whenEffect(send({ method: "account/updated", params: { authMode, planType } }), Ref.get(initialized))
+      notify("account/updated", { authMode, planType })
 
+    // The snapshot clients were last told about. A sign-in through this connection announces
+    // its own result, after its answer (as Codex does); the watch announces everyone else's.
+    const announced = yield* Ref.make((yield* auth.state).hash)
+    const announcing = yield* Effect.makeSemaphore(1)
+    const announceCurrent = Effect.gen(function*() {
+      const state = yield* auth.state
+      if ((yield* Ref.getAndSet(announced, state.hash)) === state.hash) return
+      yield* notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)
+    })
     // A new snapshot is news to clients; a change of its health alone is not.
     yield* auth.changes.pipe(
       Stream.changesWith((a, b) => a.hash === b.hash),
       Stream.drop(1),
-      Stream.runForEach((state) => notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)),
+      Stream.runForEach(() => announcing.withPermits(1)(announceCurrent)),
       Effect.forkScoped
     )
 
@@ -180,6 +278,12 @@ export const serve = <E, R>(
         }
       })
 
+    /** What a state-changing request announces once it is answered. */
+    type After = Effect.Effect<void>
+
+    const loginCompleted = (loginId: string | null) =>
+      notify("account/login/completed", { loginId, success: true, error: null })
+
     const login = (params: unknown) =>
       Effect.gen(function*() {
         const request = yield* decodeParams(LoginParams, params)
@@ -187,15 +291,16 @@ export const serve = <E, R>(
           case "apiKey": {
             yield* Ref.set(external, Option.none())
             yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
-            return { type: "apiKey" }
+            const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)
+            return [{ type: "apiKey" }, after] as const
           }
           case "chatgptAuthTokens": {
             const claims = AuthDocument.jwtPayload(request.accessToken).pipe(Option.getOrElse(() => ({})))
             const email = typeof (claims as { email?: unknown }).email === "string" ? (claims as { email: string }).email : null
             const planType = request.chatgptPlanType ?? null
             yield* Ref.set(external, Option.some({ accessToken: Redacted.make(request.accessToken), accountId: request.chatgptAccountId, planType, email }))
-            yield* notifyAccount("chatgptAuthTokens", planTypeOf(planType))
-            return { type: "chatgptAuthTokens" }
+            const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
+            return [{ type: "chatgptAuthTokens" }, after] as const
           }
           default:
             return yield* new RpcFailure({
@@ -208,28 +313,15 @@ export const serve = <E, R>(
 
     const logout = Effect.gen(function*() {
       const hadExternal = Option.isSome(yield* Ref.getAndSet(external, Option.none()))
-      const before = yield* auth.state
+      const before = yield* Ref.get(announced)
       const after = yield* auth.logout
-      // The library announces its own changes; a host's in-memory tokens are announced here.
-      if (hadExternal && before.hash === after.hash) yield* notifyAccount(null, null)
-      return {}
+      // The library's own change is announced as any other; a host's in-memory tokens going away is news too.
+      const announce: After = hadExternal && before === after.hash ? notifyAccount(null, null) : announceCurrent
+      return [{}, announce] as const
     })
 
-    const dispatch = (method: string, params: unknown): Effect.Effect<unknown, RpcFailure> =>
-      Effect.gen(function*() {
-        switch (method) {
-          case "getAuthStatus":
-            return yield* getAuthStatus(params)
-          case "account/read":
-            return yield* readAccount(params)
-          case "account/login/start":
-            return yield* login(params)
-          case "account/logout":
-            return yield* logout
-          default:
-            return yield* new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` })
-        }
-      }).pipe(
+    const failures = <A, R2>(handler: Effect.Effect<A, RpcFailure | AuthStoreError, R2>) =>
+      handler.pipe(
         Effect.catchTag("AuthStoreError", (error) =>
           Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: error.message }))),
         Effect.catchAllDefect((defect) =>
@@ -238,34 +330,89 @@ export const serve = <E, R>(
           ))
       )
 
-    const answer = (id: RequestId, handler: Effect.Effect<unknown, RpcFailure>) =>
-      handler.pipe(
-        Effect.match({
-          onFailure: (failure) => ({ id, error: { code: failure.code, message: failure.message } }),
-          onSuccess: (result) => ({ id, result })
-        }),
-        Effect.flatMap(send)
-      )
+    const noAnnouncement: After = Effect.void
+    const withNothingToAnnounce = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
+      Effect.map(effect, (result) => [result, noAnnouncement] as const)
+
+    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> => {
+      switch (method) {
+        case "getAuthStatus":
+          return failures(withNothingToAnnounce(getAuthStatus(params)))
+        case "account/read":
+          return failures(withNothingToAnnounce(readAccount(params)))
+        case "account/login/start":
+          return failures(login(params))
+        case "account/logout":
+          return failures(logout)
+        default:
+          return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
+      }
+    }
+
+    const answer = (id: RequestId, handler: Effect.Effect<readonly [unknown, After], RpcFailure>) =>
+      Effect.flatMap(Effect.either(handler), (outcome) =>
+        Either.match(outcome, {
+          onLeft: (failure) => send({ id, error: { code: failure.code, message: failure.message } }),
+          onRight: ([result, after]) => Effect.zipRight(send({ id, result }), after)
+        }))
+
+    const refuse = (id: RequestId | null, code: number, message: string) =>
+      id === null
+        // The Codex schema has no error without an id: a line that names none is only logged.
+        ? Effect.logWarning("Ignored a line that is not a request").pipe(Effect.annotateLogs({ code, problem: message }))
+        : send({ id, error: { code, message } })
 
     const fibers = yield* FiberSet.make()
+    const pending = yield* Effect.makeSemaphore(options.maxPending ?? 64)
+    // The last state-changing request received; every later request waits for it to be answered.
+    const settled = yield* Deferred.make<void>()
+    yield* Deferred.succeed(settled, undefined)
+    let barrier = settled
+
+    const schedule = (message: Extract<Incoming, { readonly _tag: "Request" }>) =>
+      Effect.gen(function*() {
+        const previous = barrier
+        const changes = stateChanging.has(message.method)
+        const done = changes ? yield* Deferred.make<void>() : undefined
+        if (done !== undefined) barrier = done
+        yield* pending.take(1)
+        const handled = answer(message.id, dispatch(message.method, message.params))
+        yield* FiberSet.run(
+          fibers,
+          Deferred.await(previous).pipe(
+            Effect.zipRight(changes ? announcing.withPermits(1)(handled) : handled),
+            Effect.ensuring(done === undefined ? pending.release(1) : Effect.zipRight(Deferred.succeed(done, undefined), pending.release(1)))
+          )
+        )
+      })
+
     yield* input.pipe(
-      Stream.filter((line) => line.trim().length > 0),
       Stream.runForEach((line) => {
+        if (typeof line !== "string") {
+          return refuse(
+            recoverId(line.prefix),
+            ErrorCode.invalidRequest,
+            `Invalid request: the line is ${line.length} characters long, more than this server reads`
+          )
+        }
+        if (line.trim().length === 0) return Effect.void
         const message = parseLine(line)
         switch (message._tag) {
           case "Invalid":
-            return send({ id: message.id, error: { code: message.code, message: message.message } })
+            return refuse(message.id, message.code, message.message)
           case "Notification":
           case "Ignored":
             return Effect.void
           case "Request":
             // Decided in line, in the order the lines came: a request sent before `initialize`
             // is refused even if `initialize` follows it before it would have run.
-            if (message.method === "initialize") return answer(message.id, initialize(message.params))
+            if (message.method === "initialize") {
+              return answer(message.id, Effect.map(initialize(message.params), (result) => [result, noAnnouncement] as const))
+            }
             return Effect.flatMap(Ref.get(initialized), (ready) =>
               ready
-                ? FiberSet.run(fibers, answer(message.id, dispatch(message.method, message.params)))
-                : answer(message.id, Effect.fail(new RpcFailure({ code: ErrorCode.invalidRequest, message: "Not initialized" }))))
+                ? schedule(message)
+                : refuse(message.id, ErrorCode.invalidRequest, "Not initialized"))
         }
       })
     )

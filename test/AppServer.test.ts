@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, FastCheck as fc, Ref, Stream } from "effect"
+import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Ref, Stream } from "effect"
 import * as AppServer from "../src/AppServer.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
+import { schemaErrors } from "./support/schemas.js"
 
 const info = { codexHome: "/tmp/codex", version: "test", platformOs: "linux", platformFamily: "unix" }
 
@@ -25,15 +26,17 @@ const oracle = (line: string): Expected => {
   try {
     message = JSON.parse(line)
   } catch {
-    return { answer: true, id: null, codes: [-32700] }
+    // The Codex schema has no error without an id: only a line that opens with one is answered.
+    const id = AppServer.recoverId(line)
+    return id === null ? { answer: false } : { answer: true, id, codes: [-32700] }
   }
-  if (message === null || typeof message !== "object" || Array.isArray(message)) return { answer: true, id: null, codes: [-32600] }
+  if (message === null || typeof message !== "object" || Array.isArray(message)) return { answer: false }
   const { id, method } = message
   const validId = typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id))
-  if (id !== undefined && !validId) return { answer: true, id: null, codes: [-32600] }
+  if (id !== undefined && !validId) return { answer: false }
   if (typeof method !== "string") {
     if (id !== undefined && ("result" in message || "error" in message)) return { answer: false }
-    return { answer: true, id: id ?? null, codes: [-32600] }
+    return id === undefined ? { answer: false } : { answer: true, id, codes: [-32600] }
   }
   if (id === undefined) return { answer: false }
   if (method === "initialize") return { answer: true, id, codes: [-32600] }
@@ -71,6 +74,103 @@ describe("AppServer under random input (fast-check)", () => {
         expect(index, `no answer for ${JSON.stringify(want)} in ${JSON.stringify(unmatched)}`).toBeGreaterThanOrEqual(0)
         unmatched.splice(index, 1)
       }
-      for (const message of written) expect(message).not.toHaveProperty("jsonrpc")
+      for (const message of written) {
+        expect(message).not.toHaveProperty("jsonrpc")
+        expect(schemaErrors("JSONRPCMessage", message)).toEqual([])
+      }
     }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))), { fastCheck: { numRuns: 150 } })
+})
+
+const request = (id: string | number, method: string, params?: unknown) =>
+  JSON.stringify(params === undefined ? { id, method } : { id, method, params })
+
+/** Which schema each message the server writes must validate against. */
+const schemaOf = (message: any): string | undefined =>
+  message.method === "account/updated"
+    ? "v2/AccountUpdatedNotification"
+    : message.method === "account/login/completed"
+    ? "v2/AccountLoginCompletedNotification"
+    : undefined
+
+describe("AppServer: order and protocol details", () => {
+  it.effect("a pipelined sign-in is seen by the requests written after it; response, login/completed, account/updated in that order", () =>
+    Effect.gen(function*() {
+      const written = yield* serveLines([
+        request(1, "account/login/start", { type: "apiKey", apiKey: "sk-pipelined" }),
+        request(2, "getAuthStatus", {}),
+        request(3, "account/read", {}),
+        request(4, "account/logout"),
+        request(5, "getAuthStatus", {})
+      ])
+      expect(written.find((m) => m.id === 2).result.authMethod).toBe("apikey")
+      expect(written.find((m) => m.id === 3).result.account).toEqual({ type: "apiKey" })
+      expect(written.find((m) => m.id === 5).result.authMethod).toBeNull()
+      const kinds = written.map((m) => m.method ?? `answer ${m.id}`)
+      const login = kinds.indexOf("answer 1")
+      expect(kinds.slice(login, login + 3)).toEqual(["answer 1", "account/login/completed", "account/updated"])
+      expect(written[login + 1].params).toEqual({ loginId: null, success: true, error: null })
+      expect(written[login + 2].params).toEqual({ authMode: "apikey", planType: null })
+      expect(kinds.indexOf("answer 1")).toBeLessThan(kinds.indexOf("answer 2"))
+      // Each change is announced once, by the request that made it.
+      expect(written.filter((m) => m.method === "account/updated").map((m) => m.params.authMode)).toEqual(["apikey", null])
+      for (const message of written) {
+        expect(schemaErrors("JSONRPCMessage", message)).toEqual([])
+        const schema = schemaOf(message)
+        if (schema !== undefined) expect(schemaErrors(schema, message.params)).toEqual([])
+      }
+    }).pipe(Effect.provide(scripted(undefined, [dead()]))))
+
+  it.effect("a line longer than the limit is refused with its id, and the next line is served", () =>
+    Effect.gen(function*() {
+      const out = yield* Ref.make(Chunk.empty<any>())
+      const write = (line: string) => Ref.update(out, Chunk.append(JSON.parse(line)))
+      const long = request("long", "getAuthStatus", { padding: "x".repeat(5000) })
+      // In chunks that cut lines anywhere, as a pipe does.
+      const text = [request("init", "initialize", {}), long, "garbage without an id".repeat(400), request("after", "getAuthStatus", {})]
+        .join("\r\n") + "\n"
+      const chunks = text.match(/[\s\S]{1,333}/g)!
+      yield* Effect.scoped(AppServer.serve(Stream.fromIterable(chunks).pipe(AppServer.splitLines(1000)), write, info))
+      const written = Chunk.toArray(yield* Ref.get(out))
+      expect(written.map((m) => m.id)).toEqual(["init", "long", "after"])
+      expect(written[1].error.code).toBe(-32600)
+      expect(written[2].result.authMethod).toBeNull()
+    }).pipe(Effect.provide(scripted(undefined, [dead()]))))
+
+  it.effect("splitLines: lines across chunks, CRLF, a last line without newline, an oversized line kept to its start", () =>
+    Effect.gen(function*() {
+      const lines = yield* Stream.make("ab", "c\r\nd", "e\n", "x".repeat(30), "y".repeat(30), "\nlast").pipe(
+        AppServer.splitLines(40),
+        Stream.runCollect
+      )
+      const [first, second, oversized, last] = Chunk.toArray(lines)
+      expect([first, second, last]).toEqual(["abc", "de", "last"])
+      expect(oversized).toBeInstanceOf(AppServer.OversizedLine)
+      expect(oversized).toMatchObject({ length: 60 })
+      expect((oversized as AppServer.OversizedLine).prefix.length).toBeLessThanOrEqual(1024)
+    }))
+
+  it.effect("backpressure: while answers are not written, no more than maxPending requests are read", () =>
+    Effect.gen(function*() {
+      const drained = yield* Deferred.make<void>()
+      const blocked = yield* Deferred.make<void>()
+      let writes = 0
+      let pulled = 0
+      const write = (line: string) =>
+        Effect.suspend(() => {
+          if (JSON.parse(line).id === "init") return Effect.void
+          writes++
+          return Effect.zipRight(writes === 4 ? Deferred.succeed(blocked, undefined) : Effect.void, Deferred.await(drained))
+        })
+      const lines = [request("init", "initialize", {}), ...Array.from({ length: 100 }, (_, i) => request(i, "getAuthStatus", {}))]
+      const input = Stream.fromIterable(lines).pipe(Stream.tap(() => Effect.sync(() => pulled++)), Stream.rechunk(1))
+      const fiber = yield* Effect.fork(Effect.scoped(AppServer.serve(input, write, info, { maxPending: 4 })))
+      yield* Deferred.await(blocked)
+      yield* Effect.repeatN(Effect.yieldNow(), 50)
+      // initialize, the 4 requests answered, and the one waiting for a slot.
+      expect(pulled).toBeLessThanOrEqual(6)
+      yield* Deferred.succeed(drained, undefined)
+      yield* Fiber.join(fiber)
+      expect(pulled).toBe(101)
+      expect(writes).toBe(100)
+    }).pipe(Effect.provide(scripted(undefined, [dead()]))))
 })

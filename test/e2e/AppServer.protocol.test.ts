@@ -102,6 +102,34 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
     expect((await server.request("getAuthStatus", {})).result.authMethod).toBeNull()
   })
 
+  it("pipelined: a sign-in written back to back with getAuthStatus is seen by it; answers and notifications validate", async () => {
+    const server = await appServer({ codexHome: tempHome() })
+    for (const round of [1, 2, 3]) {
+      server.write([
+        JSON.stringify({ id: `login-${round}`, method: "account/login/start", params: { type: "apiKey", apiKey: secrets.apiKey } }),
+        JSON.stringify({ id: `status-${round}`, method: "getAuthStatus", params: {} }),
+        JSON.stringify({ id: `logout-${round}`, method: "account/logout" }),
+        JSON.stringify({ id: `after-${round}`, method: "getAuthStatus", params: {} })
+      ].join("\n") + "\n")
+      const status = await server.waitFor((m) => m.id === `status-${round}`)
+      expect(status.result.authMethod).toBe("apikey")
+      const after = await server.waitFor((m) => m.id === `after-${round}`)
+      expect(after.result.authMethod).toBeNull()
+    }
+    const kinds = server.messages.map((m) => m.method ?? m.id)
+    const login = kinds.indexOf("login-1")
+    expect(kinds.slice(login, login + 3)).toEqual(["login-1", "account/login/completed", "account/updated"])
+    for (const message of server.messages) {
+      expectValid("JSONRPCMessage", message)
+      if (message.method === "account/login/completed") {
+        expectValid("v2/AccountLoginCompletedNotification", message.params)
+        expect(message.params).toEqual({ loginId: null, success: true, error: null })
+      }
+      if (message.method === "account/updated") expectValid("v2/AccountUpdatedNotification", message.params)
+    }
+    expect(await server.close()).toBe(0)
+  })
+
   it("account/read of a Codex ChatGPT login: email and plan from the id_token", async () => {
     const home = tempHome()
     writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: 3_600_000 })))
@@ -120,14 +148,8 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
   it("answers every kind of bad input with the right code, and keeps serving", async () => {
     const server = await appServer({ codexHome: tempHome() })
     const errors: Array<[string, number]> = [
-      ["{not json", -32700],
-      ["[1, 2, 3]", -32600],
-      ["42", -32600],
-      ["\"a string\"", -32600],
-      ["null", -32600],
+      ['{"id": "p1", "method": "getAuthStatus", broken', -32700],
       [JSON.stringify({ id: 1 }), -32600],
-      [JSON.stringify({ id: { nested: true }, method: "getAuthStatus" }), -32600],
-      [JSON.stringify({ id: 1.5, method: "getAuthStatus" }), -32600],
       [JSON.stringify({ id: 2, method: 17 }), -32600]
     ]
     for (const [line, code] of errors) {
@@ -136,6 +158,18 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
       const answer = await server.waitFor((m) => server.messages.indexOf(m) >= before)
       expectError(answer, code)
     }
+    // The Codex schema has no error without an id: these are logged on stderr, and the server goes on.
+    const unanswerable = ["{not json", "[1, 2, 3]", "42", "\"a string\"", "null",
+      JSON.stringify({ id: { nested: true }, method: "getAuthStatus" }), JSON.stringify({ id: 1.5, method: "getAuthStatus" })]
+    const before = server.messages.length
+    server.write(unanswerable.map((line) => `${line}\n`).join(""))
+    expectResponse(await server.request("getAuthStatus", {}, "probe"))
+    expect(server.messages.slice(before).map((m) => m.id)).toEqual(["probe"])
+    expect(server.stderr().match(/Ignored a line/g)?.length).toBe(unanswerable.length)
+    // A line over the 4 MiB limit is refused (with its id) without being held, and the next one is served.
+    const huge = await server.request("getAuthStatus", { padding: "x".repeat(5 * 1024 * 1024) }, "huge")
+    expectError(huge, -32600)
+    expect(huge.error?.message).toContain("more than this server reads")
     expectError(await server.request("no/such/method", {}), -32601)
     expectError(await server.request("getAuthStatus", { includeToken: "yes" }), -32602)
     expectError(await server.request("getAuthStatus", [1]), -32602)
