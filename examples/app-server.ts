@@ -4,7 +4,7 @@
  * after `npm run build`. Reads CODEX_HOME and CODEX_REFRESH_TOKEN_URL_OVERRIDE.
  * stdout carries protocol lines only; logs go to stderr.
  */
-import { Path } from "@effect/platform"
+import * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"

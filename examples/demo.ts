@@ -3,7 +3,7 @@
  * with and without effect-auth-manager, against a token endpoint on
  * 127.0.0.1. Nothing leaves this machine.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigProvider, Console, Effect, Layer, Redacted } from "effect"

@@ -3,7 +3,8 @@
  * string in memory for tests. Both parse through the same code, so a test on
  * the memory store sees the errors a user of the file store would.
  */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Random, Ref, Schedule, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"

@@ -11,7 +11,7 @@
  * failed), 2 bad usage. Tokens are printed only with --include-token.
  */
 import { Command, Options, ValidationError } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Context, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { AuthManager } from "./AuthManager.js"
 import type { AuthState } from "./internal/refreshState.js"

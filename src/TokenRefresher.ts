@@ -3,7 +3,9 @@
  * says whether a failure is permanent (the token is dead) or transient (try
  * again later). `layerTest` is a scripted fake for tests.
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
   Chunk,
   Clock,

@@ -3,7 +3,7 @@
  * that holds its owner's pid and start time. A lock whose owner is dead, or
  * that is older than `staleAfter`, is broken (and the breaking logged).
  */
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Duration, Effect, Option, Random, Schema } from "effect"
 

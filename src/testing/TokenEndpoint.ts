@@ -4,7 +4,9 @@
  * Published as `effect-auth-manager/testing` so users can test their own
  * servers against it.
  */
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Context, Effect, Encoding, Layer, Ref } from "effect"
 import { createServer } from "node:http"
