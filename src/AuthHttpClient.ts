@@ -13,7 +13,8 @@ import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Context, Effect, Function, Layer } from "effect"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { Context, Effect, Function, Inspectable, Layer } from "effect"
 import { AuthManager, type AuthManagerShape, type Credentials } from "./AuthManager.js"
 import { CredentialsUnavailableError } from "./Errors.js"
 
@@ -46,6 +47,40 @@ const keepAuthorizationRedacted = Effect.locallyWith(
   (names) => redactsAuthorization(names) ? names : [...names, "authorization"]
 )
 
+// What the caller sees of the exchange is its own request: the copy that carries the credentials
+// stays inside. A response, and an HttpClientError, hold their request, and platform redacts its
+// headers only while an Effect logger formats them: `JSON.stringify(error)` elsewhere would print
+// the token.
+const asSent = (
+  response: HttpClientResponse.HttpClientResponse,
+  request: HttpClientRequest.HttpClientRequest
+): HttpClientResponse.HttpClientResponse => {
+  const toJSON = () => ({ ...(response.toJSON() as object), request: request.toJSON() })
+  return Object.create(response, {
+    request: { value: request, enumerable: true },
+    toJSON: { value: toJSON },
+    [Inspectable.NodeInspectSymbol]: { value: toJSON }
+  })
+}
+
+const details = (error: { readonly cause?: unknown; readonly description?: string | undefined }) => ({
+  ...(error.cause === undefined ? {} : { cause: error.cause }),
+  ...(error.description === undefined ? {} : { description: error.description })
+})
+
+const withoutCredentials = (request: HttpClientRequest.HttpClientRequest) => <E>(error: E): E => {
+  if (!HttpClientError.isHttpClientError(error)) return error
+  const replaced = error._tag === "RequestError"
+    ? new HttpClientError.RequestError({ request, reason: error.reason, ...details(error) })
+    : new HttpClientError.ResponseError({
+      request,
+      response: asSent(error.response, request),
+      reason: error.reason,
+      ...details(error)
+    })
+  return replaced as E
+}
+
 /**
  * Authorizes every request of `self` with `auth`'s credentials. On a 401 the refused token is
  * reported (`AuthManager.reportUnauthorized`) and, when there is another token to try, the
@@ -60,7 +95,9 @@ export const authorize: {
   <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape): HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
 } = Function.dual(2, <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape) => {
   const send = (request: HttpClientRequest.HttpClientRequest, credentials: Credentials) =>
-    keepAuthorizationRedacted(self.execute(setCredentials(request, credentials)))
+    keepAuthorizationRedacted(self.execute(setCredentials(request, credentials))).pipe(
+      Effect.mapBoth({ onFailure: withoutCredentials(request), onSuccess: (response) => asSent(response, request) })
+    )
 
   const execute = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest) {
     const first = yield* auth.credentials

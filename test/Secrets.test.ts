@@ -1,14 +1,17 @@
-import { FileSystem } from "@effect/platform"
+import { FileSystem, Headers, HttpClient } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, TestClock } from "effect"
+import { Cause, Effect, Layer, Redacted, TestClock } from "effect"
+import * as AuthHttpClient from "../src/AuthHttpClient.js"
 import { AuthManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { makeCapture } from "./support/capture.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
-import { poll } from "./support/manager.js"
+import * as Api from "./support/api.js"
+import { dead, poll, rotated, scripted } from "./support/manager.js"
 
 const allSecrets = [...Object.values(secrets), "rt-1", "login-refresh-SECRET"]
 
@@ -56,4 +59,44 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
       if (process.env.SHOW_CAPTURE) console.log(text)
       for (const secret of allSecrets) expect(text).not.toContain(secret)
     }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("the authorized client: no token from its Authorization header in a log line, a span or an error", () => {
+  it.scoped("across requests, a 401 recovery, a failed status, a program that replaced the redacted header names, and poison", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const api = yield* Api.make((request) =>
+        Effect.succeed(request.token === secrets.access || request.token === "access-3-SECRET" ? 401 : 500)
+      )
+      const layer = AuthHttpClient.layer.pipe(
+        Layer.provideMerge(scripted(chatgptJson(), [rotated(secrets.newAccess, secrets.newRefresh), dead("revoked")])),
+        Layer.provideMerge(NodeHttpClient.layerUndici)
+      )
+      const errors: Array<string> = []
+      const record = (error: unknown) =>
+        Effect.sync(() => errors.push(String(error), JSON.stringify(error), error instanceof Error ? error.message : ""))
+
+      yield* Effect.gen(function*() {
+        const client = (yield* AuthHttpClient.AuthHttpClient).pipe(HttpClient.filterStatusOk)
+        // 401, recovered; then the API fails with 500: a ResponseError that holds the request.
+        yield* client.get(api.url).pipe(Effect.tapErrorCause((cause) => record(Cause.pretty(cause))), Effect.flip, Effect.flatMap(record))
+        // A program that replaced the redacted names: the header stays redacted in the client's span.
+        yield* client.get(api.url).pipe(Effect.locally(Headers.currentRedactedNames, []), Effect.flip, Effect.flatMap(record))
+        // Later, the token is refused again and the refresh token is dead.
+        yield* TestClock.adjust("1 minute")
+        yield* api.setAnswer(() => Effect.succeed(401))
+        yield* client.get(api.url).pipe(Effect.flip, Effect.flatMap(record))
+        yield* client.get(api.url).pipe(Effect.flip, Effect.flatMap(record))
+      }).pipe(Effect.provide(Layer.merge(layer, capture.layer)))
+
+      const text = `${yield* capture.text}\n${errors.join("\n")}`
+      expect(text).toContain("span AuthManager.reportUnauthorized")
+      expect(text).toContain(`"http.request.header.authorization","<redacted>"`)
+      expect(text).toContain("StatusCode")
+      expect(text).toContain("CredentialsUnavailableError")
+      if (process.env.SHOW_CAPTURE) console.log(text)
+      for (const secret of [secrets.access, secrets.newAccess, secrets.refresh, secrets.newRefresh]) {
+        expect(text).not.toContain(secret)
+      }
+    }))
 })

@@ -11,7 +11,8 @@ export default async function setup() {
   await bundle()
   // Helper programs of the tests only, never shipped.
   await bundle(join(import.meta.dirname, "..", "..", "node_modules", ".cache", "effect-auth-test"), {
-    writer: "test/support/writer.ts"
+    writer: "test/support/writer.ts",
+    "api-caller": "test/support/apiCaller.ts"
   })
   return teardown
 }

@@ -16,6 +16,14 @@ export interface OidcServer {
   readonly tokenUrl: string
   /** POSTs that reached the token endpoint. */
   readonly tokenRequests: () => number
+  /** The userinfo endpoint (a protected resource: `Authorization: Bearer <access token>`). */
+  readonly userinfoUrl: string
+  /** Requests that reached the userinfo endpoint. */
+  readonly userinfoRequests: () => number
+  /** Destroys one access token on the server side (the revocation endpoint would revoke the whole grant's tokens). */
+  readonly revokeAccessTokenOnly: (token: string) => Promise<void>
+  /** Revokes a token at the RFC 7009 revocation endpoint, as its client would: every token of its grant goes with it. */
+  readonly revokeToken: (token: string, hint: "access_token" | "refresh_token") => Promise<void>
   /** A fresh grant (as after a sign-in) and its first refresh token. */
   readonly grant: () => Promise<{ readonly grantId: string; readonly refreshToken: string }>
   /** Revokes a grant on the server side, as a user or an admin would. */
@@ -47,19 +55,43 @@ export const start = Effect.acquireRelease(
       claims: { openid: ["sub"], email: ["email"] },
       scopes: ["openid", "email", "offline_access"],
       ttl: { AccessToken: 600, IdToken: 600, RefreshToken: 86_400, Grant: 86_400, Session: 86_400 },
-      features: { devInteractions: { enabled: false } },
+      features: {
+        devInteractions: { enabled: false },
+        revocation: {
+          enabled: true,
+          allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
+            token.clientId === client.clientId
+        }
+      },
       cookies: { keys: ["effect-auth-test-cookie-key"] }
     })
     let tokenRequests = 0
+    let userinfoRequests = 0
     const callback = provider.callback()
     server.on("request", (request, response) => {
-      if (request.method === "POST" && request.url?.startsWith("/token")) tokenRequests++
+      if (request.method === "POST" && request.url === "/token") tokenRequests++
+      if (request.url?.startsWith("/me")) userinfoRequests++
       callback(request, response)
     })
     return {
       issuer,
       tokenUrl: `${issuer}/token`,
       tokenRequests: () => tokenRequests,
+      userinfoUrl: `${issuer}/me`,
+      userinfoRequests: () => userinfoRequests,
+      revokeAccessTokenOnly: async (token) => {
+        const found = await provider.AccessToken.find(token)
+        if (found === undefined) throw new Error("no such access token")
+        await found.destroy()
+      },
+      revokeToken: async (token, hint) => {
+        const response = await fetch(`${issuer}/token/revocation`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ token, token_type_hint: hint, client_id: clientId, client_secret: clientSecret })
+        })
+        if (response.status !== 200) throw new Error(`revocation answered ${response.status}`)
+      },
       grant: async () => {
         const scope = "openid email offline_access"
         const grant = new provider.Grant({ accountId: "user-1", clientId })

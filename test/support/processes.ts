@@ -75,12 +75,12 @@ let nextId = 1000
 
 /** Spawns a bundled example (`dist/bin/NAME.mjs`, built by the global setup) with exactly the given environment. */
 export const spawnScript = (
-  name: "app-server" | "effect-auth" | "writer",
+  name: "app-server" | "effect-auth" | "writer" | "api-caller",
   args: ReadonlyArray<string>,
   env: Record<string, string>
 ): RunningProcess => {
-  const program = name === "writer"
-    ? join(root, "node_modules", ".cache", "effect-auth-test", "writer.mjs")
+  const program = name === "writer" || name === "api-caller"
+    ? join(root, "node_modules", ".cache", "effect-auth-test", `${name}.mjs`)
     : join(root, "dist", "bin", `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
