@@ -197,11 +197,29 @@ export const withApiKey = (doc: Option.Option<AuthDocument>, apiKey: Redacted.Re
   return { ...rest, auth_mode: "apikey", OPENAI_API_KEY: apiKey }
 }
 
-/** The document after signing in with ChatGPT tokens at `now`. Unknown top-level fields are kept. */
-export const withTokens = (doc: Option.Option<AuthDocument>, tokens: Tokens, now: Date): AuthDocument => ({
-  ...Option.getOrElse(doc, (): AuthDocument => ({})),
-  auth_mode: "chatgpt",
-  OPENAI_API_KEY: null,
-  tokens,
-  last_refresh: now.toISOString()
-})
+/**
+ * What is wrong with an id_token that the Codex CLI could not read (it must
+ * be a JWT whose payload is a JSON object), or none.
+ */
+export const idTokenProblem = (idToken: string): Option.Option<string> =>
+  idToken.split(".").length !== 3
+    ? Option.some("the id_token is not a JWT (three dot-separated parts)")
+    : Option.isNone(jwtPayload(idToken))
+    ? Option.some("the id_token's payload is not base64url-encoded JSON claims")
+    : Option.none()
+
+/**
+ * The document after signing in with ChatGPT tokens at `now`. Unknown
+ * top-level fields are kept. A missing `account_id` is taken from the
+ * id_token's `chatgpt_account_id` claim, as the Codex CLI does.
+ */
+export const withTokens = (doc: Option.Option<AuthDocument>, tokens: Tokens, now: Date): AuthDocument => {
+  const accountId = tokens.account_id ?? idTokenClaims(tokens).accountId
+  return {
+    ...Option.getOrElse(doc, (): AuthDocument => ({})),
+    auth_mode: "chatgpt",
+    OPENAI_API_KEY: null,
+    tokens: { ...tokens, account_id: accountId },
+    last_refresh: now.toISOString()
+  }
+}

@@ -51,6 +51,8 @@ export interface AuthStatus {
 export interface AuthStatusParams {
   readonly includeToken?: boolean | undefined
   readonly refreshToken?: boolean | undefined
+  /** Answer from what is held and never refresh, not even a stale token: a read, such as a status command. */
+  readonly noRefresh?: boolean | undefined
 }
 
 /** The answer to `readAccount` (Codex app-server `account/read`). */
@@ -365,7 +367,7 @@ export const make = (
     const answers = (state: RefreshState.State): Answers =>
       cached.state === state ? cached : (cached = answersOf(state, settings))
     const pick = (includeToken: boolean) => (answer: Answers) => includeToken ? answer.withToken : answer.withoutToken
-    const poll = (includeToken: boolean, refreshToken: boolean): Effect.Effect<AuthStatus> => {
+    const poll = (includeToken: boolean, refreshToken: boolean, proactive = true): Effect.Effect<AuthStatus> => {
       const reply = pick(includeToken)
       const afterRefresh = Effect.zipRight(
         refreshQuietly,
@@ -374,7 +376,7 @@ export const make = (
       return Effect.flatMap(SubscriptionRef.get(stateRef), (state) => {
         const answer = answers(state)
         if (!answer.chatgpt) return reply(answer)
-        const wantsRefresh = refreshToken || clock.unsafeCurrentTimeMillis() >= answer.staleAt
+        const wantsRefresh = refreshToken || (proactive && clock.unsafeCurrentTimeMillis() >= answer.staleAt)
         if (!wantsRefresh) return reply(answer)
         // A refresh of a poisoned snapshot is answered from the poison record (SPEC §4 step 2).
         if (answer.poisoned) return answer.poisonHit(includeToken)
@@ -387,9 +389,13 @@ export const make = (
     const refreshing = poll(false, true)
     const withToken = poll(true, false)
     const withTokenRefreshing = poll(true, true)
+    const readOnly = poll(false, false, false)
+    const readOnlyWithToken = poll(true, false, false)
     const getAuthStatus = (params?: AuthStatusParams): Effect.Effect<AuthStatus> =>
       !settings.requiresOpenaiAuth
         ? notRequired
+        : params?.noRefresh === true
+        ? params.includeToken === true ? readOnlyWithToken : readOnly
         : params?.includeToken === true
         ? params.refreshToken === true ? withTokenRefreshing : withToken
         : params?.refreshToken === true

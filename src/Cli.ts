@@ -8,13 +8,17 @@
  *   effect-auth logout | refresh | watch
  *
  * Exit codes: 0 usable credentials, 1 logged out or poisoned (or the command
- * failed), 2 bad usage. Tokens are printed only with --include-token.
+ * failed), 2 bad usage, 3 `refresh` did nothing (refreshed too recently).
+ * Tokens are printed only with --include-token. No ANSI escapes unless the
+ * output is a terminal.
  */
-import { Command, Options, ValidationError } from "@effect/cli"
+import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Console, Context, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
-import { AuthManager } from "./AuthManager.js"
-import type { AuthState } from "./internal/refreshState.js"
+import { Clock, Console, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import * as AuthDocument from "./AuthDocument.js"
+import { AuthManager, settingsConfig } from "./AuthManager.js"
+import { defaultSettings } from "./internal/refreshState.js"
+import type { AuthState, Settings } from "./internal/refreshState.js"
 
 /**
  * What the commands need from the process they run in: standard input and
@@ -24,8 +28,14 @@ import type { AuthState } from "./internal/refreshState.js"
 export class CliIo extends Context.Tag("effect-auth-manager/Cli/CliIo")<CliIo, {
   readonly stdin: Stream.Stream<Uint8Array, Error>
   readonly setExitCode: (code: number) => Effect.Effect<void>
+  /** Whether standard output and standard error are terminals (ANSI styling is kept only for those). */
+  readonly terminal: { readonly stdout: boolean; readonly stderr: boolean }
 }>() {
   static readonly layerNode: Layer.Layer<CliIo> = Layer.sync(CliIo, () => ({
+    terminal: {
+      stdout: process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
+      stderr: process.stderr.isTTY === true && process.env.NO_COLOR === undefined
+    },
     stdin: Stream.suspend(() =>
       Stream.fromAsyncIterable(process.stdin, (cause) => new Error(`could not read standard input: ${String(cause)}`))
     ),
@@ -53,30 +63,48 @@ const describe = (state: AuthState): string => {
   return who + health
 }
 
+/** Exit code of `refresh` when it did nothing because the token was refreshed too recently. */
+export const exitNotRefreshed = 3
+
+/**
+ * The one JSON vocabulary of `status --json` and `watch --json`. `status` is
+ * "loggedOut", "healthy", "coolingDown" or "poisoned".
+ */
+export const jsonView = (state: AuthState) => ({
+  status: state.method === null
+    ? "loggedOut"
+    : state.status === "cooling-down"
+    ? "coolingDown"
+    : state.status,
+  authMethod: state.method,
+  email: state.email,
+  planType: state.planType,
+  reason: state.reason,
+  retryAt: state.retryAt === null ? null : new Date(state.retryAt).toISOString(),
+  lastRefresh: state.lastRefreshAt === null ? null : new Date(state.lastRefreshAt).toISOString()
+})
+
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON, for scripts"))
 const includeToken = Options.boolean("include-token").pipe(
   Options.withDescription("Print the access token (or API key). It is a secret: never paste it anywhere.")
 )
 const refresh = Options.boolean("refresh").pipe(
-  Options.withDescription("Refresh the access token first if it needs it")
+  Options.withDescription("Refresh the access token first (without it, status only reads: no network)")
 )
 
 export const status = Command.make("status", { json, includeToken, refresh }, (options) =>
   Effect.gen(function*() {
     const auth = yield* AuthManager
-    const result = yield* auth.getAuthStatus({ includeToken: options.includeToken, refreshToken: options.refresh })
+    // Without --refresh, a read: what is stored, even a stale token, and no network.
+    const result = yield* auth.getAuthStatus({
+      includeToken: options.includeToken,
+      refreshToken: options.refresh,
+      noRefresh: !options.refresh
+    })
     const state = yield* auth.state
     const token = result.authToken === null ? null : Redacted.value(result.authToken)
     if (options.json) {
-      yield* Console.log(JSON.stringify({
-        authMethod: result.authMethod,
-        email: state.email,
-        planType: state.planType,
-        status: state.status,
-        reason: state.reason,
-        retryAt: state.retryAt === null ? null : new Date(state.retryAt).toISOString(),
-        ...(options.includeToken ? { authToken: token } : {})
-      }))
+      yield* Console.log(JSON.stringify({ ...jsonView(state), ...(options.includeToken ? { authToken: token } : {}) }))
     } else {
       yield* Console.log(describe(state))
       if (options.includeToken && token !== null) yield* Console.log(token)
@@ -124,6 +152,12 @@ export const login = Command.make("login", {
         Effect.mapError(() => new Error(`${tokensFile.value} does not hold id_token, access_token and refresh_token`))
       )
       const tokens = "tokens" in parsed ? parsed.tokens : parsed
+      // The Codex CLI refuses a file whose id_token it cannot read: never write one.
+      const problem = AuthDocument.idTokenProblem(tokens.id_token)
+      if (Option.isSome(problem)) {
+        yield* Console.error(`${tokensFile.value}: ${problem.value}. Nothing was written.`)
+        return yield* setExitCode(1)
+      }
       yield* auth.loginWithTokens({
         idToken: Redacted.make(tokens.id_token),
         accessToken: Redacted.make(tokens.access_token),
@@ -140,34 +174,77 @@ export const logout = Command.make("logout", {}, () =>
     yield* Console.log("Signed out.")
   })).pipe(Command.withDescription("Remove the stored credentials"))
 
+const ago = (ms: number) => Duration.format(Duration.seconds(Math.max(0, Math.round(ms / 1000))))
+
 export const refreshCommand = Command.make("refresh", {}, () =>
   Effect.gen(function*() {
     const auth = yield* AuthManager
+    const before = yield* auth.state
+    if (before.method !== "chatgpt") {
+      yield* Console.log(
+        before.method === "apikey" ? "Signed in with an API key: there is no token to refresh." : "Not signed in: nothing to refresh."
+      )
+      return yield* setExitCode(before.method === null ? 1 : 0)
+    }
     const outcome = yield* Effect.either(auth.refresh)
     if (outcome._tag === "Left") {
       yield* Console.error(outcome.left.message)
       return yield* setExitCode(1)
     }
-    yield* Console.log(describe(yield* auth.state))
-    yield* setExitCode(usable(yield* auth.state) ? 0 : 1)
-  })).pipe(Command.withDescription("Refresh the access token now if it needs it"))
+    const after = yield* auth.state
+    if (after.hash === before.hash && after.lastRefreshAt !== null) {
+      // Success without a new snapshot: the minimum interval between refreshes applied.
+      const interval = (yield* Effect.orElseSucceed(settingsConfig, (): Partial<Settings> => ({}))).minRefreshInterval ??
+        defaultSettings.minRefreshInterval
+      const since = (yield* Clock.currentTimeMillis) - after.lastRefreshAt
+      yield* Console.log(
+        `Not refreshed: the token was refreshed ${ago(since)} ago; the next refresh is allowed in ` +
+          `${ago(Duration.toMillis(interval) - since)}.`
+      )
+      return yield* setExitCode(exitNotRefreshed)
+    }
+    yield* Console.log(`Refreshed. ${describe(after)}`)
+    yield* setExitCode(usable(after) ? 0 : 1)
+  })).pipe(Command.withDescription("Refresh the access token now (at most once per minimum interval)"))
 
 export const watch = Command.make("watch", { json }, (options) =>
   Effect.flatMap(AuthManager, (auth) =>
     auth.changes.pipe(
       Stream.runForEach((state) =>
         Console.log(
-          options.json ? JSON.stringify(state) : `${new Date().toISOString()}  ${describe(state).replace(/\n/g, " ")}`
+          options.json
+            ? JSON.stringify(jsonView(state))
+            : `${new Date().toISOString()}  ${describe(state).replace(/\n/g, " ")}`
         )
       )
     ))).pipe(Command.withDescription("Print each change of the credentials until interrupted"))
 
 /** `effect-auth` and its subcommands. */
 export const command = Command.make("effect-auth").pipe(
+  Command.withDescription(
+    "The credentials of $CODEX_HOME/auth.json (the Codex CLI's), kept usable. " +
+      "Commands: status, login, logout, refresh, watch; `effect-auth COMMAND --help` for each."
+  ),
   Command.withSubcommands([status, login, logout, refreshCommand, watch])
 )
 
-const cli = Command.run(command, { name: "effect-auth", version: "0.1.0" })
+const cli = Command.run(command, {
+  name: "effect-auth",
+  version: "0.1.0",
+  summary: Span.text("sign in, check and refresh Codex credentials")
+})
+
+const ansiEscape = /\u001b\[[0-9;]*[A-Za-z]/g
+const plain = (parts: ReadonlyArray<unknown>) =>
+  parts.map((part) => (typeof part === "string" ? part.replace(ansiEscape, "") : part))
+
+/** The console, without ANSI styling on an output that is not a terminal. */
+const consoleFor = (terminal: { readonly stdout: boolean; readonly stderr: boolean }) =>
+  Effect.map(Effect.console, (console): Console.Console => ({
+    ...console,
+    log: (...parts) => terminal.stdout ? console.log(...parts) : console.log(...plain(parts)),
+    error: (...parts) => terminal.stderr ? console.error(...parts) : console.error(...plain(parts))
+  }))
 
 /**
  * Runs `effect-auth` on the given `process.argv` (node, script, args…). Bad
@@ -178,7 +255,10 @@ const cli = Command.run(command, { name: "effect-auth", version: "0.1.0" })
  * Cli.run(process.argv).pipe(Effect.provide(layers), NodeRuntime.runMain)
  */
 export const run = (argv: ReadonlyArray<string>) =>
-  cli(argv).pipe(
-    Effect.catchIf(ValidationError.isValidationError, () => setExitCode(2)),
-    Effect.catchAll((error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1))))
-  )
+  Effect.flatMap(CliIo, (io) =>
+    Effect.flatMap(consoleFor(io.terminal), (console) =>
+      cli(argv).pipe(
+        Effect.catchIf(ValidationError.isValidationError, () => setExitCode(2)),
+        Effect.catchAll((error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1)))),
+        Effect.withConsole(console)
+      )))

@@ -2,11 +2,14 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import { Console, Effect, Layer, Ref, Stream } from "effect"
 import * as Cli from "../src/Cli.js"
-import { scripted } from "./support/manager.js"
-import { secrets } from "./support/fixtures.js"
+import { FileSystem } from "@effect/platform"
+import { Option, Redacted } from "effect"
+import { AuthStore } from "../src/AuthStore.js"
+import { callCount, rotated, scripted } from "./support/manager.js"
+import { chatgptJson, idToken, secrets } from "./support/fixtures.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
-const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; readonly stdin?: string } = {}) =>
+const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; readonly stdin?: string; readonly terminal?: boolean } = {}) =>
   Effect.gen(function*() {
     const out: Array<string> = []
     const err: Array<string> = []
@@ -18,13 +21,22 @@ const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; 
     }
     const io = Layer.succeed(Cli.CliIo, {
       stdin: Stream.make(new TextEncoder().encode(options.stdin ?? "")),
-      setExitCode: (code) => Ref.set(exitCode, code)
+      setExitCode: (code) => Ref.set(exitCode, code),
+      terminal: { stdout: options.terminal ?? false, stderr: options.terminal ?? false }
     })
-    yield* Cli.run(["node", "effect-auth", ...args]).pipe(
+    const calls = yield* Cli.run(["node", "effect-auth", ...args]).pipe(
+      Effect.zipRight(Effect.flatMap(AuthStore, (store) => store.load)),
+      Effect.zip(callCount),
       Effect.withConsole(console),
-      Effect.provide(Layer.mergeAll(scripted(options.json, []), NodeContext.layer, io))
+      Effect.provide(Layer.mergeAll(scripted(options.json, [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, io))
     )
-    return { stdout: out.join("\n"), stderr: err.join("\n"), code: yield* Ref.get(exitCode) }
+    return {
+      stdout: out.join("\n"),
+      stderr: err.join("\n"),
+      code: yield* Ref.get(exitCode),
+      stored: calls[0],
+      requests: calls[1]
+    }
   })
 
 describe("Cli, in process", () => {
@@ -45,4 +57,90 @@ describe("Cli, in process", () => {
     Effect.gen(function*() {
       expect((yield* runCli(["login"])).code).toBe(2)
     }))
+})
+
+describe("Cli: as a person uses it (issue 9 §4, §6)", () => {
+  it.effect("--help lists every command with its description; ANSI styling only on a terminal", () =>
+    Effect.gen(function*() {
+      const help = yield* runCli(["--help"])
+      expect(help.code).toBe(0)
+      for (const [command, description] of [
+        ["status", "Show who is signed in"],
+        ["login", "Sign in with an API key"],
+        ["logout", "Remove the stored credentials"],
+        ["refresh", "Refresh the access token now"],
+        ["watch", "Print each change"]
+      ]) {
+        expect(help.stdout).toMatch(new RegExp(`- ${command}\\b.*${description}`))
+      }
+      expect(help.stdout).not.toContain("\u001b[")
+      expect((yield* runCli(["--help"], { terminal: true })).stdout).toContain("\u001b[")
+    }))
+
+  it.effect("status --json and watch --json share one vocabulary, with a logged-out state that says so", () =>
+    Effect.gen(function*() {
+      const nobody = yield* runCli(["status", "--json"])
+      expect(nobody.code).toBe(1)
+      expect(JSON.parse(nobody.stdout)).toEqual({
+        status: "loggedOut",
+        authMethod: null,
+        email: null,
+        planType: null,
+        reason: null,
+        retryAt: null,
+        lastRefresh: null
+      })
+      const view = Cli.jsonView({
+        hash: "h",
+        method: "chatgpt",
+        email: "a@b",
+        planType: "plus",
+        status: "cooling-down",
+        reason: null,
+        retryAt: 0,
+        lastRefreshAt: 0
+      })
+      expect(Object.keys(view).sort()).toEqual(Object.keys(JSON.parse(nobody.stdout)).sort())
+      expect(view.status).toBe("coolingDown")
+    }))
+
+  it.effect("status without --refresh is a read: an expired token makes no request; with --refresh it does", () =>
+    Effect.gen(function*() {
+      const expired = chatgptJson({ expiresIn: -60_000 })
+      const read = yield* runCli(["status", "--json"], { json: expired })
+      expect(read.requests).toBe(0)
+      expect(JSON.parse(read.stdout)).toMatchObject({ status: "healthy", authMethod: "chatgpt" })
+      expect(read.stderr).toBe("")
+      const refreshed = yield* runCli(["status", "--json", "--refresh"], { json: expired })
+      expect(refreshed.requests).toBe(1)
+    }))
+
+  it.effect("refresh inside the minimum interval says so, and exits 3; outside it, it refreshes", () =>
+    Effect.gen(function*() {
+      const recent = yield* runCli(["refresh"], { json: chatgptJson({ refreshedAgo: 3_000 }) })
+      expect(recent.requests).toBe(0)
+      expect(recent.code).toBe(Cli.exitNotRefreshed)
+      expect(recent.stdout).toBe("Not refreshed: the token was refreshed 3s ago; the next refresh is allowed in 27s.")
+      const due = yield* runCli(["refresh"], { json: chatgptJson() })
+      expect(due).toMatchObject({ requests: 1, code: 0 })
+      expect(due.stdout).toMatch(/^Refreshed\. Signed in with ChatGPT/)
+    }))
+
+  it.effect("login --tokens-file refuses an id_token that is not a JWT, writes nothing; account_id comes from the id_token", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      const file = `${dir}/tokens.json`
+      yield* fs.writeFileString(file, JSON.stringify({ id_token: "not-a-jwt", access_token: "a", refresh_token: "r" }))
+      const bad = yield* runCli(["login", "--tokens-file", file])
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("the id_token is not a JWT")
+      expect(bad.stored.hash).toBe("absent")
+      yield* fs.writeFileString(file, JSON.stringify({ id_token: idToken, access_token: "a", refresh_token: "r" }))
+      const good = yield* runCli(["login", "--tokens-file", file])
+      expect(good.code).toBe(0)
+      const tokens = Option.getOrThrow(good.stored.document).tokens!
+      expect(tokens.account_id).toBe("acct_123")
+      expect(Redacted.value(tokens.refresh_token)).toBe("r")
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 })

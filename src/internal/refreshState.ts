@@ -167,6 +167,8 @@ export interface AuthState {
   readonly reason: PermanentReason | null
   /** While cooling down: when the next attempt may run, in epoch milliseconds. */
   readonly retryAt: number | null
+  /** `last_refresh` of the snapshot, in epoch milliseconds. */
+  readonly lastRefreshAt: number | null
 }
 
 export const view = (state: State): AuthState => ({
@@ -180,7 +182,8 @@ export const view = (state: State): AuthState => ({
     ? "cooling-down"
     : "healthy",
   reason: state.health._tag === "Poisoned" ? state.health.error.reason : null,
-  retryAt: state.health._tag === "CoolingDown" ? state.health.until : null
+  retryAt: state.health._tag === "CoolingDown" ? state.health.until : null,
+  lastRefreshAt: Option.getOrNull(state.snapshot.lastRefreshAt)
 })
 
 export const sameView = (a: AuthState, b: AuthState): boolean =>

@@ -27,12 +27,13 @@ describe("effect-auth, the example CLI", () => {
     const json = await run(home, ["status", "--json"])
     expect(json.code).toBe(1)
     expect(JSON.parse(json.stdout)).toEqual({
+      status: "loggedOut",
       authMethod: null,
       email: null,
       planType: null,
-      status: "healthy",
       reason: null,
-      retryAt: null
+      retryAt: null,
+      lastRefresh: null
     })
   })
 
@@ -119,7 +120,8 @@ describe("effect-auth, the example CLI", () => {
     watch.child.kill("SIGINT")
     await watch.exited
     const states = watch.stdout().trim().split("\n").map((line) => JSON.parse(line))
-    expect(states.map((s) => s.method).slice(0, 2)).toEqual([null, "apikey"])
+    // The vocabulary of status --json.
+    expect(states.map((s) => [s.status, s.authMethod]).slice(0, 2)).toEqual([["loggedOut", null], ["healthy", "apikey"]])
     expect(watch.stdout()).not.toContain(secrets.apiKey)
   })
 })
