@@ -110,3 +110,48 @@ export class CredentialsUnavailableError extends Schema.TaggedError<CredentialsU
 
 /** Every way a refresh can fail. */
 export type RefreshError = PermanentRefreshError | TransientRefreshError | AuthStoreError
+
+/** Why a sign-in did not end with credentials. */
+export const SignInReason = Schema.Literal(
+  "canceled",
+  "timeout",
+  "denied",
+  "expired",
+  "exchange_failed",
+  "unreachable",
+  "port_busy",
+  "discovery_failed",
+  "unsupported",
+  "storage"
+)
+export type SignInReason = typeof SignInReason.Type
+
+const signInAdvice: Record<SignInReason, string> = {
+  canceled: "The sign-in was canceled.",
+  timeout: "The sign-in was not completed in time. Start it again and finish it in the browser.",
+  denied: "The sign-in was refused at the provider. Start it again if that was a mistake.",
+  expired: "The device code expired before it was entered. Start the sign-in again for a new code.",
+  exchange_failed: "The provider did not accept the sign-in. Start it again.",
+  unreachable: "The provider could not be reached. Check the network and the issuer URL, then try again.",
+  port_busy: "No local port was free for the browser to come back to. Close the other sign-in, or choose another port.",
+  discovery_failed: "The provider's configuration could not be read. Check the issuer URL.",
+  unsupported: "The provider does not offer this kind of sign-in.",
+  storage: "Signed in, but the credentials could not be saved."
+}
+
+/**
+ * A sign-in ended without credentials. `detail` says what happened in words
+ * safe to show and log: it never holds a code, a verifier or a token.
+ */
+export class SignInError extends Schema.TaggedError<SignInError>()(
+  "SignInError",
+  {
+    reason: SignInReason,
+    detail: Schema.optional(Schema.String),
+    status: Schema.optional(Schema.Number)
+  }
+) {
+  override get message(): string {
+    return this.detail === undefined ? signInAdvice[this.reason] : `${signInAdvice[this.reason]} (${this.detail})`
+  }
+}

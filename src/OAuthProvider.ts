@@ -1,0 +1,236 @@
+/**
+ * Where and how to sign in, and to refresh: the two provider profiles behind
+ * one shape. `codex` speaks exactly as the Codex CLI does (its authorize
+ * parameters, its device endpoints, ports 1455 then 1457); `oidc` is any
+ * OpenID Connect / OAuth 2 provider (discovery, RFC 8252 loopback on an
+ * ephemeral port, RFC 8628 device grant, `client_secret_post` / `_basic`).
+ */
+import { HttpClientRequest } from "@effect/platform"
+import { Config, ConfigError, Effect, Either, Option, type Redacted } from "effect"
+import { SignInError } from "./Errors.js"
+import * as OAuthHttp from "./internal/oauthHttp.js"
+
+export type { ClientAuth } from "./internal/oauthHttp.js"
+
+export const codexIssuer = "https://auth.openai.com"
+export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
+export const codexScopes = ["openid", "profile", "email", "offline_access", "api.connectors.read", "api.connectors.invoke"]
+
+/** Where the browser comes back to: 127.0.0.1 only, the first port that can be bound. */
+export interface Loopback {
+  /** Tried in order; 0 is an ephemeral port (RFC 8252 §7.3). */
+  readonly ports: ReadonlyArray<number>
+  readonly path: string
+  /** On a busy first port, ask the older login server there to `/cancel` first (what Codex does). */
+  readonly cancelPrevious: boolean
+}
+
+export interface OAuthProvider {
+  readonly profile: "codex" | "oidc"
+  /** A name for people: shown on the success page and by the CLI. */
+  readonly name: string
+  readonly issuer: string
+  readonly authorizationEndpoint: string
+  readonly tokenEndpoint: string
+  /** RFC 8628 device authorization endpoint; for the Codex profile, its user-code endpoint. */
+  readonly deviceAuthorizationEndpoint: Option.Option<string>
+  readonly clientId: string
+  readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  readonly clientAuth: OAuthHttp.ClientAuth
+  readonly scopes: ReadonlyArray<string>
+  /** Extra authorize parameters, after the standard ones, in order. */
+  readonly authorizeParams: ReadonlyArray<readonly [string, string]>
+  readonly loopback: Loopback
+  /** How refresh requests are written: JSON for Codex (what it sends), form for OAuth 2. */
+  readonly refreshBody: "json" | "form"
+}
+
+export interface CodexOptions {
+  readonly issuer?: string | undefined
+  readonly clientId?: string | undefined
+  /** The `originator` authorize parameter; Codex's CLI sends `codex_cli_rs`. */
+  readonly originator?: string | undefined
+  /** Default `[1455, 1457]`, the ports registered for the Codex client. */
+  readonly ports?: ReadonlyArray<number> | undefined
+}
+
+const trimSlash = (url: string) => url.replace(/\/+$/, "")
+
+/** The Codex profile (what `codex login` and the Codex app server send). */
+export const codex = (options: CodexOptions = {}): OAuthProvider => {
+  const issuer = trimSlash(options.issuer ?? codexIssuer)
+  return {
+    profile: "codex",
+    name: issuer === codexIssuer ? "ChatGPT" : issuer,
+    issuer,
+    authorizationEndpoint: `${issuer}/oauth/authorize`,
+    tokenEndpoint: `${issuer}/oauth/token`,
+    deviceAuthorizationEndpoint: Option.some(`${issuer}/api/accounts/deviceauth/usercode`),
+    clientId: options.clientId ?? codexClientId,
+    clientSecret: Option.none(),
+    clientAuth: "none",
+    scopes: codexScopes,
+    authorizeParams: [
+      ["id_token_add_organizations", "true"],
+      ["codex_cli_simplified_flow", "true"]
+    ],
+    loopback: { ports: options.ports ?? [1455, 1457], path: "/auth/callback", cancelPrevious: true },
+    refreshBody: "json"
+  }
+}
+
+/** The authorize URL of a browser sign-in: standard parameters first, in the order Codex sends them. */
+export const authorizeUrl = (
+  provider: OAuthProvider,
+  request: { readonly redirectUri: string; readonly challenge: string; readonly state: string; readonly originator?: string }
+): string => {
+  const head: Array<readonly [string, string]> = [
+    ["response_type", "code"],
+    ["client_id", provider.clientId],
+    ["redirect_uri", request.redirectUri],
+    ["scope", provider.scopes.join(" ")],
+    ["code_challenge", request.challenge],
+    ["code_challenge_method", "S256"],
+    ...provider.authorizeParams,
+    ["state", request.state],
+    ...(provider.profile === "codex" ? [["originator", request.originator ?? "codex_cli_rs"] as const] : [])
+  ]
+  const separator = provider.authorizationEndpoint.includes("?") ? "&" : "?"
+  return `${provider.authorizationEndpoint}${separator}${OAuthHttp.formEncode(head)}`
+}
+
+export interface OidcOptions {
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /** Default: `client_secret_basic` with a secret (OpenID Connect's default), else `none`. */
+  readonly clientAuth?: OAuthHttp.ClientAuth | undefined
+  /** Default `openid profile email offline_access`. */
+  readonly scopes?: ReadonlyArray<string> | undefined
+  /** Given endpoints skip discovery (both of these are needed for that). */
+  readonly authorizationEndpoint?: string | undefined
+  readonly tokenEndpoint?: string | undefined
+  readonly deviceAuthorizationEndpoint?: string | undefined
+  /** Default `[0]`: an ephemeral port, as RFC 8252 §7.3 recommends. */
+  readonly ports?: ReadonlyArray<number> | undefined
+  /** Default `/callback`. */
+  readonly redirectPath?: string | undefined
+}
+
+const oidcFrom = (
+  options: OidcOptions,
+  endpoints: { readonly authorization: string; readonly token: string; readonly device: Option.Option<string> }
+): OAuthProvider => ({
+  profile: "oidc",
+  name: trimSlash(options.issuer),
+  issuer: trimSlash(options.issuer),
+  authorizationEndpoint: endpoints.authorization,
+  tokenEndpoint: endpoints.token,
+  deviceAuthorizationEndpoint: endpoints.device,
+  clientId: options.clientId,
+  clientSecret: Option.fromNullable(options.clientSecret),
+  clientAuth: options.clientAuth ?? (options.clientSecret === undefined ? "none" : "client_secret_basic"),
+  scopes: options.scopes ?? ["openid", "profile", "email", "offline_access"],
+  authorizeParams: [],
+  loopback: { ports: options.ports ?? [0], path: options.redirectPath ?? "/callback", cancelPrevious: false },
+  refreshBody: "form"
+})
+
+/**
+ * A generic provider: its endpoints from `{issuer}/.well-known/openid-configuration`
+ * unless given. The discovered `issuer` must be the configured one (RFC 8414 §3.3).
+ */
+export const discover = Effect.fn("OAuthProvider.discover")(function*(options: OidcOptions) {
+  if (options.authorizationEndpoint !== undefined && options.tokenEndpoint !== undefined) {
+    return oidcFrom(options, {
+      authorization: options.authorizationEndpoint,
+      token: options.tokenEndpoint,
+      device: Option.fromNullable(options.deviceAuthorizationEndpoint)
+    })
+  }
+  const issuer = trimSlash(options.issuer)
+  const failed = (detail: string) => new SignInError({ reason: "discovery_failed", detail })
+  const answer = yield* OAuthHttp.send(
+    HttpClientRequest.get(`${issuer}/.well-known/openid-configuration`).pipe(HttpClientRequest.acceptJson)
+  ).pipe(Effect.mapError((failure) => failed(failure.detail)))
+  if (answer.status !== 200) return yield* failed(`${issuer}/.well-known/openid-configuration answered HTTP ${answer.status}`)
+  const field = (key: string) => OAuthHttp.stringField(answer.json, key)
+  if (field("issuer") !== undefined && trimSlash(field("issuer")!) !== issuer) {
+    return yield* failed(`the provider calls itself ${field("issuer")}, not ${issuer}`)
+  }
+  const authorization = options.authorizationEndpoint ?? field("authorization_endpoint")
+  const token = options.tokenEndpoint ?? field("token_endpoint")
+  if (authorization === undefined || token === undefined) {
+    return yield* failed("the configuration names no authorization_endpoint or token_endpoint")
+  }
+  return oidcFrom(options, {
+    authorization,
+    token,
+    device: Option.fromNullable(options.deviceAuthorizationEndpoint ?? field("device_authorization_endpoint"))
+  })
+})
+
+/** The settings the token refresher needs to refresh what this provider issued. */
+export const refresherOptions = (provider: OAuthProvider) => ({
+  tokenUrl: provider.tokenEndpoint,
+  clientId: provider.clientId,
+  clientSecret: provider.clientSecret,
+  clientAuth: provider.clientAuth,
+  bodyFormat: provider.refreshBody
+})
+
+const ports = (name: string, fallback: ReadonlyArray<number>) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const parsed = text.split(",").map((part) => Number(part.trim()))
+      return parsed.length > 0 && parsed.every((port) => Number.isInteger(port) && port >= 0 && port < 65536)
+        ? Either.right(parsed)
+        : Either.left(ConfigError.InvalidData([name], "a comma-separated list of ports, e.g. 1455,1457 (0 = any free port)"))
+    }),
+    Config.option,
+    Config.map(Option.getOrElse(() => fallback))
+  ) as Config.Config<ReadonlyArray<number>>
+
+/**
+ * The provider a program signs in with, from `Config`. With `EFFECT_AUTH_ISSUER`
+ * it is a generic provider (`EFFECT_AUTH_CLIENT_ID`, `EFFECT_AUTH_CLIENT_SECRET`,
+ * `EFFECT_AUTH_CLIENT_AUTH`, `EFFECT_AUTH_SCOPES`, discovered when first used);
+ * without it, Codex (`CODEX_APP_SERVER_LOGIN_ISSUER`, `CODEX_APP_SERVER_LOGIN_CLIENT_ID`,
+ * `EFFECT_AUTH_LOGIN_ORIGINATOR`). `EFFECT_AUTH_LOGIN_PORTS` (e.g. `1455,1457`, `0`)
+ * sets the loopback ports of either.
+ */
+export const fromConfig: Config.Config<{
+  readonly provider: Effect.Effect<OAuthProvider, SignInError, import("@effect/platform").HttpClient.HttpClient>
+  readonly originator: string
+}> = Config.all({
+  issuer: Config.option(Config.string("EFFECT_AUTH_ISSUER")),
+  clientId: Config.option(Config.string("EFFECT_AUTH_CLIENT_ID")),
+  clientSecret: Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")),
+  clientAuth: Config.option(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH")),
+  scopes: Config.option(Config.string("EFFECT_AUTH_SCOPES")),
+  codexIssuer: Config.string("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer)),
+  codexClientId: Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
+  originator: Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs")),
+  codexPorts: ports("EFFECT_AUTH_LOGIN_PORTS", [1455, 1457]),
+  oidcPorts: ports("EFFECT_AUTH_LOGIN_PORTS", [0])
+}).pipe(Config.map((config) => ({
+  originator: config.originator,
+  provider: Option.match(config.issuer, {
+    onNone: () =>
+      Effect.succeed(codex({ issuer: config.codexIssuer, clientId: config.codexClientId, ports: config.codexPorts })),
+    onSome: (issuer) =>
+      Option.match(config.clientId, {
+        onNone: () =>
+          Effect.fail(new SignInError({ reason: "discovery_failed", detail: "EFFECT_AUTH_ISSUER is set but EFFECT_AUTH_CLIENT_ID is not" })),
+        onSome: (clientId) =>
+          discover({
+            issuer,
+            clientId,
+            clientSecret: Option.getOrUndefined(config.clientSecret),
+            clientAuth: Option.getOrUndefined(config.clientAuth),
+            scopes: Option.getOrUndefined(Option.map(config.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))),
+            ports: config.oidcPorts
+          })
+      })
+  })
+})))
