@@ -9,7 +9,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Stream } from "effect"
-import { AppServer, AuthStore, layerNode, layerStderrLogger } from "../src/index.js"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { AppServer, AuthStore, layerNode, layerStderrLogger, SignIn } from "../src/index.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
 
@@ -41,7 +42,9 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
+  Effect.provide(
+    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerNode, NodeContext.layer, NodeHttpClient.layer)))
+  ),
   Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })

@@ -9,6 +9,7 @@ import { Data, Deferred, Effect, Either, FiberSet, Option, Redacted, Ref, Schema
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthManager } from "./AuthManager.js"
 import type { AuthStoreError } from "./Errors.js"
+import * as AppServerLogin from "./internal/appServerLogin.js"
 import { describeIssues } from "./internal/describeIssues.js"
 
 /** JSON-RPC 2.0 error codes. */
@@ -219,6 +220,8 @@ export const serve = <E, R>(
     // its own result, after its answer (as Codex does); the watch announces everyone else's.
     const announced = yield* Ref.make((yield* auth.state).hash)
     const announcing = yield* Effect.makeSemaphore(1)
+    // Browser and device sign-ins save and send account/login/completed holding `announcing`.
+    const logins = yield* AppServerLogin.make(send, announcing)
     const announceCurrent = Effect.gen(function*() {
       const state = yield* auth.state
       if ((yield* Ref.getAndSet(announced, state.hash)) === state.hash) return
@@ -302,12 +305,10 @@ export const serve = <E, R>(
             const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
             return [{ type: "chatgptAuthTokens" }, after] as const
           }
-          default:
-            return yield* new RpcFailure({
-              code: ErrorCode.invalidParams,
-              message: `Login type "${request.type}" needs a browser flow this server does not run; ` +
-                "use apiKey or chatgptAuthTokens, or sign in with the Codex CLI"
-            })
+          default: {
+            const started = yield* logins.start(request.type).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))
+            return [started, Effect.void as After] as const
+          }
         }
       })
 
@@ -344,6 +345,8 @@ export const serve = <E, R>(
           return failures(login(params))
         case "account/logout":
           return failures(logout)
+        case "account/login/cancel":
+          return failures(withNothingToAnnounce(logins.cancel(params).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))))
         default:
           return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
       }

@@ -59,8 +59,10 @@ export interface DeviceLogin extends Login {
 }
 
 export interface StartOptions {
-  /** Runs once with the outcome, before `await` returns it. */
-  readonly onComplete?: ((outcome: Either.Either<AuthState, SignInError>) => Effect.Effect<void>) | undefined
+  /** Runs once with the outcome (and the login's id), before `await` returns it. */
+  readonly onComplete?:
+    | ((outcome: Either.Either<AuthState, SignInError>, loginId: string) => Effect.Effect<void>)
+    | undefined
   /**
    * Held while the credentials are saved and `onComplete` runs: whoever takes
    * it to announce a change of credentials announces after the completion.
@@ -144,6 +146,7 @@ export const make = (
         const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
         const done = yield* Deferred.make<AuthState, SignInError>()
         const closed = yield* Deferred.make<void>()
+        const canceled = yield* Deferred.make<void>()
         const successServed = yield* Deferred.make<void>()
         const announce = options.announce ?? (yield* Effect.makeSemaphore(1))
 
@@ -162,12 +165,13 @@ export const make = (
                 ),
               onRight: () => Effect.logInfo("Signed in; credentials saved").pipe(Effect.annotateLogs({ loginId }))
             })
-            return Effect.zipRight(logged, options.onComplete?.(outcome) ?? Effect.void)
+            return Effect.zipRight(logged, options.onComplete?.(outcome, loginId) ?? Effect.void)
           })
 
         // The save and the completion are one step under `announce`, and a canceled login saves nothing.
+        // Waiting for `announce` stays interruptible (a cancel may hold it); the save itself is not.
         const save = (tokens: Obtained) =>
-          announce.withPermits(1)(Effect.gen(function*() {
+          announce.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
             if (yield* Deferred.isDone(done)) return yield* Deferred.await(done)
             const saved = yield* Effect.exit(auth.loginWithTokens({
               idToken: Option.getOrElse(tokens.idToken, () => Redacted.make("")),
@@ -177,7 +181,7 @@ export const make = (
             }).pipe(Effect.mapError((error) => new SignInError({ reason: "storage", detail: error.message }))))
             yield* finish(saved)
             return yield* saved
-          })).pipe(Effect.uninterruptible)
+          })))
 
         const info = yield* setup({ scope, finish, save, successServed }).pipe(
           Effect.onError(() => Scope.close(scope, Exit.void))
@@ -192,7 +196,7 @@ export const make = (
           })),
           Effect.catchAll(() => Effect.void),
           Effect.zipRight(Effect.whenEffect(
-            Effect.ignore(Effect.timeout(Deferred.await(successServed), successGrace)),
+            Effect.ignore(Effect.timeout(Effect.race(Deferred.await(successServed), Deferred.await(canceled)), successGrace)),
             Effect.map(Deferred.await(done).pipe(Effect.exit), Exit.isSuccess)
           )),
           Effect.ensuring(Scope.close(scope, Exit.void)),
@@ -201,7 +205,8 @@ export const make = (
           Effect.forkIn(layerScope)
         )
 
-        const cancel = finish(Exit.fail(new SignInError({ reason: "canceled" }))).pipe(
+        const cancel = Deferred.succeed(canceled, undefined).pipe(
+          Effect.zipRight(finish(Exit.fail(new SignInError({ reason: "canceled" })))),
           Effect.zipRight(Deferred.await(closed))
         )
         yield* Ref.set(current, Option.some({ loginId, cancel }))

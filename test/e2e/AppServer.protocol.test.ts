@@ -175,7 +175,7 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
     expectError(await server.request("getAuthStatus", [1]), -32602)
     expectError(await server.request("account/login/start", { type: "apiKey" }), -32602)
     expectError(await server.request("account/login/start", { type: "apiKey", apiKey: 5 }), -32602)
-    expectError(await server.request("account/login/start", { type: "chatgpt" }), -32602)
+    expectError(await server.request("account/login/start", { type: "chatgptAuthTokens" }), -32602)
     expectError(await server.request("account/read", { refreshToken: 1 }), -32602)
 
     // A response to a request of ours and an unknown notification are ignored.
