@@ -5,7 +5,8 @@
  * OpenID Connect / OAuth 2 provider (discovery, RFC 8252 loopback on an
  * ephemeral port, RFC 8628 device grant, `client_secret_post` / `_basic`).
  */
-import { HttpClientRequest } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Config, ConfigError, Effect, Either, Option, type Redacted } from "effect"
 import { SignInError } from "./Errors.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
@@ -200,7 +201,7 @@ const ports = (name: string, fallback: ReadonlyArray<number>) =>
  * sets the loopback ports of either.
  */
 export const fromConfig: Config.Config<{
-  readonly provider: Effect.Effect<OAuthProvider, SignInError, import("@effect/platform").HttpClient.HttpClient>
+  readonly provider: Effect.Effect<OAuthProvider, SignInError, HttpClient.HttpClient>
   readonly originator: string
 }> = Config.all({
   issuer: Config.option(Config.string("EFFECT_AUTH_ISSUER")),

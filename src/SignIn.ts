@@ -6,7 +6,9 @@
  * so any poison is cleared). One sign-in at a time: starting one cancels the
  * one in progress, and each is abandoned after a time limit (10 minutes).
  */
-import { HttpClient, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   Cause,
   Config,

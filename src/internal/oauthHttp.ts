@@ -4,7 +4,9 @@
  * authentication, JSON or form body), reads answers within a size limit, and
  * reads error codes and `Retry-After`.
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */

@@ -8,7 +8,9 @@
  * `/codex/device`). Every code and token it makes holds the word SECRET and
  * its JWTs start with `eyJ`, so a test can search output for leaks.
  */
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Context, Effect, Layer, Ref } from "effect"
 import { createHash, randomBytes } from "node:crypto"

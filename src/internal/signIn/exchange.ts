@@ -3,7 +3,8 @@
  * authorization-code exchange (RFC 6749 §4.1.3 with PKCE), RFC 8628 device
  * polling, and Codex's own device endpoints.
  */
-import { type HttpClient, HttpClientRequest } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
 import { SignInError } from "../../Errors.js"
 import type { OAuthProvider } from "../../OAuthProvider.js"

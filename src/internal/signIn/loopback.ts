@@ -4,7 +4,8 @@
  * Like the Codex CLI, a busy first port gets one `GET /cancel` (an older
  * login server there lets go), then retries, then the next port.
  */
-import { type HttpApp, type HttpServer } from "@effect/platform"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
 import { createServer } from "node:http"
