@@ -8,6 +8,7 @@ import { AuthStore } from "../src/AuthStore.js"
 import { PermanentRefreshError } from "../src/Errors.js"
 import { TokenRefresher } from "../src/TokenRefresher.js"
 import { chatgptJson, secrets } from "./support/fixtures.js"
+import { decode } from "./support/manager.js"
 
 /** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
 const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effect.Effect<A, E, FileSystem.FileSystem>) =>
@@ -20,8 +21,6 @@ const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effec
     )
     return yield* body(home, store)
   }).pipe(Effect.provide(NodeContext.layer))
-
-const decode = (json: Record<string, unknown>) => Option.getOrThrow(Option.getRight(AuthDocument.decode(json)))
 
 describe("AuthStore.layerFile", () => {
   it.scoped("reads a missing file as logged out", () =>

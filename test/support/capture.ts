@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Tracer } from "effect"
+import { Cause, Effect, Exit, Layer, Logger, LogLevel, Metric, Tracer } from "effect"
 
 /**
  * Records every log line, every span (name, attributes, events, how it
@@ -52,5 +52,3 @@ export const makeCapture = () => {
   const text = Effect.map(metrics, (metricLines) => [...lines, ...metricLines].join("\n"))
   return { lines, layer, text }
 }
-
-export const optionText = <A>(value: Option.Option<A>) => Option.match(value, { onNone: () => "", onSome: String })

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { record } from "./audit.js"
+import { examplesDir, helpers, helpersDir, root } from "./programs.js"
 
-const root = join(import.meta.dirname, "..", "..")
 const cleanups: Array<() => Promise<void> | void> = []
 
 /** Runs every registered cleanup, newest first. Call it in `afterEach`. */
@@ -73,15 +73,16 @@ export interface RunningProcess {
 
 let nextId = 1000
 
-/** Spawns a bundled example (`dist/bin/NAME.mjs`, built by the global setup) with exactly the given environment. */
+/**
+ * Spawns a bundled example (`dist/bin/NAME.mjs`) or test helper program, built by the e2e global
+ * setup (test/support/bundles.ts), with exactly the given environment.
+ */
 export const spawnScript = (
-  name: "app-server" | "effect-auth" | "writer" | "api-caller",
+  name: "app-server" | "effect-auth" | keyof typeof helpers,
   args: ReadonlyArray<string>,
   env: Record<string, string>
 ): RunningProcess => {
-  const program = name === "writer" || name === "api-caller"
-    ? join(root, "node_modules", ".cache", "effect-auth-test", `${name}.mjs`)
-    : join(root, "dist", "bin", `${name}.mjs`)
+  const program = name in helpers ? join(helpersDir, `${name}.mjs`) : join(examplesDir, `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", EFFECT_AUTH_LOG_LEVEL: "Debug", ...env },

@@ -1,0 +1,13 @@
+// Where the programs the e2e tests spawn are: built by the e2e global setup (bundles.ts).
+import { join } from "node:path"
+
+export const root = join(import.meta.dirname, "..", "..")
+
+/** The example programs, bundled as the package ships them. */
+export const examplesDir = join(root, "dist", "bin")
+
+/** Helper programs of the tests only, never shipped. */
+export const helpersDir = join(root, "node_modules", ".cache", "effect-auth-test")
+
+/** The helper programs, by the name `spawnScript` knows them by. */
+export const helpers = { writer: "test/support/writer.ts", "api-caller": "test/support/apiCaller.ts" } as const
