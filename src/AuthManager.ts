@@ -20,17 +20,18 @@ import {
   Random,
   type Redacted,
   Ref,
+  Schedule,
   type Scope,
   Stream,
   SubscriptionRef
 } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStore } from "./AuthStore.js"
-import type {
-  AuthStoreError,
-  CredentialsUnavailableError,
-  PermanentRefreshError,
-  RefreshError,
+import {
+  type AuthStoreError,
+  type CredentialsUnavailableError,
+  type PermanentRefreshError,
+  type RefreshError,
   TransientRefreshError
 } from "./Errors.js"
 import * as RefreshState from "./internal/refreshState.js"
@@ -231,9 +232,10 @@ export const make = (
       Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
         state.snapshot.hash === hash ? store.saveShared(SharedState.fromHealth(hash, state.health, now)) : Effect.void)
 
+    // `shared`: a failure of this process's storage is its own; the others are not told to wait.
     const recordTransient = Effect.fnUntraced(function*(hash: string, error: TransientRefreshError, now: number) {
       yield* update(RefreshState.coolDown(hash, error, now, yield* Random.next, settings))
-      yield* share(hash, now)
+      if (error.kind !== "storage") yield* share(hash, now)
       yield* countAttempt("transient")
       yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
         Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
@@ -251,11 +253,53 @@ export const make = (
       return yield* Effect.fail(error)
     })
 
+    // Refreshed tokens that could not be saved stay current (served, and the next refresh sends their
+    // refresh token, never the old one); saving them is retried with backoff until storage takes them
+    // or someone else writes it.
+    const saveRetries = yield* Ref.make(false)
+    const unsavedWarned = yield* Ref.make(false)
+    const saveRetrySchedule = Schedule.exponential(settings.backoffBase).pipe(
+      Schedule.union(Schedule.spaced(settings.backoffCap)),
+      Schedule.jittered
+    )
+    const saveUnsaved = writes.withPermits(1)(Effect.gen(function*() {
+      const state = yield* SubscriptionRef.get(stateRef)
+      if (!RefreshState.unsaved(state)) return
+      const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
+      if (result._tag === "Written") {
+        yield* update(RefreshState.adoptSaved(result.snapshot))
+        yield* Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
+      } else {
+        yield* update(RefreshState.adopt(result.current))
+        yield* Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
+      }
+    }))
+    const keepSaving = Effect.gen(function*() {
+      if (yield* Ref.getAndSet(saveRetries, true)) return
+      yield* Effect.sleep(settings.backoffBase).pipe(
+        Effect.zipRight(saveUnsaved),
+        Effect.tapError((error) => Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))),
+        Effect.retry(saveRetrySchedule),
+        Effect.ensuring(Ref.set(saveRetries, false)),
+        Effect.forkIn(scope)
+      )
+    })
+    const keepUnsaved = Effect.fnUntraced(function*(next: AuthDocument.AuthSnapshot, base: string, error: AuthStoreError) {
+      yield* update(RefreshState.adoptUnsaved(next, base))
+      if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
+        yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
+          Effect.annotateLogs({ file: error.path, problem: error.problem })
+        )
+      }
+      yield* keepSaving
+    })
+
     // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the
     // store's refresh lock: among all the processes sharing the credentials, one at a time.
-    const attempt = (current: AuthDocument.AuthSnapshot) => store.withRefreshLock(Effect.gen(function*() {
+    // `base` is the hash storage held when `current` was made (they differ while unsaved).
+    const attempt = (current: AuthDocument.AuthSnapshot, base: string) => store.withRefreshLock(Effect.gen(function*() {
       const stored = yield* store.load
-      if (stored.hash !== current.hash) {
+      if (stored.hash !== base) {
         yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
         yield* countAttempt("adopted")
         return yield* update(RefreshState.adopt(stored))
@@ -279,31 +323,56 @@ export const make = (
       yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
       const outcome = yield* Effect.either(refresher.refresh(refreshToken))
       const now = yield* Clock.currentTimeMillis
-      if (Either.isLeft(outcome) && outcome.left._tag === "TransientRefreshError") {
-        return yield* recordTransient(current.hash, outcome.left, now)
+      if (Either.isLeft(outcome)) {
+        const error = outcome.left
+        if (error._tag === "TransientRefreshError") return yield* recordTransient(current.hash, error, now)
+        if (error._tag !== "PermanentRefreshError") return yield* Effect.fail(error)
+        // A death is recorded only if storage still holds what was refreshed (unreadable: it does).
+        return yield* writes.withPermits(1)(Effect.gen(function*() {
+          const latest = yield* Effect.option(store.load)
+          if (Option.isSome(latest) && latest.value.hash !== base) {
+            yield* countAttempt("adopted")
+            return yield* update(RefreshState.adopt(latest.value))
+          }
+          return yield* recordPermanent(current.hash, error, now)
+        }))
       }
-      // A success is written, and a death recorded, only if storage still holds what was refreshed.
+      // Written only if storage still holds what was refreshed (compare-and-swap under Codex's lock).
+      const next = AuthDocument.applyRefresh(doc, outcome.right, new Date(now))
       return yield* writes.withPermits(1)(Effect.gen(function*() {
-        const latest = yield* store.load
-        if (latest.hash !== current.hash) {
-          yield* countAttempt("adopted")
-          return yield* update(RefreshState.adopt(latest))
-        }
-        if (Either.isLeft(outcome)) {
-          const error = outcome.left
-          return yield* error._tag === "PermanentRefreshError" ? recordPermanent(current.hash, error, now) : Effect.fail(error)
-        }
-        const saved = yield* store.save(AuthDocument.applyRefresh(doc, outcome.right, new Date(now)))
-        yield* store.saveShared(Option.none())
-        yield* Effect.logDebug("Access token refreshed and saved").pipe(Effect.annotateLogs({ snapshot: saved.hash.slice(0, 12) }))
+        const written = yield* Effect.either(store.compareAndSet(base, Option.some(next)))
         yield* countAttempt("success")
-        return yield* update(RefreshState.adopt(saved))
+        if (Either.isLeft(written)) return yield* keepUnsaved(AuthDocument.snapshot(next), base, written.left)
+        if (written.right._tag === "Conflict") {
+          yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
+          return yield* update(RefreshState.adopt(written.right.current))
+        }
+        yield* store.saveShared(Option.none())
+        yield* Effect.logDebug("Access token refreshed and saved").pipe(
+          Effect.annotateLogs({ snapshot: written.right.snapshot.hash.slice(0, 12) })
+        )
+        return yield* update(RefreshState.adoptSaved(written.right.snapshot))
       }))
-    }))
+    })).pipe(
+      // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
+      Effect.catchTag("AuthStoreError", (error) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          recordTransient(
+            current.hash,
+            new TransientRefreshError({ kind: "storage", detail: `could not ${error.operation} ${error.path}: ${error.problem}` }),
+            now
+          ))
+      )
+    )
 
     type Claim =
       | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>
-      | { readonly _tag: "Started"; readonly flight: RefreshState.Flight; readonly snapshot: AuthDocument.AuthSnapshot }
+      | {
+        readonly _tag: "Started"
+        readonly flight: RefreshState.Flight
+        readonly snapshot: AuthDocument.AuthSnapshot
+        readonly base: string
+      }
 
     // `decide` is SPEC §4's, or the forced one of a 401 recovery.
     const startFlight = (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
@@ -314,12 +383,15 @@ export const make = (
         const next = decide(state, now)
         if (next._tag !== "Start") return [next, state]
         const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
-        return [{ _tag: "Started", flight, snapshot: state.snapshot }, { ...state, inflight: Option.some(flight) }]
+        return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
+          ...state,
+          inflight: Option.some(flight)
+        }]
       })
       if (decision._tag === "Started") {
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        yield* attempt(decision.snapshot).pipe(
+        yield* attempt(decision.snapshot, decision.base).pipe(
           Effect.withSpan("AuthManager.refreshFlight", { attributes: { snapshot: decision.snapshot.hash.slice(0, 12) } }),
           Effect.interruptible,
           Effect.exit,
@@ -410,17 +482,17 @@ export const make = (
       return { account: accountOf((yield* SubscriptionRef.get(stateRef)).snapshot), requiresOpenaiAuth: true }
     })
 
-    // Writes storage through `write`, given what it holds now, and adopts the result.
-    // Under the refresh lock, so that no process's refresh writes over a sign-in.
+    // Writes storage through `write`, given what it holds now, and adopts the result. A refresh in
+    // flight anywhere cannot write over it: its compare-and-swap finds the file changed.
     const replace = (write: (stored: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>) =>
-      store.withRefreshLock(writes.withPermits(1)(Effect.gen(function*() {
+      writes.withPermits(1)(Effect.gen(function*() {
         const stored = yield* store.load.pipe(
           Effect.map((snapshot) => snapshot.document),
           Effect.orElseSucceed(() => Option.none())
         )
-        yield* update(RefreshState.adopt(yield* write(stored)))
+        yield* update(RefreshState.adoptSaved(yield* write(stored)))
         return yield* currentView
-      })))
+      }))
 
     const loginWithApiKey = Effect.fn("AuthManager.loginWithApiKey")((apiKey: Redacted.Redacted<string>) =>
       replace((stored) => store.save(AuthDocument.withApiKey(stored, apiKey)))
@@ -450,8 +522,16 @@ export const make = (
     // Another process changed the credentials: adopt them (a different hash clears poison and cooldown).
     yield* store.changed.pipe(
       Stream.debounce(settings.watchDebounce),
+      // Nothing a reload meets (a bad file, a defect) may end the watch.
       Stream.runForEach(() =>
-        reload.pipe(Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)))
+        reload.pipe(
+          Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
+          Effect.catchAllDefect((defect) =>
+            Effect.logWarning("Reloading the credentials failed; the watch goes on").pipe(
+              Effect.annotateLogs({ problem: defect instanceof Error ? defect.name : "defect" })
+            )
+          )
+        )
       ),
       Effect.forkIn(scope)
     )

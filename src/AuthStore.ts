@@ -5,20 +5,28 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import type { PlatformError } from "@effect/platform/Error"
-import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Random, Ref, Schedule, Schema, Stream } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Ref, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStoreError } from "./Errors.js"
-import { withLockFile } from "./internal/lockFile.js"
-import { type SharedState, SharedStateJson } from "./internal/sharedState.js"
+import * as FileStore from "./internal/fileStore.js"
+import type { SharedState } from "./internal/sharedState.js"
 
 export interface AuthStoreShape {
   /** Where the credentials are kept, for messages: a file path, or "memory". */
   readonly location: string
   /** The current snapshot; `AuthDocument.absent` when there is no credential file. */
   readonly load: Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
-  /** Replaces the credentials atomically and returns the snapshot written. */
+  /** Replaces the credentials atomically, whatever they were (a sign-in), and returns the snapshot written. */
   readonly save: (doc: AuthDocument.AuthDocument) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /**
+   * Writes `next` (none: deletes) only if the store still holds the snapshot
+   * with hash `expected`, atomically with the check (compare-and-swap);
+   * otherwise answers what it holds instead.
+   */
+  readonly compareAndSet: (
+    expected: string,
+    next: Option.Option<AuthDocument.AuthDocument>
+  ) => Effect.Effect<FileStore.SetResult, AuthStoreError>
   /** Deletes the credentials; succeeds when there were none. */
   readonly remove: Effect.Effect<void, AuthStoreError>
   /**
@@ -28,7 +36,8 @@ export interface AuthStoreShape {
   readonly changed: Stream.Stream<void>
   /**
    * Runs `effect` holding the store's refresh lock, so that the processes
-   * sharing the credentials refresh and write them one at a time.
+   * sharing the credentials refresh one at a time. It may be held across a
+   * token request; writes take the store's own short lock inside it.
    */
   readonly withRefreshLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
   /** The refresh state other processes shared; none when there is none, or it cannot be read. */
@@ -56,156 +65,11 @@ const snapshotOf = (location: string) => (text: Option.Option<string>) =>
       })
   })
 
-const describe = (error: PlatformError): string =>
-  error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
+export type { FileOptions, SetResult } from "./internal/fileStore.js"
 
-export interface FileOptions {
-  readonly codexHome: string
-  /** A refresh lock older than this is broken: the refresh timeout (default 30 s). */
-  readonly lockStaleAfter?: Duration.Duration
-}
-
-/** The file store over `FileSystem`: atomic writes, 0600 file, 0700 folder, a lock file and a sidecar. */
-export const makeFile = ({ codexHome, lockStaleAfter = Duration.seconds(30) }: FileOptions) =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const dir = path.resolve(codexHome)
-    const file = path.join(dir, fileName)
-    const fail = (operation: AuthStoreError["operation"]) => (problem: string) =>
-      new AuthStoreError({ path: file, operation, problem })
-
-    const readText: Effect.Effect<Option.Option<string>, AuthStoreError> = fs.readFileString(file).pipe(
-      Effect.map(Option.some),
-      Effect.catchIf(
-        (error) => error._tag === "SystemError" && error.reason === "NotFound",
-        () => Effect.succeedNone
-      ),
-      Effect.mapError((error) => fail("read")(describe(error)))
-    )
-
-    const load = Effect.flatMap(readText, snapshotOf(file))
-
-    // A file we cannot read is someone's data: keep it beside the new one.
-    const setAsideIfUnreadable = readText.pipe(
-      Effect.flatMap(Option.match({
-        onNone: () => Effect.void,
-        onSome: (text) =>
-          Either.isRight(AuthDocument.parse(text)) ? Effect.void : Effect.gen(function*() {
-            const kept = `${file}.unreadable-${Date.now()}`
-            yield* fs.rename(file, kept)
-            yield* Effect.logWarning("auth.json could not be read, so it was kept aside before writing").pipe(
-              Effect.annotateLogs({ kept })
-            )
-          })
-      })),
-      Effect.catchTag("AuthStoreError", () => Effect.void)
-    )
-
-    const ensureDir = Effect.gen(function*() {
-      if (yield* fs.exists(dir)) return
-      yield* fs.makeDirectory(dir, { recursive: true, mode: 0o700 })
-      yield* fs.chmod(dir, 0o700)
-    })
-
-    const writeAtomically = (target: string, text: string) =>
-      Effect.gen(function*() {
-        const temporary = `${target}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
-        yield* Effect.scoped(Effect.gen(function*() {
-          const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
-          yield* handle.writeAll(new TextEncoder().encode(text))
-          yield* handle.sync
-        })).pipe(
-          Effect.zipRight(fs.rename(temporary, target)),
-          Effect.tapError(() => Effect.ignore(fs.remove(temporary)))
-        )
-      })
-
-    const save = (doc: AuthDocument.AuthDocument) =>
-      Effect.gen(function*() {
-        const written = AuthDocument.snapshot(doc)
-        yield* ensureDir.pipe(Effect.mapError((error) => fail("write")(describe(error))))
-        yield* setAsideIfUnreadable.pipe(Effect.catchAll((error) => Effect.fail(fail("write")(describe(error)))))
-        yield* writeAtomically(file, `${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`).pipe(
-          Effect.mapError((error) => fail("write")(describe(error)))
-        )
-        return written
-      }).pipe(Effect.withSpan("AuthStore.save"))
-
-    const remove = fs.remove(file).pipe(
-      Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
-      Effect.mapError((error) => fail("remove")(describe(error))),
-      Effect.withSpan("AuthStore.remove")
-    )
-
-    // Watching the folder sees the rename of an atomic write, which a watch on the file would miss.
-    // The folder may not exist yet: try again every second until it does.
-    const changed = fs.watch(dir).pipe(
-      Stream.filter((event) => path.basename(event.path) === fileName),
-      Stream.as(undefined),
-      Stream.retry(Schedule.spaced("1 second")),
-      Stream.catchAll(() => Stream.never)
-    )
-
-    const lockFile = `${file}.lock`
-    const lock = withLockFile(
-      fs,
-      lockFile,
-      { staleAfter: lockStaleAfter, waitAtMost: Duration.sum(lockStaleAfter, Duration.seconds(5)) },
-      {
-        onTimeout: () => fail("lock")(`another process has held ${lockFile} for too long`),
-        onError: (error) => fail("lock")(describe(error))
-      }
-    )
-    // The first sign-in on a machine creates the folder the lock lives in.
-    const withRefreshLock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      ensureDir.pipe(
-        Effect.mapError((error) => fail("lock")(describe(error))),
-        Effect.zipRight(lock(effect))
-      )
-
-    // An optimisation, never a reason to fail: a sidecar that cannot be read is ignored (and said once).
-    const sidecar = path.join(dir, "auth-refresh-state.json")
-    const warnedAboutSidecar = yield* Ref.make(false)
-    const ignoreSidecar = (problem: string) =>
-      Effect.whenEffect(
-        Effect.logWarning("Ignoring the shared refresh state").pipe(Effect.annotateLogs({ sidecar, problem })),
-        Ref.getAndSet(warnedAboutSidecar, true).pipe(Effect.map((warned) => !warned))
-      ).pipe(Effect.as(Option.none<SharedState>()))
-    const loadShared = fs.readFileString(sidecar).pipe(
-      Effect.flatMap((text) =>
-        Either.match(Schema.decodeEither(SharedStateJson)(text), {
-          onLeft: () => ignoreSidecar("unexpected content"),
-          onRight: (state) => Effect.succeed(Option.some(state))
-        })
-      ),
-      Effect.catchAll((error) =>
-        error._tag === "SystemError" && error.reason === "NotFound" ? Effect.succeedNone : ignoreSidecar(describe(error))
-      )
-    )
-    const saveShared = (state: Option.Option<SharedState>) =>
-      Option.match(state, {
-        onNone: () => fs.remove(sidecar),
-        onSome: (shared) => writeAtomically(sidecar, `${Schema.encodeSync(SharedStateJson)(shared)}\n`)
-      }).pipe(
-        Effect.catchAll((error) =>
-          error._tag === "SystemError" && error.reason === "NotFound"
-            ? Effect.void
-            : Effect.logWarning("Could not share the refresh state").pipe(Effect.annotateLogs({ problem: describe(error) }))
-        )
-      )
-
-    return AuthStore.of({
-      location: file,
-      load: load.pipe(Effect.withSpan("AuthStore.load")),
-      save,
-      remove,
-      changed,
-      withRefreshLock,
-      loadShared,
-      saveShared
-    })
-  })
+/** The file store over `FileSystem`: see `layerFile`. */
+export const makeFile = (options: FileStore.FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+  FileStore.make(options)
 
 /** The memory store: the same parsing as the file, without the file. */
 export const makeMemory = (initial?: string | object) =>
@@ -214,14 +78,24 @@ export const makeMemory = (initial?: string | object) =>
     const text = yield* Ref.make(
       initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
     )
+    const load = Effect.flatMap(Ref.get(text), snapshotOf("memory"))
+    const save = (doc: AuthDocument.AuthDocument) =>
+      Ref.set(text, Option.some(JSON.stringify(AuthDocument.toJson(doc)))).pipe(Effect.as(AuthDocument.snapshot(doc)))
+    const remove = Ref.set(text, Option.none())
+    // One fiber at a time between the check and the write.
+    const writes = yield* Effect.makeSemaphore(1)
     return AuthStore.of({
       location: "memory",
-      load: Effect.flatMap(Ref.get(text), snapshotOf("memory")),
-      save: (doc) =>
-        Ref.set(text, Option.some(JSON.stringify(AuthDocument.toJson(doc)))).pipe(
-          Effect.as(AuthDocument.snapshot(doc))
-        ),
-      remove: Ref.set(text, Option.none()),
+      load,
+      save,
+      compareAndSet: (expected, next) =>
+        writes.withPermits(1)(Effect.gen(function*() {
+          const current = yield* load
+          if (current.hash !== expected) return { _tag: "Conflict", current } as const
+          const snapshot = yield* Option.match(next, { onNone: () => Effect.as(remove, AuthDocument.absent), onSome: save })
+          return { _tag: "Written", snapshot } as const
+        })),
+      remove,
       changed: Stream.never,
       // One process: the manager's single flight is the lock.
       withRefreshLock: (effect) => effect,
@@ -245,14 +119,14 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
       Effect.flatMap(
         Config.all({
           codexHome: codexHomeConfig(),
-          lockStaleAfter: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+          refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
         }),
         makeFile
       )
     )
 
   /** The `auth.json` file in the given folder. */
-  static readonly layerFileWith = (options: FileOptions) => Layer.effect(AuthStore, makeFile(options))
+  static readonly layerFileWith = (options: FileStore.FileOptions) => Layer.effect(AuthStore, makeFile(options))
 
   /**
    * A store in memory, optionally seeded with the JSON text or value an

@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Fiber, Layer, Logger, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
@@ -37,7 +37,7 @@ describe("AuthStore.layerFile", () => {
         const saved = yield* store.save(decode(chatgptJson({ extra: { unknown_field: [1, "two"] } })))
         expect((yield* fs.stat(`${home}/auth.json`)).mode & 0o777).toBe(0o600)
         expect((yield* fs.stat(home)).mode & 0o777).toBe(0o700)
-        expect(yield* fs.readDirectory(home)).toEqual(["auth.json"])
+        expect((yield* fs.readDirectory(home)).filter((name) => !name.endsWith(".lock"))).toEqual(["auth.json"])
         const loaded = yield* store.load
         expect(loaded.hash).toBe(saved.hash)
         expect(JSON.parse(yield* fs.readFileString(`${home}/auth.json`)).unknown_field).toEqual([1, "two"])
@@ -109,47 +109,7 @@ describe("AuthStore.layerMemory", () => {
     }).pipe(Effect.provide(AuthStore.layerMemory("{"))))
 })
 
-describe("AuthStore.layerFile: refresh lock and shared state", () => {
-  it.scopedLive("the refresh lock lets one holder in at a time, and is released on interruption", () =>
-    withStore((home, store) =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        yield* fs.makeDirectory(home, { recursive: true })
-        const events: Array<string> = []
-        const holder = (name: string) =>
-          store.withRefreshLock(Effect.gen(function*() {
-            events.push(`${name} in`)
-            const lock = JSON.parse(yield* fs.readFileString(`${home}/auth.json.lock`))
-            expect(lock.pid).toBe(process.pid)
-            yield* Effect.sleep("30 millis")
-            events.push(`${name} out`)
-          }))
-        yield* Effect.all([holder("a"), holder("b"), holder("c")], { concurrency: "unbounded" })
-        expect(events.filter((_, i) => i % 2 === 0).map((e) => e.endsWith("in"))).toEqual([true, true, true])
-        expect(events.filter((_, i) => i % 2 === 1).map((e) => e.endsWith("out"))).toEqual([true, true, true])
-        const fiber = yield* Effect.fork(store.withRefreshLock(Effect.never))
-        while (!(yield* fs.exists(`${home}/auth.json.lock`))) yield* Effect.sleep("5 millis")
-        yield* Fiber.interrupt(fiber)
-        expect(yield* fs.exists(`${home}/auth.json.lock`)).toBe(false)
-      })
-    ))
-
-  it.scopedLive("a lock left by a dead process is broken, and the breaking is logged", () =>
-    withStore((home, store) =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        yield* fs.makeDirectory(home, { recursive: true })
-        const lock = { pid: 2 ** 22 + 12345, processStartedAt: 0, acquiredAt: Date.now(), nonce: 1 }
-        yield* fs.writeFileString(`${home}/auth.json.lock`, JSON.stringify(lock))
-        const logs: Array<string> = []
-        const ran = yield* store.withRefreshLock(Effect.succeed("ran")).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message)))))
-        )
-        expect(ran).toBe("ran")
-        expect(logs.join("\n")).toContain("Broke a stale refresh lock")
-      })
-    ))
-
+describe("AuthStore.layerFile: shared state", () => {
   it.scoped("shares refresh state without secrets; a corrupt sidecar is ignored", () =>
     withStore((home, store) =>
       Effect.gen(function*() {
@@ -171,7 +131,7 @@ describe("AuthStore.layerFile: refresh lock and shared state", () => {
 })
 
 describe("permissions after every write path", () => {
-  it.scopedLive("auth.json, the sidecar and the lock are 0600 in a 0700 folder, whichever path wrote them", () =>
+  it.scopedLive("auth.json, the sidecar and the locks are 0600 in a 0700 folder, whichever path wrote them", () =>
     withStore((home, store) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
@@ -207,10 +167,14 @@ describe("permissions after every write path", () => {
         yield* manager.reload
         yield* Effect.ignore(manager.refresh)
         const files = yield* modes
-        expect(Object.keys(files).sort()).toEqual([".", "auth-refresh-state.json", "auth.json"])
+        expect(Object.keys(files).sort()).toEqual([
+          ".",
+          "auth-refresh-state.json",
+          "auth.json",
+          "auth.json.lock",
+          "auth.json.refresh.lock"
+        ])
         expectPrivate(files)
-        // The lock, while held.
-        yield* store.withRefreshLock(Effect.flatMap(modes, (held) => Effect.sync(() => expectPrivate(held))))
       }).pipe(Effect.scoped)
     ))
 })

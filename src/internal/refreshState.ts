@@ -55,11 +55,22 @@ export interface State {
   readonly snapshot: AuthSnapshot
   readonly health: Health
   readonly inflight: Option.Option<Flight>
+  /**
+   * The hash storage is known to hold. It differs from the snapshot's only
+   * when refreshed tokens could not be saved: the snapshot is then ahead of
+   * storage, and storage still holding `stored` is nothing new.
+   */
+  readonly stored: string
 }
 
 const healthy: Health = { _tag: "Healthy" }
 
-export const initial = (snapshot: AuthSnapshot): State => ({ snapshot, health: healthy, inflight: Option.none() })
+export const initial = (snapshot: AuthSnapshot): State => ({
+  snapshot,
+  health: healthy,
+  inflight: Option.none(),
+  stored: snapshot.hash
+})
 
 export type Decision =
   | { readonly _tag: "Skip" }
@@ -117,9 +128,28 @@ export const staleAt = (snapshot: AuthSnapshot, settings: Settings): number =>
 export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings): boolean =>
   now >= staleAt(snapshot, settings)
 
-/** Makes `snapshot` current. A different hash starts afresh; the same hash keeps its state. */
+/**
+ * Makes `snapshot`, read from storage, current. A different hash starts afresh; the same hash keeps
+ * its state; what storage was already known to hold changes nothing (unsaved tokens stay current).
+ */
 export const adopt = (snapshot: AuthSnapshot) => (state: State): State =>
-  state.snapshot.hash === snapshot.hash ? state : { ...state, snapshot, health: healthy }
+  snapshot.hash === state.stored ? state : adoptSaved(snapshot)(state)
+
+/** Makes `snapshot`, just written to storage by this process, current. */
+export const adoptSaved = (snapshot: AuthSnapshot) => (state: State): State =>
+  state.snapshot.hash === snapshot.hash
+    ? { ...state, stored: snapshot.hash }
+    : { ...state, snapshot, health: healthy, stored: snapshot.hash }
+
+/**
+ * Makes `snapshot`, refreshed from what storage holds (`base`) but not saved,
+ * current: its tokens are served, and storage holding `base` is not news.
+ */
+export const adoptUnsaved = (snapshot: AuthSnapshot, base: string) => (state: State): State =>
+  state.stored === base ? { ...state, snapshot, health: healthy } : state
+
+/** Whether the current snapshot is ahead of storage (refreshed tokens waiting to be saved). */
+export const unsaved = (state: State): boolean => state.stored !== state.snapshot.hash
 
 /** Records what is known of snapshot `hash` (dead, backing off), if it is still the current one. */
 export const withHealth = (hash: string, health: Health) => (state: State): State =>
