@@ -1,15 +1,25 @@
 /**
  * `effect-auth`: runs the commands of `src/Cli.ts` on this process
  * (`npx tsx examples/cli.ts --help`, or `effect-auth` once installed).
+ *
+ * A plain `effect-auth status` (the one a shell prompt runs) is answered
+ * without the command-line parser: the full command line is loaded only for
+ * everything else (in the bundle, a chunk loaded on demand).
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
-import * as Cli from "../src/Cli.js"
-import { layerNode, layerStderrLogger } from "../src/index.js"
+import { layerNode, layerStderrLogger } from "../src/layerNode.js"
+import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
 
-Cli.run(process.argv).pipe(
-  Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer, Cli.CliIo.layerNode)),
+const plainStatus = parseStatusArgs(process.argv.slice(2))
+
+const program = plainStatus !== undefined
+  ? runStatus(plainStatus)
+  : Effect.flatMap(Effect.promise(() => import("../src/Cli.js")), (Cli) => Cli.run(process.argv))
+
+program.pipe(
+  Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer, CliIo.layerNode)),
   Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })

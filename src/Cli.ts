@@ -14,75 +14,25 @@
  */
 import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Clock, Console, Context, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthManager, settingsConfig } from "./AuthManager.js"
+import {
+  CliIo,
+  consoleFor,
+  describe,
+  jsonView,
+  setExitCode,
+  status as showStatus,
+  usable
+} from "./internal/cliStatus.js"
 import { defaultSettings } from "./internal/refreshState.js"
-import type { AuthState, Settings } from "./internal/refreshState.js"
+import type { Settings } from "./internal/refreshState.js"
 
-/**
- * What the commands need from the process they run in: standard input and
- * the exit code. `layerNode` binds them to Node's `process`; tests supply
- * their own.
- */
-export class CliIo extends Context.Tag("effect-auth-manager/Cli/CliIo")<CliIo, {
-  readonly stdin: Stream.Stream<Uint8Array, Error>
-  readonly setExitCode: (code: number) => Effect.Effect<void>
-  /** Whether standard output and standard error are terminals (ANSI styling is kept only for those). */
-  readonly terminal: { readonly stdout: boolean; readonly stderr: boolean }
-}>() {
-  static readonly layerNode: Layer.Layer<CliIo> = Layer.sync(CliIo, () => ({
-    terminal: {
-      stdout: process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
-      stderr: process.stderr.isTTY === true && process.env.NO_COLOR === undefined
-    },
-    stdin: Stream.suspend(() =>
-      Stream.fromAsyncIterable(process.stdin, (cause) => new Error(`could not read standard input: ${String(cause)}`))
-    ),
-    setExitCode: (code) => Effect.sync(() => (process.exitCode = code))
-  }))
-}
-
-const setExitCode = (code: number) => Effect.flatMap(CliIo, (io) => io.setExitCode(code))
-
-const usable = (state: AuthState) => state.method !== null && state.status !== "poisoned"
-
-const describe = (state: AuthState): string => {
-  const who = state.method === "apikey"
-    ? "Signed in with an API key"
-    : state.method === "chatgpt"
-    ? `Signed in with ChatGPT${state.email === null ? "" : ` as ${state.email}`}${
-      state.planType === null ? "" : ` (plan: ${state.planType})`
-    }`
-    : "Not signed in"
-  const health = state.status === "poisoned"
-    ? `\nThe refresh token is dead (${state.reason}): sign in again (effect-auth login).`
-    : state.status === "cooling-down"
-    ? `\nThe last refresh failed for now; the next attempt is after ${new Date(state.retryAt ?? 0).toISOString()}.`
-    : ""
-  return who + health
-}
+export { CliIo, jsonView }
 
 /** Exit code of `refresh` when it did nothing because the token was refreshed too recently. */
 export const exitNotRefreshed = 3
-
-/**
- * The one JSON vocabulary of `status --json` and `watch --json`. `status` is
- * "loggedOut", "healthy", "coolingDown" or "poisoned".
- */
-export const jsonView = (state: AuthState) => ({
-  status: state.method === null
-    ? "loggedOut"
-    : state.status === "cooling-down"
-    ? "coolingDown"
-    : state.status,
-  authMethod: state.method,
-  email: state.email,
-  planType: state.planType,
-  reason: state.reason,
-  retryAt: state.retryAt === null ? null : new Date(state.retryAt).toISOString(),
-  lastRefresh: state.lastRefreshAt === null ? null : new Date(state.lastRefreshAt).toISOString()
-})
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON, for scripts"))
 const includeToken = Options.boolean("include-token").pipe(
@@ -92,25 +42,9 @@ const refresh = Options.boolean("refresh").pipe(
   Options.withDescription("Refresh the access token first (without it, status only reads: no network)")
 )
 
-export const status = Command.make("status", { json, includeToken, refresh }, (options) =>
-  Effect.gen(function*() {
-    const auth = yield* AuthManager
-    // Without --refresh, a read: what is stored, even a stale token, and no network.
-    const result = yield* auth.getAuthStatus({
-      includeToken: options.includeToken,
-      refreshToken: options.refresh,
-      noRefresh: !options.refresh
-    })
-    const state = yield* auth.state
-    const token = result.authToken === null ? null : Redacted.value(result.authToken)
-    if (options.json) {
-      yield* Console.log(JSON.stringify({ ...jsonView(state), ...(options.includeToken ? { authToken: token } : {}) }))
-    } else {
-      yield* Console.log(describe(state))
-      if (options.includeToken && token !== null) yield* Console.log(token)
-    }
-    yield* setExitCode(usable(state) ? 0 : 1)
-  })).pipe(Command.withDescription("Show who is signed in and whether the credentials work"))
+export const status = Command.make("status", { json, includeToken, refresh }, showStatus).pipe(
+  Command.withDescription("Show who is signed in and whether the credentials work")
+)
 
 const readStdin = Effect.flatMap(CliIo, (io) => io.stdin.pipe(Stream.decodeText(), Stream.mkString))
 
@@ -233,18 +167,6 @@ const cli = Command.run(command, {
   version: "0.1.0",
   summary: Span.text("sign in, check and refresh Codex credentials")
 })
-
-const ansiEscape = /\u001b\[[0-9;]*[A-Za-z]/g
-const plain = (parts: ReadonlyArray<unknown>) =>
-  parts.map((part) => (typeof part === "string" ? part.replace(ansiEscape, "") : part))
-
-/** The console, without ANSI styling on an output that is not a terminal. */
-const consoleFor = (terminal: { readonly stdout: boolean; readonly stderr: boolean }) =>
-  Effect.map(Effect.console, (console): Console.Console => ({
-    ...console,
-    log: (...parts) => terminal.stdout ? console.log(...parts) : console.log(...plain(parts)),
-    error: (...parts) => terminal.stderr ? console.error(...parts) : console.error(...plain(parts))
-  }))
 
 /**
  * Runs `effect-auth` on the given `process.argv` (node, script, args…). Bad
