@@ -3,9 +3,10 @@
  * and the snapshot hash that keys every piece of refresh state. Pure: no
  * services, no I/O.
  */
-import { Either, Encoding, Option, Redacted, Schema } from "effect"
-import { canonicalJson, sha256Hex } from "./internal/canonicalJson.js"
+import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
+import { sha256Hex } from "./internal/canonicalJson.js"
 import { describeIssues } from "./internal/describeIssues.js"
+import { canonical, objectEntries } from "./internal/rawJson.js"
 
 const Secret = Schema.Redacted(Schema.String)
 
@@ -18,20 +19,66 @@ export const Tokens = Schema.Struct({
 })
 export type Tokens = typeof Tokens.Type
 
-/** The whole `auth.json`. Fields this schema does not name are kept as they are. */
+/**
+ * The whole `auth.json`. Fields this schema does not name are kept, as
+ * `RawJson` values holding exactly the text they were written with.
+ */
 export const AuthDocument = Schema.Struct({
   auth_mode: Schema.optional(Schema.Literal("chatgpt", "apikey")),
   OPENAI_API_KEY: Schema.optional(Schema.NullOr(Secret)),
   // Writers differ on an absent value: some leave the key out, some write null.
   tokens: Schema.optional(Schema.NullOr(Tokens)),
-  last_refresh: Schema.optional(Schema.NullOr(Schema.String))
+  last_refresh: Schema.optional(Schema.NullOr(Schema.String)),
+  /**
+   * Ours: when the access token expires (RFC 3339), from the `expires_in` of
+   * the answer that brought it, so an opaque token goes stale on time. The
+   * Codex CLI drops it when it rewrites the file; then `exp` or
+   * `last_refresh` decide, as before.
+   */
+  expires_at: Schema.optional(Schema.NullOr(Schema.String))
 })
 export type AuthDocument = typeof AuthDocument.Type
 
-// "preserve" keeps unknown fields at every depth, on decode and on encode.
-const preserve = { onExcessProperty: "preserve", errors: "all" } as const
-const decodeDocument = Schema.decodeUnknownEither(AuthDocument, preserve)
-const encodeDocument = Schema.encodeSync(AuthDocument, preserve)
+/**
+ * A field this library does not know, as the exact JSON text it was written
+ * with: numbers beyond 2^53 keep their digits, and any key (`__proto__`
+ * included) stays an ordinary field, on every rewrite.
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
+  /** For `JSON.stringify` of a document: the value as JavaScript reads it (digits beyond 2^53 are lost there). */
+  toJSON(): unknown {
+    return JSON.parse(this.text)
+  }
+}
+
+const documentKeys = new Set(Object.keys(AuthDocument.fields))
+const tokenKeys = new Set(Object.keys(Tokens.fields))
+const decodeDocument = Schema.decodeUnknownEither(AuthDocument, { onExcessProperty: "ignore", errors: "all" })
+const encodeDocument = Schema.encodeSync(AuthDocument, { onExcessProperty: "ignore" })
+
+// An own data property whatever the key: `object[key] = value` with "__proto__" would set the prototype.
+const defineField = (object: object, key: string, value: unknown) =>
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true })
+
+/** The fields of a parsed object the schema names, and the others as raw text. */
+const splitFields = (text: string, known: ReadonlySet<string>) => {
+  const knownFields: Record<string, unknown> = {}
+  const unknownFields = new Map<string, RawJson>()
+  const seen = new Map<string, string>()
+  // The last of a repeated key wins, as with JSON.parse.
+  for (const [key, value] of objectEntries(text)) {
+    seen.delete(key)
+    seen.set(key, value)
+  }
+  for (const [key, value] of seen) {
+    if (known.has(key)) defineField(knownFields, key, value)
+    else unknownFields.set(key, new RawJson(value))
+  }
+  return { knownFields, unknownFields }
+}
+
+const isObjectText = (text: string) => text.trimStart().startsWith("{")
 
 export type AuthMethod = "chatgpt" | "apikey"
 
@@ -82,53 +129,154 @@ export const resolveMethod = (doc: AuthDocument): AuthMethod | null => {
   return null
 }
 
-/** The JSON object that `auth.json` holds for a document (unknown fields included). */
-export const toJson = (doc: AuthDocument): Record<string, unknown> => {
-  const encoded = encodeDocument(doc) as Record<string, unknown>
-  // The Codex CLI always writes the key, null when there is none.
-  return { ...encoded, OPENAI_API_KEY: encoded.OPENAI_API_KEY ?? null }
+const fieldsOf = (object: object): ReadonlyArray<readonly [string, unknown]> =>
+  Object.keys(object).map((key) => [key, (object as Record<string, unknown>)[key]] as const)
+
+/** The JSON text of an object from the text of its fields, indented for `level` or compact. */
+const objectText = (fields: ReadonlyArray<readonly [string, string]>, indent: number, level: number): string => {
+  if (fields.length === 0) return "{}"
+  if (indent === 0) return `{${fields.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(",")}}`
+  const inner = " ".repeat(indent * (level + 1))
+  return `{\n${fields.map(([key, value]) => `${inner}${JSON.stringify(key)}: ${value}`).join(",\n")}\n${" ".repeat(indent * level)}}`
 }
+
+const valueText = (value: unknown, indent: number, level: number): string =>
+  value instanceof RawJson
+    ? value.text
+    : (JSON.stringify(value, null, indent) ?? "null").replace(/\n/g, `\n${" ".repeat(indent * level)}`)
+
+/**
+ * The text `auth.json` holds for a document: the fields in the document's
+ * order, unknown ones exactly as they were read. `indent` 0 is compact.
+ */
+export const toText = (doc: AuthDocument, indent = 2): string => {
+  const encoded = encodeDocument(doc) as Record<string, unknown>
+  const fields: Array<readonly [string, string]> = []
+  // The Codex CLI always writes the key, null when there is none.
+  const entries = "OPENAI_API_KEY" in doc ? fieldsOf(doc) : [["OPENAI_API_KEY", null] as const, ...fieldsOf(doc)]
+  for (const [key, value] of entries) {
+    if (value === undefined) continue
+    if (key === "tokens" && value !== null && typeof value === "object") {
+      const encodedTokens = encoded.tokens as Record<string, unknown>
+      const tokenFields = fieldsOf(value).flatMap(([tokenKey, tokenValue]): ReadonlyArray<readonly [string, string]> =>
+        tokenValue === undefined
+          ? []
+          : [[tokenKey, valueText(tokenKeys.has(tokenKey) ? encodedTokens[tokenKey] : tokenValue, indent, 2)]]
+      )
+      fields.push([key, objectText(tokenFields, indent, 1)])
+    } else {
+      fields.push([key, valueText(documentKeys.has(key) ? encoded[key] ?? null : value, indent, 1)])
+    }
+  }
+  return objectText(fields, indent, 0)
+}
+
+/**
+ * The JSON value of a document (unknown fields as JavaScript reads them:
+ * digits beyond 2^53 are lost). For display and tests; `toText` is what is
+ * written.
+ */
+export const toJson = (doc: AuthDocument): Record<string, unknown> => JSON.parse(toText(doc, 0))
 
 /** Builds the snapshot of a document. */
 export const snapshot = (doc: AuthDocument): AuthSnapshot => {
   const tokens = doc.tokens
   return {
     document: Option.some(doc),
-    hash: sha256Hex(canonicalJson(toJson(doc))),
+    hash: sha256Hex(canonical(toText(doc, 0))),
     method: resolveMethod(doc),
     claims: tokens == null ? noClaims : idTokenClaims(tokens),
     accessTokenExpiresAt: tokens == null
       ? Option.none()
       : Option.flatMap(jwtPayload(Redacted.value(tokens.access_token)), (claims) =>
-        typeof claims.exp === "number" ? Option.some(claims.exp * 1000) : Option.none()),
-    lastRefreshAt: Option.fromNullable(doc.last_refresh).pipe(
-      Option.map(Date.parse),
-      Option.filter(Number.isFinite)
-    )
+        typeof claims.exp === "number" ? Option.some(claims.exp * 1000) : Option.none()).pipe(
+          Option.orElse(() => storedExpiry(doc))
+        ),
+    lastRefreshAt: instant(doc.last_refresh)
   }
 }
+
+const instant = (text: string | null | undefined): Option.Option<number> =>
+  Option.fromNullable(text).pipe(Option.map(Date.parse), Option.filter(Number.isFinite))
+
+// `expires_at` describes the token of the refresh that wrote it: one older than `last_refresh`
+// was left behind by a writer that kept unknown fields, and says nothing of the current token.
+const storedExpiry = (doc: AuthDocument): Option.Option<number> =>
+  Option.filter(instant(doc.expires_at), (at) =>
+    Option.match(instant(doc.last_refresh), { onNone: () => true, onSome: (refreshed) => at > refreshed }))
 
 /**
  * Parses the text of a credential file. The error is a sentence that never
  * quotes the file's content, since that content holds secrets.
  */
-export const parse = (text: string): Either.Either<AuthSnapshot, string> => {
+export const parse = (text: string): Either.Either<AuthSnapshot, string> => Either.map(decodeText(text), snapshot)
+
+/** Reads the text of a credential file as a document, unknown fields kept exactly. */
+export const decodeText = (text: string): Either.Either<AuthDocument, string> => {
   let json: unknown
   try {
+    // Validates the whole text first (V8's parser does not recurse, so any depth is fine).
     json = JSON.parse(text)
   } catch (error) {
     const at = /position (\d+)/.exec(String(error))
     return Either.left(`it is not valid JSON${at ? ` (syntax error at character ${at[1]})` : ""}`)
   }
-  return decode(json).pipe(Either.map(snapshot))
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return Either.left("it is not a JSON object")
+  }
+  const top = splitFields(text, documentKeys)
+  const known: Record<string, unknown> = {}
+  let tokenExtras: ReadonlyMap<string, RawJson> = new Map()
+  for (const [key, raw] of Object.entries(top.knownFields) as Array<[string, string]>) {
+    if (key === "tokens" && isObjectText(raw)) {
+      const tokens = splitFields(raw, tokenKeys)
+      known.tokens = Object.fromEntries(
+        Object.entries(tokens.knownFields as Record<string, string>).map(([k, v]) => [k, JSON.parse(v)])
+      )
+      tokenExtras = tokens.unknownFields
+    } else {
+      known[key] = JSON.parse(raw)
+    }
+  }
+  return decodeDocument(known).pipe(
+    Either.mapLeft((error) => `unexpected content: ${describeIssues(error)}`),
+    Either.map((decoded) => {
+      // The file's order: known fields where they were, unknown ones beside them.
+      const doc = {} as Record<string, unknown>
+      for (const [key] of objectEntries(text)) {
+        if (Object.hasOwn(doc, key)) continue
+        if (documentKeys.has(key)) {
+          const value = (decoded as Record<string, unknown>)[key]
+          if (value !== undefined) defineField(doc, key, value)
+        } else {
+          defineField(doc, key, top.unknownFields.get(key))
+        }
+      }
+      if (decoded.tokens != null) {
+        const tokens = { ...decoded.tokens }
+        for (const [key, value] of tokenExtras) defineField(tokens, key, value)
+        doc.tokens = tokens
+      }
+      return doc as AuthDocument
+    })
+  )
 }
 
-/** Decodes an already-parsed JSON value as a document. */
+/**
+ * Decodes an already-parsed JSON value as a document (its numbers are what
+ * JavaScript made of them; `decodeText` keeps them exactly).
+ */
 export const decode = (json: unknown): Either.Either<AuthDocument, string> => {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     return Either.left("it is not a JSON object")
   }
-  return decodeDocument(json).pipe(Either.mapLeft((error) => `unexpected content: ${describeIssues(error)}`))
+  let text: string
+  try {
+    text = JSON.stringify(json)
+  } catch {
+    return Either.left("it cannot be written as JSON")
+  }
+  return decodeText(text)
 }
 
 /** Reads a JWT's payload without verifying its signature. */
@@ -174,26 +322,39 @@ export interface RefreshedTokens {
   readonly accessToken?: Redacted.Redacted<string>
   readonly idToken?: Redacted.Redacted<string>
   readonly refreshToken?: Redacted.Redacted<string>
+  /** How long the new access token lives (`expires_in`). */
+  readonly expiresIn?: Duration.Duration
 }
 
 /** The document after a successful refresh at `now`. Unknown fields are kept. */
 export const applyRefresh = (doc: AuthDocument, refreshed: RefreshedTokens, now: Date): AuthDocument => {
   if (doc.tokens == null) return doc
+  const { expires_at: previousExpiry, ...rest } = doc
+  // A new access token brings its own expiry, or none; without one, the old token keeps its own.
+  const expiresAt = refreshed.accessToken === undefined
+    ? previousExpiry
+    : refreshed.expiresIn === undefined
+    ? undefined
+    : new Date(now.getTime() + Duration.toMillis(refreshed.expiresIn)).toISOString()
   return {
-    ...doc,
+    ...rest,
     tokens: {
       ...doc.tokens,
       access_token: refreshed.accessToken ?? doc.tokens.access_token,
       id_token: refreshed.idToken ?? doc.tokens.id_token,
       refresh_token: refreshed.refreshToken ?? doc.tokens.refresh_token
     },
-    last_refresh: now.toISOString()
+    last_refresh: now.toISOString(),
+    ...(expiresAt == null ? {} : { expires_at: expiresAt })
   }
 }
 
 /** The document after signing in with an API key. Unknown top-level fields are kept. */
 export const withApiKey = (doc: Option.Option<AuthDocument>, apiKey: Redacted.Redacted<string>): AuthDocument => {
-  const { last_refresh: _lastRefresh, tokens: _tokens, ...rest } = Option.getOrElse(doc, (): AuthDocument => ({}))
+  const { expires_at: _expiresAt, last_refresh: _lastRefresh, tokens: _tokens, ...rest } = Option.getOrElse(
+    doc,
+    (): AuthDocument => ({})
+  )
   return { ...rest, auth_mode: "apikey", OPENAI_API_KEY: apiKey }
 }
 
@@ -213,13 +374,20 @@ export const idTokenProblem = (idToken: string): Option.Option<string> =>
  * top-level fields are kept. A missing `account_id` is taken from the
  * id_token's `chatgpt_account_id` claim, as the Codex CLI does.
  */
-export const withTokens = (doc: Option.Option<AuthDocument>, tokens: Tokens, now: Date): AuthDocument => {
+export const withTokens = (
+  doc: Option.Option<AuthDocument>,
+  tokens: Tokens,
+  now: Date,
+  expiresIn?: Duration.Duration
+): AuthDocument => {
   const accountId = tokens.account_id ?? idTokenClaims(tokens).accountId
+  const { expires_at: _expiresAt, ...rest } = Option.getOrElse(doc, (): AuthDocument => ({}))
   return {
-    ...Option.getOrElse(doc, (): AuthDocument => ({})),
+    ...rest,
     auth_mode: "chatgpt",
     OPENAI_API_KEY: null,
     tokens: { ...tokens, account_id: accountId },
-    last_refresh: now.toISOString()
+    last_refresh: now.toISOString(),
+    ...(expiresIn === undefined ? {} : { expires_at: new Date(now.getTime() + Duration.toMillis(expiresIn)).toISOString() })
   }
 }

@@ -80,7 +80,7 @@ export const makeMemory = (initial?: string | object) =>
     )
     const load = Effect.flatMap(Ref.get(text), snapshotOf("memory"))
     const save = (doc: AuthDocument.AuthDocument) =>
-      Ref.set(text, Option.some(JSON.stringify(AuthDocument.toJson(doc)))).pipe(Effect.as(AuthDocument.snapshot(doc)))
+      Ref.set(text, Option.some(AuthDocument.toText(doc, 0))).pipe(Effect.as(AuthDocument.snapshot(doc)))
     const remove = Ref.set(text, Option.none())
     // One fiber at a time between the check and the write.
     const writes = yield* Effect.makeSemaphore(1)

@@ -14,12 +14,10 @@ import {
   Context,
   Duration,
   Effect,
-  Either,
   Layer,
   Option,
   Redacted,
   Ref,
-  Schema,
   Stream
 } from "effect"
 import type { RefreshedTokens } from "./AuthDocument.js"
@@ -54,7 +52,14 @@ export interface HttpOptions {
  * (`json` | `form`) and `EFFECT_AUTH_REFRESH_TIMEOUT` (e.g. `30 seconds`).
  */
 export const httpOptionsConfig: Config.Config<HttpOptions> = Config.all({
-  tokenUrl: Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(Config.withDefault(defaultTokenUrl)),
+  // A typo here would fail every refresh: it is refused when the program starts instead.
+  tokenUrl: Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(
+    Config.validate({
+      message: "CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL",
+      validation: (url) => tokenUrlProblem(url) === undefined
+    }),
+    Config.withDefault(defaultTokenUrl)
+  ),
   clientId: Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(defaultClientId)),
   clientSecret: Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")),
   bodyFormat: Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const)),
@@ -62,6 +67,13 @@ export const httpOptionsConfig: Config.Config<HttpOptions> = Config.all({
   timeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
   maxBodyBytes: Config.succeed(1024 * 1024)
 })
+
+/** Why `url` cannot be a token endpoint, or undefined when it can. */
+export const tokenUrlProblem = (url: string): string | undefined => {
+  if (!URL.canParse(url)) return "it is not a URL"
+  const { protocol } = new URL(url)
+  return protocol === "http:" || protocol === "https:" ? undefined : `its scheme is "${protocol}", not http: or https:`
+}
 
 /** One step of a `layerTest` script: what the fake endpoint does on that call. */
 export type ScriptStep = Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
@@ -88,6 +100,16 @@ const permanentCodes: Record<string, PermanentReason> = {
   invalid_client: "invalid_client",
   unauthorized_client: "invalid_client"
 }
+
+/**
+ * The error codes quoted in messages. Any other text from the endpoint is
+ * never repeated: an error body may echo the refresh token it was sent.
+ */
+const knownCodes = new Set([
+  ...Object.keys(permanentCodes),
+  "invalid_request", "invalid_scope", "unsupported_grant_type", "access_denied", "server_error",
+  "temporarily_unavailable", "slow_down", "rate_limit_exceeded", "token_expired", "expired_token"
+])
 
 /** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
 export const errorCode = (body: unknown): string | undefined => {
@@ -122,19 +144,48 @@ export const classifyFailure = (
   // proxy: backing off recovers by itself once fixed, poisoning would not.
   return new TransientRefreshError({
     kind: "status",
-    detail: `the token endpoint answered HTTP ${status}${code === undefined ? "" : ` (${code})`}`,
+    detail: `the token endpoint answered HTTP ${status}${code !== undefined && knownCodes.has(code) ? ` (${code})` : ""}`,
     status,
     ...Option.match(retryAfter, { onNone: () => ({}), onSome: (delay) => ({ retryAfter: delay }) })
   })
 }
 
-const TokenResponse = Schema.parseJson(Schema.Struct({
-  access_token: Schema.Redacted(Schema.String),
-  id_token: Schema.optional(Schema.Redacted(Schema.String)),
-  refresh_token: Schema.optional(Schema.Redacted(Schema.String)),
-  expires_in: Schema.optional(Schema.Number)
-}))
-const decodeTokenResponse = Schema.decodeUnknownEither(TokenResponse)
+const nonEmptyString = (value: unknown): string | undefined =>
+  typeof value === "string" && value.length > 0 ? value : undefined
+
+/** `expires_in` in seconds: a number, or a numeric string as some providers send. */
+const expiresInOf = (value: unknown): Duration.Duration | undefined => {
+  const seconds = typeof value === "number"
+    ? value
+    : typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value)
+    ? Number(value)
+    : Number.NaN
+  return Number.isFinite(seconds) && seconds > 0 ? Duration.seconds(seconds) : undefined
+}
+
+/**
+ * The tokens of a 2xx answer. Every usable field is kept, and an odd one
+ * (`id_token: null`, `expires_in: "3600"`, no `access_token` next to a new
+ * `refresh_token`) does not discard the others: a rotated refresh token
+ * thrown away here would be replayed next time. None when nothing is usable.
+ */
+export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens> => {
+  const body = parseJsonLoosely(text)
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return Option.none()
+  const fields = body as Record<string, unknown>
+  const accessToken = nonEmptyString(fields.access_token)
+  const refreshToken = nonEmptyString(fields.refresh_token)
+  const idToken = nonEmptyString(fields.id_token)
+  const expiresIn = expiresInOf(fields.expires_in)
+  if (accessToken === undefined && refreshToken === undefined) return Option.none()
+  return Option.some({
+    ...(accessToken === undefined ? {} : { accessToken: Redacted.make(accessToken) }),
+    ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
+    ...(idToken === undefined ? {} : { idToken: Redacted.make(idToken) }),
+    // An expiry describes the access token that came with it.
+    ...(expiresIn === undefined || accessToken === undefined ? {} : { expiresIn })
+  })
+}
 
 const parseJsonLoosely = (text: string): unknown => {
   try {
@@ -187,19 +238,16 @@ export const makeHttp = (options: HttpOptions) =>
 
     const refresh = Effect.fn("TokenRefresher.refresh")(function*(refreshToken: Redacted.Redacted<string>) {
       const response = yield* client.execute(requestFor(refreshToken)).pipe(
-        Effect.mapError((error) => transient("connection", `the token endpoint could not be reached (${error.reason})`))
+        Effect.mapError((error) => transient("connection", `the token endpoint could not be reached (${error.reason})`)),
+        // The HTTP stack may throw on a request it cannot make: that is a failed refresh, not a crash.
+        Effect.catchAllDefect(() => Effect.fail(transient("connection", "the request to the token endpoint could not be made")))
       )
       const text = yield* readBody(response, options.maxBodyBytes)
       if (response.status >= 200 && response.status < 300) {
-        return yield* Either.match(decodeTokenResponse(text), {
-          onLeft: () =>
-            Effect.fail(transient("body", "the token endpoint answered without the expected JSON tokens", response.status)),
-          onRight: (body): Effect.Effect<RefreshedTokens> =>
-            Effect.succeed({
-              accessToken: body.access_token,
-              ...(body.id_token === undefined ? {} : { idToken: body.id_token }),
-              ...(body.refresh_token === undefined ? {} : { refreshToken: body.refresh_token })
-            })
+        return yield* Option.match(parseTokenResponse(text), {
+          onNone: () =>
+            Effect.fail(transient("body", "the token endpoint answered without any token", response.status)),
+          onSome: (tokens) => Effect.succeed(tokens)
         })
       }
       const now = yield* Clock.currentTimeMillis

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Option, Redacted } from "effect"
+import { Duration, Either, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
 import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
@@ -75,5 +75,88 @@ describe("AuthDocument", () => {
       refresh_token: Redacted.make("r")
     }, new Date(0))
     expect(AuthDocument.toJson(doc)).toMatchObject({ OPENAI_API_KEY: null, auth_mode: "chatgpt" })
+  })
+})
+
+describe("AuthDocument: unknown fields exactly as written, and the expiry of an opaque token", () => {
+  const chatgptText = (extraTop: string, extraTokens: string) => {
+    const doc = chatgptJson() as { tokens: Record<string, unknown> }
+    const tokens = JSON.stringify(doc.tokens).slice(0, -1) + extraTokens + "}"
+    const { tokens: _tokens, ...rest } = doc
+    return JSON.stringify(rest).slice(0, -1) + `,"tokens":${tokens}` + extraTop + "}"
+  }
+  const decodeText = (text: string) => Either.getOrThrow(AuthDocument.decodeText(text))
+
+  it("big integers, __proto__ and odd spellings survive a refresh, a sign-in and a sign-out of the key", () => {
+    const top = `,"big": 12345678901234567890,"edge": 9007199254740993,"__proto__": {"polluted": true},` +
+      `"float": 1.50e3,"nested": {"z": [1, {"deep": 18446744073709551616}], "a": "\\u00e9"}`
+    const inTokens = `,"token_big": 9007199254740993,"__proto__": 1`
+    const doc = decodeText(chatgptText(top, inTokens))
+    expect(Object.getPrototypeOf(doc)).toBe(Object.prototype)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    const rewrites = [
+      AuthDocument.applyRefresh(doc, { accessToken: Redacted.make("new"), refreshToken: Redacted.make("r2") }, new Date(0)),
+      AuthDocument.withApiKey(Option.some(doc), Redacted.make("sk-x")),
+      AuthDocument.withTokens(Option.some(doc), {
+        id_token: Redacted.make("i.d.t"),
+        access_token: Redacted.make("a"),
+        refresh_token: Redacted.make("r")
+      }, new Date(0))
+    ]
+    for (const rewritten of rewrites) {
+      for (const indent of [2, 0]) {
+        const text = AuthDocument.toText(rewritten, indent)
+        for (const kept of ["12345678901234567890", "9007199254740993", `{"polluted": true}`, "1.50e3",
+          `{"z": [1, {"deep": 18446744073709551616}], "a": "\\u00e9"}`]) {
+          expect(text).toContain(kept)
+        }
+        expect(text).toContain(`"__proto__"`)
+        // Read back and written again: the same text.
+        expect(AuthDocument.toText(decodeText(text), indent)).toBe(text)
+      }
+    }
+    // Inside tokens too, while the tokens are the same.
+    expect(AuthDocument.toText(rewrites[0]!)).toContain(`"token_big": 9007199254740993`)
+    expect(AuthDocument.toText(rewrites[0]!)).toContain(`"r2"`)
+  })
+
+  it("an unknown field nested 100,000 deep is read, hashed and written back", () => {
+    const depth = 100_000
+    const deep = "[".repeat(depth) + "]".repeat(depth)
+    const snapshot = Either.getOrThrow(AuthDocument.parse(chatgptText(`,"deep": ${deep}`, "")))
+    expect(snapshot.method).toBe("chatgpt")
+    expect(snapshot.hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(AuthDocument.toText(Option.getOrThrow(snapshot.document))).toContain(deep)
+  })
+
+  it("the hash ignores key order and whitespace, and sees a change of any digit", () => {
+    const a = AuthDocument.parse(`{"OPENAI_API_KEY": "k", "x": {"b": 12345678901234567890, "a": 1}}`)
+    const b = AuthDocument.parse(`{"x":{"a":1,"b":12345678901234567890},"OPENAI_API_KEY":"k"}`)
+    const c = AuthDocument.parse(`{"x":{"a":1,"b":12345678901234567891},"OPENAI_API_KEY":"k"}`)
+    expect(Either.getOrThrow(a).hash).toBe(Either.getOrThrow(b).hash)
+    expect(Either.getOrThrow(a).hash).not.toBe(Either.getOrThrow(c).hash)
+  })
+
+  it("expires_in is kept as expires_at, so an opaque access token goes stale on time", () => {
+    const opaque = chatgptJson({ accessToken: "opaque-access" })
+    const doc = Option.getOrThrow(parse(opaque).document)
+    const now = new Date(Date.UTC(2026, 0, 1))
+    const refreshed = AuthDocument.applyRefresh(doc, {
+      accessToken: Redacted.make("opaque-2"),
+      expiresIn: Duration.seconds(3600)
+    }, now)
+    expect(refreshed.expires_at).toBe("2026-01-01T01:00:00.000Z")
+    const snapshot = Either.getOrThrow(AuthDocument.parse(AuthDocument.toText(refreshed)))
+    expect(Option.getOrThrow(snapshot.accessTokenExpiresAt)).toBe(now.getTime() + 3_600_000)
+    // A refresh that brings no new access token keeps its expiry; one without expires_in drops it.
+    expect(AuthDocument.applyRefresh(refreshed, { refreshToken: Redacted.make("r3") }, now).expires_at).toBe(refreshed.expires_at)
+    expect(AuthDocument.applyRefresh(refreshed, { accessToken: Redacted.make("o3") }, now).expires_at).toBeUndefined()
+    // Left behind by a writer that kept it through a later refresh: ignored.
+    const stale = Either.getOrThrow(AuthDocument.parse(JSON.stringify({
+      ...opaque,
+      last_refresh: "2026-01-01T02:00:00Z",
+      expires_at: "2026-01-01T01:00:00Z"
+    })))
+    expect(Option.isNone(stale.accessTokenExpiresAt)).toBe(true)
   })
 })

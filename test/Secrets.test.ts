@@ -1,4 +1,4 @@
-import { FileSystem, Headers, HttpClient } from "@effect/platform"
+import { FileSystem, Headers, HttpClient, HttpServerResponse } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
@@ -98,4 +98,33 @@ describe("the authorized client: no token from its Authorization header in a log
         expect(text).not.toContain(secret)
       }
     }))
+})
+
+describe("text from the token endpoint is never repeated (issue 10, item 6)", () => {
+  it.scoped("an error body quoting the refresh token: not in the WARN line, the error, or the sidecar (codes only)", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
+      const echo = (status: number): TokenEndpoint.Behaviour => () =>
+        Effect.succeed(HttpServerResponse.unsafeJson({ error: `refresh token ${secrets.refresh} is not valid` }, { status }))
+      const endpoint = yield* TokenEndpoint.make(echo(503))
+      const layer = AuthManager.layer.pipe(
+        Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
+        Layer.provide(NodeContext.layer)
+      )
+      const errors: Array<string> = []
+      yield* Effect.flatMap(AuthManager, (auth) =>
+        auth.refresh.pipe(
+          Effect.tapError((error) => Effect.sync(() => errors.push(error.message, JSON.stringify(error)))),
+          Effect.ignore
+        )).pipe(Effect.provide(Layer.merge(layer, capture.layer)))
+      const sidecar = yield* fs.readFileString(`${home}/auth-refresh-state.json`)
+      expect(JSON.parse(sidecar)).toMatchObject({ state: "cooling-down", kind: "status", status: 503 })
+      expect(JSON.parse(sidecar)).not.toHaveProperty("detail")
+      const text = `${yield* capture.text}\n${errors.join("\n")}\n${sidecar}`.toLowerCase()
+      expect(text).toContain("backing off")
+      expect(text).not.toContain(secrets.refresh.toLowerCase())
+    }).pipe(Effect.provide(NodeContext.layer)))
 })

@@ -1,7 +1,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import { PermanentRefreshError, TransientRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
@@ -38,6 +38,62 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       expect(Redacted.value(tokens.accessToken!)).toBe("a2")
       expect(Redacted.value(tokens.refreshToken!)).toBe("r2")
       expect(tokens.idToken).toBeUndefined()
+    }))
+
+  const odd: ReadonlyArray<[string, unknown, { access?: string; refresh?: string; id?: string; expiresIn?: number }]> = [
+    ["expires_in as a numeric string", { access_token: "a2", refresh_token: "r2", expires_in: "3600" }, { access: "a2", refresh: "r2", expiresIn: 3600 }],
+    ["id_token: null", { access_token: "a2", refresh_token: "r2", id_token: null }, { access: "a2", refresh: "r2" }],
+    ["a new refresh token without access_token", { refresh_token: "r2", expires_in: 60 }, { refresh: "r2" }],
+    ["expires_in that is not a number", { access_token: "a2", expires_in: "soon" }, { access: "a2" }],
+    ["a new id_token", { access_token: "a2", id_token: "h.p.s", expires_in: 90 }, { access: "a2", id: "h.p.s", expiresIn: 90 }]
+  ]
+  for (const [name, body, want] of odd) {
+    it.scoped(`a 2xx with ${name}: every usable token is kept (a rotated refresh token is never dropped)`, () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* refreshAgainst(respond(200, json(body)))
+        const tokens = Option.getOrThrow(Option.getRight(outcome))
+        const value = (token: Redacted.Redacted<string> | undefined) => token === undefined ? undefined : Redacted.value(token)
+        expect(value(tokens.accessToken)).toBe(want.access)
+        expect(value(tokens.refreshToken)).toBe(want.refresh)
+        expect(value(tokens.idToken)).toBe(want.id)
+        expect(tokens.expiresIn === undefined ? undefined : Duration.toSeconds(tokens.expiresIn)).toBe(want.expiresIn)
+      }))
+  }
+
+  it.scoped("an error body quoting the refresh token: the token appears in no error text", () =>
+    Effect.gen(function*() {
+      for (const status of [400, 401, 503]) {
+        const { outcome } = yield* refreshAgainst(respond(status, json({ error: `refresh token ${secrets.refresh} is not valid` })))
+        const error = Option.getOrThrow(Option.getLeft(outcome))
+        // Lowercased as error codes are.
+        expect(`${error.message} ${JSON.stringify(error)}`.toLowerCase()).not.toContain(secrets.refresh.toLowerCase())
+      }
+      const { outcome } = yield* refreshAgainst(respond(503, json({ error: secrets.refresh })))
+      expect(Option.getOrThrow(Option.getLeft(outcome)).message.toLowerCase()).not.toContain(secrets.refresh.toLowerCase())
+    }))
+
+  it.effect("a token URL that is not http(s) is a configuration error at start", () =>
+    Effect.gen(function*() {
+      for (const url of ["htps://auth.example.com/oauth/token", "not a url", "file:///etc/passwd"]) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(TokenRefresher.layerHttp.pipe(
+          Layer.provide(NodeHttpClient.layerUndici),
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_REFRESH_TOKEN_URL_OVERRIDE", url]]))))
+        ))))
+        expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
+      }
+    }))
+
+  it.scoped("a request the HTTP stack refuses to make is a transient failure, not a defect", () =>
+    Effect.gen(function*() {
+      const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make("x"))).pipe(
+        Effect.either,
+        Effect.provide(TokenRefresher.layerHttpWith({ tokenUrl: "htps://auth.example.com/oauth/token" }).pipe(
+          Layer.provide(NodeHttpClient.layer)
+        ))
+      )
+      const error = Option.getOrThrow(Option.getLeft(outcome))
+      expect(error).toBeInstanceOf(TransientRefreshError)
+      expect(error).toMatchObject({ kind: "connection" })
     }))
 
   it.scoped("sends an RFC 6749 form body with a client secret when configured", () =>
@@ -105,7 +161,8 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
     ["403 (not an OAuth answer: back off, do not poison)", respond(403, ""), "status", undefined],
     ["200 with HTML", respond(200, "<html>login</html>"), "body", undefined],
     ["200 with truncated JSON", respond(200, `{"access_token": "a`), "body", undefined],
-    ["200 without access_token", respond(200, json({ refresh_token: "r" })), "body", undefined],
+    ["200 with no token at all", respond(200, json({ token_type: "Bearer", expires_in: 3600 })), "body", undefined],
+    ["200 with empty tokens", respond(200, json({ access_token: "", refresh_token: null })), "body", undefined],
     ["a body over the size limit", respond(200, "x".repeat(2 * 1024 * 1024)), "body", undefined]
   ]
   for (const [name, behaviour, kind, retryAfter] of transient) {

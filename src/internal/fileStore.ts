@@ -180,7 +180,7 @@ export const make = ({
 
     const writeDocument = (doc: AuthDocument.AuthDocument) =>
       target.pipe(
-        Effect.flatMap((destination) => writeAtomically(destination, `${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`)),
+        Effect.flatMap((destination) => writeAtomically(destination, `${AuthDocument.toText(doc)}\n`)),
         Effect.mapError((error) => fail("write")(describe(error))),
         Effect.as(AuthDocument.snapshot(doc))
       )

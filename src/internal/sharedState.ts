@@ -21,7 +21,8 @@ export const SharedState = Schema.Union(
     until: Schema.Number,
     attempts: Schema.Number,
     kind: TransientKind,
-    detail: Schema.String,
+    // Written by earlier versions; never written now: the sidecar holds codes only, no text.
+    detail: Schema.optional(Schema.String),
     status: Schema.optional(Schema.Number),
     at: Schema.Number
   })
@@ -40,14 +41,13 @@ export const fromHealth = (hash: string, health: Health, at: number): Option.Opt
       return Option.some({ hash, state: "poisoned", reason, ...(status === undefined ? {} : { status }), at })
     }
     case "CoolingDown": {
-      const { detail, kind, status } = health.error
+      const { kind, status } = health.error
       return Option.some({
         hash,
         state: "cooling-down",
         until: health.until,
         attempts: health.attempts,
         kind,
-        detail,
         ...(status === undefined ? {} : { status }),
         at
       })
@@ -66,7 +66,11 @@ export const toHealth = (shared: SharedState, hash: string): Option.Option<Healt
         _tag: "CoolingDown",
         until: shared.until,
         attempts: shared.attempts,
-        error: new TransientRefreshError({ kind: shared.kind, detail: shared.detail, ...status })
+        error: new TransientRefreshError({
+          kind: shared.kind,
+          detail: `another process's refresh failed (${shared.kind}${shared.status === undefined ? "" : `, HTTP ${shared.status}`})`,
+          ...status
+        })
       }
   )
 }
