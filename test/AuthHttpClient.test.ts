@@ -1,13 +1,13 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, FastCheck as fc, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
 import * as AuthHttpClient from "../src/AuthHttpClient.js"
 import { AuthManager, type Settings } from "../src/AuthManager.js"
 import { CredentialsUnavailableError } from "../src/Errors.js"
 import type { ScriptStep } from "../src/TokenRefresher.js"
 import * as Api from "./support/api.js"
-import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
+import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import { callCount, dead, down, rotated, scripted, statusOf, writeBehind } from "./support/manager.js"
 
 /** The authorized client over a real Node HTTP client, a memory store and the scripted refresher. */
@@ -237,4 +237,79 @@ describe("AuthManager.reportUnauthorized", () => {
       expect(yield* auth.reportUnauthorized(Redacted.make(secrets.apiKey))).toBe("unchanged")
       expect(yield* callCount).toBe(0)
     }).pipe(Effect.provide(scripted(apiKeyJson(), [rotated("not-used", "not-used")]))))
+})
+
+const Step = fc.record({
+  op: fc.constantFrom("401", "401", "401old", "poll", "login", "writeOther"),
+  wait: fc.integer({ min: 0, max: 60_000 })
+})
+const Outcome = fc.constantFrom("ok", "dead", "down")
+
+describe("AuthManager.reportUnauthorized under random sequences", () => {
+  it.effect.prop(
+    "at most one refresh per report, none for a token already replaced, a poisoned or a cooling-down snapshot; a retry gets a different token",
+    [fc.array(Step, { maxLength: 16 }), fc.array(Outcome, { minLength: 1, maxLength: 6 })],
+    ([steps, outcomes]) =>
+      Effect.gen(function*() {
+        const auth = yield* AuthManager
+        let serial = 0
+        for (const { op, wait } of steps) {
+          const before = yield* statusOf
+          const callsBefore = yield* callCount
+          serial++
+          switch (op) {
+            case "401": {
+              // The API refused the token a request would carry now.
+              const sent = yield* Effect.either(auth.credentials)
+              if (sent._tag === "Left") {
+                // Poisoned before, or by the refresh of a stale token that getting the credentials ran.
+                expect(sent.left.reason).toBe("poisoned")
+                expect((yield* statusOf).status).toBe("poisoned")
+                expect((yield* callCount) - callsBefore).toBe(before.status === "poisoned" ? 0 : 1)
+                break
+              }
+              // (Getting the credentials may have refreshed a stale token, as a poll would.)
+              const sending = yield* statusOf
+              const callsSending = yield* callCount
+              const outcome = yield* Effect.either(auth.reportUnauthorized(sent.right.token))
+              const calls = (yield* callCount) - callsSending
+              expect(calls).toBeLessThanOrEqual(1)
+              if (sending.retryAt !== null && (yield* Clock.currentTimeMillis) < sending.retryAt) expect(calls).toBe(0)
+              if (outcome._tag === "Right" && outcome.right !== "unchanged") {
+                // The retry carries another token, or none: newer credentials found stale and dead.
+                const retry = yield* Effect.either(auth.credentials)
+                if (retry._tag === "Right") expect(Redacted.value(retry.right.token)).not.toBe(Redacted.value(sent.right.token))
+                else expect(retry.left.reason).toBe("poisoned")
+              }
+              if (outcome._tag === "Left" && outcome.left._tag === "PermanentRefreshError") {
+                expect((yield* statusOf).status).toBe("poisoned")
+              }
+              break
+            }
+            case "401old": {
+              const outcome = yield* Effect.either(auth.reportUnauthorized(Redacted.make("a-token-replaced-long-ago")))
+              expect(yield* callCount).toBe(callsBefore)
+              expect(outcome._tag).toBe(before.status === "poisoned" ? "Left" : "Right")
+              break
+            }
+            case "poll":
+              yield* Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
+              break
+            case "login":
+              yield* auth.loginWithTokens(tokensOf(`login-access-${serial}`, `login-refresh-${serial}`))
+              break
+            case "writeOther":
+              yield* writeBehind(chatgptJson({ refreshToken: `other-refresh-${serial}`, accessToken: `other-access-${serial}` }))
+              break
+          }
+          yield* TestClock.adjust(wait)
+        }
+      }).pipe(
+        Effect.provide(scripted(chatgptJson(), (call) => {
+          const outcome = outcomes[call % outcomes.length]
+          return outcome === "ok" ? rotated(`access-${call}`, `refresh-${call}`) : outcome === "dead" ? dead() : down()
+        }))
+      ),
+    { fastCheck: { numRuns: 30 } }
+  )
 })
