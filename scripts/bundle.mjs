@@ -70,7 +70,11 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
       target: "node20",
       minify: true,
       legalComments: "none",
-      logLevel: "warning"
+      logLevel: "warning",
+      // The sources are ES modules: in a CommonJS bundle `import.meta.url` would be undefined (the
+      // flock binding is required relative to it), so it becomes the bundle's own URL.
+      define: { "import.meta.url": "__bundleUrl" },
+      banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" }
     })
   ))
   for (const name of Object.keys(programs)) {
