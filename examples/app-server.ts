@@ -8,7 +8,7 @@ import * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Layer, Stream } from "effect"
+import { ConfigError, Effect, Layer, Stream } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { AppServer, AuthStore, layerNode, layerStderrLogger, SignIn } from "../src/index.js"
 
@@ -45,6 +45,12 @@ program.pipe(
   Effect.provide(
     SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerNode, NodeContext.layer, NodeHttpClient.layer)))
   ),
+  // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
+  // at start, said in one line: better than a server that fails every refresh.
+  Effect.catchIf(ConfigError.isConfigError, (error) =>
+    Effect.logError(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+    )),
   Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })

@@ -8,7 +8,7 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Layer } from "effect"
+import { ConfigError, Console, Effect, Layer } from "effect"
 import { layerNode, layerStderrLogger } from "../src/layerNode.js"
 import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
 
@@ -20,6 +20,11 @@ const program = plainStatus !== undefined
 
 program.pipe(
   Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer, CliIo.layerNode)),
+  // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
+  Effect.catchIf(ConfigError.isConfigError, (error) =>
+    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+    )),
   Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })

@@ -13,6 +13,7 @@ import {
   Duration,
   Effect,
   Either,
+  ExecutionStrategy,
   FiberRef,
   Layer,
   Metric,
@@ -21,7 +22,7 @@ import {
   type Redacted,
   Ref,
   Schedule,
-  type Scope,
+  Scope,
   Stream,
   SubscriptionRef
 } from "effect"
@@ -203,7 +204,12 @@ const durationSetting = (name: string, fallback: Duration.Duration) =>
 export const settingsConfig: Config.Config<Partial<RefreshState.Settings>> = Config.all({
   refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", RefreshState.defaultSettings.refreshWindow),
   minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", RefreshState.defaultSettings.minRefreshInterval),
-  requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true))
+  requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true)),
+  // The token request's timeout, then Codex's 5 s commit lock and a margin for the save.
+  shutdownWait: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(
+    Config.map((timeout) => Duration.sum(timeout, Duration.seconds(10))),
+    Config.withDefault(RefreshState.defaultSettings.shutdownWait)
+  )
 })
 
 /** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
@@ -214,7 +220,11 @@ export const make = (
     const settings: RefreshState.Settings = { ...RefreshState.defaultSettings, ...options }
     const store = yield* AuthStore
     const refresher = yield* TokenRefresher
-    const scope = yield* Effect.scope
+    const layerScope = yield* Effect.scope
+    // Refresh flights (and save retries) run in a scope closed only after the finalizer below has
+    // waited for the flight in progress: a refresh whose answer may have rotated the refresh token
+    // finishes and is saved before the program stops (bounded by `shutdownWait`).
+    const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
 
     // A server must start even on an unreadable file: it reports logged out,
     // leaves the file alone, and a later sign-in keeps the old file aside.
@@ -223,6 +233,21 @@ export const make = (
     )
     const stateRef = yield* SubscriptionRef.make(RefreshState.initial(first))
     const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
+    yield* Scope.addFinalizer(
+      layerScope,
+      Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
+        Option.match(state.inflight, {
+          onNone: () => Effect.void,
+          onSome: (flight) =>
+            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
+              Effect.zipRight(Deferred.await(flight.done).pipe(Effect.exit, Effect.timeoutOption(settings.shutdownWait))),
+              Effect.flatMap(Option.match({
+                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
+                onSome: () => Effect.logDebug("The refresh in flight is done")
+              }))
+            )
+        }))
+    )
     // Serialises every change of storage made by this process with the adoption that follows it.
     const writes = yield* Effect.makeSemaphore(1)
     const currentView = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Stream, TestClock } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Scope, Stream, TestClock } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { AuthManager, make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
@@ -456,4 +456,46 @@ describe("a refresh that hangs", () => {
         Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new TransientRefreshError({ kind: "timeout", detail: "no answer" }) })
       )
     ]))))
+})
+
+describe("stopping (issue 10, item 3)", () => {
+  const setup = Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const refresher = TokenRefresher.layerTest(() =>
+      Deferred.succeed(started, undefined).pipe(
+        Effect.zipRight(Deferred.await(release)),
+        Effect.as({ accessToken: Redacted.make(secrets.newAccess), refreshToken: Redacted.make(secrets.newRefresh) })
+      )
+    )
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(AuthManager.layerWith({}).pipe(Layer.provide(refresher)), scope)
+    const auth = Context.get(context, AuthManager)
+    yield* Effect.fork(auth.refresh)
+    yield* Deferred.await(started)
+    const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+    yield* Effect.repeatN(Effect.yieldNow(), 20)
+    return { closing, release }
+  })
+  const storedRefreshToken = Effect.map(
+    Effect.flatMap(AuthStore, (store) => store.load),
+    (snapshot) => Redacted.value(Option.getOrThrow(snapshot.document).tokens!.refresh_token)
+  )
+
+  it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
+    Effect.gen(function*() {
+      const { closing, release } = yield* setup
+      expect(Option.isNone(yield* Fiber.poll(closing))).toBe(true)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(closing)
+      expect(yield* storedRefreshToken).toBe(secrets.newRefresh)
+    }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
+
+  it.effect("the wait is bounded", () =>
+    Effect.gen(function*() {
+      const { closing } = yield* setup
+      yield* TestClock.adjust("41 seconds")
+      yield* Fiber.join(closing)
+      expect(yield* storedRefreshToken).toBe(secrets.refresh)
+    }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
 })

@@ -7,6 +7,7 @@ import { make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
 import { PermanentRefreshError } from "../src/Errors.js"
 import { TokenRefresher } from "../src/TokenRefresher.js"
+import { execFileSync } from "node:child_process"
 import { chatgptJson, secrets } from "./support/fixtures.js"
 import { decode } from "./support/manager.js"
 
@@ -88,6 +89,30 @@ describe("AuthStore.layerFile", () => {
         yield* store.remove
         expect(yield* fs.exists(`${home}/auth.json`)).toBe(false)
         yield* store.remove
+      })
+    ))
+})
+
+describe("AuthStore.layerFile: bounded reads (issue 10, item 7)", () => {
+  it.scoped("a FIFO, /dev/zero behind a symlink, a folder and a huge file are refused with a clear error, at once", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        yield* fs.makeDirectory(home, { recursive: true })
+        const cases: ReadonlyArray<[string, Effect.Effect<void, unknown>]> = [
+          ["a named pipe (FIFO)", Effect.sync(() => execFileSync("mkfifo", [`${home}/auth.json`]))],
+          ["a character device", fs.symlink("/dev/zero", `${home}/auth.json`)],
+          ["a folder", fs.makeDirectory(`${home}/auth.json`)],
+          ["larger than 1048576 bytes", fs.writeFileString(`${home}/auth.json`, `{"pad": "${"x".repeat(2 * 1024 * 1024)}"}`)]
+        ]
+        for (const [problem, plant] of cases) {
+          yield* fs.remove(`${home}/auth.json`, { recursive: true }).pipe(Effect.ignore)
+          yield* plant
+          const error = yield* Effect.flip(store.load)
+          expect(error._tag).toBe("AuthStoreError")
+          expect(error.message).toContain(problem)
+          expect(error.message).toContain(`${home}/auth.json`)
+        }
       })
     ))
 })

@@ -22,6 +22,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
 import { AuthStoreError } from "../Errors.js"
+import { readBoundedText } from "./boundedRead.js"
 import * as Flock from "./flock.js"
 import { type SharedState, SharedStateJson } from "./sharedState.js"
 
@@ -76,10 +77,10 @@ export const make = ({
     const once = (flag: Ref.Ref<boolean>, effect: Effect.Effect<void>) =>
       Effect.whenEffect(effect, Ref.getAndSet(flag, true).pipe(Effect.map((done) => !done))).pipe(Effect.asVoid)
 
-    const readText: Effect.Effect<Option.Option<string>, AuthStoreError> = fs.readFileString(file).pipe(
+    const readText: Effect.Effect<Option.Option<string>, AuthStoreError> = readBoundedText(fs, file).pipe(
       Effect.map(Option.some),
-      Effect.catchIf(isNotFound, () => Effect.succeedNone),
-      Effect.mapError((error) => fail("read")(describe(error)))
+      Effect.catchIf((error) => error._tag !== "FileRefused" && isNotFound(error), () => Effect.succeedNone),
+      Effect.mapError((error) => fail("read")(error._tag === "FileRefused" ? error.problem : describe(error)))
     )
 
     const parse = (text: Option.Option<string>) =>
@@ -279,14 +280,20 @@ export const make = ({
         warnedAboutSidecar,
         Effect.logWarning("Ignoring the shared refresh state").pipe(Effect.annotateLogs({ sidecar, problem }))
       ).pipe(Effect.as(Option.none<SharedState>()))
-    const loadShared = fs.readFileString(sidecar).pipe(
+    const loadShared = readBoundedText(fs, sidecar, 64 * 1024).pipe(
       Effect.flatMap((text) =>
         Either.match(Schema.decodeEither(SharedStateJson)(text), {
           onLeft: () => ignoreSidecar("unexpected content"),
           onRight: (state) => Effect.succeed(Option.some(state))
         })
       ),
-      Effect.catchAll((error) => isNotFound(error) ? Effect.succeedNone : ignoreSidecar(describe(error)))
+      Effect.catchAll((error) =>
+        error._tag === "FileRefused"
+          ? ignoreSidecar(error.problem)
+          : isNotFound(error)
+          ? Effect.succeedNone
+          : ignoreSidecar(describe(error))
+      )
     )
     const saveShared = (state: Option.Option<SharedState>) =>
       Option.match(state, {

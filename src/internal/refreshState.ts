@@ -21,6 +21,11 @@ export interface Settings {
   readonly backoffCap: Duration.Duration
   /** The most of a server's `Retry-After` that is honoured. */
   readonly maxRetryAfter: Duration.Duration
+  /**
+   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
+   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
+   */
+  readonly shutdownWait: Duration.Duration
   /** How long storage must be quiet after a change before it is reloaded. */
   readonly watchDebounce: Duration.Duration
 }
@@ -33,7 +38,8 @@ export const defaultSettings: Settings = {
   backoffBase: Duration.seconds(1),
   backoffCap: Duration.minutes(5),
   maxRetryAfter: Duration.hours(1),
-  watchDebounce: Duration.millis(100)
+  watchDebounce: Duration.millis(100),
+  shutdownWait: Duration.seconds(40)
 }
 
 export type Health =

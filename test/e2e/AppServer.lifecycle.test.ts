@@ -1,0 +1,54 @@
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { readFileSync, writeFileSync } from "node:fs"
+import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+import { chatgptJson, secrets } from "../support/fixtures.js"
+import { appServer, cleanup, endpoint, spawnScript, tempHome } from "../support/processes.js"
+
+afterEach(cleanup)
+
+const until = async (check: () => Promise<boolean>, what: string) => {
+  for (let waited = 0; !(await check()); waited += 20) {
+    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe("example app server: starting and stopping", () => {
+  it("SIGTERM during a refresh: the server waits for the answer, saves the rotated token, then exits", async () => {
+    const home = tempHome()
+    writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now() })))
+    const rotating = await Effect.runPromise(TokenEndpoint.rotating(secrets.refresh))
+    // Slow enough that the signal surely arrives while the request is out.
+    const tokens = await endpoint((request) => Effect.zipRight(Effect.sleep("1500 millis"), rotating(request)))
+    const server = await appServer({ codexHome: home, tokenUrl: tokens.url })
+    server.send({ id: "refresh", method: "getAuthStatus", params: { refreshToken: true } })
+    await until(async () => (await tokens.count()) === 1, `the token request; stderr: ${server.stderr()}`).catch((e) => {
+      throw new Error(`${e.message} ${server.stderr()} ${server.stdout()}`)
+    })
+    server.child.kill("SIGTERM")
+    await server.exited
+    expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe("rt-1")
+    expect(server.stderr()).toContain("waiting for the refresh in flight")
+  })
+
+  it("a token URL that is not http(s) is a configuration error at start, said in one line; the CLI says it too", async () => {
+    const home = tempHome()
+    const server = spawnScript("app-server", [], {
+      HOME: home,
+      CODEX_HOME: home,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: "htps://auth.example.com/oauth/token"
+    })
+    expect(await server.exited).toBe(1)
+    expect(server.stdout()).toBe("")
+    expect(server.stderr()).toContain("CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL")
+    const cli = spawnScript("effect-auth", ["status"], {
+      HOME: home,
+      CODEX_HOME: home,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: "htps://auth.example.com/oauth/token"
+    })
+    expect(await cli.close()).toBe(1)
+    expect(cli.stderr()).toMatch(/^Configuration error: .*CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:\/\/ or https:\/\/ URL/)
+    expect(cli.stderr()).not.toContain("    at ")
+  })
+})
