@@ -452,7 +452,13 @@ export const make = (
     })
 
     // The outcome is already recorded in the state (and logged once) by the flight.
-    const refreshQuietly = Effect.ignore(refreshUntraced())
+    // A bug in a refresh (a defect) must not fail a poll either (SPEC §5): it is logged, by its name only.
+    const refreshQuietly = Effect.ignore(refreshUntraced().pipe(
+      Effect.catchAllDefect((defect) =>
+        Effect.logError("A refresh failed unexpectedly").pipe(
+          Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect })
+        ))
+    ))
 
     // Polls are not spans: a span costs about four times a poll answered from memory, and clients
     // poll many times a second. Every poll that does work joins or starts a flight, which is one.

@@ -17,6 +17,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthManager, settingsConfig } from "./AuthManager.js"
+import { scrubText } from "./Errors.js"
 import {
   CliIo,
   consoleFor,
@@ -181,6 +182,7 @@ export const run = (argv: ReadonlyArray<string>) =>
     Effect.flatMap(consoleFor(io.terminal), (console) =>
       cli(argv).pipe(
         Effect.catchIf(ValidationError.isValidationError, () => setExitCode(2)),
-        Effect.catchAll((error) => Console.error(error.message).pipe(Effect.zipRight(setExitCode(1)))),
+        // Every other failure is a sentence, never a stack trace, and never a token it may quote.
+        Effect.catchAll((error) => Console.error(scrubText(error.message)).pipe(Effect.zipRight(setExitCode(1)))),
         Effect.withConsole(console)
       )))

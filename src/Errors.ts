@@ -155,3 +155,17 @@ export class SignInError extends Schema.TaggedError<SignInError>()(
     return this.detail === undefined ? signInAdvice[this.reason] : `${signInAdvice[this.reason]} (${this.detail})`
   }
 }
+
+const jwtLike = /eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g
+
+/**
+ * Text that came from outside (an error of the platform, a server's words),
+ * made safe to show: the given secret values and anything shaped like a JWT
+ * replaced by "[redacted]", on one line, at most `maxLength` characters.
+ */
+export const scrubText = (text: string, secrets: ReadonlyArray<string> = [], maxLength = 500): string => {
+  let safe = text.replace(jwtLike, "[redacted]")
+  for (const secret of secrets) if (secret.length >= 8) safe = safe.split(secret).join("[redacted]")
+  safe = safe.replace(/\s*\n\s*/g, " ")
+  return safe.length > maxLength ? `${safe.slice(0, maxLength)}…` : safe
+}

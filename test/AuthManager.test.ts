@@ -499,3 +499,14 @@ describe("stopping (issue 10, item 3)", () => {
       expect(yield* storedRefreshToken).toBe(secrets.refresh)
     }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
 })
+
+describe("getAuthStatus never fails because of a refresh (issue 10, item 8)", () => {
+  it.effect("a refresher that dies: the poll is answered, the cached token still served", () =>
+    Effect.gen(function*() {
+      const status = yield* poll()
+      expect(status.authMethod).toBe("chatgpt")
+      expect(status.authToken === null ? null : Redacted.value(status.authToken)).toBe(secrets.access)
+      const account = yield* Effect.flatMap(AuthManager, (auth) => auth.readAccount({ refreshToken: true }))
+      expect(account.account?.type).toBe("chatgpt")
+    }).pipe(Effect.provide(scripted(chatgptJson(), [Effect.die(new Error("the HTTP stack threw"))]))))
+})

@@ -6,6 +6,7 @@ import { Cause, Effect, Layer, Redacted, TestClock } from "effect"
 import * as AuthHttpClient from "../src/AuthHttpClient.js"
 import { AuthManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
+import { scrubText } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { makeCapture } from "./support/capture.js"
 import { httpRefresher } from "./support/endpoint.js"
@@ -127,4 +128,16 @@ describe("text from the token endpoint is never repeated (issue 10, item 6)", ()
       expect(text).toContain("backing off")
       expect(text).not.toContain(secrets.refresh.toLowerCase())
     }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("scrubText", () => {
+  it("replaces known secrets and JWT-shaped text, keeps one line, caps the length", () => {
+    const text = `bad token ${secrets.access}\nand ${secrets.refresh} ${"x".repeat(1000)}`
+    const safe = scrubText(text, [secrets.refresh])
+    expect(safe).not.toContain(secrets.access)
+    expect(safe).not.toContain(secrets.refresh)
+    expect(safe).not.toContain("\n")
+    expect(safe.length).toBeLessThanOrEqual(501)
+    expect(safe.startsWith("bad token [redacted] and [redacted]")).toBe(true)
+  })
 })
