@@ -24,7 +24,7 @@ export default defineConfig({
           ...shared,
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
-          globalSetup: ["test/support/bundles.ts"]
+          globalSetup: ["test/support/bundles.ts", "test/support/pgSetup.ts"]
         }
       }
     ]

@@ -1,0 +1,234 @@
+/**
+ * Credentials and their refresh coordination in PostgreSQL, for a fleet of
+ * replicas and many credentials: one row per credential key holds the exact
+ * document text, its hash, a version and the shared health; a transaction
+ * held across the token request takes the key's advisory lock; every write
+ * is announced with `NOTIFY` and every replica `LISTEN`s.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, Scope } from "effect"
+import { CredentialStore, type Entry, make as makeCredentialStore } from "../CredentialStore.js"
+import type * as CredentialStoreModule from "../CredentialStore.js"
+import type { MigrationError } from "@effect/sql/Migrator"
+import { AuthStoreError } from "../Errors.js"
+import { make as makeCoordinator, RefreshCoordinator } from "../RefreshCoordinator.js"
+import { listen } from "./listener.js"
+import { migrate, tables } from "./migrations.js"
+
+export interface Options {
+  /** Prefix of the tables and the notification channel (default `effect_auth`). */
+  readonly prefix?: string | undefined
+  /**
+   * How long a refresh may hold the lock (default 35 s: the 30 s request
+   * timeout and a margin). A holder silent for longer loses its session,
+   * and so the lock; a wait for the lock gives up after this long too.
+   */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+}
+
+const sqlProblem = (error: SqlError): string => {
+  const cause = error.cause as { readonly code?: unknown; readonly message?: unknown } | undefined
+  // PostgreSQL's messages name objects and codes, never parameter values.
+  const detail = typeof cause?.message === "string" ? cause.message : error.message
+  return typeof cause?.code === "string" ? `${detail} (SQLSTATE ${cause.code})` : detail
+}
+
+/**
+ * Both services over the `SqlClient` and `PgClient` in context, after migrating
+ * the schema; listening for changes on a connection of its own for the scope's life.
+ */
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const prefix = options.prefix ?? "effect_auth"
+    const lockTimeout = Duration.decode(options.lockTimeout ?? Duration.seconds(35))
+    const sql = yield* SqlClient.SqlClient
+    const pg = yield* PgClient.PgClient
+    const t = tables(prefix)
+    const table = sql(t.credentials)
+    const location = (key: string) => `postgres:${t.credentials}/${key}`
+    const fail = (key: string, operation: AuthStoreError["operation"]) => (error: SqlError) =>
+      new AuthStoreError({ path: location(key), operation, problem: sqlProblem(error) })
+
+    yield* migrate(prefix).pipe(Effect.withSpan("PgStore.migrate"))
+
+    const changes = yield* listen(pg.config, t.channel)
+
+    type Row = { readonly document: string; readonly version: string }
+    const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>
+      Option.map(Option.fromNullable(rows[0]), (row) => ({ text: row.document, revision: String(row.version) }))
+
+    const read = (key: string) =>
+      sql<Row>`SELECT document, version FROM ${table} WHERE credential_key = ${key}`.pipe(
+        Effect.map(entryOf),
+        Effect.mapError(fail(key, "read"))
+      )
+
+    // Each write is one statement: the row changes, the health of the old snapshot goes, and the
+    // notification is queued, atomically (pg_notify is sent when the statement's transaction commits).
+    const notify = sql`pg_notify(${t.channel}, credential_key)`
+    const upsert = (key: string, write: CredentialStoreModule.Write) =>
+      sql<Row>`WITH written AS (
+        INSERT INTO ${table} (credential_key, document, hash, version)
+        VALUES (${key}, ${write.text}, ${write.hash}, nextval(${t.versions}))
+        ON CONFLICT (credential_key) DO UPDATE SET document = excluded.document, hash = excluded.hash,
+          version = excluded.version, health = NULL, health_hash = NULL, updated_at = now()
+        RETURNING credential_key, document, version
+      ) SELECT document, version, ${notify} FROM written`
+    const insertIfAbsent = (key: string, write: CredentialStoreModule.Write) =>
+      sql<Row>`WITH written AS (
+        INSERT INTO ${table} (credential_key, document, hash, version)
+        VALUES (${key}, ${write.text}, ${write.hash}, nextval(${t.versions}))
+        ON CONFLICT (credential_key) DO NOTHING
+        RETURNING credential_key, document, version
+      ) SELECT document, version, ${notify} FROM written`
+    const updateIf = (key: string, version: string, write: CredentialStoreModule.Write) =>
+      sql<Row>`WITH written AS (
+        UPDATE ${table} SET document = ${write.text}, hash = ${write.hash}, version = nextval(${t.versions}),
+          health = NULL, health_hash = NULL, updated_at = now()
+        WHERE credential_key = ${key} AND version = ${version}
+        RETURNING credential_key, document, version
+      ) SELECT document, version, ${notify} FROM written`
+    const deleteWhere = (key: string, version: Option.Option<string>) =>
+      sql<Row>`WITH removed AS (
+        DELETE FROM ${table} WHERE credential_key = ${key}
+        ${Option.match(version, { onNone: () => sql``, onSome: (v) => sql`AND version = ${v}` })}
+        RETURNING credential_key, document, version
+      ) SELECT document, version, ${notify} FROM removed`
+
+    const versionOf = (revision: string): Option.Option<string> =>
+      revision === "absent" || !/^\d+$/.test(revision) ? Option.none() : Option.some(revision)
+
+    const written = (rows: ReadonlyArray<Row>) => rows.length > 0
+    const swap: CredentialStoreModule.Backend["swap"] = (key, expected, next) =>
+      Effect.gen(function*() {
+        if (Option.isNone(expected)) {
+          if (Option.isSome(next)) return Either.right(entryOf(yield* upsert(key, next.value)))
+          yield* deleteWhere(key, Option.none())
+          return Either.right(Option.none<Entry>())
+        }
+        const version = versionOf(expected.value)
+        const rows = Option.isNone(version)
+          ? Option.isSome(next) ? yield* insertIfAbsent(key, next.value) : []
+          : Option.isSome(next)
+          ? yield* updateIf(key, version.value, next.value)
+          : yield* deleteWhere(key, version)
+        if (written(rows)) return Either.right(Option.isSome(next) ? entryOf(rows) : Option.none())
+        return Either.left(Option.none<Entry>())
+      }).pipe(
+        Effect.mapError(fail(key, "write")),
+        // Nothing was written: someone else was first (or, expecting nothing, there is still nothing).
+        Effect.flatMap((result) =>
+          Either.isRight(result) ? Effect.succeed(result) : Effect.map(read(key), (current) =>
+            Option.isNone(current) && Option.isNone(next) && Option.isNone(versionOf(Option.getOrElse(expected, () => "")))
+              ? Either.right(Option.none<Entry>())
+              : Either.left(current))
+        )
+      )
+
+    const credentials = makeCredentialStore({
+      location,
+      read,
+      swap,
+      changes: (key) => changes(key)
+    })
+
+    const lockTimeoutMs = Math.max(1, Math.round(Duration.toMillis(lockTimeout)))
+    // A transaction on a connection of its own, holding a transaction-scoped advisory lock until
+    // it ends. A holder that dies loses its connection, and PostgreSQL ends the transaction and
+    // frees the lock at once; a holder that goes silent (a frozen or cut-off machine) is cut by
+    // idle_in_transaction_session_timeout. Waiting is bounded by lock_timeout and interruptible
+    // (an interrupted query is cancelled on the server).
+    const lock = (key: string) =>
+      Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        const scope = yield* Effect.scope
+        yield* connection.executeRaw("BEGIN", [])
+        yield* Scope.addFinalizer(
+          scope,
+          connection.executeRaw("COMMIT", []).pipe(
+            Effect.timeout(lockTimeout),
+            Effect.catchAllCause((cause) => Effect.logDebug("The refresh lock's transaction ended badly", cause))
+          )
+        )
+        yield* connection.executeRaw(`SET LOCAL lock_timeout = ${lockTimeoutMs}`, [])
+        yield* connection.executeRaw(`SET LOCAL idle_in_transaction_session_timeout = ${lockTimeoutMs}`, [])
+        yield* connection.executeRaw("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`${prefix}:${key}`])
+      }).pipe(
+        Effect.mapError((error) =>
+          new AuthStoreError({
+            path: location(key),
+            operation: "lock",
+            problem: (error.cause as { code?: unknown } | undefined)?.code === "55P03"
+              ? `another replica has held the refresh lock for over ${Duration.format(lockTimeout)}`
+              : sqlProblem(error)
+          })
+        )
+      )
+
+    const coordinator = makeCoordinator({
+      location,
+      lock,
+      readHealth: (key) =>
+        sql<{ readonly health: string | null }>`SELECT health FROM ${table} WHERE credential_key = ${key}`.pipe(
+          Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health))),
+          Effect.mapError(sqlProblem)
+        ),
+      // Only while the row still holds that snapshot: health recorded for an old one is never written.
+      writeHealth: (key, hash, text) =>
+        sql`WITH changed AS (
+          UPDATE ${table} SET health = ${Option.getOrNull(text)}, health_hash = ${Option.isSome(text) ? hash : null}
+          WHERE credential_key = ${key} AND hash = ${hash}
+          RETURNING credential_key
+        ) SELECT ${notify} FROM changed`.pipe(Effect.asVoid, Effect.mapError(sqlProblem))
+    })
+
+    return { credentials, coordinator } as const
+  })
+
+/** Both services over the `PgClient` in context (for instance your application's own pool). */
+export const layerWithClient = (
+  options: Options = {}
+): Layer.Layer<CredentialStore | RefreshCoordinator, SqlError | MigrationError, PgClient.PgClient | SqlClient.SqlClient> =>
+  Layer.scopedContext(
+    Effect.map(make(options), ({ coordinator, credentials }) =>
+      Context.make(CredentialStore, credentials).pipe(Context.add(RefreshCoordinator, coordinator)))
+  )
+
+export interface ConnectionOptions extends Options {
+  /** A `postgres://` URL. */
+  readonly url: Redacted.Redacted<string>
+  /** Connections in the pool (default 10); each refresh in flight holds one for its lock. */
+  readonly maxConnections?: number | undefined
+}
+
+/** Both services, on a pool of their own to the database at `url`. */
+export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore | RefreshCoordinator, SqlError | MigrationError> =>
+  layerWithClient(options).pipe(
+    Layer.provide(PgClient.layer({
+      url: options.url,
+      maxConnections: options.maxConnections ?? 10,
+      applicationName: "effect-auth-manager"
+    }))
+  )
+
+/**
+ * `layer` configured through `Config`: `EFFECT_AUTH_DATABASE_URL` (a `postgres://`
+ * URL, a secret: it may hold a password), `EFFECT_AUTH_REFRESH_TIMEOUT` (the
+ * lock's limit is it plus 5 s), `EFFECT_AUTH_DATABASE_TABLE_PREFIX`.
+ */
+export const layerConfig: Layer.Layer<
+  CredentialStore | RefreshCoordinator,
+  SqlError | MigrationError | ConfigError.ConfigError
+> = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({
+      url: Config.redacted("EFFECT_AUTH_DATABASE_URL"),
+      refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+      prefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(Config.withDefault("effect_auth"))
+    }),
+    ({ prefix, refreshTimeout, url }) =>
+      layer({ url, prefix, lockTimeout: Duration.sum(refreshTimeout, Duration.seconds(5)) })
+  )
+)
