@@ -199,11 +199,13 @@ const durationSetting = (name: string, fallback: Duration.Duration) =>
 
 /**
  * The settings read through `Config`: `EFFECT_AUTH_REFRESH_WINDOW` (5 minutes),
- * `EFFECT_AUTH_MIN_REFRESH_INTERVAL` (30 seconds), `EFFECT_AUTH_REQUIRES_OPENAI_AUTH` (true).
+ * `EFFECT_AUTH_MIN_REFRESH_INTERVAL` (30 seconds), `EFFECT_AUTH_BACKOFF_BASE` (1 second),
+ * `EFFECT_AUTH_REQUIRES_OPENAI_AUTH` (true).
  */
 export const settingsConfig: Config.Config<Partial<RefreshState.Settings>> = Config.all({
   refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", RefreshState.defaultSettings.refreshWindow),
   minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", RefreshState.defaultSettings.minRefreshInterval),
+  backoffBase: durationSetting("EFFECT_AUTH_BACKOFF_BASE", RefreshState.defaultSettings.backoffBase),
   requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true)),
   // The token request's timeout, then Codex's 5 s commit lock and a margin for the save.
   shutdownWait: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(

@@ -7,9 +7,12 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Ref, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
+import { CredentialStore } from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
 import * as FileStore from "./internal/fileStore.js"
 import type { SharedState } from "./internal/sharedState.js"
+import { bind } from "./internal/boundStore.js"
+import { RefreshCoordinator } from "./RefreshCoordinator.js"
 
 export interface AuthStoreShape {
   /** Where the credentials are kept, for messages: a file path, or "memory". */
@@ -133,4 +136,15 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
    * `auth.json` would hold (it is parsed exactly as the file would be).
    */
   static readonly layerMemory = (initial?: string | object) => Layer.effect(AuthStore, makeMemory(initial))
+
+  /**
+   * The credential `key` of the keyed `CredentialStore` and `RefreshCoordinator`
+   * in context (PostgreSQL, for instance), as this single-credential store.
+   */
+  static readonly layerKeyed = (key: string): Layer.Layer<AuthStore, never, CredentialStore | RefreshCoordinator> =>
+    Layer.effect(
+      AuthStore,
+      Effect.map(Effect.all([CredentialStore, RefreshCoordinator]), ([credentials, coordinator]) =>
+        bind(key, credentials, coordinator))
+    )
 }

@@ -27,7 +27,8 @@ export const SharedHealth = Schema.Union(
     until: Schema.Number,
     attempts: Schema.Number,
     kind: TransientKind,
-    detail: Schema.String,
+    // Written by earlier versions; never written now: the record holds codes only, no text.
+    detail: Schema.optional(Schema.String),
     status: Schema.optional(Schema.Number),
     at: Schema.Number
   })
@@ -45,11 +46,11 @@ export interface Backend {
   /** The health text stored for `key`; none when there is none. */
   readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, string>
   /**
-   * Stores (none clears) the health of snapshot `hash` under `key`. A backend
-   * that also holds the credential writes it only while the credential still
-   * has that hash.
+   * Stores the health of snapshot `hash` under `key` (none clears whatever
+   * is there). A backend that also holds the credential writes a record only
+   * while the credential still has that hash.
    */
-  readonly writeHealth: (key: string, hash: string, text: Option.Option<string>) => Effect.Effect<void, string>
+  readonly writeHealth: (key: string, text: Option.Option<{ readonly hash: string; readonly text: string }>) => Effect.Effect<void, string>
 }
 
 export interface RefreshCoordinatorShape {
@@ -58,10 +59,13 @@ export interface RefreshCoordinatorShape {
   readonly withRefreshLock: (
     key: string
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
-  /** The health shared for snapshot `hash` of `key`; none when there is none, or it cannot be read. */
-  readonly getHealth: (key: string, hash: string) => Effect.Effect<Option.Option<SharedHealth>>
-  /** Shares the health of snapshot `hash` (none: healthy). Best effort: never fails. */
-  readonly setHealth: (key: string, hash: string, health: Option.Option<SharedHealth>) => Effect.Effect<void>
+  /**
+   * The health shared for `key`; none when there is none, or it cannot be
+   * read. It applies only while the credential still has the record's hash.
+   */
+  readonly getHealth: (key: string) => Effect.Effect<Option.Option<SharedHealth>>
+  /** Shares the health of the record's snapshot (none clears it). Best effort: never fails. */
+  readonly setHealth: (key: string, health: Option.Option<SharedHealth>) => Effect.Effect<void>
 }
 
 /**
@@ -94,7 +98,7 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
       Effect.scoped(Effect.zipRight(backend.lock(key), effect)).pipe(
         Effect.withSpan("RefreshCoordinator.withRefreshLock", { attributes: { credential: key } })
       ),
-    getHealth: (key, hash) =>
+    getHealth: (key) =>
       backend.readHealth(key).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeed(Option.none<SharedHealth>()),
@@ -104,11 +108,10 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
               onRight: (health) => Effect.succeed(Option.some(health))
             })
         })),
-        Effect.catchAll((problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>())),
-        Effect.map(Option.filter((health) => health.hash === hash))
+        Effect.catchAll((problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>()))
       ),
-    setHealth: (key, hash, health) =>
-      backend.writeHealth(key, hash, Option.map(health, Schema.encodeSync(SharedHealthJson))).pipe(
+    setHealth: (key, health) =>
+      backend.writeHealth(key, Option.map(health, (h) => ({ hash: h.hash, text: Schema.encodeSync(SharedHealthJson)(h) }))).pipe(
         Effect.catchAll((problem) =>
           Effect.logWarning("Could not share the refresh state").pipe(
             Effect.annotateLogs({ credential: key, location: backend.location(key), problem })
@@ -134,10 +137,10 @@ export const makeMemoryBackend: Effect.Effect<Backend> = Effect.gen(function*() 
     location: (key) => `memory:${key}`,
     lock: (key) => Effect.acquireRelease(semaphore(key).take(1), () => semaphore(key).release(1)).pipe(Effect.asVoid),
     readHealth: (key) => Effect.map(Ref.get(health), (map) => Option.fromNullable(map.get(key))),
-    writeHealth: (key, _hash, text) =>
+    writeHealth: (key, record) =>
       Ref.update(health, (map) => {
         const copy = new Map(map)
-        Option.match(text, { onNone: () => copy.delete(key), onSome: (value) => copy.set(key, value) })
+        Option.match(record, { onNone: () => copy.delete(key), onSome: ({ text }) => copy.set(key, text) })
         return copy
       })
   }

@@ -3,33 +3,16 @@
  * file beside it, `{hash, state, reason, until, at, …}`, with no secret in it.
  * It applies only while `auth.json` still has that hash.
  */
-import { Option, Schema } from "effect"
-import { PermanentReason, PermanentRefreshError, TransientKind, TransientRefreshError } from "../Errors.js"
+import { Option } from "effect"
+import { PermanentRefreshError, TransientRefreshError } from "../Errors.js"
+import { SharedHealth, SharedHealthJson } from "../RefreshCoordinator.js"
 import type { Health } from "./refreshState.js"
 
-export const SharedState = Schema.Union(
-  Schema.Struct({
-    hash: Schema.String,
-    state: Schema.Literal("poisoned"),
-    reason: PermanentReason,
-    status: Schema.optional(Schema.Number),
-    at: Schema.Number
-  }),
-  Schema.Struct({
-    hash: Schema.String,
-    state: Schema.Literal("cooling-down"),
-    until: Schema.Number,
-    attempts: Schema.Number,
-    kind: TransientKind,
-    // Written by earlier versions; never written now: the sidecar holds codes only, no text.
-    detail: Schema.optional(Schema.String),
-    status: Schema.optional(Schema.Number),
-    at: Schema.Number
-  })
-)
-export type SharedState = typeof SharedState.Type
+// The record is public (RefreshCoordinator.SharedHealth): other backends name it.
+export const SharedState = SharedHealth
+export type SharedState = SharedHealth
 
-export const SharedStateJson = Schema.parseJson(SharedState)
+export const SharedStateJson = SharedHealthJson
 
 /** What to share about snapshot `hash` in `health`; none when healthy. */
 export const fromHealth = (hash: string, health: Health, at: number): Option.Option<SharedState> => {

@@ -167,6 +167,8 @@ export const make = (options: Options = {}) =>
         )
       )
 
+    // A health record is written only while the row still holds its snapshot: what was learned
+    // of an old one never lands on new credentials.
     const coordinator = makeCoordinator({
       location,
       lock,
@@ -175,13 +177,21 @@ export const make = (options: Options = {}) =>
           Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health))),
           Effect.mapError(sqlProblem)
         ),
-      // Only while the row still holds that snapshot: health recorded for an old one is never written.
-      writeHealth: (key, hash, text) =>
-        sql`WITH changed AS (
-          UPDATE ${table} SET health = ${Option.getOrNull(text)}, health_hash = ${Option.isSome(text) ? hash : null}
-          WHERE credential_key = ${key} AND hash = ${hash}
-          RETURNING credential_key
-        ) SELECT ${notify} FROM changed`.pipe(Effect.asVoid, Effect.mapError(sqlProblem))
+      writeHealth: (key, record) =>
+        Option.match(record, {
+          onNone: () =>
+            sql`WITH changed AS (
+              UPDATE ${table} SET health = NULL, health_hash = NULL
+              WHERE credential_key = ${key} AND health IS NOT NULL
+              RETURNING credential_key
+            ) SELECT ${notify} FROM changed`,
+          onSome: ({ hash, text }) =>
+            sql`WITH changed AS (
+              UPDATE ${table} SET health = ${text}, health_hash = ${hash}
+              WHERE credential_key = ${key} AND hash = ${hash}
+              RETURNING credential_key
+            ) SELECT ${notify} FROM changed`
+        }).pipe(Effect.asVoid, Effect.mapError(sqlProblem))
     })
 
     return { credentials, coordinator } as const
