@@ -10,7 +10,9 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { ConfigError, Effect, Layer, Stream } from "effect"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { AppServer, AuthStore, layerNode, layerStderrLogger, SignIn } from "../src/index.js"
+import { codexHomeConfig } from "../src/AuthStore.js"
+import { AppServer, layerStderrLogger, SignIn } from "../src/index.js"
+import { layerProgram } from "./layers.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
 
@@ -30,10 +32,9 @@ const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
 ).pipe(Stream.decodeText(), AppServer.splitLines(maxLineLength))
 
 const program = Effect.gen(function*() {
-  const store = yield* AuthStore
   const path = yield* Path.Path
   yield* AppServer.serve(stdinLines, writeLine, {
-    codexHome: path.dirname(store.location),
+    codexHome: path.resolve(yield* codexHomeConfig()),
     version: "0.1.0",
     platformOs,
     platformFamily: process.platform === "win32" ? "windows" : "unix"
@@ -43,7 +44,7 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.scoped,
   Effect.provide(
-    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerNode, NodeContext.layer, NodeHttpClient.layer)))
+    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, NodeHttpClient.layer)))
   ),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
   // at start, said in one line: better than a server that fails every refresh.

@@ -9,7 +9,8 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Layer } from "effect"
-import { layerNode, layerStderrLogger } from "../src/layerNode.js"
+import { layerStderrLogger } from "../src/layerNode.js"
+import { layerProgram } from "./layers.js"
 import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
 
 const plainStatus = parseStatusArgs(process.argv.slice(2))
@@ -19,7 +20,7 @@ const program = plainStatus !== undefined
   : Effect.flatMap(Effect.promise(() => import("../src/Cli.js")), (Cli) => Cli.run(process.argv))
 
 program.pipe(
-  Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer, CliIo.layerNode)),
+  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, CliIo.layerNode)),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(

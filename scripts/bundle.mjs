@@ -70,6 +70,8 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
       target: "node20",
       minify: true,
       legalComments: "none",
+      // pg's optional native binding: never used, never installed.
+      external: ["pg-native"],
       logLevel: "warning",
       // The sources are ES modules: in a CommonJS bundle `import.meta.url` would be undefined (the
       // flock binding is required relative to it), so it becomes the bundle's own URL.

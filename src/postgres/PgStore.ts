@@ -26,6 +26,12 @@ export interface Options {
    * and so the lock; a wait for the lock gives up after this long too.
    */
   readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * How many refresh locks this process holds at once (default 6). Each holds
+   * a pooled connection for its transaction, and the refresh under it needs
+   * another: keep this below the pool's size.
+   */
+  readonly concurrentLocks?: number | undefined
 }
 
 const sqlProblem = (error: SqlError): string => {
@@ -140,21 +146,39 @@ export const make = (options: Options = {}) =>
     // frees the lock at once; a holder that goes silent (a frozen or cut-off machine) is cut by
     // idle_in_transaction_session_timeout. Waiting is bounded by lock_timeout and interruptible
     // (an interrupted query is cancelled on the server).
+    const lockSlots = yield* Effect.makeSemaphore(Math.max(1, options.concurrentLocks ?? 6))
+    const slot = (key: string) =>
+      Effect.acquireRelease(lockSlots.take(1), () => lockSlots.release(1)).pipe(
+        Effect.timeoutFail({
+          duration: lockTimeout,
+          onTimeout: () =>
+            new AuthStoreError({ path: location(key), operation: "lock", problem: "this process is busy with other refreshes" })
+        })
+      )
     const lock = (key: string) =>
+      Effect.zipRight(slot(key), lockInTransaction(key))
+    const lockInTransaction = (key: string) =>
       Effect.gen(function*() {
         const connection = yield* sql.reserve
         const scope = yield* Effect.scope
-        yield* connection.executeRaw("BEGIN", [])
-        yield* Scope.addFinalizer(
-          scope,
-          connection.executeRaw("COMMIT", []).pipe(
-            Effect.timeout(lockTimeout),
-            Effect.catchAllCause((cause) => Effect.logDebug("The refresh lock's transaction ended badly", cause))
+        // One round trip (the simple protocol runs several statements): the lock is on the hot path.
+        const literal = `'${`${prefix}:${key}`.replaceAll("'", "''")}'`
+        yield* connection.executeRaw(
+          `BEGIN; SET LOCAL lock_timeout = ${lockTimeoutMs}; ` +
+            `SET LOCAL idle_in_transaction_session_timeout = ${lockTimeoutMs}; ` +
+            `SELECT pg_advisory_xact_lock(hashtextextended(${literal}, 0))`,
+          []
+        ).pipe(
+          Effect.onExit(() =>
+            Scope.addFinalizer(
+              scope,
+              connection.executeRaw("COMMIT", []).pipe(
+                Effect.timeout(lockTimeout),
+                Effect.catchAllCause((cause) => Effect.logDebug("The refresh lock's transaction ended badly", cause))
+              )
+            )
           )
         )
-        yield* connection.executeRaw(`SET LOCAL lock_timeout = ${lockTimeoutMs}`, [])
-        yield* connection.executeRaw(`SET LOCAL idle_in_transaction_session_timeout = ${lockTimeoutMs}`, [])
-        yield* connection.executeRaw("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`${prefix}:${key}`])
       }).pipe(
         Effect.mapError((error) =>
           new AuthStoreError({
@@ -209,7 +233,7 @@ export const layerWithClient = (
 export interface ConnectionOptions extends Options {
   /** A `postgres://` URL. */
   readonly url: Redacted.Redacted<string>
-  /** Connections in the pool (default 10); each refresh in flight holds one for its lock. */
+  /** Connections in the pool (default 16); each refresh in flight holds one for its lock. */
   readonly maxConnections?: number | undefined
 }
 
@@ -218,7 +242,7 @@ export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore |
   layerWithClient(options).pipe(
     Layer.provide(PgClient.layer({
       url: options.url,
-      maxConnections: options.maxConnections ?? 10,
+      maxConnections: options.maxConnections ?? 16,
       applicationName: "effect-auth-manager"
     }))
   )

@@ -10,4 +10,8 @@ export const examplesDir = join(root, "dist", "bin")
 export const helpersDir = join(root, "node_modules", ".cache", "effect-auth-test")
 
 /** The helper programs, by the name `spawnScript` knows them by. */
-export const helpers = { writer: "test/support/writer.ts", "api-caller": "test/support/apiCaller.ts" } as const
+export const helpers = {
+  writer: "test/support/writer.ts",
+  "api-caller": "test/support/apiCaller.ts",
+  fleet: "test/support/fleet.ts"
+} as const

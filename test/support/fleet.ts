@@ -1,0 +1,49 @@
+/**
+ * Test helper process: one replica of a server holding many credentials. It
+ * runs the keyed manager on PostgreSQL (EFFECT_AUTH_DATABASE_URL), polls the
+ * keys `fleet-0` … `fleet-{FLEET_KEYS - 1}` at once when a line arrives on
+ * stdin, and prints one JSON line: the access token served for each key.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Effect, Layer, Redacted, Stream } from "effect"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as KeyedAuthManager from "../../src/KeyedAuthManager.js"
+import { PgStore } from "../../src/postgres/index.js"
+import { TokenRefresher } from "../../src/TokenRefresher.js"
+
+const count = Number(process.env.FLEET_KEYS ?? "1")
+
+const program = Effect.gen(function*() {
+  const auth = yield* KeyedAuthManager.KeyedAuthManager
+  process.stdout.write("ready\n")
+  yield* NodeStream.fromReadable<Error, Uint8Array>(() => process.stdin, (cause) => new Error(String(cause))).pipe(
+    Stream.decodeText(),
+    Stream.splitLines,
+    Stream.runForEach(() =>
+      Effect.forEach(
+        Array.from({ length: count }, (_, i) => `fleet-${i}`),
+        (key) => auth.getAuthStatus(key, { includeToken: true }),
+        { concurrency: "unbounded" }
+      ).pipe(
+        Effect.flatMap((statuses) =>
+          Effect.sync(() =>
+            process.stdout.write(
+              `${JSON.stringify(statuses.map((s) => (s.authToken === null ? null : Redacted.value(s.authToken))))}\n`
+            )
+          )
+        )
+      )
+    )
+  )
+})
+
+Effect.runPromise(program.pipe(
+  Effect.provide(KeyedAuthManager.KeyedAuthManager.layer.pipe(
+    Layer.provide(Layer.mergeAll(PgStore.layerConfig, TokenRefresher.layerHttp)),
+    Layer.provide(NodeHttpClient.layer)
+  )),
+  Effect.scoped
+)).then(() => process.exit(0), (error) => {
+  process.stderr.write(`${String(error)}\n`)
+  process.exit(1)
+})
