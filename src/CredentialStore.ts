@@ -98,7 +98,7 @@ export class CredentialStore extends Context.Tag("effect-auth-manager/Credential
 }
 
 /** The text a document is stored as: what the Codex CLI writes to `auth.json`. */
-export const format = (doc: AuthDocument.AuthDocument): string => `${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`
+export const format = (doc: AuthDocument.AuthDocument): string => `${AuthDocument.toText(doc)}\n`
 
 /** Parses what a backend holds under `key`; text that is not a document is a read error naming the location. */
 export const decodeEntry = (location: string, key: string, entry: Option.Option<Entry>) =>

@@ -41,7 +41,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const putCredentials = async (database: string, entries: ReadonlyArray<readonly [key: string, json: Record<string, unknown>]>) => {
   const rows = entries.map(([key, json]) => {
     const doc = Either.getOrThrow(AuthDocument.decode(json))
-    return [key, `${JSON.stringify(AuthDocument.toJson(doc), null, 2)}\n`, AuthDocument.snapshot(doc).hash] as const
+    return [key, `${AuthDocument.toText(doc)}\n`, AuthDocument.snapshot(doc).hash] as const
   })
   await query(
     database,

@@ -122,7 +122,7 @@ export const storeContract = (backend: Backend) =>
         )
         const result = yield* store.compareAndSet(key, read, Option.some(next))
         expect(result._tag).toBe("Written")
-        const after = Option.getOrThrow((yield* store.get(key)).snapshot.document) as Record<string, unknown>
+        const after = AuthDocument.toJson(Option.getOrThrow((yield* store.get(key)).snapshot.document))
         expect(after.newer_field).toEqual({ nested: [1, "two", null] })
         expect(after.zz).toBe(true)
         expect(after.aa).toBe(1)
