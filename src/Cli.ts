@@ -7,8 +7,8 @@
  *   effect-auth login --api-key-stdin | --tokens-file FILE
  *   effect-auth logout | refresh | watch
  *
- * Exit codes: 0 usable credentials, 1 logged out or poisoned (or the command
- * failed), 2 bad usage, 3 `refresh` did nothing (refreshed too recently).
+ * Exit codes: 0 usable credentials, 1 logged out or poisoned, or a refresh asked
+ * for (`status --refresh`) failed, or the command failed, 2 bad usage, 3 `refresh` did nothing (refreshed too recently).
  * Tokens are printed only with --include-token. No ANSI escapes unless the
  * output is a terminal.
  */

@@ -1,7 +1,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Logger, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
@@ -202,4 +202,63 @@ describe("permissions after every write path", () => {
         expectPrivate(files)
       }).pipe(Effect.scoped)
     ))
+})
+
+describe("AuthStore.layerFile: housekeeping and what it says", () => {
+  const captured = () => {
+    const lines: Array<string> = []
+    return { lines, layer: Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message)))) }
+  }
+  const storeOn = (home: string) => Effect.provide(AuthStore, AuthStore.layerFileWith({ codexHome: home }))
+
+  it.scoped("temporary files a killed writer left (they may hold a refresh token) are removed at start and at sign-out", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
+      yield* fs.writeFileString(`${home}/auth.json.4242.17.tmp`, JSON.stringify(chatgptJson()))
+      yield* fs.writeFileString(`${home}/auth-refresh-state.json.4242.18.tmp`, "{}")
+      yield* fs.utimes(`${home}/auth-refresh-state.json.4242.18.tmp`, new Date(0), new Date(0))
+      const store = yield* storeOn(home)
+      expect((yield* fs.readDirectory(home)).filter((name) => name.endsWith(".tmp"))).toEqual([])
+      yield* fs.writeFileString(`${home}/auth.json.4243.19.tmp`, JSON.stringify(chatgptJson()))
+      yield* store.remove
+      expect((yield* fs.readDirectory(home)).filter((name) => name.startsWith("auth.json") && !name.endsWith(".lock")))
+        .toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("an auth.json readable by others, or a folder writable by everyone, is reported at start with the fix", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
+      yield* fs.chmod(`${home}/auth.json`, 0o644)
+      yield* fs.chmod(home, 0o777)
+      const logs = captured()
+      yield* Effect.provide(storeOn(home), logs.layer)
+      expect(logs.lines.join("\n")).toContain(`chmod 600 ${home}/auth.json`)
+      expect(logs.lines.join("\n")).toContain(`chmod 700 ${home}`)
+      const quiet = captured()
+      yield* fs.chmod(`${home}/auth.json`, 0o600)
+      yield* fs.chmod(home, 0o700)
+      yield* Effect.provide(storeOn(home), quiet.layer)
+      expect(quiet.lines).toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.scoped("a symlinked auth.json (dotfile managers) is written through the link, atomically in the target's folder", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const root = yield* fs.makeTempDirectoryScoped()
+      yield* fs.makeDirectory(`${root}/dotfiles`)
+      yield* fs.makeDirectory(`${root}/home`, { mode: 0o700 })
+      yield* fs.writeFileString(`${root}/dotfiles/codex-auth.json`, JSON.stringify(chatgptJson()))
+      yield* fs.symlink("../dotfiles/codex-auth.json", `${root}/home/auth.json`)
+      const store = yield* storeOn(`${root}/home`)
+      const saved = yield* store.save(AuthDocument.withApiKey(Option.none(), Redacted.make(secrets.apiKey)))
+      expect(yield* fs.readLink(`${root}/home/auth.json`)).toBe("../dotfiles/codex-auth.json")
+      expect(JSON.parse(yield* fs.readFileString(`${root}/dotfiles/codex-auth.json`)).OPENAI_API_KEY).toBe(secrets.apiKey)
+      expect((yield* fs.stat(`${root}/dotfiles/codex-auth.json`)).mode & 0o777).toBe(0o600)
+      expect((yield* fs.readDirectory(`${root}/dotfiles`))).toEqual(["codex-auth.json"])
+      expect((yield* store.load).hash).toBe(saved.hash)
+    }).pipe(Effect.provide(NodeContext.layer)))
 })

@@ -5,11 +5,19 @@ import * as Cli from "../src/Cli.js"
 import { FileSystem } from "@effect/platform"
 import { Option, Redacted } from "effect"
 import { AuthStore } from "../src/AuthStore.js"
-import { callCount, rotated, scripted } from "./support/manager.js"
+import { callCount, down, rotated, scripted } from "./support/manager.js"
 import { chatgptJson, idToken, secrets } from "./support/fixtures.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
-const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; readonly stdin?: string; readonly terminal?: boolean } = {}) =>
+const runCli = (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly json?: object
+    readonly stdin?: string
+    readonly terminal?: boolean
+    readonly script?: Parameters<typeof scripted>[1]
+  } = {}
+) =>
   Effect.gen(function*() {
     const out: Array<string> = []
     const err: Array<string> = []
@@ -28,7 +36,7 @@ const runCli = (args: ReadonlyArray<string>, options: { readonly json?: object; 
       Effect.zipRight(Effect.flatMap(AuthStore, (store) => store.load)),
       Effect.zip(callCount),
       Effect.withConsole(console),
-      Effect.provide(Layer.mergeAll(scripted(options.json, [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, io))
+      Effect.provide(Layer.mergeAll(scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, io))
     )
     return {
       stdout: out.join("\n"),
@@ -51,6 +59,13 @@ describe("Cli, in process", () => {
       const result = yield* runCli(["login", "--api-key-stdin"], { stdin: `${secrets.apiKey}\n` })
       expect(result).toMatchObject({ code: 0, stdout: "Signed in with an API key" })
       expect(result.stdout).not.toContain(secrets.apiKey)
+    }))
+
+  it.effect("status --refresh exits 1 when the refresh it asked for failed (an expired token is not success)", () =>
+    Effect.gen(function*() {
+      const expired = chatgptJson({ expiresIn: -60_000 })
+      expect((yield* runCli(["status", "--refresh"], { json: expired, script: [down()] })).code).toBe(1)
+      expect((yield* runCli(["status", "--refresh"], { json: expired })).code).toBe(0)
     }))
 
   it.effect("bad usage exits 2", () =>

@@ -94,7 +94,8 @@ export const status = (options: StatusOptions) =>
       yield* Console.log(describe(state))
       if (options.includeToken && token !== null) yield* Console.log(token)
     }
-    yield* setExitCode(usable(state) ? 0 : 1)
+    // Asked to refresh, a refresh that failed (backing off) is not success, whatever token is held.
+    yield* setExitCode(usable(state) && !(options.refresh && state.status === "cooling-down") ? 0 : 1)
   })
 
 const ansiEscape = /\u001b\[[0-9;]*[A-Za-z]/g

@@ -82,7 +82,15 @@ export const acquire = (
           : Effect.fail(new FlockError({ path, reason: "flock", problem: String((cause as Error).message), code: code }))
       }
     })
+    // Said once per wait, for whoever wonders why a process is slow: who holds it is not known.
+    let said = false
+    const sayWaiting = Effect.suspend(() =>
+      said ? Effect.void : ((said = true), Effect.logDebug("Waiting for a lock another process holds").pipe(
+        Effect.annotateLogs({ lock: path })
+      ))
+    )
     yield* tryLock.pipe(
+      Effect.tapError((error) => error._tag === "Busy" ? sayWaiting : Effect.void),
       Effect.retry({ schedule: backoff, while: (error) => error._tag === "Busy" }),
       Effect.catchTag("Busy", () => Effect.dieMessage("unreachable: the retry ends only on success or another error")),
       Effect.timeoutFail({

@@ -2,7 +2,7 @@
 // does (util-linux `flock`): Codex's `auth.json.lock` for writes only, ours for refreshes.
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
@@ -13,6 +13,8 @@ import * as Flock from "../../src/internal/flock.js"
 import { TokenRefresher } from "../../src/TokenRefresher.js"
 import { chatgptJson, secrets } from "../support/fixtures.js"
 import { callCount, decode, rotated } from "../support/manager.js"
+import { appServer, cleanup, endpoint, tempHome } from "../support/processes.js"
+import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 
 const homeOf = Effect.map(
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()),
@@ -23,27 +25,28 @@ const homeOf = Effect.map(
  * Runs util-linux `flock` on `lock` with `command` (run by sh, the lock's descriptor closed in it),
  * and waits until it holds the lock. Killed, with what it started, when the scope closes.
  */
-const holdWithFlock = (lock: string, command: string, args: ReadonlyArray<string> = []) =>
-  Effect.acquireRelease(
-    Effect.async<ChildProcess, Error>((resume) => {
-      const child = spawn("flock", [...args, "-o", lock, "-c", `echo held; ${command}`], {
-        detached: true,
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      child.once("error", (error) => resume(Effect.fail(error)))
-      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-        if (chunk.includes("held")) resume(Effect.succeed(child))
-      })
-    }),
-    (child) =>
-      Effect.sync(() => {
-        try {
-          process.kill(-child.pid!, "SIGKILL")
-        } catch {
-          // already gone
-        }
-      })
-  )
+const spawnHolder = (lock: string, command: string) =>
+  new Promise<ChildProcess>((resolve, reject) => {
+    const child = spawn("flock", ["-o", lock, "-c", `echo held; ${command}`], {
+      detached: true,
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    child.once("error", reject)
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      if (chunk.includes("held")) resolve(child)
+    })
+  })
+
+const killGroup = (child: ChildProcess) => {
+  try {
+    process.kill(-child.pid!, "SIGKILL")
+  } catch {
+    // already gone
+  }
+}
+
+const holdWithFlock = (lock: string, command: string) =>
+  Effect.acquireRelease(Effect.promise(() => spawnHolder(lock, command)), (child) => Effect.sync(() => killGroup(child)))
 
 const exitOf = (child: ChildProcess) =>
   Effect.async<number | null>((resume) => {
@@ -171,4 +174,31 @@ describe("AuthStore.layerFile: Codex's auth.json.lock", () => {
         }).pipe(Effect.provide(layer))
       }).pipe(Effect.provide(NodeContext.layer))
   )
+})
+
+describe("the app server waiting for a lock", () => {
+  afterEach(cleanup)
+
+  it("SIGTERM ends it at once, while another process still holds the refresh lock", async () => {
+    const tokens = await endpoint(TokenEndpoint.rotating(secrets.refresh))
+    const home = tempHome()
+    writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now() })))
+    const holder = await spawnHolder(`${home}/auth.json.refresh.lock`, "sleep 1000")
+    try {
+      const server = await appServer({ codexHome: home, tokenUrl: tokens.url })
+      server.send({ id: "waits", method: "getAuthStatus", params: { includeToken: true, refreshToken: true } })
+      for (let waited = 0; !server.stderr().includes("Waiting for a lock another process holds"); waited += 10) {
+        if (waited > 15_000) throw new Error(`the server never waited for the lock: ${server.stderr()}`)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      server.child.kill("SIGTERM")
+      await server.exited
+      // It ended while the lock was still held (its bound is 40 s): the wait did not hold it back.
+      expect(holder.exitCode).toBeNull()
+      expect(server.messages.some((message) => message.id === "waits")).toBe(false)
+      expect(await tokens.count()).toBe(0)
+    } finally {
+      killGroup(holder)
+    }
+  })
 })

@@ -1,0 +1,194 @@
+// The manager over a file store that misbehaves: a file that cannot be replaced or written, a
+// folder that is deleted or moved, a store whose lock fails. Real files; faults injected.
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Either, Layer, Logger, Redacted, Stream } from "effect"
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as AuthDocument from "../src/AuthDocument.js"
+import { AuthManager, type Settings } from "../src/AuthManager.js"
+import { AuthStore } from "../src/AuthStore.js"
+import { AuthStoreError } from "../src/Errors.js"
+import { TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
+import { chatgptJson } from "./support/fixtures.js"
+import { type Faults, layerFaulty } from "./support/faultyFs.js"
+import { callCount, poll, rotated, tokenOf } from "./support/manager.js"
+
+/** A CODEX_HOME holding a stale ChatGPT auth.json; removed when the scope closes. */
+const homeWith = (json: object) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const root = mkdtempSync(join(tmpdir(), "effect-auth-storage-"))
+      const home = join(root, "codex-home")
+      mkdirSync(home, { mode: 0o700 })
+      writeFileSync(join(home, "auth.json"), JSON.stringify(json), { mode: 0o600 })
+      return home
+    }),
+    (home) => Effect.sync(() => rmSync(join(home, ".."), { recursive: true, force: true }))
+  )
+
+const logged = () => {
+  const lines: Array<string> = []
+  const layer = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message))))
+  return { lines, layer }
+}
+
+const managerOn = (
+  home: string,
+  faults: Faults,
+  script: Parameters<typeof TokenRefresher.layerTest>[0],
+  settings: Partial<Settings> = {}
+) =>
+  AuthManager.layerWith(settings).pipe(
+    Layer.provideMerge(Layer.merge(
+      AuthStore.layerFileWith({ codexHome: home, pollInterval: Duration.millis(50) }).pipe(Layer.provide(layerFaulty(faults))),
+      TokenRefresher.layerTest(script)
+    ))
+  )
+
+const onDisk = (home: string) => JSON.parse(readFileSync(join(home, "auth.json"), "utf8"))
+
+/** Waits (bounded) until the manager holds the snapshot of `json`. */
+const adopted = (json: object) =>
+  Effect.gen(function*() {
+    const hash = Either.getOrThrow(AuthDocument.parse(JSON.stringify(json))).hash
+    const auth = yield* AuthManager
+    yield* auth.changes.pipe(Stream.filter((state) => state.hash === hash), Stream.runHead, Effect.timeout("10 seconds"))
+  })
+
+describe("a refresh whose result cannot be saved the usual way", () => {
+  it.scopedLive("auth.json that cannot be replaced (bind mount: rename fails with EBUSY) is rewritten in place", () =>
+    Effect.gen(function*() {
+      const home = yield* homeWith(chatgptJson({ now: Date.now() }))
+      const before = statSync(join(home, "auth.json")).ino
+      const faults: Faults = { rename: (to) => (to.endsWith("/auth.json") ? "EBUSY" : undefined) }
+      yield* Effect.gen(function*() {
+        expect(tokenOf(yield* poll())).toBe("a2")
+        expect(onDisk(home).tokens.refresh_token).toBe("r2")
+        expect(statSync(join(home, "auth.json")).ino).toBe(before)
+        expect(readdirSync(home).filter((name) => name.endsWith(".tmp"))).toEqual([])
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(managerOn(home, faults, [rotated("a2", "r2")])))
+    }))
+
+  it.scopedLive(
+    "auth.json that cannot be written at all (immutable: EPERM): the new tokens are served, no storm, the old refresh token is never sent again, saving is retried, one WARN",
+    () =>
+      Effect.gen(function*() {
+        const home = yield* homeWith(chatgptJson({ now: Date.now() }))
+        const original = readFileSync(join(home, "auth.json"), "utf8")
+        const immutable = (path: string) => path.endsWith("/auth.json") || path.endsWith(".tmp")
+        const faults: Faults = {
+          rename: (to) => (immutable(to) ? "EPERM" : undefined),
+          open: (path, flag) => (immutable(path) && flag !== "r" ? "EPERM" : undefined)
+        }
+        const logs = logged()
+        yield* Effect.gen(function*() {
+          const auth = yield* AuthManager
+          // (a) served from memory; (c) 20 more polls ask for nothing.
+          expect(tokenOf(yield* poll())).toBe("a2")
+          for (let i = 0; i < 20; i++) expect(tokenOf(yield* poll())).toBe("a2")
+          expect(yield* callCount).toBe(1)
+          expect(readFileSync(join(home, "auth.json"), "utf8")).toBe(original)
+          // A forced refresh (an API refused a2) sends r2, never the old token.
+          expect(yield* auth.reportUnauthorized(Redacted.make("a2"))).toBe("refreshed")
+          const sent = (yield* Effect.flatMap(TokenRefresherTest, (t) => t.calls)).map(Redacted.value)
+          expect(sent.slice(1)).toEqual(["r2"])
+          expect(tokenOf(yield* poll())).toBe("a3")
+          // (d) said once, though two saves failed.
+          expect(logs.lines.filter((line) => line.includes("could not be saved")).length).toBe(1)
+          // (b) the file heals: the retry saves the newest tokens.
+          faults.rename = undefined
+          faults.open = undefined
+          while (onDisk(home).tokens.refresh_token !== "r3") yield* Effect.sleep("10 millis")
+          expect(logs.lines.some((line) => line.includes("saved now"))).toBe(true)
+          expect(tokenOf(yield* poll())).toBe("a3")
+          expect(yield* callCount).toBe(2)
+        }).pipe(
+          Effect.provide(managerOn(home, faults, [rotated("a2", "r2"), rotated("a3", "r3")], {
+            backoffBase: Duration.millis(20),
+            backoffCap: Duration.millis(100)
+          })),
+          Effect.provide(logs.layer)
+        )
+      }).pipe(Effect.timeout("20 seconds"))
+  )
+})
+
+describe("the watch", () => {
+  it.scopedLive("re-establishes itself when CODEX_HOME is deleted and re-created, or moved aside and re-created", () =>
+    Effect.gen(function*() {
+      const home = yield* homeWith(chatgptJson({ now: Date.now(), refreshedAgo: 0 }))
+      yield* Effect.gen(function*() {
+        rmSync(home, { recursive: true })
+        mkdirSync(home, { mode: 0o700 })
+        const second = chatgptJson({ now: Date.now(), refreshedAgo: 0, accessToken: "second" })
+        writeFileSync(join(home, "auth.json"), JSON.stringify(second))
+        yield* adopted(second)
+        expect(tokenOf(yield* poll())).toBe("second")
+
+        renameSync(home, `${home}-aside`)
+        mkdirSync(home, { mode: 0o700 })
+        const third = chatgptJson({ now: Date.now(), refreshedAgo: 0, accessToken: "third" })
+        writeFileSync(join(home, "auth.json"), JSON.stringify(third))
+        yield* adopted(third)
+        expect(tokenOf(yield* poll())).toBe("third")
+        expect(yield* callCount).toBe(0)
+      }).pipe(Effect.provide(managerOn(home, {}, [])))
+    }))
+})
+
+describe("store errors during a refresh", () => {
+  it.effect("a lock that always fails is logged and cools down (kind storage), not retried on every poll", () => {
+    const logs = logged()
+    let attempts = 0
+    const failingLock = Layer.effect(
+      AuthStore,
+      Effect.map(AuthStore, (store) => ({
+        ...store,
+        withRefreshLock: () =>
+          Effect.fail(new AuthStoreError({ path: "memory", operation: "lock", problem: "held too long" })).pipe(
+            Effect.ensuring(Effect.sync(() => attempts++))
+          )
+      }))
+    ).pipe(Layer.provide(AuthStore.layerMemory(chatgptJson())))
+    return Effect.gen(function*() {
+      for (let i = 0; i < 5; i++) expect(tokenOf(yield* poll())).not.toBeNull()
+      expect(attempts).toBe(1)
+      expect(yield* callCount).toBe(0)
+      const state = yield* Effect.flatMap(AuthManager, (auth) => auth.state)
+      expect(state.status).toBe("cooling-down")
+      expect(logs.lines.filter((line) => line.includes("backing off")).length).toBe(1)
+    }).pipe(
+      Effect.provide(
+        AuthManager.layer.pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
+      ),
+      Effect.provide(logs.layer)
+    )
+  })
+
+  it.scopedLive("a CODEX_HOME this user may not write: said once at start, the refresh backs off with no request, and no one blames another process", () =>
+    Effect.gen(function*() {
+      const home = yield* homeWith(chatgptJson({ now: Date.now() }))
+      const inHome = (path: string) => path.startsWith(home)
+      const faults: Faults = {
+        access: (path) => (path === home ? "EACCES" : undefined),
+        open: (path, flag) => (inHome(path) && flag !== "r" ? "EACCES" : undefined)
+      }
+      const logs = logged()
+      yield* Effect.gen(function*() {
+        const auth = yield* AuthManager
+        yield* poll()
+        yield* poll()
+        expect(yield* callCount).toBe(0)
+        expect((yield* auth.state).status).toBe("cooling-down")
+        expect(logs.lines.filter((line) => line.includes("is not writable by this user")).length).toBe(1)
+        const signIn = yield* Effect.flip(auth.loginWithApiKey(Redacted.make("sk-x")))
+        expect(signIn.message).not.toContain("Another process")
+        expect(signIn.message).toContain("may write")
+      }).pipe(Effect.provide(managerOn(home, faults, [rotated("a2", "r2")])), Effect.provide(logs.layer))
+    }))
+})
+
+
