@@ -32,8 +32,10 @@ export interface AcquireOptions {
 
 type FsExt = typeof import("fs-ext")
 let binding: FsExt | undefined
-// Loaded on first use: a program that never locks a file never loads native code.
-const fsExt = (): FsExt => (binding ??= createRequire(import.meta.url)("fs-ext") as FsExt)
+// Loaded on first use: a program that never locks a file never loads native code. In an ES module
+// there is no `require`; in a CommonJS bundle of a program (scripts/bundle.mjs) `import.meta` is empty.
+const nativeRequire = (): NodeJS.Require => typeof require === "function" ? require : createRequire(import.meta.url)
+const fsExt = (): FsExt => (binding ??= nativeRequire()("fs-ext") as FsExt)
 
 /** The errno code of a platform error (Effect maps only a few to a reason). */
 export const errnoOf = (error: PlatformError): string | undefined => {
