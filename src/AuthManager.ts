@@ -235,10 +235,13 @@ export const make = (
     )
     const stateRef = yield* SubscriptionRef.make(RefreshState.initial(first))
     const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
+    // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
+    // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.
+    const requested = yield* Ref.make(Option.none<RefreshState.Flight>())
     yield* Scope.addFinalizer(
       layerScope,
-      Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
-        Option.match(state.inflight, {
+      Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
+        Option.match(Option.filter(state.inflight, (flight) => Option.contains(sent, flight)), {
           onNone: () => Effect.void,
           onSome: (flight) =>
             Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
@@ -324,7 +327,8 @@ export const make = (
     // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the
     // store's refresh lock: among all the processes sharing the credentials, one at a time.
     // `base` is the hash storage held when `current` was made (they differ while unsaved).
-    const attempt = (current: AuthDocument.AuthSnapshot, base: string) => store.withRefreshLock(Effect.gen(function*() {
+    const attempt = (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
+      store.withRefreshLock(Effect.gen(function*() {
       const stored = yield* store.load
       if (stored.hash !== base) {
         yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
@@ -348,6 +352,7 @@ export const make = (
       const refreshToken = doc.tokens?.refresh_token
       if (refreshToken === undefined) return
       yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
+      yield* Ref.set(requested, Option.some(flight))
       const outcome = yield* Effect.either(refresher.refresh(refreshToken))
       const now = yield* Clock.currentTimeMillis
       if (Either.isLeft(outcome)) {
@@ -418,7 +423,7 @@ export const make = (
       if (decision._tag === "Started") {
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        yield* attempt(decision.snapshot, decision.base).pipe(
+        yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
           Effect.withSpan("AuthManager.refreshFlight", { attributes: { snapshot: decision.snapshot.hash.slice(0, 12) } }),
           Effect.interruptible,
           Effect.exit,
