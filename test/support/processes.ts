@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { record } from "./audit.js"
-import { examplesDir, helpers, helpersDir, root } from "./programs.js"
+import { codeCacheHome, examplesDir, helpers, helpersDir, root } from "./programs.js"
 
 const cleanups: Array<() => Promise<void> | void> = []
 
@@ -29,13 +29,23 @@ export interface Endpoint {
   readonly count: () => Promise<number>
   readonly requests: () => Promise<ReadonlyArray<TokenEndpoint.ReceivedRequest>>
   readonly setBehaviour: (behaviour: TokenEndpoint.Behaviour) => Promise<void>
+  /** Resolves once the endpoint has received `count` requests (each counted as it arrives, before it is answered). */
+  readonly received: (count: number, timeoutMs?: number) => Promise<void>
 }
 
 export const endpoint = async (behaviour: TokenEndpoint.Behaviour | Effect.Effect<TokenEndpoint.Behaviour>): Promise<Endpoint> => {
   const scope = Effect.runSync(Scope.make())
   cleanups.push(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  let arrived = 0
+  const listeners = new Set<() => void>()
+  const counted = (answer: TokenEndpoint.Behaviour): TokenEndpoint.Behaviour => (request) =>
+    Effect.suspend(() => {
+      arrived++
+      for (const listener of listeners) listener()
+      return answer(request)
+    })
   const server = await Effect.runPromise(
-    Effect.flatMap(Effect.isEffect(behaviour) ? behaviour : Effect.succeed(behaviour), TokenEndpoint.make).pipe(
+    Effect.flatMap(Effect.isEffect(behaviour) ? behaviour : Effect.succeed(behaviour), (answer) => TokenEndpoint.make(counted(answer))).pipe(
       Scope.extend(scope)
     )
   )
@@ -43,7 +53,22 @@ export const endpoint = async (behaviour: TokenEndpoint.Behaviour | Effect.Effec
     url: server.url,
     count: () => Effect.runPromise(server.count),
     requests: () => Effect.runPromise(server.requests),
-    setBehaviour: (next) => Effect.runPromise(server.setBehaviour(next))
+    setBehaviour: (next) => Effect.runPromise(server.setBehaviour(counted(next))),
+    received: (count, timeoutMs = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (arrived < count) return
+          clearTimeout(timer)
+          listeners.delete(check)
+          resolve()
+        }
+        const timer = setTimeout(() => {
+          listeners.delete(check)
+          reject(new Error(`the endpoint received ${arrived} requests, not ${count}, within ${timeoutMs} ms`))
+        }, timeoutMs)
+        listeners.add(check)
+        check()
+      })
   }
 }
 
@@ -85,7 +110,7 @@ export const spawnScript = (
   const program = name in helpers ? join(helpersDir, `${name}.mjs`) : join(examplesDir, `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", EFFECT_AUTH_LOG_LEVEL: "Debug", ...env },
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", EFFECT_AUTH_LOG_LEVEL: "Debug", XDG_CACHE_HOME: codeCacheHome, ...env },
     stdio: ["pipe", "pipe", "pipe"]
   })
   let out = ""

@@ -15,3 +15,9 @@ export const helpers = {
   "api-caller": "test/support/apiCaller.ts",
   fleet: "test/support/fleet.ts"
 } as const
+
+/**
+ * The spawned programs' XDG_CACHE_HOME: the bins keep V8's code cache there (scripts/bundle.mjs),
+ * shared by every spawn of the run instead of one cold cache per temporary HOME.
+ */
+export const codeCacheHome = join(helpersDir, "xdg-cache")

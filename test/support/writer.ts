@@ -1,9 +1,12 @@
 /**
  * Test helper process: rewrites CODEX_HOME/auth.json through the file store as
  * fast as it can, printing "ready" after the first write, until it is killed.
+ * With `--once` it exits after that first write (the e2e global setup runs it so,
+ * which leaves V8's code cache of the bundle for the writers that are killed).
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Effect, Option, Redacted } from "effect"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { Effect, Layer, Option, Redacted } from "effect"
 import * as AuthDocument from "../../src/AuthDocument.js"
 import { AuthStore } from "../../src/AuthStore.js"
 
@@ -15,11 +18,14 @@ const program = Effect.gen(function*() {
       access_token: Redacted.make(`access-${i}-${"x".repeat(4096)}`),
       refresh_token: Redacted.make(`refresh-${i}`)
     }, new Date()))
-    if (i === 0) process.stdout.write("ready\n")
+    if (i === 0) {
+      process.stdout.write("ready\n")
+      if (process.argv.includes("--once")) return
+    }
   }
 })
 
 Effect.runPromise(program.pipe(
   Effect.provide(AuthStore.layerFileWith({ codexHome: process.env.CODEX_HOME ?? "." })),
-  Effect.provide(NodeContext.layer)
+  Effect.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
 ))
