@@ -11,6 +11,7 @@ import { AuthManager } from "./AuthManager.js"
 import type { AuthStoreError } from "./Errors.js"
 import * as AppServerLogin from "./internal/appServerLogin.js"
 import { describeIssues } from "./internal/describeIssues.js"
+import { nestingDepth } from "./internal/rawJson.js"
 
 /** JSON-RPC 2.0 error codes. */
 export const ErrorCode = {
@@ -102,6 +103,9 @@ export const recoverId = (line: string): RequestId | null => {
   }
 }
 
+/** The deepest nesting of arrays and objects a message may have. */
+export const maxNesting = 64
+
 /** Reads one line as a message of the protocol. */
 export const parseLine = (line: string): Incoming => {
   let message: unknown
@@ -116,6 +120,15 @@ export const parseLine = (line: string): Incoming => {
   const { id, method, params } = message as { readonly id?: unknown; readonly method?: unknown; readonly params?: unknown }
   if (id !== undefined && !isRequestId(id)) {
     return { _tag: "Invalid", id: null, code: ErrorCode.invalidRequest, message: "Invalid request: id must be a string or an integer" }
+  }
+  // Deeper values would only make the decoders recurse: no message of the protocol nests like this.
+  if (nestingDepth(line) > maxNesting) {
+    return {
+      _tag: "Invalid",
+      id: id ?? null,
+      code: ErrorCode.invalidRequest,
+      message: `Invalid request: nested more than ${maxNesting} levels deep`
+    }
   }
   if (typeof method !== "string") {
     // A response to a request of ours: this server sends none, so there is nothing to match it with.

@@ -32,6 +32,10 @@ const oracle = (line: string): Expected => {
   }
   if (message === null || typeof message !== "object" || Array.isArray(message)) return { answer: false }
   const { id, method } = message
+  if (depth(message) > AppServer.maxNesting) {
+    const idOk = typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id))
+    return idOk ? { answer: true, id, codes: [-32600] } : { answer: false }
+  }
   const validId = typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id))
   if (id !== undefined && !validId) return { answer: false }
   if (typeof method !== "string") {
@@ -45,6 +49,9 @@ const oracle = (line: string): Expected => {
   }
   return { answer: true, id, codes: [-32601] }
 }
+
+const depth = (value: unknown): number =>
+  value !== null && typeof value === "object" ? 1 + Math.max(0, ...Object.values(value).map(depth)) : 0
 
 const noNewline = (text: string) => text.replace(/[\r\n]/g, " ")
 const methods = fc.constantFrom("getAuthStatus", "account/read", "account/login/start", "account/logout", "initialize", "nope", "")
@@ -118,6 +125,17 @@ describe("AppServer: order and protocol details", () => {
         const schema = schemaOf(message)
         if (schema !== undefined) expect(schemaErrors(schema, message.params)).toEqual([])
       }
+    }).pipe(Effect.provide(scripted(undefined, [dead()]))))
+
+  it.effect("a request nested deeper than the limit is refused with -32600, and the server goes on", () =>
+    Effect.gen(function*() {
+      const deep = "[".repeat(100_000) + "]".repeat(100_000)
+      const written = yield* serveLines([
+        `{"id":"d1","method":"getAuthStatus","params":{"includeToken":${deep}}}`,
+        `{"id":"d2","method":"account/login/start","params":{"type":"apiKey","apiKey":${deep}}}`,
+        request("after", "getAuthStatus", {})
+      ])
+      expect(written.map((m) => [m.id, m.error?.code ?? "result"])).toEqual([["d1", -32600], ["d2", -32600], ["after", "result"]])
     }).pipe(Effect.provide(scripted(undefined, [dead()]))))
 
   it.effect("a line longer than the limit is refused with its id, and the next line is served", () =>

@@ -142,3 +142,19 @@ export const canonical = (text: string): string => {
   }
   return out.join("")
 }
+
+/** How deeply the valid JSON `text` nests arrays and objects (0 for a scalar). */
+export const nestingDepth = (text: string): number => {
+  let depth = 0
+  let deepest = 0
+  for (let i = 0; i < text.length;) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) i = endOfString(text, i)
+    else {
+      if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth)
+      else if (c === 0x7d || c === 0x5d) depth--
+      i++
+    }
+  }
+  return deepest
+}
