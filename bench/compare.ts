@@ -3,18 +3,15 @@
  * instead, in one run on one machine. Writes bench/RESULTS.md and
  * bench/requests-over-time.svg. Run with `node --expose-gc` (the npm script does).
  */
-import { Effect, Layer, ManagedRuntime, Redacted, Ref } from "effect"
+import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { AuthManager } from "../src/AuthManager.js"
-import { AuthStore } from "../src/AuthStore.js"
-import { PermanentRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { TokenRefresher } from "../src/TokenRefresher.js"
-import { chatgptJson } from "../test/support/fixtures.js"
 import { cleanup, endpoint } from "../test/support/processes.js"
 import { type Contender, contenders, expiredAccessToken, firstRefreshToken } from "./contenders.js"
+import { hotPath } from "./hotpath.js"
+import { startup, table as startupTable } from "./startup.js"
 
 const runs = Number(process.env.BENCH_RUNS ?? 3)
 const outageMs = Number(process.env.BENCH_OUTAGE_MS ?? 10_000)
@@ -90,58 +87,6 @@ const healthy = async (contender: Contender) => {
 }
 
 // ---------------------------------------------------------------------------
-// 4. The hot path, against a bare Ref.get in the same run.
-
-const hotPath = async () => {
-  const calls = 200_000
-  const perSecond = async <E>(program: Effect.Effect<void, E, AuthManager>, runtime: ManagedRuntime.ManagedRuntime<AuthManager, never>) => {
-    const began = performance.now()
-    await runtime.runPromise(program)
-    return calls / ((performance.now() - began) / 1000)
-  }
-  const runtimeFor = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
-    ManagedRuntime.make(AuthManager.layer.pipe(
-      Layer.provide(Layer.merge(AuthStore.layerMemory(chatgptJson({ now: Date.now(), refreshedAgo: 0 })), TokenRefresher.layerTest(script))),
-      Layer.orDie
-    ))
-  const healthyRuntime = runtimeFor([Effect.succeed({ accessToken: Redacted.make("a") })])
-  const poisonedRuntime = runtimeFor([Effect.fail(new PermanentRefreshError({ reason: "reused" }))])
-  await poisonedRuntime.runPromise(Effect.flatMap(AuthManager, (auth) => Effect.ignore(auth.getAuthStatus({ refreshToken: true }))))
-  // Poisoned with refreshToken: true needs last_refresh to be old, else the minimum interval answers first.
-  const loop = (params: { includeToken: boolean; refreshToken: boolean }) =>
-    Effect.flatMap(AuthManager, (auth) =>
-      Effect.gen(function*() {
-        for (let i = 0; i < calls; i++) yield* auth.getAuthStatus(params)
-      }))
-  const bareRef = Effect.gen(function*() {
-    const ref = yield* Ref.make(1)
-    for (let i = 0; i < calls; i++) yield* Ref.get(ref)
-  })
-  const samples = { healthy: [] as Array<number>, poisoned: [] as Array<number>, ref: [] as Array<number> }
-  for (let run = 0; run < 5; run++) {
-    samples.ref.push(await perSecond(bareRef, healthyRuntime))
-    samples.healthy.push(await perSecond(loop({ includeToken: true, refreshToken: false }), healthyRuntime))
-    samples.poisoned.push(await perSecond(loop({ includeToken: true, refreshToken: true }), poisonedRuntime))
-  }
-  // Memory: nothing may grow with the number of polls.
-  const gc = (globalThis as { gc?: () => void }).gc
-  gc?.()
-  const before = process.memoryUsage().heapUsed
-  for (let i = 0; i < 5; i++) await healthyRuntime.runPromise(loop({ includeToken: true, refreshToken: true }))
-  gc?.()
-  const after = process.memoryUsage().heapUsed
-  await healthyRuntime.dispose()
-  await poisonedRuntime.dispose()
-  return {
-    ref: median(samples.ref),
-    healthy: median(samples.healthy),
-    poisoned: median(samples.poisoned),
-    heapGrowthKb: gc === undefined ? null : (after - before) / 1024,
-    calls: 5 * calls
-  }
-}
-
-// ---------------------------------------------------------------------------
 // The chart: cumulative requests over time, one line per contender.
 
 const colors = ["#1b7f3b", "#c0392b", "#2c6fbb", "#8e44ad"]
@@ -213,6 +158,12 @@ for (let run = 0; run < runs; run++) {
 const hot = await hotPath()
 log(`hot path: ${JSON.stringify(hot)}`)
 
+const start = await startup({
+  rounds: Number(process.env.BENCH_STARTUP_ROUNDS ?? 30),
+  codexBin: process.env.CODEX_BIN || undefined
+})
+log(`start-up: ${JSON.stringify(start)}`)
+
 const appServer = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "app-server.ts")], { encoding: "utf8" })
 
 const header = `| | ${contenders.map((c) => c.name).join(" | ")} |\n|---|${contenders.map(() => "---").join("|")}|`
@@ -245,17 +196,28 @@ ${header}
 
 ## 4. Hot path, one process
 
+\`getAuthStatus\` answered from memory against a bare Effect step, in the same loop shape, interleaved
+(bench/hotpath.ts: ${hot.rounds} rounds of 200,000 calls each, every case once per round; the ratio is the median
+of the within-round ratios).
+
 | | calls per second | vs a bare \`Ref.get\` |
 |---|---|---|
 | bare Effect \`Ref.get\` | ${Math.round(hot.ref).toLocaleString("en")} | 1× |
-| \`getAuthStatus\`, healthy | ${Math.round(hot.healthy).toLocaleString("en")} | ${(hot.ref / hot.healthy).toFixed(1)}× slower |
-| \`getAuthStatus({ refreshToken: true })\`, poisoned | ${Math.round(hot.poisoned).toLocaleString("en")} | ${(hot.ref / hot.poisoned).toFixed(1)}× slower |
+| \`getAuthStatus({ includeToken: true })\`, healthy | ${Math.round(hot.healthy).toLocaleString("en")} | ${hot.healthyRatio.toFixed(1)}× |
+| \`getAuthStatus({ includeToken: true, refreshToken: true })\`, poisoned | ${Math.round(hot.poisoned).toLocaleString("en")} | ${hot.poisonedRatio.toFixed(1)}× |
 
 Heap after ${hot.calls.toLocaleString("en")} more calls (after a full GC): ${hot.heapGrowthKb === null ? "not measured (run with --expose-gc)" : `${hot.heapGrowthKb.toFixed(0)} KB of growth`}.
 
 ## 5. The example app server
 
 ${appServer.trim()}
+
+## 6. Start-up, side by side (bench/startup.ts)
+
+Whole processes, spawn to exit (\`status\`) or to the answer to \`initialize\` (app servers); the bins run
+with a warm V8 code cache, as every run after the first does.${process.env.CODEX_BIN ? "" : " Set CODEX_BIN to the native Codex binary to add it."}
+
+${startupTable(start)}
 
 ![requests over time](requests-over-time.svg)
 `

@@ -36,6 +36,7 @@ const runOnce = (program: Program, env: NodeJS.ProcessEnv) =>
   new Promise<number>((resolve, reject) => {
     const began = performance.now()
     const child = spawn(program.command, program.args, {
+      cwd: root,
       env,
       stdio: [program.until === "initialize" ? "pipe" : "ignore", "pipe", "pipe"]
     })
@@ -131,7 +132,13 @@ export const programs = (codexBin: string | undefined): ReadonlyArray<Program> =
       until: "initialize"
     },
     {
-      name: "a user's app server (imports effect-auth-manager)",
+      name: "node -e 'import(\"effect-auth-manager/app-server\")'",
+      command: node,
+      args: ["--input-type=module", "-e", `import "effect-auth-manager/app-server"`],
+      until: "initialize"
+    },
+    {
+      name: "a user's own app server (imports effect-auth-manager)",
       command: node,
       args: [join(root, "bench", "user-app-server.mjs")],
       until: "initialize"
@@ -152,7 +159,7 @@ const libraryOnce = (env: NodeJS.ProcessEnv) =>
     const child = spawn(process.execPath, [join(root, "bench", "library-import.mjs")], { env, stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
-    child.on("exit", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`library-import exited with ${code}`)))
+    child.on("exit", (code) => code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`library-import exited with ${code}`)))
   })
 
 export const startup = async (options: { rounds?: number; codexBin?: string | undefined } = {}): Promise<StartupResult> => {
@@ -160,7 +167,7 @@ export const startup = async (options: { rounds?: number; codexBin?: string | un
   const list = programs(options.codexBin)
   // Not under /tmp: Codex declines some of its set-up in a temporary folder, and warns.
   const home = mkdtempSync(join(homedir(), ".effect-auth-bench-"))
-  writeFileSync(join(home, "auth.json"), JSON.stringify({ OPENAI_API_KEY: "sk-bench" }))
+  writeFileSync(join(home, "auth.json"), JSON.stringify({ OPENAI_API_KEY: "sk-bench" }), { mode: 0o600 })
   const env = { PATH: process.env.PATH ?? "", HOME: home, CODEX_HOME: home }
   try {
     const loadBefore = loadavg()

@@ -8,14 +8,50 @@
 //   bundle content, Node version and architecture; V8 rejects a cache it cannot use, and the
 //   loader then compiles as usual and writes a new one. EFFECT_AUTH_CODE_CACHE=off disables it;
 // - the tsc output of those programs (dist/examples/*.js, the files a user reaches by node_modules
-//   path) is made to load the same bin, so every way of running them starts as fast.
+//   path) is made to load the same bin, so every way of running them starts as fast;
+// - Node's heavier modules (http, https, net, tls, child_process…) are loaded when first used, not at
+//   start: an app server answers `initialize` before it ever makes a request or opens a browser.
 import { build } from "esbuild"
 import { createHash } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { builtinModules, createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+// Cheap, or needed before the first answer anyway: loaded as usual.
+const eager = new Set([
+  "assert", "buffer", "crypto", "events", "fs", "fs/promises", "module", "os", "path", "process", "stream", "stream/promises",
+  "string_decoder", "timers", "tty", "url", "util"
+])
+const requireHere = createRequire(import.meta.url)
+
+// Every other Node module becomes an object of getters that loads the module on first use.
+const lazyBuiltins = {
+  name: "lazy-builtins",
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, "")
+      if (args.namespace === "lazy-builtin") return { path: `node:${name}`, external: true }
+      if (!builtinModules.includes(name) || eager.has(name)) return undefined
+      return { path: name, namespace: "lazy-builtin" }
+    })
+    build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
+      loader: "js",
+      contents: [
+        `let loaded; const load = () => loaded ??= require(${JSON.stringify(`node:${args.path}`)});`,
+        // Callable and constructible too, for the modules that are a function.
+        "const lazy = module.exports = function (...args) {",
+        "  return new.target === undefined ? load().apply(this, args) : Reflect.construct(load(), args, new.target)",
+        "};",
+        ...Object.keys(requireHere(`node:${args.path}`)).filter((key) => key !== "prototype").map((key) =>
+          `Object.defineProperty(lazy, ${JSON.stringify(key)}, { enumerable: true, configurable: true, get: () => load()[${JSON.stringify(key)}] });`
+        )
+      ].join("\n")
+    }))
+  }
+}
 
 export const entries = { "app-server": "examples/app-server.ts", "effect-auth": "examples/cli.ts" }
 
@@ -76,7 +112,8 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
       // The sources are ES modules: in a CommonJS bundle `import.meta.url` would be undefined (the
       // flock binding is required relative to it), so it becomes the bundle's own URL.
       define: { "import.meta.url": "__bundleUrl" },
-      banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" }
+      banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" },
+      plugins: [lazyBuiltins]
     })
   ))
   for (const name of Object.keys(programs)) {

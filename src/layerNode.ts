@@ -2,12 +2,34 @@
  * The whole stack for a Node server: `auth.json` under `$CODEX_HOME`, the
  * HTTP refresher, and Node's file system and HTTP client.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Config, type ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { AuthManager } from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
 import { TokenRefresher } from "./TokenRefresher.js"
+
+/**
+ * Node's HTTP client (`NodeHttpClient.layer`), built on its first request: a program that
+ * never makes one (a `status`, an app server until a token needs refreshing) neither loads
+ * `node:http` and `node:https` nor creates their agents before its first answer.
+ */
+export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.scoped(
+  HttpClient.HttpClient,
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const client = yield* Effect.cached(
+      Effect.map(Layer.buildWithScope(NodeHttpClient.layer, scope), Context.get(HttpClient.HttpClient))
+    )
+    // `makeWith` adds nothing of its own: the real client's request handling and span, once each.
+    return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+      (request) => Effect.flatMap(request, (request) => Effect.flatMap(client, (real) => real.execute(request))),
+      Effect.succeed
+    )
+  })
+)
 
 /**
  * Everything `AuthManager` needs on Node, configured through `Config`.
@@ -18,7 +40,7 @@ import { TokenRefresher } from "./TokenRefresher.js"
 export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = AuthManager
   .layer.pipe(
     Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
-    Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
+    Layer.provide(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient))
   )
 
 /**
