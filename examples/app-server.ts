@@ -9,9 +9,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { ConfigError, Effect, Layer, Stream } from "effect"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { codexHomeConfig } from "../src/AuthStore.js"
-import { AppServer, layerStderrLogger, SignIn } from "../src/index.js"
+import { AppServer, layerNodeHttpClient, layerStderrLogger, SignIn } from "../src/index.js"
 import { layerProgram } from "./layers.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
@@ -44,7 +43,7 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.scoped,
   Effect.provide(
-    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, NodeHttpClient.layer)))
+    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient)))
   ),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
   // at start, said in one line: better than a server that fails every refresh.

@@ -5,11 +5,10 @@
  * PostgreSQL module is imported only then, so the file case never loads `pg`.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Config, ConfigError, Effect, Either, Layer, Option, Redacted } from "effect"
 import { AuthManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
-import { layerNode } from "../src/layerNode.js"
+import { layerNode, layerNodeHttpClient } from "../src/layerNode.js"
 import { TokenRefresher } from "../src/TokenRefresher.js"
 
 const databaseUrl = Config.option(
@@ -31,7 +30,7 @@ export const layerProgram = Layer.unwrapEffect(
     return AuthManager.layer.pipe(
       Layer.provideMerge(Layer.mergeAll(AuthStore.layerKeyed(key), TokenRefresher.layerHttp)),
       Layer.provide(PgStore.layerConfig),
-      Layer.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
+      Layer.provide(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient))
     )
   })
 )
