@@ -7,8 +7,9 @@
  * everything else (in the bundle, a chunk loaded on demand).
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { ConfigError, Console, Effect, Layer } from "effect"
+import { ConfigError, Console, Effect, Exit, Layer } from "effect"
 import { layerStderrLogger } from "../src/layerNode.js"
 import { layerProgram } from "./layers.js"
 import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
@@ -20,7 +21,7 @@ const program = plainStatus !== undefined
   : Effect.flatMap(Effect.promise(() => import("../src/Cli.js")), (Cli) => Cli.run(process.argv))
 
 program.pipe(
-  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, CliIo.layerNode)),
+  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, NodeHttpClient.layer, CliIo.layerNode)),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
@@ -28,5 +29,10 @@ program.pipe(
     )),
   Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
-  (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
+  // Ctrl-C (a canceled sign-in, an ended watch) exits 130, as shells expect.
+  (program) =>
+    NodeRuntime.runMain(program, {
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
+    })
 )

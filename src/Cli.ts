@@ -4,7 +4,7 @@
  * the `bin` file only runs them, so they can be tested in process).
  *
  *   effect-auth status [--json] [--include-token] [--refresh]
- *   effect-auth login --api-key-stdin | --tokens-file FILE
+ *   effect-auth login [--device] [--issuer URL --client-id ID …] | --api-key-stdin | --tokens-file FILE
  *   effect-auth logout | refresh | watch
  *
  * Exit codes: 0 usable credentials, 1 logged out or poisoned, or a refresh asked
@@ -28,6 +28,7 @@ import {
   usable
 } from "./internal/cliStatus.js"
 import { defaultSettings } from "./internal/refreshState.js"
+import * as CliSignIn from "./internal/cliSignIn.js"
 import type { Settings } from "./internal/refreshState.js"
 
 export { CliIo, jsonView }
@@ -60,6 +61,7 @@ const decodeTokensFile = Schema.decodeUnknown(
 )
 
 export const login = Command.make("login", {
+  ...CliSignIn.options,
   apiKeyStdin: Options.boolean("api-key-stdin").pipe(Options.withDescription("Read an API key from standard input")),
   tokensFile: Options.file("tokens-file", { exists: "yes" }).pipe(
     Options.withDescription(
@@ -67,12 +69,22 @@ export const login = Command.make("login", {
     ),
     Options.optional
   )
-}, ({ apiKeyStdin, tokensFile }) =>
+}, ({ apiKeyStdin, tokensFile, ...signInFlags }) =>
   Effect.gen(function*() {
     const auth = yield* AuthManager
-    if (apiKeyStdin === Option.isSome(tokensFile)) {
-      yield* Console.error("Give exactly one of --api-key-stdin and --tokens-file FILE (see effect-auth login --help).")
+    if (apiKeyStdin && Option.isSome(tokensFile)) {
+      yield* Console.error("Give at most one of --api-key-stdin and --tokens-file FILE (see effect-auth login --help).")
       return yield* setExitCode(2)
+    }
+    // Neither: sign in in a browser, or with a device code.
+    if (!apiKeyStdin && Option.isNone(tokensFile)) {
+      const outcome = yield* Effect.either(CliSignIn.run(signInFlags, (yield* CliIo).terminal))
+      if (outcome._tag === "Left") {
+        yield* Console.error(outcome.left.message)
+        return yield* setExitCode(1)
+      }
+      yield* Console.log(describe(outcome.right))
+      return yield* setExitCode(0)
     }
     if (apiKeyStdin) {
       const key = (yield* readStdin).trim()

@@ -43,6 +43,8 @@ export interface Login {
   readonly await: Effect.Effect<AuthState, SignInError>
   /** Cancels it (nothing is saved) and waits until its server is closed. */
   readonly cancel: Effect.Effect<void>
+  /** Waits until it is over and its server closed (after the browser got its last page). */
+  readonly closed: Effect.Effect<void>
 }
 
 export interface BrowserLogin extends Login {
@@ -213,7 +215,7 @@ export const make = (
         )
         yield* Ref.set(current, Option.some({ loginId, cancel }))
         yield* Effect.logInfo("Sign-in started").pipe(Effect.annotateLogs({ loginId, kind }))
-        return { ...info, loginId, await: Deferred.await(done), cancel }
+        return { ...info, loginId, await: Deferred.await(done), cancel, closed: Deferred.await(closed) }
       })
 
     const startBrowser = Effect.fn("SignIn.startBrowser")(function*(options: StartOptions = {}) {

@@ -1,4 +1,5 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Console, Effect, Layer, Ref, Stream } from "effect"
 import * as Cli from "../src/Cli.js"
@@ -36,7 +37,7 @@ const runCli = (
       Effect.zipRight(Effect.flatMap(AuthStore, (store) => store.load)),
       Effect.zip(callCount),
       Effect.withConsole(console),
-      Effect.provide(Layer.mergeAll(scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, io))
+      Effect.provide(Layer.mergeAll(scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, NodeHttpClient.layerUndici, io))
     )
     return {
       stdout: out.join("\n"),
@@ -70,7 +71,8 @@ describe("Cli, in process", () => {
 
   it.effect("bad usage exits 2", () =>
     Effect.gen(function*() {
-      expect((yield* runCli(["login"])).code).toBe(2)
+      expect((yield* runCli(["login", "--port", "not-a-port"])).code).toBe(2)
+      expect((yield* runCli(["login", "--api-key-stdin", "--tokens-file", "package.json"])).code).toBe(2)
     }))
 })
 

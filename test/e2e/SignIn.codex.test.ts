@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import * as CodexIssuer from "../../src/testing/CodexIssuer.js"
 import { record } from "../support/audit.js"
-import { appServer, cleanup, type Message, type RunningProcess, tempHome } from "../support/processes.js"
+import { appServer, cleanup, type Message, type RunningProcess, spawnScript, tempHome } from "../support/processes.js"
 import { schemaErrors } from "../support/schemas.js"
 
 let issuer: CodexIssuer.CodexIssuer
@@ -250,5 +250,62 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect(received.find((r) => r.path === "/api/accounts/deviceauth/usercode")!.body).toBe(
       JSON.stringify({ client_id: "app_EMoamEEZ73f0CkXaXp7hrann" })
     )
+  })
+})
+
+describe("effect-auth login, Codex profile, against the scripted issuer", () => {
+  /** Resolves with the first match of `pattern` in the process's standard error. */
+  const fromStderr = (cli: RunningProcess, pattern: RegExp) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const match = cli.stderr().match(pattern)
+        if (match !== null) {
+          cli.child.stderr.off("data", check)
+          resolve(match)
+        }
+      }
+      cli.child.stderr.on("data", check)
+      cli.child.on("close", () => reject(new Error(`exited; stderr: ${cli.stderr()}`)))
+      check()
+    })
+
+  const login = (home: string, args: ReadonlyArray<string> = []) =>
+    spawnScript("effect-auth", ["login", ...args], {
+      HOME: home,
+      CODEX_HOME: home,
+      CODEX_APP_SERVER_LOGIN_ISSUER: issuer.issuer,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl,
+      EFFECT_AUTH_LOGIN_PORTS: "0"
+    })
+
+  it("login: prints the link, the browser comes back, it says who signed in and exits 0; Ctrl-C cancels with exit 130", async () => {
+    const home = tempHome()
+    const cli = login(home)
+    const [link] = await fromStderr(cli, /http:\/\/127\.0\.0\.1:\d+\/oauth\/authorize\?\S+/)
+    const hops = await browse(link)
+    expect(hops.map((hop) => hop.status)).toEqual([302, 302, 200])
+    expect(await cli.exited).toBe(0)
+    expect(cli.stdout()).toBe("Signed in with ChatGPT as ada@example.com (plan: plus)\n")
+    expect(JSON.parse(readFileSync(join(home, "auth.json"), "utf8")).tokens.account_id).toBe("acct_test_1")
+
+    const other = tempHome()
+    const canceled = login(other)
+    const [second] = await fromStderr(canceled, /http:\/\/127\.0\.0\.1:\d+\/oauth\/authorize\?\S+/)
+    const redirectUri = new URL(second).searchParams.get("redirect_uri")!
+    canceled.child.kill("SIGINT")
+    expect(await canceled.exited).toBe(130)
+    expect(canceled.stderr()).toContain("Sign-in canceled; nothing was saved.")
+    expect(await refused(redirectUri)).toBe(true)
+    expect(() => statSync(join(other, "auth.json"))).toThrow()
+  })
+
+  it("login --device: prints the URL and the code, waits for approval, exits 0", async () => {
+    const home = tempHome()
+    const cli = login(home, ["--device"])
+    const [, code] = await fromStderr(cli, /enter this code:\s+(\S+)/)
+    expect(cli.stderr()).toContain(`${issuer.issuer}/codex/device`)
+    expect(await Effect.runPromise(issuer.approveDevice(code!))).toBe(true)
+    expect(await cli.exited).toBe(0)
+    expect(cli.stdout()).toContain("Signed in with ChatGPT as ada@example.com")
   })
 })
