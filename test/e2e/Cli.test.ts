@@ -99,7 +99,7 @@ describe("effect-auth, the example CLI", () => {
     const home = tempHome()
     expect((await run(home, ["frobnicate"])).code).toBe(2)
     expect((await run(home, ["status", "--nope"])).code).toBe(2)
-    expect((await run(home, ["login"])).code).toBe(2)
+    expect((await run(home, ["login", "--port", "not-a-port"])).code).toBe(2)
     for (const command of [[], ["status"], ["login"], ["logout"], ["refresh"], ["watch"]]) {
       const help = await run(home, [...command, "--help"])
       expect(help.code).toBe(0)
