@@ -7,10 +7,9 @@
  * everything else (in the bundle, a chunk loaded on demand).
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
-import { layerStderrLogger } from "../src/layerNode.js"
+import { layerNodeHttpClient, layerStderrLogger } from "../src/layerNode.js"
 import { layerProgram } from "./layers.js"
 import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
 
@@ -21,7 +20,7 @@ const program = plainStatus !== undefined
   : Effect.flatMap(Effect.promise(() => import("../src/Cli.js")), (Cli) => Cli.run(process.argv))
 
 program.pipe(
-  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, NodeHttpClient.layer, CliIo.layerNode)),
+  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient, CliIo.layerNode)),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
