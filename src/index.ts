@@ -23,6 +23,7 @@ export type {
 export { AuthStore } from "./AuthStore.js"
 export type { AuthStoreShape } from "./AuthStore.js"
 export * as CredentialStore from "./CredentialStore.js"
+export * as FileStore from "./FileStore.js"
 export * from "./Errors.js"
 export * as KeyedAuthManager from "./KeyedAuthManager.js"
 export { layerNode, layerNodeHttpClient, layerStderrLogger } from "./layerNode.js"

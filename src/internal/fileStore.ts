@@ -21,8 +21,11 @@ import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
+import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
+import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import { readBoundedText } from "./boundedRead.js"
+import { sha256Hex } from "./canonicalJson.js"
 import * as Flock from "./flock.js"
 import { type SharedState, SharedStateJson } from "./sharedState.js"
 
@@ -34,6 +37,8 @@ export interface FileOptions {
   readonly commitLockWait?: Duration.Duration
   /** How often the file is checked for changes the watch missed (default 2 s). */
   readonly pollInterval?: Duration.Duration
+  /** The credential key the file holds, as the keyed services name it (default `default`). */
+  readonly credentialKey?: string
 }
 
 export const fileName = "auth.json"
@@ -59,10 +64,18 @@ export type SetResult =
   | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
   | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
 
-/** The file store over `FileSystem`. */
-export const make = ({
+/** The file store over `FileSystem`: see `makeFiles`. */
+export const make = (options: FileOptions) => Effect.map(makeFiles(options), (files) => files.store)
+
+/**
+ * The file store over `FileSystem`, as the single-credential store and as
+ * the backends of the keyed services (`CredentialStore`, `RefreshCoordinator`)
+ * for the one key it holds: the same locks, writes and sidecar underneath.
+ */
+export const makeFiles = ({
   codexHome,
   commitLockWait = Duration.seconds(5),
+  credentialKey = "default",
   pollInterval = Duration.seconds(2),
   refreshTimeout = Duration.seconds(30)
 }: FileOptions) =>
@@ -115,10 +128,8 @@ export const make = ({
       )
     const withCommitLock = locked(path.join(dir, commitLockName), commitLockWait)
     // The holder of the refresh lock may wait for the commit lock after its request: both bounds, and a margin.
-    const withRefreshLock = locked(
-      path.join(dir, refreshLockName),
-      Duration.sum(Duration.sum(refreshTimeout, commitLockWait), Duration.seconds(5))
-    )
+    const refreshLockWait = Duration.sum(Duration.sum(refreshTimeout, commitLockWait), Duration.seconds(5))
+    const withRefreshLock = locked(path.join(dir, refreshLockName), refreshLockWait)
 
     // Through a symlink (dotfile managers): the file written is the link's target, in its own folder.
     const target = fs.realPath(file).pipe(
@@ -347,7 +358,76 @@ export const make = ({
     })
     yield* checkFolder
 
-    return {
+    // The keyed backends. The file holds one credential: any other key is refused, never mixed in.
+    const ownKey = (key: string) => key === credentialKey
+    const otherKey = (key: string, operation: AuthStoreError["operation"]) =>
+      new AuthStoreError({
+        path: file,
+        operation,
+        problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+      })
+    // A file has no version: the revision is a hash of its exact text.
+    const entryOf = (text: string): CredentialStore.Entry => ({ text, revision: sha256Hex(text) })
+    const credentials: CredentialStore.Backend = {
+      location: () => file,
+      read: (key) => ownKey(key) ? Effect.map(readText, Option.map(entryOf)) : Effect.fail(otherKey(key, "read")),
+      swap: (key, expected, next) => {
+        if (!ownKey(key)) return Effect.fail(otherKey(key, "write"))
+        const write = Option.match(next, {
+          onNone: () => Effect.as(removeFile, Option.none<CredentialStore.Entry>()),
+          onSome: ({ text }) =>
+            target.pipe(
+              Effect.flatMap((destination) => writeAtomically(destination, text)),
+              Effect.mapError((error) => fail("write")(describe(error))),
+              Effect.as(Option.some(entryOf(text)))
+            )
+        })
+        return Option.match(expected, {
+          // A sign-in or sign-out: whatever is there (an unreadable file is kept aside, as `save` does).
+          onNone: () =>
+            Option.isSome(next)
+              ? withCommitLock(Effect.zipRight(setAsideIfUnreadable, write)).pipe(Effect.map(Either.right))
+              : remove.pipe(Effect.as(Either.right(Option.none<CredentialStore.Entry>()))),
+          // Under Codex's lock only for the re-read, the compare and the write: never across a request.
+          onSome: (revision) =>
+            withCommitLock(Effect.gen(function*() {
+              const current = Option.map(yield* readText, entryOf)
+              const currentRevision = Option.match(current, { onNone: () => "absent", onSome: (e) => e.revision })
+              if (currentRevision !== revision) return Either.left(current)
+              return Either.right(yield* write)
+            }))
+        })
+      },
+      changes: (key) => ownKey(key) ? changed : Stream.empty
+    }
+    const coordinator: RefreshCoordinator.Backend = {
+      location: () => sidecar,
+      lock: (key) =>
+        ownKey(key)
+          ? ensureDir.pipe(
+            Effect.zipRight(Flock.acquire(fs, path.join(dir, refreshLockName), { waitAtMost: refreshLockWait })),
+            Effect.mapError((error) => error instanceof Flock.FlockError ? lockError(error) : error)
+          )
+          : Effect.fail(otherKey(key, "lock")),
+      readHealth: (key) =>
+        !ownKey(key) ? Effect.succeedNone : readBoundedText(fs, sidecar, 64 * 1024).pipe(
+          Effect.map(Option.some),
+          Effect.catchAll((error) =>
+            error._tag === "FileRefused"
+              ? Effect.fail(error.problem)
+              : isNotFound(error)
+              ? Effect.succeedNone
+              : Effect.fail(describe(error))
+          )
+        ),
+      writeHealth: (key, record) =>
+        !ownKey(key) ? Effect.fail(`auth.json holds one credential ("${credentialKey}"), not "${key}"`) : Option.match(record, {
+          onNone: () => fs.remove(sidecar),
+          onSome: ({ text }) => writeAtomically(sidecar, `${text}\n`)
+        }).pipe(Effect.catchAll((error) => isNotFound(error) ? Effect.void : Effect.fail(describe(error))))
+    }
+
+    const store = {
       location: file,
       load: load.pipe(Effect.withSpan("AuthStore.load")),
       save,
@@ -358,4 +438,5 @@ export const make = ({
       loadShared,
       saveShared
     }
+    return { store, credentials, coordinator } as const
   })

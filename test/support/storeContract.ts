@@ -1,6 +1,7 @@
 /**
  * The contract every store backend keeps (memory, the auth.json file,
- * PostgreSQL): one suite, run against each of them by test/Stores.test.ts.
+ * PostgreSQL): one suite, run against each of them by test/Stores.test.ts,
+ * test/Stores.file.test.ts and test/e2e/Stores.postgres.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Ref, Stream } from "effect"
