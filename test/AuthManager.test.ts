@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Scope, Stream, TestClock } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Random, Redacted, Scope, Stream, TestClock } from "effect"
 import * as AuthDocument from "../src/AuthDocument.js"
 import { AuthManager, make as makeManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
@@ -198,38 +198,46 @@ describe("the poison clears when the credentials change, and only then", () => {
 })
 
 describe("transient failures back off", () => {
-  it.effect("exponential with full jitter (1 s, 2 s, 4 s … capped at 5 min): no request before the cooldown ends", () =>
+  // The jitter is drawn from the Random service: seeded here, and the same seed gives the expected draws.
+  const seed = "backoff"
+  const ceilingOf = (attempt: number) => Math.min(300_000, 1000 * 2 ** (attempt - 1))
+
+  it.effect("exponential with full jitter (1 s, 2 s, 4 s … capped at 5 min): each delay is a draw under its ceiling, and no request comes before it ends", () =>
     Effect.gen(function*() {
+      const draws = Random.make(seed)
       for (let attempt = 1; attempt <= 12; attempt++) {
         yield* poll()
         expect(yield* callCount).toBe(attempt)
         const { retryAt, status } = yield* statusOf
         const now = yield* TestClock.currentTimeMillis
         expect(status).toBe("cooling-down")
-        const ceiling = Math.min(300_000, 1000 * 2 ** (attempt - 1))
-        expect(retryAt! - now).toBeLessThanOrEqual(ceiling)
-        expect(retryAt! - now).toBeGreaterThanOrEqual(0)
-        if (retryAt! > now) {
-          yield* TestClock.adjust(retryAt! - now - 1)
-          const status = yield* poll()
-          expect(yield* callCount).toBe(attempt)
-          expect(tokenOf(status)).toBe(secrets.access)
-          yield* TestClock.adjust(1)
-        }
+        const delay = Math.floor(ceilingOf(attempt) * (yield* draws.next))
+        expect(retryAt! - now).toBe(delay)
+        // This seed draws no zero delay, so every cooldown has a last millisecond to poll in.
+        expect(delay).toBeGreaterThan(0)
+        yield* TestClock.adjust(delay - 1)
+        const during = yield* poll()
+        expect(yield* callCount).toBe(attempt)
+        expect(tokenOf(during)).toBe(secrets.access)
+        yield* TestClock.adjust(1)
       }
-    }).pipe(Effect.provide(scripted(chatgptJson(), [down()]))))
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down()])), Effect.withRandom(Random.make(seed))))
 
-  it.effect("the delays grow: twelve failures span more than a few seconds", () =>
+  it.effect("the delays grow: twelve failures take the sum of their seeded draws", () =>
     Effect.gen(function*() {
+      const draws = Random.make(seed)
+      let total = 0
       for (let attempt = 1; attempt <= 12; attempt++) {
         yield* poll()
+        total += Math.floor(ceilingOf(attempt) * (yield* draws.next))
         const { retryAt } = yield* statusOf
+        expect(retryAt).toBe(total)
         yield* TestClock.setTime(retryAt!)
       }
-      // Sum of full-jitter delays: expected ~ half the ceilings (≈ 15 min); anything under 10 s would mean no backoff.
-      expect(yield* TestClock.currentTimeMillis).toBeGreaterThan(10_000)
       expect(yield* callCount).toBe(12)
-    }).pipe(Effect.provide(scripted(chatgptJson(), [down()]))))
+      // About half the ceilings' sum (≈ 25 min): anything near 0 would mean no backoff.
+      expect(total).toBeGreaterThan(300_000)
+    }).pipe(Effect.provide(scripted(chatgptJson(), [down()])), Effect.withRandom(Random.make(seed))))
 
   it.effect("Retry-After is honoured as a floor", () =>
     Effect.gen(function*() {

@@ -1,11 +1,11 @@
 import { HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { PermanentRefreshError, TransientRefreshError } from "../src/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
-import { httpRefresher, never } from "./support/endpoint.js"
+import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
 
 const refreshAgainst = (behaviour: TokenEndpoint.Behaviour, options: Parameters<typeof httpRefresher>[1] = {}) =>
@@ -128,75 +128,8 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       expect(requests[0]?.contentType).toContain("x-www-form-urlencoded")
     }))
 
-  const permanent: ReadonlyArray<[string, number, unknown, PermanentRefreshError["reason"]]> = [
-    ["error.code refresh_token_expired", 401, { error: { code: "refresh_token_expired" } }, "expired"],
-    ["error.code refresh_token_reused", 401, { error: { code: "refresh_token_reused" } }, "reused"],
-    ["error.code refresh_token_invalidated", 401, { error: { code: "refresh_token_invalidated" } }, "revoked"],
-    ["RFC 6749 invalid_grant on 400", 400, { error: "invalid_grant", error_description: "x" }, "invalid_grant"],
-    ["invalid_client", 401, { error: "invalid_client" }, "invalid_client"],
-    ["unauthorized_client", 400, { error: "unauthorized_client" }, "invalid_client"],
-    ["top-level code, upper case", 401, { code: "REFRESH_TOKEN_REUSED" }, "reused"],
-    ["401 with an unknown code", 401, { error: "something_else" }, "other"],
-    ["401 with an empty body", 401, "", "other"]
-  ]
-  for (const [name, status, body, reason] of permanent) {
-    it.scoped(`permanent: ${name} → ${reason}`, () =>
-      Effect.gen(function*() {
-        const { outcome } = yield* refreshAgainst(respond(status, typeof body === "string" ? body : json(body)))
-        const error = Option.getOrThrow(Option.getLeft(outcome))
-        expect(error).toBeInstanceOf(PermanentRefreshError)
-        expect((error as PermanentRefreshError).reason).toBe(reason)
-        expect(error.message).toMatch(/sign in again/)
-      }))
-  }
-
-  const transient: ReadonlyArray<[string, TokenEndpoint.Behaviour, TransientRefreshError["kind"], number | undefined]> = [
-    ["408", respond(408, ""), "status", undefined],
-    ["429 with Retry-After in seconds", respond(429, "", { "retry-after": "7" }), "status", 7_000],
-    ["429 with Retry-After as an HTTP date", respond(429, "", { "retry-after": new Date(30_000).toUTCString() }), "status", 30_000],
-    ["429 without Retry-After", respond(429, ""), "status", undefined],
-    ["500", respond(500, json({ error: "server_error" })), "status", undefined],
-    ["502", respond(502, "<html>bad gateway</html>"), "status", undefined],
-    ["503", respond(503, ""), "status", undefined],
-    ["403 (not an OAuth answer: back off, do not poison)", respond(403, ""), "status", undefined],
-    ["200 with HTML", respond(200, "<html>login</html>"), "body", undefined],
-    ["200 with truncated JSON", respond(200, `{"access_token": "a`), "body", undefined],
-    ["200 with no token at all", respond(200, json({ token_type: "Bearer", expires_in: 3600 })), "body", undefined],
-    ["200 with empty tokens", respond(200, json({ access_token: "", refresh_token: null })), "body", undefined],
-    ["a body over the size limit", respond(200, "x".repeat(2 * 1024 * 1024)), "body", undefined]
-  ]
-  for (const [name, behaviour, kind, retryAfter] of transient) {
-    it.scoped(`transient: ${name}`, () =>
-      Effect.gen(function*() {
-        const { outcome } = yield* refreshAgainst(behaviour)
-        const error = Option.getOrThrow(Option.getLeft(outcome))
-        expect(error).toBeInstanceOf(TransientRefreshError)
-        expect((error as TransientRefreshError).kind).toBe(kind)
-        expect((error as TransientRefreshError).retryAfter?.pipe(Duration.toMillis)).toBe(retryAfter)
-      }))
-  }
-
-  it.scoped("transient: a connection refused", () =>
-    Effect.gen(function*() {
-      const outcome = yield* Effect.flatMap(TokenRefresher, (r) => r.refresh(Redacted.make("x"))).pipe(
-        Effect.flip,
-        Effect.provide(httpRefresher("http://127.0.0.1:1/oauth/token"))
-      )
-      expect(outcome).toMatchObject({ _tag: "TransientRefreshError", kind: "connection" })
-    }))
-
-  it.scoped("transient: no answer within the timeout", () =>
-    Effect.gen(function*() {
-      const endpoint = yield* TokenEndpoint.make(never)
-      const fiber = yield* Effect.flatMap(TokenRefresher, (r) => r.refresh(Redacted.make("x"))).pipe(
-        Effect.flip,
-        Effect.provide(httpRefresher(endpoint.url, { timeout: Duration.seconds(30) })),
-        Effect.fork
-      )
-      while ((yield* endpoint.count) === 0) yield* Effect.yieldNow()
-      yield* TestClock.adjust("30 seconds")
-      expect(yield* Fiber.join(fiber)).toMatchObject({ _tag: "TransientRefreshError", kind: "timeout" })
-    }), { timeout: 10_000 })
+  // Every failure answer (status, body, connection, timeout, redirect) is a row of the one
+  // classification table: test/e2e/FaultMatrix.test.ts, on the HTTP client the library ships.
 
   it("reads the error code from error.code, a string error, or a top-level code", () => {
     expect(errorCode({ error: { code: "A" } })).toBe("a")

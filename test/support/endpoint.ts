@@ -1,10 +1,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, Layer } from "effect"
-import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+import { Layer } from "effect"
 import { type HttpOptions, TokenRefresher } from "../../src/TokenRefresher.js"
 
-/** The HTTP refresher pointed at a local endpoint, over a real Node HTTP client. */
+/** The HTTP refresher pointed at a local endpoint, over the HTTP client `layerNode` ships (node:http). */
 export const httpRefresher = (url: string, options: Partial<HttpOptions> = {}) =>
-  TokenRefresher.layerHttpWith({ tokenUrl: url, ...options }).pipe(Layer.provide(NodeHttpClient.layerUndici))
-
-export const never: TokenEndpoint.Behaviour = () => Effect.never
+  TokenRefresher.layerHttpWith({ tokenUrl: url, ...options }).pipe(Layer.provide(NodeHttpClient.layer))
