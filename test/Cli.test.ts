@@ -6,8 +6,8 @@ import * as Cli from "../src/Cli.js"
 import { FileSystem } from "@effect/platform"
 import { Option, Redacted } from "effect"
 import { AuthStore } from "../src/AuthStore.js"
-import { callCount, down, rotated, scripted } from "./support/manager.js"
-import { chatgptJson, idToken, secrets } from "./support/fixtures.js"
+import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
+import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
 const runCli = (
@@ -160,4 +160,80 @@ describe("Cli: as a person uses it (issue 9 §4, §6)", () => {
       expect(tokens.account_id).toBe("acct_123")
       expect(Redacted.value(tokens.refresh_token)).toBe("r")
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+})
+
+// Moved from the end-to-end suite: the same checks, in process (test/e2e/Cli.test.ts keeps a few real runs of the bundled binary).
+describe("Cli, in process: the commands", () => {
+  it.effect("login --tokens-file accepts a tokens object or a whole auth.json; a file holding neither is refused", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const file = `${yield* fs.makeTempDirectoryScoped()}/tokens.json`
+      yield* fs.writeFileString(file, JSON.stringify({ id_token: idToken, access_token: secrets.access, refresh_token: secrets.refresh }))
+      const login = yield* runCli(["login", "--tokens-file", file])
+      expect(login.code).toBe(0)
+      expect(login.stdout).toContain("ada@example.com")
+      expect(Redacted.value(Option.getOrThrow(login.stored.document).tokens!.refresh_token)).toBe(secrets.refresh)
+      yield* fs.writeFileString(file, JSON.stringify(chatgptJson({ refreshToken: "other-refresh" })))
+      const whole = yield* runCli(["login", "--tokens-file", file])
+      expect(whole.code).toBe(0)
+      expect(Redacted.value(Option.getOrThrow(whole.stored.document).tokens!.refresh_token)).toBe("other-refresh")
+      yield* fs.writeFileString(file, "{}")
+      const bad = yield* runCli(["login", "--tokens-file", file])
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("does not hold id_token")
+      expect(bad.stored.hash).toBe("absent")
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.effect("status of a ChatGPT sign-in: human and JSON", () =>
+    Effect.gen(function*() {
+      const human = yield* runCli(["status"], { json: chatgptJson() })
+      expect(human.code).toBe(0)
+      expect(human.stdout).toContain("ada@example.com")
+      const json = yield* runCli(["status", "--json"], { json: chatgptJson() })
+      expect(JSON.parse(json.stdout)).toMatchObject({ authMethod: "chatgpt", email: "ada@example.com", planType: "plus", status: "healthy" })
+    }))
+
+  it.effect("the key or token is printed only with --include-token", () =>
+    Effect.gen(function*() {
+      const quiet = yield* runCli(["status", "--json"], { json: apiKeyJson() })
+      expect(quiet.code).toBe(0)
+      expect(quiet.stdout).not.toContain(secrets.apiKey)
+      expect(JSON.parse((yield* runCli(["status", "--json", "--include-token"], { json: apiKeyJson() })).stdout).authToken).toBe(secrets.apiKey)
+      expect((yield* runCli(["status", "--include-token"], { json: apiKeyJson() })).stdout).toContain(secrets.apiKey)
+    }))
+
+  it.effect("a dead refresh token: status --refresh and refresh exit 1 and say to sign in again; no token printed", () =>
+    Effect.gen(function*() {
+      const json = chatgptJson()
+      const status = yield* runCli(["status", "--json", "--refresh"], { json, script: [dead()] })
+      expect(status.code).toBe(1)
+      expect(JSON.parse(status.stdout)).toMatchObject({ authMethod: "chatgpt", status: "poisoned", reason: "reused" })
+      const human = yield* runCli(["status", "--refresh"], { json, script: [dead()] })
+      expect(human.code).toBe(1)
+      expect(human.stdout).toContain("sign in again")
+      const refresh = yield* runCli(["refresh"], { json, script: [dead()] })
+      expect(refresh.code).toBe(1)
+      expect(refresh.stderr).toContain("already used")
+      for (const output of [status, human, refresh]) {
+        for (const secret of Object.values(secrets)) expect(output.stdout + output.stderr).not.toContain(secret)
+      }
+    }))
+
+  it.effect("logout removes the credentials", () =>
+    Effect.gen(function*() {
+      const logout = yield* runCli(["logout"], { json: chatgptJson() })
+      expect(logout).toMatchObject({ code: 0, stdout: "Signed out." })
+      expect(logout.stored.hash).toBe("absent")
+    }))
+
+  it.effect("an unknown command or option exits 2; --help exits 0 for every command", () =>
+    Effect.gen(function*() {
+      expect((yield* runCli(["frobnicate"])).code).toBe(2)
+      expect((yield* runCli(["status", "--nope"])).code).toBe(2)
+      for (const command of [[], ["status"], ["login"], ["logout"], ["refresh"], ["watch"]]) {
+        const help = yield* runCli([...command, "--help"])
+        expect(help.code).toBe(0)
+        expect(help.stdout).toContain("USAGE")
+      }
+    }))
 })
