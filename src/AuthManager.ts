@@ -31,6 +31,7 @@ import { AuthStore } from "./AuthStore.js"
 import {
   type AuthStoreError,
   type CredentialsUnavailableError,
+  type PermanentReason,
   type PermanentRefreshError,
   type RefreshError,
   TransientRefreshError
@@ -40,8 +41,56 @@ import * as SharedState from "./internal/sharedState.js"
 import * as Unauthorized from "./internal/unauthorized.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
-export type { AuthState, Settings } from "./internal/refreshState.js"
-export { defaultSettings } from "./internal/refreshState.js"
+/** How the manager refreshes; `settingsConfig` reads some of them from the environment. */
+export interface Settings {
+  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
+  readonly requiresOpenaiAuth: boolean
+  /** An access token this close to its `exp` is stale. */
+  readonly refreshWindow: Duration.Duration
+  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
+  readonly minRefreshInterval: Duration.Duration
+  /** Without an `exp`, a `last_refresh` older than this is stale. */
+  readonly staleAfter: Duration.Duration
+  readonly backoffBase: Duration.Duration
+  readonly backoffCap: Duration.Duration
+  /** The most of a server's `Retry-After` that is honoured. */
+  readonly maxRetryAfter: Duration.Duration
+  /**
+   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
+   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
+   */
+  readonly shutdownWait: Duration.Duration
+  /** How long storage must be quiet after a change before it is reloaded. */
+  readonly watchDebounce: Duration.Duration
+}
+
+/** The defaults of every setting. */
+export const defaultSettings: Settings = {
+  requiresOpenaiAuth: true,
+  refreshWindow: Duration.minutes(5),
+  minRefreshInterval: Duration.seconds(30),
+  staleAfter: Duration.days(8),
+  backoffBase: Duration.seconds(1),
+  backoffCap: Duration.minutes(5),
+  maxRetryAfter: Duration.hours(1),
+  watchDebounce: Duration.millis(100),
+  shutdownWait: Duration.seconds(40)
+}
+
+/** What the manager knows of its credentials, with no secret in it: what `changes` emits. */
+export interface AuthState {
+  readonly hash: string
+  readonly method: AuthDocument.AuthMethod | null
+  readonly email: string | null
+  readonly planType: string | null
+  readonly status: "healthy" | "poisoned" | "cooling-down"
+  readonly reason: PermanentReason | null
+  /** While cooling down: when the next attempt may run, in epoch milliseconds. */
+  readonly retryAt: number | null
+  /** `last_refresh` of the snapshot, in epoch milliseconds. */
+  readonly lastRefreshAt: number | null
+}
+
 
 /** The answer to `getAuthStatus` (the Codex app-server contract, with the token kept `Redacted`). */
 export interface AuthStatus {
@@ -98,11 +147,11 @@ export interface AuthManagerShape {
   readonly readAccount: (params?: { readonly refreshToken?: boolean | undefined }) => Effect.Effect<AccountInfo>
   /** Refreshes the access token if it needs it (SPEC §4). */
   readonly refresh: Effect.Effect<void, RefreshError>
-  readonly loginWithApiKey: (apiKey: Redacted.Redacted<string>) => Effect.Effect<RefreshState.AuthState, AuthStoreError>
-  readonly loginWithTokens: (tokens: ChatgptTokens) => Effect.Effect<RefreshState.AuthState, AuthStoreError>
-  readonly logout: Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  readonly loginWithApiKey: (apiKey: Redacted.Redacted<string>) => Effect.Effect<AuthState, AuthStoreError>
+  readonly loginWithTokens: (tokens: ChatgptTokens) => Effect.Effect<AuthState, AuthStoreError>
+  readonly logout: Effect.Effect<AuthState, AuthStoreError>
   /** Reads storage again; different data is a new snapshot (poison and cooldown cleared). */
-  readonly reload: Effect.Effect<RefreshState.AuthState, AuthStoreError>
+  readonly reload: Effect.Effect<AuthState, AuthStoreError>
   /** The credentials for an API request, refreshed first when stale; fails when there is no usable token. */
   readonly credentials: Effect.Effect<Credentials, CredentialsUnavailableError>
   /**
@@ -113,9 +162,9 @@ export interface AuthManagerShape {
    */
   readonly reportUnauthorized: (token: Redacted.Redacted<string>) => Effect.Effect<UnauthorizedRecovery, RefreshError>
   /** The current state, without secrets. */
-  readonly state: Effect.Effect<RefreshState.AuthState>
+  readonly state: Effect.Effect<AuthState>
   /** The current state, then every change of snapshot or of its health. */
-  readonly changes: Stream.Stream<RefreshState.AuthState>
+  readonly changes: Stream.Stream<AuthState>
 }
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
@@ -171,7 +220,7 @@ const counted = (counter: typeof poisonHits, answer: Effect.Effect<AuthStatus>) 
     return answer
   })
 
-const answersOf = (state: RefreshState.State, settings: RefreshState.Settings): Answers => {
+const answersOf = (state: RefreshState.State, settings: Settings): Answers => {
   const withToken = Effect.succeed(statusOf(state, true))
   const withoutToken = Effect.succeed(statusOf(state, false))
   const poisonHitWithToken = counted(poisonHits, withToken)
@@ -202,24 +251,24 @@ const durationSetting = (name: string, fallback: Duration.Duration) =>
  * `EFFECT_AUTH_MIN_REFRESH_INTERVAL` (30 seconds), `EFFECT_AUTH_BACKOFF_BASE` (1 second),
  * `EFFECT_AUTH_REQUIRES_OPENAI_AUTH` (true).
  */
-export const settingsConfig: Config.Config<Partial<RefreshState.Settings>> = Config.all({
-  refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", RefreshState.defaultSettings.refreshWindow),
-  minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", RefreshState.defaultSettings.minRefreshInterval),
-  backoffBase: durationSetting("EFFECT_AUTH_BACKOFF_BASE", RefreshState.defaultSettings.backoffBase),
+export const settingsConfig: Config.Config<Partial<Settings>> = Config.all({
+  refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", defaultSettings.refreshWindow),
+  minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", defaultSettings.minRefreshInterval),
+  backoffBase: durationSetting("EFFECT_AUTH_BACKOFF_BASE", defaultSettings.backoffBase),
   requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true)),
   // The token request's timeout, then Codex's 5 s commit lock and a margin for the save.
   shutdownWait: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(
     Config.map((timeout) => Duration.sum(timeout, Duration.seconds(10))),
-    Config.withDefault(RefreshState.defaultSettings.shutdownWait)
+    Config.withDefault(defaultSettings.shutdownWait)
   )
 })
 
 /** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
 export const make = (
-  options: Partial<RefreshState.Settings> = {}
+  options: Partial<Settings> = {}
 ): Effect.Effect<AuthManagerShape, never, AuthStore | TokenRefresher | Scope.Scope> =>
   Effect.gen(function*() {
-    const settings: RefreshState.Settings = { ...RefreshState.defaultSettings, ...options }
+    const settings: Settings = { ...defaultSettings, ...options }
     const store = yield* AuthStore
     const refresher = yield* TokenRefresher
     const layerScope = yield* Effect.scope
@@ -578,7 +627,7 @@ export const make = (
     // apply; but a token that a recovery has just obtained and that is refused again is not
     // refreshed again inside that interval, or an API refusing every token would drive a refresh
     // per request.
-    const forcedSettings: RefreshState.Settings = { ...settings, minRefreshInterval: Duration.zero }
+    const forcedSettings: Settings = { ...settings, minRefreshInterval: Duration.zero }
     const justRecovered = yield* Ref.make(Option.none<{ readonly hash: string; readonly at: number }>())
 
     const recover = Effect.fnUntraced(function*(rejected: Redacted.Redacted<string>) {
@@ -664,6 +713,9 @@ export const make = (
  * const status = Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
  */
 export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<AuthManager, AuthManagerShape>() {
+  /** Builds a manager in a scope, with the given settings (the rest are the defaults): see `make`. */
+  static readonly make = make
+
   /** The manager, its settings from `Config` (see `settingsConfig`); needs an `AuthStore` and a `TokenRefresher`. */
   static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer.scoped(
     AuthManager,
@@ -671,6 +723,6 @@ export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<
   )
 
   /** The manager with some settings given in code (refresh window, minimum interval, backoff…); the rest from `Config`. */
-  static readonly layerWith = (options: Partial<RefreshState.Settings>) =>
+  static readonly layerWith = (options: Partial<Settings>) =>
     Layer.scoped(AuthManager, Effect.flatMap(settingsConfig, (fromConfig) => make({ ...fromConfig, ...options })))
 }

@@ -10,9 +10,8 @@ import * as AuthDocument from "./AuthDocument.js"
 import { CredentialStore } from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
 import * as FileStore from "./internal/fileStore.js"
-import type { SharedState } from "./internal/sharedState.js"
 import { bind } from "./internal/boundStore.js"
-import { RefreshCoordinator } from "./RefreshCoordinator.js"
+import { RefreshCoordinator, type SharedHealth } from "./RefreshCoordinator.js"
 
 export interface AuthStoreShape {
   /** Where the credentials are kept, for messages: a file path, or "memory". */
@@ -29,7 +28,7 @@ export interface AuthStoreShape {
   readonly compareAndSet: (
     expected: string,
     next: Option.Option<AuthDocument.AuthDocument>
-  ) => Effect.Effect<FileStore.SetResult, AuthStoreError>
+  ) => Effect.Effect<SetResult, AuthStoreError>
   /** Deletes the credentials; succeeds when there were none. */
   readonly remove: Effect.Effect<void, AuthStoreError>
   /**
@@ -44,9 +43,9 @@ export interface AuthStoreShape {
    */
   readonly withRefreshLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
   /** The refresh state other processes shared; none when there is none, or it cannot be read. */
-  readonly loadShared: Effect.Effect<Option.Option<SharedState>>
+  readonly loadShared: Effect.Effect<Option.Option<SharedHealth>>
   /** Shares the refresh state with other processes (none clears it). Best effort: never fails. */
-  readonly saveShared: (state: Option.Option<SharedState>) => Effect.Effect<void>
+  readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
 }
 
 /** `CODEX_HOME`, else `$HOME/.codex`. */
@@ -68,16 +67,33 @@ const snapshotOf = (location: string) => (text: Option.Option<string>) =>
       })
   })
 
-export type { FileOptions, SetResult } from "./internal/fileStore.js"
+/** Where the file store keeps `auth.json`, and its bounds. */
+export interface FileOptions {
+  readonly codexHome: string
+  /** The token request's timeout: the refresh lock is waited for this long and a margin (default 30 s). */
+  readonly refreshTimeout?: Duration.Duration
+  /** How long Codex's `auth.json.lock` is waited for (default 5 s, as Codex waits). */
+  readonly commitLockWait?: Duration.Duration
+  /** How often the file is checked for changes the watch missed (default 2 s). */
+  readonly pollInterval?: Duration.Duration
+  /** The credential key the file holds, as the keyed services name it (default `default`). */
+  readonly credentialKey?: string
+}
+
+/** The outcome of a compare-and-set: written, or what the store holds instead. */
+export type SetResult =
+  | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
+  | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
+
 
 /** The file store over `FileSystem`: see `layerFile`. */
-export const makeFile = (options: FileStore.FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+export const makeFile = (options: FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
   FileStore.make(options)
 
 /** The memory store: the same parsing as the file, without the file. */
 export const makeMemory = (initial?: string | object) =>
   Effect.gen(function*() {
-    const shared = yield* Ref.make(Option.none<SharedState>())
+    const shared = yield* Ref.make(Option.none<SharedHealth>())
     const text = yield* Ref.make(
       initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
     )
@@ -115,6 +131,11 @@ export const makeMemory = (initial?: string | object) =>
  * Effect.runPromise(program.pipe(Effect.provide(AuthStore.layerMemory())))
  */
 export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<AuthStore, AuthStoreShape>() {
+  /** The file store in the given folder, built in place: see `makeFile`. */
+  static readonly makeFile = makeFile
+  /** A memory store, built in place: see `makeMemory`. */
+  static readonly makeMemory = makeMemory
+
   /** The `auth.json` file under `$CODEX_HOME` (default `~/.codex`), read through `Config`. */
   static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
     Layer.effect(
@@ -129,7 +150,7 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
     )
 
   /** The `auth.json` file in the given folder. */
-  static readonly layerFileWith = (options: FileStore.FileOptions) => Layer.effect(AuthStore, makeFile(options))
+  static readonly layerFileWith = (options: FileOptions) => Layer.effect(AuthStore, makeFile(options))
 
   /**
    * A store in memory, optionally seeded with the JSON text or value an

@@ -16,7 +16,7 @@ import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
-import { AuthManager, settingsConfig } from "./AuthManager.js"
+import { AuthManager, defaultSettings, type Settings, settingsConfig } from "./AuthManager.js"
 import { scrubText } from "./Errors.js"
 import {
   CliIo,
@@ -27,9 +27,7 @@ import {
   status as showStatus,
   usable
 } from "./internal/cliStatus.js"
-import { defaultSettings } from "./internal/refreshState.js"
 import * as CliSignIn from "./internal/cliSignIn.js"
-import type { Settings } from "./internal/refreshState.js"
 
 export { CliIo, jsonView }
 

@@ -10,12 +10,12 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import { Config, type ConfigError, Context, Duration, Effect, Layer } from "effect"
-import { codexHomeConfig } from "./AuthStore.js"
+import { codexHomeConfig, type FileOptions } from "./AuthStore.js"
 import * as CredentialStore from "./CredentialStore.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 
-export type Options = FileBackend.FileOptions
+export type Options = FileOptions
 
 /**
  * Both services over the `auth.json` in `options.codexHome`.

@@ -9,7 +9,7 @@ import * as AuthManager from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
 import { CredentialStore } from "./CredentialStore.js"
 import { bind } from "./internal/boundStore.js"
-import type { Settings } from "./internal/refreshState.js"
+import type { Settings } from "./AuthManager.js"
 import { RefreshCoordinator } from "./RefreshCoordinator.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 

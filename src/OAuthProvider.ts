@@ -11,7 +11,8 @@ import { Config, ConfigError, Effect, Either, Option, type Redacted } from "effe
 import { SignInError } from "./Errors.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
 
-export type { ClientAuth } from "./internal/oauthHttp.js"
+/** How the client authenticates at the token endpoint. */
+export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
 
 export const codexIssuer = "https://auth.openai.com"
 export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
@@ -37,7 +38,7 @@ export interface OAuthProvider {
   readonly deviceAuthorizationEndpoint: Option.Option<string>
   readonly clientId: string
   readonly clientSecret: Option.Option<Redacted.Redacted<string>>
-  readonly clientAuth: OAuthHttp.ClientAuth
+  readonly clientAuth: ClientAuth
   readonly scopes: ReadonlyArray<string>
   /** Extra authorize parameters, after the standard ones, in order. */
   readonly authorizeParams: ReadonlyArray<readonly [string, string]>
@@ -105,7 +106,7 @@ export interface OidcOptions {
   readonly clientId: string
   readonly clientSecret?: Redacted.Redacted<string> | undefined
   /** Default: `client_secret_basic` with a secret (OpenID Connect's default), else `none`. */
-  readonly clientAuth?: OAuthHttp.ClientAuth | undefined
+  readonly clientAuth?: ClientAuth | undefined
   /** Default `openid profile email offline_access`. */
   readonly scopes?: ReadonlyArray<string> | undefined
   /** Given endpoints skip discovery (both of these are needed for that). */

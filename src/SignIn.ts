@@ -361,6 +361,9 @@ export const settingsConfig = Config.all({
  * yield* login.await
  */
 export class SignIn extends Context.Tag("effect-auth-manager/SignIn")<SignIn, SignInShape>() {
+  /** Builds the sign-in service in a scope: see `make`. */
+  static readonly make = make
+
   /** The provider and settings from `Config` (see `settingsConfig`). */
   static readonly layer: Layer.Layer<SignIn, ConfigError.ConfigError, HttpClient.HttpClient | AuthManager> = Layer.scoped(
     SignIn,

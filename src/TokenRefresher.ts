@@ -294,6 +294,11 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
   TokenRefresher,
   TokenRefresherShape
 >() {
+  /** The HTTP refresher with the given options, built in place: see `makeHttp`. */
+  static readonly makeHttp = makeHttp
+  /** The scripted fake, built in place: see `makeTest`. */
+  static readonly makeTest = makeTest
+
   /** The HTTP refresher configured through `Config` (see `httpOptionsConfig`). Needs an `HttpClient`. */
   static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
     .effect(TokenRefresher, Effect.flatMap(httpOptionsConfig, makeHttp))

@@ -7,7 +7,7 @@
  */
 import { Console, Context, Effect, Layer, Redacted, Stream } from "effect"
 import { AuthManager } from "../AuthManager.js"
-import type { AuthState } from "./refreshState.js"
+import type { AuthState } from "../AuthManager.js"
 
 /**
  * What the commands need from the process they run in: standard input and

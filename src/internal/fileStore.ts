@@ -21,25 +21,15 @@ import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
+import type { FileOptions, SetResult } from "../AuthStore.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import { readBoundedText } from "./boundedRead.js"
 import { sha256Hex } from "./canonicalJson.js"
 import * as Flock from "./flock.js"
-import { type SharedState, SharedStateJson } from "./sharedState.js"
+import { type SharedHealth as SharedState, SharedHealthJson as SharedStateJson } from "../RefreshCoordinator.js"
 
-export interface FileOptions {
-  readonly codexHome: string
-  /** The token request's timeout: the refresh lock is waited for this long and a margin (default 30 s). */
-  readonly refreshTimeout?: Duration.Duration
-  /** How long Codex's `auth.json.lock` is waited for (default 5 s, as Codex waits). */
-  readonly commitLockWait?: Duration.Duration
-  /** How often the file is checked for changes the watch missed (default 2 s). */
-  readonly pollInterval?: Duration.Duration
-  /** The credential key the file holds, as the keyed services name it (default `default`). */
-  readonly credentialKey?: string
-}
 
 export const fileName = "auth.json"
 /** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
@@ -59,10 +49,6 @@ const isNotFound = (error: PlatformError) => error._tag === "SystemError" && err
 
 /** Errors after which a file can still be rewritten in place, though not replaced. */
 const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
-
-export type SetResult =
-  | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
-  | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
 
 /** The file store over `FileSystem`: see `makeFiles`. */
 export const make = (options: FileOptions) => Effect.map(makeFiles(options), (files) => files.store)

@@ -10,7 +10,9 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
-export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
+import type { ClientAuth } from "../OAuthProvider.js"
+
+export type { ClientAuth }
 
 /** Who the client is, and how its requests to the token endpoint are written. */
 export interface ClientSettings {

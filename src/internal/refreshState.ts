@@ -4,43 +4,13 @@
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
 import { type Deferred, Duration, Option } from "effect"
-import type { AuthMethod, AuthSnapshot } from "../AuthDocument.js"
-import type { PermanentReason, PermanentRefreshError, RefreshError } from "../Errors.js"
+import type { AuthState, Settings } from "../AuthManager.js"
+import type { AuthSnapshot } from "../AuthDocument.js"
+import type { PermanentRefreshError, RefreshError } from "../Errors.js"
 import { TransientRefreshError } from "../Errors.js"
 
-export interface Settings {
-  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
-  readonly requiresOpenaiAuth: boolean
-  /** An access token this close to its `exp` is stale. */
-  readonly refreshWindow: Duration.Duration
-  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
-  readonly minRefreshInterval: Duration.Duration
-  /** Without an `exp`, a `last_refresh` older than this is stale. */
-  readonly staleAfter: Duration.Duration
-  readonly backoffBase: Duration.Duration
-  readonly backoffCap: Duration.Duration
-  /** The most of a server's `Retry-After` that is honoured. */
-  readonly maxRetryAfter: Duration.Duration
-  /**
-   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
-   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
-   */
-  readonly shutdownWait: Duration.Duration
-  /** How long storage must be quiet after a change before it is reloaded. */
-  readonly watchDebounce: Duration.Duration
-}
-
-export const defaultSettings: Settings = {
-  requiresOpenaiAuth: true,
-  refreshWindow: Duration.minutes(5),
-  minRefreshInterval: Duration.seconds(30),
-  staleAfter: Duration.days(8),
-  backoffBase: Duration.seconds(1),
-  backoffCap: Duration.minutes(5),
-  maxRetryAfter: Duration.hours(1),
-  watchDebounce: Duration.millis(100),
-  shutdownWait: Duration.seconds(40)
-}
+// The manager's public types live in its public module; the state machine works on them.
+export type { AuthState, Settings } from "../AuthManager.js"
 
 export type Health =
   | { readonly _tag: "Healthy" }
@@ -194,19 +164,6 @@ export const endFlight = (flight: Flight) => (state: State): State =>
   Option.isSome(state.inflight) && state.inflight.value === flight ? { ...state, inflight: Option.none() } : state
 
 /** What clients may see of the state: no secret in it. */
-export interface AuthState {
-  readonly hash: string
-  readonly method: AuthMethod | null
-  readonly email: string | null
-  readonly planType: string | null
-  readonly status: "healthy" | "poisoned" | "cooling-down"
-  readonly reason: PermanentReason | null
-  /** While cooling down: when the next attempt may run, in epoch milliseconds. */
-  readonly retryAt: number | null
-  /** `last_refresh` of the snapshot, in epoch milliseconds. */
-  readonly lastRefreshAt: number | null
-}
-
 export const view = (state: State): AuthState => ({
   hash: state.snapshot.hash,
   method: state.snapshot.method,
