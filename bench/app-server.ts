@@ -12,7 +12,7 @@ import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
 const programs = {
-  "bundle (dist/bin/app-server.mjs)": join(root, "dist", "bin", "app-server.mjs"),
+  "bin (dist/bin/app-server.cjs)": join(root, "dist", "bin", "app-server.cjs"),
   "tsc output (dist/examples/app-server.js)": join(root, "dist", "examples", "app-server.js")
 }
 const coldRuns = 15
