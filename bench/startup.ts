@@ -132,9 +132,9 @@ export const programs = (codexBin: string | undefined): ReadonlyArray<Program> =
       until: "initialize"
     },
     {
-      name: "node -e 'import(\"effect-auth-manager/app-server\")'",
+      name: "node -e 'import(\"effect-auth-manager/app-server/main\")'",
       command: node,
-      args: ["--input-type=module", "-e", `import "effect-auth-manager/app-server"`],
+      args: ["--input-type=module", "-e", `import "effect-auth-manager/app-server/main"`],
       until: "initialize"
     },
     {

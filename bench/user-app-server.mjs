@@ -5,7 +5,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Stream } from "effect"
-import { AppServer, AuthStore, layerNode, layerStderrLogger } from "effect-auth-manager"
+import { AuthStore, layerNode, layerStderrLogger } from "effect-auth-manager"
+import { AppServer } from "effect-auth-manager/app-server"
 import { dirname } from "node:path"
 
 const lines = NodeStream.fromReadable(() => process.stdin, (cause) => new Error(String(cause))).pipe(

@@ -10,7 +10,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { ConfigError, Effect, Layer, Stream } from "effect"
 import { codexHomeConfig } from "../src/AuthStore.js"
-import { AppServer, layerNodeHttpClient, layerStderrLogger, SignIn } from "../src/index.js"
+import { AppServer } from "../src/app-server/index.js"
+import { layerNodeHttpClient, layerStderrLogger, SignIn } from "../src/index.js"
 import { layerProgram } from "./layers.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform

@@ -5,7 +5,6 @@
  * The three services are exported as their tags (their layers are static
  * members: `AuthManager.layer`, `AuthStore.layerFile`, …), as SPEC §6 names them.
  */
-export * as AppServer from "./AppServer.js"
 export * as AuthDocument from "./AuthDocument.js"
 export * as AuthHttpClient from "./AuthHttpClient.js"
 export { AuthManager } from "./AuthManager.js"

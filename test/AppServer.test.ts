@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Ref, Stream } from "effect"
-import * as AppServer from "../src/AppServer.js"
+import * as AppServer from "../src/app-server/AppServer.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 import { schemaErrors } from "./support/schemas.js"

@@ -6,12 +6,12 @@
  * on stdio.
  */
 import { Data, Deferred, Effect, Either, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
-import * as AuthDocument from "./AuthDocument.js"
-import { AuthManager } from "./AuthManager.js"
-import type { AuthStoreError } from "./Errors.js"
-import * as AppServerLogin from "./internal/appServerLogin.js"
-import { describeIssues } from "./internal/describeIssues.js"
-import { nestingDepth } from "./internal/rawJson.js"
+import * as AuthDocument from "../AuthDocument.js"
+import { AuthManager } from "../AuthManager.js"
+import type { AuthStoreError } from "../Errors.js"
+import * as AppServerLogin from "../internal/appServerLogin.js"
+import { describeIssues } from "../internal/describeIssues.js"
+import { nestingDepth } from "../internal/rawJson.js"
 
 /** JSON-RPC 2.0 error codes. */
 export const ErrorCode = {
