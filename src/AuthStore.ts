@@ -54,6 +54,16 @@ export const codexHomeConfig = (): Config.Config<string> =>
     Config.orElse(() => Config.string("HOME").pipe(Config.map((home) => `${home}/.codex`)))
   )
 
+/**
+ * The file store's options from the environment, in one place for every file
+ * layer: `CODEX_HOME` (default `~/.codex`), `EFFECT_AUTH_REFRESH_TIMEOUT` (30 s).
+ */
+export const fileOptionsConfig = (): Config.Config<FileOptions> =>
+  Config.all({
+    codexHome: codexHomeConfig(),
+    refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+  })
+
 const fileName = "auth.json"
 
 /** The snapshot of a store's content: no text is no credentials; bad text is a read error. */
@@ -140,13 +150,7 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
   static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
     Layer.effect(
       AuthStore,
-      Effect.flatMap(
-        Config.all({
-          codexHome: codexHomeConfig(),
-          refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
-        }),
-        makeFile
-      )
+      Effect.flatMap(fileOptionsConfig(), makeFile)
     )
 
   /** The `auth.json` file in the given folder. */

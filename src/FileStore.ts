@@ -9,8 +9,8 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { Config, type ConfigError, Context, Duration, Effect, Layer } from "effect"
-import { codexHomeConfig, type FileOptions } from "./AuthStore.js"
+import { type ConfigError, Context, Effect, Layer } from "effect"
+import { type FileOptions, fileOptionsConfig } from "./AuthStore.js"
 import * as CredentialStore from "./CredentialStore.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
@@ -55,11 +55,5 @@ export const layerConfig: Layer.Layer<
   ConfigError.ConfigError,
   FileSystem.FileSystem | Path.Path
 > = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      codexHome: codexHomeConfig(),
-      refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
-    }),
-    layer
-  )
+  Effect.map(fileOptionsConfig(), layer)
 )

@@ -3,11 +3,13 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Option } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Either, Layer, Option } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as AuthDocument from "../src/AuthDocument.js"
+import { AuthStore } from "../src/AuthStore.js"
+import { CredentialStore } from "../src/CredentialStore.js"
 import * as FileStore from "../src/FileStore.js"
 import * as Flock from "../src/internal/flock.js"
 import { chatgptJson } from "./support/fixtures.js"
@@ -80,5 +82,23 @@ describe("auth.json file as the keyed services", () => {
       const error = yield* Effect.flip(credentials.set("customer-42", Option.some(doc("r1"))))
       expect(error.message).toContain("holds one credential")
       expect((yield* credentials.get("default")).snapshot.hash).toBe("absent")
+    }))
+})
+
+describe("FileStore.layerConfig", () => {
+  it.scopedLive("reads CODEX_HOME through Config, as AuthStore.layerFile does", () =>
+    Effect.gen(function*() {
+      const codexHome = mkdtempSync(join(tmpdir(), "effect-auth-file-config-"))
+      homes.push(codexHome)
+      const provider = ConfigProvider.fromMap(new Map([["CODEX_HOME", codexHome]]))
+      const context = yield* Layer.build(
+        Layer.mergeAll(FileStore.layerConfig, AuthStore.layerFile).pipe(
+          Layer.provide(NodeContext.layer),
+          Layer.provide(Layer.setConfigProvider(provider))
+        )
+      )
+      const credentials = Context.get(context, CredentialStore)
+      expect(credentials.location("default")).toBe(join(codexHome, "auth.json"))
+      expect(Context.get(context, AuthStore).location).toBe(join(codexHome, "auth.json"))
     }))
 })
