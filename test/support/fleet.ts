@@ -2,7 +2,8 @@
  * Test helper process: one replica of a server holding many credentials. It
  * runs the keyed manager on PostgreSQL (EFFECT_AUTH_DATABASE_URL), polls the
  * keys `fleet-0` … `fleet-{FLEET_KEYS - 1}` at once when a line arrives on
- * stdin, and prints one JSON line: the access token served for each key.
+ * stdin, and prints one JSON line: the access token served for each key. The
+ * line `peek` asks with `noRefresh` (what each manager holds, no request).
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Redacted, Stream } from "effect"
@@ -19,10 +20,10 @@ const program = Effect.gen(function*() {
   yield* NodeStream.fromReadable<Error, Uint8Array>(() => process.stdin, (cause) => new Error(String(cause))).pipe(
     Stream.decodeText(),
     Stream.splitLines,
-    Stream.runForEach(() =>
+    Stream.runForEach((line) =>
       Effect.forEach(
         Array.from({ length: count }, (_, i) => `fleet-${i}`),
-        (key) => auth.getAuthStatus(key, { includeToken: true }),
+        (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
         { concurrency: "unbounded" }
       ).pipe(
         Effect.flatMap((statuses) =>
