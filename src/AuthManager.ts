@@ -121,6 +121,8 @@ export interface ChatgptTokens {
   readonly accessToken: Redacted.Redacted<string>
   readonly refreshToken: Redacted.Redacted<string>
   readonly accountId?: string | null | undefined
+  /** How long the access token lives (`expires_in`), kept as `expires_at` so an opaque token goes stale on time. */
+  readonly expiresIn?: Duration.Duration | undefined
 }
 
 /** What an API request carries: `Authorization: Bearer <token>`, and the ChatGPT account. */
@@ -593,7 +595,7 @@ export const make = (
           access_token: tokens.accessToken,
           refresh_token: tokens.refreshToken,
           ...(tokens.accountId === undefined ? {} : { account_id: tokens.accountId })
-        }, now))
+        }, now, tokens.expiresIn))
       )
     })
 

@@ -115,9 +115,16 @@ export interface OidcOptions {
   readonly deviceAuthorizationEndpoint?: string | undefined
   /** Default `[0]`: an ephemeral port, as RFC 8252 §7.3 recommends. */
   readonly ports?: ReadonlyArray<number> | undefined
+  /**
+   * Extra authorize parameters. Default: `prompt=consent` when `offline_access`
+   * is asked for, which OpenID Connect Core §11 requires for a refresh token.
+   */
+  readonly authorizeParams?: ReadonlyArray<readonly [string, string]> | undefined
   /** Default `/callback`. */
   readonly redirectPath?: string | undefined
 }
+
+const defaultScopes = ["openid", "profile", "email", "offline_access"]
 
 const oidcFrom = (
   options: OidcOptions,
@@ -132,8 +139,9 @@ const oidcFrom = (
   clientId: options.clientId,
   clientSecret: Option.fromNullable(options.clientSecret),
   clientAuth: options.clientAuth ?? (options.clientSecret === undefined ? "none" : "client_secret_basic"),
-  scopes: options.scopes ?? ["openid", "profile", "email", "offline_access"],
-  authorizeParams: [],
+  scopes: options.scopes ?? defaultScopes,
+  authorizeParams: options.authorizeParams ??
+    ((options.scopes ?? defaultScopes).includes("offline_access") ? [["prompt", "consent"]] : []),
   loopback: { ports: options.ports ?? [0], path: options.redirectPath ?? "/callback", cancelPrevious: false },
   refreshBody: "form"
 })

@@ -30,6 +30,7 @@ import * as AuthDocument from "./AuthDocument.js"
 import { AuthManager, type AuthState } from "./AuthManager.js"
 import { SignInError } from "./Errors.js"
 import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/signIn/exchange.js"
+import * as OAuthHttp from "./internal/oauthHttp.js"
 import * as Loopback from "./internal/signIn/loopback.js"
 import * as Pages from "./internal/signIn/pages.js"
 import { makeLoginId, makePkce, makeState } from "./internal/signIn/pkce.js"
@@ -181,7 +182,8 @@ export const make = (
               idToken: Option.getOrElse(tokens.idToken, () => Redacted.make("")),
               accessToken: tokens.accessToken,
               refreshToken: tokens.refreshToken,
-              accountId: accountIdOf(tokens.idToken)
+              accountId: accountIdOf(tokens.idToken),
+              expiresIn: Option.getOrUndefined(tokens.expiresIn)
             }).pipe(Effect.mapError((error) => new SignInError({ reason: "storage", detail: error.message }))))
             yield* finish(saved)
             return yield* saved
@@ -247,7 +249,7 @@ export const make = (
               if (error !== null) {
                 return yield* fail(new SignInError({
                   reason: error === "access_denied" ? "denied" : "exchange_failed",
-                  detail: `the provider answered ${error}`
+                  detail: OAuthHttp.isKnownCode(error) ? `the provider answered ${error}` : "the provider answered with an error"
                 }))
               }
               const code = params.get("code")

@@ -4,10 +4,7 @@
  * again later). `layerTest` is a scripted fake for tests.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import {
-  Chunk,
   Clock,
   Config,
   type ConfigError,
@@ -17,11 +14,12 @@ import {
   Layer,
   Option,
   Redacted,
-  Ref,
-  Stream
+  Ref
 } from "effect"
 import type { RefreshedTokens } from "./AuthDocument.js"
-import { PermanentRefreshError, type PermanentReason, TransientRefreshError } from "./Errors.js"
+import { PermanentRefreshError, type PermanentReason, type SignInError, TransientRefreshError } from "./Errors.js"
+import * as OAuthHttp from "./internal/oauthHttp.js"
+import * as OAuthProvider from "./OAuthProvider.js"
 
 export interface TokenRefresherShape {
   readonly refresh: (
@@ -36,8 +34,10 @@ export const defaultClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
 export interface HttpOptions {
   readonly tokenUrl: string
   readonly clientId: string
-  /** Sent in the body as `client_secret` when set (RFC 6749 §2.3.1). */
+  /** Sent as `clientAuth` says (RFC 6749 §2.3.1); in the body by default. */
   readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  /** `client_secret_post` (default with a secret) or `client_secret_basic`. */
+  readonly clientAuth?: OAuthHttp.ClientAuth | undefined
   /** `json` (what the Codex CLI sends) or `form` (`application/x-www-form-urlencoded`, RFC 6749 §6). */
   readonly bodyFormat: "json" | "form"
   readonly headers: Readonly<Record<string, string>>
@@ -101,33 +101,9 @@ const permanentCodes: Record<string, PermanentReason> = {
   unauthorized_client: "invalid_client"
 }
 
-/**
- * The error codes quoted in messages. Any other text from the endpoint is
- * never repeated: an error body may echo the refresh token it was sent.
- */
-const knownCodes = new Set([
-  ...Object.keys(permanentCodes),
-  "invalid_request", "invalid_scope", "unsupported_grant_type", "access_denied", "server_error",
-  "temporarily_unavailable", "slow_down", "rate_limit_exceeded", "token_expired", "expired_token"
-])
-
-/** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
-export const errorCode = (body: unknown): string | undefined => {
-  if (body === null || typeof body !== "object") return undefined
-  const { code, error } = body as { readonly error?: unknown; readonly code?: unknown }
-  const nested = error !== null && typeof error === "object" ? (error as { readonly code?: unknown }).code : undefined
-  const found = [nested, error, code].find((candidate) => typeof candidate === "string")
-  return typeof found === "string" ? found.toLowerCase() : undefined
-}
-
-/** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
-export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {
-  if (value === undefined) return Option.none()
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
-  const at = Date.parse(trimmed)
-  return Number.isNaN(at) ? Option.none() : Option.some(Duration.millis(Math.max(0, at - now)))
-}
+// Error codes and Retry-After are read in the one module that speaks OAuth to token endpoints.
+export { errorCode, parseRetryAfter } from "./internal/oauthHttp.js"
+const { errorCode, parseJsonLoosely, parseRetryAfter } = OAuthHttp
 
 /** What a non-2xx answer means. Pure, so every row of the table can be tested directly. */
 export const classifyFailure = (
@@ -144,7 +120,7 @@ export const classifyFailure = (
   // proxy: backing off recovers by itself once fixed, poisoning would not.
   return new TransientRefreshError({
     kind: "status",
-    detail: `the token endpoint answered HTTP ${status}${code !== undefined && knownCodes.has(code) ? ` (${code})` : ""}`,
+    detail: `the token endpoint answered HTTP ${status}${code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""}`,
     status,
     ...Option.match(retryAfter, { onNone: () => ({}), onSome: (delay) => ({ retryAfter: delay }) })
   })
@@ -187,83 +163,74 @@ export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens>
   })
 }
 
-const parseJsonLoosely = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
-
 const transient = (kind: TransientRefreshError["kind"], detail: string, status?: number) =>
   new TransientRefreshError(status === undefined ? { kind, detail } : { kind, detail, status })
-
-// Stops reading (and so closes the connection) once the body passes the limit.
-const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) =>
-  response.stream.pipe(
-    Stream.runFoldWhile(
-      { size: 0, chunks: Chunk.empty<Uint8Array>() },
-      (acc) => acc.size <= maxBytes,
-      (acc, bytes) => ({ size: acc.size + bytes.length, chunks: Chunk.append(acc.chunks, bytes) })
-    ),
-    Effect.mapError(() => transient("connection", "the connection broke while reading the answer", response.status)),
-    Effect.filterOrFail(
-      (acc) => acc.size <= maxBytes,
-      () => transient("body", `the answer was larger than ${maxBytes} bytes`, response.status)
-    ),
-    Effect.map((acc) => Buffer.concat(Chunk.toArray(acc.chunks)).toString("utf8"))
-  )
 
 /** The HTTP refresher: one POST through `HttpClient`, classified as SPEC §3 says. */
 export const makeHttp = (options: HttpOptions) =>
   Effect.gen(function*() {
     // Redirects are not followed: the refresh token must reach the configured endpoint only.
     const client = yield* HttpClient.HttpClient
+    const sendOptions = { timeout: options.timeout, maxBodyBytes: options.maxBodyBytes, what: "the token endpoint" }
 
-    const requestFor = (refreshToken: Redacted.Redacted<string>) => {
-      const fields: Record<string, string> = {
-        client_id: options.clientId,
-        grant_type: "refresh_token",
-        refresh_token: Redacted.value(refreshToken)
-      }
-      if (Option.isSome(options.clientSecret)) fields.client_secret = Redacted.value(options.clientSecret.value)
-      const request = HttpClientRequest.post(options.tokenUrl).pipe(
-        HttpClientRequest.acceptJson,
-        HttpClientRequest.setHeaders(options.headers)
-      )
-      return options.bodyFormat === "form"
-        ? HttpClientRequest.bodyUrlParams(request, fields)
-        : HttpClientRequest.bodyUnsafeJson(request, fields)
-    }
+    const requestFor = (refreshToken: Redacted.Redacted<string>) =>
+      OAuthHttp.tokenRequest(options.tokenUrl, options, [
+        ["client_id", options.clientId],
+        ["grant_type", "refresh_token"],
+        ["refresh_token", refreshToken]
+      ])
 
     const refresh = Effect.fn("TokenRefresher.refresh")(function*(refreshToken: Redacted.Redacted<string>) {
-      const response = yield* client.execute(requestFor(refreshToken)).pipe(
-        Effect.mapError((error) => transient("connection", `the token endpoint could not be reached (${error.reason})`)),
-        // The HTTP stack may throw on a request it cannot make: that is a failed refresh, not a crash.
-        Effect.catchAllDefect(() => Effect.fail(transient("connection", "the request to the token endpoint could not be made")))
+      const answer = yield* OAuthHttp.send(requestFor(refreshToken), sendOptions).pipe(
+        Effect.provideService(HttpClient.HttpClient, client),
+        Effect.mapError((failure) => transient(failure.kind, failure.detail, failure.status))
       )
-      const text = yield* readBody(response, options.maxBodyBytes)
-      if (response.status >= 200 && response.status < 300) {
-        return yield* Option.match(parseTokenResponse(text), {
-          onNone: () =>
-            Effect.fail(transient("body", "the token endpoint answered without any token", response.status)),
+      if (answer.status >= 200 && answer.status < 300) {
+        return yield* Option.match(parseTokenResponse(answer.text), {
+          onNone: () => Effect.fail(transient("body", "the token endpoint answered without any token", answer.status)),
           onSome: (tokens) => Effect.succeed(tokens)
         })
       }
       const now = yield* Clock.currentTimeMillis
       return yield* Effect.fail(
-        classifyFailure(response.status, parseJsonLoosely(text), parseRetryAfter(response.headers["retry-after"], now))
+        classifyFailure(answer.status, answer.json, parseRetryAfter(answer.headers["retry-after"], now))
       )
-    }, (effect) =>
-      effect.pipe(
-        Effect.timeoutFail({
-          duration: options.timeout,
-          onTimeout: () => transient("timeout", `the token endpoint did not answer within ${Duration.format(options.timeout)}`)
-        })
-      ))
+    })
 
     return TokenRefresher.of({ refresh })
   })
+
+/**
+ * The refresher of a discovered provider (`EFFECT_AUTH_ISSUER`): the token
+ * endpoint and client authentication sign-in uses. Discovery runs at the
+ * first refresh; while it fails, refreshes fail as transient.
+ */
+const makeForProvider = (
+  options: HttpOptions,
+  provider: Effect.Effect<OAuthProvider.OAuthProvider, SignInError, HttpClient.HttpClient>
+) =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const built = yield* Ref.make(Option.none<TokenRefresherShape>())
+    const refresher = Effect.flatMap(Ref.get(built), Option.match({
+      onSome: Effect.succeed,
+      onNone: () =>
+        provider.pipe(
+          Effect.flatMap((found) => makeHttp({ ...options, ...OAuthProvider.refresherOptions(found) })),
+          Effect.provideService(HttpClient.HttpClient, client),
+          Effect.mapError((error) => transient("connection", error.message)),
+          Effect.tap((made) => Ref.set(built, Option.some(made)))
+        )
+    }))
+    return TokenRefresher.of({ refresh: (refreshToken) => Effect.flatMap(refresher, (made) => made.refresh(refreshToken)) })
+  })
+
+/** `makeHttp` for the settings of `Config`, through the provider of `EFFECT_AUTH_ISSUER` when it is set. */
+const makeFromConfig = (options: HttpOptions) =>
+  Effect.flatMap(Config.option(Config.string("EFFECT_AUTH_ISSUER")), (issuer) =>
+    Option.isNone(issuer)
+      ? makeHttp(options)
+      : Effect.flatMap(OAuthProvider.fromConfig, ({ provider }) => makeForProvider(options, provider)))
 
 /** The scripted fake: call N runs step N (the last step repeats) and is recorded. */
 export const makeTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>
@@ -301,13 +268,13 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
 
   /** The HTTP refresher configured through `Config` (see `httpOptionsConfig`). Needs an `HttpClient`. */
   static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
-    .effect(TokenRefresher, Effect.flatMap(httpOptionsConfig, makeHttp))
+    .effect(TokenRefresher, Effect.flatMap(httpOptionsConfig, makeFromConfig))
 
   /** The HTTP refresher with some settings given in code; the rest still come from `Config`. */
   static readonly layerHttpWith = (options: Partial<HttpOptions>) =>
     Layer.effect(
       TokenRefresher,
-      Effect.flatMap(httpOptionsConfig, (fromConfig) => makeHttp({ ...fromConfig, ...options }))
+      Effect.flatMap(httpOptionsConfig, (fromConfig) => makeFromConfig({ ...fromConfig, ...options }))
     )
 
   /** A scripted fake that records each call; see `TokenRefresherTest` for the record. */

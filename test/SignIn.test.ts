@@ -1,11 +1,15 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Redacted, TestClock } from "effect"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Redacted, TestClock } from "effect"
 import { AuthManager } from "../src/AuthManager.js"
 import { AuthStore } from "../src/AuthStore.js"
 import * as OAuthProvider from "../src/OAuthProvider.js"
+import * as OAuthHttp from "../src/internal/oauthHttp.js"
+import { startDevice } from "../src/internal/signIn/exchange.js"
 import { SignIn } from "../src/SignIn.js"
 import * as CodexIssuer from "../src/testing/CodexIssuer.js"
+import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher } from "../src/TokenRefresher.js"
 import { dead } from "./support/manager.js"
 
@@ -86,4 +90,116 @@ describe("SignIn, Codex profile, in process", () => {
         expect(yield* signIn.cancel(login.loginId)).toBe("notFound")
       }).pipe(Effect.provide(stack(issuer.issuer)))
     }).pipe(Effect.scoped))
+})
+
+describe("RFC 8628 device polling (generic profile), on the TestClock", () => {
+  const deviceAnswer = () =>
+    Effect.succeed(HttpServerResponse.unsafeJson({
+      device_code: "dc_SECRET_device",
+      user_code: "WXYZ-1234",
+      verification_uri: "http://127.0.0.1/device",
+      expires_in: 600,
+      interval: 5
+    }))
+
+  /** A device endpoint, and a token endpoint answering `script` in turn; each token request is announced on `arrivals`. */
+  const setUp = (script: ReadonlyArray<TokenEndpoint.Behaviour>) =>
+    Effect.gen(function*() {
+      const arrivals = yield* Queue.unbounded<TokenEndpoint.ReceivedRequest>()
+      const device = yield* TokenEndpoint.make(deviceAnswer)
+      const token = yield* TokenEndpoint.make((request) =>
+        Effect.zipRight(Queue.offer(arrivals, request), script[Math.min(request.index, script.length - 1)]!(request))
+      )
+      const provider = yield* OAuthProvider.discover({
+        issuer: "http://127.0.0.1",
+        clientId: "cli",
+        clientSecret: Redacted.make("client-SECRET"),
+        clientAuth: "client_secret_basic",
+        authorizationEndpoint: "http://127.0.0.1/authorize",
+        tokenEndpoint: token.url,
+        deviceAuthorizationEndpoint: device.url
+      })
+      const started = yield* startDevice(provider)
+      return { arrivals, started, device, token }
+    })
+
+  // The poll's next sleep: a wake-up the clock did not hold in `before`, sooner than a request's
+  // timeout (30 s; those come and go meanwhile). Real I/O happens in between: awaited, not slept.
+  const counted = (sleeps: Chunk.Chunk<number>) => {
+    const counts = new Map<number, number>()
+    for (const at of sleeps) counts.set(at, (counts.get(at) ?? 0) + 1)
+    return counts
+  }
+  const sleepsNow = Effect.map(TestClock.sleeps(), counted)
+  const nextSleep = (before: ReadonlyMap<number, number>) =>
+    Effect.gen(function*() {
+      while (true) {
+        const now = yield* TestClock.currentTimeMillis
+        const added = [...counted(yield* TestClock.sleeps())].find(([at, count]) =>
+          count > (before.get(at) ?? 0) && at - now < 30_000
+        )
+        if (added !== undefined) return added[0] - now
+        yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      }
+    })
+
+  const answer = (body: object, status = 400): TokenEndpoint.Behaviour => () =>
+    Effect.succeed(HttpServerResponse.unsafeJson(body, { status }))
+
+  it.scoped("authorization_pending waits the interval, slow_down adds 5 s for good, then the tokens", () =>
+    Effect.gen(function*() {
+      const { arrivals, device, started } = yield* setUp([
+        answer({ error: "authorization_pending" }),
+        answer({ error: "slow_down" }),
+        answer({ error: "authorization_pending" }),
+        answer({ access_token: "at_SECRET", refresh_token: "rt_SECRET_new", expires_in: "600", token_type: "Bearer" }, 200)
+      ])
+      expect(started.userCode).toBe("WXYZ-1234")
+      const deviceRequest = (yield* device.requests)[0]!
+      // client_secret_basic: the client is named in the Authorization header, not the body.
+      expect(deviceRequest.fields).toEqual({ scope: "openid profile email offline_access" })
+      let before = yield* sleepsNow
+      const polling = yield* Effect.fork(started.poll)
+      const waits: Array<number> = []
+      for (let poll = 0; poll < 4; poll++) {
+        const wait = yield* nextSleep(before)
+        waits.push(wait)
+        before = yield* sleepsNow
+        yield* TestClock.adjust(wait)
+        const request = yield* Queue.take(arrivals)
+        expect(request.fields).toEqual({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: "dc_SECRET_device" })
+      }
+      expect(waits).toEqual([5000, 5000, 10_000, 10_000])
+      const tokens = yield* Fiber.join(polling)
+      expect(Redacted.value(tokens.refreshToken)).toBe("rt_SECRET_new")
+      expect(Option.map(tokens.expiresIn, Duration.toSeconds)).toEqual(Option.some(600))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scoped("expired_token and access_denied end the sign-in with a reason a person understands", () =>
+    Effect.gen(function*() {
+      for (const [code, reason] of [["expired_token", "expired"], ["access_denied", "denied"]] as const) {
+        const { started } = yield* setUp([answer({ error: code })])
+        const before = yield* sleepsNow
+        const polling = yield* Effect.fork(Effect.flip(started.poll))
+        yield* TestClock.adjust(yield* nextSleep(before))
+        const error = yield* Fiber.join(polling)
+        expect(error.reason).toBe(reason)
+        expect(error.message).not.toContain("SECRET")
+      }
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("the token request of a confidential client", () => {
+  it.effect("client_secret_basic: form-encoded credentials in Authorization, no client_id or secret in the body", () =>
+    Effect.gen(function*() {
+      const request = OAuthHttp.tokenRequest("http://127.0.0.1/token", {
+        clientId: "a client:1",
+        clientSecret: Option.some(Redacted.make("s3cr*t pass")),
+        clientAuth: "client_secret_basic",
+        bodyFormat: "form"
+      }, [["grant_type", "refresh_token"], ["refresh_token", Redacted.make("rt 1*")], ["client_id", "a client:1"]])
+      expect(request.headers.authorization).toBe(`Basic ${Buffer.from("a%20client%3A1:s3cr%2At%20pass").toString("base64")}`)
+      const body = request.body as { readonly body: Uint8Array }
+      expect(new TextDecoder().decode(body.body)).toBe("grant_type=refresh_token&refresh_token=rt%201%2A")
+    }))
 })

@@ -94,6 +94,8 @@ export interface SendOptions {
   readonly timeout: Duration.Duration
   /** A body larger than this is not read further. */
   readonly maxBodyBytes: number
+  /** What the endpoint is called in messages; by default its origin. */
+  readonly what?: string | undefined
 }
 
 export const defaultSendOptions: SendOptions = { timeout: Duration.seconds(30), maxBodyBytes: 1024 * 1024 }
@@ -128,12 +130,17 @@ export const parseJsonLoosely = (text: string): unknown => {
  * Sends a request and reads the answer, whatever its status. Redirects are
  * not followed: what the request carries must reach the configured endpoint only.
  */
-export const send = (request: HttpClientRequest.HttpClientRequest, options: SendOptions = defaultSendOptions) =>
-  Effect.gen(function*() {
+export const send = (request: HttpClientRequest.HttpClientRequest, options: SendOptions = defaultSendOptions) => {
+  const what = options.what ?? hostOf(request.url)
+  return Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const response = yield* client.execute(request).pipe(
       Effect.mapError((error) =>
-        new ExchangeFailure({ kind: "connection", detail: `${hostOf(request.url)} could not be reached (${error.reason})` })
+        new ExchangeFailure({ kind: "connection", detail: `${what} could not be reached (${error.reason})` })
+      ),
+      // The HTTP stack may throw on a request it cannot make: that is a failed request, not a crash.
+      Effect.catchAllDefect(() =>
+        Effect.fail(new ExchangeFailure({ kind: "connection", detail: `the request to ${what} could not be made` }))
       )
     )
     const text = yield* readBody(response, options.maxBodyBytes)
@@ -142,9 +149,10 @@ export const send = (request: HttpClientRequest.HttpClientRequest, options: Send
     Effect.timeoutFail({
       duration: options.timeout,
       onTimeout: () =>
-        new ExchangeFailure({ kind: "timeout", detail: `${hostOf(request.url)} did not answer within ${Duration.format(options.timeout)}` })
+        new ExchangeFailure({ kind: "timeout", detail: `${what} did not answer within ${Duration.format(options.timeout)}` })
     })
   )
+}
 
 // Only the origin: a URL's query may carry something secret.
 const hostOf = (url: string) => {
@@ -163,6 +171,23 @@ export const errorCode = (body: unknown): string | undefined => {
   const found = [nested, error, code].find((candidate) => typeof candidate === "string")
   return typeof found === "string" ? found.toLowerCase() : undefined
 }
+
+/**
+ * The error codes quoted in messages. Any other text from an endpoint or a
+ * callback is never repeated: an error may echo the token or code it was sent.
+ */
+const knownCodes = new Set([
+  // RFC 6749 §4.1.2.1 and §5.2, RFC 8628 §3.5, OpenID Connect Core §3.1.2.6
+  "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+  "invalid_scope", "access_denied", "unsupported_response_type", "server_error", "temporarily_unavailable",
+  "authorization_pending", "slow_down", "expired_token", "interaction_required", "login_required",
+  "consent_required", "account_selection_required",
+  // Codex / OpenAI
+  "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated", "rate_limit_exceeded", "token_expired"
+])
+
+/** Whether a code is one of the standard (or Codex) error codes, safe to repeat in a message. */
+export const isKnownCode = (code: string): boolean => knownCodes.has(code)
 
 /** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
 export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {

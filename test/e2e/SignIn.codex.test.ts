@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import * as CodexIssuer from "../../src/testing/CodexIssuer.js"
-import { record } from "../support/audit.js"
+import { record, recordSecret } from "../support/audit.js"
 import { appServer, cleanup, type Message, type RunningProcess, spawnScript, tempHome } from "../support/processes.js"
 import { schemaErrors } from "../support/schemas.js"
 
@@ -19,7 +19,13 @@ const scope = Effect.runSync(Scope.make())
 beforeAll(async () => {
   issuer = await Effect.runPromise(CodexIssuer.make({ deviceInterval: 1 }).pipe(Scope.extend(scope)))
 })
-afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+afterAll(async () => {
+  // What the issuer was sent that carries no SECRET marker (verifiers) must appear in no output either.
+  for (const request of await Effect.runPromise(issuer.received)) {
+    recordSecret(...["code", "code_verifier", "refresh_token", "device_auth_id"].flatMap((key) => request.fields[key] ?? []))
+  }
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+})
 afterEach(cleanup)
 
 const expectValid = (schema: string, value: unknown) => expect(schemaErrors(schema, value)).toEqual([])

@@ -14,6 +14,17 @@ export const record = (source: string, text: string) => {
   appendFileSync(auditFile, `--- ${source}\n${text}\n`)
 }
 
+/** The values tests saw that are secret but carry no marker (codes, verifiers, a provider's opaque tokens). */
+export const secretsFile = join(dirname(auditFile), "secrets.list")
+
+/** Adds values no output may hold; the audit searches for each of them at the end of the run. */
+export const recordSecret = (...values: ReadonlyArray<string>) => {
+  const worth = values.filter((value) => value.length >= 8)
+  if (worth.length === 0) return
+  mkdirSync(dirname(secretsFile), { recursive: true })
+  appendFileSync(secretsFile, worth.map((value) => `${value}\n`).join(""))
+}
+
 /** What no output may hold: every fixture secret carries "SECRET"; JWTs and API keys by shape. */
 export const secretPatterns: ReadonlyArray<RegExp> = [
   /SECRET/,

@@ -7,7 +7,9 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
 import { SignInError } from "../../Errors.js"
+import type { RefreshedTokens } from "../../AuthDocument.js"
 import type { OAuthProvider } from "../../OAuthProvider.js"
+import { parseTokenResponse } from "../../TokenRefresher.js"
 import * as OAuthHttp from "../oauthHttp.js"
 
 /** What a sign-in obtained. */
@@ -15,7 +17,7 @@ export interface Obtained {
   readonly accessToken: Redacted.Redacted<string>
   readonly refreshToken: Redacted.Redacted<string>
   readonly idToken: Option.Option<Redacted.Redacted<string>>
-  readonly expiresIn: Option.Option<number>
+  readonly expiresIn: Option.Option<Duration.Duration>
 }
 
 const clientOf = (provider: OAuthProvider): OAuthHttp.ClientSettings => ({
@@ -36,15 +38,16 @@ const refused = (answer: OAuthHttp.Answer, what: string) => {
   const code = OAuthHttp.errorCode(answer.json)
   return new SignInError({
     reason: code === "access_denied" ? "denied" : code === "expired_token" ? "expired" : "exchange_failed",
-    detail: `${what} answered HTTP ${answer.status}${code === undefined ? "" : ` (${code})`}`,
+    detail: `${what} answered HTTP ${answer.status}${code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""}`,
     status: answer.status
   })
 }
 
-/** Reads a token answer; a 2xx without an access and a refresh token is a failed sign-in. */
+/** Reads a token answer (as the refresher does); a 2xx without an access and a refresh token is a failed sign-in. */
 const tokensOf = (answer: OAuthHttp.Answer): Effect.Effect<Obtained, SignInError> => {
-  const access = OAuthHttp.stringField(answer.json, "access_token")
-  const refresh = OAuthHttp.stringField(answer.json, "refresh_token")
+  const tokens = Option.getOrElse(parseTokenResponse(answer.text), () => ({}) as RefreshedTokens)
+  const access = tokens.accessToken
+  const refresh = tokens.refreshToken
   if (access === undefined) {
     return Effect.fail(new SignInError({ reason: "exchange_failed", detail: "the token endpoint answered without an access token" }))
   }
@@ -55,10 +58,10 @@ const tokensOf = (answer: OAuthHttp.Answer): Effect.Effect<Obtained, SignInError
     }))
   }
   return Effect.succeed({
-    accessToken: Redacted.make(access),
-    refreshToken: Redacted.make(refresh),
-    idToken: Option.map(Option.fromNullable(OAuthHttp.stringField(answer.json, "id_token")), Redacted.make),
-    expiresIn: Option.fromNullable(OAuthHttp.numberField(answer.json, "expires_in"))
+    accessToken: access,
+    refreshToken: refresh,
+    idToken: Option.fromNullable(tokens.idToken),
+    expiresIn: Option.fromNullable(tokens.expiresIn)
   })
 }
 
