@@ -102,8 +102,14 @@ const permanentCodes: Record<string, PermanentReason> = {
 }
 
 // Error codes and Retry-After are read in the one module that speaks OAuth to token endpoints.
-export { errorCode, parseRetryAfter } from "./internal/oauthHttp.js"
-const { errorCode, parseJsonLoosely, parseRetryAfter } = OAuthHttp
+const { parseJsonLoosely } = OAuthHttp
+
+/** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
+export const errorCode: (body: unknown) => string | undefined = OAuthHttp.errorCode
+
+/** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
+export const parseRetryAfter: (value: string | undefined, now: number) => Option.Option<Duration.Duration> =
+  OAuthHttp.parseRetryAfter
 
 /** What a non-2xx answer means. Pure, so every row of the table can be tested directly. */
 export const classifyFailure = (
