@@ -85,5 +85,5 @@ In another terminal, with a throw-away CODEX_HOME:
   npx tsx examples/cli.ts login            # a browser sign-in
   npx tsx examples/cli.ts login --device   # or a device code
   npx tsx examples/cli.ts status
-  EFFECT_AUTH_REFRESH_WINDOW="15 minutes" npx tsx examples/cli.ts refresh`)
+  EFFECT_AUTH_REFRESH_WINDOW="15 minutes" EFFECT_AUTH_MIN_REFRESH_INTERVAL="0 seconds" npx tsx examples/cli.ts refresh`)
 }
