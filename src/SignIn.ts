@@ -203,7 +203,8 @@ export const make = (
           Effect.catchAll(() => Effect.void),
           Effect.zipRight(Effect.whenEffect(
             Effect.ignore(Effect.timeout(Effect.race(Deferred.await(successServed), Deferred.await(canceled)), successGrace)),
-            Effect.map(Deferred.await(done).pipe(Effect.exit), Exit.isSuccess)
+            // Only a browser comes back for a page; a device sign-in is over once saved.
+            Effect.map(Deferred.await(done).pipe(Effect.exit), (exit) => kind === "browser" && Exit.isSuccess(exit))
           )),
           Effect.ensuring(Scope.close(scope, Exit.void)),
           Effect.ensuring(Ref.update(current, Option.filter((login) => login.loginId !== loginId))),
