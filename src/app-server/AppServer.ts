@@ -305,6 +305,7 @@ export const serve = <E, R>(
         const request = yield* decodeParams(LoginParams, params)
         switch (request.type) {
           case "apiKey": {
+            yield* logins.cancelInProgress
             yield* Ref.set(external, Option.none())
             yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
             const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)

@@ -4,7 +4,7 @@
  * `account/login/completed` notification), as the Codex app server answers
  * them. `AppServer` dispatches to it; the work is done by `SignIn`.
  */
-import { Data, Effect, Either, Option, Schema } from "effect"
+import { Data, Effect, Either, Option, Ref, Schema } from "effect"
 import { SignIn } from "../SignIn.js"
 import { describeIssues } from "./describeIssues.js"
 
@@ -20,6 +20,8 @@ const CancelParams = Schema.Struct({ loginId: Schema.String })
 export const make = (send: (message: object) => Effect.Effect<void>, announce: Effect.Semaphore) =>
   Effect.gen(function*() {
     const signIn = yield* Effect.serviceOption(SignIn)
+    // The last sign-in this connection started: another kind of sign-in cancels it, as in Codex.
+    const lastStarted = yield* Ref.make(Option.none<string>())
 
     const onComplete = (outcome: Either.Either<unknown, { readonly message: string }>, loginId: string) =>
       send({
@@ -44,7 +46,8 @@ export const make = (send: (message: object) => Effect.Effect<void>, announce: E
             Effect.mapBoth({
               onFailure: failed,
               onSuccess: (login) => ({ type, loginId: login.loginId, authUrl: login.authUrl })
-            })
+            }),
+            Effect.tap((started) => Ref.set(lastStarted, Option.some(started.loginId)))
           )
           : service.startDevice({ onComplete, announce }).pipe(
             Effect.mapBoth({
@@ -55,7 +58,8 @@ export const make = (send: (message: object) => Effect.Effect<void>, announce: E
                 verificationUrl: login.verificationUrl,
                 userCode: login.userCode
               })
-            })
+            }),
+            Effect.tap((started) => Ref.set(lastStarted, Option.some(started.loginId)))
           )
       )
 
@@ -69,5 +73,9 @@ export const make = (send: (message: object) => Effect.Effect<void>, announce: E
         return { status }
       })
 
-    return { start, cancel }
+    /** Cancels a browser or device sign-in in progress (before an API key or host tokens replace it). */
+    const cancelInProgress = Effect.flatMap(Ref.getAndSet(lastStarted, Option.none()), (loginId) =>
+      Option.isSome(signIn) && Option.isSome(loginId) ? Effect.asVoid(signIn.value.cancel(loginId.value)) : Effect.void)
+
+    return { start, cancel, cancelInProgress }
   })

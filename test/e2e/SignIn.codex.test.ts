@@ -157,7 +157,7 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect(await server.close()).toBe(0)
   })
 
-  it("cancel: {status: canceled}, completed with success false, the callback server closed, nothing saved; then notFound", async () => {
+  it("cancel: {status: canceled}, completed with success false, the callback server closed, nothing saved; then notFound; an API key sign-in cancels one too", async () => {
     const { home, server } = await start()
     const login = await startLogin(server)
     const redirectUri = new URL(login.authUrl).searchParams.get("redirect_uri")!
@@ -172,6 +172,11 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect((await server.request("account/login/cancel", { loginId: "no-such-login" })).result).toEqual({ status: "notFound" })
     expect((await server.request("account/login/cancel", {})).error?.code).toBe(-32602)
     expect(() => statSync(join(home, "auth.json"))).toThrow()
+    // Signing in with an API key cancels a browser sign-in in progress, as in Codex.
+    const again = await startLogin(server)
+    expect((await server.request("account/login/start", { type: "apiKey", apiKey: "sk-test-key-SECRET" })).result).toEqual({ type: "apiKey" })
+    expect((await completion(server, again.loginId)).params).toMatchObject({ success: false })
+    expect(await refused(new URL(again.authUrl).searchParams.get("redirect_uri")!)).toBe(true)
   })
 
   it("a wrong state is refused and the sign-in keeps waiting; a reused code fails the sign-in that presents it", async () => {
