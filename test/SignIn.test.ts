@@ -11,6 +11,7 @@ import { SignIn } from "../src/SignIn.js"
 import * as CodexIssuer from "../src/testing/CodexIssuer.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher } from "../src/TokenRefresher.js"
+import { makeCapture } from "./support/capture.js"
 import { dead } from "./support/manager.js"
 
 /** The sign-in stack over a memory store, for a Codex issuer, on ephemeral ports. */
@@ -68,6 +69,22 @@ describe("SignIn, Codex profile, in process", () => {
       const exchange = (yield* issuer.received).find((r) => r.path === "/oauth/token")!
       expect(exchange.contentType).toBe("application/x-www-form-urlencoded")
       expect(exchange.body).toMatch(/^grant_type=authorization_code&code=ac_SECRET_[\w-]+&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauth%2Fcallback&client_id=app_EMoamEEZ73f0CkXaXp7hrann&code_verifier=[\w-]{86}$/)
+    }).pipe(Effect.scoped))
+
+  it.live("the callback's authorization code reaches no span, log line or metric (the server's request span)", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const capture = makeCapture()
+      yield* Effect.gen(function*() {
+        const login = yield* Effect.flatMap(SignIn, (signIn) => signIn.startBrowser())
+        const hops = yield* browse(login.authUrl)
+        expect(hops[1]!.url).toMatch(/\/auth\/callback\?code=ac_SECRET_/)
+        yield* login.await
+        yield* login.closed
+      }).pipe(Effect.provide(stack(issuer.issuer)), Effect.provide(capture.layer))
+      const text = yield* capture.text
+      expect(text).toContain("SignIn.exchangeCode")
+      expect(text).not.toMatch(/SECRET/)
     }).pipe(Effect.scoped))
 
   it.effect("a sign-in not completed in 10 minutes is abandoned: nothing saved, its server closed", () =>

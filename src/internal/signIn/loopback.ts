@@ -5,6 +5,7 @@
  * login server there lets go), then retries, then the next port.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
@@ -39,7 +40,12 @@ export const serve = <E>(loopback: Loopback, app: HttpApp.Default<E, never>, sco
       for (let attempt = 1; attempt <= attemptsPerPort; attempt++) {
         const bound = yield* Effect.either(bindOnce(port, scope))
         if (bound._tag === "Right") {
-          yield* bound.right.serve(app).pipe(Scope.extend(scope))
+          // The server's request span would record the callback's URL (`url.full`, `url.query`),
+          // which carries the authorization code: no span for a request with a query.
+          yield* bound.right.serve(app).pipe(
+            HttpMiddleware.withTracerDisabledWhenEffect((request) => request.url.includes("?")),
+            Scope.extend(scope)
+          )
           return portOf(bound.right)
         }
         if (!isAddressInUse(bound.left) || port === 0) break
