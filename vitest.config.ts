@@ -17,13 +17,34 @@ export default defineConfig({
   test: {
     // The secrets audit spans both projects: it runs once, around the whole run.
     globalSetup: ["test/support/auditSetup.ts"],
+    // The e2e files run in two reused worker processes (they mostly wait on the programs they
+    // spawn); see the e2e project.
+    poolOptions: { forks: { isolate: false, maxForks: 2, minForks: 1 } },
     projects: [
-      { test: { ...shared, name: "unit", include: ["test/*.test.ts"] } },
+      {
+        test: {
+          ...shared,
+          name: "unit",
+          include: ["test/*.test.ts"],
+          // All unit files run in one worker thread and share its loaded modules (Effect, the
+          // library): loading them afresh for each file cost 2–3 s a file, most of the unit run.
+          // So a unit test must not rely on module-level state left by another file (Effect's
+          // metric registry is global: compare a metric before and after, not with zero). Being
+          // in the threads pool, the unit files run alongside the e2e files (forks pool), which
+          // mostly wait on their processes: the two cores are used.
+          pool: "threads",
+          isolate: false,
+          poolOptions: { threads: { singleThread: true } }
+        }
+      },
       {
         test: {
           ...shared,
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          // As for the unit files, a worker keeps its loaded modules from one file to the next:
+          // a file must not rely on module-level state another file left.
+          isolate: false,
           globalSetup: ["test/support/bundles.ts", "test/support/pgSetup.ts"]
         }
       }

@@ -2,7 +2,7 @@
 // as bundles of the current source (scripts/bundle.mjs), built once per run, and V8's code
 // cache of each made once (a bundle compiled from cache starts about twice as fast). The
 // writer is always killed, so it never leaves a cache by itself: it is run once to the end here.
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -10,24 +10,24 @@ import { join } from "node:path"
 import { bundle } from "../../scripts/bundle.mjs"
 import { codeCacheHome, examplesDir, helpers, helpersDir } from "./programs.js"
 
-const warm = (program: string, args: ReadonlyArray<string>, home: string) => {
-  try {
-    execFileSync(process.execPath, [program, ...args], {
+/** Runs a program once to its end, so that its loader leaves V8's code cache behind. */
+const warm = (program: string, args: ReadonlyArray<string>, home: string) =>
+  new Promise<void>((resolve) => {
+    const child = execFile(process.execPath, [program, ...args], {
       env: { PATH: process.env.PATH ?? "", HOME: home, CODEX_HOME: home, XDG_CACHE_HOME: codeCacheHome },
-      stdio: "ignore",
       timeout: 60_000
-    })
-  } catch {
-    // `effect-auth status` exits 1 when nobody is signed in: the cache is written all the same.
-  }
-}
+    }, () => resolve()) // `effect-auth status` exits 1 when nobody is signed in: the cache is written all the same.
+    // The app server ends when its standard input closes.
+    child.stdin?.end()
+  })
 
 export default async function setup() {
   await Promise.all([bundle(examplesDir), bundle(helpersDir, helpers)])
-  const home = mkdtempSync(join(tmpdir(), "effect-auth-warm-"))
-  // The app server ends when its standard input (here empty) closes.
-  warm(join(examplesDir, "app-server.mjs"), [], home)
-  warm(join(examplesDir, "effect-auth.mjs"), ["status", "--json"], home)
-  warm(join(helpersDir, "writer.mjs"), ["--once"], home)
-  rmSync(home, { recursive: true, force: true })
+  const homes = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), "effect-auth-warm-")))
+  await Promise.all([
+    warm(join(examplesDir, "app-server.mjs"), [], homes[0]!),
+    warm(join(examplesDir, "effect-auth.mjs"), ["status", "--json"], homes[1]!),
+    warm(join(helpersDir, "writer.mjs"), ["--once"], homes[2]!)
+  ])
+  for (const home of homes) rmSync(home, { recursive: true, force: true })
 }
