@@ -4,6 +4,7 @@ import * as AppServer from "../src/app-server/AppServer.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 import { schemaErrors } from "./support/schemas.js"
+import { seeded } from "./support/properties.js"
 
 const info = { codexHome: "/tmp/codex", version: "test", platformOs: "linux", platformFamily: "unix" }
 
@@ -85,7 +86,7 @@ describe("AppServer under random input (fast-check)", () => {
         expect(message).not.toHaveProperty("jsonrpc")
         expect(schemaErrors("JSONRPCMessage", message)).toEqual([])
       }
-    }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))), { fastCheck: { numRuns: 150 } })
+    }).pipe(Effect.provide(scripted(chatgptJson(), [dead()]))), { fastCheck: seeded(80) })
 })
 
 const request = (id: string | number, method: string, params?: unknown) =>

@@ -9,6 +9,7 @@ import type { ScriptStep } from "../src/TokenRefresher.js"
 import * as Api from "./support/api.js"
 import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import { callCount, dead, down, rotated, scripted, statusOf, writeBehind } from "./support/manager.js"
+import { seeded } from "./support/properties.js"
 
 /** The authorized client over a real Node HTTP client, a memory store and the scripted refresher. */
 const stack = (json: object | undefined, script: ReadonlyArray<ScriptStep>, settings: Partial<Settings> = {}) =>
@@ -310,6 +311,6 @@ describe("AuthManager.reportUnauthorized under random sequences", () => {
           return outcome === "ok" ? rotated(`access-${call}`, `refresh-${call}`) : outcome === "dead" ? dead() : down()
         }))
       ),
-    { fastCheck: { numRuns: 30 } }
+    { fastCheck: seeded(30) }
   )
 })

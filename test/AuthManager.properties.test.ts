@@ -3,6 +3,7 @@ import { Effect, FastCheck as fc, Redacted, TestClock } from "effect"
 import { AuthManager } from "../src/AuthManager.js"
 import { chatgptJson, tokensOf } from "./support/fixtures.js"
 import { callCount, dead, down, poll, rotated, scripted, statusOf, tokenOf, writeBehind } from "./support/manager.js"
+import { seeded } from "./support/properties.js"
 
 const Step = fc.record({
   op: fc.constantFrom("poll", "poll", "poll", "login", "apikey", "logout", "reloadSame", "writeOther"),
@@ -62,6 +63,6 @@ describe("the state machine under random sequences", () => {
           return outcome === "ok" ? rotated(`access-${call}`, `refresh-${call}`) : outcome === "dead" ? dead() : down()
         }))
       ),
-    { fastCheck: { numRuns: 100 } }
+    { fastCheck: seeded(60) }
   )
 })
