@@ -27,6 +27,7 @@ import {
   status as showStatus,
   usable
 } from "./internal/cliStatus.js"
+import { readBoundedText } from "./internal/boundedRead.js"
 import * as CliSignIn from "./internal/cliSignIn.js"
 
 export { CliIo, jsonView }
@@ -46,7 +47,21 @@ export const status = Command.make("status", { json, includeToken, refresh }, sh
   Command.withDescription("Show who is signed in and whether the credentials work")
 )
 
-const readStdin = Effect.flatMap(CliIo, (io) => io.stdin.pipe(Stream.decodeText(), Stream.mkString))
+// What the person points at is read within bounds: an API key or a tokens file is a few KiB.
+const maxStdinBytes = 64 * 1024
+const readStdin = Effect.flatMap(CliIo, (io) =>
+  io.stdin.pipe(
+    Stream.runFoldWhile(
+      { size: 0, chunks: [] as Array<Uint8Array> },
+      (acc) => acc.size <= maxStdinBytes,
+      (acc, bytes) => ({ size: acc.size + bytes.length, chunks: [...acc.chunks, bytes] })
+    ),
+    Effect.filterOrFail(
+      (acc) => acc.size <= maxStdinBytes,
+      () => new Error(`standard input is larger than ${maxStdinBytes} bytes`)
+    ),
+    Effect.map((acc) => Buffer.concat(acc.chunks).toString("utf8"))
+  ))
 
 const TokensFile = Schema.Struct({
   id_token: Schema.String,
@@ -92,7 +107,9 @@ export const login = Command.make("login", {
       }
       yield* auth.loginWithApiKey(Redacted.make(key))
     } else if (Option.isSome(tokensFile)) {
-      const text = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.readFileString(tokensFile.value))
+      const text = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => readBoundedText(fs, tokensFile.value)).pipe(
+        Effect.mapError((error) => new Error(`${tokensFile.value}: ${error._tag === "FileRefused" ? error.problem : error.message}`))
+      )
       const parsed = yield* decodeTokensFile(text).pipe(
         Effect.mapError(() => new Error(`${tokensFile.value} does not hold id_token, access_token and refresh_token`))
       )

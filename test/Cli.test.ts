@@ -2,6 +2,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Console, Effect, Layer, Ref, Stream } from "effect"
+import { execFileSync } from "node:child_process"
 import * as Cli from "../src/Cli.js"
 import { FileSystem } from "@effect/platform"
 import { Option, Redacted } from "effect"
@@ -159,6 +160,30 @@ describe("Cli: as a person uses it (issue 9 §4, §6)", () => {
       const tokens = Option.getOrThrow(good.stored.document).tokens!
       expect(tokens.account_id).toBe("acct_123")
       expect(Redacted.value(tokens.refresh_token)).toBe("r")
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+})
+
+describe("Cli, in process: bounded reads of what the person points at", () => {
+  it.effect("login --tokens-file refuses a file over 1 MiB and a named pipe without reading them; --api-key-stdin stops past 64 KiB", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const dir = yield* fs.makeTempDirectoryScoped()
+      const large = `${dir}/large.json`
+      yield* fs.writeFileString(large, " ".repeat(1024 * 1024 + 1))
+      const tooLarge = yield* runCli(["login", "--tokens-file", large])
+      expect(tooLarge.code).toBe(1)
+      expect(tooLarge.stderr).toContain("larger than")
+      expect(tooLarge.stored.hash).toBe("absent")
+      const pipe = `${dir}/pipe`
+      execFileSync("mkfifo", [pipe])
+      // Opening a FIFO for reading would wait for a writer for ever.
+      const fifo = yield* runCli(["login", "--tokens-file", pipe])
+      expect(fifo.code).not.toBe(0)
+      expect(fifo.stored.hash).toBe("absent")
+      const stdin = yield* runCli(["login", "--api-key-stdin"], { stdin: "k".repeat(64 * 1024 + 1) })
+      expect(stdin.code).toBe(1)
+      expect(stdin.stderr).toContain("larger than")
+      expect(stdin.stored.hash).toBe("absent")
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 })
 

@@ -12,6 +12,7 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, Console, Duration, Effect, Option, Redacted, Schedule } from "effect"
 import type { AuthManager, AuthState } from "../AuthManager.js"
 import { SignInError } from "../Errors.js"
+import { readBoundedText } from "./boundedRead.js"
 import * as OAuthProvider from "../OAuthProvider.js"
 import * as SignIn from "../SignIn.js"
 import type { ClientAuth } from "./oauthHttp.js"
@@ -81,7 +82,13 @@ const providerOf = (flags: Flags) =>
     const fs = yield* FileSystem.FileSystem
     const secret = yield* Option.match(flags.clientSecretFile, {
       onNone: () => Effect.map(Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")), Option.getOrUndefined),
-      onSome: (file) => Effect.map(fs.readFileString(file), (text) => Redacted.make(text.trim()))
+      onSome: (file) =>
+        Effect.map(
+          readBoundedText(fs, file, 64 * 1024).pipe(
+            Effect.mapError((error) => error._tag === "FileRefused" ? new Error(`${file}: ${error.problem}`) : error)
+          ),
+          (text) => Redacted.make(text.trim())
+        )
     })
     return OAuthProvider.discover({
       issuer: flags.issuer.value,
