@@ -29,7 +29,7 @@ import {
 import * as AuthDocument from "./AuthDocument.js"
 import { AuthStore } from "./AuthStore.js"
 import {
-  type AuthStoreError,
+  AuthStoreError,
   type CredentialsUnavailableError,
   type PermanentReason,
   type PermanentRefreshError,
@@ -289,6 +289,8 @@ export const make = (
     // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
     // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.
     const requested = yield* Ref.make(Option.none<RefreshState.Flight>())
+    // Set below, once saving is defined: run when stopping, after the flight in progress is done.
+    let saveBeforeStopping: Effect.Effect<void> = Effect.void
     yield* Scope.addFinalizer(
       layerScope,
       Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
@@ -302,7 +304,7 @@ export const make = (
                 onSome: () => Effect.logDebug("The refresh in flight is done")
               }))
             )
-        }))
+        })).pipe(Effect.zipRight(Effect.suspend(() => saveBeforeStopping)))
     )
     // Serialises every change of storage made by this process with the adoption that follows it.
     const writes = yield* Effect.makeSemaphore(1)
@@ -355,6 +357,19 @@ export const make = (
         yield* Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
       }
     }))
+    // Tokens still unsaved when the manager stops would be lost with it, and the next start would send
+    // the refresh token on disk, already replaced: one last try to save them, bounded.
+    saveBeforeStopping = Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
+      !RefreshState.unsaved(state) ? Effect.void : saveUnsaved.pipe(
+        Effect.timeoutFail({
+          duration: settings.shutdownWait,
+          onTimeout: () => new AuthStoreError({ path: store.location, operation: "write", problem: "timed out while stopping" })
+        }),
+        Effect.catchAll((error) =>
+          Effect.logError("Stopping with refreshed tokens that could not be saved: signing in again may be needed").pipe(
+            Effect.annotateLogs({ problem: error.problem })
+          ))
+      ))
     const keepSaving = Effect.gen(function*() {
       if (yield* Ref.getAndSet(saveRetries, true)) return
       yield* Effect.sleep(settings.backoffBase).pipe(

@@ -1,7 +1,7 @@
 // The manager over a file store that misbehaves: a file that cannot be replaced or written, a
 // folder that is deleted or moved, a store whose lock fails. Real files; faults injected.
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, Logger, Redacted, Stream } from "effect"
+import { Duration, Effect, Either, Layer, Logger, Option, Redacted, Stream } from "effect"
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -168,6 +168,35 @@ describe("store errors during a refresh", () => {
       Effect.provide(logs.layer)
     )
   })
+
+  it.effect("refreshed tokens not saved yet are saved when the manager stops (their refresh token would be sent again by the next one)", () =>
+    Effect.gen(function*() {
+      let failures = 1
+      const flakyStore = Layer.effect(
+        AuthStore,
+        Effect.map(AuthStore, (store) => ({
+          ...store,
+          compareAndSet: (expected: string, next: Parameters<typeof store.compareAndSet>[1]) =>
+            failures-- > 0
+              ? Effect.fail(new AuthStoreError({ path: "memory", operation: "write", problem: "disk full" }))
+              : store.compareAndSet(expected, next)
+        }))
+      )
+      const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
+      const stack = AuthManager.layer.pipe(
+        Layer.provideMerge(Layer.merge(flakyStore, TokenRefresher.layerTest([rotated("a2", "r2")]))),
+        Layer.provide(Layer.succeedContext(memory))
+      )
+      // The manager stops before its save retry (a backoff away on the TestClock) has run.
+      yield* Effect.gen(function*() {
+        expect(tokenOf(yield* poll())).toBe("a2")
+        expect(yield* callCount).toBe(1)
+      }).pipe(Effect.provide(stack))
+      const stored = yield* Effect.flatMap(AuthStore, (store) => store.load).pipe(Effect.provide(memory))
+      const tokens = Option.getOrThrow(stored.document).tokens!
+      expect(Redacted.value(tokens.refresh_token)).toBe("r2")
+      expect(Redacted.value(tokens.access_token)).toBe("a2")
+    }).pipe(Effect.scoped))
 
   it.scopedLive("a CODEX_HOME this user may not write: said once at start, the refresh backs off with no request, and no one blames another process", () =>
     Effect.gen(function*() {
