@@ -110,20 +110,20 @@ describe("SignIn, Codex profile, in process", () => {
 })
 
 describe("RFC 8628 device polling (generic profile), on the TestClock", () => {
-  const deviceAnswer = () =>
+  const deviceAnswer = (interval: unknown = 5) => () =>
     Effect.succeed(HttpServerResponse.unsafeJson({
       device_code: "dc_SECRET_device",
       user_code: "WXYZ-1234",
       verification_uri: "http://127.0.0.1/device",
       expires_in: 600,
-      interval: 5
+      interval
     }))
 
   /** A device endpoint, and a token endpoint answering `script` in turn; each token request is announced on `arrivals`. */
-  const setUp = (script: ReadonlyArray<TokenEndpoint.Behaviour>) =>
+  const setUp = (script: ReadonlyArray<TokenEndpoint.Behaviour>, interval?: unknown) =>
     Effect.gen(function*() {
       const arrivals = yield* Queue.unbounded<TokenEndpoint.ReceivedRequest>()
-      const device = yield* TokenEndpoint.make(deviceAnswer)
+      const device = yield* TokenEndpoint.make(deviceAnswer(interval))
       const token = yield* TokenEndpoint.make((request) =>
         Effect.zipRight(Queue.offer(arrivals, request), script[Math.min(request.index, script.length - 1)]!(request))
       )
@@ -190,6 +190,18 @@ describe("RFC 8628 device polling (generic profile), on the TestClock", () => {
       const tokens = yield* Fiber.join(polling)
       expect(Redacted.value(tokens.refreshToken)).toBe("rt_SECRET_new")
       expect(Option.map(tokens.expiresIn, Duration.toSeconds)).toEqual(Option.some(600))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scoped("an interval of 0 (or less) from the provider still waits a second between polls: no request storm", () =>
+    Effect.gen(function*() {
+      for (const interval of [0, -3, "0"]) {
+        const { arrivals, started } = yield* setUp([answer({ error: "authorization_pending" })], interval)
+        const before = yield* sleepsNow
+        const polling = yield* Effect.fork(started.poll)
+        expect(yield* nextSleep(before)).toBe(1000)
+        expect(yield* Queue.size(arrivals)).toBe(0)
+        yield* Fiber.interrupt(polling)
+      }
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
   it.scoped("expired_token and access_denied end the sign-in with a reason a person understands", () =>

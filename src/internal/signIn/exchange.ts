@@ -112,7 +112,8 @@ const startRfc8628 = (provider: OAuthProvider, endpoint: string) =>
     const expiresIn = OAuthHttp.numberField(answer.json, "expires_in") ?? 600
     const deadline = (yield* Clock.currentTimeMillis) + expiresIn * 1000
     const poll = Effect.gen(function*() {
-      let interval = OAuthHttp.numberField(answer.json, "interval") ?? 5
+      // A provider's interval of 0 would be a request storm: at least a second apart.
+      let interval = Math.max(1, OAuthHttp.numberField(answer.json, "interval") ?? 5)
       while (true) {
         yield* Effect.sleep(Duration.seconds(interval))
         if (yield* pollingTimeOver(deadline)) return yield* new SignInError({ reason: "expired" })
@@ -156,7 +157,7 @@ const startCodex = (provider: OAuthProvider, endpoint: string) =>
     if (deviceAuthId === undefined || userCode === undefined) {
       return yield* new SignInError({ reason: "exchange_failed", detail: "the device code answer lacks device_auth_id or user_code" })
     }
-    const interval = OAuthHttp.numberField(answer.json, "interval") ?? 5
+    const interval = Math.max(1, OAuthHttp.numberField(answer.json, "interval") ?? 5)
     // Codex gives the person 15 minutes to enter the code.
     const deadline = (yield* Clock.currentTimeMillis) + 15 * 60 * 1000
     const pollUrl = `${provider.issuer}/api/accounts/deviceauth/token`
