@@ -284,7 +284,13 @@ export const make = (
     const first = yield* store.load.pipe(
       Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
     )
-    const stateRef = yield* SubscriptionRef.make(RefreshState.initial(first))
+    // What another process already learned of these credentials (dead, backing off) applies from the
+    // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
+    const known = Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, first.hash))
+    const stateRef = yield* SubscriptionRef.make(Option.match(known, {
+      onNone: () => RefreshState.initial(first),
+      onSome: (health) => RefreshState.withHealth(first.hash, health)(RefreshState.initial(first))
+    }))
     const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
     // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
     // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.

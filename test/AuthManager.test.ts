@@ -434,6 +434,17 @@ describe("managers sharing one store act as one", () => {
       expect(yield* callCount).toBe(1)
     }).pipe(Effect.provide(shared([dead()]))))
 
+  it.scoped("one started after the poison was shared withholds the token from its first poll, without refreshing", () =>
+    Effect.gen(function*() {
+      const a = yield* makeManager()
+      yield* a.getAuthStatus({ refreshToken: true })
+      expect((yield* a.state).status).toBe("poisoned")
+      const b = yield* makeManager()
+      expect((yield* b.state).status).toBe("poisoned")
+      expect(yield* b.getAuthStatus({ includeToken: true })).toMatchObject({ authMethod: "chatgpt", authToken: null })
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(shared([dead()]))))
+
   it.scoped("they share one backoff schedule", () =>
     Effect.gen(function*() {
       const [a, b] = [yield* makeManager(), yield* makeManager()]
