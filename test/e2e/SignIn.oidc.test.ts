@@ -6,7 +6,7 @@
  * whole file.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import puppeteer, { type Browser, type Page } from "puppeteer-core"
@@ -18,12 +18,20 @@ let provider: OidcDev.DevProvider
 let browser: Browser
 let profile: string
 
+const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+
 beforeAll(async () => {
+  if (!existsSync(chromium)) {
+    throw new Error(
+      `No browser at ${chromium}: these tests sign in with a real headless Chromium. ` +
+        "Install Debian's chromium package (.ci/run does), or set CHROMIUM_PATH."
+    )
+  }
   profile = mkdtempSync(join(tmpdir(), "effect-auth-chromium-"))
   ;[provider, browser] = await Promise.all([
     OidcDev.start(),
     puppeteer.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      executablePath: chromium,
       headless: true,
       args: [
         "--no-sandbox",

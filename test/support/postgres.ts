@@ -5,7 +5,7 @@
  * writes): the cluster lives for one run of the suite.
  */
 import { execFile } from "node:child_process"
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
@@ -13,7 +13,14 @@ import { promisify } from "node:util"
 
 const run = promisify(execFile)
 
-export const postgresBin = process.env.EFFECT_AUTH_PG_BIN ?? "/usr/lib/postgresql/15/bin"
+// Debian installs each major version under its own folder: take the newest one there is.
+const newestDebianBin = (): string => {
+  const root = "/usr/lib/postgresql"
+  const versions = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a)) : []
+  return join(root, versions[0] ?? "15", "bin")
+}
+
+export const postgresBin = process.env.EFFECT_AUTH_PG_BIN ?? newestDebianBin()
 
 export interface Cluster {
   /** `postgres://postgres@127.0.0.1:PORT/postgres` */
@@ -43,6 +50,12 @@ const asOwner = (command: string, args: ReadonlyArray<string>) => {
 export const isAvailable = (): boolean => existsSync(join(postgresBin, "initdb"))
 
 export const startCluster = async (): Promise<Cluster> => {
+  if (!isAvailable()) {
+    throw new Error(
+      `PostgreSQL's initdb was not found in ${postgresBin}. The e2e tests start a throwaway cluster: ` +
+        "install Debian's postgresql package (.ci/run does), or point EFFECT_AUTH_PG_BIN at a folder holding initdb and pg_ctl."
+    )
+  }
   const dir = mkdtempSync(join(tmpdir(), "effect-auth-pg-"))
   if (userInfo().uid === 0) {
     const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])])
