@@ -19,7 +19,7 @@ import {
   Metric,
   Option,
   Random,
-  type Redacted,
+  Redacted,
   Ref,
   Schedule,
   Scope,
@@ -447,15 +447,33 @@ export const make = (
         const written = yield* Effect.either(store.compareAndSet(base, Option.some(next)))
         yield* countAttempt("success")
         if (Either.isLeft(written)) return yield* keepUnsaved(AuthDocument.snapshot(next), base, written.left)
-        if (written.right._tag === "Conflict") {
-          yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
-          return yield* update(RefreshState.adopt(written.right.current))
+        let saved = written.right
+        if (saved._tag === "Conflict") {
+          const current = saved.current
+          const held = Option.getOrUndefined(current.document)
+          // Storage changed, but still holds the refresh token just replaced (another program rewrote
+          // other fields): the refresh applies onto what it holds, or that token would be sent again.
+          if (held?.tokens?.refresh_token === undefined || Redacted.value(held.tokens.refresh_token) !== Redacted.value(refreshToken)) {
+            yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
+            return yield* update(RefreshState.adopt(current))
+          }
+          const merged = AuthDocument.applyRefresh(held, outcome.right, new Date(now))
+          const again = yield* Effect.either(store.compareAndSet(current.hash, Option.some(merged)))
+          if (Either.isLeft(again)) {
+            yield* update(RefreshState.adopt(current))
+            return yield* keepUnsaved(AuthDocument.snapshot(merged), current.hash, again.left)
+          }
+          if (again.right._tag === "Conflict") {
+            yield* Effect.logDebug("Storage changed twice during the refresh: what it holds is adopted, the result dropped")
+            return yield* update(RefreshState.adopt(again.right.current))
+          }
+          saved = again.right
         }
         yield* store.saveShared(Option.none())
         yield* Effect.logDebug("Access token refreshed and saved").pipe(
-          Effect.annotateLogs({ snapshot: written.right.snapshot.hash.slice(0, 12) })
+          Effect.annotateLogs({ snapshot: saved.snapshot.hash.slice(0, 12) })
         )
-        return yield* update(RefreshState.adoptSaved(written.right.snapshot))
+        return yield* update(RefreshState.adoptSaved(saved.snapshot))
       }))
     })).pipe(
       // The store failed before any request (lock, read): said, and backed off, as any passing trouble.

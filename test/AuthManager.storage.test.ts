@@ -198,6 +198,38 @@ describe("store errors during a refresh", () => {
       expect(Redacted.value(tokens.access_token)).toBe("a2")
     }).pipe(Effect.scoped))
 
+  it.effect("a write during the request that left the refresh token alone does not cost the rotated one", () =>
+    Effect.gen(function*() {
+      let interfere = true
+      const interfering = Layer.effect(
+        AuthStore,
+        Effect.map(AuthStore, (store) => ({
+          ...store,
+          // Another program rewrites auth.json while the request is out, changing another field only.
+          compareAndSet: (expected: string, next: Parameters<typeof store.compareAndSet>[1]) =>
+            Effect.zipRight(
+              interfere
+                ? Effect.flatMap(Effect.sync(() => (interfere = false)), () =>
+                  store.save(Option.getOrThrow(Either.getRight(AuthDocument.decode({ ...chatgptJson(), OPENAI_API_KEY: null, tokens: { ...(chatgptJson().tokens as object), account_id: "acct_other" } })))))
+                : Effect.void,
+              store.compareAndSet(expected, next)
+            )
+        }))
+      )
+      const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
+      const stack = AuthManager.layer.pipe(
+        Layer.provideMerge(Layer.merge(interfering, TokenRefresher.layerTest([rotated("a2", "r2")]))),
+        Layer.provide(Layer.succeedContext(memory))
+      )
+      yield* Effect.gen(function*() {
+        expect(tokenOf(yield* poll())).toBe("a2")
+      }).pipe(Effect.provide(stack))
+      const stored = yield* Effect.flatMap(AuthStore, (store) => store.load).pipe(Effect.provide(memory))
+      const tokens = Option.getOrThrow(stored.document).tokens!
+      expect(Redacted.value(tokens.refresh_token)).toBe("r2")
+      expect(tokens.account_id).toBe("acct_other")
+    }).pipe(Effect.scoped))
+
   it.scopedLive("a CODEX_HOME this user may not write: said once at start, the refresh backs off with no request, and no one blames another process", () =>
     Effect.gen(function*() {
       const home = yield* homeWith(chatgptJson({ now: Date.now() }))
