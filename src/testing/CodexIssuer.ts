@@ -8,14 +8,12 @@
  * `/codex/device`). Every code and token it makes holds the word SECRET and
  * its JWTs start with `eyJ`, so a test can search output for leaks.
  */
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Clock, Context, Effect, Layer, Ref } from "effect"
+import { Clock, Effect, Ref } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { createServer } from "node:http"
 import { unsignedJwt } from "./TokenEndpoint.js"
+import { fieldsOf, serveOnLoopback } from "./loopback.js"
 
 export interface Options {
   readonly clientId?: string
@@ -74,17 +72,6 @@ interface State {
 
 const secret = (prefix: string) => `${prefix}_SECRET_${randomBytes(12).toString("base64url")}`
 const challengeOf = (verifier: string) => createHash("sha256").update(verifier).digest("base64url")
-
-const fieldsOf = (contentType: string, text: string): Record<string, string> => {
-  if (contentType.includes("application/x-www-form-urlencoded")) return Object.fromEntries(new URLSearchParams(text))
-  try {
-    const parsed: unknown = JSON.parse(text)
-    if (parsed === null || typeof parsed !== "object") return {}
-    return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, String(value)]))
-  } catch {
-    return {}
-  }
-}
 
 const oauthError = (status: number, error: string, description: string) =>
   HttpServerResponse.unsafeJson({ error, error_description: description }, { status })
@@ -281,13 +268,7 @@ export const make = (options: Options = {}) =>
       }
     }).pipe(Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("bad request", { status: 400 }))))
 
-    const context = yield* Layer.build(
-      HttpServer.serve(app).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
-      )
-    )
-    const address = Context.get(context, HttpServer.HttpServer).address
-    issuer = `http://127.0.0.1:${address._tag === "TcpAddress" ? address.port : 0}`
+    issuer = `http://127.0.0.1:${yield* serveOnLoopback(app)}`
     return {
       issuer,
       tokenUrl: `${issuer}/oauth/token`,

@@ -4,12 +4,10 @@
  * Published as `effect-auth-manager/testing` so users can test their own
  * servers against it.
  */
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Clock, Context, Effect, Encoding, Layer, Ref } from "effect"
-import { createServer } from "node:http"
+import { Clock, Effect, Encoding, Ref } from "effect"
+import { fieldsOf, serveOnLoopback } from "./loopback.js"
 
 /** One request the endpoint received. It holds the refresh token in clear: test data only. */
 export interface ReceivedRequest {
@@ -86,17 +84,6 @@ export const rotating = (
     })
   )
 
-const fieldsOf = (contentType: string, text: string): Record<string, string> => {
-  if (contentType.includes("application/x-www-form-urlencoded")) return Object.fromEntries(new URLSearchParams(text))
-  try {
-    const parsed: unknown = JSON.parse(text)
-    if (parsed === null || typeof parsed !== "object") return {}
-    return Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, String(value)]))
-  } catch {
-    return {}
-  }
-}
-
 /** Starts the endpoint on an ephemeral port of 127.0.0.1 for the life of the scope. */
 export const make = (initial: Behaviour) =>
   Effect.gen(function*() {
@@ -114,13 +101,7 @@ export const make = (initial: Behaviour) =>
       return yield* Effect.flatMap(Ref.get(behaviour), (answer) => answer(entry))
     }).pipe(Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("bad request", { status: 400 }))))
 
-    const context = yield* Layer.build(
-      HttpServer.serve(app).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
-      )
-    )
-    const address = Context.get(context, HttpServer.HttpServer).address
-    const port = address._tag === "TcpAddress" ? address.port : 0
+    const port = yield* serveOnLoopback(app)
     return {
       url: `http://127.0.0.1:${port}/oauth/token`,
       requests: Ref.get(received),

@@ -3,10 +3,9 @@
  * the credentials each request carried, and answers as the test says
  * (200, or 401 for a refused token).
  */
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Effect, Layer, Ref } from "effect"
-import { createServer } from "node:http"
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Ref } from "effect"
+import { serveOnLoopback } from "../../src/testing/loopback.js"
 
 export interface ApiRequest {
   /** The bearer token, in clear: test data only. */
@@ -40,13 +39,7 @@ export const make = (initial: Answer) =>
         })
         : HttpServerResponse.unsafeJson({ ok: true }, { status })
     })
-    const context = yield* Layer.build(
-      HttpServer.serve(app).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
-      )
-    )
-    const address = Context.get(context, HttpServer.HttpServer).address
-    const port = address._tag === "TcpAddress" ? address.port : 0
+    const port = yield* serveOnLoopback(app)
     return {
       url: `http://127.0.0.1:${port}/v1/me`,
       received: Ref.get(received),
