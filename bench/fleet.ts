@@ -11,15 +11,15 @@
  * `npm run bench:fleet` (builds the bundles itself). FLEET_ROUNDS (5), FLEET_SIGNINS (30).
  */
 import { HttpServerResponse } from "@effect/platform"
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import { readFileSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import pg, { type Client } from "pg"
-import * as AuthDocument from "../src/AuthDocument.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import buildBundles from "../test/support/bundles.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 import { startCluster } from "../test/support/postgres.js"
+import { putCredentials as putRows } from "../test/support/putCredentials.js"
 import { appServer, cleanup, endpoint, type Message, type RunningProcess, spawnScript, tempHome } from "../test/support/processes.js"
 
 const rounds = Number(process.env.FLEET_ROUNDS ?? 5)
@@ -72,22 +72,8 @@ const newDatabase = async (label: string) => {
 }
 
 /** Writes credentials as another replica would: one statement, one notification per key. */
-const putCredentials = async (client: Client, entries: ReadonlyArray<readonly [key: string, json: Record<string, unknown>]>) => {
-  const rows = entries.map(([key, json]) => {
-    const doc = Either.getOrThrow(AuthDocument.decode(json))
-    return [key, `${AuthDocument.toText(doc)}\n`, AuthDocument.snapshot(doc).hash] as const
-  })
-  await client.query(
-    `WITH written AS (
-       INSERT INTO effect_auth_credentials (credential_key, document, hash, version)
-       SELECT k, d, h, nextval('effect_auth_versions') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, d, h)
-       ON CONFLICT (credential_key) DO UPDATE SET document = excluded.document, hash = excluded.hash,
-         version = excluded.version, health = NULL, health_hash = NULL
-       RETURNING credential_key
-     ) SELECT pg_notify('effect_auth_changes', credential_key) FROM written`,
-    [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])]
-  )
-}
+const putCredentials = (client: Client, entries: Parameters<typeof putRows>[1]) =>
+  putRows((sql, params) => client.query(sql, [...params]), entries)
 
 const writeAuthFile = (home: string, json: Record<string, unknown>) => {
   const temp = join(home, `.auth.json.bench-${process.pid}`)

@@ -1,13 +1,14 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Console, Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Cli from "../src/Cli.js"
 import { FileSystem } from "@effect/platform"
 import { Option, Redacted } from "effect"
 import { AuthStore } from "../src/AuthStore.js"
 import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
+import { captureCli } from "./support/cli.js"
 import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
@@ -20,34 +21,20 @@ const runCli = (
     readonly script?: Parameters<typeof scripted>[1]
   } = {}
 ) =>
-  Effect.gen(function*() {
-    const out: Array<string> = []
-    const err: Array<string> = []
-    const exitCode = yield* Ref.make(0)
-    const console: Console.Console = {
-      ...(yield* Effect.console),
-      log: (...parts) => Effect.sync(() => void out.push(parts.join(" "))),
-      error: (...parts) => Effect.sync(() => void err.push(parts.join(" ")))
-    }
-    const io = Layer.succeed(Cli.CliIo, {
-      stdin: Stream.make(new TextEncoder().encode(options.stdin ?? "")),
-      setExitCode: (code) => Ref.set(exitCode, code),
-      terminal: { stdout: options.terminal ?? false, stderr: options.terminal ?? false }
-    })
-    const calls = yield* Cli.run(["node", "effect-auth", ...args]).pipe(
+  captureCli(
+    Cli.run(["node", "effect-auth", ...args]).pipe(
       Effect.zipRight(Effect.flatMap(AuthStore, (store) => store.load)),
-      Effect.zip(callCount),
-      Effect.withConsole(console),
-      Effect.provide(Layer.mergeAll(scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]), NodeContext.layer, NodeHttpClient.layerUndici, io))
-    )
-    return {
-      stdout: out.join("\n"),
-      stderr: err.join("\n"),
-      code: yield* Ref.get(exitCode),
-      stored: calls[0],
-      requests: calls[1]
-    }
-  })
+      Effect.zip(callCount)
+    ),
+    options
+  ).pipe(
+    Effect.provide(Layer.mergeAll(
+      scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]),
+      NodeContext.layer,
+      NodeHttpClient.layerUndici
+    )),
+    Effect.map(({ code, stderr, stdout, value: [stored, requests] }) => ({ stdout, stderr, code, stored, requests }))
+  )
 
 describe("Cli, in process", () => {
   it.effect("status of nobody exits 1", () =>

@@ -1,8 +1,9 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
-import { Console, Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer } from "effect"
 import * as Cli from "../src/Cli.js"
 import { parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
+import { captureCli } from "./support/cli.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 
@@ -11,26 +12,10 @@ import { dead, scripted } from "./support/manager.js"
 
 /** Runs `program` over a memory store; what it printed and its exit code. */
 const capture = <E>(program: Effect.Effect<void, E, any>, json: object | undefined, script: Parameters<typeof scripted>[1]) =>
-  Effect.gen(function*() {
-    const out: Array<string> = []
-    const err: Array<string> = []
-    const exitCode = yield* Ref.make(0)
-    const console: Console.Console = {
-      ...(yield* Effect.console),
-      log: (...parts) => Effect.sync(() => void out.push(parts.join(" "))),
-      error: (...parts) => Effect.sync(() => void err.push(parts.join(" ")))
-    }
-    const io = Layer.succeed(Cli.CliIo, {
-      stdin: Stream.empty,
-      setExitCode: (code) => Ref.set(exitCode, code),
-      terminal: { stdout: false, stderr: false }
-    })
-    yield* program.pipe(
-      Effect.withConsole(console),
-      Effect.provide(Layer.mergeAll(scripted(json, script), NodeContext.layer, io))
-    ) as Effect.Effect<void, E>
-    return { stdout: out.join("\n"), stderr: err.join("\n"), code: yield* Ref.get(exitCode) }
-  })
+  captureCli(program).pipe(
+    Effect.provide(Layer.mergeAll(scripted(json, script), NodeContext.layer)),
+    Effect.map(({ code, stderr, stdout }) => ({ stdout, stderr, code }))
+  ) as Effect.Effect<{ stdout: string; stderr: string; code: number }, E>
 
 describe("effect-auth status without the parser", () => {
   const variants = [

@@ -3,12 +3,12 @@
 // snapshot starts healthy everywhere) and a new endpoint behaviour.
 import { HttpServerResponse } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
-import * as AuthDocument from "../../src/AuthDocument.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { freshDatabase, query } from "../support/database.js"
 import { chatgptJson, idToken } from "../support/fixtures.js"
+import { putCredentials as putRows } from "../support/putCredentials.js"
 import { appServer, cleanup, endpoint, type Endpoint, type RunningProcess, spawnScript, tempHome } from "../support/processes.js"
 
 let url: string
@@ -37,24 +37,9 @@ const poll = (server: RunningProcess, refreshToken = true) =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Writes credentials behind the replicas' backs, as another replica would (one statement, one notification each). */
-const putCredentials = async (database: string, entries: ReadonlyArray<readonly [key: string, json: Record<string, unknown>]>) => {
-  const rows = entries.map(([key, json]) => {
-    const doc = Either.getOrThrow(AuthDocument.decode(json))
-    return [key, `${AuthDocument.toText(doc)}\n`, AuthDocument.snapshot(doc).hash] as const
-  })
-  await query(
-    database,
-    `WITH written AS (
-       INSERT INTO effect_auth_credentials (credential_key, document, hash, version)
-       SELECT k, d, h, nextval('effect_auth_versions') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, d, h)
-       ON CONFLICT (credential_key) DO UPDATE SET document = excluded.document, hash = excluded.hash,
-         version = excluded.version, health = NULL, health_hash = NULL
-       RETURNING credential_key
-     ) SELECT pg_notify('effect_auth_changes', credential_key) FROM written`,
-    [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])]
-  )
-}
+/** Writes credentials behind the replicas' backs, as another replica would. */
+const putCredentials = (database: string, entries: Parameters<typeof putRows>[1]) =>
+  putRows((sql, params) => query(database, sql, [...params]), entries)
 
 let lastAccess: string | null = null
 
