@@ -2,36 +2,17 @@
  * `effect-auth`: runs the commands of `src/Cli.ts` on this process
  * (`npx tsx examples/cli.ts --help`, or `effect-auth` once installed).
  *
- * A plain `effect-auth status` (the one a shell prompt runs) is answered
- * without the command-line parser: the full command line is loaded only for
- * everything else (in the bundle, a chunk loaded on demand).
+ * A shell prompt runs `effect-auth status` often: a plain `status` of the
+ * `auth.json` file (no `--refresh`, no database) reads two files and prints a
+ * line, so only that is loaded (`cli-status.ts`); everything else loads the
+ * full command line (`cli-main.ts`). The bundle keeps them apart
+ * (scripts/bundle.mjs): nothing of the other is read from disk.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { ConfigError, Console, Effect, Exit, Layer } from "effect"
-import { layerNodeHttpClient, layerStderrLogger } from "../src/layerNode.js"
-import { layerProgram } from "./layers.js"
-import { CliIo, parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
+import { parseStatusArgs } from "../src/internal/statusArgs.js"
 
-const plainStatus = parseStatusArgs(process.argv.slice(2))
-
-const program = plainStatus !== undefined
-  ? runStatus(plainStatus)
-  : Effect.flatMap(Effect.promise(() => import("../src/Cli.js")), (Cli) => Cli.run(process.argv))
-
-program.pipe(
-  Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient, CliIo.layerNode)),
-  // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
-  Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
-      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
-    )),
-  Effect.provide(layerStderrLogger),
-  // Without this, runMain adds its own logger, which writes to stdout.
-  // Ctrl-C (a canceled sign-in, an ended watch) exits 130, as shells expect.
-  (program) =>
-    NodeRuntime.runMain(program, {
-      disablePrettyLogger: true,
-      teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
-    })
-)
+const plain = parseStatusArgs(process.argv.slice(2))
+if (plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined) {
+  void import("./cli-status.js")
+} else {
+  void import("./cli-main.js")
+}

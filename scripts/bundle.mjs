@@ -53,7 +53,34 @@ const lazyBuiltins = {
   }
 }
 
-export const entries = { "app-server": "examples/app-server.ts", "effect-auth": "examples/cli.ts" }
+export const entries = {
+  "app-server": "examples/app-server.ts",
+  "effect-auth": "examples/cli.ts",
+  "effect-auth-main": "examples/cli-main.ts"
+}
+
+// A program that imports another program on demand (\`import("./cli-main.js")\`) loads that one's bundle
+// then, through its loader: the first bundle holds none of the second's code, so a command that
+// needs little (a plain \`effect-auth status\`) reads and compiles little.
+const programsOnDemand = (programs) => ({
+  name: "programs-on-demand",
+  setup(build) {
+    const byFile = new Map(Object.entries(programs).map(([name, file]) => [join(root, file), name]))
+    build.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.kind !== "dynamic-import") return undefined
+      const name = byFile.get(join(args.resolveDir, args.path).replace(/\.js$/, ".ts"))
+      return name === undefined ? undefined : { path: name, namespace: "program-on-demand" }
+    })
+    // \`require\`, not \`import()\`: the bundle runs as a vm.Script, which has no dynamic import.
+    build.onResolve({ filter: /.*/, namespace: "program-on-demand" }, (args) => ({ path: args.path, external: true }))
+    build.onLoad({ filter: /.*/, namespace: "program-on-demand" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = require(${JSON.stringify(`./${args.path}.cjs`)})`,
+      resolveDir: root,
+      pluginData: args.path
+    }))
+  }
+})
 
 // CommonJS: Node starts a CommonJS entry ~20 ms sooner than an ES module one (no ESM loader).
 const loader = (name, hash) => `#!/usr/bin/env node
@@ -115,7 +142,7 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
       // flock binding is required relative to it), so it becomes the bundle's own URL.
       define: { "import.meta.url": "__bundleUrl" },
       banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" },
-      plugins: [lazyBuiltins]
+      plugins: [lazyBuiltins, programsOnDemand(programs)]
     })
   ))
   for (const name of Object.keys(programs)) {

@@ -186,18 +186,6 @@ const unauthorizedRecoveries = counter(
 const countRecovery = (outcome: UnauthorizedRecovery | "poisoned" | "failed") =>
   Metric.increment(Metric.tagged(unauthorizedRecoveries, "outcome", outcome))
 
-const statusOf = (state: RefreshState.State, includeToken: boolean): AuthStatus => {
-  const { document, method } = state.snapshot
-  const doc = Option.getOrUndefined(document)
-  if (method === "apikey") {
-    return { authMethod: method, authToken: includeToken ? doc?.OPENAI_API_KEY ?? null : null, requiresOpenaiAuth: true }
-  }
-  if (method === "chatgpt") {
-    const withheld = !includeToken || state.health._tag === "Poisoned"
-    return { authMethod: method, authToken: withheld ? null : doc?.tokens?.access_token ?? null, requiresOpenaiAuth: true }
-  }
-  return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
-}
 
 /**
  * What a poll needs of one state, computed once per state: clients poll many times a second
@@ -223,8 +211,8 @@ const counted = (counter: typeof poisonHits, answer: Effect.Effect<AuthStatus>) 
   })
 
 const answersOf = (state: RefreshState.State, settings: Settings): Answers => {
-  const withToken = Effect.succeed(statusOf(state, true))
-  const withoutToken = Effect.succeed(statusOf(state, false))
+  const withToken = Effect.succeed(RefreshState.statusOf(state, true))
+  const withoutToken = Effect.succeed(RefreshState.statusOf(state, false))
   const poisonHitWithToken = counted(poisonHits, withToken)
   const poisonHitWithoutToken = counted(poisonHits, withoutToken)
   return {
@@ -286,11 +274,7 @@ export const make = (
     )
     // What another process already learned of these credentials (dead, backing off) applies from the
     // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
-    const known = Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, first.hash))
-    const stateRef = yield* SubscriptionRef.make(Option.match(known, {
-      onNone: () => RefreshState.initial(first),
-      onSome: (health) => RefreshState.withHealth(first.hash, health)(RefreshState.initial(first))
-    }))
+    const stateRef = yield* SubscriptionRef.make(SharedState.initialState(first, yield* store.loadShared))
     const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
     // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
     // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.

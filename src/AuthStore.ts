@@ -5,12 +5,14 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Ref, Stream } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import { CredentialStore } from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
 import * as FileStore from "./internal/fileStore.js"
 import { bind } from "./internal/boundStore.js"
+import * as CodexHome from "./internal/codexHome.js"
+import { parseText } from "./internal/fileRead.js"
 import { RefreshCoordinator, type SharedHealth } from "./RefreshCoordinator.js"
 
 export interface AuthStoreShape {
@@ -49,10 +51,7 @@ export interface AuthStoreShape {
 }
 
 /** `CODEX_HOME`, else `$HOME/.codex`. */
-export const codexHomeConfig = (): Config.Config<string> =>
-  Config.string("CODEX_HOME").pipe(
-    Config.orElse(() => Config.string("HOME").pipe(Config.map((home) => `${home}/.codex`)))
-  )
+export const codexHomeConfig: () => Config.Config<string> = CodexHome.codexHomeConfig
 
 /**
  * The file store's options from the environment, in one place for every file
@@ -60,22 +59,10 @@ export const codexHomeConfig = (): Config.Config<string> =>
  */
 export const fileOptionsConfig = (): Config.Config<FileOptions> =>
   Config.all({
-    codexHome: codexHomeConfig(),
+    codexHome: CodexHome.codexHomeConfig(),
     refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
   })
 
-const fileName = "auth.json"
-
-/** The snapshot of a store's content: no text is no credentials; bad text is a read error. */
-const snapshotOf = (location: string) => (text: Option.Option<string>) =>
-  Option.match(text, {
-    onNone: () => Effect.succeed(AuthDocument.absent),
-    onSome: (content) =>
-      Either.match(AuthDocument.parse(content), {
-        onLeft: (problem) => Effect.fail(new AuthStoreError({ path: location, operation: "read", problem })),
-        onRight: Effect.succeed
-      })
-  })
 
 /** Where the file store keeps `auth.json`, and its bounds. */
 export interface FileOptions {
@@ -107,7 +94,7 @@ export const makeMemory = (initial?: string | object) =>
     const text = yield* Ref.make(
       initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
     )
-    const load = Effect.flatMap(Ref.get(text), snapshotOf("memory"))
+    const load = Effect.flatMap(Ref.get(text), parseText("memory"))
     const save = (doc: AuthDocument.AuthDocument) =>
       Ref.set(text, Option.some(AuthDocument.toText(doc, 0))).pipe(Effect.as(AuthDocument.snapshot(doc)))
     const remove = Ref.set(text, Option.none())

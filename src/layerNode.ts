@@ -6,8 +6,9 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Config, type ConfigError, Context, Effect, Layer, Logger, LogLevel } from "effect"
+import { type ConfigError, Context, Effect, Layer } from "effect"
 import { AuthManager } from "./AuthManager.js"
+import * as StderrLogger from "./internal/stderrLogger.js"
 import { AuthStore } from "./AuthStore.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
@@ -47,13 +48,4 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
  * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
  * logfmt lines on stderr, at the level of `EFFECT_AUTH_LOG_LEVEL` (default Info).
  */
-export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(
-    Config.logLevel("EFFECT_AUTH_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
-    (level) =>
-      Layer.merge(
-        Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)),
-        Logger.minimumLogLevel(level)
-      )
-  )
-)
+export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = StderrLogger.layerStderrLogger

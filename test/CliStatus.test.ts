@@ -1,10 +1,17 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Effect, Layer, Option } from "effect"
+import { AuthManager } from "../src/AuthManager.js"
+import { AuthStore } from "../src/AuthStore.js"
 import * as Cli from "../src/Cli.js"
 import { parseStatusArgs, runStatus } from "../src/internal/cliStatus.js"
+import { plainStatus } from "../src/internal/plainStatus.js"
+import { layerNodeHttpClient } from "../src/layerNode.js"
+import type { SharedHealth } from "../src/RefreshCoordinator.js"
+import { TokenRefresher } from "../src/TokenRefresher.js"
 import { captureCli } from "./support/cli.js"
-import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
+import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 
 // The bin answers a plain `status` without the command-line parser (start-up, issue #14):
@@ -63,4 +70,53 @@ describe("effect-auth status without the parser", () => {
     ) expect(parseStatusArgs(args)).toBeUndefined()
     expect(parseStatusArgs(["status", "--refresh", "--json"])).toEqual({ json: true, includeToken: false, refresh: true })
   })
+})
+
+describe("effect-auth status of the auth.json file, without the store or the manager (the bin's plain status)", () => {
+  const variants = [["status"], ["status", "--json"], ["status", "--include-token"], ["status", "--json", "--include-token"]]
+  const poisoned = (hash: string) => ({ hash, state: "poisoned", reason: "reused", status: 400, at: 1_000 } as const)
+  const coolingDown = (hash: string) =>
+    ({ hash, state: "cooling-down", until: 4_102_444_800_000, attempts: 2, kind: "status", status: 503, at: 1_000 } as const)
+  const cases: ReadonlyArray<{
+    readonly name: string
+    readonly text?: string
+    readonly shared?: (hash: string) => SharedHealth
+    readonly sidecarText?: string
+  }> = [
+    { name: "no auth.json" },
+    { name: "an API key", text: JSON.stringify(apiKeyJson()) },
+    { name: "ChatGPT, healthy", text: JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: 3_600_000 })) },
+    { name: "ChatGPT, poisoned by another process", text: JSON.stringify(chatgptJson()), shared: poisoned },
+    { name: "ChatGPT, backing off after another process's failure", text: JSON.stringify(chatgptJson()), shared: coolingDown },
+    { name: "ChatGPT, a poison of older credentials", text: JSON.stringify(chatgptJson()), shared: () => poisoned("0".repeat(64)) },
+    { name: "ChatGPT, a corrupt sidecar", text: JSON.stringify(chatgptJson()), sidecarText: "{corrupt" },
+    { name: "a corrupt auth.json quoting a token", text: `{"tokens": {"refresh_token": "${secrets.refresh}"` }
+  ]
+  for (const { name, shared, sidecarText, text } of cases) {
+    it.scoped(`${name}: prints and exits as the full command line over the file store does`, () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const home = yield* fs.makeTempDirectoryScoped()
+        if (text !== undefined) yield* fs.writeFileString(`${home}/auth.json`, text, { mode: 0o600 })
+        const files = Layer.provide(AuthStore.layerFileWith({ codexHome: home }), NodeContext.layer)
+        if (shared !== undefined) {
+          yield* Effect.flatMap(AuthStore, (store) =>
+            Effect.flatMap(store.load, (snapshot) => store.saveShared(Option.some(shared(snapshot.hash))))).pipe(
+              Effect.provide(files)
+            )
+        }
+        if (sidecarText !== undefined) yield* fs.writeFileString(`${home}/auth-refresh-state.json`, sidecarText)
+        const full = AuthManager.layer.pipe(
+          Layer.provideMerge(Layer.merge(files, TokenRefresher.layerTest([]))),
+          Layer.provideMerge(Layer.merge(NodeContext.layer, layerNodeHttpClient))
+        )
+        for (const args of variants) {
+          const plain = yield* captureCli(plainStatus(parseStatusArgs(args)!, home))
+          const reference = yield* captureCli(Cli.run(["node", "effect-auth", ...args])).pipe(Effect.provide(full))
+          expect({ args, stdout: plain.stdout, code: plain.code }).toEqual({ args, stdout: reference.stdout, code: reference.code })
+          expect(plain.stdout.length).toBeGreaterThan(0)
+          for (const secret of Object.values(secrets)) expect(plain.stderr).not.toContain(secret)
+        }
+      }).pipe(Effect.provide(NodeContext.layer)))
+  }
 })

@@ -18,34 +18,29 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import type { PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
 import type { FileOptions, SetResult } from "../AuthStore.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
-import { readBoundedText } from "./boundedRead.js"
+import * as FileRead from "./fileRead.js"
+import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "./fileRead.js"
+
+export { fileName, sidecarName } from "./fileRead.js"
 import { sha256Hex } from "./canonicalJson.js"
 import * as Flock from "./flock.js"
 import { type SharedHealth as SharedState, SharedHealthJson as SharedStateJson } from "../RefreshCoordinator.js"
 
 
-export const fileName = "auth.json"
 /** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
 export const commitLockName = `${fileName}.lock`
 /** Ours: one refresh at a time among the processes of this library. */
 export const refreshLockName = `${fileName}.refresh.lock`
-export const sidecarName = "auth-refresh-state.json"
 
 /** Temporary files of an atomic write of `name`: `name.<pid>.<n>.tmp`. */
 const temporaryOf = (name: string) => (entry: string) =>
   entry.startsWith(`${name}.`) && entry.endsWith(".tmp") && entry.length > name.length + 5
-
-const describe = (error: PlatformError): string =>
-  error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
-
-const isNotFound = (error: PlatformError) => error._tag === "SystemError" && error.reason === "NotFound"
 
 /** Errors after which a file can still be rewritten in place, though not replaced. */
 const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
@@ -76,22 +71,8 @@ export const makeFiles = ({
     const once = (flag: Ref.Ref<boolean>, effect: Effect.Effect<void>) =>
       Effect.whenEffect(effect, Ref.getAndSet(flag, true).pipe(Effect.map((done) => !done))).pipe(Effect.asVoid)
 
-    const readText: Effect.Effect<Option.Option<string>, AuthStoreError> = readBoundedText(fs, file).pipe(
-      Effect.map(Option.some),
-      Effect.catchIf((error) => error._tag !== "FileRefused" && isNotFound(error), () => Effect.succeedNone),
-      Effect.mapError((error) => fail("read")(error._tag === "FileRefused" ? error.problem : describe(error)))
-    )
-
-    const parse = (text: Option.Option<string>) =>
-      Option.match(text, {
-        onNone: () => Effect.succeed(AuthDocument.absent),
-        onSome: (content) =>
-          Either.match(AuthDocument.parse(content), {
-            onLeft: (problem) => Effect.fail(fail("read")(problem)),
-            onRight: Effect.succeed
-          })
-      })
-
+    const readText = FileRead.readText(fs, file)
+    const parse = FileRead.parseText(file)
     const load = Effect.flatMap(readText, parse)
 
     const ensureDir = Effect.gen(function*() {
@@ -277,21 +258,7 @@ export const makeFiles = ({
         warnedAboutSidecar,
         Effect.logWarning("Ignoring the shared refresh state").pipe(Effect.annotateLogs({ sidecar, problem }))
       ).pipe(Effect.as(Option.none<SharedState>()))
-    const loadShared = readBoundedText(fs, sidecar, 64 * 1024).pipe(
-      Effect.flatMap((text) =>
-        Either.match(Schema.decodeEither(SharedStateJson)(text), {
-          onLeft: () => ignoreSidecar("unexpected content"),
-          onRight: (state) => Effect.succeed(Option.some(state))
-        })
-      ),
-      Effect.catchAll((error) =>
-        error._tag === "FileRefused"
-          ? ignoreSidecar(error.problem)
-          : isNotFound(error)
-          ? Effect.succeedNone
-          : ignoreSidecar(describe(error))
-      )
-    )
+    const loadShared = Effect.catchAll(FileRead.readShared(fs, sidecar), ignoreSidecar)
     const saveShared = (state: Option.Option<SharedState>) =>
       Option.match(state, {
         onNone: () => fs.remove(sidecar),
@@ -396,16 +363,7 @@ export const makeFiles = ({
           )
           : Effect.fail(otherKey(key, "lock")),
       readHealth: (key) =>
-        !ownKey(key) ? Effect.succeedNone : readBoundedText(fs, sidecar, 64 * 1024).pipe(
-          Effect.map(Option.some),
-          Effect.catchAll((error) =>
-            error._tag === "FileRefused"
-              ? Effect.fail(error.problem)
-              : isNotFound(error)
-              ? Effect.succeedNone
-              : Effect.fail(describe(error))
-          )
-        ),
+        !ownKey(key) ? Effect.succeedNone : FileRead.readOptional(fs, sidecar, maxSidecarBytes),
       writeHealth: (key, record) =>
         !ownKey(key) ? Effect.fail(`auth.json holds one credential ("${credentialKey}"), not "${key}"`) : Option.match(record, {
           onNone: () => fs.remove(sidecar),

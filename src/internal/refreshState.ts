@@ -4,7 +4,7 @@
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
 import { type Deferred, Duration, Option } from "effect"
-import type { AuthState, Settings } from "../AuthManager.js"
+import type { AuthState, AuthStatus, Settings } from "../AuthManager.js"
 import type { AuthSnapshot } from "../AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../Errors.js"
 import { TransientRefreshError } from "../Errors.js"
@@ -181,3 +181,17 @@ export const view = (state: State): AuthState => ({
 
 export const sameView = (a: AuthState, b: AuthState): boolean =>
   a.hash === b.hash && a.status === b.status && a.reason === b.reason && a.retryAt === b.retryAt
+
+/** What a poll answers in `state`: the token only when asked for, never a poisoned one. */
+export const statusOf = (state: State, includeToken: boolean): AuthStatus => {
+  const { document, method } = state.snapshot
+  const doc = Option.getOrUndefined(document)
+  if (method === "apikey") {
+    return { authMethod: method, authToken: includeToken ? doc?.OPENAI_API_KEY ?? null : null, requiresOpenaiAuth: true }
+  }
+  if (method === "chatgpt") {
+    const withheld = !includeToken || state.health._tag === "Poisoned"
+    return { authMethod: method, authToken: withheld ? null : doc?.tokens?.access_token ?? null, requiresOpenaiAuth: true }
+  }
+  return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
+}

@@ -6,6 +6,8 @@
 import { Option } from "effect"
 import { PermanentRefreshError, TransientRefreshError } from "../Errors.js"
 import { SharedHealth, SharedHealthJson } from "../RefreshCoordinator.js"
+import type { AuthSnapshot } from "../AuthDocument.js"
+import * as RefreshState from "./refreshState.js"
 import type { Health } from "./refreshState.js"
 
 // The record is public (RefreshCoordinator.SharedHealth): other backends name it.
@@ -57,3 +59,13 @@ export const toHealth = (shared: SharedState, hash: string): Option.Option<Healt
       }
   )
 }
+
+/**
+ * The state of `snapshot` as a process finds it: what another process already
+ * learned of it (dead, backing off) applies from the first poll.
+ */
+export const initialState = (snapshot: AuthSnapshot, shared: Option.Option<SharedState>): RefreshState.State =>
+  Option.match(Option.flatMap(shared, (record) => toHealth(record, snapshot.hash)), {
+    onNone: () => RefreshState.initial(snapshot),
+    onSome: (health) => RefreshState.withHealth(snapshot.hash, health)(RefreshState.initial(snapshot))
+  })

@@ -1,0 +1,30 @@
+/**
+ * A plain `effect-auth status` of the `auth.json` file, as `examples/cli.ts`
+ * runs it: only the file reads, the printing and Node's file system are
+ * loaded (src/internal/plainStatus.ts).
+ */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { ConfigError, Console, Effect, Exit, Layer } from "effect"
+import { codexHomeConfig } from "../src/internal/codexHome.js"
+import { CliIo } from "../src/internal/cliIo.js"
+import { plainStatus } from "../src/internal/plainStatus.js"
+import { parseStatusArgs } from "../src/internal/statusArgs.js"
+import { layerStderrLogger } from "../src/internal/stderrLogger.js"
+
+const options = parseStatusArgs(process.argv.slice(2))!
+
+Effect.flatMap(codexHomeConfig(), (codexHome) => plainStatus(options, codexHome)).pipe(
+  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
+  Effect.catchIf(ConfigError.isConfigError, (error) =>
+    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+    )),
+  Effect.provide(layerStderrLogger),
+  (program) =>
+    NodeRuntime.runMain(program, {
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
+    })
+)
