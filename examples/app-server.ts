@@ -6,6 +6,7 @@
  */
 import * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { ConfigError, Effect, Layer, Stream } from "effect"
@@ -31,21 +32,24 @@ const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
   (cause) => new Error(`stdin failed: ${String(cause)}`)
 ).pipe(Stream.decodeText(), AppServer.splitLines(maxLineLength))
 
+// The manager (it reads auth.json and starts the watch) and the sign-ins: built while the client's
+// `initialize` is read and answered, which needs none of them.
+const services = SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient)))
+
 const program = Effect.gen(function*() {
   const path = yield* Path.Path
-  yield* AppServer.serve(stdinLines, writeLine, {
+  const info = {
     codexHome: path.resolve(yield* codexHomeConfig()),
     version: "0.1.0",
     platformOs,
     platformFamily: process.platform === "win32" ? "windows" : "unix"
-  })
+  } as const
+  yield* AppServer.serveWhileStarting(stdinLines, writeLine, info, Layer.build(services))
 })
 
 program.pipe(
   Effect.scoped,
-  Effect.provide(
-    SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient)))
-  ),
+  Effect.provide(NodePath.layer),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
   // at start, said in one line: better than a server that fails every refresh.
   Effect.catchIf(ConfigError.isConfigError, (error) =>

@@ -5,7 +5,7 @@
  * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
  * on stdio.
  */
-import { Data, Deferred, Effect, Either, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
+import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
 import { AuthManager } from "../AuthManager.js"
 import type { AuthStoreError } from "../Errors.js"
@@ -200,8 +200,14 @@ export interface ServeOptions {
   readonly maxPending?: number
 }
 
+/** What a state-changing request announces once it is answered. */
+type After = Effect.Effect<void>
+
 /** The requests that change the credentials: every later request waits for them (Codex answers in order). */
 const stateChanging = new Set(["account/login/start", "account/login/cancel", "account/logout"])
+
+/** The requests answered from the account (every one but `initialize`). */
+const accountMethods = new Set(["getAuthStatus", "account/read", ...stateChanging])
 
 /**
  * Serves the protocol over `input` lines, writing each outgoing message (one
@@ -219,8 +225,31 @@ export const serve = <E, R>(
   info: ServerInfo,
   options: ServeOptions = {}
 ) =>
+  Effect.flatMap(
+    Effect.context<AuthManager>(),
+    (services) => serveWhileStarting(input, write, info, Effect.succeed(services), options)
+  )
+
+/**
+ * `serve`, answering `initialize` while `services` (the `AuthManager` and
+ * the optional `SignIn`) are still being built: an editor waits for that
+ * answer before anything else, and building the services reads files and
+ * starts watches. Every other request waits for them. If they cannot be
+ * built, the server ends with that error.
+ *
+ * @example
+ * // The services are built in the background while the first lines are read.
+ * const services = Layer.build(layer)
+ * AppServer.serveWhileStarting(lines, writeLine, info, services)
+ */
+export const serveWhileStarting = <E, R, E2, R2>(
+  input: Stream.Stream<string | OversizedLine, E, R>,
+  write: (line: string) => Effect.Effect<void>,
+  info: ServerInfo,
+  services: Effect.Effect<Context.Context<AuthManager>, E2, R2>,
+  options: ServeOptions = {}
+) =>
   Effect.gen(function*() {
-    const auth = yield* AuthManager
     const initialized = yield* Ref.make(false)
     const external = yield* Ref.make(Option.none<ExternalTokens>())
     const send = (message: object) => write(JSON.stringify(message))
@@ -228,25 +257,8 @@ export const serve = <E, R>(
       Effect.whenEffect(send({ method, params }), Ref.get(initialized))
     const notifyAccount = (authMode: string | null, planType: string | null) =>
       notify("account/updated", { authMode, planType })
-
-    // The snapshot clients were last told about. A sign-in through this connection announces
-    // its own result, after its answer (as Codex does); the watch announces everyone else's.
-    const announced = yield* Ref.make((yield* auth.state).hash)
-    const announcing = yield* Effect.makeSemaphore(1)
     // Browser and device sign-ins save and send account/login/completed holding `announcing`.
-    const logins = yield* AppServerLogin.make(send, announcing)
-    const announceCurrent = Effect.gen(function*() {
-      const state = yield* auth.state
-      if ((yield* Ref.getAndSet(announced, state.hash)) === state.hash) return
-      yield* notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)
-    })
-    // A new snapshot is news to clients; a change of its health alone is not.
-    yield* auth.changes.pipe(
-      Stream.changesWith((a, b) => a.hash === b.hash),
-      Stream.drop(1),
-      Stream.runForEach(() => announcing.withPermits(1)(announceCurrent)),
-      Effect.forkScoped
-    )
+    const announcing = yield* Effect.makeSemaphore(1)
 
     const initialize = (params: unknown) =>
       Effect.gen(function*() {
@@ -264,77 +276,6 @@ export const serve = <E, R>(
         }
       })
 
-    const getAuthStatus = (params: unknown) =>
-      Effect.gen(function*() {
-        const { includeToken, refreshToken } = yield* decodeParams(GetAuthStatusParams, params)
-        const supplied = yield* Ref.get(external)
-        if (Option.isSome(supplied)) {
-          return {
-            authMethod: "chatgptAuthTokens",
-            authToken: includeToken === true ? Redacted.value(supplied.value.accessToken) : null,
-            requiresOpenaiAuth: true
-          }
-        }
-        const status = yield* auth.getAuthStatus({ includeToken: includeToken === true, refreshToken: refreshToken === true })
-        return { ...status, authToken: status.authToken === null ? null : Redacted.value(status.authToken) }
-      })
-
-    const readAccount = (params: unknown) =>
-      Effect.gen(function*() {
-        const { refreshToken } = yield* decodeParams(GetAccountParams, params)
-        const supplied = yield* Ref.get(external)
-        if (Option.isSome(supplied)) {
-          const { email, planType } = supplied.value
-          return { account: { type: "chatgpt", email, planType: planTypeOf(planType) }, requiresOpenaiAuth: true }
-        }
-        const { account, requiresOpenaiAuth } = yield* auth.readAccount({ refreshToken: refreshToken === true })
-        return {
-          account: account?.type === "chatgpt" ? { ...account, planType: planTypeOf(account.planType) } : account,
-          requiresOpenaiAuth
-        }
-      })
-
-    /** What a state-changing request announces once it is answered. */
-    type After = Effect.Effect<void>
-
-    const loginCompleted = (loginId: string | null) =>
-      notify("account/login/completed", { loginId, success: true, error: null })
-
-    const login = (params: unknown) =>
-      Effect.gen(function*() {
-        const request = yield* decodeParams(LoginParams, params)
-        switch (request.type) {
-          case "apiKey": {
-            yield* logins.cancelInProgress
-            yield* Ref.set(external, Option.none())
-            yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
-            const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)
-            return [{ type: "apiKey" }, after] as const
-          }
-          case "chatgptAuthTokens": {
-            const claims = AuthDocument.jwtPayload(request.accessToken).pipe(Option.getOrElse(() => ({})))
-            const email = typeof (claims as { email?: unknown }).email === "string" ? (claims as { email: string }).email : null
-            const planType = request.chatgptPlanType ?? null
-            yield* Ref.set(external, Option.some({ accessToken: Redacted.make(request.accessToken), accountId: request.chatgptAccountId, planType, email }))
-            const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
-            return [{ type: "chatgptAuthTokens" }, after] as const
-          }
-          default: {
-            const started = yield* logins.start(request.type).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))
-            return [started, Effect.void as After] as const
-          }
-        }
-      })
-
-    const logout = Effect.gen(function*() {
-      const hadExternal = Option.isSome(yield* Ref.getAndSet(external, Option.none()))
-      const before = yield* Ref.get(announced)
-      const after = yield* auth.logout
-      // The library's own change is announced as any other; a host's in-memory tokens going away is news too.
-      const announce: After = hadExternal && before === after.hash ? notifyAccount(null, null) : announceCurrent
-      return [{}, announce] as const
-    })
-
     const failures = <A, R2>(handler: Effect.Effect<A, RpcFailure | AuthStoreError, R2>) =>
       handler.pipe(
         Effect.catchTag("AuthStoreError", (error) =>
@@ -349,22 +290,122 @@ export const serve = <E, R>(
     const withNothingToAnnounce = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
       Effect.map(effect, (result) => [result, noAnnouncement] as const)
 
-    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> => {
-      switch (method) {
-        case "getAuthStatus":
-          return failures(withNothingToAnnounce(getAuthStatus(params)))
-        case "account/read":
-          return failures(withNothingToAnnounce(readAccount(params)))
-        case "account/login/start":
-          return failures(login(params))
-        case "account/logout":
-          return failures(logout)
-        case "account/login/cancel":
-          return failures(withNothingToAnnounce(logins.cancel(params).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))))
-        default:
-          return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
+    /** The requests about the account, once the services are built. */
+    const makeAccount = Effect.gen(function*() {
+      const auth = yield* AuthManager
+      // The snapshot clients were last told about. A sign-in through this connection announces
+      // its own result, after its answer (as Codex does); the watch announces everyone else's.
+      const announced = yield* Ref.make((yield* auth.state).hash)
+      const logins = yield* AppServerLogin.make(send, announcing)
+      const announceCurrent = Effect.gen(function*() {
+        const state = yield* auth.state
+        if ((yield* Ref.getAndSet(announced, state.hash)) === state.hash) return
+        yield* notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)
+      })
+      // A new snapshot is news to clients; a change of its health alone is not.
+      yield* auth.changes.pipe(
+        Stream.changesWith((a, b) => a.hash === b.hash),
+        Stream.drop(1),
+        Stream.runForEach(() => announcing.withPermits(1)(announceCurrent)),
+        Effect.forkScoped
+      )
+
+      const getAuthStatus = (params: unknown) =>
+        Effect.gen(function*() {
+          const { includeToken, refreshToken } = yield* decodeParams(GetAuthStatusParams, params)
+          const supplied = yield* Ref.get(external)
+          if (Option.isSome(supplied)) {
+            return {
+              authMethod: "chatgptAuthTokens",
+              authToken: includeToken === true ? Redacted.value(supplied.value.accessToken) : null,
+              requiresOpenaiAuth: true
+            }
+          }
+          const status = yield* auth.getAuthStatus({ includeToken: includeToken === true, refreshToken: refreshToken === true })
+          return { ...status, authToken: status.authToken === null ? null : Redacted.value(status.authToken) }
+        })
+
+      const readAccount = (params: unknown) =>
+        Effect.gen(function*() {
+          const { refreshToken } = yield* decodeParams(GetAccountParams, params)
+          const supplied = yield* Ref.get(external)
+          if (Option.isSome(supplied)) {
+            const { email, planType } = supplied.value
+            return { account: { type: "chatgpt", email, planType: planTypeOf(planType) }, requiresOpenaiAuth: true }
+          }
+          const { account, requiresOpenaiAuth } = yield* auth.readAccount({ refreshToken: refreshToken === true })
+          return {
+            account: account?.type === "chatgpt" ? { ...account, planType: planTypeOf(account.planType) } : account,
+            requiresOpenaiAuth
+          }
+        })
+
+      const loginCompleted = (loginId: string | null) =>
+        notify("account/login/completed", { loginId, success: true, error: null })
+
+      const login = (params: unknown) =>
+        Effect.gen(function*() {
+          const request = yield* decodeParams(LoginParams, params)
+          switch (request.type) {
+            case "apiKey": {
+              yield* logins.cancelInProgress
+              yield* Ref.set(external, Option.none())
+              yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
+              const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)
+              return [{ type: "apiKey" }, after] as const
+            }
+            case "chatgptAuthTokens": {
+              const claims = AuthDocument.jwtPayload(request.accessToken).pipe(Option.getOrElse(() => ({})))
+              const email = typeof (claims as { email?: unknown }).email === "string" ? (claims as { email: string }).email : null
+              const planType = request.chatgptPlanType ?? null
+              yield* Ref.set(external, Option.some({ accessToken: Redacted.make(request.accessToken), accountId: request.chatgptAccountId, planType, email }))
+              const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
+              return [{ type: "chatgptAuthTokens" }, after] as const
+            }
+            default: {
+              const started = yield* logins.start(request.type).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))
+              return [started, Effect.void as After] as const
+            }
+          }
+        })
+
+      const logout = Effect.gen(function*() {
+        const hadExternal = Option.isSome(yield* Ref.getAndSet(external, Option.none()))
+        const before = yield* Ref.get(announced)
+        const after = yield* auth.logout
+        // The library's own change is announced as any other; a host's in-memory tokens going away is news too.
+        const announce: After = hadExternal && before === after.hash ? notifyAccount(null, null) : announceCurrent
+        return [{}, announce] as const
+      })
+
+      return (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> => {
+        switch (method) {
+          case "getAuthStatus":
+            return failures(withNothingToAnnounce(getAuthStatus(params)))
+          case "account/read":
+            return failures(withNothingToAnnounce(readAccount(params)))
+          case "account/login/start":
+            return failures(login(params))
+          case "account/logout":
+            return failures(logout)
+          case "account/login/cancel":
+            return failures(withNothingToAnnounce(logins.cancel(params).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))))
+          default:
+            return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
+        }
       }
-    }
+    })
+    // Built beside the reading of the first lines: `initialize` does not wait for it.
+    const starting = yield* services.pipe(
+      Effect.flatMap((context) => Effect.provide(makeAccount, context)),
+      Effect.forkScoped
+    )
+    const account = Fiber.join(starting).pipe(Effect.orDie)
+
+    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> =>
+      accountMethods.has(method)
+        ? Effect.flatMap(account, (handle) => handle(method, params))
+        : Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
 
     const answer = (id: RequestId, handler: Effect.Effect<readonly [unknown, After], RpcFailure>) =>
       Effect.flatMap(Effect.either(handler), (outcome) =>
@@ -403,7 +444,7 @@ export const serve = <E, R>(
         )
       })
 
-    yield* input.pipe(
+    const reading = input.pipe(
       Stream.runForEach((line) => {
         if (typeof line !== "string") {
           return refuse(
@@ -433,5 +474,7 @@ export const serve = <E, R>(
         }
       })
     )
+    // Services that cannot be built end the server with their error, whatever it was reading.
+    yield* Effect.zip(reading, Fiber.join(starting), { concurrent: true })
     yield* FiberSet.awaitEmpty(fibers)
   })
