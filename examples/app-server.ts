@@ -5,15 +5,13 @@
  * stdout carries protocol lines only; logs go to stderr.
  */
 import * as Path from "@effect/platform/Path"
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { ConfigError, Effect, Layer, Stream } from "effect"
-import { codexHomeConfig } from "../src/AuthStore.js"
 import { AppServer } from "../src/app-server/index.js"
-import { layerNodeHttpClient, layerStderrLogger, SignIn } from "../src/index.js"
-import { layerProgram } from "./layers.js"
+import { codexHomeConfig } from "../src/internal/codexHome.js"
+import { layerStderrLogger } from "../src/internal/stderrLogger.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
 
@@ -32,9 +30,9 @@ const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
   (cause) => new Error(`stdin failed: ${String(cause)}`)
 ).pipe(Stream.decodeText(), AppServer.splitLines(maxLineLength))
 
-// The manager (it reads auth.json and starts the watch) and the sign-ins: built while the client's
-// `initialize` is read and answered, which needs none of them.
-const services = SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient)))
+// The manager (it reads auth.json and starts the watch) and the sign-ins: loaded and built while the
+// client's `initialize` is read and answered, which needs none of them.
+const services = Layer.unwrapEffect(Effect.promise(() => import("./app-server-services.js")).pipe(Effect.map((module) => module.services)))
 
 const program = Effect.gen(function*() {
   const path = yield* Path.Path

@@ -86,7 +86,7 @@ const programsOnDemand = (programs) => ({
 const loader = (name, hash) => `#!/usr/bin/env node
 // Runs ${name}.bundle.cjs with V8's code cache (scripts/bundle.mjs explains why).
 "use strict"
-const { mkdirSync, readFileSync, renameSync, writeFileSync } = require("node:fs")
+const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require("node:fs")
 const { createRequire } = require("node:module")
 const { homedir } = require("node:os")
 const { join } = require("node:path")
@@ -116,6 +116,11 @@ if (enabled && (cachedData === undefined || script.cachedDataRejected)) {
       const partial = \`\${cacheFile}.\${process.pid}\`
       writeFileSync(partial, script.createCachedData(), { mode: 0o600 })
       renameSync(partial, cacheFile)
+      // The caches of this program's earlier builds will never be read again.
+      const current = cacheFile.slice(cacheDir.length + 1)
+      for (const name of readdirSync(cacheDir)) {
+        if (name !== current && /^${name}-[0-9a-f]{16}-.*[.]v8$/.test(name)) rmSync(join(cacheDir, name), { force: true })
+      }
     } catch {}
   })
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Ref, Stream } from "effect"
+import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Layer, Queue, Ref, Stream } from "effect"
 import * as AppServer from "../src/app-server/AppServer.js"
-import { chatgptJson } from "./support/fixtures.js"
+import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 import { schemaErrors } from "./support/schemas.js"
 import { seeded } from "./support/properties.js"
@@ -192,4 +192,38 @@ describe("AppServer: order and protocol details", () => {
       expect(pulled).toBe(101)
       expect(writes).toBe(100)
     }).pipe(Effect.provide(scripted(undefined, [dead()]))))
+})
+
+describe("AppServer.serveWhileStarting", () => {
+  const request = (id: string, method: string, params: object = {}) => JSON.stringify({ id, method, params })
+
+  it.scoped("answers initialize before its services are built; the account's requests wait for them, then are answered", () =>
+    Effect.gen(function*() {
+      const built = yield* Deferred.make<void>()
+      const input = yield* Queue.unbounded<string>()
+      const out = yield* Queue.unbounded<any>()
+      const services = Deferred.await(built).pipe(Effect.zipRight(Layer.build(scripted(apiKeyJson(), []))))
+      yield* AppServer.serveWhileStarting(Stream.fromQueue(input), (line) => Queue.offer(out, JSON.parse(line)), info, services)
+        .pipe(Effect.forkScoped)
+
+      yield* Queue.offer(input, request("init", "initialize"))
+      expect((yield* Queue.take(out)).id).toBe("init")
+      yield* Queue.offer(input, request("status", "getAuthStatus"))
+      yield* Queue.offer(input, request("unknown", "nope"))
+      // Not an account request: answered at once, while the status waits for the services.
+      expect((yield* Queue.take(out)).id).toBe("unknown")
+      for (let i = 0; i < 100; i++) yield* Effect.yieldNow()
+      expect(yield* Queue.size(out)).toBe(0)
+
+      yield* Deferred.succeed(built, undefined)
+      expect(yield* Queue.take(out)).toEqual({ id: "status", result: { authMethod: "apikey", authToken: null, requiresOpenaiAuth: true } })
+    }))
+
+  it.scoped("services that cannot be built end the server with their error, though its input goes on", () =>
+    Effect.gen(function*() {
+      const input = Stream.make(request("init", "initialize")).pipe(Stream.concat(Stream.never))
+      const outcome = yield* AppServer.serveWhileStarting(input, () => Effect.void, info, Effect.fail("no configuration" as const))
+        .pipe(Effect.flip)
+      expect(outcome).toBe("no configuration")
+    }))
 })

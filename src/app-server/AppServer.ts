@@ -5,24 +5,14 @@
  * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
  * on stdio.
  */
-import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Redacted, Ref, Schema, Stream } from "effect"
-import * as AuthDocument from "../AuthDocument.js"
-import { AuthManager } from "../AuthManager.js"
-import type { AuthStoreError } from "../Errors.js"
-import * as AppServerLogin from "../internal/appServerLogin.js"
-import { describeIssues } from "../internal/describeIssues.js"
+import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Ref, Stream } from "effect"
+import type { AuthManager } from "../AuthManager.js"
+import type * as AppServerAccount from "../internal/appServerAccount.js"
+import * as Wire from "../internal/appServerWire.js"
 import { nestingDepth } from "../internal/rawJson.js"
 
 /** JSON-RPC 2.0 error codes. */
-export const ErrorCode = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internalError: -32603
-} as const
-
-class RpcFailure extends Data.TaggedError("RpcFailure")<{ readonly code: number; readonly message: string }> {}
+export const ErrorCode = Wire.ErrorCode
 
 export type RequestId = string | number
 
@@ -32,49 +22,6 @@ export interface ServerInfo {
   readonly version: string
   readonly platformOs: string
   readonly platformFamily: string
-}
-
-/** The plan types the Codex protocol knows; anything else is reported as "unknown". */
-const planTypes = new Set([
-  "free", "go", "plus", "pro", "prolite", "promax", "team", "self_serve_business_prolite",
-  "self_serve_business_usage_based", "business", "ent26", "enterprise_cbp_automation",
-  "enterprise_cbp_usage_based", "enterprise", "edu", "edu_plus", "edu_pro", "sci", "sci_plus", "unknown"
-])
-const planTypeOf = (plan: string | null): string => (plan !== null && planTypes.has(plan) ? plan : "unknown")
-
-const OptionalFlag = Schema.optional(Schema.NullOr(Schema.Boolean))
-const InitializeParams = Schema.Struct({
-  clientInfo: Schema.optional(Schema.Struct({ name: Schema.String, version: Schema.String }))
-})
-const GetAuthStatusParams = Schema.Struct({ includeToken: OptionalFlag, refreshToken: OptionalFlag })
-const GetAccountParams = Schema.Struct({ refreshToken: OptionalFlag })
-const LoginParams = Schema.Union(
-  Schema.Struct({ type: Schema.Literal("apiKey"), apiKey: Schema.String }),
-  Schema.Struct({
-    type: Schema.Literal("chatgptAuthTokens"),
-    accessToken: Schema.String,
-    chatgptAccountId: Schema.String,
-    chatgptPlanType: Schema.optional(Schema.NullOr(Schema.String))
-  }),
-  Schema.Struct({ type: Schema.Literal("chatgpt", "chatgptDeviceCode") })
-)
-
-const decodeParams = <A, I>(schema: Schema.Schema<A, I>, params: unknown) =>
-  Either.match(Schema.decodeUnknownEither(schema)(params ?? {}), {
-    onLeft: (error) =>
-      Effect.fail(new RpcFailure({ code: ErrorCode.invalidParams, message: `Invalid params: ${describeIssues(error)}` })),
-    onRight: Effect.succeed
-  })
-
-/**
- * Tokens a host app supplied with `chatgptAuthTokens`: kept in memory only,
- * never written to `auth.json`, never refreshed here (the host refreshes them).
- */
-interface ExternalTokens {
-  readonly accessToken: Redacted.Redacted<string>
-  readonly accountId: string
-  readonly planType: string | null
-  readonly email: string | null
 }
 
 type Incoming =
@@ -192,16 +139,11 @@ export const splitLines = (maxLength: number) => <E, R>(text: Stream.Stream<stri
     Stream.mapConcat((lines) => lines)
   ))
 
-const quoted = (method: string) => JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method)
-
 /** How much `serve` takes in before it waits for its answers to be written. */
 export interface ServeOptions {
   /** Requests read but not yet answered (and written) before reading stops (default 64). */
   readonly maxPending?: number
 }
-
-/** What a state-changing request announces once it is answered. */
-type After = Effect.Effect<void>
 
 /** The requests that change the credentials: every later request waits for them (Codex answers in order). */
 const stateChanging = new Set(["account/login/start", "account/login/cancel", "account/logout"])
@@ -251,21 +193,19 @@ export const serveWhileStarting = <E, R, E2, R2>(
 ) =>
   Effect.gen(function*() {
     const initialized = yield* Ref.make(false)
-    const external = yield* Ref.make(Option.none<ExternalTokens>())
+    const external = yield* Ref.make(Option.none<Wire.ExternalTokens>())
     const send = (message: object) => write(JSON.stringify(message))
     const notify = (method: string, params: object) =>
       Effect.whenEffect(send({ method, params }), Ref.get(initialized))
-    const notifyAccount = (authMode: string | null, planType: string | null) =>
-      notify("account/updated", { authMode, planType })
     // Browser and device sign-ins save and send account/login/completed holding `announcing`.
     const announcing = yield* Effect.makeSemaphore(1)
 
     const initialize = (params: unknown) =>
       Effect.gen(function*() {
         if (yield* Ref.get(initialized)) {
-          return yield* new RpcFailure({ code: ErrorCode.invalidRequest, message: "Already initialized" })
+          return yield* new Wire.RpcFailure({ code: ErrorCode.invalidRequest, message: "Already initialized" })
         }
-        const { clientInfo } = yield* decodeParams(InitializeParams, params)
+        const { clientInfo } = yield* Wire.decodeParams(Wire.InitializeParams, params)
         yield* Ref.set(initialized, true)
         const client = clientInfo === undefined ? "" : ` ${clientInfo.name}/${clientInfo.version}`
         return {
@@ -276,138 +216,27 @@ export const serveWhileStarting = <E, R, E2, R2>(
         }
       })
 
-    const failures = <A, R2>(handler: Effect.Effect<A, RpcFailure | AuthStoreError, R2>) =>
-      handler.pipe(
-        Effect.catchTag("AuthStoreError", (error) =>
-          Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: error.message }))),
-        Effect.catchAllDefect((defect) =>
-          Effect.logError("request failed unexpectedly", defect).pipe(
-            Effect.zipRight(Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: "Internal error" })))
-          ))
-      )
-
-    const noAnnouncement: After = Effect.void
-    const withNothingToAnnounce = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
-      Effect.map(effect, (result) => [result, noAnnouncement] as const)
-
-    /** The requests about the account, once the services are built. */
-    const makeAccount = Effect.gen(function*() {
-      const auth = yield* AuthManager
-      // The snapshot clients were last told about. A sign-in through this connection announces
-      // its own result, after its answer (as Codex does); the watch announces everyone else's.
-      const announced = yield* Ref.make((yield* auth.state).hash)
-      const logins = yield* AppServerLogin.make(send, announcing)
-      const announceCurrent = Effect.gen(function*() {
-        const state = yield* auth.state
-        if ((yield* Ref.getAndSet(announced, state.hash)) === state.hash) return
-        yield* notifyAccount(state.method, state.method === "chatgpt" ? planTypeOf(state.planType) : null)
-      })
-      // A new snapshot is news to clients; a change of its health alone is not.
-      yield* auth.changes.pipe(
-        Stream.changesWith((a, b) => a.hash === b.hash),
-        Stream.drop(1),
-        Stream.runForEach(() => announcing.withPermits(1)(announceCurrent)),
-        Effect.forkScoped
-      )
-
-      const getAuthStatus = (params: unknown) =>
-        Effect.gen(function*() {
-          const { includeToken, refreshToken } = yield* decodeParams(GetAuthStatusParams, params)
-          const supplied = yield* Ref.get(external)
-          if (Option.isSome(supplied)) {
-            return {
-              authMethod: "chatgptAuthTokens",
-              authToken: includeToken === true ? Redacted.value(supplied.value.accessToken) : null,
-              requiresOpenaiAuth: true
-            }
-          }
-          const status = yield* auth.getAuthStatus({ includeToken: includeToken === true, refreshToken: refreshToken === true })
-          return { ...status, authToken: status.authToken === null ? null : Redacted.value(status.authToken) }
-        })
-
-      const readAccount = (params: unknown) =>
-        Effect.gen(function*() {
-          const { refreshToken } = yield* decodeParams(GetAccountParams, params)
-          const supplied = yield* Ref.get(external)
-          if (Option.isSome(supplied)) {
-            const { email, planType } = supplied.value
-            return { account: { type: "chatgpt", email, planType: planTypeOf(planType) }, requiresOpenaiAuth: true }
-          }
-          const { account, requiresOpenaiAuth } = yield* auth.readAccount({ refreshToken: refreshToken === true })
-          return {
-            account: account?.type === "chatgpt" ? { ...account, planType: planTypeOf(account.planType) } : account,
-            requiresOpenaiAuth
-          }
-        })
-
-      const loginCompleted = (loginId: string | null) =>
-        notify("account/login/completed", { loginId, success: true, error: null })
-
-      const login = (params: unknown) =>
-        Effect.gen(function*() {
-          const request = yield* decodeParams(LoginParams, params)
-          switch (request.type) {
-            case "apiKey": {
-              yield* logins.cancelInProgress
-              yield* Ref.set(external, Option.none())
-              yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
-              const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)
-              return [{ type: "apiKey" }, after] as const
-            }
-            case "chatgptAuthTokens": {
-              const claims = AuthDocument.jwtPayload(request.accessToken).pipe(Option.getOrElse(() => ({})))
-              const email = typeof (claims as { email?: unknown }).email === "string" ? (claims as { email: string }).email : null
-              const planType = request.chatgptPlanType ?? null
-              yield* Ref.set(external, Option.some({ accessToken: Redacted.make(request.accessToken), accountId: request.chatgptAccountId, planType, email }))
-              const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
-              return [{ type: "chatgptAuthTokens" }, after] as const
-            }
-            default: {
-              const started = yield* logins.start(request.type).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))
-              return [started, Effect.void as After] as const
-            }
-          }
-        })
-
-      const logout = Effect.gen(function*() {
-        const hadExternal = Option.isSome(yield* Ref.getAndSet(external, Option.none()))
-        const before = yield* Ref.get(announced)
-        const after = yield* auth.logout
-        // The library's own change is announced as any other; a host's in-memory tokens going away is news too.
-        const announce: After = hadExternal && before === after.hash ? notifyAccount(null, null) : announceCurrent
-        return [{}, announce] as const
-      })
-
-      return (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> => {
-        switch (method) {
-          case "getAuthStatus":
-            return failures(withNothingToAnnounce(getAuthStatus(params)))
-          case "account/read":
-            return failures(withNothingToAnnounce(readAccount(params)))
-          case "account/login/start":
-            return failures(login(params))
-          case "account/logout":
-            return failures(logout)
-          case "account/login/cancel":
-            return failures(withNothingToAnnounce(logins.cancel(params).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))))
-          default:
-            return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
-        }
-      }
-    })
-    // Built beside the reading of the first lines: `initialize` does not wait for it.
+    const noAnnouncement: Wire.After = Effect.void
+    // Built beside the reading of the first lines: `initialize` waits for none of it. The account's
+    // requests are a module of their own, loaded then (a bundle evaluates it only then).
+    const connection: AppServerAccount.Connection = { send, notify, announcing, external }
     const starting = yield* services.pipe(
-      Effect.flatMap((context) => Effect.provide(makeAccount, context)),
+      Effect.flatMap((context) =>
+        Effect.flatMap(
+          Effect.promise(() => import("../internal/appServerAccount.js")),
+          (module) => Effect.provide(module.make(connection), context)
+        )
+      ),
       Effect.forkScoped
     )
     const account = Fiber.join(starting).pipe(Effect.orDie)
 
-    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, After], RpcFailure> =>
+    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure> =>
       accountMethods.has(method)
         ? Effect.flatMap(account, (handle) => handle(method, params))
-        : Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
+        : Effect.fail(new Wire.RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${Wire.quoted(method)}` }))
 
-    const answer = (id: RequestId, handler: Effect.Effect<readonly [unknown, After], RpcFailure>) =>
+    const answer = (id: RequestId, handler: Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure>) =>
       Effect.flatMap(Effect.either(handler), (outcome) =>
         Either.match(outcome, {
           onLeft: (failure) => send({ id, error: { code: failure.code, message: failure.message } }),
