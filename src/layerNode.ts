@@ -4,8 +4,8 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import { type ConfigError, Context, Effect, Layer } from "effect"
 import { AuthManager } from "./AuthManager.js"
 import * as StderrLogger from "./internal/stderrLogger.js"
@@ -15,14 +15,18 @@ import { TokenRefresher } from "./TokenRefresher.js"
 /**
  * Node's HTTP client (`NodeHttpClient.layer`), built on its first request: a program that
  * never makes one (a `status`, an app server until a token needs refreshing) neither loads
- * `node:http` and `node:https` nor creates their agents before its first answer.
+ * `node:http`, `node:https` and undici nor creates their agents before its first answer.
  */
 export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.scoped(
   HttpClient.HttpClient,
   Effect.gen(function*() {
     const scope = yield* Effect.scope
+    // The module too: importing it loads undici, which a program that never refreshes has no use for.
     const client = yield* Effect.cached(
-      Effect.map(Layer.buildWithScope(NodeHttpClient.layer, scope), Context.get(HttpClient.HttpClient))
+      Effect.promise(() => import("@effect/platform-node/NodeHttpClient")).pipe(
+        Effect.flatMap((NodeHttpClient) => Layer.buildWithScope(NodeHttpClient.layer, scope)),
+        Effect.map(Context.get(HttpClient.HttpClient))
+      )
     )
     // `makeWith` adds nothing of its own: the real client's request handling and span, once each.
     return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
@@ -41,7 +45,8 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
 export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = AuthManager
   .layer.pipe(
     Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
-    Layer.provide(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient))
+    // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
+    Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
   )
 
 /**

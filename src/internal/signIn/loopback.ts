@@ -7,7 +7,6 @@
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpServer from "@effect/platform/HttpServer"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
 import { createServer } from "node:http"
 import { SignInError } from "../../Errors.js"
@@ -20,9 +19,14 @@ const retryDelay = Duration.millis(200)
 const isAddressInUse = (error: { readonly cause: unknown }) =>
   typeof error.cause === "object" && error.cause !== null && (error.cause as { code?: unknown }).code === "EADDRINUSE"
 
+// Node's HTTP server module (and what it loads: undici, ws) is loaded by the first sign-in, not by
+// every program that imports the library.
+const nodeHttpServer = Effect.promise(() => import("@effect/platform-node/NodeHttpServer"))
+
 // One attempt, in a scope of its own: a failed bind leaves nothing behind.
 const bindOnce = (port: number, parent: Scope.Scope) =>
   Effect.gen(function*() {
+    const NodeHttpServer = yield* nodeHttpServer
     const scope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
     return yield* NodeHttpServer.make(() => createServer(), { port, host: "127.0.0.1" }).pipe(
       Scope.extend(scope),
