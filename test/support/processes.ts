@@ -203,5 +203,9 @@ export const appServer = async (options: AppServerOptions): Promise<RunningProce
   const init = await server.request("initialize", { clientInfo: { name: "e2e", version: "1.0.0" } })
   if (init.error !== undefined) throw new Error(`initialize failed: ${init.error.message}`)
   server.send({ method: "initialized" })
+  // `initialize` is answered while the server still builds its services (reads auth.json, creates
+  // the database schema): a request about the account is answered once they are built.
+  const account = await server.request("account/read", { refreshToken: false })
+  if (account.error !== undefined) throw new Error(`account/read failed: ${account.error.message}`)
   return server
 }
