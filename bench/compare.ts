@@ -160,7 +160,8 @@ log(`hot path: ${JSON.stringify(hot)}`)
 
 const start = await startup({
   rounds: Number(process.env.BENCH_STARTUP_ROUNDS ?? 30),
-  codexBin: process.env.CODEX_BIN || undefined
+  codexBin: process.env.CODEX_BIN || undefined,
+  codexLauncher: process.env.CODEX_LAUNCHER || undefined
 })
 log(`start-up: ${JSON.stringify(start)}`)
 

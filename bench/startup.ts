@@ -2,7 +2,9 @@
  * Start-up, measured as a shell or an editor sees it: process spawn to exit
  * (`effect-auth status`, `codex login status`) and process spawn to the
  * `initialize` answer (the app servers), against `node -e 0` always and the
- * native Codex binary when `CODEX_BIN` points to one.
+ * native Codex binary when `CODEX_BIN` points to one, and Codex's npm launcher
+ * (`node_modules/@openai/codex/bin/codex.js`, what `npm i -g @openai/codex` runs) when
+ * `CODEX_LAUNCHER` points to it.
  *
  * The machine is shared: every round runs every program once, in a shuffled
  * order, so that load hits all of them alike; figures are medians over the
@@ -112,7 +114,7 @@ export interface StartupResult {
 }
 
 /** The programs of this package, as users reach them, and the references. */
-export const programs = (codexBin: string | undefined): ReadonlyArray<Program> => {
+export const programs = (codexBin: string | undefined, codexLauncher?: string | undefined): ReadonlyArray<Program> => {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin: Record<string, string> }
   const bin = (name: string) => join(root, pkg.bin[name]!)
   const node = process.execPath
@@ -150,6 +152,13 @@ export const programs = (codexBin: string | undefined): ReadonlyArray<Program> =
       { name: "codex app-server (native)", command: codexBin, args: ["app-server"], until: "initialize" }
     )
   }
+  // What `npm install -g @openai/codex` puts on the PATH: a Node script that starts the binary.
+  if (codexLauncher !== undefined) {
+    list.push(
+      { name: "codex login status (npm launcher)", command: node, args: [codexLauncher, "login", "status"], until: "exit" },
+      { name: "codex app-server (npm launcher)", command: node, args: [codexLauncher, "app-server"], until: "initialize" }
+    )
+  }
   return list
 }
 
@@ -162,9 +171,11 @@ const libraryOnce = (env: NodeJS.ProcessEnv) =>
     child.on("exit", (code) => code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`library-import exited with ${code}`)))
   })
 
-export const startup = async (options: { rounds?: number; codexBin?: string | undefined } = {}): Promise<StartupResult> => {
+export const startup = async (
+  options: { rounds?: number; codexBin?: string | undefined; codexLauncher?: string | undefined } = {}
+): Promise<StartupResult> => {
   const rounds = options.rounds ?? 30
-  const list = programs(options.codexBin)
+  const list = programs(options.codexBin, options.codexLauncher)
   // Not under /tmp: Codex declines some of its set-up in a temporary folder, and warns.
   const home = mkdtempSync(join(homedir(), ".effect-auth-bench-"))
   writeFileSync(join(home, "auth.json"), JSON.stringify({ OPENAI_API_KEY: "sk-bench" }), { mode: 0o600 })
@@ -218,11 +229,13 @@ export const startup = async (options: { rounds?: number; codexBin?: string | un
 
 /** The result as Markdown. */
 export const table = (result: StartupResult): string => {
-  const hasCodex = result.programs.some((p) => p.name.startsWith("codex "))
-  const codexFor = (p: Measured) => p.until === "exit" ? "codex login status (native)" : "codex app-server (native)"
-  const header = hasCodex
-    ? "| program | until | median | p90 | vs `node -e 0` | vs Codex (same task) |\n|---|---|---|---|---|---|"
-    : "| program | until | median | p90 | vs `node -e 0` |\n|---|---|---|---|---|"
+  const hasCodex = result.programs.some((p) => p.name.endsWith("(native)"))
+  const hasLauncher = result.programs.some((p) => p.name.endsWith("(npm launcher)"))
+  const codexFor = (p: Measured, how: string) => p.until === "exit" ? `codex login status (${how})` : `codex app-server (${how})`
+  const columns = ["program", "until", "median", "p90", "vs `node -e 0`"]
+  if (hasCodex) columns.push("vs native Codex (same task)")
+  if (hasLauncher) columns.push("vs Codex's npm launcher (same task)")
+  const header = `| ${columns.join(" | ")} |\n|${columns.map(() => "---|").join("")}`
   const rows = result.programs.map((p) => {
     const cells = [
       p.name,
@@ -231,7 +244,10 @@ export const table = (result: StartupResult): string => {
       `${p.p90Ms.toFixed(0)} ms`,
       `${p.ratios["node -e 0"]!.toFixed(2)}×`
     ]
-    if (hasCodex) cells.push(p.ratios[codexFor(p)] === undefined ? "" : `${p.ratios[codexFor(p)]!.toFixed(2)}×`)
+    for (const [present, how] of [[hasCodex, "native"], [hasLauncher, "npm launcher"]] as const) {
+      const ratio = p.ratios[codexFor(p, how)]
+      if (present) cells.push(ratio === undefined ? "" : `${ratio.toFixed(2)}×`)
+    }
     return `| ${cells.join(" | ")} |`
   })
   const load = (values: ReadonlyArray<number>) => values.map((v) => v.toFixed(2)).join(", ")
@@ -253,7 +269,8 @@ export const table = (result: StartupResult): string => {
 if (process.argv[1] === import.meta.filename) {
   const result = await startup({
     rounds: Number(process.env.BENCH_STARTUP_ROUNDS ?? 30),
-    codexBin: process.env.CODEX_BIN || undefined
+    codexBin: process.env.CODEX_BIN || undefined,
+    codexLauncher: process.env.CODEX_LAUNCHER || undefined
   })
   console.log(table(result))
 }
