@@ -5,18 +5,18 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Ref, Stream } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
-import { CredentialStore } from "./CredentialStore.js"
+import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
-import * as FileStore from "./internal/fileStore.js"
+import * as FileBackend from "./internal/fileStore.js"
 import { bind } from "./internal/boundStore.js"
 import * as CodexHome from "./internal/codexHome.js"
-import { parseText } from "./internal/fileRead.js"
-import { RefreshCoordinator, type SharedHealth } from "./RefreshCoordinator.js"
+import * as RefreshCoordinator from "./RefreshCoordinator.js"
+import type { SharedHealth } from "./RefreshCoordinator.js"
 
 export interface AuthStoreShape {
-  /** Where the credentials are kept, for messages: a file path, or "memory". */
+  /** Where the credentials are kept, for messages: a file path, or `memory:<key>`. */
   readonly location: string
   /** The current snapshot; `AuthDocument.absent` when there is no credential file. */
   readonly load: Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
@@ -85,40 +85,26 @@ export type SetResult =
 
 /** The file store over `FileSystem`: see `layerFile`. */
 export const makeFile = (options: FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
-  FileStore.make(options)
+  // The keyed services over the file, bound to its one credential: one compare-and-set, one lock path.
+  Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials }) =>
+    bind(
+      options.credentialKey ?? CredentialStore.defaultKey,
+      CredentialStore.make(credentials),
+      RefreshCoordinator.make(coordinator)
+    ))
 
-/** The memory store: the same parsing as the file, without the file. */
+/**
+ * The memory store: the keyed memory services bound to one key, with the
+ * same parsing as the file, and the same compare-and-set as every backend.
+ */
 export const makeMemory = (initial?: string | object) =>
-  Effect.gen(function*() {
-    const shared = yield* Ref.make(Option.none<SharedHealth>())
-    const text = yield* Ref.make(
-      initial === undefined ? Option.none<string>() : Option.some(typeof initial === "string" ? initial : JSON.stringify(initial))
-    )
-    const load = Effect.flatMap(Ref.get(text), parseText("memory"))
-    const save = (doc: AuthDocument.AuthDocument) =>
-      Ref.set(text, Option.some(AuthDocument.toText(doc, 0))).pipe(Effect.as(AuthDocument.snapshot(doc)))
-    const remove = Ref.set(text, Option.none())
-    // One fiber at a time between the check and the write.
-    const writes = yield* Effect.makeSemaphore(1)
-    return AuthStore.of({
-      location: "memory",
-      load,
-      save,
-      compareAndSet: (expected, next) =>
-        writes.withPermits(1)(Effect.gen(function*() {
-          const current = yield* load
-          if (current.hash !== expected) return { _tag: "Conflict", current } as const
-          const snapshot = yield* Option.match(next, { onNone: () => Effect.as(remove, AuthDocument.absent), onSome: save })
-          return { _tag: "Written", snapshot } as const
-        })),
-      remove,
-      changed: Stream.never,
-      // One process: the manager's single flight is the lock.
-      withRefreshLock: (effect) => effect,
-      loadShared: Ref.get(shared),
-      saveShared: (state) => Ref.set(shared, state)
-    })
-  })
+  Effect.map(
+    Effect.all([
+      CredentialStore.makeMemory(initial === undefined ? {} : { [CredentialStore.defaultKey]: initial }),
+      RefreshCoordinator.makeMemory
+    ]),
+    ([credentials, coordinator]) => bind(CredentialStore.defaultKey, credentials, coordinator)
+  )
 
 /**
  * Storage for one user's credentials.
@@ -153,10 +139,10 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
    * The credential `key` of the keyed `CredentialStore` and `RefreshCoordinator`
    * in context (PostgreSQL, for instance), as this single-credential store.
    */
-  static readonly layerKeyed = (key: string): Layer.Layer<AuthStore, never, CredentialStore | RefreshCoordinator> =>
+  static readonly layerKeyed = (key: string): Layer.Layer<AuthStore, never, CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator> =>
     Layer.effect(
       AuthStore,
-      Effect.map(Effect.all([CredentialStore, RefreshCoordinator]), ([credentials, coordinator]) =>
+      Effect.map(Effect.all([CredentialStore.CredentialStore, RefreshCoordinator.RefreshCoordinator]), ([credentials, coordinator]) =>
         bind(key, credentials, coordinator))
     )
 }

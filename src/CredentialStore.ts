@@ -8,6 +8,7 @@
  */
 import { Context, Effect, Either, Layer, Option, PubSub, Ref, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
+import { parseText } from "./internal/fileRead.js"
 import { AuthStoreError } from "./Errors.js"
 
 /** The credential of a program that holds one (the Codex case): `EFFECT_AUTH_CREDENTIAL_KEY`'s default. */
@@ -106,10 +107,7 @@ export const decodeEntry = (location: string, key: string, entry: Option.Option<
     onNone: (): Effect.Effect<Stored, AuthStoreError> =>
       Effect.succeed({ key, snapshot: AuthDocument.absent, revision: absentRevision }),
     onSome: ({ revision, text }) =>
-      Either.match(AuthDocument.parse(text), {
-        onLeft: (problem) => Effect.fail(new AuthStoreError({ path: location, operation: "read", problem })),
-        onRight: (snapshot) => Effect.succeed<Stored>({ key, snapshot, revision })
-      })
+      Effect.map(parseText(location)(Option.some(text)), (snapshot): Stored => ({ key, snapshot, revision }))
   })
 
 const toWrite = (doc: AuthDocument.AuthDocument): Write => ({ text: format(doc), hash: AuthDocument.snapshot(doc).hash })

@@ -85,6 +85,10 @@ export class RefreshCoordinator extends Context.Tag("effect-auth-manager/Refresh
   )
 }
 
+/** The health record a backend stored as `text`; the problem when it is not one. */
+export const decodeHealth = (text: string): Either.Either<SharedHealth, string> =>
+  Either.mapLeft(Schema.decodeEither(SharedHealthJson)(text), () => "unexpected content")
+
 /** Builds the service from a backend's primitives: decoding, and the best-effort rules. */
 export const make = (backend: Backend): RefreshCoordinatorShape => {
   // Health is an optimisation, never a reason to fail: a record that cannot be read is ignored (and said).
@@ -103,8 +107,8 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeed(Option.none<SharedHealth>()),
           onSome: (text) =>
-            Either.match(Schema.decodeEither(SharedHealthJson)(text), {
-              onLeft: () => Effect.as(ignore(key, "unexpected content"), Option.none<SharedHealth>()),
+            Either.match(decodeHealth(text), {
+              onLeft: (problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>()),
               onRight: (health) => Effect.succeed(Option.some(health))
             })
         })),

@@ -130,7 +130,7 @@ describe("AuthStore.layerMemory", () => {
     Effect.gen(function*() {
       const store = yield* AuthStore
       const error = yield* Effect.flip(store.load)
-      expect(error.path).toBe("memory")
+      expect(error.path).toBe("memory:default")
     }).pipe(Effect.provide(AuthStore.layerMemory("{"))))
 })
 

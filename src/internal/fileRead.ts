@@ -1,15 +1,15 @@
 /**
- * The two reads of the file store that need nothing else of it: `auth.json`
- * as a snapshot, and the shared-health sidecar beside it. The store reads
+ * The reads of the file store that need nothing else of it: `auth.json` as
+ * a snapshot, and the shared-health sidecar beside it. The store reads
  * through these, and so does `effect-auth status`, which loads only this
  * module of the store to answer sooner (issue #14).
  */
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect, Either, Option } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
 import { AuthStoreError } from "../Errors.js"
-import { type SharedHealth, SharedHealthJson } from "../RefreshCoordinator.js"
+import { decodeHealth, type SharedHealth } from "../RefreshCoordinator.js"
 import { readBoundedText } from "./boundedRead.js"
 
 export const fileName = "auth.json"
@@ -61,8 +61,5 @@ export const readShared = (
     Option.match(text, {
       onNone: () => Effect.succeedNone,
       onSome: (content) =>
-        Either.match(Schema.decodeEither(SharedHealthJson)(content), {
-          onLeft: () => Effect.fail("unexpected content"),
-          onRight: (state) => Effect.succeed(Option.some(state))
-        })
+        Either.match(decodeHealth(content), { onLeft: Effect.fail, onRight: (state) => Effect.succeed(Option.some(state)) })
     }))

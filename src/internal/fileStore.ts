@@ -18,19 +18,18 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Duration, Effect, Either, Option, Random, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
-import type { FileOptions, SetResult } from "../AuthStore.js"
+import type { FileOptions } from "../AuthStore.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import * as FileRead from "./fileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "./fileRead.js"
-
-export { fileName, sidecarName } from "./fileRead.js"
 import { sha256Hex } from "./canonicalJson.js"
 import * as Flock from "./flock.js"
-import { type SharedHealth as SharedState, SharedHealthJson as SharedStateJson } from "../RefreshCoordinator.js"
+
+export { fileName, sidecarName } from "./fileRead.js"
 
 
 /** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
@@ -45,13 +44,11 @@ const temporaryOf = (name: string) => (entry: string) =>
 /** Errors after which a file can still be rewritten in place, though not replaced. */
 const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
 
-/** The file store over `FileSystem`: see `makeFiles`. */
-export const make = (options: FileOptions) => Effect.map(makeFiles(options), (files) => files.store)
-
 /**
- * The file store over `FileSystem`, as the single-credential store and as
- * the backends of the keyed services (`CredentialStore`, `RefreshCoordinator`)
- * for the one key it holds: the same locks, writes and sidecar underneath.
+ * The file store over `FileSystem`: the backends of the keyed services
+ * (`CredentialStore`, `RefreshCoordinator`) for the one key `auth.json`
+ * holds. `FileStore` serves them as those services, and `AuthStore.makeFile`
+ * binds them to that key: every path to the file goes through these.
  */
 export const makeFiles = ({
   codexHome,
@@ -72,8 +69,6 @@ export const makeFiles = ({
       Effect.whenEffect(effect, Ref.getAndSet(flag, true).pipe(Effect.map((done) => !done))).pipe(Effect.asVoid)
 
     const readText = FileRead.readText(fs, file)
-    const parse = FileRead.parseText(file)
-    const load = Effect.flatMap(readText, parse)
 
     const ensureDir = Effect.gen(function*() {
       if (yield* fs.exists(dir)) return
@@ -96,7 +91,6 @@ export const makeFiles = ({
     const withCommitLock = locked(path.join(dir, commitLockName), commitLockWait)
     // The holder of the refresh lock may wait for the commit lock after its request: both bounds, and a margin.
     const refreshLockWait = Duration.sum(Duration.sum(refreshTimeout, commitLockWait), Duration.seconds(5))
-    const withRefreshLock = locked(path.join(dir, refreshLockName), refreshLockWait)
 
     // Through a symlink (dotfile managers): the file written is the link's target, in its own folder.
     const target = fs.realPath(file).pipe(
@@ -157,13 +151,6 @@ export const makeFiles = ({
       Effect.catchIf((error) => error.operation === "read", () => Effect.void)
     )
 
-    const writeDocument = (doc: AuthDocument.AuthDocument) =>
-      target.pipe(
-        Effect.flatMap((destination) => writeAtomically(destination, `${AuthDocument.toText(doc)}\n`)),
-        Effect.mapError((error) => fail("write")(describe(error))),
-        Effect.as(AuthDocument.snapshot(doc))
-      )
-
     const removeFile = fs.remove(file).pipe(
       Effect.catchIf(isNotFound, () => Effect.void),
       Effect.mapError((error) => fail("remove")(describe(error)))
@@ -186,20 +173,6 @@ export const makeFiles = ({
       }
       if (removed > 0) yield* Effect.logInfo("Removed stale temporary files of auth.json").pipe(Effect.annotateLogs({ removed }))
     })
-
-    const save = (doc: AuthDocument.AuthDocument) =>
-      withCommitLock(Effect.zipRight(setAsideIfUnreadable, writeDocument(doc))).pipe(Effect.withSpan("AuthStore.save"))
-
-    const compareAndSet = (expected: string, next: Option.Option<AuthDocument.AuthDocument>) =>
-      withCommitLock(Effect.gen(function*() {
-        const current = yield* load
-        if (current.hash !== expected) return { _tag: "Conflict", current } as SetResult
-        const snapshot = yield* Option.match(next, {
-          onNone: () => Effect.as(removeFile, AuthDocument.absent),
-          onSome: writeDocument
-        })
-        return { _tag: "Written", snapshot } as SetResult
-      })).pipe(Effect.withSpan("AuthStore.compareAndSet"))
 
     const remove = Effect.gen(function*() {
       if (!(yield* fs.exists(dir).pipe(Effect.orElseSucceed(() => true)))) return
@@ -250,27 +223,7 @@ export const makeFiles = ({
       return Stream.merge(polls, events)
     }))
 
-    // An optimisation, never a reason to fail: a sidecar that cannot be read is ignored (and said once).
     const sidecar = path.join(dir, sidecarName)
-    const warnedAboutSidecar = onceFlag()
-    const ignoreSidecar = (problem: string) =>
-      once(
-        warnedAboutSidecar,
-        Effect.logWarning("Ignoring the shared refresh state").pipe(Effect.annotateLogs({ sidecar, problem }))
-      ).pipe(Effect.as(Option.none<SharedState>()))
-    const loadShared = Effect.catchAll(FileRead.readShared(fs, sidecar), ignoreSidecar)
-    const saveShared = (state: Option.Option<SharedState>) =>
-      Option.match(state, {
-        onNone: () => fs.remove(sidecar),
-        onSome: (shared) => writeAtomically(sidecar, `${Schema.encodeSync(SharedStateJson)(shared)}\n`)
-      }).pipe(
-        Effect.catchAll((error) =>
-          isNotFound(error)
-            ? Effect.void
-            : Effect.logWarning("Could not share the refresh state").pipe(Effect.annotateLogs({ problem: describe(error) }))
-        )
-      )
-
     // At start: say once what will go wrong and what to do, and clear what killed writers left.
     const checkFolder = Effect.gen(function*() {
       const folder = yield* Effect.option(fs.stat(dir))
@@ -371,16 +324,5 @@ export const makeFiles = ({
         }).pipe(Effect.catchAll((error) => isNotFound(error) ? Effect.void : Effect.fail(describe(error))))
     }
 
-    const store = {
-      location: file,
-      load: load.pipe(Effect.withSpan("AuthStore.load")),
-      save,
-      compareAndSet,
-      remove,
-      changed,
-      withRefreshLock,
-      loadShared,
-      saveShared
-    }
-    return { store, credentials, coordinator } as const
+    return { credentials, coordinator } as const
   })
