@@ -34,7 +34,7 @@ const thisLibrary: Contender = {
   name: "effect-auth-manager",
   make: async (tokenUrl, accessToken) => {
     const runtime = ManagedRuntime.make(
-      AuthManager.layer.pipe(
+      AuthManager.layerWith({}).pipe(
         Layer.provide(Layer.merge(
           AuthStore.layerMemory({
             auth_mode: "chatgpt",

@@ -8,9 +8,9 @@ import * as Path from "@effect/platform/Path"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { ConfigError, Effect, Layer, Stream } from "effect"
+import { ConfigError, Console, Effect, Layer, Stream } from "effect"
 import { AppServer } from "../src/app-server/index.js"
-import { codexHomeConfig } from "../src/internal/codexHome.js"
+import { Configuration } from "../src/Configuration.js"
 import { layerStderrLogger } from "../src/internal/stderrLogger.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
@@ -37,7 +37,7 @@ const services = Layer.unwrapEffect(Effect.promise(() => import("./app-server-se
 const program = Effect.gen(function*() {
   const path = yield* Path.Path
   const info = {
-    codexHome: path.resolve(yield* codexHomeConfig()),
+    codexHome: path.resolve((yield* Configuration).codexHome),
     version: "0.1.0",
     platformOs,
     platformFamily: process.platform === "win32" ? "windows" : "unix"
@@ -48,13 +48,15 @@ const program = Effect.gen(function*() {
 program.pipe(
   Effect.scoped,
   Effect.provide(NodePath.layer),
+  // Outside what the program builds, so that everything it logs goes to stderr (stdout is the protocol's).
+  Effect.provide(layerStderrLogger),
+  Effect.provide(Configuration.layerConfig),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
-  // at start, said in one line: better than a server that fails every refresh.
+  // at start, said in one line on stderr: better than a server that fails every refresh.
   Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Effect.logError(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
       Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
     )),
-  Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -8,6 +8,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
+import { Configuration } from "../src/Configuration.js"
 import { layerNodeHttpClient, layerStderrLogger } from "../src/layerNode.js"
 import { layerProgram } from "./layers.js"
 import { CliIo, runStatus } from "../src/internal/cliStatus.js"
@@ -21,12 +22,14 @@ const program = plainStatus !== undefined
 
 program.pipe(
   Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient, CliIo.layerNode)),
+  // Outside the layers above, so that what they log while they are built goes to stderr too.
+  Effect.provide(layerStderrLogger),
+  Effect.provide(Configuration.layerConfig),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
       Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
     )),
-  Effect.provide(layerStderrLogger),
   // Without this, runMain adds its own logger, which writes to stdout.
   // Ctrl-C (a canceled sign-in, an ended watch) exits 130, as shells expect.
   (program) =>

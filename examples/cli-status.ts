@@ -7,7 +7,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
-import { codexHomeConfig } from "../src/internal/codexHome.js"
+import { Configuration } from "../src/Configuration.js"
 import { CliIo } from "../src/internal/cliIo.js"
 import { plainStatus } from "../src/internal/plainStatus.js"
 import { parseStatusArgs } from "../src/internal/statusArgs.js"
@@ -15,13 +15,15 @@ import { layerStderrLogger } from "../src/internal/stderrLogger.js"
 
 const options = parseStatusArgs(process.argv.slice(2))!
 
-Effect.flatMap(codexHomeConfig(), (codexHome) => plainStatus(options, codexHome)).pipe(
+// The whole configuration is read, as every command reads it: a setting that cannot work is said here too.
+Effect.flatMap(Configuration, ({ codexHome }) => plainStatus(options, codexHome)).pipe(
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
+  Effect.provide(layerStderrLogger),
+  Effect.provide(Configuration.layerConfig),
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
       Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
     )),
-  Effect.provide(layerStderrLogger),
   (program) =>
     NodeRuntime.runMain(program, {
       disablePrettyLogger: true,

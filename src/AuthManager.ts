@@ -6,8 +6,6 @@
  */
 import {
   Clock,
-  Config,
-  type ConfigError,
   Context,
   Deferred,
   Duration,
@@ -27,6 +25,7 @@ import {
   SubscriptionRef
 } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
+import * as Configuration from "./Configuration.js"
 import { AuthStore } from "./AuthStore.js"
 import {
   AuthStoreError,
@@ -41,7 +40,7 @@ import * as SharedState from "./internal/sharedState.js"
 import * as Unauthorized from "./internal/unauthorized.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
-/** How the manager refreshes; `settingsConfig` reads some of them from the environment. */
+/** How the manager refreshes; `Configuration` sets some of them (see `settingsOf`). */
 export interface Settings {
   /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
   readonly requiresOpenaiAuth: boolean
@@ -233,24 +232,14 @@ const accountOf = (snapshot: AuthDocument.AuthSnapshot): AccountInfo["account"] 
     ? { type: "chatgpt", email: snapshot.claims.email, planType: snapshot.claims.planType }
     : null
 
-const durationSetting = (name: string, fallback: Duration.Duration) =>
-  Config.duration(name).pipe(Config.withDefault(fallback))
-
 /**
- * The settings read through `Config`: `EFFECT_AUTH_REFRESH_WINDOW` (5 minutes),
- * `EFFECT_AUTH_MIN_REFRESH_INTERVAL` (30 seconds), `EFFECT_AUTH_BACKOFF_BASE` (1 second),
- * `EFFECT_AUTH_REQUIRES_OPENAI_AUTH` (true).
+ * The manager's settings in `configuration`: its timings (`manager`), and the
+ * shutdown wait derived from the refresh timeout (the token request, then
+ * Codex's 5 s commit lock and a margin for the save).
  */
-export const settingsConfig: Config.Config<Partial<Settings>> = Config.all({
-  refreshWindow: durationSetting("EFFECT_AUTH_REFRESH_WINDOW", defaultSettings.refreshWindow),
-  minRefreshInterval: durationSetting("EFFECT_AUTH_MIN_REFRESH_INTERVAL", defaultSettings.minRefreshInterval),
-  backoffBase: durationSetting("EFFECT_AUTH_BACKOFF_BASE", defaultSettings.backoffBase),
-  requiresOpenaiAuth: Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH").pipe(Config.withDefault(true)),
-  // The token request's timeout, then Codex's 5 s commit lock and a margin for the save.
-  shutdownWait: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(
-    Config.map((timeout) => Duration.sum(timeout, Duration.seconds(10))),
-    Config.withDefault(defaultSettings.shutdownWait)
-  )
+export const settingsOf = (configuration: Configuration.Options): Partial<Settings> => ({
+  shutdownWait: Duration.sum(configuration.refreshTimeout, Duration.seconds(10)),
+  ...configuration.manager
 })
 
 /** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
@@ -741,13 +730,11 @@ export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<
   /** Builds a manager in a scope, with the given settings (the rest are the defaults): see `make`. */
   static readonly make = make
 
-  /** The manager, its settings from `Config` (see `settingsConfig`); needs an `AuthStore` and a `TokenRefresher`. */
-  static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer.scoped(
-    AuthManager,
-    Effect.flatMap(settingsConfig, make)
-  )
+  /** The manager, its settings from the `Configuration` in context (see `settingsOf`); needs an `AuthStore` and a `TokenRefresher`. */
+  static readonly layer: Layer.Layer<AuthManager, never, AuthStore | TokenRefresher | Configuration.Configuration> = Layer
+    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration, (configuration) => make(settingsOf(configuration))))
 
-  /** The manager with some settings given in code (refresh window, minimum interval, backoff…); the rest from `Config`. */
+  /** The manager with some settings given in code (refresh window, minimum interval, backoff…) over the defaults; no environment is read. */
   static readonly layerWith = (options: Partial<Settings>) =>
-    Layer.scoped(AuthManager, Effect.flatMap(settingsConfig, (fromConfig) => make({ ...fromConfig, ...options })))
+    Layer.scoped(AuthManager, make(options))
 }

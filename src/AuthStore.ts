@@ -5,13 +5,13 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
 import * as FileBackend from "./internal/fileStore.js"
 import { bind } from "./internal/boundStore.js"
-import * as CodexHome from "./internal/codexHome.js"
+import * as Configuration from "./Configuration.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 import type { SharedHealth } from "./RefreshCoordinator.js"
 
@@ -50,18 +50,12 @@ export interface AuthStoreShape {
   readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
 }
 
-/** `CODEX_HOME`, else `$HOME/.codex`. */
-export const codexHomeConfig: () => Config.Config<string> = CodexHome.codexHomeConfig
 
-/**
- * The file store's options from the environment, in one place for every file
- * layer: `CODEX_HOME` (default `~/.codex`), `EFFECT_AUTH_REFRESH_TIMEOUT` (30 s).
- */
-export const fileOptionsConfig = (): Config.Config<FileOptions> =>
-  Config.all({
-    codexHome: CodexHome.codexHomeConfig(),
-    refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
-  })
+/** The file store's options in `configuration`: its folder, and the bounds derived from the refresh timeout. */
+export const fileOptionsOf = (configuration: Configuration.Options): FileOptions => ({
+  codexHome: configuration.codexHome,
+  refreshTimeout: configuration.refreshTimeout
+})
 
 
 /** Where the file store keeps `auth.json`, and its bounds. */
@@ -119,11 +113,11 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
   /** A memory store, built in place: see `makeMemory`. */
   static readonly makeMemory = makeMemory
 
-  /** The `auth.json` file under `$CODEX_HOME` (default `~/.codex`), read through `Config`. */
-  static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
+  /** The `auth.json` file in the configured `codexHome` (see `Configuration`). */
+  static readonly layerFile: Layer.Layer<AuthStore, never, FileSystem.FileSystem | Path.Path | Configuration.Configuration> =
     Layer.effect(
       AuthStore,
-      Effect.flatMap(fileOptionsConfig(), makeFile)
+      Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration)))
     )
 
   /** The `auth.json` file in the given folder. */

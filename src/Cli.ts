@@ -16,7 +16,8 @@ import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
-import { AuthManager, defaultSettings, type Settings, settingsConfig } from "./AuthManager.js"
+import { AuthManager, defaultSettings, settingsOf } from "./AuthManager.js"
+import { Configuration } from "./Configuration.js"
 import { scrubText } from "./Errors.js"
 import {
   CliIo,
@@ -156,8 +157,10 @@ export const refreshCommand = Command.make("refresh", {}, () =>
     const after = yield* auth.state
     if (after.hash === before.hash && after.lastRefreshAt !== null) {
       // Success without a new snapshot: the minimum interval between refreshes applied.
-      const interval = (yield* Effect.orElseSucceed(settingsConfig, (): Partial<Settings> => ({}))).minRefreshInterval ??
-        defaultSettings.minRefreshInterval
+      const configured = Option.map(yield* Effect.serviceOption(Configuration), settingsOf)
+      const interval = Option.flatMapNullable(configured, (settings) => settings.minRefreshInterval).pipe(
+        Option.getOrElse(() => defaultSettings.minRefreshInterval)
+      )
       const since = (yield* Clock.currentTimeMillis) - after.lastRefreshAt
       yield* Console.log(
         `Not refreshed: the token was refreshed ${ago(since)} ago; the next refresh is allowed in ` +

@@ -9,8 +9,9 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { type ConfigError, Context, Effect, Layer } from "effect"
-import { type FileOptions, fileOptionsConfig } from "./AuthStore.js"
+import { Context, Effect, Layer } from "effect"
+import { type FileOptions, fileOptionsOf } from "./AuthStore.js"
+import { Configuration } from "./Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
@@ -49,11 +50,11 @@ export const layer = (
       ))
   )
 
-/** `layer` configured through `Config`: `CODEX_HOME` (default `~/.codex`), `EFFECT_AUTH_REFRESH_TIMEOUT`. */
+/** `layer` in the configured `codexHome` (see `Configuration`). */
 export const layerConfig: Layer.Layer<
   CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
-  ConfigError.ConfigError,
-  FileSystem.FileSystem | Path.Path
+  never,
+  FileSystem.FileSystem | Path.Path | Configuration
 > = Layer.unwrapEffect(
-  Effect.map(fileOptionsConfig(), layer)
+  Effect.map(Configuration, (configuration) => layer(fileOptionsOf(configuration)))
 )

@@ -4,9 +4,10 @@
  * has its own snapshot, poison, cooldown and single flight; its logs, spans
  * and metrics carry the key (a name, never a secret).
  */
-import { type ConfigError, Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
 import * as AuthManager from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
+import { Configuration } from "./Configuration.js"
 import { CredentialStore } from "./CredentialStore.js"
 import { bind } from "./internal/boundStore.js"
 import type { Settings } from "./AuthManager.js"
@@ -14,7 +15,7 @@ import { RefreshCoordinator } from "./RefreshCoordinator.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
 export interface Options {
-  /** Settings of every manager (the rest from `Config`, as `AuthManager.layer` reads them). */
+  /** Settings of every manager, over the defaults (`layer` takes them from the `Configuration`). */
   readonly settings?: Partial<Settings> | undefined
   /** A manager unused for this long is released (default 5 minutes); the next use makes it again. */
   readonly idleTimeToLive?: Duration.DurationInput | undefined
@@ -65,8 +66,7 @@ export const make = (options: Options = {}) =>
     const credentials = yield* CredentialStore
     const coordinator = yield* RefreshCoordinator
     const refresher = yield* TokenRefresher
-    const fromConfig = yield* AuthManager.settingsConfig
-    const settings = { ...fromConfig, ...options.settings }
+    const settings = options.settings ?? {}
     const managers = yield* RcMap.make({
       lookup: (key: string) =>
         AuthManager.make(settings).pipe(
@@ -97,12 +97,18 @@ export class KeyedAuthManager extends Context.Tag("effect-auth-manager/KeyedAuth
   KeyedAuthManager,
   KeyedAuthManagerShape
 >() {
-  /** Needs a `CredentialStore`, a `RefreshCoordinator` (PostgreSQL, or memory) and a `TokenRefresher`. */
+  /**
+   * Needs a `CredentialStore`, a `RefreshCoordinator` (PostgreSQL, or memory) and a `TokenRefresher`;
+   * every manager's settings from the `Configuration` (see `AuthManager.settingsOf`).
+   */
   static readonly layer: Layer.Layer<
     KeyedAuthManager,
-    ConfigError.ConfigError,
-    CredentialStore | RefreshCoordinator | TokenRefresher
-  > = Layer.scoped(KeyedAuthManager, make())
+    never,
+    CredentialStore | RefreshCoordinator | TokenRefresher | Configuration
+  > = Layer.scoped(
+    KeyedAuthManager,
+    Effect.flatMap(Configuration, (configuration) => make({ settings: AuthManager.settingsOf(configuration) }))
+  )
 
   static readonly layerWith = (options: Options) => Layer.scoped(KeyedAuthManager, make(options))
 }

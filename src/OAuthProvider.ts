@@ -7,15 +7,16 @@
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Config, ConfigError, Effect, Either, Option, type Redacted } from "effect"
+import { Effect, Option, type Redacted } from "effect"
+import * as Configuration from "./Configuration.js"
 import { SignInError } from "./Errors.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
 
 /** How the client authenticates at the token endpoint. */
 export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
 
-export const codexIssuer = "https://auth.openai.com"
-export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
+export const codexIssuer = Configuration.codexIssuer
+export const codexClientId = Configuration.codexClientId
 export const codexScopes = ["openid", "profile", "email", "offline_access", "api.connectors.read", "api.connectors.invoke"]
 
 /** Where the browser comes back to: 127.0.0.1 only, the first port that can be bound. */
@@ -189,41 +190,22 @@ export const refresherOptions = (provider: OAuthProvider) => ({
   bodyFormat: provider.refreshBody
 })
 
-const ports = (name: string, fallback: ReadonlyArray<number>) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const parsed = text.split(",").map((part) => Number(part.trim()))
-      return parsed.length > 0 && parsed.every((port) => Number.isInteger(port) && port >= 0 && port < 65536)
-        ? Either.right(parsed)
-        : Either.left(ConfigError.InvalidData([name], "a comma-separated list of ports, e.g. 1455,1457 (0 = any free port)"))
-    }),
-    Config.option,
-    Config.map(Option.getOrElse(() => fallback))
-  ) as Config.Config<ReadonlyArray<number>>
-
 /**
- * The provider a program signs in with, from `Config`. With `EFFECT_AUTH_ISSUER`
- * it is a generic provider (`EFFECT_AUTH_CLIENT_ID`, `EFFECT_AUTH_CLIENT_SECRET`,
- * `EFFECT_AUTH_CLIENT_AUTH`, `EFFECT_AUTH_SCOPES`, discovered when first used);
- * without it, Codex (`CODEX_APP_SERVER_LOGIN_ISSUER`, `CODEX_APP_SERVER_LOGIN_CLIENT_ID`,
- * `EFFECT_AUTH_LOGIN_ORIGINATOR`). `EFFECT_AUTH_LOGIN_PORTS` (e.g. `1455,1457`, `0`)
- * sets the loopback ports of either.
+ * The provider a program signs in with, from its `Configuration`. With an
+ * `issuer` it is a generic provider (its client id, secret, authentication
+ * and scopes; discovered when first used); without it, Codex (its issuer,
+ * client and originator). `ports` sets the loopback ports of either.
  */
-export const fromConfig: Config.Config<{
+export const fromConfiguration = (configuration: Configuration.Options): {
   readonly provider: Effect.Effect<OAuthProvider, SignInError, HttpClient.HttpClient>
   readonly originator: string
-}> = Config.all({
-  issuer: Config.option(Config.string("EFFECT_AUTH_ISSUER")),
-  clientId: Config.option(Config.string("EFFECT_AUTH_CLIENT_ID")),
-  clientSecret: Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")),
-  clientAuth: Config.option(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH")),
-  scopes: Config.option(Config.string("EFFECT_AUTH_SCOPES")),
-  codexIssuer: Config.string("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer)),
-  codexClientId: Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
-  originator: Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs")),
-  codexPorts: ports("EFFECT_AUTH_LOGIN_PORTS", [1455, 1457]),
-  oidcPorts: ports("EFFECT_AUTH_LOGIN_PORTS", [0])
-}).pipe(Config.map((config) => ({
+} => {
+  const config = {
+    ...configuration.signIn,
+    codexPorts: Option.getOrElse(configuration.signIn.ports, () => [1455, 1457]),
+    oidcPorts: Option.getOrElse(configuration.signIn.ports, () => [0])
+  }
+  return {
   originator: config.originator,
   provider: Option.match(config.issuer, {
     onNone: () =>
@@ -243,4 +225,5 @@ export const fromConfig: Config.Config<{
           })
       })
   })
-})))
+  }
+}

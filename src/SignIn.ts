@@ -11,8 +11,6 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   Cause,
-  Config,
-  type ConfigError,
   Context,
   Deferred,
   Duration,
@@ -34,6 +32,7 @@ import * as OAuthHttp from "./internal/oauthHttp.js"
 import * as Loopback from "./internal/signIn/loopback.js"
 import * as Pages from "./internal/signIn/pages.js"
 import { makeLoginId, makePkce, makeState } from "./internal/signIn/pkce.js"
+import { Configuration } from "./Configuration.js"
 import * as OAuthProvider from "./OAuthProvider.js"
 
 /** A sign-in in progress. */
@@ -347,15 +346,6 @@ export const make = (
   })
 
 /**
- * `EFFECT_AUTH_LOGIN_TIMEOUT` (default 10 minutes) and `EFFECT_AUTH_LOGIN_ORIGINATOR`
- * (default `codex_cli_rs`); the provider from `OAuthProvider.fromConfig`.
- */
-export const settingsConfig = Config.all({
-  timeout: Config.duration("EFFECT_AUTH_LOGIN_TIMEOUT").pipe(Config.withDefault(defaultSettings.timeout)),
-  source: OAuthProvider.fromConfig
-})
-
-/**
  * Signs the user in.
  *
  * @example
@@ -367,10 +357,13 @@ export class SignIn extends Context.Tag("effect-auth-manager/SignIn")<SignIn, Si
   /** Builds the sign-in service in a scope: see `make`. */
   static readonly make = make
 
-  /** The provider and settings from `Config` (see `settingsConfig`). */
-  static readonly layer: Layer.Layer<SignIn, ConfigError.ConfigError, HttpClient.HttpClient | AuthManager> = Layer.scoped(
+  /** The provider and settings of the `Configuration` in context (see `OAuthProvider.fromConfiguration`). */
+  static readonly layer: Layer.Layer<SignIn, never, HttpClient.HttpClient | AuthManager | Configuration> = Layer.scoped(
     SignIn,
-    Effect.flatMap(settingsConfig, ({ source, timeout }) => make(source.provider, { timeout, originator: source.originator }))
+    Effect.flatMap(Configuration, (configuration) => {
+      const { originator, provider } = OAuthProvider.fromConfiguration(configuration)
+      return make(provider, { timeout: configuration.signIn.timeout, originator })
+    })
   )
 
   /** A given provider (or the effect that discovers it), with some settings given in code. */

@@ -6,8 +6,6 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import {
   Clock,
-  Config,
-  type ConfigError,
   Context,
   Duration,
   Effect,
@@ -19,6 +17,7 @@ import {
 import type { RefreshedTokens } from "./AuthDocument.js"
 import { PermanentRefreshError, type PermanentReason, type SignInError, TransientRefreshError } from "./Errors.js"
 import * as OAuthHttp from "./internal/oauthHttp.js"
+import * as Configuration from "./Configuration.js"
 import * as OAuthProvider from "./OAuthProvider.js"
 
 export interface TokenRefresherShape {
@@ -27,8 +26,8 @@ export interface TokenRefresherShape {
   ) => Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
 }
 
-export const defaultTokenUrl = "https://auth.openai.com/oauth/token"
-export const defaultClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
+export const defaultTokenUrl = Configuration.codexTokenUrl
+export const defaultClientId = Configuration.codexClientId
 
 /** How `layerHttp` talks to the token endpoint. */
 export interface HttpOptions {
@@ -46,34 +45,19 @@ export interface HttpOptions {
   readonly maxBodyBytes: number
 }
 
-/**
- * The settings of `layerHttp`, from `Config`: `CODEX_REFRESH_TOKEN_URL_OVERRIDE`,
- * `EFFECT_AUTH_CLIENT_ID`, `EFFECT_AUTH_CLIENT_SECRET`, `EFFECT_AUTH_REFRESH_BODY`
- * (`json` | `form`) and `EFFECT_AUTH_REFRESH_TIMEOUT` (e.g. `30 seconds`).
- */
-export const httpOptionsConfig: Config.Config<HttpOptions> = Config.all({
-  // A typo here would fail every refresh: it is refused when the program starts instead.
-  tokenUrl: Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(
-    Config.validate({
-      message: "CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL",
-      validation: (url) => tokenUrlProblem(url) === undefined
-    }),
-    Config.withDefault(defaultTokenUrl)
-  ),
-  clientId: Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(defaultClientId)),
-  clientSecret: Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")),
-  bodyFormat: Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const)),
-  headers: Config.succeed({}),
-  timeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  maxBodyBytes: Config.succeed(1024 * 1024)
+/** The settings of `layerHttp` in `configuration`. */
+export const httpOptionsOf = (configuration: Configuration.Options): HttpOptions => ({
+  tokenUrl: configuration.tokenEndpoint.url,
+  clientId: configuration.tokenEndpoint.clientId,
+  clientSecret: configuration.tokenEndpoint.clientSecret,
+  bodyFormat: configuration.tokenEndpoint.bodyFormat,
+  headers: {},
+  timeout: configuration.refreshTimeout,
+  maxBodyBytes: 1024 * 1024
 })
 
 /** Why `url` cannot be a token endpoint, or undefined when it can. */
-export const tokenUrlProblem = (url: string): string | undefined => {
-  if (!URL.canParse(url)) return "it is not a URL"
-  const { protocol } = new URL(url)
-  return protocol === "http:" || protocol === "https:" ? undefined : `its scheme is "${protocol}", not http: or https:`
-}
+export const tokenUrlProblem = Configuration.tokenUrlProblem
 
 /** One step of a `layerTest` script: what the fake endpoint does on that call. */
 export type ScriptStep = Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
@@ -231,12 +215,11 @@ const makeForProvider = (
     return TokenRefresher.of({ refresh: (refreshToken) => Effect.flatMap(refresher, (made) => made.refresh(refreshToken)) })
   })
 
-/** `makeHttp` for the settings of `Config`, through the provider of `EFFECT_AUTH_ISSUER` when it is set. */
-const makeFromConfig = (options: HttpOptions) =>
-  Effect.flatMap(Config.option(Config.string("EFFECT_AUTH_ISSUER")), (issuer) =>
-    Option.isNone(issuer)
-      ? makeHttp(options)
-      : Effect.flatMap(OAuthProvider.fromConfig, ({ provider }) => makeForProvider(options, provider)))
+/** `makeHttp` for `configuration`, through the provider of its sign-in issuer when it has one. */
+const makeConfigured = (configuration: Configuration.Options, options: Partial<HttpOptions> = {}) =>
+  Option.isNone(configuration.signIn.issuer)
+    ? makeHttp({ ...httpOptionsOf(configuration), ...options })
+    : makeForProvider({ ...httpOptionsOf(configuration), ...options }, OAuthProvider.fromConfiguration(configuration).provider)
 
 /** The scripted fake: call N runs step N (the last step repeats) and is recorded. */
 export const makeTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>
@@ -272,16 +255,13 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
   /** The scripted fake, built in place: see `makeTest`. */
   static readonly makeTest = makeTest
 
-  /** The HTTP refresher configured through `Config` (see `httpOptionsConfig`). Needs an `HttpClient`. */
-  static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
-    .effect(TokenRefresher, Effect.flatMap(httpOptionsConfig, makeFromConfig))
+  /** The HTTP refresher of the `Configuration` in context (see `httpOptionsOf`). Needs an `HttpClient`. */
+  static readonly layerHttp: Layer.Layer<TokenRefresher, never, HttpClient.HttpClient | Configuration.Configuration> = Layer
+    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration, (configuration) => makeConfigured(configuration)))
 
-  /** The HTTP refresher with some settings given in code; the rest still come from `Config`. */
-  static readonly layerHttpWith = (options: Partial<HttpOptions>) =>
-    Layer.effect(
-      TokenRefresher,
-      Effect.flatMap(httpOptionsConfig, (fromConfig) => makeFromConfig({ ...fromConfig, ...options }))
-    )
+  /** The HTTP refresher with the given settings in code, over the defaults (Codex's endpoint); no environment is read. */
+  static readonly layerHttpWith = (options: Partial<HttpOptions>): Layer.Layer<TokenRefresher, never, HttpClient.HttpClient> =>
+    Layer.effect(TokenRefresher, makeConfigured(Configuration.resolve(), options))
 
   /** A scripted fake that records each call; see `TokenRefresherTest` for the record. */
   static readonly layerTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>

@@ -8,6 +8,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { type ConfigError, Context, Effect, Layer } from "effect"
 import { AuthManager } from "./AuthManager.js"
+import { Configuration, type Input } from "./Configuration.js"
 import * as StderrLogger from "./internal/stderrLogger.js"
 import { AuthStore } from "./AuthStore.js"
 import { TokenRefresher } from "./TokenRefresher.js"
@@ -36,13 +37,8 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
   })
 )
 
-/**
- * Everything `AuthManager` needs on Node, configured through `Config`.
- *
- * @example
- * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
- */
-export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = AuthManager
+/** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
+export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = AuthManager
   .layer.pipe(
     Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
     // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
@@ -50,7 +46,26 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
   )
 
 /**
- * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
- * logfmt lines on stderr, at the level of `EFFECT_AUTH_LOG_LEVEL` (default Info).
+ * Everything `AuthManager` needs on Node, configured from the environment
+ * (`Configuration.layerConfig`).
+ *
+ * @example
+ * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
  */
-export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = StderrLogger.layerStderrLogger
+export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = layerNodeConfigured
+  .pipe(Layer.provide(Configuration.layerConfig))
+
+/**
+ * Everything `AuthManager` needs on Node, configured in code: no environment variable is read.
+ *
+ * @example
+ * Effect.provide(program, layerNodeWith({ codexHome: "/srv/codex", manager: { refreshWindow: Duration.minutes(2) } }))
+ */
+export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher> =>
+  layerNodeConfigured.pipe(Layer.provide(Configuration.layer(input)))
+
+/**
+ * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
+ * logfmt lines on stderr, at the configured level (`EFFECT_AUTH_LOG_LEVEL`, default Info).
+ */
+export const layerStderrLogger: Layer.Layer<never, never, Configuration> = StderrLogger.layerStderrLogger

@@ -163,7 +163,7 @@ describe("store errors during a refresh", () => {
       expect(logs.lines.filter((line) => line.includes("backing off")).length).toBe(1)
     }).pipe(
       Effect.provide(
-        AuthManager.layer.pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
+        AuthManager.layerWith({}).pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
       ),
       Effect.provide(logs.layer)
     )
@@ -183,7 +183,7 @@ describe("store errors during a refresh", () => {
         }))
       )
       const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
-      const stack = AuthManager.layer.pipe(
+      const stack = AuthManager.layerWith({}).pipe(
         Layer.provideMerge(Layer.merge(flakyStore, TokenRefresher.layerTest([rotated("a2", "r2")]))),
         Layer.provide(Layer.succeedContext(memory))
       )
@@ -217,7 +217,7 @@ describe("store errors during a refresh", () => {
         }))
       )
       const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
-      const stack = AuthManager.layer.pipe(
+      const stack = AuthManager.layerWith({}).pipe(
         Layer.provideMerge(Layer.merge(interfering, TokenRefresher.layerTest([rotated("a2", "r2")]))),
         Layer.provide(Layer.succeedContext(memory))
       )

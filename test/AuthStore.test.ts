@@ -10,6 +10,7 @@ import { TokenRefresher } from "../src/TokenRefresher.js"
 import { execFileSync } from "node:child_process"
 import { chatgptJson, secrets } from "./support/fixtures.js"
 import { decode } from "./support/manager.js"
+import { Configuration } from "../src/Configuration.js"
 
 /** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
 const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effect.Effect<A, E, FileSystem.FileSystem>) =>
@@ -18,7 +19,7 @@ const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effec
     const home = `${yield* fs.makeTempDirectoryScoped()}/codex-home`
     const store = yield* Effect.provide(
       AuthStore,
-      AuthStore.layerFile.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", home]])))))
+      AuthStore.layerFile.pipe(Layer.provide(Configuration.layerConfig), Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", home]])))))
     )
     return yield* body(home, store)
   }).pipe(Effect.provide(NodeContext.layer))

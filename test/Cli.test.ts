@@ -10,6 +10,7 @@ import { AuthStore } from "../src/AuthStore.js"
 import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
 import { captureCli } from "./support/cli.js"
 import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
+import { Configuration } from "../src/Configuration.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
 const runCli = (
@@ -31,7 +32,8 @@ const runCli = (
     Effect.provide(Layer.mergeAll(
       scripted(options.json, options.script ?? [rotated(secrets.newAccess, secrets.newRefresh)]),
       NodeContext.layer,
-      NodeHttpClient.layerUndici
+      NodeHttpClient.layerUndici,
+      Configuration.layer()
     )),
     Effect.map(({ code, stderr, stdout, value: [stored, requests] }) => ({ stdout, stderr, code, stored, requests }))
   )

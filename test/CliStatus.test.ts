@@ -13,6 +13,7 @@ import { TokenRefresher } from "../src/TokenRefresher.js"
 import { captureCli } from "./support/cli.js"
 import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
+import { Configuration } from "../src/Configuration.js"
 
 // The bin answers a plain `status` without the command-line parser (start-up, issue #14):
 // it must print exactly what the full command line prints, and leave everything else to it.
@@ -106,9 +107,9 @@ describe("effect-auth status of the auth.json file, without the store or the man
             )
         }
         if (sidecarText !== undefined) yield* fs.writeFileString(`${home}/auth-refresh-state.json`, sidecarText)
-        const full = AuthManager.layer.pipe(
+        const full = AuthManager.layerWith({}).pipe(
           Layer.provideMerge(Layer.merge(files, TokenRefresher.layerTest([]))),
-          Layer.provideMerge(Layer.merge(NodeContext.layer, layerNodeHttpClient))
+          Layer.provideMerge(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient, Configuration.layer()))
         )
         for (const args of variants) {
           const plain = yield* captureCli(plainStatus(parseStatusArgs(args)!, home))

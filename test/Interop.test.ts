@@ -14,7 +14,7 @@ const fixture = (name: string) => readFileSync(join(import.meta.dirname, "fixtur
 
 const inHome = <A, E>(body: (home: string) => Effect.Effect<A, E, AuthManager | AuthStore | FileSystem.FileSystem>) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(Effect.flatMap((home) => body(home).pipe(Effect.provide(
-    AuthManager.layer.pipe(
+    AuthManager.layerWith({}).pipe(
       Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), TokenRefresher.layerTest([rotated("a2", "r2")])))
     )
   ))), Effect.provide(NodeContext.layer))

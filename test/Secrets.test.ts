@@ -24,7 +24,7 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
       const home = yield* fs.makeTempDirectoryScoped()
       yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
       const endpoint = yield* TokenEndpoint.make(TokenEndpoint.codedError(401, "refresh_token_reused"))
-      const layer = AuthManager.layer.pipe(
+      const layer = AuthManager.layerWith({}).pipe(
         Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
         Layer.provide(NodeContext.layer)
       )
@@ -111,7 +111,7 @@ describe("text from the token endpoint is never repeated (issue 10, item 6)", ()
       const echo = (status: number): TokenEndpoint.Behaviour => () =>
         Effect.succeed(HttpServerResponse.unsafeJson({ error: `refresh token ${secrets.refresh} is not valid` }, { status }))
       const endpoint = yield* TokenEndpoint.make(echo(503))
-      const layer = AuthManager.layer.pipe(
+      const layer = AuthManager.layerWith({}).pipe(
         Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
         Layer.provide(NodeContext.layer)
       )

@@ -14,6 +14,7 @@ import * as FileStore from "../src/FileStore.js"
 import * as Flock from "../src/internal/flock.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { storeContract } from "./support/storeContract.js"
+import { Configuration } from "../src/Configuration.js"
 
 const homes: Array<string> = []
 const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))
@@ -93,7 +94,7 @@ describe("FileStore.layerConfig", () => {
       const provider = ConfigProvider.fromMap(new Map([["CODEX_HOME", codexHome]]))
       const context = yield* Layer.build(
         Layer.mergeAll(FileStore.layerConfig, AuthStore.layerFile).pipe(
-          Layer.provide(NodeContext.layer),
+          Layer.provide(Layer.merge(NodeContext.layer, Configuration.layerConfig)),
           Layer.provide(Layer.setConfigProvider(provider))
         )
       )

@@ -7,6 +7,7 @@ import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
+import { Configuration } from "../src/Configuration.js"
 
 const refreshAgainst = (behaviour: TokenEndpoint.Behaviour, options: Parameters<typeof httpRefresher>[1] = {}) =>
   Effect.gen(function*() {
@@ -76,7 +77,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
     Effect.gen(function*() {
       for (const url of ["htps://auth.example.com/oauth/token", "not a url", "file:///etc/passwd"]) {
         const exit = yield* Effect.exit(Effect.scoped(Layer.build(TokenRefresher.layerHttp.pipe(
-          Layer.provide(NodeHttpClient.layerUndici),
+          Layer.provide(Layer.merge(NodeHttpClient.layerUndici, Configuration.layerConfig)),
           Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_REFRESH_TOKEN_URL_OVERRIDE", url]]))))
         ))))
         expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
@@ -116,7 +117,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
     Effect.gen(function*() {
       const endpoint = yield* TokenEndpoint.make(respond(200, json({ access_token: "a2" })))
       const layer = TokenRefresher.layerHttp.pipe(
-        Layer.provide(NodeHttpClient.layerUndici),
+        Layer.provide(Layer.merge(NodeHttpClient.layerUndici, Configuration.layerConfig)),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
           ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", endpoint.url],
           ["EFFECT_AUTH_REFRESH_BODY", "form"]

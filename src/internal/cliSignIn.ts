@@ -11,6 +11,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, Console, Duration, Effect, Option, Redacted, Schedule } from "effect"
 import type { AuthManager, AuthState } from "../AuthManager.js"
+import { Configuration } from "../Configuration.js"
 import { SignInError } from "../Errors.js"
 import { readBoundedText } from "./boundedRead.js"
 import * as OAuthProvider from "../OAuthProvider.js"
@@ -68,20 +69,18 @@ const providerOf = (flags: Flags) =>
         onNone: () => provider,
         onSome: (port) => ({ ...provider, loopback: { ...provider.loopback, ports: [port] } })
       })
+    const configuration = yield* Configuration
     if (Option.isNone(flags.issuer)) {
-      const { provider } = yield* OAuthProvider.fromConfig
+      const { provider } = OAuthProvider.fromConfiguration(configuration)
       return Effect.map(provider, withPort)
     }
-    const clientId = yield* Option.match(flags.clientId, {
-      onNone: () => Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.option, Effect.map(Option.getOrUndefined)),
-      onSome: (id) => Effect.succeed(id)
-    })
+    const clientId = Option.getOrUndefined(Option.orElse(flags.clientId, () => configuration.signIn.clientId))
     if (clientId === undefined) {
       return Effect.fail(new SignInError({ reason: "discovery_failed", detail: "--issuer needs --client-id (or EFFECT_AUTH_CLIENT_ID)" }))
     }
     const fs = yield* FileSystem.FileSystem
     const secret = yield* Option.match(flags.clientSecretFile, {
-      onNone: () => Effect.map(Config.option(Config.redacted("EFFECT_AUTH_CLIENT_SECRET")), Option.getOrUndefined),
+      onNone: () => Effect.succeed(Option.getOrUndefined(configuration.signIn.clientSecret)),
       onSome: (file) =>
         Effect.map(
           readBoundedText(fs, file, 64 * 1024).pipe(
@@ -103,6 +102,7 @@ const providerOf = (flags: Flags) =>
 /** Opens `url` in the desktop's browser, best effort: false when there is no desktop or no opener. */
 const openInBrowser = (url: string) =>
   Effect.gen(function*() {
+    // The desktop's own variables, not the library's settings (see Configuration).
     const display = yield* Config.option(Config.string("DISPLAY"))
     const wayland = yield* Config.option(Config.string("WAYLAND_DISPLAY"))
     const os = process.platform
@@ -136,8 +136,7 @@ const spinner = (label: string, terminal: Terminal) =>
 export const run = (flags: Flags, terminal: Terminal) =>
   Effect.gen(function*() {
     const provider = yield* providerOf(flags)
-    const timeout = yield* Config.duration("EFFECT_AUTH_LOGIN_TIMEOUT").pipe(Config.withDefault(SignIn.defaultSettings.timeout))
-    const originator = yield* Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs"))
+    const { originator, timeout } = (yield* Configuration).signIn
     const signIn = yield* SignIn.make(provider, { timeout, originator })
     const wait = (login: SignIn.Login, label: string) =>
       Effect.raceFirst(
@@ -164,5 +163,5 @@ export const run = (flags: Flags, terminal: Terminal) =>
   }).pipe(Effect.scoped) satisfies Effect.Effect<
     AuthState,
     unknown,
-    AuthManager | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
+    AuthManager | Configuration | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
   >

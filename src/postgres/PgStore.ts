@@ -8,7 +8,8 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, Scope } from "effect"
+import { ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, Scope } from "effect"
+import { Configuration } from "../Configuration.js"
 import { CredentialStore, type Entry, make as makeCredentialStore } from "../CredentialStore.js"
 import type * as CredentialStoreModule from "../CredentialStore.js"
 import type { MigrationError } from "@effect/sql/Migrator"
@@ -248,21 +249,20 @@ export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore |
   )
 
 /**
- * `layer` configured through `Config`: `EFFECT_AUTH_DATABASE_URL` (a `postgres://`
- * URL, a secret: it may hold a password), `EFFECT_AUTH_REFRESH_TIMEOUT` (the
- * lock's limit is it plus 5 s), `EFFECT_AUTH_DATABASE_TABLE_PREFIX`.
+ * `layer` for the database of the `Configuration` in context (`EFFECT_AUTH_DATABASE_URL`,
+ * a secret: it may hold a password; `EFFECT_AUTH_DATABASE_TABLE_PREFIX`); the lock's limit
+ * is the refresh timeout plus 5 s. A configuration without a database is a `ConfigError`.
  */
 export const layerConfig: Layer.Layer<
   CredentialStore | RefreshCoordinator,
-  SqlError | MigrationError | ConfigError.ConfigError
+  SqlError | MigrationError | ConfigError.ConfigError,
+  Configuration
 > = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      url: Config.redacted("EFFECT_AUTH_DATABASE_URL"),
-      refreshTimeout: Config.duration("EFFECT_AUTH_REFRESH_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-      prefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(Config.withDefault("effect_auth"))
-    }),
-    ({ prefix, refreshTimeout, url }) =>
-      layer({ url, prefix, lockTimeout: Duration.sum(refreshTimeout, Duration.seconds(5)) })
-  )
+  Effect.flatMap(Configuration, ({ database, refreshTimeout }) =>
+    Option.match(database, {
+      onNone: () =>
+        Effect.fail(ConfigError.MissingData(["EFFECT_AUTH_DATABASE_URL"], "PostgreSQL needs a database URL (postgres://…)")),
+      onSome: ({ tablePrefix, url }) =>
+        Effect.succeed(layer({ url, prefix: tablePrefix, lockTimeout: Duration.sum(refreshTimeout, Duration.seconds(5)) }))
+    }))
 )

@@ -32,7 +32,7 @@ describe("example app server: starting and stopping", () => {
     expect(server.stderr()).toContain("waiting for the refresh in flight")
   })
 
-  it("a token URL that is not http(s) is a configuration error at start, said in one line; the CLI's refresh says it too", async () => {
+  it("a token URL that is not http(s) is a configuration error at start, said in one line; the CLI says it too", async () => {
     const home = tempHome()
     const server = spawnScript("app-server", [], {
       HOME: home,
@@ -42,8 +42,8 @@ describe("example app server: starting and stopping", () => {
     expect(await server.exited).toBe(1)
     expect(server.stdout()).toBe("")
     expect(server.stderr()).toContain("CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL")
-    // A plain `status` reads auth.json and makes no request: it has no use for the token URL.
-    const cli = spawnScript("effect-auth", ["status", "--refresh"], {
+    // Even a plain `status`, which makes no request: every command reads the whole configuration.
+    const cli = spawnScript("effect-auth", ["status"], {
       HOME: home,
       CODEX_HOME: home,
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: "htps://auth.example.com/oauth/token"

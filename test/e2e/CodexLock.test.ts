@@ -144,7 +144,7 @@ describe("AuthStore.layerFile: Codex's auth.json.lock", () => {
           Effect.zipRight(Deferred.await(answer)),
           Effect.zipRight(rotated("late-access", "late-refresh"))
         )
-        const layer = AuthManager.layer.pipe(
+        const layer = AuthManager.layerWith({}).pipe(
           Layer.provideMerge(Layer.merge(fileStore(home), TokenRefresher.layerTest([slowRequest])))
         )
         yield* Effect.gen(function*() {

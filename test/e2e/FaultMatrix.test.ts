@@ -196,7 +196,7 @@ describe("fault matrix of the token endpoint: classification, requests over 50 p
         const silent = { row: row.handler === "silent", until: -Infinity }
 
         // layerNode's stack, with the file store on this folder and the endpoint's URL.
-        const layer = AuthManager.layer.pipe(
+        const layer = AuthManager.layerWith({}).pipe(
           Layer.provideMerge(Layer.merge(
             AuthStore.layerFileWith({ codexHome: home }),
             TokenRefresher.layerHttpWith({ tokenUrl: server.url, timeout: refreshTimeout })

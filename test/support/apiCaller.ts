@@ -10,6 +10,7 @@ import { Effect, Layer } from "effect"
 import * as AuthHttpClient from "../../src/AuthHttpClient.js"
 import { AuthManager } from "../../src/AuthManager.js"
 import { layerNode, layerStderrLogger } from "../../src/layerNode.js"
+import { Configuration } from "../../src/Configuration.js"
 
 const print = (message: object) => Effect.sync(() => process.stdout.write(`${JSON.stringify(message)}\n`))
 const nextLine = Effect.async<void>((resume) => {
@@ -30,7 +31,7 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.provide(AuthHttpClient.layer.pipe(Layer.provideMerge(layerNode), Layer.provide(NodeHttpClient.layerUndici))),
-  Effect.provide(layerStderrLogger),
+  Effect.provide(layerStderrLogger.pipe(Layer.provide(Configuration.layerConfig))),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

@@ -11,6 +11,7 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as KeyedAuthManager from "../../src/KeyedAuthManager.js"
 import { PgStore } from "../../src/postgres/index.js"
 import { TokenRefresher } from "../../src/TokenRefresher.js"
+import { Configuration } from "../../src/Configuration.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
 
@@ -41,6 +42,7 @@ const program = Effect.gen(function*() {
 Effect.runPromise(program.pipe(
   Effect.provide(KeyedAuthManager.KeyedAuthManager.layer.pipe(
     Layer.provide(Layer.mergeAll(PgStore.layerConfig, TokenRefresher.layerHttp)),
+    Layer.provide(Configuration.layerConfig),
     Layer.provide(NodeHttpClient.layer)
   )),
   Effect.scoped
