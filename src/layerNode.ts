@@ -24,8 +24,8 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
     const scope = yield* Effect.scope
     // The module too: importing it loads undici, which a program that never refreshes has no use for.
     const client = yield* Effect.cached(
-      Effect.promise(() => import("@effect/platform-node/NodeHttpClient")).pipe(
-        Effect.flatMap((NodeHttpClient) => Layer.buildWithScope(NodeHttpClient.layer, scope)),
+      Effect.promise(() => import("./internal/nodeHttp.js")).pipe(
+        Effect.flatMap((NodeHttp) => Layer.buildWithScope(NodeHttp.clientLayer, scope)),
         Effect.map(Context.get(HttpClient.HttpClient))
       )
     )

@@ -21,14 +21,14 @@ const isAddressInUse = (error: { readonly cause: unknown }) =>
 
 // Node's HTTP server module (and what it loads: undici, ws) is loaded by the first sign-in, not by
 // every program that imports the library.
-const nodeHttpServer = Effect.promise(() => import("@effect/platform-node/NodeHttpServer"))
+const nodeHttp = Effect.promise(() => import("../nodeHttp.js"))
 
 // One attempt, in a scope of its own: a failed bind leaves nothing behind.
 const bindOnce = (port: number, parent: Scope.Scope) =>
   Effect.gen(function*() {
-    const NodeHttpServer = yield* nodeHttpServer
+    const NodeHttp = yield* nodeHttp
     const scope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-    return yield* NodeHttpServer.make(() => createServer(), { port, host: "127.0.0.1" }).pipe(
+    return yield* NodeHttp.makeServer(() => createServer(), { port, host: "127.0.0.1" }).pipe(
       Scope.extend(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
