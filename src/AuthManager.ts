@@ -369,68 +369,43 @@ export const make = (
       yield* keepSaving
     })
 
-    // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the
-    // store's refresh lock: among all the processes sharing the credentials, one at a time.
-    // `base` is the hash storage held when `current` was made (they differ while unsaved).
-    const attempt = (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
-      store.withRefreshLock(Effect.gen(function*() {
-      const stored = yield* store.load
-      if (stored.hash !== base) {
-        yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
-        yield* countAttempt("adopted")
-        return yield* update(RefreshState.adopt(stored))
-      }
-      // Another process may already know this token is dead, or be backing off.
-      const known = Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
-      if (Option.isSome(known)) {
-        yield* update(RefreshState.withHealth(current.hash, known.value))
-        const decision = RefreshState.decide(yield* SubscriptionRef.get(stateRef), yield* Clock.currentTimeMillis, settings)
-        if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
-          yield* Effect.logDebug("Another process already knows this snapshot's state: no request").pipe(
-            Effect.annotateLogs({ state: decision._tag })
-          )
-          yield* countAttempt("shared")
-          return yield* Effect.fail(decision.error)
+    // The outcome of the request: a refresh token the provider declared dead is recorded only if
+    // storage still holds what was refreshed; a transient failure backs off.
+    const recordFailure = (current: AuthDocument.AuthSnapshot, base: string, error: RefreshError, now: number) => {
+      if (error._tag === "TransientRefreshError") return recordTransient(current.hash, error, now)
+      if (error._tag !== "PermanentRefreshError") return Effect.fail(error)
+      return writes.withPermits(1)(Effect.gen(function*() {
+        const latest = yield* Effect.option(store.load)
+        if (!RefreshState.deathApplies(latest, base)) {
+          yield* countAttempt("adopted")
+          return yield* update(RefreshState.adopt(Option.getOrThrow(latest)))
         }
-      }
-      const doc = Option.getOrThrow(current.document)
-      const refreshToken = doc.tokens?.refresh_token
-      if (refreshToken === undefined) return
-      yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
-      yield* Ref.set(requested, Option.some(flight))
-      const outcome = yield* Effect.either(refresher.refresh(refreshToken))
-      const now = yield* Clock.currentTimeMillis
-      if (Either.isLeft(outcome)) {
-        const error = outcome.left
-        if (error._tag === "TransientRefreshError") return yield* recordTransient(current.hash, error, now)
-        if (error._tag !== "PermanentRefreshError") return yield* Effect.fail(error)
-        // A death is recorded only if storage still holds what was refreshed (unreadable: it does).
-        return yield* writes.withPermits(1)(Effect.gen(function*() {
-          const latest = yield* Effect.option(store.load)
-          if (Option.isSome(latest) && latest.value.hash !== base) {
-            yield* countAttempt("adopted")
-            return yield* update(RefreshState.adopt(latest.value))
-          }
-          return yield* recordPermanent(current.hash, error, now)
-        }))
-      }
-      // Written only if storage still holds what was refreshed (compare-and-swap under Codex's lock).
-      const next = AuthDocument.applyRefresh(doc, outcome.right, new Date(now))
-      return yield* writes.withPermits(1)(Effect.gen(function*() {
+        return yield* recordPermanent(current.hash, error, now)
+      }))
+    }
+
+    // The compare-and-set of the refreshed tokens: written only if storage still holds what was
+    // refreshed (under Codex's lock); if it changed meanwhile, `reconcile` says what to do.
+    const commit = (
+      base: string,
+      request: Extract<RefreshState.Plan, { readonly _tag: "Request" }>,
+      tokens: AuthDocument.RefreshedTokens,
+      now: number
+    ) =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        const next = AuthDocument.applyRefresh(request.document, tokens, new Date(now))
         const written = yield* Effect.either(store.compareAndSet(base, Option.some(next)))
         yield* countAttempt("success")
         if (Either.isLeft(written)) return yield* keepUnsaved(AuthDocument.snapshot(next), base, written.left)
         let saved = written.right
         if (saved._tag === "Conflict") {
           const current = saved.current
-          const held = Option.getOrUndefined(current.document)
-          // Storage changed, but still holds the refresh token just replaced (another program rewrote
-          // other fields): the refresh applies onto what it holds, or that token would be sent again.
-          if (held?.tokens?.refresh_token === undefined || Redacted.value(held.tokens.refresh_token) !== Redacted.value(refreshToken)) {
+          const reconciled = RefreshState.reconcile(current, request.refreshToken)
+          if (reconciled._tag === "Adopt") {
             yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
             return yield* update(RefreshState.adopt(current))
           }
-          const merged = AuthDocument.applyRefresh(held, outcome.right, new Date(now))
+          const merged = AuthDocument.applyRefresh(reconciled.onto, tokens, new Date(now))
           const again = yield* Effect.either(store.compareAndSet(current.hash, Option.some(merged)))
           if (Either.isLeft(again)) {
             yield* update(RefreshState.adopt(current))
@@ -448,17 +423,61 @@ export const make = (
         )
         return yield* update(RefreshState.adoptSaved(saved.snapshot))
       }))
-    })).pipe(
-      // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
-      Effect.catchTag("AuthStoreError", (error) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          recordTransient(
-            current.hash,
-            new TransientRefreshError({ kind: "storage", detail: `could not ${error.operation} ${error.path}: ${error.problem}` }),
-            now
-          ))
+
+    // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the store's
+    // refresh lock (among all the processes sharing the credentials, one at a time): read what
+    // storage holds, `plan` (adopt it, answer from what another process learned, or request),
+    // then the request and the compare-and-set. `base` is the hash storage held when `current`
+    // was made (they differ while unsaved).
+    const attempt = (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
+      store.withRefreshLock(Effect.gen(function*() {
+        const stored = yield* store.load
+        const known = stored.hash !== base
+          ? Option.none<RefreshState.Health>()
+          : Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
+        const next = RefreshState.plan(
+          yield* SubscriptionRef.get(stateRef),
+          { current, base, stored, known },
+          yield* Clock.currentTimeMillis,
+          settings
+        )
+        switch (next._tag) {
+          case "Adopt":
+            yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
+            yield* countAttempt("adopted")
+            return yield* update(RefreshState.adopt(next.snapshot))
+          case "Known":
+            yield* update(RefreshState.withHealth(current.hash, next.health))
+            yield* Effect.logDebug("Another process already knows this snapshot's state: no request").pipe(
+              Effect.annotateLogs({ state: next.health._tag })
+            )
+            yield* countAttempt("shared")
+            return yield* Effect.fail(next.error)
+          case "Nothing":
+            return
+          case "Request": {
+            if (Option.isSome(next.health)) yield* update(RefreshState.withHealth(current.hash, next.health.value))
+            yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
+            yield* Ref.set(requested, Option.some(flight))
+            const outcome = yield* Effect.either(refresher.refresh(next.refreshToken))
+            const now = yield* Clock.currentTimeMillis
+            return yield* Either.match(outcome, {
+              onLeft: (error) => recordFailure(current, base, error, now),
+              onRight: (tokens) => commit(base, next, tokens, now)
+            })
+          }
+        }
+      })).pipe(
+        // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
+        Effect.catchTag("AuthStoreError", (error) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            recordTransient(
+              current.hash,
+              new TransientRefreshError({ kind: "storage", detail: `could not ${error.operation} ${error.path}: ${error.problem}` }),
+              now
+            ))
+        )
       )
-    )
 
     type Claim =
       | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>

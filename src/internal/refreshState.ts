@@ -1,11 +1,15 @@
 /**
- * The refresh state machine of SPEC §4 as pure functions: what a refresh
- * call should do now, and how each outcome changes the state. Everything is
+ * The refresh state machine of SPEC §4 as pure functions. A refresh is:
+ * `decide` (before any I/O: skip, join, answer from the poison or the
+ * cooldown, or start) → the lock → a read of storage → `plan` (adopt what
+ * storage holds, answer from what another process learned, or request) →
+ * the request → a compare-and-set, with `reconcile` when storage changed
+ * meanwhile. The manager runs the I/O between these steps. Everything is
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
-import { type Deferred, Duration, Option } from "effect"
+import { type Deferred, Duration, Option, Redacted } from "effect"
 import type { AuthState, AuthStatus, Settings } from "../AuthManager.js"
-import type { AuthSnapshot } from "../AuthDocument.js"
+import type { AuthDocument, AuthSnapshot } from "../AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../Errors.js"
 import { TransientRefreshError } from "../Errors.js"
 
@@ -195,3 +199,70 @@ export const statusOf = (state: State, includeToken: boolean): AuthStatus => {
   }
   return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
 }
+
+/** What a refresh that holds the lock does, once it has read storage. */
+export type Plan =
+  /** Storage holds other credentials than those the refresh started from: they are adopted, no request. */
+  | { readonly _tag: "Adopt"; readonly snapshot: AuthSnapshot }
+  /** Another process already learned that this snapshot is dead, or is backing off: no request. */
+  | { readonly _tag: "Known"; readonly health: Health; readonly error: PermanentRefreshError | TransientRefreshError }
+  /** Nothing to send (no refresh token). */
+  | { readonly _tag: "Nothing" }
+  /**
+   * The request, with the refresh token of `document`. `health` is what another process
+   * recorded of this snapshot and no longer holds it back (a cooldown that has ended).
+   */
+  | {
+    readonly _tag: "Request"
+    readonly document: AuthDocument
+    readonly refreshToken: Redacted.Redacted<string>
+    readonly health: Option.Option<Health>
+  }
+
+/**
+ * Steps 6 and 7 of SPEC §4, after the lock: `current` is the snapshot being
+ * refreshed, `base` the hash storage held when it was made (they differ only
+ * while refreshed tokens are unsaved), `stored` what storage holds now and
+ * `known` what another process recorded of `current`.
+ */
+export const plan = (
+  state: State,
+  read: { readonly current: AuthSnapshot; readonly base: string; readonly stored: AuthSnapshot; readonly known: Option.Option<Health> },
+  now: number,
+  settings: Settings
+): Plan => {
+  const { base, current, known, stored } = read
+  if (stored.hash !== base) return { _tag: "Adopt", snapshot: stored }
+  if (Option.isSome(known)) {
+    const decision = decide(withHealth(current.hash, known.value)(state), now, settings)
+    if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
+      return { _tag: "Known", health: known.value, error: decision.error }
+    }
+  }
+  const document = Option.getOrUndefined(current.document)
+  const refreshToken = document?.tokens?.refresh_token
+  if (document === undefined || refreshToken === undefined) return { _tag: "Nothing" }
+  return { _tag: "Request", document, refreshToken, health: known }
+}
+
+/**
+ * A compare-and-set of refreshed tokens found storage changed during the
+ * request. If it still holds the refresh token that was sent (another program
+ * rewrote other fields), the refresh is applied onto what it holds: otherwise
+ * that token, already replaced at the provider, would be sent again. Anything
+ * else in storage is newer than the refresh, and is adopted.
+ */
+export const reconcile = (
+  held: AuthSnapshot,
+  sent: Redacted.Redacted<string>
+): { readonly _tag: "Reapply"; readonly onto: AuthDocument } | { readonly _tag: "Adopt" } => {
+  const document = Option.getOrUndefined(held.document)
+  const token = document?.tokens?.refresh_token
+  return document !== undefined && token !== undefined && Redacted.value(token) === Redacted.value(sent)
+    ? { _tag: "Reapply", onto: document }
+    : { _tag: "Adopt" }
+}
+
+/** A dead refresh token is recorded only if storage still holds what was refreshed (unreadable: it does). */
+export const deathApplies = (latest: Option.Option<AuthSnapshot>, base: string): boolean =>
+  Option.match(latest, { onNone: () => true, onSome: (snapshot) => snapshot.hash === base })
