@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
-import { writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { cleanup, endpoint } from "../test/support/processes.js"
@@ -222,7 +222,12 @@ ${startupTable(start)}
 
 ![requests over time](requests-over-time.svg)
 `
-writeFileSync(join(import.meta.dirname, "RESULTS.md"), results)
+// The fleet section comes from `npm run bench:fleet` (PostgreSQL replicas): kept as it is.
+const resultsFile = join(import.meta.dirname, "RESULTS.md")
+const previous = existsSync(resultsFile) ? readFileSync(resultsFile, "utf8") : ""
+const fleetAt = previous.search(/^## \d+\. A fleet on PostgreSQL/m)
+const fleet = fleetAt === -1 ? "" : `\n${previous.slice(fleetAt).replace(/^## \d+\./, "## 7.")}`
+writeFileSync(resultsFile, `${results}${fleet}`)
 writeFileSync(
   join(import.meta.dirname, "requests-over-time.svg"),
   chart([
