@@ -39,7 +39,9 @@ const program = Effect.gen(function*() {
         account_id: "acct_demo"
       },
       last_refresh: new Date(Date.now() - 9 * 86_400_000).toISOString()
-    })
+    }),
+    // As the Codex CLI writes it: readable by its owner only.
+    { mode: 0o600 }
   )
   const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
     ["CODEX_HOME", codexHome],
