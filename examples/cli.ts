@@ -11,6 +11,8 @@
 import { parseStatusArgs } from "../src/internal/statusArgs.js"
 
 const plain = parseStatusArgs(process.argv.slice(2))
+// Read before anything is loaded, to pick what to load: whether the credentials are in a database
+// (then the full program reads it again, with the rest of the configuration: src/Configuration.ts).
 if (plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined) {
   void import("./cli-status.js")
 } else {
