@@ -5,7 +5,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Stream } from "effect"
-import { AuthStore, Configuration, layerNode, layerStderrLogger } from "effect-auth-manager"
+import { AuthStore, layerNode, layerStderrLogger } from "effect-auth-manager"
 import { AppServer } from "effect-auth-manager/app-server"
 import { dirname } from "node:path"
 
@@ -24,6 +24,6 @@ Effect.flatMap(AuthStore, (store) =>
   })).pipe(
     Effect.scoped,
     Effect.provide(Layer.mergeAll(layerNode, NodeContext.layer)),
-    Effect.provide(layerStderrLogger.pipe(Layer.provide(Configuration.layerConfig))),
+    Effect.provide(layerStderrLogger),
     (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
   )

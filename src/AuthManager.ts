@@ -6,6 +6,7 @@
  */
 import {
   Clock,
+  type ConfigError,
   Context,
   Deferred,
   Duration,
@@ -749,9 +750,12 @@ export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<
   /** Builds a manager in a scope, with the given settings (the rest are the defaults): see `make`. */
   static readonly make = make
 
-  /** The manager, its settings from the `Configuration` in context (see `settingsOf`); needs an `AuthStore` and a `TokenRefresher`. */
-  static readonly layer: Layer.Layer<AuthManager, never, AuthStore | TokenRefresher | Configuration.Configuration> = Layer
-    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration, (configuration) => make(settingsOf(configuration))))
+  /**
+   * The manager, its settings from the `Configuration` in context, else from the environment (see
+   * `settingsOf`); needs an `AuthStore` and a `TokenRefresher`.
+   */
+  static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer
+    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration.current, (configuration) => make(settingsOf(configuration))))
 
   /** The manager with some settings given in code (refresh window, minimum interval, backoff…) over the defaults; no environment is read. */
   static readonly layerWith = (options: Partial<Settings>) =>

@@ -5,7 +5,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { type ConfigError, Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "./Errors.js"
@@ -113,11 +113,14 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
   /** A memory store, built in place: see `makeMemory`. */
   static readonly makeMemory = makeMemory
 
-  /** The `auth.json` file in the configured `codexHome` (see `Configuration`). */
-  static readonly layerFile: Layer.Layer<AuthStore, never, FileSystem.FileSystem | Path.Path | Configuration.Configuration> =
+  /**
+   * The `auth.json` file in the configured `codexHome`: the `Configuration` in context, else
+   * `CODEX_HOME` (default `~/.codex`) read through `Config`.
+   */
+  static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
     Layer.effect(
       AuthStore,
-      Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration)))
+      Effect.flatMap(Configuration.Configuration.current, (configuration) => makeFile(fileOptionsOf(configuration)))
     )
 
   /** The `auth.json` file in the given folder. */

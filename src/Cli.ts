@@ -157,7 +157,7 @@ export const refreshCommand = Command.make("refresh", {}, () =>
     const after = yield* auth.state
     if (after.hash === before.hash && after.lastRefreshAt !== null) {
       // Success without a new snapshot: the minimum interval between refreshes applied.
-      const configured = Option.map(yield* Effect.serviceOption(Configuration), settingsOf)
+      const configured = yield* Effect.option(Effect.map(Configuration.current, settingsOf))
       const interval = Option.flatMapNullable(configured, (settings) => settings.minRefreshInterval).pipe(
         Option.getOrElse(() => defaultSettings.minRefreshInterval)
       )

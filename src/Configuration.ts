@@ -16,7 +16,7 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
-import { Config, ConfigError, Context, Duration, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
 import type { Settings } from "./AuthManager.js"
 
@@ -243,4 +243,15 @@ export class Configuration extends Context.Tag("effect-auth-manager/Configuratio
 
   /** Read from the environment (`variables`), through `Config`. A value that cannot work is a `ConfigError` at start. */
   static readonly layerConfig: Layer.Layer<Configuration, ConfigError.ConfigError> = Layer.effect(Configuration, config)
+
+  /**
+   * What the configured layers use: the `Configuration` in context, or, when
+   * none was provided, the environment's, read through `Config` (as SPEC §6
+   * has `AuthStore.layerFile`, `TokenRefresher.layerHttp` and
+   * `AuthManager.layer` do).
+   */
+  static readonly current: Effect.Effect<Options, ConfigError.ConfigError> = Effect.flatMap(
+    Effect.serviceOption(Configuration),
+    Option.match({ onNone: () => config, onSome: Effect.succeed })
+  )
 }

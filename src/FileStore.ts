@@ -9,7 +9,7 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { Context, Effect, Layer } from "effect"
+import { type ConfigError, Context, Effect, Layer } from "effect"
 import { type FileOptions, fileOptionsOf } from "./AuthStore.js"
 import { Configuration } from "./Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
@@ -50,11 +50,11 @@ export const layer = (
       ))
   )
 
-/** `layer` in the configured `codexHome` (see `Configuration`). */
+/** `layer` in the configured `codexHome`: the `Configuration` in context, else the environment's. */
 export const layerConfig: Layer.Layer<
   CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
-  never,
-  FileSystem.FileSystem | Path.Path | Configuration
+  ConfigError.ConfigError,
+  FileSystem.FileSystem | Path.Path
 > = Layer.unwrapEffect(
-  Effect.map(Configuration, (configuration) => layer(fileOptionsOf(configuration)))
+  Effect.map(Configuration.current, (configuration) => layer(fileOptionsOf(configuration)))
 )

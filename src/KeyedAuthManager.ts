@@ -4,7 +4,7 @@
  * has its own snapshot, poison, cooldown and single flight; its logs, spans
  * and metrics carry the key (a name, never a secret).
  */
-import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import { type ConfigError, Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
 import * as AuthManager from "./AuthManager.js"
 import { AuthStore } from "./AuthStore.js"
 import { Configuration } from "./Configuration.js"
@@ -99,15 +99,15 @@ export class KeyedAuthManager extends Context.Tag("effect-auth-manager/KeyedAuth
 >() {
   /**
    * Needs a `CredentialStore`, a `RefreshCoordinator` (PostgreSQL, or memory) and a `TokenRefresher`;
-   * every manager's settings from the `Configuration` (see `AuthManager.settingsOf`).
+   * every manager's settings from the `Configuration` in context, else the environment's (see `AuthManager.settingsOf`).
    */
   static readonly layer: Layer.Layer<
     KeyedAuthManager,
-    never,
-    CredentialStore | RefreshCoordinator | TokenRefresher | Configuration
+    ConfigError.ConfigError,
+    CredentialStore | RefreshCoordinator | TokenRefresher
   > = Layer.scoped(
     KeyedAuthManager,
-    Effect.flatMap(Configuration, (configuration) => make({ settings: AuthManager.settingsOf(configuration) }))
+    Effect.flatMap(Configuration.current, (configuration) => make({ settings: AuthManager.settingsOf(configuration) }))
   )
 
   static readonly layerWith = (options: Options) => Layer.scoped(KeyedAuthManager, make(options))

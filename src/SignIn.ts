@@ -11,6 +11,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   Cause,
+  type ConfigError,
   Context,
   Deferred,
   Duration,
@@ -357,10 +358,10 @@ export class SignIn extends Context.Tag("effect-auth-manager/SignIn")<SignIn, Si
   /** Builds the sign-in service in a scope: see `make`. */
   static readonly make = make
 
-  /** The provider and settings of the `Configuration` in context (see `OAuthProvider.fromConfiguration`). */
-  static readonly layer: Layer.Layer<SignIn, never, HttpClient.HttpClient | AuthManager | Configuration> = Layer.scoped(
+  /** The provider and settings of the `Configuration` in context, else the environment's (see `OAuthProvider.fromConfiguration`). */
+  static readonly layer: Layer.Layer<SignIn, ConfigError.ConfigError, HttpClient.HttpClient | AuthManager> = Layer.scoped(
     SignIn,
-    Effect.flatMap(Configuration, (configuration) => {
+    Effect.flatMap(Configuration.current, (configuration) => {
       const { originator, provider } = OAuthProvider.fromConfiguration(configuration)
       return make(provider, { timeout: configuration.signIn.timeout, originator })
     })

@@ -6,6 +6,7 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import {
   Clock,
+  type ConfigError,
   Context,
   Duration,
   Effect,
@@ -255,9 +256,16 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
   /** The scripted fake, built in place: see `makeTest`. */
   static readonly makeTest = makeTest
 
-  /** The HTTP refresher of the `Configuration` in context (see `httpOptionsOf`). Needs an `HttpClient`. */
-  static readonly layerHttp: Layer.Layer<TokenRefresher, never, HttpClient.HttpClient | Configuration.Configuration> = Layer
-    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration, (configuration) => makeConfigured(configuration)))
+  /**
+   * The HTTP refresher of the `Configuration` in context, else of the environment read through
+   * `Config` (see `httpOptionsOf`). Needs an `HttpClient`.
+   */
+  static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
+    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration.current, (configuration) => makeConfigured(configuration)))
+
+  /** The HTTP refresher of `configuration` (through its sign-in issuer's provider when it has one); no environment is read. */
+  static readonly layerHttpFrom = (configuration: Configuration.Options): Layer.Layer<TokenRefresher, never, HttpClient.HttpClient> =>
+    Layer.effect(TokenRefresher, makeConfigured(configuration))
 
   /** The HTTP refresher with the given settings in code, over the defaults (Codex's endpoint); no environment is read. */
   static readonly layerHttpWith = (options: Partial<HttpOptions>): Layer.Layer<TokenRefresher, never, HttpClient.HttpClient> =>

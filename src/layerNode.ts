@@ -7,10 +7,10 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { type ConfigError, Context, Effect, Layer } from "effect"
-import { AuthManager } from "./AuthManager.js"
+import { AuthManager, settingsOf } from "./AuthManager.js"
 import { Configuration, type Input } from "./Configuration.js"
 import * as StderrLogger from "./internal/stderrLogger.js"
-import { AuthStore } from "./AuthStore.js"
+import { AuthStore, fileOptionsOf } from "./AuthStore.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
 /**
@@ -38,12 +38,15 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
 )
 
 /** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
-export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = AuthManager
-  .layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
-    // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
-    Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
-  )
+export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = Layer
+  .unwrapEffect(Effect.map(Configuration, (configuration) =>
+    AuthManager.layerWith(settingsOf(configuration)).pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(AuthStore.layerFileWith(fileOptionsOf(configuration)), TokenRefresher.layerHttpFrom(configuration))
+      ),
+      // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
+      Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
+    )))
 
 /**
  * Everything `AuthManager` needs on Node, configured from the environment
@@ -68,4 +71,4 @@ export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | Auth
  * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
  * logfmt lines on stderr, at the configured level (`EFFECT_AUTH_LOG_LEVEL`, default Info).
  */
-export const layerStderrLogger: Layer.Layer<never, never, Configuration> = StderrLogger.layerStderrLogger
+export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = StderrLogger.layerStderrLogger

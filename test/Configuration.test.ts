@@ -5,6 +5,7 @@ import { join } from "node:path"
 import { AuthStore } from "../src/AuthStore.js"
 import { Configuration, variables } from "../src/Configuration.js"
 import { layerNodeWith } from "../src/layerNode.js"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 
 /** A value for every variable, each one distinct. */
 const everything = new Map<string, string>([
@@ -104,4 +105,29 @@ describe("Configuration", () => {
     const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8")
     for (const name of Object.keys(variables)) expect(readme).toContain(`\`${name}\``)
   })
+})
+
+describe("the configured layers", () => {
+  const locationOf = Effect.map(AuthStore, (store) => store.location)
+  const environment = ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"]]))
+
+  it.effect("read the environment through Config when no Configuration is provided (SPEC §6)", () =>
+    Effect.gen(function*() {
+      const location = yield* locationOf.pipe(
+        Effect.provide(AuthStore.layerFile.pipe(Layer.provide(NodeContext.layer))),
+        Effect.withConfigProvider(environment)
+      )
+      expect(location).toBe("/from/environment/auth.json")
+    }))
+
+  it.effect("take the Configuration in context when there is one, and read no environment then", () =>
+    Effect.gen(function*() {
+      const location = yield* locationOf.pipe(
+        Effect.provide(AuthStore.layerFile.pipe(
+          Layer.provide(Layer.merge(NodeContext.layer, Configuration.layer({ codexHome: "/in/code" })))
+        )),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"], ["EFFECT_AUTH_LOG_LEVEL", "}{"]])))
+      )
+      expect(location).toBe("/in/code/auth.json")
+    }))
 })

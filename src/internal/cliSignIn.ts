@@ -69,7 +69,7 @@ const providerOf = (flags: Flags) =>
         onNone: () => provider,
         onSome: (port) => ({ ...provider, loopback: { ...provider.loopback, ports: [port] } })
       })
-    const configuration = yield* Configuration
+    const configuration = yield* Configuration.current
     if (Option.isNone(flags.issuer)) {
       const { provider } = OAuthProvider.fromConfiguration(configuration)
       return Effect.map(provider, withPort)
@@ -136,7 +136,7 @@ const spinner = (label: string, terminal: Terminal) =>
 export const run = (flags: Flags, terminal: Terminal) =>
   Effect.gen(function*() {
     const provider = yield* providerOf(flags)
-    const { originator, timeout } = (yield* Configuration).signIn
+    const { originator, timeout } = (yield* Configuration.current).signIn
     const signIn = yield* SignIn.make(provider, { timeout, originator })
     const wait = (login: SignIn.Login, label: string) =>
       Effect.raceFirst(
@@ -163,5 +163,5 @@ export const run = (flags: Flags, terminal: Terminal) =>
   }).pipe(Effect.scoped) satisfies Effect.Effect<
     AuthState,
     unknown,
-    AuthManager | Configuration | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
+    AuthManager | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
   >
