@@ -386,7 +386,11 @@ export const make = (
     }
 
     // The compare-and-set of the refreshed tokens: written only if storage still holds what was
-    // refreshed (under Codex's lock); if it changed meanwhile, `reconcile` says what to do.
+    // refreshed (under Codex's lock). If it changed meanwhile, `reconcile` says what to do: adopt it,
+    // or apply the refresh onto it and compare-and-set again, a few times at most. Past that the
+    // tokens are served from memory and saving them is retried: they are never dropped while storage
+    // still holds the refresh token they replaced.
+    const maxReapply = 5
     const commit = (
       base: string,
       request: Extract<RefreshState.Plan, { readonly _tag: "Request" }>,
@@ -394,35 +398,47 @@ export const make = (
       now: number
     ) =>
       writes.withPermits(1)(Effect.gen(function*() {
-        const next = AuthDocument.applyRefresh(request.document, tokens, new Date(now))
-        const written = yield* Effect.either(store.compareAndSet(base, Option.some(next)))
         yield* countAttempt("success")
-        if (Either.isLeft(written)) return yield* keepUnsaved(AuthDocument.snapshot(next), base, written.left)
-        let saved = written.right
-        if (saved._tag === "Conflict") {
-          const current = saved.current
+        // What storage held when the refreshed tokens were last applied onto it: `base` at first.
+        let held: Option.Option<AuthDocument.AuthSnapshot> = Option.none()
+        let expected = base
+        let onto = request.document
+        for (let reapplied = 0;; reapplied++) {
+          const next = AuthDocument.applyRefresh(onto, tokens, new Date(now))
+          const written = yield* Effect.either(store.compareAndSet(expected, Option.some(next)))
+          if (Either.isLeft(written)) {
+            // Kept in memory over what storage holds, to be saved later.
+            if (Option.isSome(held)) yield* update(RefreshState.adopt(held.value))
+            return yield* keepUnsaved(AuthDocument.snapshot(next), expected, written.left)
+          }
+          if (written.right._tag === "Written") {
+            const saved = written.right.snapshot
+            yield* store.saveShared(Option.none())
+            yield* Effect.logDebug("Access token refreshed and saved").pipe(
+              Effect.annotateLogs({ snapshot: saved.hash.slice(0, 12), reapplied })
+            )
+            return yield* update(RefreshState.adoptSaved(saved))
+          }
+          const current = written.right.current
           const reconciled = RefreshState.reconcile(current, request.refreshToken)
           if (reconciled._tag === "Adopt") {
             yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
             return yield* update(RefreshState.adopt(current))
           }
-          const merged = AuthDocument.applyRefresh(reconciled.onto, tokens, new Date(now))
-          const again = yield* Effect.either(store.compareAndSet(current.hash, Option.some(merged)))
-          if (Either.isLeft(again)) {
+          // Storage moved on but still holds the refresh token just replaced: the refreshed tokens
+          // are applied onto what it holds (its other fields are newer).
+          if (reapplied === maxReapply) {
             yield* update(RefreshState.adopt(current))
-            return yield* keepUnsaved(AuthDocument.snapshot(merged), current.hash, again.left)
+            return yield* keepUnsaved(
+              AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, tokens, new Date(now))),
+              current.hash,
+              new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
+            )
           }
-          if (again.right._tag === "Conflict") {
-            yield* Effect.logDebug("Storage changed twice during the refresh: what it holds is adopted, the result dropped")
-            return yield* update(RefreshState.adopt(again.right.current))
-          }
-          saved = again.right
+          held = Option.some(current)
+          expected = current.hash
+          onto = reconciled.onto
         }
-        yield* store.saveShared(Option.none())
-        yield* Effect.logDebug("Access token refreshed and saved").pipe(
-          Effect.annotateLogs({ snapshot: saved.snapshot.hash.slice(0, 12) })
-        )
-        return yield* update(RefreshState.adoptSaved(saved.snapshot))
       }))
 
     // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the store's

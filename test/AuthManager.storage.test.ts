@@ -198,36 +198,63 @@ describe("store errors during a refresh", () => {
       expect(Redacted.value(tokens.access_token)).toBe("a2")
     }).pipe(Effect.scoped))
 
-  it.effect("a write during the request that left the refresh token alone does not cost the rotated one", () =>
-    Effect.gen(function*() {
-      let interfere = true
-      const interfering = Layer.effect(
-        AuthStore,
-        Effect.map(AuthStore, (store) => ({
+  /**
+   * A store whose compare-and-set finds, `times` times in a row, that another program rewrote
+   * auth.json meanwhile, changing `account_id` only (the refresh token stays the one being replaced).
+   */
+  const rewrittenDuringSaves = (times: number) =>
+    Layer.effect(
+      AuthStore,
+      Effect.map(AuthStore, (store) => {
+        let rewrites = 0
+        return {
           ...store,
-          // Another program rewrites auth.json while the request is out, changing another field only.
           compareAndSet: (expected: string, next: Parameters<typeof store.compareAndSet>[1]) =>
             Effect.zipRight(
-              interfere
-                ? Effect.flatMap(Effect.sync(() => (interfere = false)), () =>
-                  store.save(Option.getOrThrow(Either.getRight(AuthDocument.decode({ ...chatgptJson(), OPENAI_API_KEY: null, tokens: { ...(chatgptJson().tokens as object), account_id: "acct_other" } })))))
+              rewrites < times
+                ? Effect.flatMap(Effect.sync(() => ++rewrites), (n) =>
+                  store.save(Option.getOrThrow(Either.getRight(AuthDocument.decode({
+                    ...chatgptJson(),
+                    OPENAI_API_KEY: null,
+                    tokens: { ...(chatgptJson().tokens as object), account_id: `acct_other_${n}` }
+                  })))))
                 : Effect.void,
               store.compareAndSet(expected, next)
             )
-        }))
-      )
+        }
+      })
+    )
+  const refreshAgainst = (times: number) =>
+    Effect.gen(function*() {
       const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
       const stack = AuthManager.layerWith({}).pipe(
-        Layer.provideMerge(Layer.merge(interfering, TokenRefresher.layerTest([rotated("a2", "r2")]))),
+        Layer.provideMerge(Layer.merge(rewrittenDuringSaves(times), TokenRefresher.layerTest([rotated("a2", "r2")]))),
         Layer.provide(Layer.succeedContext(memory))
       )
-      yield* Effect.gen(function*() {
-        expect(tokenOf(yield* poll())).toBe("a2")
-      }).pipe(Effect.provide(stack))
+      const served = yield* Effect.map(poll(), tokenOf).pipe(Effect.provide(stack))
       const stored = yield* Effect.flatMap(AuthStore, (store) => store.load).pipe(Effect.provide(memory))
-      const tokens = Option.getOrThrow(stored.document).tokens!
+      return { served, tokens: Option.getOrThrow(stored.document).tokens! }
+    })
+
+  it.effect("writes during the request that left the refresh token alone do not cost the rotated one, however many", () =>
+    Effect.gen(function*() {
+      for (const times of [1, 2, 5]) {
+        const { served, tokens } = yield* refreshAgainst(times)
+        expect(served).toBe("a2")
+        expect(Redacted.value(tokens.refresh_token)).toBe("r2")
+        // Applied onto the last rewrite: its other fields are kept.
+        expect(tokens.account_id).toBe(`acct_other_${times}`)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("storage that keeps changing past the bound: the rotated tokens are served from memory and saved later, never dropped", () =>
+    Effect.gen(function*() {
+      // Six rewrites: the first save and five re-applications all find storage changed.
+      const { served, tokens } = yield* refreshAgainst(6)
+      expect(served).toBe("a2")
+      // Kept in memory, then saved: at the latest by the last save when the manager stops.
       expect(Redacted.value(tokens.refresh_token)).toBe("r2")
-      expect(tokens.account_id).toBe("acct_other")
+      expect(tokens.account_id).toBe("acct_other_6")
     }).pipe(Effect.scoped))
 
   it.scopedLive("a CODEX_HOME this user may not write: said once at start, the refresh backs off with no request, and no one blames another process", () =>
