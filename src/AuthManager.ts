@@ -325,18 +325,32 @@ export const make = (
       Schedule.union(Schedule.spaced(settings.backoffCap)),
       Schedule.jittered
     )
-    const saveUnsaved = writes.withPermits(1)(Effect.gen(function*() {
-      const state = yield* SubscriptionRef.get(stateRef)
-      if (!RefreshState.unsaved(state)) return
-      const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
-      if (result._tag === "Written") {
-        yield* update(RefreshState.adoptSaved(result.snapshot))
-        yield* Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
-      } else {
+    // Saves unsaved refreshed tokens against what storage is known to hold. If it changed, `adopt`
+    // applies them onto what it holds while it still holds the refresh token they replaced, and the
+    // save is tried again (a few times at most: then it is retried later); anything else in storage
+    // is newer than the refresh, and is used instead.
+    const maxReapply = 5
+    const saveUnsavedHolding = Effect.gen(function*() {
+      for (let reapplied = 0; reapplied <= maxReapply; reapplied++) {
+        const state = yield* SubscriptionRef.get(stateRef)
+        if (!RefreshState.unsaved(state)) return "saved" as const
+        const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
+        if (result._tag === "Written") {
+          yield* update(RefreshState.adoptSaved(result.snapshot))
+          return "saved" as const
+        }
         yield* update(RefreshState.adopt(result.current))
-        yield* Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
+        if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return "superseded" as const
       }
-    }))
+      return yield* new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
+    })
+    const saveUnsaved = writes.withPermits(1)(saveUnsavedHolding).pipe(
+      Effect.flatMap((outcome) =>
+        outcome === "saved"
+          ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
+          : Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
+      )
+    )
     // Tokens still unsaved when the manager stops would be lost with it, and the next start would send
     // the refresh token on disk, already replaced: one last try to save them, bounded.
     saveBeforeStopping = Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
@@ -360,8 +374,7 @@ export const make = (
         Effect.forkIn(scope)
       )
     })
-    const keepUnsaved = Effect.fnUntraced(function*(next: AuthDocument.AuthSnapshot, base: string, error: AuthStoreError) {
-      yield* update(RefreshState.adoptUnsaved(next, base))
+    const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
       if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
         yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
           Effect.annotateLogs({ file: error.path, problem: error.problem })
@@ -386,11 +399,8 @@ export const make = (
     }
 
     // The compare-and-set of the refreshed tokens: written only if storage still holds what was
-    // refreshed (under Codex's lock). If it changed meanwhile, `reconcile` says what to do: adopt it,
-    // or apply the refresh onto it and compare-and-set again, a few times at most. Past that the
-    // tokens are served from memory and saving them is retried: they are never dropped while storage
-    // still holds the refresh token they replaced.
-    const maxReapply = 5
+    // refreshed (under Codex's lock). If it changed meanwhile, the tokens become unsaved over what
+    // it held, and `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
     const commit = (
       base: string,
       request: Extract<RefreshState.Plan, { readonly _tag: "Request" }>,
@@ -399,45 +409,28 @@ export const make = (
     ) =>
       writes.withPermits(1)(Effect.gen(function*() {
         yield* countAttempt("success")
-        // What storage held when the refreshed tokens were last applied onto it: `base` at first.
-        let held: Option.Option<AuthDocument.AuthSnapshot> = Option.none()
-        let expected = base
-        let onto = request.document
-        for (let reapplied = 0;; reapplied++) {
-          const next = AuthDocument.applyRefresh(onto, tokens, new Date(now))
-          const written = yield* Effect.either(store.compareAndSet(expected, Option.some(next)))
-          if (Either.isLeft(written)) {
-            // Kept in memory over what storage holds, to be saved later.
-            if (Option.isSome(held)) yield* update(RefreshState.adopt(held.value))
-            return yield* keepUnsaved(AuthDocument.snapshot(next), expected, written.left)
-          }
-          if (written.right._tag === "Written") {
-            const saved = written.right.snapshot
-            yield* store.saveShared(Option.none())
-            yield* Effect.logDebug("Access token refreshed and saved").pipe(
-              Effect.annotateLogs({ snapshot: saved.hash.slice(0, 12), reapplied })
-            )
-            return yield* update(RefreshState.adoptSaved(saved))
-          }
-          const current = written.right.current
-          const reconciled = RefreshState.reconcile(current, request.refreshToken)
-          if (reconciled._tag === "Adopt") {
-            yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
-            return yield* update(RefreshState.adopt(current))
-          }
-          // Storage moved on but still holds the refresh token just replaced: the refreshed tokens
-          // are applied onto what it holds (its other fields are newer).
-          if (reapplied === maxReapply) {
-            yield* update(RefreshState.adopt(current))
-            return yield* keepUnsaved(
-              AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, tokens, new Date(now))),
-              current.hash,
-              new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
-            )
-          }
-          held = Option.some(current)
-          expected = current.hash
-          onto = reconciled.onto
+        const pending: RefreshState.Pending = { tokens, replaced: request.refreshToken, at: now }
+        const next = AuthDocument.snapshot(AuthDocument.applyRefresh(request.document, tokens, new Date(now)))
+        const written = yield* Effect.either(store.compareAndSet(base, next.document))
+        // Not written: from here on the refreshed tokens are served from memory until they are saved.
+        if (Either.isLeft(written)) {
+          yield* update(RefreshState.adoptUnsaved(next, base, pending))
+          return yield* keepUnsaved(written.left)
+        }
+        const result = written.right
+        if (result._tag === "Written") {
+          yield* store.saveShared(Option.none())
+          yield* Effect.logDebug("Access token refreshed and saved").pipe(
+            Effect.annotateLogs({ snapshot: result.snapshot.hash.slice(0, 12) })
+          )
+          return yield* update(RefreshState.adoptSaved(result.snapshot))
+        }
+        yield* update(RefreshState.adoptUnsaved(next, base, pending))
+        yield* update(RefreshState.adopt(result.current))
+        const saved = yield* Effect.either(saveUnsavedHolding)
+        if (Either.isLeft(saved)) return yield* keepUnsaved(saved.left)
+        if (saved.right === "superseded") {
+          yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
         }
       }))
 

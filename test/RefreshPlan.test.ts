@@ -58,7 +58,7 @@ describe("RefreshState.plan: after the lock and the read", () => {
   it("unsaved tokens: storage still holding the base is not news, and their refresh token is sent", () => {
     const unsaved = snapshotOf(chatgptJson({ refreshToken: "rt-unsaved" }))
     const next = RefreshState.plan(
-      RefreshState.adoptUnsaved(unsaved, current.hash)(RefreshState.initial(current)),
+      RefreshState.adoptUnsaved(unsaved, current.hash, { tokens: {}, replaced: Redacted.make("rt-current"), at: now })(RefreshState.initial(current)),
       { current: unsaved, base: current.hash, stored: current, known: Option.none() },
       now,
       defaultSettings
@@ -95,5 +95,42 @@ describe("RefreshState.deathApplies", () => {
     expect(RefreshState.deathApplies(Option.some(current), current.hash)).toBe(true)
     expect(RefreshState.deathApplies(Option.none(), current.hash)).toBe(true)
     expect(RefreshState.deathApplies(Option.some(other), current.hash)).toBe(false)
+  })
+})
+
+describe("unsaved refreshed tokens when storage changes (RefreshState.adopt, adoptUnsaved)", () => {
+  const pending: RefreshState.Pending = {
+    tokens: { accessToken: Redacted.make("a2"), refreshToken: Redacted.make("r2") },
+    replaced: Redacted.make("rt-current"),
+    at: now
+  }
+  const refreshed = snapshotOf(chatgptJson({ refreshToken: "r2", accessToken: "a2" }))
+  const rewritten = snapshotOf(chatgptJson({ refreshToken: "rt-current", extra: { note: "rewritten" } }))
+  const refreshTokenOf = (state: RefreshState.State) =>
+    Option.getOrThrow(state.snapshot.document).tokens?.refresh_token
+  const unsavedState = RefreshState.adoptUnsaved(refreshed, current.hash, pending)(RefreshState.initial(current))
+
+  it("storage rewritten by another program, still holding the replaced refresh token: the new tokens stay, applied onto it", () => {
+    const next = RefreshState.adopt(rewritten)(unsavedState)
+    expect(Redacted.value(refreshTokenOf(next)!)).toBe("r2")
+    expect(next.stored).toBe(rewritten.hash)
+    expect(RefreshState.unsaved(next)).toBe(true)
+    expect(AuthDocument.toText(Option.getOrThrow(next.snapshot.document))).toMatch(/"note": ?"rewritten"/)
+  })
+
+  it("storage holding another refresh token (a sign-in, another process's refresh) is newer: adopted", () => {
+    const next = RefreshState.adopt(other)(unsavedState)
+    expect(next.snapshot).toBe(other)
+    expect(RefreshState.unsaved(next)).toBe(false)
+    expect(Option.isNone(next.pending)).toBe(true)
+  })
+
+  it("the state already moved to a rewrite during the request: the refresh applies onto it, or gives way to newer credentials", () => {
+    const moved = RefreshState.adopt(rewritten)(RefreshState.initial(current))
+    const kept = RefreshState.adoptUnsaved(refreshed, current.hash, pending)(moved)
+    expect(Redacted.value(refreshTokenOf(kept)!)).toBe("r2")
+    expect(kept.stored).toBe(rewritten.hash)
+    const signedIn = RefreshState.adopt(other)(RefreshState.initial(current))
+    expect(RefreshState.adoptUnsaved(refreshed, current.hash, pending)(signedIn)).toBe(signedIn)
   })
 })

@@ -9,7 +9,8 @@
  */
 import { type Deferred, Duration, Option, Redacted } from "effect"
 import type { AuthState, AuthStatus, Settings } from "../AuthManager.js"
-import type { AuthDocument, AuthSnapshot } from "../AuthDocument.js"
+import * as AuthDocument from "../AuthDocument.js"
+import type { AuthSnapshot, RefreshedTokens } from "../AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../Errors.js"
 import { TransientRefreshError } from "../Errors.js"
 
@@ -41,6 +42,19 @@ export interface State {
    * storage, and storage still holding `stored` is nothing new.
    */
   readonly stored: string
+  /** While refreshed tokens are unsaved: the refresh they came from (see `Pending`). */
+  readonly pending: Option.Option<Pending>
+}
+
+/**
+ * A refresh whose tokens are not saved yet: what it received, the refresh
+ * token it replaced, and when. Storage that changes while it still holds the
+ * replaced token gets these tokens applied onto it, never the other way round.
+ */
+export interface Pending {
+  readonly tokens: RefreshedTokens
+  readonly replaced: Redacted.Redacted<string>
+  readonly at: number
 }
 
 const healthy: Health = { _tag: "Healthy" }
@@ -49,7 +63,8 @@ export const initial = (snapshot: AuthSnapshot): State => ({
   snapshot,
   health: healthy,
   inflight: Option.none(),
-  stored: snapshot.hash
+  stored: snapshot.hash,
+  pending: Option.none()
 })
 
 export type Decision =
@@ -111,22 +126,42 @@ export const isStale = (snapshot: AuthSnapshot, now: number, settings: Settings)
 /**
  * Makes `snapshot`, read from storage, current. A different hash starts afresh; the same hash keeps
  * its state; what storage was already known to hold changes nothing (unsaved tokens stay current).
+ * Unsaved refreshed tokens survive a change of storage that still holds the refresh token they
+ * replaced (another program rewrote other fields): they are applied onto it, still to be saved.
  */
-export const adopt = (snapshot: AuthSnapshot) => (state: State): State =>
-  snapshot.hash === state.stored ? state : adoptSaved(snapshot)(state)
+export const adopt = (snapshot: AuthSnapshot) => (state: State): State => {
+  if (snapshot.hash === state.stored) return state
+  const kept = Option.flatMap(state.pending, (pending) => applyOnto(snapshot, pending))
+  return Option.isSome(kept)
+    ? { ...state, snapshot: kept.value, health: healthy, stored: snapshot.hash }
+    : adoptSaved(snapshot)(state)
+}
+
+/** `pending`'s tokens applied onto `stored`, if it still holds the refresh token they replaced. */
+const applyOnto = (stored: AuthSnapshot, pending: Pending): Option.Option<AuthSnapshot> => {
+  const reconciled = reconcile(stored, pending.replaced)
+  return reconciled._tag === "Reapply"
+    ? Option.some(AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, pending.tokens, new Date(pending.at))))
+    : Option.none()
+}
 
 /** Makes `snapshot`, just written to storage by this process, current. */
 export const adoptSaved = (snapshot: AuthSnapshot) => (state: State): State =>
   state.snapshot.hash === snapshot.hash
-    ? { ...state, stored: snapshot.hash }
-    : { ...state, snapshot, health: healthy, stored: snapshot.hash }
+    ? { ...state, stored: snapshot.hash, pending: Option.none() }
+    : { ...state, snapshot, health: healthy, stored: snapshot.hash, pending: Option.none() }
 
 /**
- * Makes `snapshot`, refreshed from what storage holds (`base`) but not saved,
- * current: its tokens are served, and storage holding `base` is not news.
+ * Makes `snapshot`, refreshed (`pending`) from what storage held (`base`) but
+ * not saved, current: its tokens are served, and storage holding `base` is not news.
  */
-export const adoptUnsaved = (snapshot: AuthSnapshot, base: string) => (state: State): State =>
-  state.stored === base ? { ...state, snapshot, health: healthy } : state
+export const adoptUnsaved = (snapshot: AuthSnapshot, base: string, pending: Pending) => (state: State): State => {
+  if (state.stored === base) return { ...state, snapshot, health: healthy, pending: Option.some(pending) }
+  // Storage moved on during the refresh, and the state with it: the refresh applies onto what it
+  // holds only if that still holds the refresh token just replaced; anything else is newer.
+  const kept = applyOnto(state.snapshot, pending)
+  return Option.isSome(kept) ? { ...state, snapshot: kept.value, health: healthy, pending: Option.some(pending) } : state
+}
 
 /** Whether the current snapshot is ahead of storage (refreshed tokens waiting to be saved). */
 export const unsaved = (state: State): boolean => state.stored !== state.snapshot.hash
@@ -214,7 +249,7 @@ export type Plan =
    */
   | {
     readonly _tag: "Request"
-    readonly document: AuthDocument
+    readonly document: AuthDocument.AuthDocument
     readonly refreshToken: Redacted.Redacted<string>
     readonly health: Option.Option<Health>
   }
@@ -255,7 +290,7 @@ export const plan = (
 export const reconcile = (
   held: AuthSnapshot,
   sent: Redacted.Redacted<string>
-): { readonly _tag: "Reapply"; readonly onto: AuthDocument } | { readonly _tag: "Adopt" } => {
+): { readonly _tag: "Reapply"; readonly onto: AuthDocument.AuthDocument } | { readonly _tag: "Adopt" } => {
   const document = Option.getOrUndefined(held.document)
   const token = document?.tokens?.refresh_token
   return document !== undefined && token !== undefined && Redacted.value(token) === Redacted.value(sent)
