@@ -2,7 +2,7 @@
  * The example app server, measured as a client sees it:
  * - cold start: process spawn to the `initialize` answer;
  * - round trip: one `getAuthStatus` at a time over stdio, 10,000 times.
- * For the single-file bundle (dist/bin) and the tsc output (dist/examples).
+ * For the single-file bundle (dist/bin).
  * Run `npm run build` first; `npm run bench:app-server`.
  */
 import { spawn } from "node:child_process"
@@ -12,8 +12,7 @@ import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
 const programs = {
-  "bin (dist/bin/app-server.cjs)": join(root, "dist", "bin", "app-server.cjs"),
-  "tsc output (dist/examples/app-server.js)": join(root, "dist", "examples", "app-server.js")
+  "bin (dist/bin/app-server.cjs)": join(root, "dist", "bin", "app-server.cjs")
 }
 const coldRuns = 15
 const roundTrips = 10_000

@@ -4,10 +4,10 @@
  * case once, in turn), medians over the rounds. `npm run bench:hotpath`.
  */
 import { Effect, Layer, ManagedRuntime, Redacted, Ref } from "effect"
-import { AuthManager, type AuthStatusParams } from "../src/AuthManager.js"
-import { AuthStore } from "../src/AuthStore.js"
-import { PermanentRefreshError } from "../src/Errors.js"
-import { TokenRefresher } from "../src/TokenRefresher.js"
+import { AuthManager, type AuthStatusParams } from "../src/manager/AuthManager.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import { PermanentRefreshError } from "../src/errors/Errors.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!

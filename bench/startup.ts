@@ -128,12 +128,6 @@ export const programs = (codexBin: string | undefined, codexLauncher?: string | 
       until: "initialize"
     })),
     {
-      name: "node dist/examples/app-server.js",
-      command: node,
-      args: [join(root, "dist", "examples", "app-server.js")],
-      until: "initialize"
-    },
-    {
       name: "node -e 'import(\"effect-auth-manager/app-server/main\")'",
       command: node,
       args: ["--input-type=module", "-e", `import "effect-auth-manager/app-server/main"`],

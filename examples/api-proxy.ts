@@ -14,7 +14,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Effect, Layer } from "effect"
 import { createServer } from "node:http"
-import { AuthHttpClient, layerNode } from "../src/index.js"
+import { AuthHttpClient, layerNode } from "effect-auth-manager"
 
 // The authorized client, pointed at the API: every request carries `Authorization: Bearer …`
 // (and `ChatGPT-Account-Id` for ChatGPT credentials).

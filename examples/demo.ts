@@ -7,8 +7,8 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigProvider, Console, Effect, Layer, Redacted } from "effect"
-import { AuthManager, layerNode, TokenRefresher } from "../src/index.js"
-import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import { AuthManager, layerNode, TokenRefresher } from "effect-auth-manager"
+import { TokenEndpoint } from "effect-auth-manager/testing"
 
 const pollers = 100
 const pollsEach = 10

@@ -4,7 +4,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Redacted, Schedule, Stream } from "effect"
-import { AuthManager, layerNode } from "../src/index.js"
+import { AuthManager, layerNode } from "effect-auth-manager"
 
 const program = Effect.gen(function*() {
   const auth = yield* AuthManager

@@ -7,8 +7,6 @@
 //   was a third of `effect-auth status`). The cache lives in the user's cache folder, one file per
 //   bundle content, Node version and architecture; V8 rejects a cache it cannot use, and the
 //   loader then compiles as usual and writes a new one. EFFECT_AUTH_CODE_CACHE=off disables it;
-// - the tsc output of those programs (dist/examples/*.js, the files a user reaches by node_modules
-//   path) is made to load the same bin, so every way of running them starts as fast;
 // - Node's heavier modules (http, https, net, tls, child_process…) are loaded when first used, not at
 //   start: an app server answers `initialize` before it ever makes a request or opens a browser.
 import { build } from "esbuild"
@@ -54,9 +52,9 @@ const lazyBuiltins = {
 }
 
 export const entries = {
-  "app-server": "examples/app-server.ts",
-  "effect-auth": "examples/cli.ts",
-  "effect-auth-main": "examples/cli-main.ts"
+  "app-server": "bin/app-server.ts",
+  "effect-auth": "bin/effect-auth.ts",
+  "effect-auth-main": "bin/effect-auth-main.ts"
 }
 
 // A program that imports another program on demand (\`import("./cli-main.js")\`) loads that one's bundle
@@ -162,21 +160,7 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
   return outdir
 }
 
-/** Points the tsc output of each program at its bin (the same program, built once more). */
-export const redirectTscOutput = (outdir = join(root, "dist", "bin"), programs = entries) => {
-  for (const [name, file] of Object.entries(programs)) {
-    const compiled = join(root, "dist", file.replace(/\.ts$/, ".js"))
-    if (!existsSync(compiled)) continue
-    const target = relative(dirname(compiled), join(outdir, `${name}.cjs`))
-    writeFileSync(
-      compiled,
-      `// Built from ${file}; runs its bundle (scripts/bundle.mjs), which starts several times faster.\nimport "./${target}"\n`
-    )
-    rmSync(`${compiled}.map`, { force: true })
-  }
-}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await bundle()
-  redirectTscOutput()
 }

@@ -82,8 +82,8 @@ In another terminal, with a throw-away CODEX_HOME:
 
   export CODEX_HOME=$(mktemp -d)
   export EFFECT_AUTH_ISSUER=${issuer} EFFECT_AUTH_CLIENT_ID=${clientId} EFFECT_AUTH_CLIENT_SECRET=${clientSecret}
-  npx tsx examples/cli.ts login            # a browser sign-in
-  npx tsx examples/cli.ts login --device   # or a device code
-  npx tsx examples/cli.ts status
-  EFFECT_AUTH_REFRESH_WINDOW="15 minutes" EFFECT_AUTH_MIN_REFRESH_INTERVAL="0 seconds" npx tsx examples/cli.ts refresh`)
+  npx tsx bin/effect-auth.ts login            # a browser sign-in
+  npx tsx bin/effect-auth.ts login --device   # or a device code
+  npx tsx bin/effect-auth.ts status
+  EFFECT_AUTH_REFRESH_WINDOW="15 minutes" EFFECT_AUTH_MIN_REFRESH_INTERVAL="0 seconds" npx tsx bin/effect-auth.ts refresh`)
 }

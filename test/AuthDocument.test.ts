@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, Option, Redacted } from "effect"
-import * as AuthDocument from "../src/AuthDocument.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
 import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
 import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Redacted, TestClock } from "effect"
-import { AuthManager } from "../src/AuthManager.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
 import { chatgptJson, tokensOf } from "./support/fixtures.js"
 import { callCount, dead, down, poll, rotated, scripted, statusOf, tokenOf, writeBehind } from "./support/manager.js"
 import { seeded } from "./support/properties.js"

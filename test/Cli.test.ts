@@ -3,14 +3,14 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
-import * as Cli from "../src/Cli.js"
+import * as Cli from "../src/cli/Cli.js"
 import { FileSystem } from "@effect/platform"
 import { Option, Redacted } from "effect"
-import { AuthStore } from "../src/AuthStore.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
 import { captureCli } from "./support/cli.js"
 import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
-import { Configuration } from "../src/Configuration.js"
+import { Configuration } from "../src/config/Configuration.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
 const runCli = (

@@ -2,9 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Layer, LogLevel, Option, Redacted } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { AuthStore } from "../src/AuthStore.js"
-import { Configuration, variables } from "../src/Configuration.js"
-import { layerNodeWith } from "../src/layerNode.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import { Configuration, variables } from "../src/config/Configuration.js"
+import { layerNodeWith } from "../src/node/layerNode.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 
 /** A value for every variable, each one distinct. */

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
-import * as CredentialStore from "../src/CredentialStore.js"
-import * as KeyedAuthManager from "../src/KeyedAuthManager.js"
-import * as RefreshCoordinator from "../src/RefreshCoordinator.js"
-import { type ScriptStep, TokenRefresher } from "../src/TokenRefresher.js"
+import * as CredentialStore from "../src/stores/CredentialStore.js"
+import * as KeyedAuthManager from "../src/manager/KeyedAuthManager.js"
+import * as RefreshCoordinator from "../src/stores/RefreshCoordinator.js"
+import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { callCount, dead, rotated, tokenOf } from "./support/manager.js"
 

@@ -1,12 +1,12 @@
-// The pure steps of a refresh between its I/O (src/internal/refreshState.ts): what it does once it
+// The pure steps of a refresh between its I/O (src/manager/RefreshState.ts): what it does once it
 // holds the lock and has read storage (`plan`), and what it does when its compare-and-set finds
 // storage changed (`reconcile`).
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, Option, Redacted } from "effect"
-import * as AuthDocument from "../src/AuthDocument.js"
-import { defaultSettings } from "../src/AuthManager.js"
-import { PermanentRefreshError, TransientRefreshError } from "../src/Errors.js"
-import * as RefreshState from "../src/internal/refreshState.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { defaultSettings } from "../src/manager/AuthManager.js"
+import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
+import * as RefreshState from "../src/manager/RefreshState.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
 
 const snapshotOf = (json: object) => Either.getOrThrow(AuthDocument.parse(JSON.stringify(json)))

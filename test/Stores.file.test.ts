@@ -7,14 +7,14 @@ import { ConfigProvider, Context, Duration, Effect, Either, Layer, Option } from
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as AuthDocument from "../src/AuthDocument.js"
-import { AuthStore } from "../src/AuthStore.js"
-import { CredentialStore } from "../src/CredentialStore.js"
-import * as FileStore from "../src/FileStore.js"
-import * as Flock from "../src/internal/flock.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import { CredentialStore } from "../src/stores/CredentialStore.js"
+import * as FileStore from "../src/stores/FileStore.js"
+import * as Flock from "../src/stores/internal/flock.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { storeContract } from "./support/storeContract.js"
-import { Configuration } from "../src/Configuration.js"
+import { Configuration } from "../src/config/Configuration.js"
 
 const homes: Array<string> = []
 const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))

@@ -1,7 +1,7 @@
 // One contract, every backend: memory here; the auth.json file in test/Stores.file.test.ts; PostgreSQL in test/e2e/Stores.postgres.test.ts (a real cluster).
 import { Effect, Layer, Option } from "effect"
-import * as CredentialStore from "../src/CredentialStore.js"
-import * as RefreshCoordinator from "../src/RefreshCoordinator.js"
+import * as CredentialStore from "../src/stores/CredentialStore.js"
+import * as RefreshCoordinator from "../src/stores/RefreshCoordinator.js"
 import { storeContract } from "./support/storeContract.js"
 
 storeContract({

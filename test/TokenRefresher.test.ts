@@ -2,12 +2,12 @@ import { HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
-import { PermanentRefreshError, TransientRefreshError } from "../src/Errors.js"
+import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
+import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
-import { Configuration } from "../src/Configuration.js"
+import { Configuration } from "../src/config/Configuration.js"
 
 const refreshAgainst = (behaviour: TokenEndpoint.Behaviour, options: Parameters<typeof httpRefresher>[1] = {}) =>
   Effect.gen(function*() {

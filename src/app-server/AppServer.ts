@@ -2,14 +2,14 @@
  * The auth part of the Codex app-server wire protocol (SPEC §7) over any
  * line transport: newline-delimited JSON messages, `{id, method, params}`
  * requests, `{id, result}` / `{id, error}` responses, `{method, params}`
- * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
+ * notifications, and no `"jsonrpc"` field. `bin/app-server.ts` runs it
  * on stdio.
  */
 import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Ref, Stream } from "effect"
-import type { AuthManager } from "../AuthManager.js"
-import type * as AppServerAccount from "../internal/appServerAccount.js"
-import * as Wire from "../internal/appServerWire.js"
-import { nestingDepth } from "../internal/rawJson.js"
+import type { AuthManager } from "../manager/AuthManager.js"
+import type * as AppServerAccount from "./internal/account.js"
+import * as Wire from "./internal/wire.js"
+import { nestingDepth } from "../util/rawJson.js"
 
 /** JSON-RPC 2.0 error codes. */
 export const ErrorCode = Wire.ErrorCode
@@ -223,7 +223,7 @@ export const serveWhileStarting = <E, R, E2, R2>(
     const starting = yield* services.pipe(
       Effect.flatMap((context) =>
         Effect.flatMap(
-          Effect.promise(() => import("../internal/appServerAccount.js")),
+          Effect.promise(() => import("./internal/account.js")),
           (module) => Effect.provide(module.make(connection), context)
         )
       ),

@@ -18,9 +18,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Layer, Option, Random, TestClock } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { AuthManager } from "../../src/AuthManager.js"
-import { AuthStore } from "../../src/AuthStore.js"
-import { TokenRefresher } from "../../src/TokenRefresher.js"
+import { AuthManager } from "../../src/manager/AuthManager.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
+import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { chatgptJson } from "../support/fixtures.js"
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void

@@ -7,10 +7,10 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
-import * as AuthHttpClient from "../../src/AuthHttpClient.js"
-import { AuthManager } from "../../src/AuthManager.js"
-import { layerNode, layerStderrLogger } from "../../src/layerNode.js"
-import { Configuration } from "../../src/Configuration.js"
+import * as AuthHttpClient from "../../src/client/AuthHttpClient.js"
+import { AuthManager } from "../../src/manager/AuthManager.js"
+import { layerNode, layerStderrLogger } from "../../src/node/layerNode.js"
+import { Configuration } from "../../src/config/Configuration.js"
 
 const print = (message: object) => Effect.sync(() => process.stdout.write(`${JSON.stringify(message)}\n`))
 const nextLine = Effect.async<void>((resume) => {

@@ -1,6 +1,6 @@
 /** Runs CLI code in process: what it printed on stdout and stderr, and the exit code it set. */
 import { type Console, Effect, Layer, Ref, Stream } from "effect"
-import * as Cli from "../../src/Cli.js"
+import * as Cli from "../../src/cli/Cli.js"
 
 export interface Captured<A> {
   readonly value: A

@@ -8,10 +8,10 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import * as KeyedAuthManager from "../../src/KeyedAuthManager.js"
+import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
 import { PgStore } from "../../src/postgres/index.js"
-import { TokenRefresher } from "../../src/TokenRefresher.js"
-import { Configuration } from "../../src/Configuration.js"
+import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
+import { Configuration } from "../../src/config/Configuration.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
 

@@ -1,9 +1,9 @@
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
-import * as AuthDocument from "../../src/AuthDocument.js"
-import { AuthManager, type Settings } from "../../src/AuthManager.js"
-import { AuthStore } from "../../src/AuthStore.js"
-import { PermanentRefreshError, TransientRefreshError } from "../../src/Errors.js"
-import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../../src/TokenRefresher.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
+import { AuthManager, type Settings } from "../../src/manager/AuthManager.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
+import { PermanentRefreshError, TransientRefreshError } from "../../src/errors/Errors.js"
+import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../../src/oauth/TokenRefresher.js"
 
 /** A manager over a memory store seeded with `json` and the given refresher. */
 export const managerWith = <ROut extends TokenRefresher | TokenRefresherTest, E, R>(

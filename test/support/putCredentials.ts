@@ -3,7 +3,7 @@
  * replica would: one statement, a new version and one notification per key.
  */
 import { Either } from "effect"
-import * as AuthDocument from "../../src/AuthDocument.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
 
 export const putCredentials = async (
   query: (sql: string, params: ReadonlyArray<unknown>) => Promise<unknown>,

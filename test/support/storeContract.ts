@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Ref, Stream } from "effect"
-import * as AuthDocument from "../../src/AuthDocument.js"
-import { CredentialStore } from "../../src/CredentialStore.js"
-import { RefreshCoordinator, type SharedHealth } from "../../src/RefreshCoordinator.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
+import { CredentialStore } from "../../src/stores/CredentialStore.js"
+import { RefreshCoordinator, type SharedHealth } from "../../src/stores/RefreshCoordinator.js"
 import { chatgptJson, secrets } from "./fixtures.js"
 
 type Services = CredentialStore | RefreshCoordinator

@@ -6,7 +6,7 @@
 import { expect } from "@effect/vitest"
 import { Effect, Either, Random } from "effect"
 import { readFileSync, writeFileSync } from "node:fs"
-import * as AuthDocument from "../../src/AuthDocument.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { chatgptJson, secrets } from "./fixtures.js"
 import { appServer, endpoint, type RunningProcess, spawnScript, tempHome } from "./processes.js"

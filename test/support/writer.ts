@@ -7,8 +7,8 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { Effect, Layer, Option, Redacted } from "effect"
-import * as AuthDocument from "../../src/AuthDocument.js"
-import { AuthStore } from "../../src/AuthStore.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
 
 const program = Effect.gen(function*() {
   const store = yield* AuthStore

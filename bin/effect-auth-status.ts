@@ -1,0 +1,32 @@
+/**
+ * A plain `effect-auth status` of the `auth.json` file, as `bin/effect-auth.ts`
+ * runs it: only the file reads, the printing and Node's file system are
+ * loaded (src/cli/internal/plainStatus.ts).
+ */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { ConfigError, Console, Effect, Exit, Layer } from "effect"
+import { Configuration } from "../src/config/Configuration.js"
+import { CliIo } from "../src/cli/internal/cliIo.js"
+import { plainStatus } from "../src/cli/internal/plainStatus.js"
+import { parseStatusArgs } from "../src/cli/internal/statusArgs.js"
+import { layerStderrLogger } from "../src/node/StderrLogger.js"
+
+const options = parseStatusArgs(process.argv.slice(2))!
+
+// The whole configuration is read, as every command reads it: a setting that cannot work is said here too.
+Effect.flatMap(Configuration, ({ codexHome }) => plainStatus(options, codexHome)).pipe(
+  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
+  Effect.provide(layerStderrLogger),
+  Effect.provide(Configuration.layerConfig),
+  Effect.catchIf(ConfigError.isConfigError, (error) =>
+    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+    )),
+  (program) =>
+    NodeRuntime.runMain(program, {
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
+    })
+)

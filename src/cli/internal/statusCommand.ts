@@ -1,0 +1,62 @@
+/**
+ * `effect-auth status` without the services behind it: its options, how a
+ * state is printed, and its exit code. The full command line and the bin's
+ * fast status (`plainStatus.ts`) both print through `report`, so they print
+ * the same thing.
+ */
+import { Console, Effect, Redacted } from "effect"
+import type { AuthState, AuthStatus } from "../../manager/AuthManager.js"
+import { setExitCode } from "./cliIo.js"
+import type { StatusOptions } from "./statusArgs.js"
+
+export { parseStatusArgs, type StatusOptions } from "./statusArgs.js"
+
+export const usable = (state: AuthState) => state.method !== null && state.status !== "poisoned"
+
+export const describe = (state: AuthState): string => {
+  const who = state.method === "apikey"
+    ? "Signed in with an API key"
+    : state.method === "chatgpt"
+    ? `Signed in with ChatGPT${state.email === null ? "" : ` as ${state.email}`}${
+      state.planType === null ? "" : ` (plan: ${state.planType})`
+    }`
+    : "Not signed in"
+  const health = state.status === "poisoned"
+    ? `\nThe refresh token is dead (${state.reason}): sign in again (effect-auth login).`
+    : state.status === "cooling-down"
+    ? `\nThe last refresh failed for now; the next attempt is after ${new Date(state.retryAt ?? 0).toISOString()}.`
+    : ""
+  return who + health
+}
+
+/**
+ * The one JSON vocabulary of `status --json` and `watch --json`. `status` is
+ * "loggedOut", "healthy", "coolingDown" or "poisoned".
+ */
+export const jsonView = (state: AuthState) => ({
+  status: state.method === null
+    ? "loggedOut"
+    : state.status === "cooling-down"
+    ? "coolingDown"
+    : state.status,
+  authMethod: state.method,
+  email: state.email,
+  planType: state.planType,
+  reason: state.reason,
+  retryAt: state.retryAt === null ? null : new Date(state.retryAt).toISOString(),
+  lastRefresh: state.lastRefreshAt === null ? null : new Date(state.lastRefreshAt).toISOString()
+})
+
+/** Prints `state` (and the token, when asked for) and sets the exit code: 0 when the credentials are usable. */
+export const report = (state: AuthState, result: AuthStatus, options: StatusOptions) =>
+  Effect.gen(function*() {
+    const token = result.authToken === null ? null : Redacted.value(result.authToken)
+    if (options.json) {
+      yield* Console.log(JSON.stringify({ ...jsonView(state), ...(options.includeToken ? { authToken: token } : {}) }))
+    } else {
+      yield* Console.log(describe(state))
+      if (options.includeToken && token !== null) yield* Console.log(token)
+    }
+    // Asked to refresh, a refresh that failed (backing off) is not success, whatever token is held.
+    yield* setExitCode(usable(state) && !(options.refresh && state.status === "cooling-down") ? 0 : 1)
+  })

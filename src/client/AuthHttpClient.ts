@@ -1,0 +1,152 @@
+/**
+ * An `HttpClient` that carries the user's credentials: `Authorization: Bearer
+ * <token>` (and, for ChatGPT credentials, `ChatGPT-Account-Id`) on every
+ * request, and one recovery when the API answers 401 (SPEC §11).
+ *
+ * @example
+ * const program = Effect.gen(function*() {
+ *   const client = yield* AuthHttpClient.AuthHttpClient
+ *   const response = yield* client.get("https://api.example.com/me")
+ * })
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { Context, Effect, Function, Inspectable, Layer } from "effect"
+import { AuthManager, type AuthManagerShape, type Credentials } from "../manager/AuthManager.js"
+import { CredentialsUnavailableError } from "../errors/Errors.js"
+
+/** The header the Codex backend reads the ChatGPT account from. */
+export const accountIdHeader = "ChatGPT-Account-Id"
+
+/** An authorized client: its requests fail with `CredentialsUnavailableError` when there is no usable token. */
+export interface AuthorizedClient extends HttpClient.HttpClient.With<HttpClientError.HttpClientError | CredentialsUnavailableError> {}
+
+/** The authorized client built over the `HttpClient` and `AuthManager` of its layer. */
+export class AuthHttpClient extends Context.Tag("effect-auth-manager/AuthHttpClient")<AuthHttpClient, AuthorizedClient>() {}
+
+/** Sets the credentials' headers on `request`. */
+export const setCredentials = (
+  request: HttpClientRequest.HttpClientRequest,
+  credentials: Credentials
+): HttpClientRequest.HttpClientRequest => {
+  const withBearer = HttpClientRequest.bearerToken(request, credentials.token)
+  return credentials.accountId === null
+    ? withBearer
+    : HttpClientRequest.setHeader(withBearer, accountIdHeader, credentials.accountId)
+}
+
+// Platform's HTTP spans record request headers, minus the names in `Headers.currentRedactedNames`,
+// which holds "authorization" unless a program replaced the list: ours keeps it whatever the list.
+const redactsAuthorization = (names: ReadonlyArray<string | RegExp>) =>
+  names.some((name) => typeof name === "string" ? name.toLowerCase() === "authorization" : name.test("authorization"))
+const keepAuthorizationRedacted = Effect.locallyWith(
+  Headers.currentRedactedNames,
+  (names) => redactsAuthorization(names) ? names : [...names, "authorization"]
+)
+
+// What the caller sees of the exchange is its own request: the copy that carries the credentials
+// stays inside. A response, and an HttpClientError, hold their request, and platform redacts its
+// headers only while an Effect logger formats them: `JSON.stringify(error)` elsewhere would print
+// the token.
+const asSent = (
+  response: HttpClientResponse.HttpClientResponse,
+  request: HttpClientRequest.HttpClientRequest
+): HttpClientResponse.HttpClientResponse => {
+  const toJSON = () => ({ ...(response.toJSON() as object), request: request.toJSON() })
+  return Object.create(response, {
+    request: { value: request, enumerable: true },
+    toJSON: { value: toJSON },
+    [Inspectable.NodeInspectSymbol]: { value: toJSON }
+  })
+}
+
+const details = (error: { readonly cause?: unknown; readonly description?: string | undefined }) => ({
+  ...(error.cause === undefined ? {} : { cause: error.cause }),
+  ...(error.description === undefined ? {} : { description: error.description })
+})
+
+const withoutCredentials = (request: HttpClientRequest.HttpClientRequest) => <E>(error: E): E => {
+  if (!HttpClientError.isHttpClientError(error)) return error
+  const replaced = error._tag === "RequestError"
+    ? new HttpClientError.RequestError({ request, reason: error.reason, ...details(error) })
+    : new HttpClientError.ResponseError({
+      request,
+      response: asSent(error.response, request),
+      reason: error.reason,
+      ...details(error)
+    })
+  return replaced as E
+}
+
+/**
+ * Authorizes every request of `self` with `auth`'s credentials. On a 401 the refused token is
+ * reported (`AuthManager.reportUnauthorized`) and, when there is another token to try, the
+ * request is sent once more; a second 401 is the caller's. A request whose body is a stream
+ * cannot be sent twice: its 401 is returned as it is.
+ *
+ * @example
+ * const client = (yield* HttpClient.HttpClient).pipe(AuthHttpClient.authorize(yield* AuthManager))
+ */
+export const authorize: {
+  (auth: AuthManagerShape): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
+  <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape): HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
+} = Function.dual(2, <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape) => {
+  const send = (request: HttpClientRequest.HttpClientRequest, credentials: Credentials) =>
+    keepAuthorizationRedacted(self.execute(setCredentials(request, credentials))).pipe(
+      Effect.mapBoth({ onFailure: withoutCredentials(request), onSuccess: (response) => asSent(response, request) })
+    )
+
+  const execute = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest) {
+    const first = yield* auth.credentials
+    const response = yield* send(request, first)
+    if (response.status !== 401 || request.body._tag === "Stream") return response
+    const recovery = yield* auth.reportUnauthorized(first.token).pipe(
+      Effect.catchTags({
+        PermanentRefreshError: (error) =>
+          Effect.fail(new CredentialsUnavailableError({ reason: "poisoned", refreshReason: error.reason })),
+        // Already logged by the refresh; the caller gets the API's answer.
+        TransientRefreshError: () => Effect.succeed("unchanged" as const),
+        AuthStoreError: (error) => Effect.as(Effect.logWarning(error.message), "unchanged" as const)
+      })
+    )
+    if (recovery === "unchanged") return response
+    return yield* send(request, yield* auth.credentials)
+  })
+
+  return HttpClient.makeWith((request) => Effect.flatMap(request, execute), Effect.succeed)
+})
+
+/** The `HttpClient` in context, authorized by the `AuthManager` in context. */
+export const make: Effect.Effect<AuthorizedClient, never, HttpClient.HttpClient | AuthManager> = Effect.map(
+  Effect.all([HttpClient.HttpClient, AuthManager]),
+  ([client, auth]) => authorize(client, auth)
+)
+
+/** `AuthHttpClient` over the `HttpClient` and `AuthManager` in context. */
+export const layer: Layer.Layer<AuthHttpClient, never, HttpClient.HttpClient | AuthManager> = Layer.effect(
+  AuthHttpClient,
+  make
+)
+
+/**
+ * Replaces the `HttpClient` in context by the authorized one, for code that takes a plain
+ * `HttpClient` (an `HttpApiClient`, a generated client). A `CredentialsUnavailableError` then
+ * arrives as the `cause` of a `RequestError`. Do not provide it to the `TokenRefresher`.
+ */
+export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, never, HttpClient.HttpClient | AuthManager> = Layer
+  .effect(
+    HttpClient.HttpClient,
+    Effect.map(make, (client): HttpClient.HttpClient =>
+      HttpClient.makeWith(
+        (request: Effect.Effect<HttpClientRequest.HttpClientRequest>) =>
+          Effect.flatMap(request, (request) =>
+            Effect.catchTag(client.execute(request), "CredentialsUnavailableError", (error) =>
+              Effect.fail(
+                new HttpClientError.RequestError({ request, reason: "Transport", description: error.message, cause: error })
+              ))),
+        Effect.succeed
+      ))
+  )

@@ -1,0 +1,772 @@
+/**
+ * The client-facing service: answers `getAuthStatus` and `readAccount` from
+ * memory, refreshes the access token when needed (one request at a time,
+ * with backoff), and never asks the token endpoint again about a refresh
+ * token it already knows is dead.
+ */
+import {
+  Clock,
+  type ConfigError,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  ExecutionStrategy,
+  FiberRef,
+  Layer,
+  Metric,
+  Option,
+  Random,
+  Redacted,
+  Ref,
+  Schedule,
+  Scope,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import * as AuthDocument from "../document/AuthDocument.js"
+import * as Configuration from "../config/Configuration.js"
+import { AuthStore } from "../stores/AuthStore.js"
+import {
+  AuthStoreError,
+  type CredentialsUnavailableError,
+  type PermanentReason,
+  type PermanentRefreshError,
+  type RefreshError,
+  TransientRefreshError
+} from "../errors/Errors.js"
+import * as RefreshState from "./RefreshState.js"
+import * as SharedState from "./SharedState.js"
+import * as Unauthorized from "./internal/unauthorized.js"
+import { TokenRefresher } from "../oauth/TokenRefresher.js"
+
+/** How the manager refreshes; `Configuration` sets some of them (see `settingsOf`). */
+export interface Settings {
+  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
+  readonly requiresOpenaiAuth: boolean
+  /** An access token this close to its `exp` is stale. */
+  readonly refreshWindow: Duration.Duration
+  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
+  readonly minRefreshInterval: Duration.Duration
+  /** Without an `exp`, a `last_refresh` older than this is stale. */
+  readonly staleAfter: Duration.Duration
+  readonly backoffBase: Duration.Duration
+  readonly backoffCap: Duration.Duration
+  /** The most of a server's `Retry-After` that is honoured. */
+  readonly maxRetryAfter: Duration.Duration
+  /**
+   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
+   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
+   */
+  readonly shutdownWait: Duration.Duration
+  /** How long storage must be quiet after a change before it is reloaded. */
+  readonly watchDebounce: Duration.Duration
+}
+
+/** The defaults of every setting. */
+export const defaultSettings: Settings = {
+  requiresOpenaiAuth: true,
+  refreshWindow: Duration.minutes(5),
+  minRefreshInterval: Duration.seconds(30),
+  staleAfter: Duration.days(8),
+  backoffBase: Duration.seconds(1),
+  backoffCap: Duration.minutes(5),
+  maxRetryAfter: Duration.hours(1),
+  watchDebounce: Duration.millis(100),
+  shutdownWait: Duration.seconds(40)
+}
+
+/** What the manager knows of its credentials, with no secret in it: what `changes` emits. */
+export interface AuthState {
+  readonly hash: string
+  readonly method: AuthDocument.AuthMethod | null
+  readonly email: string | null
+  readonly planType: string | null
+  readonly status: "healthy" | "poisoned" | "cooling-down"
+  readonly reason: PermanentReason | null
+  /** While cooling down: when the next attempt may run, in epoch milliseconds. */
+  readonly retryAt: number | null
+  /** `last_refresh` of the snapshot, in epoch milliseconds. */
+  readonly lastRefreshAt: number | null
+}
+
+
+/** The answer to `getAuthStatus` (the Codex app-server contract, with the token kept `Redacted`). */
+export interface AuthStatus {
+  readonly authMethod: AuthDocument.AuthMethod | null
+  readonly authToken: Redacted.Redacted<string> | null
+  readonly requiresOpenaiAuth: boolean
+}
+
+export interface AuthStatusParams {
+  readonly includeToken?: boolean | undefined
+  readonly refreshToken?: boolean | undefined
+  /** Answer from what is held and never refresh, not even a stale token: a read, such as a status command. */
+  readonly noRefresh?: boolean | undefined
+}
+
+/** The answer to `readAccount` (Codex app-server `account/read`). */
+export interface AccountInfo {
+  readonly account:
+    | null
+    | { readonly type: "apiKey" }
+    | { readonly type: "chatgpt"; readonly email: string | null; readonly planType: string | null }
+  readonly requiresOpenaiAuth: boolean
+}
+
+/** What a ChatGPT sign-in hands over. */
+export interface ChatgptTokens {
+  readonly idToken: Redacted.Redacted<string>
+  readonly accessToken: Redacted.Redacted<string>
+  readonly refreshToken: Redacted.Redacted<string>
+  readonly accountId?: string | null | undefined
+  /** How long the access token lives (`expires_in`), kept as `expires_at` so an opaque token goes stale on time. */
+  readonly expiresIn?: Duration.Duration | undefined
+}
+
+/** What an API request carries: `Authorization: Bearer <token>`, and the ChatGPT account. */
+export interface Credentials {
+  readonly method: AuthDocument.AuthMethod
+  /** The access token (ChatGPT) or the API key. */
+  readonly token: Redacted.Redacted<string>
+  /** The ChatGPT account the token acts for (the `ChatGPT-Account-Id` header); null for an API key. */
+  readonly accountId: string | null
+}
+
+/**
+ * What `reportUnauthorized` did about a refused token:
+ * - "replaced": it was no longer current; retry with the current one (no request made);
+ * - "reloaded": storage held newer credentials (another process refreshed or signed in);
+ * - "refreshed": it was refreshed (or joined a refresh in flight);
+ * - "unchanged": there is no other token to try (an API key, or a token a recovery just obtained).
+ */
+export type UnauthorizedRecovery = "replaced" | "reloaded" | "refreshed" | "unchanged"
+
+export interface AuthManagerShape {
+  /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */
+  readonly getAuthStatus: (params?: AuthStatusParams) => Effect.Effect<AuthStatus>
+  readonly readAccount: (params?: { readonly refreshToken?: boolean | undefined }) => Effect.Effect<AccountInfo>
+  /** Refreshes the access token if it needs it (SPEC §4). */
+  readonly refresh: Effect.Effect<void, RefreshError>
+  readonly loginWithApiKey: (apiKey: Redacted.Redacted<string>) => Effect.Effect<AuthState, AuthStoreError>
+  readonly loginWithTokens: (tokens: ChatgptTokens) => Effect.Effect<AuthState, AuthStoreError>
+  readonly logout: Effect.Effect<AuthState, AuthStoreError>
+  /** Reads storage again; different data is a new snapshot (poison and cooldown cleared). */
+  readonly reload: Effect.Effect<AuthState, AuthStoreError>
+  /** The credentials for an API request, refreshed first when stale; fails when there is no usable token. */
+  readonly credentials: Effect.Effect<Credentials, CredentialsUnavailableError>
+  /**
+   * The API refused `token` (HTTP 401), so it may be revoked before its expiry (SPEC §11). If it is
+   * still current, storage is read again, then the token is refreshed once: single flight, the
+   * minimum interval not applying, a permanent failure poisoning as everywhere. A token already
+   * replaced causes no refresh. Succeeds when the caller may retry with `credentials` (unless "unchanged").
+   */
+  readonly reportUnauthorized: (token: Redacted.Redacted<string>) => Effect.Effect<UnauthorizedRecovery, RefreshError>
+  /** The current state, without secrets. */
+  readonly state: Effect.Effect<AuthState>
+  /** The current state, then every change of snapshot or of its health. */
+  readonly changes: Stream.Stream<AuthState>
+}
+
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+const refreshAttempts = counter(
+  "effect_auth_refresh_attempts_total",
+  "Refreshes that ran (or found newer credentials in storage), by outcome"
+)
+const poisonHits = counter("effect_auth_poison_hits_total", "Refresh calls answered from the poison record, with no request")
+const cooldownHits = counter("effect_auth_cooldown_hits_total", "Refresh calls answered during a backoff, with no request")
+const joinedCallers = counter("effect_auth_refresh_joined_total", "Refresh calls that joined a refresh already in flight")
+const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted" | "shared") =>
+  Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
+const unauthorizedRecoveries = counter(
+  "effect_auth_unauthorized_recoveries_total",
+  "Tokens an API refused (HTTP 401), by what recovery did: replaced, reloaded, refreshed, unchanged, poisoned, failed"
+)
+const countRecovery = (outcome: UnauthorizedRecovery | "poisoned" | "failed") =>
+  Metric.increment(Metric.tagged(unauthorizedRecoveries, "outcome", outcome))
+
+
+/**
+ * What a poll needs of one state, computed once per state: clients poll many times a second
+ * and the state changes rarely, so a poll answered from memory allocates nothing.
+ */
+interface Answers {
+  readonly state: RefreshState.State
+  readonly chatgpt: boolean
+  readonly poisoned: boolean
+  /** From this instant a poll refreshes without being asked (`RefreshState.staleAt`). */
+  readonly staleAt: number
+  readonly withToken: Effect.Effect<AuthStatus>
+  readonly withoutToken: Effect.Effect<AuthStatus>
+  /** The answer to a refresh of a poisoned snapshot, counted as a poison hit. */
+  readonly poisonHit: (includeToken: boolean) => Effect.Effect<AuthStatus>
+}
+
+// `Metric.increment` in one step instead of three, keeping the fiber's metric labels.
+const counted = (counter: typeof poisonHits, answer: Effect.Effect<AuthStatus>) =>
+  Effect.withFiberRuntime<AuthStatus>((fiber) => {
+    counter.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+    return answer
+  })
+
+const answersOf = (state: RefreshState.State, settings: Settings): Answers => {
+  const withToken = Effect.succeed(RefreshState.statusOf(state, true))
+  const withoutToken = Effect.succeed(RefreshState.statusOf(state, false))
+  const poisonHitWithToken = counted(poisonHits, withToken)
+  const poisonHitWithoutToken = counted(poisonHits, withoutToken)
+  return {
+    state,
+    chatgpt: state.snapshot.method === "chatgpt",
+    poisoned: state.health._tag === "Poisoned",
+    staleAt: RefreshState.staleAt(state.snapshot, settings),
+    withToken,
+    withoutToken,
+    poisonHit: (includeToken) => includeToken ? poisonHitWithToken : poisonHitWithoutToken
+  }
+}
+
+const accountOf = (snapshot: AuthDocument.AuthSnapshot): AccountInfo["account"] =>
+  snapshot.method === "apikey"
+    ? { type: "apiKey" }
+    : snapshot.method === "chatgpt"
+    ? { type: "chatgpt", email: snapshot.claims.email, planType: snapshot.claims.planType }
+    : null
+
+/**
+ * The manager's settings in `configuration`: its timings (`manager`), and the
+ * shutdown wait derived from the refresh timeout (the token request, then
+ * Codex's 5 s commit lock and a margin for the save).
+ */
+export const settingsOf = (configuration: Configuration.Options): Partial<Settings> => ({
+  shutdownWait: Duration.sum(configuration.refreshTimeout, Duration.seconds(10)),
+  ...configuration.manager
+})
+
+/** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
+export const make = (
+  options: Partial<Settings> = {}
+): Effect.Effect<AuthManagerShape, never, AuthStore | TokenRefresher | Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings: Settings = { ...defaultSettings, ...options }
+    const store = yield* AuthStore
+    const refresher = yield* TokenRefresher
+    const layerScope = yield* Effect.scope
+    // Refresh flights (and save retries) run in a scope closed only after the finalizer below has
+    // waited for the flight in progress: a refresh whose answer may have rotated the refresh token
+    // finishes and is saved before the program stops (bounded by `shutdownWait`).
+    const scope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
+
+    // A server must start even on an unreadable file: it reports logged out,
+    // leaves the file alone, and a later sign-in keeps the old file aside.
+    const first = yield* store.load.pipe(
+      Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
+    )
+    // What another process already learned of these credentials (dead, backing off) applies from the
+    // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
+    const stateRef = yield* SubscriptionRef.make(SharedState.initialState(first, yield* store.loadShared))
+    const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
+    // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
+    // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.
+    const requested = yield* Ref.make(Option.none<RefreshState.Flight>())
+    // Set below, once saving is defined: run when stopping, after the flight in progress is done.
+    let saveBeforeStopping: Effect.Effect<void> = Effect.void
+    yield* Scope.addFinalizer(
+      layerScope,
+      Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
+        Option.match(Option.filter(state.inflight, (flight) => Option.contains(sent, flight)), {
+          onNone: () => Effect.void,
+          onSome: (flight) =>
+            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
+              Effect.zipRight(Deferred.await(flight.done).pipe(Effect.exit, Effect.timeoutOption(settings.shutdownWait))),
+              Effect.flatMap(Option.match({
+                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
+                onSome: () => Effect.logDebug("The refresh in flight is done")
+              }))
+            )
+        })).pipe(Effect.zipRight(Effect.suspend(() => saveBeforeStopping)))
+    )
+    // Serialises every change of storage made by this process with the adoption that follows it.
+    const writes = yield* Effect.makeSemaphore(1)
+    const currentView = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)
+
+    // Tells the other processes sharing the credentials what this one learned about snapshot `hash`.
+    const share = (hash: string, now: number) =>
+      Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
+        state.snapshot.hash === hash ? store.saveShared(SharedState.fromHealth(hash, state.health, now)) : Effect.void)
+
+    // `shared`: a failure of this process's storage is its own; the others are not told to wait.
+    const recordTransient = Effect.fnUntraced(function*(hash: string, error: TransientRefreshError, now: number) {
+      yield* update(RefreshState.coolDown(hash, error, now, yield* Random.next, settings))
+      if (error.kind !== "storage") yield* share(hash, now)
+      yield* countAttempt("transient")
+      yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
+        Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
+      )
+      return yield* Effect.fail(error)
+    })
+
+    const recordPermanent = Effect.fnUntraced(function*(hash: string, error: PermanentRefreshError, now: number) {
+      yield* update(RefreshState.withHealth(hash, { _tag: "Poisoned", error }))
+      yield* share(hash, now)
+      yield* countAttempt("permanent")
+      yield* Effect.logWarning("Refresh token is dead; this snapshot makes no more requests until sign-in").pipe(
+        Effect.annotateLogs({ reason: error.reason, status: error.status ?? null })
+      )
+      return yield* Effect.fail(error)
+    })
+
+    // Refreshed tokens that could not be saved stay current (served, and the next refresh sends their
+    // refresh token, never the old one); saving them is retried with backoff until storage takes them
+    // or someone else writes it.
+    const saveRetries = yield* Ref.make(false)
+    const unsavedWarned = yield* Ref.make(false)
+    const saveRetrySchedule = Schedule.exponential(settings.backoffBase).pipe(
+      Schedule.union(Schedule.spaced(settings.backoffCap)),
+      Schedule.jittered
+    )
+    // Saves unsaved refreshed tokens against what storage is known to hold. If it changed, `adopt`
+    // applies them onto what it holds while it still holds the refresh token they replaced, and the
+    // save is tried again (a few times at most: then it is retried later); anything else in storage
+    // is newer than the refresh, and is used instead.
+    const maxReapply = 5
+    const saveUnsavedHolding = Effect.gen(function*() {
+      for (let reapplied = 0; reapplied <= maxReapply; reapplied++) {
+        const state = yield* SubscriptionRef.get(stateRef)
+        if (!RefreshState.unsaved(state)) return "saved" as const
+        const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
+        if (result._tag === "Written") {
+          yield* update(RefreshState.adoptSaved(result.snapshot))
+          return "saved" as const
+        }
+        yield* update(RefreshState.adopt(result.current))
+        if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return "superseded" as const
+      }
+      return yield* new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
+    })
+    const saveUnsaved = writes.withPermits(1)(saveUnsavedHolding).pipe(
+      Effect.flatMap((outcome) =>
+        outcome === "saved"
+          ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
+          : Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
+      )
+    )
+    // Tokens still unsaved when the manager stops would be lost with it, and the next start would send
+    // the refresh token on disk, already replaced: one last try to save them, bounded.
+    saveBeforeStopping = Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
+      !RefreshState.unsaved(state) ? Effect.void : saveUnsaved.pipe(
+        Effect.timeoutFail({
+          duration: settings.shutdownWait,
+          onTimeout: () => new AuthStoreError({ path: store.location, operation: "write", problem: "timed out while stopping" })
+        }),
+        Effect.catchAll((error) =>
+          Effect.logError("Stopping with refreshed tokens that could not be saved: signing in again may be needed").pipe(
+            Effect.annotateLogs({ problem: error.problem })
+          ))
+      ))
+    const keepSaving = Effect.gen(function*() {
+      if (yield* Ref.getAndSet(saveRetries, true)) return
+      yield* Effect.sleep(settings.backoffBase).pipe(
+        Effect.zipRight(saveUnsaved),
+        Effect.tapError((error) => Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))),
+        Effect.retry(saveRetrySchedule),
+        Effect.ensuring(Ref.set(saveRetries, false)),
+        Effect.forkIn(scope)
+      )
+    })
+    const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
+      if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
+        yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
+          Effect.annotateLogs({ file: error.path, problem: error.problem })
+        )
+      }
+      yield* keepSaving
+    })
+
+    // The outcome of the request: a refresh token the provider declared dead is recorded only if
+    // storage still holds what was refreshed; a transient failure backs off.
+    const recordFailure = (current: AuthDocument.AuthSnapshot, base: string, error: RefreshError, now: number) => {
+      if (error._tag === "TransientRefreshError") return recordTransient(current.hash, error, now)
+      if (error._tag !== "PermanentRefreshError") return Effect.fail(error)
+      return writes.withPermits(1)(Effect.gen(function*() {
+        const latest = yield* Effect.option(store.load)
+        if (!RefreshState.deathApplies(latest, base)) {
+          yield* countAttempt("adopted")
+          return yield* update(RefreshState.adopt(Option.getOrThrow(latest)))
+        }
+        return yield* recordPermanent(current.hash, error, now)
+      }))
+    }
+
+    // The compare-and-set of the refreshed tokens: written only if storage still holds what was
+    // refreshed (under Codex's lock). If it changed meanwhile, the tokens become unsaved over what
+    // it held, and `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
+    const commit = (
+      base: string,
+      request: Extract<RefreshState.Plan, { readonly _tag: "Request" }>,
+      tokens: AuthDocument.RefreshedTokens,
+      now: number
+    ) =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        yield* countAttempt("success")
+        const pending: RefreshState.Pending = { tokens, replaced: request.refreshToken, at: now }
+        const next = AuthDocument.snapshot(AuthDocument.applyRefresh(request.document, tokens, new Date(now)))
+        const written = yield* Effect.either(store.compareAndSet(base, next.document))
+        // Not written: from here on the refreshed tokens are served from memory until they are saved.
+        if (Either.isLeft(written)) {
+          yield* update(RefreshState.adoptUnsaved(next, base, pending))
+          return yield* keepUnsaved(written.left)
+        }
+        const result = written.right
+        if (result._tag === "Written") {
+          yield* store.saveShared(Option.none())
+          yield* Effect.logDebug("Access token refreshed and saved").pipe(
+            Effect.annotateLogs({ snapshot: result.snapshot.hash.slice(0, 12) })
+          )
+          return yield* update(RefreshState.adoptSaved(result.snapshot))
+        }
+        yield* update(RefreshState.adoptUnsaved(next, base, pending))
+        yield* update(RefreshState.adopt(result.current))
+        const saved = yield* Effect.either(saveUnsavedHolding)
+        if (Either.isLeft(saved)) return yield* keepUnsaved(saved.left)
+        if (saved.right === "superseded") {
+          yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
+        }
+      }))
+
+    // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the store's
+    // refresh lock (among all the processes sharing the credentials, one at a time): read what
+    // storage holds, `plan` (adopt it, answer from what another process learned, or request),
+    // then the request and the compare-and-set. `base` is the hash storage held when `current`
+    // was made (they differ while unsaved).
+    const attempt = (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
+      store.withRefreshLock(Effect.gen(function*() {
+        const stored = yield* store.load
+        const known = stored.hash !== base
+          ? Option.none<RefreshState.Health>()
+          : Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
+        const next = RefreshState.plan(
+          yield* SubscriptionRef.get(stateRef),
+          { current, base, stored, known },
+          yield* Clock.currentTimeMillis,
+          settings
+        )
+        switch (next._tag) {
+          case "Adopt":
+            yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
+            yield* countAttempt("adopted")
+            return yield* update(RefreshState.adopt(next.snapshot))
+          case "Known":
+            yield* update(RefreshState.withHealth(current.hash, next.health))
+            yield* Effect.logDebug("Another process already knows this snapshot's state: no request").pipe(
+              Effect.annotateLogs({ state: next.health._tag })
+            )
+            yield* countAttempt("shared")
+            return yield* Effect.fail(next.error)
+          case "Nothing":
+            return
+          case "Request": {
+            if (Option.isSome(next.health)) yield* update(RefreshState.withHealth(current.hash, next.health.value))
+            yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
+            yield* Ref.set(requested, Option.some(flight))
+            const outcome = yield* Effect.either(refresher.refresh(next.refreshToken))
+            const now = yield* Clock.currentTimeMillis
+            return yield* Either.match(outcome, {
+              onLeft: (error) => recordFailure(current, base, error, now),
+              onRight: (tokens) => commit(base, next, tokens, now)
+            })
+          }
+        }
+      })).pipe(
+        // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
+        Effect.catchTag("AuthStoreError", (error) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            recordTransient(
+              current.hash,
+              new TransientRefreshError({ kind: "storage", detail: `could not ${error.operation} ${error.path}: ${error.problem}` }),
+              now
+            ))
+        )
+      )
+
+    type Claim =
+      | Exclude<RefreshState.Decision, { readonly _tag: "Start" }>
+      | {
+        readonly _tag: "Started"
+        readonly flight: RefreshState.Flight
+        readonly snapshot: AuthDocument.AuthSnapshot
+        readonly base: string
+      }
+
+    // `decide` is SPEC §4's, or the forced one of a 401 recovery.
+    const startFlight = (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
+    Effect.uninterruptible(Effect.gen(function*() {
+      const done = yield* Deferred.make<void, RefreshError>()
+      const now = yield* Clock.currentTimeMillis
+      const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
+        const next = decide(state, now)
+        if (next._tag !== "Start") return [next, state]
+        const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
+        return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
+          ...state,
+          inflight: Option.some(flight)
+        }]
+      })
+      if (decision._tag === "Started") {
+        // Forked from an uninterruptible region, the flight would inherit it, and its own
+        // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
+        yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+          Effect.withSpan("AuthManager.refreshFlight", { attributes: { snapshot: decision.snapshot.hash.slice(0, 12) } }),
+          Effect.interruptible,
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(done, exit)),
+          Effect.ensuring(update(RefreshState.endFlight(decision.flight))),
+          Effect.forkIn(scope)
+        )
+      }
+      return decision
+    }))
+
+    const decideNow = (state: RefreshState.State, now: number) => RefreshState.decide(state, now, settings)
+
+    const refreshUntraced = Effect.fnUntraced(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const first = RefreshState.decide(yield* SubscriptionRef.get(stateRef), now, settings)
+      const decision: Claim = first._tag === "Start" ? yield* startFlight(decideNow) : first
+      switch (decision._tag) {
+        case "Skip":
+          return
+        case "Poisoned":
+          yield* Metric.increment(poisonHits)
+          return yield* Effect.fail(decision.error)
+        case "CoolingDown":
+          yield* Metric.increment(cooldownHits)
+          return yield* Effect.fail(decision.error)
+        case "Join":
+          yield* Metric.increment(joinedCallers)
+          return yield* Deferred.await(decision.flight.done)
+        case "Started":
+          return yield* Deferred.await(decision.flight.done)
+      }
+    })
+
+    // The outcome is already recorded in the state (and logged once) by the flight.
+    // A bug in a refresh (a defect) must not fail a poll either (SPEC §5): it is logged, by its name only.
+    const refreshQuietly = Effect.ignore(refreshUntraced().pipe(
+      Effect.catchAllDefect((defect) =>
+        Effect.logError("A refresh failed unexpectedly").pipe(
+          Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect })
+        ))
+    ))
+
+    // Polls are not spans: a span costs about four times a poll answered from memory, and clients
+    // poll many times a second. Every poll that does work joins or starts a flight, which is one.
+    // A poll answered from memory is one state read: the answers are cached per state, and the
+    // clock the layer was built with is read directly (no Effect step) against the snapshot's
+    // precomputed stale instant.
+    const clock = yield* Effect.clock
+    let cached = answersOf(yield* SubscriptionRef.get(stateRef), settings)
+    const answers = (state: RefreshState.State): Answers =>
+      cached.state === state ? cached : (cached = answersOf(state, settings))
+    const pick = (includeToken: boolean) => (answer: Answers) => includeToken ? answer.withToken : answer.withoutToken
+    const poll = (includeToken: boolean, refreshToken: boolean, proactive = true): Effect.Effect<AuthStatus> => {
+      const reply = pick(includeToken)
+      const afterRefresh = Effect.zipRight(
+        refreshQuietly,
+        Effect.flatMap(SubscriptionRef.get(stateRef), (state) => reply(answers(state)))
+      )
+      return Effect.flatMap(SubscriptionRef.get(stateRef), (state) => {
+        const answer = answers(state)
+        if (!answer.chatgpt) return reply(answer)
+        const wantsRefresh = refreshToken || (proactive && clock.unsafeCurrentTimeMillis() >= answer.staleAt)
+        if (!wantsRefresh) return reply(answer)
+        // A refresh of a poisoned snapshot is answered from the poison record (SPEC §4 step 2).
+        if (answer.poisoned) return answer.poisonHit(includeToken)
+        return afterRefresh
+      })
+    }
+    const notRequired = Effect.succeed<AuthStatus>({ authMethod: null, authToken: null, requiresOpenaiAuth: false })
+    // Built once: a poll only picks one of these.
+    const plain = poll(false, false)
+    const refreshing = poll(false, true)
+    const withToken = poll(true, false)
+    const withTokenRefreshing = poll(true, true)
+    const readOnly = poll(false, false, false)
+    const readOnlyWithToken = poll(true, false, false)
+    const getAuthStatus = (params?: AuthStatusParams): Effect.Effect<AuthStatus> =>
+      !settings.requiresOpenaiAuth
+        ? notRequired
+        : params?.noRefresh === true
+        ? params.includeToken === true ? readOnlyWithToken : readOnly
+        : params?.includeToken === true
+        ? params.refreshToken === true ? withTokenRefreshing : withToken
+        : params?.refreshToken === true
+        ? refreshing
+        : plain
+
+    const readAccount = Effect.fnUntraced(function*(
+      params: { readonly refreshToken?: boolean | undefined } = {}
+    ) {
+      if (!settings.requiresOpenaiAuth) return { account: null, requiresOpenaiAuth: false }
+      if (params.refreshToken === true) yield* refreshQuietly
+      return { account: accountOf((yield* SubscriptionRef.get(stateRef)).snapshot), requiresOpenaiAuth: true }
+    })
+
+    // Writes storage through `write`, given what it holds now, and adopts the result. A refresh in
+    // flight anywhere cannot write over it: its compare-and-swap finds the file changed.
+    const replace = (write: (stored: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>) =>
+      writes.withPermits(1)(Effect.gen(function*() {
+        const stored = yield* store.load.pipe(
+          Effect.map((snapshot) => snapshot.document),
+          Effect.orElseSucceed(() => Option.none())
+        )
+        yield* update(RefreshState.adoptSaved(yield* write(stored)))
+        return yield* currentView
+      }))
+
+    const loginWithApiKey = Effect.fn("AuthManager.loginWithApiKey")((apiKey: Redacted.Redacted<string>) =>
+      replace((stored) => store.save(AuthDocument.withApiKey(stored, apiKey)))
+    )
+
+    const loginWithTokens = Effect.fn("AuthManager.loginWithTokens")(function*(tokens: ChatgptTokens) {
+      const now = new Date(yield* Clock.currentTimeMillis)
+      return yield* replace((stored) =>
+        store.save(AuthDocument.withTokens(stored, {
+          id_token: tokens.idToken,
+          access_token: tokens.accessToken,
+          refresh_token: tokens.refreshToken,
+          ...(tokens.accountId === undefined ? {} : { account_id: tokens.accountId })
+        }, now, tokens.expiresIn))
+      )
+    })
+
+    const logout = replace(() => Effect.as(store.remove, AuthDocument.absent)).pipe(
+      Effect.withSpan("AuthManager.logout")
+    )
+
+    const reload = writes.withPermits(1)(Effect.gen(function*() {
+      yield* update(RefreshState.adopt(yield* store.load))
+      return yield* currentView
+    })).pipe(Effect.withSpan("AuthManager.reload"))
+
+    // Another process changed the credentials: adopt them (a different hash clears poison and cooldown).
+    yield* store.changed.pipe(
+      Stream.debounce(settings.watchDebounce),
+      // Nothing a reload meets (a bad file, a defect) may end the watch.
+      Stream.runForEach(() =>
+        reload.pipe(
+          Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
+          Effect.catchAllDefect((defect) =>
+            Effect.logWarning("Reloading the credentials failed; the watch goes on").pipe(
+              Effect.annotateLogs({ problem: defect instanceof Error ? defect.name : "defect" })
+            )
+          )
+        )
+      ),
+      Effect.forkIn(scope)
+    )
+
+    // SPEC §11. The server's 401 is evidence the token is dead, so the minimum interval does not
+    // apply; but a token that a recovery has just obtained and that is refused again is not
+    // refreshed again inside that interval, or an API refusing every token would drive a refresh
+    // per request.
+    const forcedSettings: Settings = { ...settings, minRefreshInterval: Duration.zero }
+    const justRecovered = yield* Ref.make(Option.none<{ readonly hash: string; readonly at: number }>())
+
+    const recover = Effect.fnUntraced(function*(rejected: Redacted.Redacted<string>) {
+      const before = yield* SubscriptionRef.get(stateRef)
+      if (before.health._tag === "Poisoned") return yield* Effect.fail(before.health.error)
+      if (!Unauthorized.holds(before, rejected)) return "replaced" as const
+      if (!Option.exists(before.inflight, (flight) => flight.hash === before.snapshot.hash)) {
+        // Another process may have refreshed already: a file read, no request.
+        yield* reload
+        const current = yield* SubscriptionRef.get(stateRef)
+        if (!Unauthorized.holds(current, rejected)) return "reloaded" as const
+        const now = yield* Clock.currentTimeMillis
+        const recent = Option.exists(yield* Ref.get(justRecovered), (last) =>
+          last.hash === current.snapshot.hash && now - last.at < Duration.toMillis(settings.minRefreshInterval))
+        if (recent) {
+          yield* Effect.logWarning("The API refused a token just obtained by a 401 recovery: not refreshing it again yet")
+          return "unchanged" as const
+        }
+      }
+      const decision = yield* startFlight((state, now) =>
+        Unauthorized.holds(state, rejected) ? RefreshState.decide(state, now, forcedSettings) : { _tag: "Skip" }
+      )
+      switch (decision._tag) {
+        case "Poisoned":
+        case "CoolingDown":
+          return yield* Effect.fail(decision.error)
+        case "Join":
+          yield* Metric.increment(joinedCallers)
+          yield* Deferred.await(decision.flight.done)
+          break
+        case "Started":
+          yield* Deferred.await(decision.flight.done)
+          break
+      }
+      const after = yield* SubscriptionRef.get(stateRef)
+      if (Unauthorized.holds(after, rejected)) return "unchanged" as const
+      if (decision._tag === "Skip") return "replaced" as const
+      if (decision._tag === "Started") {
+        yield* Ref.set(justRecovered, Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis }))
+      }
+      return "refreshed" as const
+    })
+
+    const reportUnauthorized = Effect.fn("AuthManager.reportUnauthorized")(
+      (rejected: Redacted.Redacted<string>) =>
+        recover(rejected).pipe(
+          Effect.tap((outcome) => Effect.annotateCurrentSpan("outcome", outcome)),
+          Effect.tapBoth({
+            onSuccess: countRecovery,
+            onFailure: (error) => countRecovery(error._tag === "PermanentRefreshError" ? "poisoned" : "failed")
+          })
+        )
+    )
+
+    const credentials = Effect.gen(function*() {
+      const before = yield* SubscriptionRef.get(stateRef)
+      if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) yield* refreshQuietly
+      return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
+    })
+
+    return AuthManager.of({
+      getAuthStatus,
+      readAccount,
+      refresh: refreshUntraced().pipe(Effect.withSpan("AuthManager.refresh")),
+      loginWithApiKey,
+      loginWithTokens,
+      logout,
+      reload,
+      credentials,
+      reportUnauthorized,
+      state: currentView,
+      changes: stateRef.changes.pipe(
+        Stream.map(RefreshState.view),
+        Stream.changesWith(RefreshState.sameView)
+      )
+    })
+  })
+
+/**
+ * Keeps one user's credentials usable.
+ *
+ * @example
+ * const status = Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
+ */
+export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<AuthManager, AuthManagerShape>() {
+  /** Builds a manager in a scope, with the given settings (the rest are the defaults): see `make`. */
+  static readonly make = make
+
+  /**
+   * The manager, its settings from the `Configuration` in context, else from the environment (see
+   * `settingsOf`); needs an `AuthStore` and a `TokenRefresher`.
+   */
+  static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer
+    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration.current, (configuration) => make(settingsOf(configuration))))
+
+  /** The manager with some settings given in code (refresh window, minimum interval, backoff…) over the defaults; no environment is read. */
+  static readonly layerWith = (options: Partial<Settings>) =>
+    Layer.scoped(AuthManager, make(options))
+}

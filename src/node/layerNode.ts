@@ -1,0 +1,74 @@
+/**
+ * The whole stack for a Node server: `auth.json` under `$CODEX_HOME`, the
+ * HTTP refresher, and Node's file system and HTTP client.
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import { type ConfigError, Context, Effect, Layer } from "effect"
+import { AuthManager, settingsOf } from "../manager/AuthManager.js"
+import { Configuration, type Input } from "../config/Configuration.js"
+import * as StderrLogger from "./StderrLogger.js"
+import { AuthStore, fileOptionsOf } from "../stores/AuthStore.js"
+import { TokenRefresher } from "../oauth/TokenRefresher.js"
+
+/**
+ * Node's HTTP client (`NodeHttpClient.layer`), built on its first request: a program that
+ * never makes one (a `status`, an app server until a token needs refreshing) neither loads
+ * `node:http`, `node:https` and undici nor creates their agents before its first answer.
+ */
+export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.scoped(
+  HttpClient.HttpClient,
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    // The module too: importing it loads undici, which a program that never refreshes has no use for.
+    const client = yield* Effect.cached(
+      Effect.promise(() => import("./internal/nodeHttp.js")).pipe(
+        Effect.flatMap((NodeHttp) => Layer.buildWithScope(NodeHttp.clientLayer, scope)),
+        Effect.map(Context.get(HttpClient.HttpClient))
+      )
+    )
+    // `makeWith` adds nothing of its own: the real client's request handling and span, once each.
+    return HttpClient.makeWith<never, never, HttpClientError.HttpClientError, never>(
+      (request) => Effect.flatMap(request, (request) => Effect.flatMap(client, (real) => real.execute(request))),
+      Effect.succeed
+    )
+  })
+)
+
+/** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
+export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = Layer
+  .unwrapEffect(Effect.map(Configuration, (configuration) =>
+    AuthManager.layerWith(settingsOf(configuration)).pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(AuthStore.layerFileWith(fileOptionsOf(configuration)), TokenRefresher.layerHttpFrom(configuration))
+      ),
+      // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
+      Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
+    )))
+
+/**
+ * Everything `AuthManager` needs on Node, configured from the environment
+ * (`Configuration.layerConfig`).
+ *
+ * @example
+ * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
+ */
+export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = layerNodeConfigured
+  .pipe(Layer.provide(Configuration.layerConfig))
+
+/**
+ * Everything `AuthManager` needs on Node, configured in code: no environment variable is read.
+ *
+ * @example
+ * Effect.provide(program, layerNodeWith({ codexHome: "/srv/codex", manager: { refreshWindow: Duration.minutes(2) } }))
+ */
+export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher> =>
+  layerNodeConfigured.pipe(Layer.provide(Configuration.layer(input)))
+
+/**
+ * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
+ * logfmt lines on stderr, at the configured level (`EFFECT_AUTH_LOG_LEVEL`, default Info).
+ */
+export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = StderrLogger.layerStderrLogger

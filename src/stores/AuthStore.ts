@@ -1,0 +1,145 @@
+/**
+ * Where the credentials live: a Codex-compatible `auth.json` on disk, or a
+ * string in memory for tests. Both parse through the same code, so a test on
+ * the memory store sees the errors a user of the file store would.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { type ConfigError, Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import * as AuthDocument from "../document/AuthDocument.js"
+import * as CredentialStore from "./CredentialStore.js"
+import { AuthStoreError } from "../errors/Errors.js"
+import * as FileBackend from "./internal/fileStore.js"
+import { bind } from "./BoundStore.js"
+import * as Configuration from "../config/Configuration.js"
+import * as RefreshCoordinator from "./RefreshCoordinator.js"
+import type { SharedHealth } from "./RefreshCoordinator.js"
+
+export interface AuthStoreShape {
+  /** Where the credentials are kept, for messages: a file path, or `memory:<key>`. */
+  readonly location: string
+  /** The current snapshot; `AuthDocument.absent` when there is no credential file. */
+  readonly load: Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /** Replaces the credentials atomically, whatever they were (a sign-in), and returns the snapshot written. */
+  readonly save: (doc: AuthDocument.AuthDocument) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /**
+   * Writes `next` (none: deletes) only if the store still holds the snapshot
+   * with hash `expected`, atomically with the check (compare-and-swap);
+   * otherwise answers what it holds instead.
+   */
+  readonly compareAndSet: (
+    expected: string,
+    next: Option.Option<AuthDocument.AuthDocument>
+  ) => Effect.Effect<SetResult, AuthStoreError>
+  /** Deletes the credentials; succeeds when there were none. */
+  readonly remove: Effect.Effect<void, AuthStoreError>
+  /**
+   * Emits when the credentials may have been changed by someone else (another
+   * process writing the file). Never fails: a store that cannot watch is silent.
+   */
+  readonly changed: Stream.Stream<void>
+  /**
+   * Runs `effect` holding the store's refresh lock, so that the processes
+   * sharing the credentials refresh one at a time. It may be held across a
+   * token request; writes take the store's own short lock inside it.
+   */
+  readonly withRefreshLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+  /** The refresh state other processes shared; none when there is none, or it cannot be read. */
+  readonly loadShared: Effect.Effect<Option.Option<SharedHealth>>
+  /** Shares the refresh state with other processes (none clears it). Best effort: never fails. */
+  readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
+}
+
+
+/** The file store's options in `configuration`: its folder, and the bounds derived from the refresh timeout. */
+export const fileOptionsOf = (configuration: Configuration.Options): FileOptions => ({
+  codexHome: configuration.codexHome,
+  refreshTimeout: configuration.refreshTimeout
+})
+
+
+/** Where the file store keeps `auth.json`, and its bounds. */
+export interface FileOptions {
+  readonly codexHome: string
+  /** The token request's timeout: the refresh lock is waited for this long and a margin (default 30 s). */
+  readonly refreshTimeout?: Duration.Duration
+  /** How long Codex's `auth.json.lock` is waited for (default 5 s, as Codex waits). */
+  readonly commitLockWait?: Duration.Duration
+  /** How often the file is checked for changes the watch missed (default 2 s). */
+  readonly pollInterval?: Duration.Duration
+  /** The credential key the file holds, as the keyed services name it (default `default`). */
+  readonly credentialKey?: string
+}
+
+/** The outcome of a compare-and-set: written, or what the store holds instead. */
+export type SetResult =
+  | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
+  | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
+
+
+/** The file store over `FileSystem`: see `layerFile`. */
+export const makeFile = (options: FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+  // The keyed services over the file, bound to its one credential: one compare-and-set, one lock path.
+  Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials }) =>
+    bind(
+      options.credentialKey ?? CredentialStore.defaultKey,
+      CredentialStore.make(credentials),
+      RefreshCoordinator.make(coordinator)
+    ))
+
+/**
+ * The memory store: the keyed memory services bound to one key, with the
+ * same parsing as the file, and the same compare-and-set as every backend.
+ */
+export const makeMemory = (initial?: string | object) =>
+  Effect.map(
+    Effect.all([
+      CredentialStore.makeMemory(initial === undefined ? {} : { [CredentialStore.defaultKey]: initial }),
+      RefreshCoordinator.makeMemory
+    ]),
+    ([credentials, coordinator]) => bind(CredentialStore.defaultKey, credentials, coordinator)
+  )
+
+/**
+ * Storage for one user's credentials.
+ *
+ * @example
+ * const program = Effect.flatMap(AuthStore, (store) => store.load)
+ * Effect.runPromise(program.pipe(Effect.provide(AuthStore.layerMemory())))
+ */
+export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<AuthStore, AuthStoreShape>() {
+  /** The file store in the given folder, built in place: see `makeFile`. */
+  static readonly makeFile = makeFile
+  /** A memory store, built in place: see `makeMemory`. */
+  static readonly makeMemory = makeMemory
+
+  /**
+   * The `auth.json` file in the configured `codexHome`: the `Configuration` in context, else
+   * `CODEX_HOME` (default `~/.codex`) read through `Config`.
+   */
+  static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
+    Layer.effect(
+      AuthStore,
+      Effect.flatMap(Configuration.Configuration.current, (configuration) => makeFile(fileOptionsOf(configuration)))
+    )
+
+  /** The `auth.json` file in the given folder. */
+  static readonly layerFileWith = (options: FileOptions) => Layer.effect(AuthStore, makeFile(options))
+
+  /**
+   * A store in memory, optionally seeded with the JSON text or value an
+   * `auth.json` would hold (it is parsed exactly as the file would be).
+   */
+  static readonly layerMemory = (initial?: string | object) => Layer.effect(AuthStore, makeMemory(initial))
+
+  /**
+   * The credential `key` of the keyed `CredentialStore` and `RefreshCoordinator`
+   * in context (PostgreSQL, for instance), as this single-credential store.
+   */
+  static readonly layerKeyed = (key: string): Layer.Layer<AuthStore, never, CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator> =>
+    Layer.effect(
+      AuthStore,
+      Effect.map(Effect.all([CredentialStore.CredentialStore, RefreshCoordinator.RefreshCoordinator]), ([credentials, coordinator]) =>
+        bind(key, credentials, coordinator))
+    )
+}

@@ -1,0 +1,190 @@
+/**
+ * Credential storage keyed by a credential key: read a credential, write it
+ * only if it still holds what was read (compare-and-set), and hear when
+ * someone else changed it. The backends (memory here, the `auth.json` file,
+ * PostgreSQL in `effect-auth-manager/postgres`) only store text under a key
+ * with a revision; `make` adds the parsing, so every backend reads and
+ * rejects a document exactly as the file store does.
+ */
+import { Context, Effect, Either, Layer, Option, PubSub, Ref, Stream } from "effect"
+import * as AuthDocument from "../document/AuthDocument.js"
+import { parseText } from "./FileRead.js"
+import { AuthStoreError } from "../errors/Errors.js"
+
+/** The credential of a program that holds one (the Codex case): `EFFECT_AUTH_CREDENTIAL_KEY`'s default. */
+export const defaultKey = "default"
+
+/** What a backend holds under a key: the exact text of the document and its revision. */
+export interface Entry {
+  readonly text: string
+  /**
+   * Changes on every write: a version number (PostgreSQL, memory) or a hash
+   * of the text (a file, which has no version). Opaque to everyone else.
+   */
+  readonly revision: string
+}
+
+/** A document to write: its text, and its snapshot hash (a backend may keep it beside the text). */
+export interface Write {
+  readonly text: string
+  readonly hash: string
+}
+
+/** The revision of a key that holds nothing. */
+export const absentRevision = "absent"
+
+/** The few operations a backend implements; `make` builds the service from them. */
+export interface Backend {
+  /** Where a key's credential lives, for messages (a path, `postgres:…`): never a secret. */
+  readonly location: (key: string) => string
+  readonly read: (key: string) => Effect.Effect<Option.Option<Entry>, AuthStoreError>
+  /**
+   * Writes `next` (none removes) if the key still holds `expected` (or any
+   * revision when `expected` is none), atomically with the check. Right: the
+   * entry written (none after a removal); Left: what the key holds instead.
+   */
+  readonly swap: (
+    key: string,
+    expected: Option.Option<string>,
+    next: Option.Option<Write>
+  ) => Effect.Effect<Either.Either<Option.Option<Entry>, Option.Option<Entry>>, AuthStoreError>
+  /**
+   * Emits when the key may have been changed by someone else. Never fails:
+   * a backend that cannot watch is silent.
+   */
+  readonly changes: (key: string) => Stream.Stream<void>
+}
+
+/** One credential as read: its parsed snapshot and the revision a compare-and-set is made against. */
+export interface Stored {
+  readonly key: string
+  readonly snapshot: AuthDocument.AuthSnapshot
+  readonly revision: string
+}
+
+/** The outcome of a compare-and-set: written, or someone else wrote first (here is what they wrote). */
+export type SetResult =
+  | { readonly _tag: "Written"; readonly stored: Stored }
+  | { readonly _tag: "Conflict"; readonly current: Stored }
+
+export interface CredentialStoreShape {
+  readonly location: (key: string) => string
+  /** The credential under `key`; the `absent` snapshot when there is none. */
+  readonly get: (key: string) => Effect.Effect<Stored, AuthStoreError>
+  /** Writes `next` (none: signs out) only if `key` still holds the revision of `expected`. */
+  readonly compareAndSet: (
+    key: string,
+    expected: Stored,
+    next: Option.Option<AuthDocument.AuthDocument>
+  ) => Effect.Effect<SetResult, AuthStoreError>
+  /** Writes `next` (none: signs out) whatever `key` holds: a sign-in, a sign-out. */
+  readonly set: (key: string, next: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<Stored, AuthStoreError>
+  /** Emits when `key` may have been changed by someone else. Never fails. */
+  readonly changes: (key: string) => Stream.Stream<void>
+}
+
+/**
+ * Credentials, keyed by a credential key.
+ *
+ * @example
+ * const stored = Effect.flatMap(CredentialStore, (store) => store.get("default"))
+ */
+export class CredentialStore extends Context.Tag("effect-auth-manager/CredentialStore")<
+  CredentialStore,
+  CredentialStoreShape
+>() {
+  /** Every credential in memory: for tests, and for programs that keep nothing. */
+  static readonly layerMemory = (initial?: Readonly<Record<string, string | object>>) =>
+    Layer.effect(CredentialStore, Effect.map(makeMemoryBackend(initial), make))
+}
+
+/** The text a document is stored as: what the Codex CLI writes to `auth.json`. */
+export const format = (doc: AuthDocument.AuthDocument): string => `${AuthDocument.toText(doc)}\n`
+
+/** Parses what a backend holds under `key`; text that is not a document is a read error naming the location. */
+export const decodeEntry = (location: string, key: string, entry: Option.Option<Entry>) =>
+  Option.match(entry, {
+    onNone: (): Effect.Effect<Stored, AuthStoreError> =>
+      Effect.succeed({ key, snapshot: AuthDocument.absent, revision: absentRevision }),
+    onSome: ({ revision, text }) =>
+      Effect.map(parseText(location)(Option.some(text)), (snapshot): Stored => ({ key, snapshot, revision }))
+  })
+
+const toWrite = (doc: AuthDocument.AuthDocument): Write => ({ text: format(doc), hash: AuthDocument.snapshot(doc).hash })
+
+/** Builds the service from a backend's primitives. */
+export const make = (backend: Backend): CredentialStoreShape => {
+  const decode = (key: string, entry: Option.Option<Entry>) => decodeEntry(backend.location(key), key, entry)
+  // What was written is known without parsing it again (the hash is worked out from the document).
+  const written = (key: string, doc: Option.Option<AuthDocument.AuthDocument>) =>
+  (entry: Option.Option<Entry>): Stored => ({
+    key,
+    snapshot: Option.match(doc, { onNone: () => AuthDocument.absent, onSome: AuthDocument.snapshot }),
+    revision: Option.match(entry, { onNone: () => absentRevision, onSome: (e) => e.revision })
+  })
+  return {
+    location: backend.location,
+    get: (key) =>
+      backend.read(key).pipe(
+        Effect.flatMap((entry) => decode(key, entry)),
+        Effect.withSpan("CredentialStore.get", { attributes: { credential: key } })
+      ),
+    compareAndSet: (key, expected, next) =>
+      backend.swap(key, Option.some(expected.revision), Option.map(next, toWrite)).pipe(
+        Effect.flatMap(Either.match({
+          onRight: (entry) => Effect.succeed<SetResult>({ _tag: "Written", stored: written(key, next)(entry) }),
+          onLeft: (current) => Effect.map(decode(key, current), (current): SetResult => ({ _tag: "Conflict", current }))
+        })),
+        Effect.withSpan("CredentialStore.compareAndSet", { attributes: { credential: key } })
+      ),
+    set: (key, next) =>
+      backend.swap(key, Option.none(), Option.map(next, toWrite)).pipe(
+        // Without an expected revision there is no conflict: both sides are what was written.
+        Effect.map(Either.merge),
+        Effect.map(written(key, next)),
+        Effect.withSpan("CredentialStore.set", { attributes: { credential: key } })
+      ),
+    changes: backend.changes
+  }
+}
+
+/**
+ * The memory backend: text under a key with a version number, changes
+ * published to this process (another store in the same process sees them).
+ */
+export const makeMemoryBackend = (initial: Readonly<Record<string, string | object>> = {}) =>
+  Effect.gen(function*() {
+    let version = 0
+    const entries = yield* Ref.make(
+      new Map<string, Entry>(
+        Object.entries(initial).map(([key, value]) => [
+          key,
+          { text: typeof value === "string" ? value : JSON.stringify(value), revision: String(++version) }
+        ])
+      )
+    )
+    const changed = yield* PubSub.unbounded<string>()
+    const backend: Backend = {
+      location: (key) => `memory:${key}`,
+      read: (key) => Effect.map(Ref.get(entries), (map) => Option.fromNullable(map.get(key))),
+      swap: (key, expected, next) =>
+        Ref.modify(
+          entries,
+          (map): readonly [Either.Either<Option.Option<Entry>, Option.Option<Entry>>, Map<string, Entry>] => {
+            const current = Option.fromNullable(map.get(key))
+            const currentRevision = Option.match(current, { onNone: () => absentRevision, onSome: (e) => e.revision })
+            if (Option.isSome(expected) && expected.value !== currentRevision) return [Either.left(current), map]
+            const copy = new Map(map)
+            const entry = Option.map(next, ({ text }): Entry => ({ text, revision: String(++version) }))
+            Option.match(entry, { onNone: () => copy.delete(key), onSome: (e) => copy.set(key, e) })
+            return [Either.right(entry), copy]
+          }
+        ).pipe(Effect.tap((result) => Either.isRight(result) ? PubSub.publish(changed, key) : Effect.void)),
+      changes: (key) => Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined))
+    }
+    return backend
+  })
+
+/** A memory store, seeded with the JSON text or values an `auth.json` would hold, by key. */
+export const makeMemory = (initial?: Readonly<Record<string, string | object>>) =>
+  Effect.map(makeMemoryBackend(initial), make)

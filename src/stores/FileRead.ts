@@ -1,0 +1,65 @@
+/**
+ * The reads of the file store that need nothing else of it: `auth.json` as
+ * a snapshot, and the shared-health sidecar beside it. The store reads
+ * through these, and so does `effect-auth status`, which loads only this
+ * module of the store to answer sooner (issue #14).
+ */
+import type { PlatformError } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import { Effect, Either, Option } from "effect"
+import * as AuthDocument from "../document/AuthDocument.js"
+import { AuthStoreError } from "../errors/Errors.js"
+import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
+import { readBoundedText } from "../util/boundedRead.js"
+
+export const fileName = "auth.json"
+export const sidecarName = "auth-refresh-state.json"
+/** The most of the sidecar that is read: it holds a hash and a few codes. */
+export const maxSidecarBytes = 64 * 1024
+
+export const describe = (error: PlatformError): string =>
+  error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
+
+export const isNotFound = (error: PlatformError) => error._tag === "SystemError" && error.reason === "NotFound"
+
+/** The text of the file at `path`, none when there is none; the problem when it cannot be read. */
+export const readOptional = (fs: FileSystem.FileSystem, path: string, maxBytes?: number) =>
+  readBoundedText(fs, path, maxBytes).pipe(
+    Effect.map(Option.some),
+    Effect.catchIf((error) => error._tag !== "FileRefused" && isNotFound(error), () => Effect.succeedNone),
+    Effect.mapError((error) => (error._tag === "FileRefused" ? error.problem : describe(error)))
+  )
+
+/** The text of `file`; none when there is no file. */
+export const readText = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Option.Option<string>, AuthStoreError> =>
+  Effect.mapError(readOptional(fs, file), (problem) => new AuthStoreError({ path: file, operation: "read", problem }))
+
+/** The snapshot of `file`'s text: no text is no credentials; bad text is a read error. */
+export const parseText = (file: string) => (text: Option.Option<string>) =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(AuthDocument.absent),
+    onSome: (content) =>
+      Either.match(AuthDocument.parse(content), {
+        onLeft: (problem) => Effect.fail(new AuthStoreError({ path: file, operation: "read", problem })),
+        onRight: Effect.succeed
+      })
+  })
+
+/** The snapshot `file` holds (`AuthDocument.absent` when there is no file). */
+export const readSnapshot = (fs: FileSystem.FileSystem, file: string) => Effect.flatMap(readText(fs, file), parseText(file))
+
+/**
+ * The shared health the sidecar holds; none when there is no sidecar. Fails
+ * with the problem when it cannot be used (the caller says so and ignores it:
+ * the sidecar is an optimisation, never a reason to fail).
+ */
+export const readShared = (
+  fs: FileSystem.FileSystem,
+  sidecar: string
+): Effect.Effect<Option.Option<SharedHealth>, string> =>
+  Effect.flatMap(readOptional(fs, sidecar, maxSidecarBytes), (text) =>
+    Option.match(text, {
+      onNone: () => Effect.succeedNone,
+      onSome: (content) =>
+        Either.match(decodeHealth(content), { onLeft: Effect.fail, onRight: (state) => Effect.succeed(Option.some(state)) })
+    }))

@@ -1,0 +1,60 @@
+/**
+ * The Codex-compatible `auth.json` as the keyed services: a `CredentialStore`
+ * and a `RefreshCoordinator` holding one credential (key `default` unless
+ * told otherwise), with Codex's `auth.json.lock` around each re-read,
+ * compare and write, our `auth.json.refresh.lock` across a token request,
+ * and the sidecar for the shared health. The embedded default backend, next
+ * to memory (`CredentialStore.layerMemory`) and PostgreSQL
+ * (`effect-auth-manager/postgres`).
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import { type ConfigError, Context, Effect, Layer } from "effect"
+import { type FileOptions, fileOptionsOf } from "./AuthStore.js"
+import { Configuration } from "../config/Configuration.js"
+import * as CredentialStore from "./CredentialStore.js"
+import * as FileBackend from "./internal/fileStore.js"
+import * as RefreshCoordinator from "./RefreshCoordinator.js"
+
+export type Options = FileOptions
+
+/**
+ * Both services over the `auth.json` in `options.codexHome`.
+ *
+ * @example
+ * const { credentials } = yield* FileStore.make({ codexHome: "/home/me/.codex" })
+ */
+export const make = (
+  options: Options
+): Effect.Effect<
+  {
+    readonly credentials: CredentialStore.CredentialStoreShape
+    readonly coordinator: RefreshCoordinator.RefreshCoordinatorShape
+  },
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
+  Effect.map(FileBackend.makeFiles(options), (files) => ({
+    credentials: CredentialStore.make(files.credentials),
+    coordinator: RefreshCoordinator.make(files.coordinator)
+  }))
+
+/** Both services over the `auth.json` in `options.codexHome`. */
+export const layer = (
+  options: Options
+): Layer.Layer<CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator, never, FileSystem.FileSystem | Path.Path> =>
+  Layer.effectContext(
+    Effect.map(make(options), ({ coordinator, credentials }) =>
+      Context.make(CredentialStore.CredentialStore, credentials).pipe(
+        Context.add(RefreshCoordinator.RefreshCoordinator, coordinator)
+      ))
+  )
+
+/** `layer` in the configured `codexHome`: the `Configuration` in context, else the environment's. */
+export const layerConfig: Layer.Layer<
+  CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
+  ConfigError.ConfigError,
+  FileSystem.FileSystem | Path.Path
+> = Layer.unwrapEffect(
+  Effect.map(Configuration.current, (configuration) => layer(fileOptionsOf(configuration)))
+)

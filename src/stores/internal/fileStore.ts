@@ -1,0 +1,328 @@
+/**
+ * The `auth.json` store: Codex's file, written the way Codex expects others
+ * to write it.
+ *
+ * - Two flock(2) locks. `auth.json.lock` is the Codex CLI's own commit lock:
+ *   it is held only while the file is re-read, compared and written
+ *   (milliseconds), never across a network call, because Codex gives up
+ *   after 5 s. `auth.json.refresh.lock` is ours: it single-flights refreshes
+ *   among our processes and is held across the token request. Always taken
+ *   in that order (refresh, then commit), so they cannot deadlock.
+ * - Writes are atomic (temporary file in the target's folder, fsync, rename).
+ *   A symlinked `auth.json` is written through the link. When the file
+ *   cannot be replaced (a bind-mounted single file: EBUSY; EPERM, EXDEV)
+ *   it is rewritten in place under the commit lock, as Codex writes it.
+ * - Changes by others are heard through a watch of the folder, re-made when
+ *   the folder is deleted, moved or re-created, and a stat every few seconds
+ *   catches what events miss.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import * as AuthDocument from "../../document/AuthDocument.js"
+import type { FileOptions } from "../AuthStore.js"
+import type * as CredentialStore from "../CredentialStore.js"
+import { AuthStoreError } from "../../errors/Errors.js"
+import type * as RefreshCoordinator from "../RefreshCoordinator.js"
+import * as FileRead from "../FileRead.js"
+import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
+import { sha256Hex } from "../../util/canonicalJson.js"
+import * as Flock from "./flock.js"
+
+export { fileName, sidecarName } from "../FileRead.js"
+
+
+/** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
+export const commitLockName = `${fileName}.lock`
+/** Ours: one refresh at a time among the processes of this library. */
+export const refreshLockName = `${fileName}.refresh.lock`
+
+/** Temporary files of an atomic write of `name`: `name.<pid>.<n>.tmp`. */
+const temporaryOf = (name: string) => (entry: string) =>
+  entry.startsWith(`${name}.`) && entry.endsWith(".tmp") && entry.length > name.length + 5
+
+/** Errors after which a file can still be rewritten in place, though not replaced. */
+const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
+
+/**
+ * The file store over `FileSystem`: the backends of the keyed services
+ * (`CredentialStore`, `RefreshCoordinator`) for the one key `auth.json`
+ * holds. `FileStore` serves them as those services, and `AuthStore.makeFile`
+ * binds them to that key: every path to the file goes through these.
+ */
+export const makeFiles = ({
+  codexHome,
+  commitLockWait = Duration.seconds(5),
+  credentialKey = "default",
+  pollInterval = Duration.seconds(2),
+  refreshTimeout = Duration.seconds(30)
+}: FileOptions) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const dir = path.resolve(codexHome)
+    const file = path.join(dir, fileName)
+    const fail = (operation: AuthStoreError["operation"]) => (problem: string) =>
+      new AuthStoreError({ path: file, operation, problem })
+    const onceFlag = () => Ref.unsafeMake(false)
+    const once = (flag: Ref.Ref<boolean>, effect: Effect.Effect<void>) =>
+      Effect.whenEffect(effect, Ref.getAndSet(flag, true).pipe(Effect.map((done) => !done))).pipe(Effect.asVoid)
+
+    const readText = FileRead.readText(fs, file)
+
+    const ensureDir = Effect.gen(function*() {
+      if (yield* fs.exists(dir)) return
+      yield* fs.makeDirectory(dir, { recursive: true, mode: 0o700 })
+      yield* fs.chmod(dir, 0o700)
+    }).pipe(Effect.mapError((error) => fail("write")(describe(error))))
+
+    // A flock that could not be had: a timeout is someone else busy; anything else (EACCES, EROFS)
+    // is this user unable to use the folder, and says so.
+    const lockError = (error: Flock.FlockError) =>
+      error.reason === "timeout"
+        ? fail("lock")(`${error.path}: ${error.problem}`)
+        : fail("write")(`cannot lock ${error.path}: ${error.problem}`)
+    const locked = (lockPath: string, waitAtMost: Duration.Duration) =>
+    <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      ensureDir.pipe(
+        Effect.zipRight(Flock.withLock(fs, lockPath, { waitAtMost })(effect)),
+        Effect.mapError((error): E | AuthStoreError => error instanceof Flock.FlockError ? lockError(error) : error)
+      )
+    const withCommitLock = locked(path.join(dir, commitLockName), commitLockWait)
+    // The holder of the refresh lock may wait for the commit lock after its request: both bounds, and a margin.
+    const refreshLockWait = Duration.sum(Duration.sum(refreshTimeout, commitLockWait), Duration.seconds(5))
+
+    // Through a symlink (dotfile managers): the file written is the link's target, in its own folder.
+    const target = fs.realPath(file).pipe(
+      Effect.orElse(() => fs.readLink(file).pipe(Effect.map((link) => path.resolve(dir, link)))),
+      Effect.orElseSucceed(() => file)
+    )
+
+    const inPlaceLogged = onceFlag()
+    const writeInPlace = (destination: string, bytes: Uint8Array, why: string) =>
+      Effect.gen(function*() {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* fs.open(destination, { flag: "r+" })
+          yield* handle.writeAll(bytes)
+          yield* handle.truncate(bytes.length)
+          yield* handle.sync
+        }))
+        yield* once(
+          inPlaceLogged,
+          Effect.logInfo("auth.json cannot be replaced atomically, so it is rewritten in place under the lock").pipe(
+            Effect.annotateLogs({ file: destination, why })
+          )
+        )
+      })
+
+    const writeAtomically = (destination: string, text: string) =>
+      Effect.gen(function*() {
+        const bytes = new TextEncoder().encode(text)
+        const temporary = `${destination}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
+        const replaced = yield* Effect.scoped(Effect.gen(function*() {
+          const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
+          yield* handle.writeAll(bytes)
+          yield* handle.sync
+        })).pipe(
+          Effect.zipRight(fs.rename(temporary, destination)),
+          Effect.tapError(() => Effect.ignore(fs.remove(temporary))),
+          Effect.either
+        )
+        if (Either.isRight(replaced)) return
+        const code = Flock.errnoOf(replaced.left)
+        const exists = yield* fs.exists(destination).pipe(Effect.orElseSucceed(() => false))
+        if (code === undefined || !cannotReplace.has(code) || !exists) return yield* Effect.fail(replaced.left)
+        yield* writeInPlace(destination, bytes, describe(replaced.left))
+      })
+
+    // A file we cannot read is someone's data: keep it beside the new one.
+    const setAsideIfUnreadable = readText.pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.void,
+        onSome: (text) =>
+          Either.isRight(AuthDocument.parse(text)) ? Effect.void : Effect.gen(function*() {
+            const kept = `${file}.unreadable-${Date.now()}`
+            yield* fs.rename(file, kept).pipe(Effect.mapError((error) => fail("write")(describe(error))))
+            yield* Effect.logWarning("auth.json could not be read, so it was kept aside before writing").pipe(
+              Effect.annotateLogs({ kept })
+            )
+          })
+      })),
+      Effect.catchIf((error) => error.operation === "read", () => Effect.void)
+    )
+
+    const removeFile = fs.remove(file).pipe(
+      Effect.catchIf(isNotFound, () => Effect.void),
+      Effect.mapError((error) => fail("remove")(describe(error)))
+    )
+
+    // Temporary files of auth.json are written only under the commit lock: under it, any is stale
+    // (a process killed between write and rename), and may hold a refresh token.
+    const removeStaleTemporaries = Effect.gen(function*() {
+      const folders = [...new Set([dir, path.dirname(yield* target)])]
+      let removed = 0
+      for (const folder of folders) {
+        const names = yield* fs.readDirectory(folder).pipe(Effect.orElseSucceed(() => []))
+        const base = folder === dir ? fileName : path.basename(yield* target)
+        for (const name of names.filter(temporaryOf(base))) {
+          yield* fs.remove(path.join(folder, name)).pipe(
+            Effect.tap(() => Effect.sync(() => removed++)),
+            Effect.ignore
+          )
+        }
+      }
+      if (removed > 0) yield* Effect.logInfo("Removed stale temporary files of auth.json").pipe(Effect.annotateLogs({ removed }))
+    })
+
+    const remove = Effect.gen(function*() {
+      if (!(yield* fs.exists(dir).pipe(Effect.orElseSucceed(() => true)))) return
+      yield* withCommitLock(Effect.zipRight(removeFile, removeStaleTemporaries))
+    }).pipe(Effect.withSpan("AuthStore.remove"))
+
+    // The change feed: the poll stats the folder and the file; a new folder (deleted, moved,
+    // re-created) re-makes the watch. A watch that cannot be made is said once; the poll goes on.
+    const fingerprint = Effect.gen(function*() {
+      const identity = (info: FileSystem.File.Info) => `${info.dev}:${Option.getOrElse(info.ino, () => 0)}`
+      const folder = yield* Effect.option(fs.stat(dir))
+      const content = yield* Effect.option(fs.stat(file))
+      return {
+        folder: Option.map(folder, identity),
+        content: Option.match(content, {
+          onNone: () => "absent",
+          onSome: (info) =>
+            `${identity(info)}:${Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })}:${info.size}`
+        })
+      }
+    })
+    const watchFailure = onceFlag()
+    const watchFolder = fs.watch(dir).pipe(
+      Stream.filter((event) => path.basename(event.path) === fileName),
+      Stream.as(undefined),
+      Stream.catchAll((error) =>
+        Stream.execute(once(
+          watchFailure,
+          Effect.logWarning(
+            `Cannot watch ${dir} for changes; changes by other programs are noticed within ${
+              Duration.format(pollInterval)
+            } instead. On Linux, raising fs.inotify.max_user_watches may help.`
+          ).pipe(Effect.annotateLogs({ problem: describe(error) }))
+        ))
+      )
+    )
+    const changed: Stream.Stream<void> = Stream.unwrapScoped(Effect.gen(function*() {
+      const folder = yield* SubscriptionRef.make(Option.none<string>())
+      const polls = Stream.repeatEffectWithSchedule(fingerprint, Schedule.spaced(pollInterval)).pipe(
+        Stream.tap(({ folder: identity }) => SubscriptionRef.set(folder, identity)),
+        Stream.changesWith((a, b) => a.content === b.content),
+        Stream.as(undefined)
+      )
+      const events = folder.changes.pipe(
+        Stream.changesWith(Option.getEquivalence((a: string, b: string) => a === b)),
+        Stream.flatMap(Option.match({ onNone: () => Stream.empty, onSome: () => watchFolder }), { switch: true })
+      )
+      return Stream.merge(polls, events)
+    }))
+
+    const sidecar = path.join(dir, sidecarName)
+    // At start: say once what will go wrong and what to do, and clear what killed writers left.
+    const checkFolder = Effect.gen(function*() {
+      const folder = yield* Effect.option(fs.stat(dir))
+      if (Option.isNone(folder)) return
+      if ((folder.value.mode & 0o002) !== 0) {
+        yield* Effect.logWarning(`${dir} is writable by every user: anyone could replace the credentials. Run: chmod 700 ${dir}`)
+      }
+      const writable = yield* fs.access(dir, { writable: true }).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+      if (!writable) {
+        yield* Effect.logWarning(
+          `${dir} is not writable by this user: refreshed tokens cannot be saved and sign-in will fail. ` +
+            `Make it writable (chown it to this user, or chmod u+rwx ${dir}).`
+        )
+      }
+      const content = yield* Effect.option(fs.stat(file))
+      if (Option.isSome(content) && (content.value.mode & 0o077) !== 0) {
+        yield* Effect.logWarning(
+          `${file} is readable by other users (mode ${(content.value.mode & 0o777).toString(8)}): it holds secrets. Run: chmod 600 ${
+            yield* target
+          }`
+        )
+      }
+      const names = yield* fs.readDirectory(dir).pipe(Effect.orElseSucceed(() => []))
+      if (writable && names.some(temporaryOf(fileName))) {
+        yield* withCommitLock(removeStaleTemporaries).pipe(
+          Effect.catchAll((error) => Effect.logDebug("Stale temporary files left for later").pipe(Effect.annotateLogs({ problem: error.problem })))
+        )
+      }
+      // The sidecar holds no secret; a temporary of it older than a minute is a killed writer's.
+      const now = Date.now()
+      for (const name of names.filter(temporaryOf(sidecarName))) {
+        const old = yield* fs.stat(path.join(dir, name)).pipe(
+          Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > 60_000)),
+          Effect.orElseSucceed(() => false)
+        )
+        if (old) yield* Effect.ignore(fs.remove(path.join(dir, name)))
+      }
+    })
+    yield* checkFolder
+
+    // The keyed backends. The file holds one credential: any other key is refused, never mixed in.
+    const ownKey = (key: string) => key === credentialKey
+    const otherKey = (key: string, operation: AuthStoreError["operation"]) =>
+      new AuthStoreError({
+        path: file,
+        operation,
+        problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+      })
+    // A file has no version: the revision is a hash of its exact text.
+    const entryOf = (text: string): CredentialStore.Entry => ({ text, revision: sha256Hex(text) })
+    const credentials: CredentialStore.Backend = {
+      location: () => file,
+      read: (key) => ownKey(key) ? Effect.map(readText, Option.map(entryOf)) : Effect.fail(otherKey(key, "read")),
+      swap: (key, expected, next) => {
+        if (!ownKey(key)) return Effect.fail(otherKey(key, "write"))
+        const write = Option.match(next, {
+          onNone: () => Effect.as(removeFile, Option.none<CredentialStore.Entry>()),
+          onSome: ({ text }) =>
+            target.pipe(
+              Effect.flatMap((destination) => writeAtomically(destination, text)),
+              Effect.mapError((error) => fail("write")(describe(error))),
+              Effect.as(Option.some(entryOf(text)))
+            )
+        })
+        return Option.match(expected, {
+          // A sign-in or sign-out: whatever is there (an unreadable file is kept aside, as `save` does).
+          onNone: () =>
+            Option.isSome(next)
+              ? withCommitLock(Effect.zipRight(setAsideIfUnreadable, write)).pipe(Effect.map(Either.right))
+              : remove.pipe(Effect.as(Either.right(Option.none<CredentialStore.Entry>()))),
+          // Under Codex's lock only for the re-read, the compare and the write: never across a request.
+          onSome: (revision) =>
+            withCommitLock(Effect.gen(function*() {
+              const current = Option.map(yield* readText, entryOf)
+              const currentRevision = Option.match(current, { onNone: () => "absent", onSome: (e) => e.revision })
+              if (currentRevision !== revision) return Either.left(current)
+              return Either.right(yield* write)
+            }))
+        })
+      },
+      changes: (key) => ownKey(key) ? changed : Stream.empty
+    }
+    const coordinator: RefreshCoordinator.Backend = {
+      location: () => sidecar,
+      lock: (key) =>
+        ownKey(key)
+          ? ensureDir.pipe(
+            Effect.zipRight(Flock.acquire(fs, path.join(dir, refreshLockName), { waitAtMost: refreshLockWait })),
+            Effect.mapError((error) => error instanceof Flock.FlockError ? lockError(error) : error)
+          )
+          : Effect.fail(otherKey(key, "lock")),
+      readHealth: (key) =>
+        !ownKey(key) ? Effect.succeedNone : FileRead.readOptional(fs, sidecar, maxSidecarBytes),
+      writeHealth: (key, record) =>
+        !ownKey(key) ? Effect.fail(`auth.json holds one credential ("${credentialKey}"), not "${key}"`) : Option.match(record, {
+          onNone: () => fs.remove(sidecar),
+          onSome: ({ text }) => writeAtomically(sidecar, `${text}\n`)
+        }).pipe(Effect.catchAll((error) => isNotFound(error) ? Effect.void : Effect.fail(describe(error))))
+    }
+
+    return { credentials, coordinator } as const
+  })
