@@ -4,7 +4,8 @@
  * case once, in turn), medians over the rounds. `npm run bench:hotpath`.
  */
 import { Effect, Layer, ManagedRuntime, Redacted, Ref } from "effect"
-import { AuthManager, type AuthStatusParams } from "../src/manager/AuthManager.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
+import { type AuthStatusParams } from "../src/manager/AuthState.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { PermanentRefreshError } from "../src/errors/Errors.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"

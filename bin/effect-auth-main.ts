@@ -11,8 +11,8 @@ import { ConfigError, Console, Effect, Exit, Layer } from "effect"
 import { Configuration } from "../src/config/Configuration.js"
 import { layerNodeHttpClient, layerStderrLogger } from "../src/node/layerNode.js"
 import { layerProgram } from "./layers.js"
-import { CliIo, runStatus } from "../src/cli/internal/cliStatus.js"
-import { parseStatusArgs } from "../src/cli/internal/statusArgs.js"
+import { CliIo, runStatus } from "../src/cli/CliStatus.js"
+import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 
 const plainStatus = parseStatusArgs(process.argv.slice(2))
 

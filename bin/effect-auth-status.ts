@@ -8,9 +8,9 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
 import { Configuration } from "../src/config/Configuration.js"
-import { CliIo } from "../src/cli/internal/cliIo.js"
-import { plainStatus } from "../src/cli/internal/plainStatus.js"
-import { parseStatusArgs } from "../src/cli/internal/statusArgs.js"
+import { CliIo } from "../src/cli/CliIo.js"
+import { plainStatus } from "../src/cli/PlainStatus.js"
+import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 import { layerStderrLogger } from "../src/node/StderrLogger.js"
 
 const options = parseStatusArgs(process.argv.slice(2))!

@@ -8,7 +8,7 @@
  * full command line (`cli-main.ts`). The bundle keeps them apart
  * (scripts/bundle.mjs): nothing of the other is read from disk.
  */
-import { parseStatusArgs } from "../src/cli/internal/statusArgs.js"
+import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 
 const plain = parseStatusArgs(process.argv.slice(2))
 // Read before anything is loaded, to pick what to load: whether the credentials are in a database

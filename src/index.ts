@@ -8,17 +8,9 @@
 export * as AuthDocument from "./document/AuthDocument.js"
 export * as AuthHttpClient from "./client/AuthHttpClient.js"
 export { AuthManager } from "./manager/AuthManager.js"
-export type {
-  AccountInfo,
-  AuthManagerShape,
-  AuthState,
-  AuthStatus,
-  AuthStatusParams,
-  ChatgptTokens,
-  Credentials,
-  Settings,
-  UnauthorizedRecovery
-} from "./manager/AuthManager.js"
+export type { AuthManagerShape } from "./manager/AuthManager.js"
+export type { AccountInfo, AuthState, AuthStatus, AuthStatusParams, ChatgptTokens, Credentials, UnauthorizedRecovery } from "./manager/AuthState.js"
+export type { Settings } from "./config/Configuration.js"
 export { AuthStore } from "./stores/AuthStore.js"
 export type { AuthStoreShape } from "./stores/AuthStore.js"
 export { Configuration } from "./config/Configuration.js"

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, Option, Redacted } from "effect"
 import * as AuthDocument from "../src/document/AuthDocument.js"
-import { defaultSettings } from "../src/manager/AuthManager.js"
+import { defaultSettings } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import * as RefreshState from "../src/manager/RefreshState.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"

@@ -16,7 +16,8 @@ import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
-import { AuthManager, defaultSettings, settingsOf } from "../manager/AuthManager.js"
+import { AuthManager, settingsOf } from "../manager/AuthManager.js"
+import { defaultSettings } from "../config/Configuration.js"
 import { Configuration } from "../config/Configuration.js"
 import { scrubText } from "../errors/Errors.js"
 import {
@@ -27,7 +28,7 @@ import {
   setExitCode,
   status as showStatus,
   usable
-} from "./internal/cliStatus.js"
+} from "./CliStatus.js"
 import { readBoundedText } from "../util/boundedRead.js"
 import * as CliSignIn from "./internal/cliSignIn.js"
 

@@ -15,7 +15,8 @@ import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Context, Effect, Function, Inspectable, Layer } from "effect"
-import { AuthManager, type AuthManagerShape, type Credentials } from "../manager/AuthManager.js"
+import { AuthManager, type AuthManagerShape } from "../manager/AuthManager.js"
+import { type Credentials } from "../manager/AuthState.js"
 import { CredentialsUnavailableError } from "../errors/Errors.js"
 
 /** The header the Codex backend reads the ChatGPT account from. */

@@ -18,7 +18,6 @@
  */
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
-import type { Settings } from "../manager/AuthManager.js"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
 export const codexTokenUrl = "https://auth.openai.com/oauth/token"
@@ -27,6 +26,42 @@ export const codexIssuer = "https://auth.openai.com"
 
 /** How a client authenticates to the token endpoint (RFC 6749 §2.3.1). */
 export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
+
+/** How the manager refreshes (`manager` in the options sets any of them). */
+export interface Settings {
+  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
+  readonly requiresOpenaiAuth: boolean
+  /** An access token this close to its `exp` is stale. */
+  readonly refreshWindow: Duration.Duration
+  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
+  readonly minRefreshInterval: Duration.Duration
+  /** Without an `exp`, a `last_refresh` older than this is stale. */
+  readonly staleAfter: Duration.Duration
+  readonly backoffBase: Duration.Duration
+  readonly backoffCap: Duration.Duration
+  /** The most of a server's `Retry-After` that is honoured. */
+  readonly maxRetryAfter: Duration.Duration
+  /**
+   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
+   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
+   */
+  readonly shutdownWait: Duration.Duration
+  /** How long storage must be quiet after a change before it is reloaded. */
+  readonly watchDebounce: Duration.Duration
+}
+
+/** The defaults of every setting. */
+export const defaultSettings: Settings = {
+  requiresOpenaiAuth: true,
+  refreshWindow: Duration.minutes(5),
+  minRefreshInterval: Duration.seconds(30),
+  staleAfter: Duration.days(8),
+  backoffBase: Duration.seconds(1),
+  backoffCap: Duration.minutes(5),
+  maxRetryAfter: Duration.hours(1),
+  watchDebounce: Duration.millis(100),
+  shutdownWait: Duration.seconds(40)
+}
 
 /** The whole configuration, every default applied. */
 export interface Options {
@@ -42,7 +77,7 @@ export interface Options {
     /** `json` (what the Codex CLI sends) or `form` (RFC 6749 §6). */
     readonly bodyFormat: "json" | "form"
   }
-  /** The manager's timings, over `AuthManager.defaultSettings`. */
+  /** The manager's timings, over `defaultSettings`. */
   readonly manager: Partial<Settings>
   readonly signIn: {
     /** An OpenID Connect issuer to sign in with (and refresh through); none: Codex. */

@@ -27,6 +27,16 @@ import {
 } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import * as Configuration from "../config/Configuration.js"
+import { defaultSettings, type Settings } from "../config/Configuration.js"
+import type {
+  AccountInfo,
+  AuthState,
+  AuthStatus,
+  AuthStatusParams,
+  ChatgptTokens,
+  Credentials,
+  UnauthorizedRecovery
+} from "./AuthState.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import {
   AuthStoreError,
@@ -41,107 +51,6 @@ import * as SharedState from "./SharedState.js"
 import * as Unauthorized from "./internal/unauthorized.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 
-/** How the manager refreshes; `Configuration` sets some of them (see `settingsOf`). */
-export interface Settings {
-  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
-  readonly requiresOpenaiAuth: boolean
-  /** An access token this close to its `exp` is stale. */
-  readonly refreshWindow: Duration.Duration
-  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
-  readonly minRefreshInterval: Duration.Duration
-  /** Without an `exp`, a `last_refresh` older than this is stale. */
-  readonly staleAfter: Duration.Duration
-  readonly backoffBase: Duration.Duration
-  readonly backoffCap: Duration.Duration
-  /** The most of a server's `Retry-After` that is honoured. */
-  readonly maxRetryAfter: Duration.Duration
-  /**
-   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
-   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
-   */
-  readonly shutdownWait: Duration.Duration
-  /** How long storage must be quiet after a change before it is reloaded. */
-  readonly watchDebounce: Duration.Duration
-}
-
-/** The defaults of every setting. */
-export const defaultSettings: Settings = {
-  requiresOpenaiAuth: true,
-  refreshWindow: Duration.minutes(5),
-  minRefreshInterval: Duration.seconds(30),
-  staleAfter: Duration.days(8),
-  backoffBase: Duration.seconds(1),
-  backoffCap: Duration.minutes(5),
-  maxRetryAfter: Duration.hours(1),
-  watchDebounce: Duration.millis(100),
-  shutdownWait: Duration.seconds(40)
-}
-
-/** What the manager knows of its credentials, with no secret in it: what `changes` emits. */
-export interface AuthState {
-  readonly hash: string
-  readonly method: AuthDocument.AuthMethod | null
-  readonly email: string | null
-  readonly planType: string | null
-  readonly status: "healthy" | "poisoned" | "cooling-down"
-  readonly reason: PermanentReason | null
-  /** While cooling down: when the next attempt may run, in epoch milliseconds. */
-  readonly retryAt: number | null
-  /** `last_refresh` of the snapshot, in epoch milliseconds. */
-  readonly lastRefreshAt: number | null
-}
-
-
-/** The answer to `getAuthStatus` (the Codex app-server contract, with the token kept `Redacted`). */
-export interface AuthStatus {
-  readonly authMethod: AuthDocument.AuthMethod | null
-  readonly authToken: Redacted.Redacted<string> | null
-  readonly requiresOpenaiAuth: boolean
-}
-
-export interface AuthStatusParams {
-  readonly includeToken?: boolean | undefined
-  readonly refreshToken?: boolean | undefined
-  /** Answer from what is held and never refresh, not even a stale token: a read, such as a status command. */
-  readonly noRefresh?: boolean | undefined
-}
-
-/** The answer to `readAccount` (Codex app-server `account/read`). */
-export interface AccountInfo {
-  readonly account:
-    | null
-    | { readonly type: "apiKey" }
-    | { readonly type: "chatgpt"; readonly email: string | null; readonly planType: string | null }
-  readonly requiresOpenaiAuth: boolean
-}
-
-/** What a ChatGPT sign-in hands over. */
-export interface ChatgptTokens {
-  readonly idToken: Redacted.Redacted<string>
-  readonly accessToken: Redacted.Redacted<string>
-  readonly refreshToken: Redacted.Redacted<string>
-  readonly accountId?: string | null | undefined
-  /** How long the access token lives (`expires_in`), kept as `expires_at` so an opaque token goes stale on time. */
-  readonly expiresIn?: Duration.Duration | undefined
-}
-
-/** What an API request carries: `Authorization: Bearer <token>`, and the ChatGPT account. */
-export interface Credentials {
-  readonly method: AuthDocument.AuthMethod
-  /** The access token (ChatGPT) or the API key. */
-  readonly token: Redacted.Redacted<string>
-  /** The ChatGPT account the token acts for (the `ChatGPT-Account-Id` header); null for an API key. */
-  readonly accountId: string | null
-}
-
-/**
- * What `reportUnauthorized` did about a refused token:
- * - "replaced": it was no longer current; retry with the current one (no request made);
- * - "reloaded": storage held newer credentials (another process refreshed or signed in);
- * - "refreshed": it was refreshed (or joined a refresh in flight);
- * - "unchanged": there is no other token to try (an API key, or a token a recovery just obtained).
- */
-export type UnauthorizedRecovery = "replaced" | "reloaded" | "refreshed" | "unchanged"
 
 export interface AuthManagerShape {
   /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */

@@ -9,8 +9,9 @@ import * as AuthManager from "./AuthManager.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import { Configuration } from "../config/Configuration.js"
 import { CredentialStore } from "../stores/CredentialStore.js"
-import { bind } from "../stores/BoundStore.js"
-import type { Settings } from "./AuthManager.js"
+import { bind } from "../stores/AuthStore.js"
+import type { Settings } from "../config/Configuration.js"
+import type { AuthStatus, AuthStatusParams } from "./AuthState.js"
 import { RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 
@@ -30,7 +31,7 @@ export interface KeyedAuthManagerShape {
     f: (manager: AuthManager.AuthManagerShape) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E, R>
   /** `getAuthStatus` of `key`'s manager. */
-  readonly getAuthStatus: (key: string, params?: AuthManager.AuthStatusParams) => Effect.Effect<AuthManager.AuthStatus>
+  readonly getAuthStatus: (key: string, params?: AuthStatusParams) => Effect.Effect<AuthStatus>
   /** The keys whose managers are alive now. */
   readonly keys: Effect.Effect<ReadonlyArray<string>>
 }

@@ -8,14 +8,16 @@
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
 import { type Deferred, Duration, Option, Redacted } from "effect"
-import type { AuthState, AuthStatus, Settings } from "./AuthManager.js"
+import type { AuthState, AuthStatus } from "./AuthState.js"
+import type { Settings } from "../config/Configuration.js"
 import * as AuthDocument from "../document/AuthDocument.js"
 import type { AuthSnapshot, RefreshedTokens } from "../document/AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../errors/Errors.js"
 import { TransientRefreshError } from "../errors/Errors.js"
 
 // The manager's public types live in its public module; the state machine works on them.
-export type { AuthState, Settings } from "./AuthManager.js"
+export type { AuthState } from "./AuthState.js"
+export type { Settings } from "../config/Configuration.js"
 
 export type Health =
   | { readonly _tag: "Healthy" }

@@ -10,7 +10,8 @@ import { type ConfigError, Context, Effect, Layer } from "effect"
 import { AuthManager, settingsOf } from "../manager/AuthManager.js"
 import { Configuration, type Input } from "../config/Configuration.js"
 import * as StderrLogger from "./StderrLogger.js"
-import { AuthStore, fileOptionsOf } from "../stores/AuthStore.js"
+import { AuthStore } from "../stores/AuthStore.js"
+import { fileOptionsOf } from "../stores/FileOptions.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 
 /**
@@ -24,7 +25,7 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
     const scope = yield* Effect.scope
     // The module too: importing it loads undici, which a program that never refreshes has no use for.
     const client = yield* Effect.cached(
-      Effect.promise(() => import("./internal/nodeHttp.js")).pipe(
+      Effect.promise(() => import("../util/nodeHttp.js")).pipe(
         Effect.flatMap((NodeHttp) => Layer.buildWithScope(NodeHttp.clientLayer, scope)),
         Effect.map(Context.get(HttpClient.HttpClient))
       )

@@ -10,10 +10,9 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Effect, Option, type Redacted } from "effect"
 import * as Configuration from "../config/Configuration.js"
 import { SignInError } from "../errors/Errors.js"
+import type { ClientAuth } from "../config/Configuration.js"
 import * as OAuthHttp from "./TokenRequest.js"
 
-/** How the client authenticates at the token endpoint. */
-export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
 
 export const codexIssuer = Configuration.codexIssuer
 export const codexClientId = Configuration.codexClientId

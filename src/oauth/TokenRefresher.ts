@@ -19,6 +19,7 @@ import type { RefreshedTokens } from "../document/AuthDocument.js"
 import { PermanentRefreshError, type PermanentReason, type SignInError, TransientRefreshError } from "../errors/Errors.js"
 import * as OAuthHttp from "./TokenRequest.js"
 import * as Configuration from "../config/Configuration.js"
+import type { ClientAuth } from "../config/Configuration.js"
 import * as OAuthProvider from "./OAuthProvider.js"
 
 export interface TokenRefresherShape {
@@ -37,7 +38,7 @@ export interface HttpOptions {
   /** Sent as `clientAuth` says (RFC 6749 §2.3.1); in the body by default. */
   readonly clientSecret: Option.Option<Redacted.Redacted<string>>
   /** `client_secret_post` (default with a secret) or `client_secret_basic`. */
-  readonly clientAuth?: OAuthHttp.ClientAuth | undefined
+  readonly clientAuth?: ClientAuth | undefined
   /** `json` (what the Codex CLI sends) or `form` (`application/x-www-form-urlencoded`, RFC 6749 §6). */
   readonly bodyFormat: "json" | "form"
   readonly headers: Readonly<Record<string, string>>

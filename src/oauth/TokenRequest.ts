@@ -10,9 +10,8 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
-import type { ClientAuth } from "./OAuthProvider.js"
+import type { ClientAuth } from "../config/Configuration.js"
 
-export type { ClientAuth }
 
 /** Who the client is, and how its requests to the token endpoint are written. */
 export interface ClientSettings {

@@ -26,7 +26,8 @@ import {
   Scope
 } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
-import { AuthManager, type AuthState } from "../manager/AuthManager.js"
+import { AuthManager } from "../manager/AuthManager.js"
+import { type AuthState } from "../manager/AuthState.js"
 import { SignInError } from "../errors/Errors.js"
 import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/exchange.js"
 import * as OAuthHttp from "../oauth/TokenRequest.js"

@@ -10,8 +10,8 @@ import * as AuthDocument from "../document/AuthDocument.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "../errors/Errors.js"
 import * as FileBackend from "./internal/fileStore.js"
-import { bind } from "./BoundStore.js"
 import * as Configuration from "../config/Configuration.js"
+import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 import type { SharedHealth } from "./RefreshCoordinator.js"
 
@@ -50,26 +50,6 @@ export interface AuthStoreShape {
   readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
 }
 
-
-/** The file store's options in `configuration`: its folder, and the bounds derived from the refresh timeout. */
-export const fileOptionsOf = (configuration: Configuration.Options): FileOptions => ({
-  codexHome: configuration.codexHome,
-  refreshTimeout: configuration.refreshTimeout
-})
-
-
-/** Where the file store keeps `auth.json`, and its bounds. */
-export interface FileOptions {
-  readonly codexHome: string
-  /** The token request's timeout: the refresh lock is waited for this long and a margin (default 30 s). */
-  readonly refreshTimeout?: Duration.Duration
-  /** How long Codex's `auth.json.lock` is waited for (default 5 s, as Codex waits). */
-  readonly commitLockWait?: Duration.Duration
-  /** How often the file is checked for changes the watch missed (default 2 s). */
-  readonly pollInterval?: Duration.Duration
-  /** The credential key the file holds, as the keyed services name it (default `default`). */
-  readonly credentialKey?: string
-}
 
 /** The outcome of a compare-and-set: written, or what the store holds instead. */
 export type SetResult =
@@ -143,3 +123,32 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
         bind(key, credentials, coordinator))
     )
 }
+
+/**
+ * One credential of the keyed services, seen as the single-credential store the
+ * manager works on: what the keyed manager gives each manager, and what the
+ * PostgreSQL programs use for their one credential.
+ */
+export const bind = (
+  key: string,
+  credentials: CredentialStore.CredentialStoreShape,
+  coordinator: RefreshCoordinator.RefreshCoordinatorShape
+): AuthStoreShape => ({
+  location: credentials.location(key),
+  load: Effect.map(credentials.get(key), (stored) => stored.snapshot),
+  save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => stored.snapshot),
+  // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
+  compareAndSet: (expected, next) =>
+    Effect.flatMap(credentials.get(key), (stored): Effect.Effect<SetResult, AuthStoreError> =>
+      stored.snapshot.hash !== expected
+        ? Effect.succeed({ _tag: "Conflict", current: stored.snapshot })
+        : Effect.map(credentials.compareAndSet(key, stored, next), (result): SetResult =>
+          result._tag === "Written"
+            ? { _tag: "Written", snapshot: result.stored.snapshot }
+            : { _tag: "Conflict", current: result.current.snapshot })),
+  remove: Effect.asVoid(credentials.set(key, Option.none())),
+  changed: credentials.changes(key),
+  withRefreshLock: coordinator.withRefreshLock(key),
+  loadShared: coordinator.getHealth(key),
+  saveShared: (state) => coordinator.setHealth(key, state)
+})

@@ -10,7 +10,7 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import { type ConfigError, Context, Effect, Layer } from "effect"
-import { type FileOptions, fileOptionsOf } from "./AuthStore.js"
+import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import { Configuration } from "../config/Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
 import * as FileBackend from "./internal/fileStore.js"

@@ -1,6 +1,7 @@
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import * as AuthDocument from "../../src/document/AuthDocument.js"
-import { AuthManager, type Settings } from "../../src/manager/AuthManager.js"
+import { AuthManager } from "../../src/manager/AuthManager.js"
+import { type Settings } from "../../src/config/Configuration.js"
 import { AuthStore } from "../../src/stores/AuthStore.js"
 import { PermanentRefreshError, TransientRefreshError } from "../../src/errors/Errors.js"
 import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../../src/oauth/TokenRefresher.js"

@@ -10,13 +10,14 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, Console, Duration, Effect, Option, Redacted, Schedule } from "effect"
-import type { AuthManager, AuthState } from "../../manager/AuthManager.js"
+import type { AuthManager } from "../../manager/AuthManager.js"
+import type { AuthState } from "../../manager/AuthState.js"
 import { Configuration } from "../../config/Configuration.js"
 import { SignInError } from "../../errors/Errors.js"
 import { readBoundedText } from "../../util/boundedRead.js"
 import * as OAuthProvider from "../../oauth/OAuthProvider.js"
 import * as SignIn from "../../signin/SignIn.js"
-import type { ClientAuth } from "../../oauth/TokenRequest.js"
+import type { ClientAuth } from "../../config/Configuration.js"
 
 export interface Flags {
   readonly device: boolean

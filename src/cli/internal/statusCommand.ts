@@ -5,11 +5,11 @@
  * the same thing.
  */
 import { Console, Effect, Redacted } from "effect"
-import type { AuthState, AuthStatus } from "../../manager/AuthManager.js"
-import { setExitCode } from "./cliIo.js"
-import type { StatusOptions } from "./statusArgs.js"
+import type { AuthState, AuthStatus } from "../../manager/AuthState.js"
+import { setExitCode } from "../CliIo.js"
+import type { StatusOptions } from "../StatusArgs.js"
 
-export { parseStatusArgs, type StatusOptions } from "./statusArgs.js"
+export { parseStatusArgs, type StatusOptions } from "../StatusArgs.js"
 
 export const usable = (state: AuthState) => state.method !== null && state.status !== "poisoned"
 

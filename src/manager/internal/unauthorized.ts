@@ -3,7 +3,7 @@
  * token the API refused (HTTP 401) is still the one the state holds.
  */
 import { Effect, Equivalence, Option, Redacted } from "effect"
-import type { Credentials } from "../AuthManager.js"
+import type { Credentials } from "../AuthState.js"
 import { CredentialsUnavailableError } from "../../errors/Errors.js"
 import type { State } from "../RefreshState.js"
 

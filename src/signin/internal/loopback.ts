@@ -21,7 +21,7 @@ const isAddressInUse = (error: { readonly cause: unknown }) =>
 
 // Node's HTTP server module (and what it loads: undici, ws) is loaded by the first sign-in, not by
 // every program that imports the library.
-const nodeHttp = Effect.promise(() => import("../../node/internal/nodeHttp.js"))
+const nodeHttp = Effect.promise(() => import("../../util/nodeHttp.js"))
 
 // One attempt, in a scope of its own: a failed bind leaves nothing behind.
 const bindOnce = (port: number, parent: Scope.Scope) =>

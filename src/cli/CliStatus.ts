@@ -7,12 +7,12 @@
  * `status` (no refresh) is answered by `plainStatus.ts`, without the manager.
  */
 import { Effect } from "effect"
-import { AuthManager } from "../../manager/AuthManager.js"
-import { withProcessConsole } from "./cliIo.js"
-import { report, type StatusOptions } from "./statusCommand.js"
+import { AuthManager } from "../manager/AuthManager.js"
+import { withProcessConsole } from "./CliIo.js"
+import { report, type StatusOptions } from "./internal/statusCommand.js"
 
-export { CliIo, consoleFor, setExitCode } from "./cliIo.js"
-export { describe, jsonView, parseStatusArgs, type StatusOptions, usable } from "./statusCommand.js"
+export { CliIo, consoleFor, setExitCode } from "./CliIo.js"
+export { describe, jsonView, parseStatusArgs, type StatusOptions, usable } from "./internal/statusCommand.js"
 
 /** `effect-auth status`: who is signed in, whether the credentials work; exit code 0 when usable. */
 export const status = (options: StatusOptions) =>

@@ -9,13 +9,13 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Effect, Option } from "effect"
-import * as AuthDocument from "../../document/AuthDocument.js"
-import { withProcessConsole } from "./cliIo.js"
-import * as FileRead from "../../stores/FileRead.js"
-import * as RefreshState from "../../manager/RefreshState.js"
-import * as SharedState from "../../manager/SharedState.js"
-import type { StatusOptions } from "./statusArgs.js"
-import { report } from "./statusCommand.js"
+import * as AuthDocument from "../document/AuthDocument.js"
+import { withProcessConsole } from "./CliIo.js"
+import * as FileRead from "../stores/FileRead.js"
+import * as RefreshState from "../manager/RefreshState.js"
+import * as SharedState from "../manager/SharedState.js"
+import type { StatusOptions } from "./StatusArgs.js"
+import { report } from "./internal/statusCommand.js"
 
 /** `effect-auth status` (without `--refresh`) of the `auth.json` in `codexHome`. */
 export const plainStatus = (options: StatusOptions, codexHome: string) =>
