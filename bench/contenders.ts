@@ -34,7 +34,7 @@ const thisLibrary: Contender = {
   name: "effect-auth-manager",
   make: async (tokenUrl, accessToken) => {
     const runtime = ManagedRuntime.make(
-      AuthManager.layerWith({}).pipe(
+      Layer.scoped(AuthManager, AuthManager.make({})).pipe(
         Layer.provide(Layer.merge(
           AuthStore.layerMemory({
             auth_mode: "chatgpt",
@@ -42,7 +42,7 @@ const thisLibrary: Contender = {
             tokens: { id_token: unsignedJwt({}), access_token: accessToken, refresh_token: firstRefreshToken },
             last_refresh: new Date(Date.now() - 9 * 86_400_000).toISOString()
           }),
-          TokenRefresher.layerHttpWith({ tokenUrl, clientId, bodyFormat: "form" }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+          Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl, clientId, bodyFormat: "form" })).pipe(Layer.provide(NodeHttpClient.layerUndici))
         ))
       )
     )

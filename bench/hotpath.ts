@@ -28,7 +28,7 @@ export interface HotPathResult {
 
 export const hotPath = async (calls = 200_000, rounds = 15): Promise<HotPathResult> => {
   const runtimeFor = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
-    ManagedRuntime.make(AuthManager.layerWith({}).pipe(
+    ManagedRuntime.make(Layer.scoped(AuthManager, AuthManager.make({})).pipe(
       // Refreshed long ago, expiring in an hour: fresh for a poll, but a refresh may be attempted.
       Layer.provide(Layer.merge(
         AuthStore.layerMemory(chatgptJson({ now: Date.now(), refreshedAgo: 3_600_000 })),

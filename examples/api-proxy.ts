@@ -19,7 +19,7 @@ import { AuthHttpClient, layerNode } from "effect-auth-manager"
 // The authorized client, pointed at the API: every request carries `Authorization: Bearer …`
 // (and `ChatGPT-Account-Id` for ChatGPT credentials).
 const ApiClient = Layer.effect(
-  AuthHttpClient.AuthHttpClient,
+  AuthHttpClient,
   Effect.gen(function*() {
     const baseUrl = yield* Config.string("API_BASE_URL")
     const client = yield* AuthHttpClient.make
@@ -28,7 +28,7 @@ const ApiClient = Layer.effect(
 ).pipe(Layer.provide(Layer.merge(layerNode, NodeHttpClient.layerUndici)))
 
 const me = Effect.gen(function*() {
-  const api = yield* AuthHttpClient.AuthHttpClient
+  const api = yield* AuthHttpClient
   // A 401 (a token revoked before its expiry) is recovered from once: newer credentials on disk,
   // or one refresh shared by every request that got it; a second 401 is answered as it came.
   const response = yield* api.get("/me")

@@ -2,7 +2,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, FastCheck as fc, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
-import * as AuthHttpClient from "../src/client/AuthHttpClient.js"
+import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type Settings } from "../src/config/Configuration.js"
 import { CredentialsUnavailableError } from "../src/errors/Errors.js"
@@ -19,7 +19,7 @@ const stack = (json: object | undefined, script: ReadonlyArray<ScriptStep>, sett
     Layer.provideMerge(NodeHttpClient.layerUndici)
   )
 
-const client = AuthHttpClient.AuthHttpClient
+const client = AuthHttpClient
 const tokensSent = (api: { readonly received: Effect.Effect<ReadonlyArray<Api.ApiRequest>> }) =>
   Effect.map(api.received, (all) => all.map((request) => request.token))
 

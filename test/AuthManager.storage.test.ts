@@ -41,9 +41,9 @@ const managerOn = (
   script: Parameters<typeof TokenRefresher.layerTest>[0],
   settings: Partial<Settings> = {}
 ) =>
-  AuthManager.layerWith(settings).pipe(
+  Layer.scoped(AuthManager, AuthManager.make(settings)).pipe(
     Layer.provideMerge(Layer.merge(
-      AuthStore.layerFileWith({ codexHome: home, pollInterval: Duration.millis(50) }).pipe(Layer.provide(layerFaulty(faults))),
+      Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home, pollInterval: Duration.millis(50) })).pipe(Layer.provide(layerFaulty(faults))),
       TokenRefresher.layerTest(script)
     ))
   )
@@ -164,7 +164,7 @@ describe("store errors during a refresh", () => {
       expect(logs.lines.filter((line) => line.includes("backing off")).length).toBe(1)
     }).pipe(
       Effect.provide(
-        AuthManager.layerWith({}).pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
+        Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
       ),
       Effect.provide(logs.layer)
     )
@@ -184,7 +184,7 @@ describe("store errors during a refresh", () => {
         }))
       )
       const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
-      const stack = AuthManager.layerWith({}).pipe(
+      const stack = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
         Layer.provideMerge(Layer.merge(flakyStore, TokenRefresher.layerTest([rotated("a2", "r2")]))),
         Layer.provide(Layer.succeedContext(memory))
       )
@@ -228,7 +228,7 @@ describe("store errors during a refresh", () => {
   const refreshAgainst = (times: number) =>
     Effect.gen(function*() {
       const memory = yield* Layer.build(AuthStore.layerMemory(chatgptJson()))
-      const stack = AuthManager.layerWith({}).pipe(
+      const stack = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
         Layer.provideMerge(Layer.merge(rewrittenDuringSaves(times), TokenRefresher.layerTest([rotated("a2", "r2")]))),
         Layer.provide(Layer.succeedContext(memory))
       )

@@ -488,7 +488,7 @@ describe("stopping (issue 10, item 3)", () => {
       )
     )
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(AuthManager.layerWith({}).pipe(Layer.provide(refresher)), scope)
+    const context = yield* Layer.buildWithScope(Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provide(refresher)), scope)
     const auth = Context.get(context, AuthManager)
     yield* Effect.fork(auth.refresh)
     yield* Deferred.await(started)

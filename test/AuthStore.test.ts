@@ -210,7 +210,7 @@ describe("AuthStore.layerFile: housekeeping and what it says", () => {
     const lines: Array<string> = []
     return { lines, layer: Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message)))) }
   }
-  const storeOn = (home: string) => Effect.provide(AuthStore, AuthStore.layerFileWith({ codexHome: home }))
+  const storeOn = (home: string) => Effect.provide(AuthStore, Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })))
 
   it.scoped("temporary files a killed writer left (they may hold a refresh token) are removed at start and at sign-out", () =>
     Effect.gen(function*() {

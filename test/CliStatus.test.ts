@@ -99,7 +99,7 @@ describe("effect-auth status of the auth.json file, without the store or the man
         const fs = yield* FileSystem.FileSystem
         const home = yield* fs.makeTempDirectoryScoped()
         if (text !== undefined) yield* fs.writeFileString(`${home}/auth.json`, text, { mode: 0o600 })
-        const files = Layer.provide(AuthStore.layerFileWith({ codexHome: home }), NodeContext.layer)
+        const files = Layer.provide(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), NodeContext.layer)
         if (shared !== undefined) {
           yield* Effect.flatMap(AuthStore, (store) =>
             Effect.flatMap(store.load, (snapshot) => store.saveShared(Option.some(shared(snapshot.hash))))).pipe(
@@ -107,7 +107,7 @@ describe("effect-auth status of the auth.json file, without the store or the man
             )
         }
         if (sidecarText !== undefined) yield* fs.writeFileString(`${home}/auth-refresh-state.json`, sidecarText)
-        const full = AuthManager.layerWith({}).pipe(
+        const full = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
           Layer.provideMerge(Layer.merge(files, TokenRefresher.layerTest([]))),
           Layer.provideMerge(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient, Configuration.layer()))
         )

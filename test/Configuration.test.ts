@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { Configuration, variables } from "../src/config/Configuration.js"
-import { layerNodeWith } from "../src/node/layerNode.js"
+import { layerNodeConfigured } from "../src/node/layerNode.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 
 /** A value for every variable, each one distinct. */
@@ -95,7 +95,7 @@ describe("Configuration", () => {
       const wrong = new Map([...everything.keys()].map((name) => [name, "}{ not a value"]))
       expect(Exit.isFailure(yield* fromEnvironment(wrong))).toBe(true)
       const store = yield* Effect.flatMap(AuthStore, (store) => Effect.succeed(store.location)).pipe(
-        Effect.provide(layerNodeWith({ codexHome: "/srv/in-code" })),
+        Effect.provide(layerNodeConfigured.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/in-code" })))),
         Effect.withConfigProvider(ConfigProvider.fromMap(wrong))
       )
       expect(store).toBe("/srv/in-code/auth.json")
@@ -111,10 +111,10 @@ describe("the configured layers", () => {
   const locationOf = Effect.map(AuthStore, (store) => store.location)
   const environment = ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"]]))
 
-  it.effect("read the environment through Config when no Configuration is provided (SPEC §6)", () =>
+  it.effect("read the environment once Configuration.layerConfig is provided", () =>
     Effect.gen(function*() {
       const location = yield* locationOf.pipe(
-        Effect.provide(AuthStore.layerFile.pipe(Layer.provide(NodeContext.layer))),
+        Effect.provide(AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeContext.layer, Configuration.layerConfig)))),
         Effect.withConfigProvider(environment)
       )
       expect(location).toBe("/from/environment/auth.json")

@@ -14,8 +14,8 @@ const fixture = (name: string) => readFileSync(join(import.meta.dirname, "fixtur
 
 const inHome = <A, E>(body: (home: string) => Effect.Effect<A, E, AuthManager | AuthStore | FileSystem.FileSystem>) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(Effect.flatMap((home) => body(home).pipe(Effect.provide(
-    AuthManager.layerWith({}).pipe(
-      Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), TokenRefresher.layerTest([rotated("a2", "r2")])))
+    Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+      Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), TokenRefresher.layerTest([rotated("a2", "r2")])))
     )
   ))), Effect.provide(NodeContext.layer))
 
@@ -32,7 +32,7 @@ describe("auth.json written by the Codex CLI, and for it", () => {
           const saved = yield* store.save(Option.getOrThrow(loaded.document))
           expect(saved.hash).toBe(loaded.hash)
           expect(JSON.parse(yield* fs.readFileString(`${home}/auth.json`))).toEqual(JSON.parse(fixture(name)))
-        }).pipe(Effect.provide(AuthStore.layerFileWith({ codexHome: home })))
+        }).pipe(Effect.provide(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home }))))
       }).pipe(Effect.provide(NodeContext.layer)))
   }
 

@@ -8,7 +8,7 @@ import { chatgptJson } from "./support/fixtures.js"
 import { callCount, dead, rotated, tokenOf } from "./support/manager.js"
 
 const layer = (script: ReadonlyArray<ScriptStep>) =>
-  KeyedAuthManager.KeyedAuthManager.layerWith({ idleTimeToLive: "10 seconds", settings: { watchDebounce: 0 as never } }).pipe(
+  Layer.scoped(KeyedAuthManager.KeyedAuthManager, KeyedAuthManager.KeyedAuthManager.make({ idleTimeToLive: "10 seconds", settings: { watchDebounce: 0 as never } })).pipe(
     Layer.provideMerge(Layer.mergeAll(
       CredentialStore.CredentialStore.layerMemory({
         alice: chatgptJson({ refreshToken: "alice-refresh" }),

@@ -56,6 +56,6 @@ describe("public API", () => {
       expect(Library).toHaveProperty(name)
     }
     expect(Library.AuthManager).toHaveProperty("layer")
-    expect(Object.keys(Testing).sort()).toEqual(["CodexIssuer", "TokenEndpoint"])
+    expect(Object.keys(Testing).sort()).toEqual(["CodexIssuer", "TokenEndpoint", "TokenRefresherTest"])
   })
 })

@@ -3,7 +3,7 @@ import { NodeContext } from "@effect/platform-node"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Layer, Redacted, TestClock } from "effect"
-import * as AuthHttpClient from "../src/client/AuthHttpClient.js"
+import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { scrubText } from "../src/errors/Errors.js"
@@ -24,8 +24,8 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
       const home = yield* fs.makeTempDirectoryScoped()
       yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
       const endpoint = yield* TokenEndpoint.make(TokenEndpoint.codedError(401, "refresh_token_reused"))
-      const layer = AuthManager.layerWith({}).pipe(
-        Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
+      const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+        Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))),
         Layer.provide(NodeContext.layer)
       )
       const errors: Array<string> = []
@@ -77,7 +77,7 @@ describe("the authorized client: no token from its Authorization header in a log
         Effect.sync(() => errors.push(String(error), JSON.stringify(error), error instanceof Error ? error.message : ""))
 
       yield* Effect.gen(function*() {
-        const client = (yield* AuthHttpClient.AuthHttpClient).pipe(HttpClient.filterStatusOk)
+        const client = (yield* AuthHttpClient).pipe(HttpClient.filterStatusOk)
         // 401, recovered; then the API fails with 500: a ResponseError that holds the request.
         yield* client.get(api.url).pipe(Effect.tapErrorCause((cause) => record(Cause.pretty(cause))), Effect.flip, Effect.flatMap(record))
         // A program that replaced the redacted names: the header stays redacted in the client's span.
@@ -111,8 +111,8 @@ describe("text from the token endpoint is never repeated (issue 10, item 6)", ()
       const echo = (status: number): TokenEndpoint.Behaviour => () =>
         Effect.succeed(HttpServerResponse.unsafeJson({ error: `refresh token ${secrets.refresh} is not valid` }, { status }))
       const endpoint = yield* TokenEndpoint.make(echo(503))
-      const layer = AuthManager.layerWith({}).pipe(
-        Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), httpRefresher(endpoint.url))),
+      const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+        Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))),
         Layer.provide(NodeContext.layer)
       )
       const errors: Array<string> = []

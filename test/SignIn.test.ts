@@ -16,8 +16,8 @@ import { dead } from "./support/manager.js"
 
 /** The sign-in stack over a memory store, for a Codex issuer, on ephemeral ports. */
 const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration } = {}) =>
-  SignIn.layerWith(OAuthProvider.codex({ issuer, ports: [0] }), settings).pipe(
-    Layer.provideMerge(AuthManager.layerWith({}).pipe(
+  Layer.scoped(SignIn, SignIn.make(OAuthProvider.codex({ issuer, ports: [0] }), settings)).pipe(
+    Layer.provideMerge(Layer.scoped(AuthManager, AuthManager.make({})).pipe(
       Layer.provideMerge(Layer.merge(AuthStore.layerMemory(), TokenRefresher.layerTest([dead()])))
     )),
     Layer.provideMerge(NodeHttpClient.layerUndici)

@@ -88,7 +88,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
     Effect.gen(function*() {
       const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make("x"))).pipe(
         Effect.either,
-        Effect.provide(TokenRefresher.layerHttpWith({ tokenUrl: "htps://auth.example.com/oauth/token" }).pipe(
+        Effect.provide(Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: "htps://auth.example.com/oauth/token" })).pipe(
           Layer.provide(NodeHttpClient.layer)
         ))
       )

@@ -158,10 +158,7 @@ export const refreshCommand = Command.make("refresh", {}, () =>
     const after = yield* auth.state
     if (after.hash === before.hash && after.lastRefreshAt !== null) {
       // Success without a new snapshot: the minimum interval between refreshes applied.
-      const configured = yield* Effect.option(Effect.map(Configuration.current, settingsOf))
-      const interval = Option.flatMapNullable(configured, (settings) => settings.minRefreshInterval).pipe(
-        Option.getOrElse(() => defaultSettings.minRefreshInterval)
-      )
+      const interval = settingsOf(yield* Configuration).minRefreshInterval ?? defaultSettings.minRefreshInterval
       const since = (yield* Clock.currentTimeMillis) - after.lastRefreshAt
       yield* Console.log(
         `Not refreshed: the token was refreshed ${ago(since)} ago; the next refresh is allowed in ` +

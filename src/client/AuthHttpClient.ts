@@ -25,9 +25,6 @@ export const accountIdHeader = "ChatGPT-Account-Id"
 /** An authorized client: its requests fail with `CredentialsUnavailableError` when there is no usable token. */
 export interface AuthorizedClient extends HttpClient.HttpClient.With<HttpClientError.HttpClientError | CredentialsUnavailableError> {}
 
-/** The authorized client built over the `HttpClient` and `AuthManager` of its layer. */
-export class AuthHttpClient extends Context.Tag("effect-auth-manager/AuthHttpClient")<AuthHttpClient, AuthorizedClient>() {}
-
 /** Sets the credentials' headers on `request`. */
 export const setCredentials = (
   request: HttpClientRequest.HttpClientRequest,
@@ -127,9 +124,8 @@ export const make: Effect.Effect<AuthorizedClient, never, HttpClient.HttpClient 
 )
 
 /** `AuthHttpClient` over the `HttpClient` and `AuthManager` in context. */
-export const layer: Layer.Layer<AuthHttpClient, never, HttpClient.HttpClient | AuthManager> = Layer.effect(
-  AuthHttpClient,
-  make
+const layer: Layer.Layer<AuthHttpClient, never, HttpClient.HttpClient | AuthManager> = Layer.suspend(() =>
+  Layer.effect(AuthHttpClient, make)
 )
 
 /**
@@ -151,3 +147,25 @@ export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, never, HttpClie
         Effect.succeed
       ))
   )
+
+/**
+ * The authorized client built over the `HttpClient` and `AuthManager` of its layer.
+ *
+ * @example
+ * const api = yield* AuthHttpClient
+ * const response = yield* api.get("https://api.example.com/v1/me")
+ */
+export class AuthHttpClient extends Context.Tag("effect-auth-manager/AuthHttpClient")<AuthHttpClient, AuthorizedClient>() {
+  /** The header the Codex backend reads the ChatGPT account from. */
+  static readonly accountIdHeader = accountIdHeader
+  /** See `authorize`: wraps any `HttpClient` with the credentials of `auth`. */
+  static readonly authorize = authorize
+  /** See `setCredentials`. */
+  static readonly setCredentials = setCredentials
+  /** The `HttpClient` in context, authorized by the `AuthManager` in context. */
+  static readonly make = make
+  /** `AuthHttpClient` over the `HttpClient` and `AuthManager` in context. */
+  static readonly layer = layer
+  /** Replaces the `HttpClient` in context by the authorized one: see `layerHttpClient`. */
+  static readonly layerHttpClient = layerHttpClient
+}

@@ -278,15 +278,4 @@ export class Configuration extends Context.Tag("effect-auth-manager/Configuratio
 
   /** Read from the environment (`variables`), through `Config`. A value that cannot work is a `ConfigError` at start. */
   static readonly layerConfig: Layer.Layer<Configuration, ConfigError.ConfigError> = Layer.effect(Configuration, config)
-
-  /**
-   * What the configured layers use: the `Configuration` in context, or, when
-   * none was provided, the environment's, read through `Config` (as SPEC §6
-   * has `AuthStore.layerFile`, `TokenRefresher.layerHttp` and
-   * `AuthManager.layer` do).
-   */
-  static readonly current: Effect.Effect<Options, ConfigError.ConfigError> = Effect.flatMap(
-    Effect.serviceOption(Configuration),
-    Option.match({ onNone: () => config, onSome: Effect.succeed })
-  )
 }

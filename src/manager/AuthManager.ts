@@ -669,13 +669,9 @@ export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<
   static readonly make = make
 
   /**
-   * The manager, its settings from the `Configuration` in context, else from the environment (see
-   * `settingsOf`); needs an `AuthStore` and a `TokenRefresher`.
+   * The manager, its settings from the `Configuration` in context (see `settingsOf`); needs an
+   * `AuthStore` and a `TokenRefresher`.
    */
-  static readonly layer: Layer.Layer<AuthManager, ConfigError.ConfigError, AuthStore | TokenRefresher> = Layer
-    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration.current, (configuration) => make(settingsOf(configuration))))
-
-  /** The manager with some settings given in code (refresh window, minimum interval, backoff…) over the defaults; no environment is read. */
-  static readonly layerWith = (options: Partial<Settings>) =>
-    Layer.scoped(AuthManager, make(options))
+  static readonly layer: Layer.Layer<AuthManager, never, Configuration.Configuration | AuthStore | TokenRefresher> = Layer
+    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration, (configuration) => make(settingsOf(configuration))))
 }

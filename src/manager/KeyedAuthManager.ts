@@ -98,18 +98,19 @@ export class KeyedAuthManager extends Context.Tag("effect-auth-manager/KeyedAuth
   KeyedAuthManager,
   KeyedAuthManagerShape
 >() {
+  /** Builds the keyed manager in a scope, with options given in code: see `make`. */
+  static readonly make = make
+
   /**
    * Needs a `CredentialStore`, a `RefreshCoordinator` (PostgreSQL, or memory) and a `TokenRefresher`;
-   * every manager's settings from the `Configuration` in context, else the environment's (see `AuthManager.settingsOf`).
+   * every manager's settings from the `Configuration` in context (see `AuthManager.settingsOf`).
    */
   static readonly layer: Layer.Layer<
     KeyedAuthManager,
-    ConfigError.ConfigError,
-    CredentialStore | RefreshCoordinator | TokenRefresher
+    never,
+    Configuration | CredentialStore | RefreshCoordinator | TokenRefresher
   > = Layer.scoped(
     KeyedAuthManager,
-    Effect.flatMap(Configuration.current, (configuration) => make({ settings: AuthManager.settingsOf(configuration) }))
+    Effect.flatMap(Configuration, (configuration) => make({ settings: AuthManager.settingsOf(configuration) }))
   )
-
-  static readonly layerWith = (options: Options) => Layer.scoped(KeyedAuthManager, make(options))
 }

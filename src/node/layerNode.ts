@@ -39,19 +39,17 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
 )
 
 /** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
-export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = Layer
-  .unwrapEffect(Effect.map(Configuration, (configuration) =>
-    AuthManager.layerWith(settingsOf(configuration)).pipe(
-      Layer.provideMerge(
-        Layer.mergeAll(AuthStore.layerFileWith(fileOptionsOf(configuration)), TokenRefresher.layerHttpFrom(configuration))
-      ),
-      // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
-      Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
-    )))
+export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = AuthManager
+  .layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
+    // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
+    Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
+  )
 
 /**
- * Everything `AuthManager` needs on Node, configured from the environment
- * (`Configuration.layerConfig`).
+ * Everything `AuthManager` needs on Node, configured from the environment, read once
+ * (`Configuration.layerConfig`). To configure it in code instead:
+ * `layerNodeConfigured.pipe(Layer.provideMerge(Configuration.layer({ codexHome: "/srv/codex" })))`.
  *
  * @example
  * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
@@ -60,16 +58,7 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
   .pipe(Layer.provide(Configuration.layerConfig))
 
 /**
- * Everything `AuthManager` needs on Node, configured in code: no environment variable is read.
- *
- * @example
- * Effect.provide(program, layerNodeWith({ codexHome: "/srv/codex", manager: { refreshWindow: Duration.minutes(2) } }))
- */
-export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher> =>
-  layerNodeConfigured.pipe(Layer.provide(Configuration.layer(input)))
-
-/**
  * Logs for a program whose stdout is not for logs (a stdio server, a CLI):
  * logfmt lines on stderr, at the configured level (`EFFECT_AUTH_LOG_LEVEL`, default Info).
  */
-export const layerStderrLogger: Layer.Layer<never, ConfigError.ConfigError> = StderrLogger.layerStderrLogger
+export const layerStderrLogger: Layer.Layer<never, never, Configuration> = StderrLogger.layerStderrLogger

@@ -158,9 +158,13 @@ export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens>
 const transient = (kind: TransientRefreshError["kind"], detail: string, status?: number) =>
   new TransientRefreshError(status === undefined ? { kind, detail } : { kind, detail, status })
 
-/** The HTTP refresher: one POST through `HttpClient`, classified as SPEC §3 says. */
-export const makeHttp = (options: HttpOptions) =>
+/**
+ * The HTTP refresher: one POST through `HttpClient`, its answer classified
+ * (`classifyFailure`). `options` are set in code, over the defaults (Codex's endpoint and client).
+ */
+export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
   Effect.gen(function*() {
+    const options: HttpOptions = { ...httpOptionsOf(Configuration.resolve()), ...overrides }
     // Redirects are not followed: the refresh token must reach the configured endpoint only.
     const client = yield* HttpClient.HttpClient
     const sendOptions = { timeout: options.timeout, maxBodyBytes: options.maxBodyBytes, what: "the token endpoint" }
@@ -258,19 +262,11 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
   static readonly makeTest = makeTest
 
   /**
-   * The HTTP refresher of the `Configuration` in context, else of the environment read through
-   * `Config` (see `httpOptionsOf`). Needs an `HttpClient`.
+   * The HTTP refresher of the `Configuration` in context (its token endpoint, or its sign-in
+   * issuer's; see `httpOptionsOf`). Needs an `HttpClient`.
    */
-  static readonly layerHttp: Layer.Layer<TokenRefresher, ConfigError.ConfigError, HttpClient.HttpClient> = Layer
-    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration.current, (configuration) => makeConfigured(configuration)))
-
-  /** The HTTP refresher of `configuration` (through its sign-in issuer's provider when it has one); no environment is read. */
-  static readonly layerHttpFrom = (configuration: Configuration.Options): Layer.Layer<TokenRefresher, never, HttpClient.HttpClient> =>
-    Layer.effect(TokenRefresher, makeConfigured(configuration))
-
-  /** The HTTP refresher with the given settings in code, over the defaults (Codex's endpoint); no environment is read. */
-  static readonly layerHttpWith = (options: Partial<HttpOptions>): Layer.Layer<TokenRefresher, never, HttpClient.HttpClient> =>
-    Layer.effect(TokenRefresher, makeConfigured(Configuration.resolve(), options))
+  static readonly layerHttp: Layer.Layer<TokenRefresher, never, Configuration.Configuration | HttpClient.HttpClient> = Layer
+    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration, (configuration) => makeConfigured(configuration)))
 
   /** A scripted fake that records each call; see `TokenRefresherTest` for the record. */
   static readonly layerTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>

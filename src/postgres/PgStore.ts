@@ -249,15 +249,16 @@ export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore |
   )
 
 /**
- * `layer` for the database of the `Configuration` in context, else of the environment (`EFFECT_AUTH_DATABASE_URL`,
+ * `layer` for the database of the `Configuration` in context (`EFFECT_AUTH_DATABASE_URL`,
  * a secret: it may hold a password; `EFFECT_AUTH_DATABASE_TABLE_PREFIX`); the lock's limit
  * is the refresh timeout plus 5 s. A configuration without a database is a `ConfigError`.
  */
 export const layerConfig: Layer.Layer<
   CredentialStore | RefreshCoordinator,
-  SqlError | MigrationError | ConfigError.ConfigError
+  SqlError | MigrationError | ConfigError.ConfigError,
+  Configuration
 > = Layer.unwrapEffect(
-  Effect.flatMap(Configuration.current, ({ database, refreshTimeout }) =>
+  Effect.flatMap(Configuration, ({ database, refreshTimeout }) =>
     Option.match(database, {
       onNone: () =>
         Effect.fail(ConfigError.MissingData(["EFFECT_AUTH_DATABASE_URL"], "PostgreSQL needs a database URL (postgres://…)")),

@@ -359,18 +359,12 @@ export class SignIn extends Context.Tag("effect-auth-manager/SignIn")<SignIn, Si
   /** Builds the sign-in service in a scope: see `make`. */
   static readonly make = make
 
-  /** The provider and settings of the `Configuration` in context, else the environment's (see `OAuthProvider.fromConfiguration`). */
-  static readonly layer: Layer.Layer<SignIn, ConfigError.ConfigError, HttpClient.HttpClient | AuthManager> = Layer.scoped(
+  /** The provider and settings of the `Configuration` in context (see `OAuthProvider.fromConfiguration`). */
+  static readonly layer: Layer.Layer<SignIn, never, Configuration | HttpClient.HttpClient | AuthManager> = Layer.scoped(
     SignIn,
-    Effect.flatMap(Configuration.current, (configuration) => {
+    Effect.flatMap(Configuration, (configuration) => {
       const { originator, provider } = OAuthProvider.fromConfiguration(configuration)
       return make(provider, { timeout: configuration.signIn.timeout, originator })
     })
   )
-
-  /** A given provider (or the effect that discovers it), with some settings given in code. */
-  static readonly layerWith = (
-    provider: OAuthProvider.OAuthProvider | Effect.Effect<OAuthProvider.OAuthProvider, SignInError, HttpClient.HttpClient>,
-    settings: Partial<Settings> = {}
-  ): Layer.Layer<SignIn, never, HttpClient.HttpClient | AuthManager> => Layer.scoped(SignIn, make(provider, settings))
 }

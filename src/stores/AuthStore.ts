@@ -94,17 +94,11 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
   static readonly makeMemory = makeMemory
 
   /**
-   * The `auth.json` file in the configured `codexHome`: the `Configuration` in context, else
-   * `CODEX_HOME` (default `~/.codex`) read through `Config`.
+   * The `auth.json` file in the `codexHome` of the `Configuration` in context
+   * (`Configuration.layerConfig` reads `CODEX_HOME`; `Configuration.layer` sets it in code).
    */
-  static readonly layerFile: Layer.Layer<AuthStore, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =
-    Layer.effect(
-      AuthStore,
-      Effect.flatMap(Configuration.Configuration.current, (configuration) => makeFile(fileOptionsOf(configuration)))
-    )
-
-  /** The `auth.json` file in the given folder. */
-  static readonly layerFileWith = (options: FileOptions) => Layer.effect(AuthStore, makeFile(options))
+  static readonly layerFile: Layer.Layer<AuthStore, never, Configuration.Configuration | FileSystem.FileSystem | Path.Path> =
+    Layer.effect(AuthStore, Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration))))
 
   /**
    * A store in memory, optionally seeded with the JSON text or value an

@@ -93,6 +93,16 @@ export class CredentialStore extends Context.Tag("effect-auth-manager/Credential
   CredentialStore,
   CredentialStoreShape
 >() {
+  /** The credential key of a single-credential program. */
+  static readonly defaultKey = defaultKey
+  /** The revision of a credential that does not exist. */
+  static readonly absentRevision = absentRevision
+  /** The store over a backend's few primitives: see `make`. */
+  static readonly make = (backend: Backend): CredentialStoreShape => make(backend)
+  /** A backend in memory, to build a store from or to test a backend's contract against. */
+  static readonly makeMemoryBackend = (initial?: Readonly<Record<string, string | object>>) => makeMemoryBackend(initial)
+  /** A store in memory, built in place. */
+  static readonly makeMemory = (initial?: Readonly<Record<string, string | object>>) => makeMemory(initial)
   /** Every credential in memory: for tests, and for programs that keep nothing. */
   static readonly layerMemory = (initial?: Readonly<Record<string, string | object>>) =>
     Layer.effect(CredentialStore, Effect.map(makeMemoryBackend(initial), make))

@@ -50,11 +50,9 @@ export const layer = (
       ))
   )
 
-/** `layer` in the configured `codexHome`: the `Configuration` in context, else the environment's. */
+/** `layer` in the `codexHome` of the `Configuration` in context. */
 export const layerConfig: Layer.Layer<
   CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
-  ConfigError.ConfigError,
-  FileSystem.FileSystem | Path.Path
-> = Layer.unwrapEffect(
-  Effect.map(Configuration.current, (configuration) => layer(fileOptionsOf(configuration)))
-)
+  never,
+  Configuration | FileSystem.FileSystem | Path.Path
+> = Layer.unwrapEffect(Effect.map(Configuration, (configuration) => layer(fileOptionsOf(configuration))))

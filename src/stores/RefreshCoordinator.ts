@@ -78,6 +78,10 @@ export class RefreshCoordinator extends Context.Tag("effect-auth-manager/Refresh
   RefreshCoordinator,
   RefreshCoordinatorShape
 >() {
+  /** The coordinator over a backend's few primitives: see `make`. */
+  static readonly make = (backend: Backend): RefreshCoordinatorShape => make(backend)
+  /** A backend in memory, to build a coordinator from or to test a backend's contract against. */
+  static readonly makeMemoryBackend: Effect.Effect<Backend> = Effect.suspend(() => makeMemoryBackend)
   /** Coordination among the managers of this process only. */
   static readonly layerMemory: Layer.Layer<RefreshCoordinator> = Layer.effect(
     RefreshCoordinator,

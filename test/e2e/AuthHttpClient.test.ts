@@ -3,7 +3,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Schema } from "effect"
-import * as AuthHttpClient from "../../src/client/AuthHttpClient.js"
+import { AuthHttpClient } from "../../src/client/AuthHttpClient.js"
 import { layerNode } from "../../src/node/layerNode.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import * as Api from "../support/api.js"
@@ -53,7 +53,7 @@ const signedIn = (oidc: Oidc.OidcServer) =>
   })
 
 const userinfo = (url: string) =>
-  Effect.flatMap(AuthHttpClient.AuthHttpClient, (client) => client.get(url))
+  Effect.flatMap(AuthHttpClient, (client) => client.get(url))
 
 describe("the authorized client against oidc-provider's userinfo endpoint on 127.0.0.1", () => {
   // oidc-provider's revocation endpoint revokes every token of the grant, refresh tokens included

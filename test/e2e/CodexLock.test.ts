@@ -56,7 +56,7 @@ const exitOf = (child: ChildProcess) =>
   })
 
 const fileStore = (home: string, options: Partial<FileOptions> = {}) =>
-  AuthStore.layerFileWith({ codexHome: home, ...options }).pipe(Layer.provide(NodeContext.layer))
+  Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home, ...options })).pipe(Layer.provide(NodeContext.layer))
 
 describe("the flock primitive", () => {
   it.scopedLive("a holder killed with SIGKILL frees the lock at once: nothing stale to break", () =>
@@ -145,7 +145,7 @@ describe("AuthStore.layerFile: Codex's auth.json.lock", () => {
           Effect.zipRight(Deferred.await(answer)),
           Effect.zipRight(rotated("late-access", "late-refresh"))
         )
-        const layer = AuthManager.layerWith({}).pipe(
+        const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
           Layer.provideMerge(Layer.merge(fileStore(home), TokenRefresher.layerTest([slowRequest])))
         )
         yield* Effect.gen(function*() {

@@ -196,10 +196,10 @@ describe("fault matrix of the token endpoint: classification, requests over 50 p
         const silent = { row: row.handler === "silent", until: -Infinity }
 
         // layerNode's stack, with the file store on this folder and the endpoint's URL.
-        const layer = AuthManager.layerWith({}).pipe(
+        const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
           Layer.provideMerge(Layer.merge(
-            AuthStore.layerFileWith({ codexHome: home }),
-            TokenRefresher.layerHttpWith({ tokenUrl: server.url, timeout: refreshTimeout })
+            Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+            Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: server.url, timeout: refreshTimeout }))
           )),
           Layer.provide(Layer.merge(NodeContext.layer, NodeHttpClient.layer))
         )

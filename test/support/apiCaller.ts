@@ -7,7 +7,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
-import * as AuthHttpClient from "../../src/client/AuthHttpClient.js"
+import { AuthHttpClient } from "../../src/client/AuthHttpClient.js"
 import { AuthManager } from "../../src/manager/AuthManager.js"
 import { layerNode, layerStderrLogger } from "../../src/node/layerNode.js"
 import { Configuration } from "../../src/config/Configuration.js"
@@ -21,7 +21,7 @@ const nextLine = Effect.async<void>((resume) => {
 })
 
 const program = Effect.gen(function*() {
-  const client = yield* AuthHttpClient.AuthHttpClient
+  const client = yield* AuthHttpClient
   yield* Effect.flatMap(AuthManager, (auth) => auth.state)
   yield* print({ method: "ready" })
   yield* nextLine

@@ -11,7 +11,7 @@ export const managerWith = <ROut extends TokenRefresher | TokenRefresherTest, E,
   json: object | undefined,
   refresher: Layer.Layer<ROut, E, R>,
   settings: Partial<Settings> = {}
-) => AuthManager.layerWith(settings).pipe(Layer.provideMerge(Layer.merge(AuthStore.layerMemory(json), refresher)))
+) => Layer.scoped(AuthManager, AuthManager.make(settings)).pipe(Layer.provideMerge(Layer.merge(AuthStore.layerMemory(json), refresher)))
 
 /** A manager over a memory store and the scripted refresher. */
 export const scripted = (json: object | undefined, script: Parameters<typeof TokenRefresher.layerTest>[0], settings: Partial<Settings> = {}) =>

@@ -26,6 +26,6 @@ const program = Effect.gen(function*() {
 })
 
 Effect.runPromise(program.pipe(
-  Effect.provide(AuthStore.layerFileWith({ codexHome: process.env.CODEX_HOME ?? "." })),
+  Effect.provide(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: process.env.CODEX_HOME ?? "." }))),
   Effect.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer))
 ))

@@ -70,7 +70,7 @@ const providerOf = (flags: Flags) =>
         onNone: () => provider,
         onSome: (port) => ({ ...provider, loopback: { ...provider.loopback, ports: [port] } })
       })
-    const configuration = yield* Configuration.current
+    const configuration = yield* Configuration
     if (Option.isNone(flags.issuer)) {
       const { provider } = OAuthProvider.fromConfiguration(configuration)
       return Effect.map(provider, withPort)
@@ -137,7 +137,7 @@ const spinner = (label: string, terminal: Terminal) =>
 export const run = (flags: Flags, terminal: Terminal) =>
   Effect.gen(function*() {
     const provider = yield* providerOf(flags)
-    const { originator, timeout } = (yield* Configuration.current).signIn
+    const { originator, timeout } = (yield* Configuration).signIn
     const signIn = yield* SignIn.make(provider, { timeout, originator })
     const wait = (login: SignIn.Login, label: string) =>
       Effect.raceFirst(
@@ -164,5 +164,5 @@ export const run = (flags: Flags, terminal: Terminal) =>
   }).pipe(Effect.scoped) satisfies Effect.Effect<
     AuthState,
     unknown,
-    AuthManager | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
+    Configuration | AuthManager | HttpClient.HttpClient | FileSystem.FileSystem | CommandExecutor.CommandExecutor
   >
