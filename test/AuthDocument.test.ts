@@ -5,7 +5,7 @@ import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
 import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
 
 const parse = (value: unknown) => Either.getOrThrow(AuthDocument.parse(JSON.stringify(value)))
-const problem = (text: string) => Either.getLeft(AuthDocument.parse(text)).pipe(Option.getOrThrow)
+const problem = (text: string) => Either.getLeft(AuthDocument.parse(text)).pipe(Option.getOrThrow).detail
 
 describe("AuthDocument", () => {
   it("resolves the mode: explicit auth_mode, else API key, else tokens, else logged out", () => {

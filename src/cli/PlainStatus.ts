@@ -29,9 +29,9 @@ export const plainStatus = (options: StatusOptions, codexHome: string) =>
     )
     const sidecar = path.join(dir, FileRead.sidecarName)
     const shared = yield* FileRead.readShared(fs, sidecar).pipe(
-      Effect.catchAll((problem) =>
+      Effect.catchAll((error) =>
         Effect.logWarning("Ignoring the shared refresh state").pipe(
-          Effect.annotateLogs({ sidecar, problem }),
+          Effect.annotateLogs({ sidecar, problem: error.problem }),
           Effect.as(Option.none())
         )
       )

@@ -6,6 +6,7 @@
 import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
 import { sha256Hex } from "../util/canonicalJson.js"
 import { describeIssues } from "../util/describeIssues.js"
+import { AuthDocumentError } from "../errors/Errors.js"
 import { canonical, objectEntries } from "../util/rawJson.js"
 
 const Secret = Schema.Redacted(Schema.String)
@@ -205,25 +206,27 @@ const storedExpiry = (doc: AuthDocument): Option.Option<number> =>
   Option.filter(instant(doc.expires_at), (at) =>
     Option.match(instant(doc.last_refresh), { onNone: () => true, onSome: (refreshed) => at > refreshed }))
 
+const notAnObject = new AuthDocumentError({ reason: "not-an-object", detail: "it is not a JSON object" })
+
 /**
- * Parses the text of a credential file. The error is a sentence that never
- * quotes the file's content, since that content holds secrets.
+ * Parses the text of a credential file. The error's detail is a sentence that
+ * never quotes the file's content, since that content holds secrets.
  */
-export const parse = (text: string): Either.Either<AuthSnapshot, string> => Either.map(decodeText(text), snapshot)
+export const parse = (text: string): Either.Either<AuthSnapshot, AuthDocumentError> => Either.map(decodeText(text), snapshot)
 
 /** Reads the text of a credential file as a document, unknown fields kept exactly. */
-export const decodeText = (text: string): Either.Either<AuthDocument, string> => {
+export const decodeText = (text: string): Either.Either<AuthDocument, AuthDocumentError> => {
   let json: unknown
   try {
     // Validates the whole text first (V8's parser does not recurse, so any depth is fine).
     json = JSON.parse(text)
   } catch (error) {
     const at = /position (\d+)/.exec(String(error))
-    return Either.left(`it is not valid JSON${at ? ` (syntax error at character ${at[1]})` : ""}`)
+    return Either.left(
+      new AuthDocumentError({ reason: "not-json", detail: `it is not valid JSON${at ? ` (syntax error at character ${at[1]})` : ""}` })
+    )
   }
-  if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    return Either.left("it is not a JSON object")
-  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return Either.left(notAnObject)
   const top = splitFields(text, documentKeys)
   const known: Record<string, unknown> = {}
   let tokenExtras: ReadonlyMap<string, RawJson> = new Map()
@@ -239,7 +242,9 @@ export const decodeText = (text: string): Either.Either<AuthDocument, string> =>
     }
   }
   return decodeDocument(known).pipe(
-    Either.mapLeft((error) => `unexpected content: ${describeIssues(error)}`),
+    Either.mapLeft((error) =>
+      new AuthDocumentError({ reason: "unexpected-content", detail: `unexpected content: ${describeIssues(error)}` })
+    ),
     Either.map((decoded) => {
       // The file's order: known fields where they were, unknown ones beside them.
       const doc = {} as Record<string, unknown>
@@ -266,15 +271,13 @@ export const decodeText = (text: string): Either.Either<AuthDocument, string> =>
  * Decodes an already-parsed JSON value as a document (its numbers are what
  * JavaScript made of them; `decodeText` keeps them exactly).
  */
-export const decode = (json: unknown): Either.Either<AuthDocument, string> => {
-  if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    return Either.left("it is not a JSON object")
-  }
+export const decode = (json: unknown): Either.Either<AuthDocument, AuthDocumentError> => {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return Either.left(notAnObject)
   let text: string
   try {
     text = JSON.stringify(json)
   } catch {
-    return Either.left("it cannot be written as JSON")
+    return Either.left(new AuthDocumentError({ reason: "not-json", detail: "it cannot be written as JSON" }))
   }
   return decodeText(text)
 }

@@ -68,22 +68,61 @@ export class TransientRefreshError extends Schema.TaggedError<TransientRefreshEr
   }
 }
 
-/** The credential file could not be read, parsed or written. */
+/**
+ * A text is not a credential document (an `auth.json`). The detail never
+ * quotes the text, since the text holds secrets.
+ */
+export class AuthDocumentError extends Schema.TaggedError<AuthDocumentError>()(
+  "AuthDocumentError",
+  {
+    reason: Schema.Literal("not-json", "not-an-object", "unexpected-content"),
+    detail: Schema.String
+  }
+) {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
+ * The stored credentials could not be read, parsed or written. `path` is
+ * where they are: a file, or a database's table and key.
+ */
 export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   "AuthStoreError",
   {
     path: Schema.String,
     operation: Schema.Literal("read", "write", "remove", "lock"),
+    problem: Schema.String,
+    /** What to do about it, when the backend knows better than the default advice (which is for files). */
+    advice: Schema.optional(Schema.String)
+  }
+) {
+  override get message(): string {
+    const advice = this.advice ?? (this.operation === "read"
+      ? "The file was left untouched: repair it, or move it away and sign in again."
+      : this.operation === "lock"
+      ? "Another process is busy with the credentials; the next poll tries again."
+      : "Check that the folder exists and that this user may write to it.")
+    return `Could not ${this.operation} the credentials in ${this.path}: ${this.problem}. ${advice}`
+  }
+}
+
+/**
+ * The health shared between processes (poisoned, backing off) could not be
+ * read or written. Never fatal: the health is an optimisation, and a record
+ * that cannot be read is ignored.
+ */
+export class SharedHealthError extends Schema.TaggedError<SharedHealthError>()(
+  "SharedHealthError",
+  {
+    location: Schema.String,
+    operation: Schema.Literal("read", "write"),
     problem: Schema.String
   }
 ) {
   override get message(): string {
-    const advice = this.operation === "read"
-      ? "The file was left untouched: repair it, or move it away and sign in again."
-      : this.operation === "lock"
-      ? "Another process is busy with the credentials; the next poll tries again."
-      : "Check that the folder exists and that this user may write to it."
-    return `Could not ${this.operation} the credential file ${this.path}: ${this.problem}. ${advice}`
+    return `Could not ${this.operation} the shared refresh state at ${this.location}: ${this.problem}`
   }
 }
 

@@ -13,7 +13,7 @@ import { Configuration } from "../config/Configuration.js"
 import { CredentialStore, type Entry, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import type * as CredentialStoreModule from "../stores/CredentialStore.js"
 import type { MigrationError } from "@effect/sql/Migrator"
-import { AuthStoreError } from "../errors/Errors.js"
+import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { make as makeCoordinator, RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import { listen } from "./listener.js"
 import { migrate, tables } from "./migrations.js"
@@ -200,7 +200,7 @@ export const make = (options: Options = {}) =>
       readHealth: (key) =>
         sql<{ readonly health: string | null }>`SELECT health FROM ${table} WHERE credential_key = ${key}`.pipe(
           Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health))),
-          Effect.mapError(sqlProblem)
+          Effect.mapError((error) => new SharedHealthError({ location: location(key), operation: "read", problem: sqlProblem(error) }))
         ),
       writeHealth: (key, record) =>
         Option.match(record, {
@@ -216,7 +216,10 @@ export const make = (options: Options = {}) =>
               WHERE credential_key = ${key} AND hash = ${hash}
               RETURNING credential_key
             ) SELECT ${notify} FROM changed`
-        }).pipe(Effect.asVoid, Effect.mapError(sqlProblem))
+        }).pipe(
+          Effect.asVoid,
+          Effect.mapError((error) => new SharedHealthError({ location: location(key), operation: "write", problem: sqlProblem(error) }))
+        )
     })
 
     return { credentials, coordinator } as const

@@ -8,7 +8,6 @@
  */
 import { Context, Effect, Either, Layer, Option, PubSub, Ref, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
-import { parseText } from "./FileRead.js"
 import { AuthStoreError } from "../errors/Errors.js"
 
 /** The credential of a program that holds one (the Codex case): `EFFECT_AUTH_CREDENTIAL_KEY`'s default. */
@@ -117,10 +116,21 @@ export const decodeEntry = (location: string, key: string, entry: Option.Option<
     onNone: (): Effect.Effect<Stored, AuthStoreError> =>
       Effect.succeed({ key, snapshot: AuthDocument.absent, revision: absentRevision }),
     onSome: ({ revision, text }) =>
-      Effect.map(parseText(location)(Option.some(text)), (snapshot): Stored => ({ key, snapshot, revision }))
+      Effect.map(snapshotOf(location)(Option.some(text)), (snapshot): Stored => ({ key, snapshot, revision }))
   })
 
 const toWrite = (doc: AuthDocument.AuthDocument): Write => ({ text: format(doc), hash: AuthDocument.snapshot(doc).hash })
+
+/** The snapshot of a stored text at `location`: no text is no credentials; bad text is a read error. */
+export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(AuthDocument.absent),
+    onSome: (content) =>
+      Either.match(AuthDocument.parse(content), {
+        onLeft: (error) => Effect.fail(new AuthStoreError({ path: location, operation: "read", problem: error.detail })),
+        onRight: Effect.succeed
+      })
+  })
 
 /** Builds the service from a backend's primitives. */
 export const make = (backend: Backend): CredentialStoreShape => {

@@ -8,7 +8,8 @@ import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Either, Option } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
-import { AuthStoreError } from "../errors/Errors.js"
+import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
+import { snapshotOf } from "./CredentialStore.js"
 import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
 import { readBoundedText } from "../util/boundedRead.js"
 
@@ -34,19 +35,8 @@ export const readOptional = (fs: FileSystem.FileSystem, path: string, maxBytes?:
 export const readText = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Option.Option<string>, AuthStoreError> =>
   Effect.mapError(readOptional(fs, file), (problem) => new AuthStoreError({ path: file, operation: "read", problem }))
 
-/** The snapshot of `file`'s text: no text is no credentials; bad text is a read error. */
-export const parseText = (file: string) => (text: Option.Option<string>) =>
-  Option.match(text, {
-    onNone: () => Effect.succeed(AuthDocument.absent),
-    onSome: (content) =>
-      Either.match(AuthDocument.parse(content), {
-        onLeft: (problem) => Effect.fail(new AuthStoreError({ path: file, operation: "read", problem })),
-        onRight: Effect.succeed
-      })
-  })
-
 /** The snapshot `file` holds (`AuthDocument.absent` when there is no file). */
-export const readSnapshot = (fs: FileSystem.FileSystem, file: string) => Effect.flatMap(readText(fs, file), parseText(file))
+export const readSnapshot = (fs: FileSystem.FileSystem, file: string) => Effect.flatMap(readText(fs, file), snapshotOf(file))
 
 /**
  * The shared health the sidecar holds; none when there is no sidecar. Fails
@@ -56,10 +46,13 @@ export const readSnapshot = (fs: FileSystem.FileSystem, file: string) => Effect.
 export const readShared = (
   fs: FileSystem.FileSystem,
   sidecar: string
-): Effect.Effect<Option.Option<SharedHealth>, string> =>
-  Effect.flatMap(readOptional(fs, sidecar, maxSidecarBytes), (text) =>
-    Option.match(text, {
-      onNone: () => Effect.succeedNone,
-      onSome: (content) =>
-        Either.match(decodeHealth(content), { onLeft: Effect.fail, onRight: (state) => Effect.succeed(Option.some(state)) })
-    }))
+): Effect.Effect<Option.Option<SharedHealth>, SharedHealthError> =>
+  readOptional(fs, sidecar, maxSidecarBytes).pipe(
+    Effect.mapError((problem) => new SharedHealthError({ location: sidecar, operation: "read", problem })),
+    Effect.flatMap((text) =>
+      Option.match(text, {
+        onNone: () => Effect.succeed(Option.none<SharedHealth>()),
+        onSome: (content) => Effect.map(decodeHealth(sidecar, content), Option.some)
+      })
+    )
+  )

@@ -7,7 +7,7 @@
  * new credentials start healthy everywhere. It holds no secret.
  */
 import { Context, Effect, Either, Layer, Option, Ref, Schema, type Scope } from "effect"
-import { AuthStoreError, PermanentReason, TransientKind } from "../errors/Errors.js"
+import { AuthStoreError, PermanentReason, SharedHealthError, TransientKind } from "../errors/Errors.js"
 
 /**
  * The health of snapshot `hash` that one process shares with the others:
@@ -44,13 +44,13 @@ export interface Backend {
   /** Holds the refresh lock of `key` until the scope closes; fails after a bounded wait. */
   readonly lock: (key: string) => Effect.Effect<void, AuthStoreError, Scope.Scope>
   /** The health text stored for `key`; none when there is none. */
-  readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, string>
+  readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, SharedHealthError>
   /**
    * Stores the health of snapshot `hash` under `key` (none clears whatever
    * is there). A backend that also holds the credential writes a record only
    * while the credential still has that hash.
    */
-  readonly writeHealth: (key: string, text: Option.Option<{ readonly hash: string; readonly text: string }>) => Effect.Effect<void, string>
+  readonly writeHealth: (key: string, text: Option.Option<{ readonly hash: string; readonly text: string }>) => Effect.Effect<void, SharedHealthError>
 }
 
 export interface RefreshCoordinatorShape {
@@ -89,16 +89,19 @@ export class RefreshCoordinator extends Context.Tag("effect-auth-manager/Refresh
   )
 }
 
-/** The health record a backend stored as `text`; the problem when it is not one. */
-export const decodeHealth = (text: string): Either.Either<SharedHealth, string> =>
-  Either.mapLeft(Schema.decodeEither(SharedHealthJson)(text), () => "unexpected content")
+/** The health record stored at `location` as `text`; the error when it is not one. */
+export const decodeHealth = (location: string, text: string): Either.Either<SharedHealth, SharedHealthError> =>
+  Either.mapLeft(
+    Schema.decodeEither(SharedHealthJson)(text),
+    () => new SharedHealthError({ location, operation: "read", problem: "unexpected content" })
+  )
 
 /** Builds the service from a backend's primitives: decoding, and the best-effort rules. */
 export const make = (backend: Backend): RefreshCoordinatorShape => {
   // Health is an optimisation, never a reason to fail: a record that cannot be read is ignored (and said).
-  const ignore = (key: string, problem: string) =>
+  const ignore = (key: string, error: SharedHealthError) =>
     Effect.logWarning("Ignoring the shared refresh state").pipe(
-      Effect.annotateLogs({ credential: key, location: backend.location(key), problem })
+      Effect.annotateLogs({ credential: key, location: error.location, problem: error.problem })
     )
   return {
     location: backend.location,
@@ -111,7 +114,7 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeed(Option.none<SharedHealth>()),
           onSome: (text) =>
-            Either.match(decodeHealth(text), {
+            Either.match(decodeHealth(backend.location(key), text), {
               onLeft: (problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>()),
               onRight: (health) => Effect.succeed(Option.some(health))
             })
@@ -120,9 +123,9 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
       ),
     setHealth: (key, health) =>
       backend.writeHealth(key, Option.map(health, (h) => ({ hash: h.hash, text: Schema.encodeSync(SharedHealthJson)(h) }))).pipe(
-        Effect.catchAll((problem) =>
+        Effect.catchAll((error) =>
           Effect.logWarning("Could not share the refresh state").pipe(
-            Effect.annotateLogs({ credential: key, location: backend.location(key), problem })
+            Effect.annotateLogs({ credential: key, location: error.location, problem: error.problem })
           )
         )
       )

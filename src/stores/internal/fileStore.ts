@@ -22,7 +22,7 @@ import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, Subscr
 import * as AuthDocument from "../../document/AuthDocument.js"
 import type { FileOptions } from "../FileOptions.js"
 import type * as CredentialStore from "../CredentialStore.js"
-import { AuthStoreError } from "../../errors/Errors.js"
+import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
@@ -316,12 +316,26 @@ export const makeFiles = ({
           )
           : Effect.fail(otherKey(key, "lock")),
       readHealth: (key) =>
-        !ownKey(key) ? Effect.succeedNone : FileRead.readOptional(fs, sidecar, maxSidecarBytes),
+        !ownKey(key) ? Effect.succeedNone : FileRead.readOptional(fs, sidecar, maxSidecarBytes).pipe(
+          Effect.mapError((problem) => new SharedHealthError({ location: sidecar, operation: "read", problem }))
+        ),
       writeHealth: (key, record) =>
-        !ownKey(key) ? Effect.fail(`auth.json holds one credential ("${credentialKey}"), not "${key}"`) : Option.match(record, {
-          onNone: () => fs.remove(sidecar),
-          onSome: ({ text }) => writeAtomically(sidecar, `${text}\n`)
-        }).pipe(Effect.catchAll((error) => isNotFound(error) ? Effect.void : Effect.fail(describe(error))))
+        !ownKey(key)
+          ? Effect.fail(
+            new SharedHealthError({
+              location: sidecar,
+              operation: "write",
+              problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+            })
+          )
+          : Option.match(record, {
+            onNone: () => fs.remove(sidecar),
+            onSome: ({ text }) => writeAtomically(sidecar, `${text}\n`)
+          }).pipe(Effect.catchAll((error) =>
+            isNotFound(error)
+              ? Effect.void
+              : Effect.fail(new SharedHealthError({ location: sidecar, operation: "write", problem: describe(error) }))
+          ))
     }
 
     return { credentials, coordinator } as const
