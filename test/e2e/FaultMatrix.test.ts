@@ -2,8 +2,8 @@
  * Every way the token endpoint can fail, one row each: the classification, the
  * requests that 50 polls (one a second, on the TestClock) make, and an auth.json
  * left untouched. This is the one classification table of the suite (the unit
- * tests of TokenRefresher cover what is not a failure row); the table in the
- * README is this file's table.
+ * tests of TokenRefresher cover what is not a failure row); the table in
+ * docs/benchmarks.md is this file's table.
  *
  * It runs on the stack the library ships (`layerNode`: NodeHttpClient over
  * node:http, the file store), against raw node:http servers on 127.0.0.1. The
