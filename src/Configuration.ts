@@ -246,9 +246,9 @@ export class Configuration extends Context.Tag("effect-auth-manager/Configuratio
 
   /**
    * What the configured layers use: the `Configuration` in context, or, when
-   * none was provided, the environment's, read through `Config` (as SPEC §6
-   * has `AuthStore.layerFile`, `TokenRefresher.layerHttp` and
-   * `AuthManager.layer` do).
+   * none was provided, the environment's, read through `Config` (so that
+   * `AuthStore.layerFile`, `TokenRefresher.layerHttp` and `AuthManager.layer`
+   * work with nothing more than what they name).
    */
   static readonly current: Effect.Effect<Options, ConfigError.ConfigError> = Effect.flatMap(
     Effect.serviceOption(Configuration),

@@ -75,7 +75,7 @@ export class TokenRefresherTest
 {}
 
 // ---------------------------------------------------------------------------
-// Classification (SPEC §3)
+// Classification: permanent (the refresh token is dead) or transient (try again later)
 
 const permanentCodes: Record<string, PermanentReason> = {
   refresh_token_expired: "expired",
@@ -157,7 +157,7 @@ export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens>
 const transient = (kind: TransientRefreshError["kind"], detail: string, status?: number) =>
   new TransientRefreshError(status === undefined ? { kind, detail } : { kind, detail, status })
 
-/** The HTTP refresher: one POST through `HttpClient`, classified as SPEC §3 says. */
+/** The HTTP refresher: one POST through `HttpClient`, classified as permanent or transient. */
 export const makeHttp = (options: HttpOptions) =>
   Effect.gen(function*() {
     // Redirects are not followed: the refresh token must reach the configured endpoint only.

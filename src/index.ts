@@ -3,7 +3,7 @@
  * refresh-token storms.
  *
  * The three services are exported as their tags (their layers are static
- * members: `AuthManager.layer`, `AuthStore.layerFile`, …), as SPEC §6 names them.
+ * members: `AuthManager.layer`, `AuthStore.layerFile`, …), so that programs import them by name.
  */
 export * as AuthDocument from "./AuthDocument.js"
 export * as AuthHttpClient from "./AuthHttpClient.js"

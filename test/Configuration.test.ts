@@ -111,7 +111,7 @@ describe("the configured layers", () => {
   const locationOf = Effect.map(AuthStore, (store) => store.location)
   const environment = ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"]]))
 
-  it.effect("read the environment through Config when no Configuration is provided (SPEC §6)", () =>
+  it.effect("read the environment through Config when no Configuration is provided", () =>
     Effect.gen(function*() {
       const location = yield* locationOf.pipe(
         Effect.provide(AuthStore.layerFile.pipe(Layer.provide(NodeContext.layer))),

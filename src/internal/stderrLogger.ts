@@ -1,4 +1,4 @@
-/** The logger of the programs, apart so that a program can log without loading the services (issue #14). */
+/** The logger of the programs, apart so that a program can log without loading the services, and start faster. */
 import { type ConfigError, Effect, Layer, Logger } from "effect"
 import { Configuration } from "../Configuration.js"
 

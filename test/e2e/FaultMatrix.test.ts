@@ -139,7 +139,7 @@ export const rows: ReadonlyArray<Row> = [
   { name: "no answer (30 s timeout)", handler: "silent", expected: transient("timeout"), requests: 3 },
   { name: "200 with HTML", handler: json(200, "<html>sign in</html>"), expected: transient("body"), requests: backoff },
   { name: "200 with truncated JSON", handler: json(200, `{"access_token": "a`), expected: transient("body"), requests: backoff },
-  // A new refresh_token alone is a success (issue 10, item 2): only a body with no token is transient.
+  // A new refresh_token alone is a success (it must be saved, or it is lost): only a body with no token is transient.
   { name: "200 with JSON lacking any token", handler: json(200, { token_type: "Bearer", expires_in: 3600 }), expected: transient("body"), requests: backoff },
   { name: "200 with empty tokens", handler: json(200, { access_token: "", refresh_token: null }), expected: transient("body"), requests: backoff },
   { name: "200 with a 100 MB body (read up to 1 MiB)", handler: hugeBody, expected: transient("body"), requests: backoff },
