@@ -43,7 +43,7 @@ import { TokenRefresher } from "./TokenRefresher.js"
 
 /** How the manager refreshes; `Configuration` sets some of them (see `settingsOf`). */
 export interface Settings {
-  /** When false, the provider needs no OpenAI credentials at all (`getAuthStatus` then answers `requiresOpenaiAuth: false` and no method). */
+  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
   readonly requiresOpenaiAuth: boolean
   /** An access token this close to its `exp` is stale. */
   readonly refreshWindow: Duration.Duration
