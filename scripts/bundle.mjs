@@ -1,4 +1,4 @@
-// Builds the example programs for start-up speed (issue #14; bench/startup.ts measures it):
+// Builds the example programs for start-up speed (bench/startup.ts measures it):
 //
 // - each program is one tree-shaken, minified bundle (dist/bin/NAME.bundle.cjs): a bundle starts several
 //   times faster than hundreds of separate ES modules;

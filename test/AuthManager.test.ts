@@ -24,7 +24,7 @@ import {
 const auth = AuthManager
 const expiredJwt = TokenEndpoint.unsignedJwt({ exp: 0 })
 
-describe("getAuthStatus: every row of SPEC §5, with and without includeToken", () => {
+describe("getAuthStatus: every state it answers for, with and without includeToken", () => {
   for (const includeToken of [false, true]) {
     const token = (value: string) => (includeToken ? value : null)
 
@@ -477,7 +477,7 @@ describe("a refresh that hangs", () => {
     ]))))
 })
 
-describe("stopping (issue 10, item 3)", () => {
+describe("stopping", () => {
   const setup = Effect.gen(function*() {
     const started = yield* Deferred.make<void>()
     const release = yield* Deferred.make<void>()
@@ -519,7 +519,7 @@ describe("stopping (issue 10, item 3)", () => {
     }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
 })
 
-describe("getAuthStatus never fails because of a refresh (issue 10, item 8)", () => {
+describe("getAuthStatus never fails because of a refresh", () => {
   it.effect("a refresher that dies: the poll is answered, the cached token still served", () =>
     Effect.gen(function*() {
       const status = yield* poll()

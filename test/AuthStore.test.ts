@@ -94,7 +94,7 @@ describe("AuthStore.layerFile", () => {
     ))
 })
 
-describe("AuthStore.layerFile: bounded reads (issue 10, item 7)", () => {
+describe("AuthStore.layerFile: bounded reads", () => {
   it.scoped("a FIFO, /dev/zero behind a symlink, a folder and a huge file are refused with a clear error, at once", () =>
     withStore((home, store) =>
       Effect.gen(function*() {

@@ -66,7 +66,7 @@ describe("Cli, in process", () => {
     }))
 })
 
-describe("Cli: as a person uses it (issue 9 §4, §6)", () => {
+describe("Cli: as a person uses it", () => {
   it.effect("--help lists every command with its description; ANSI styling only on a terminal", () =>
     Effect.gen(function*() {
       const help = yield* runCli(["--help"])

@@ -15,7 +15,7 @@ import { apiKeyJson, chatgptJson, secrets } from "./support/fixtures.js"
 import { dead, scripted } from "./support/manager.js"
 import { Configuration } from "../src/config/Configuration.js"
 
-// The bin answers a plain `status` without the command-line parser (start-up, issue #14):
+// The bin answers a plain `status` without the command-line parser (so that it starts fast):
 // it must print exactly what the full command line prints, and leave everything else to it.
 
 /** Runs `program` over a memory store; what it printed and its exit code. */

@@ -101,9 +101,9 @@ describe("Configuration", () => {
       expect(store).toBe("/srv/in-code/auth.json")
     }))
 
-  it("the README's table names every variable", () => {
-    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8")
-    for (const name of Object.keys(variables)) expect(readme).toContain(`\`${name}\``)
+  it("the configuration reference names every variable", () => {
+    const reference = readFileSync(join(import.meta.dirname, "..", "docs", "configuration.md"), "utf8")
+    for (const name of Object.keys(variables)) expect(reference).toContain(`\`${name}\``)
   })
 })
 

@@ -101,7 +101,7 @@ describe("the authorized client: no token from its Authorization header in a log
     }))
 })
 
-describe("text from the token endpoint is never repeated (issue 10, item 6)", () => {
+describe("text from the token endpoint is never repeated", () => {
   it.scoped("an error body quoting the refresh token: not in the WARN line, the error, or the sidecar (codes only)", () =>
     Effect.gen(function*() {
       const capture = makeCapture()

@@ -1,5 +1,5 @@
 /**
- * The auth part of the Codex app-server wire protocol (SPEC §7) over any
+ * The auth part of the Codex app-server wire protocol over any
  * line transport: newline-delimited JSON messages, `{id, method, params}`
  * requests, `{id, result}` / `{id, error}` responses, `{method, params}`
  * notifications, and no `"jsonrpc"` field. `bin/app-server.ts` runs it

@@ -1,7 +1,7 @@
 /**
  * What the commands need from the process they run in, and the console they
  * write to. Light on purpose: `effect-auth status` loads it before anything
- * else of the command line (issue #14).
+ * else of the command line, so that a plain `status` starts fast.
  */
 import { type Console, Context, Effect, Layer, Stream } from "effect"
 

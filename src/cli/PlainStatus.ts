@@ -4,7 +4,7 @@
  * at start, and prints through the same `report` as the full command line,
  * without building either. The bin runs it alone, so a shell prompt does not
  * load the store's locks and watch, the manager, the HTTP client or the
- * parser (issue #14). Anything else goes to the full command line.
+ * parser, so that it starts fast. Anything else goes to the full command line.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"

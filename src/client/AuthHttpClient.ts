@@ -1,7 +1,7 @@
 /**
  * An `HttpClient` that carries the user's credentials: `Authorization: Bearer
  * <token>` (and, for ChatGPT credentials, `ChatGPT-Account-Id`) on every
- * request, and one recovery when the API answers 401 (SPEC §11).
+ * request, and one recovery when the API answers 401.
  *
  * @example
  * const program = Effect.gen(function*() {

@@ -29,7 +29,7 @@ export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
 
 /** How the manager refreshes (`manager` in the options sets any of them). */
 export interface Settings {
-  /** When false, the provider needs no OpenAI credentials at all (SPEC §5, first row). */
+  /** When false, the provider needs no OpenAI credentials at all (getAuthStatus then answers requiresOpenaiAuth: false and no method). */
   readonly requiresOpenaiAuth: boolean
   /** An access token this close to its `exp` is stale. */
   readonly refreshWindow: Duration.Duration

@@ -56,7 +56,7 @@ export interface AuthManagerShape {
   /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */
   readonly getAuthStatus: (params?: AuthStatusParams) => Effect.Effect<AuthStatus>
   readonly readAccount: (params?: { readonly refreshToken?: boolean | undefined }) => Effect.Effect<AccountInfo>
-  /** Refreshes the access token if it needs it (SPEC §4). */
+  /** Refreshes the access token if it needs it: poisoned, cooling down, recently refreshed or in flight make no new request. */
   readonly refresh: Effect.Effect<void, RefreshError>
   readonly loginWithApiKey: (apiKey: Redacted.Redacted<string>) => Effect.Effect<AuthState, AuthStoreError>
   readonly loginWithTokens: (tokens: ChatgptTokens) => Effect.Effect<AuthState, AuthStoreError>
@@ -66,7 +66,7 @@ export interface AuthManagerShape {
   /** The credentials for an API request, refreshed first when stale; fails when there is no usable token. */
   readonly credentials: Effect.Effect<Credentials, CredentialsUnavailableError>
   /**
-   * The API refused `token` (HTTP 401), so it may be revoked before its expiry (SPEC §11). If it is
+   * The API refused `token` (HTTP 401), so it may be revoked before its expiry. If it is
    * still current, storage is read again, then the token is refreshed once: single flight, the
    * minimum interval not applying, a permanent failure poisoning as everywhere. A token already
    * replaced causes no refresh. Succeeds when the caller may retry with `credentials` (unless "unchanged").
@@ -343,7 +343,7 @@ export const make = (
         }
       }))
 
-    // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the store's
+    // The refresh proper, run detached from the callers that asked, under the store's
     // refresh lock (among all the processes sharing the credentials, one at a time): read what
     // storage holds, `plan` (adopt it, answer from what another process learned, or request),
     // then the request and the compare-and-set. `base` is the hash storage held when `current`
@@ -407,7 +407,7 @@ export const make = (
         readonly base: string
       }
 
-    // `decide` is SPEC §4's, or the forced one of a 401 recovery.
+    // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
     const startFlight = (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
     Effect.uninterruptible(Effect.gen(function*() {
       const done = yield* Deferred.make<void, RefreshError>()
@@ -460,7 +460,7 @@ export const make = (
     })
 
     // The outcome is already recorded in the state (and logged once) by the flight.
-    // A bug in a refresh (a defect) must not fail a poll either (SPEC §5): it is logged, by its name only.
+    // A bug in a refresh (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is logged, by its name only.
     const refreshQuietly = Effect.ignore(refreshUntraced().pipe(
       Effect.catchAllDefect((defect) =>
         Effect.logError("A refresh failed unexpectedly").pipe(
@@ -489,7 +489,7 @@ export const make = (
         if (!answer.chatgpt) return reply(answer)
         const wantsRefresh = refreshToken || (proactive && clock.unsafeCurrentTimeMillis() >= answer.staleAt)
         if (!wantsRefresh) return reply(answer)
-        // A refresh of a poisoned snapshot is answered from the poison record (SPEC §4 step 2).
+        // A refresh of a poisoned snapshot is answered from the poison record, with no request.
         if (answer.poisoned) return answer.poisonHit(includeToken)
         return afterRefresh
       })
@@ -575,7 +575,7 @@ export const make = (
       Effect.forkIn(scope)
     )
 
-    // SPEC §11. The server's 401 is evidence the token is dead, so the minimum interval does not
+    // The API's 401 is evidence the token is dead, so the minimum interval does not
     // apply; but a token that a recovery has just obtained and that is refused again is not
     // refreshed again inside that interval, or an API refusing every token would drive a refresh
     // per request.

@@ -1,5 +1,5 @@
 /**
- * The refresh state machine of SPEC §4 as pure functions. A refresh is:
+ * The refresh state machine as pure functions. A refresh is:
  * `decide` (before any I/O: skip, join, answer from the poison or the
  * cooldown, or start) → the lock → a read of storage → `plan` (adopt what
  * storage holds, answer from what another process learned, or request) →
@@ -85,7 +85,7 @@ const recentlyRefreshed = (snapshot: AuthSnapshot, now: number, settings: Settin
     onSome: (at) => now >= at && now - at < Duration.toMillis(settings.minRefreshInterval)
   })
 
-/** Steps 1–5 of SPEC §4: what a refresh call does, before any I/O. */
+/** What a refresh call does, before any I/O: skip, fail fast, join the flight, or start one. */
 export const decide = (state: State, now: number, settings: Settings): Decision => {
   const { health, inflight, snapshot } = state
   if (snapshot.method !== "chatgpt") return skip
@@ -257,7 +257,7 @@ export type Plan =
   }
 
 /**
- * Steps 6 and 7 of SPEC §4, after the lock: `current` is the snapshot being
+ * After the lock and the read of storage: `current` is the snapshot being
  * refreshed, `base` the hash storage held when it was made (they differ only
  * while refreshed tokens are unsaved), `stored` what storage holds now and
  * `known` what another process recorded of `current`.

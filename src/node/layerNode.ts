@@ -48,14 +48,17 @@ export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRef
 
 /**
  * Everything `AuthManager` needs on Node, configured from the environment, read once
- * (`Configuration.layerConfig`). To configure it in code instead:
+ * (`Configuration.layerConfig`, also provided, for the layers built on top such as
+ * `SignIn.layer`). To configure it in code instead:
  * `layerNodeConfigured.pipe(Layer.provideMerge(Configuration.layer({ codexHome: "/srv/codex" })))`.
  *
  * @example
  * NodeRuntime.runMain(program.pipe(Effect.provide(layerNode)))
  */
-export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> = layerNodeConfigured
-  .pipe(Layer.provide(Configuration.layerConfig))
+export const layerNode: Layer.Layer<
+  AuthManager | AuthStore | TokenRefresher | Configuration,
+  ConfigError.ConfigError
+> = layerNodeConfigured.pipe(Layer.provideMerge(Configuration.layerConfig))
 
 /**
  * Logs for a program whose stdout is not for logs (a stdio server, a CLI):

@@ -76,7 +76,7 @@ export class TokenRefresherTest
 {}
 
 // ---------------------------------------------------------------------------
-// Classification (SPEC §3)
+// Classification: permanent (the refresh token is dead) or transient (try again later)
 
 const permanentCodes: Record<string, PermanentReason> = {
   refresh_token_expired: "expired",

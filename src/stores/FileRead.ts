@@ -2,7 +2,7 @@
  * The reads of the file store that need nothing else of it: `auth.json` as
  * a snapshot, and the shared-health sidecar beside it. The store reads
  * through these, and so does `effect-auth status`, which loads only this
- * module of the store to answer sooner (issue #14).
+ * module of the store to answer sooner.
  */
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"

@@ -2,8 +2,8 @@
  * Every way the token endpoint can fail, one row each: the classification, the
  * requests that 50 polls (one a second, on the TestClock) make, and an auth.json
  * left untouched. This is the one classification table of the suite (the unit
- * tests of TokenRefresher cover what is not a failure row); the table in the
- * README is this file's table.
+ * tests of TokenRefresher cover what is not a failure row); the table in
+ * docs/benchmarks.md is this file's table.
  *
  * It runs on the stack the library ships (`layerNode`: NodeHttpClient over
  * node:http, the file store), against raw node:http servers on 127.0.0.1. The
@@ -139,7 +139,7 @@ export const rows: ReadonlyArray<Row> = [
   { name: "no answer (30 s timeout)", handler: "silent", expected: transient("timeout"), requests: 3 },
   { name: "200 with HTML", handler: json(200, "<html>sign in</html>"), expected: transient("body"), requests: backoff },
   { name: "200 with truncated JSON", handler: json(200, `{"access_token": "a`), expected: transient("body"), requests: backoff },
-  // A new refresh_token alone is a success (issue 10, item 2): only a body with no token is transient.
+  // A new refresh_token alone is a success (it must be saved, or it is lost): only a body with no token is transient.
   { name: "200 with JSON lacking any token", handler: json(200, { token_type: "Bearer", expires_in: 3600 }), expected: transient("body"), requests: backoff },
   { name: "200 with empty tokens", handler: json(200, { access_token: "", refresh_token: null }), expected: transient("body"), requests: backoff },
   { name: "200 with a 100 MB body (read up to 1 MiB)", handler: hugeBody, expected: transient("body"), requests: backoff },

@@ -111,7 +111,7 @@ describe("against oidc-provider, a certified OpenID Connect server, on 127.0.0.1
       }).pipe(Effect.provide(stackFor(home, oidc)))
     }).pipe(Effect.provide(NodeContext.layer)))
 
-  it.scopedLive("its RFC 6749 error bodies map to the reasons of SPEC §3: a wrong client secret is invalid_client", () =>
+  it.scopedLive("its RFC 6749 error bodies map to the library's reasons: a wrong client secret is invalid_client", () =>
     Effect.gen(function*() {
       const { oidc, home, write } = yield* setUp
       const { refreshToken } = yield* Effect.promise(() => oidc.grant())
