@@ -29,10 +29,29 @@ const homeWith = (json: object) =>
     (home) => Effect.sync(() => rmSync(join(home, ".."), { recursive: true, force: true }))
   )
 
+/** The messages logged, and a wait for the first one that matches (awaited, never polled). */
 const logged = () => {
   const lines: Array<string> = []
-  const layer = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message))))
-  return { lines, layer }
+  const waiters: Array<{ readonly matches: (line: string) => boolean; readonly resume: () => void }> = []
+  const layer = Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ message }) => {
+      const line = String(message)
+      lines.push(line)
+      for (const waiter of waiters.filter((w) => w.matches(line))) {
+        waiters.splice(waiters.indexOf(waiter), 1)
+        waiter.resume()
+      }
+    })
+  )
+  const waitFor = (matches: (line: string) => boolean) =>
+    Effect.async<void>((resume) => {
+      if (lines.some(matches)) return resume(Effect.void)
+      const waiter = { matches, resume: () => resume(Effect.void) }
+      waiters.push(waiter)
+      return Effect.sync(() => waiters.includes(waiter) && waiters.splice(waiters.indexOf(waiter), 1))
+    })
+  return { lines, layer, waitFor }
 }
 
 const managerOn = (
@@ -102,9 +121,9 @@ describe("a refresh whose result cannot be saved the usual way", () => {
           // (b) the file heals: the retry saves the newest tokens.
           faults.rename = undefined
           faults.open = undefined
-          while (onDisk(home).tokens.refresh_token !== "r3") yield* Effect.sleep("10 millis")
-          // The line is logged just after the write lands: wait for it too (the test's timeout bounds both).
-          while (!logs.lines.some((line) => line.includes("saved now"))) yield* Effect.sleep("10 millis")
+          // The line is logged just after the write lands (the test's timeout bounds the wait).
+          yield* logs.waitFor((line) => line.includes("saved now"))
+          expect(onDisk(home).tokens.refresh_token).toBe("r3")
           expect(tokenOf(yield* poll())).toBe("a3")
           expect(yield* callCount).toBe(2)
         }).pipe(
