@@ -53,7 +53,8 @@ const runOnce = (program: Program, env: NodeJS.ProcessEnv) =>
       child.on("exit", (code) => {
         const elapsed = performance.now() - began
         clearTimeout(timer)
-        code === 0 ? resolve(elapsed) : reject(new Error(`${program.name} exited with ${code}\n${stderr}`))
+        if (code === 0) resolve(elapsed)
+        else reject(new Error(`${program.name} exited with ${code}\n${stderr}`))
       })
       return
     }

@@ -16,7 +16,7 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Duration, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */

@@ -6,7 +6,6 @@
  */
 import {
   Clock,
-  type ConfigError,
   Context,
   Deferred,
   Duration,

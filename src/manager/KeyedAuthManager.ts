@@ -4,7 +4,7 @@
  * has its own snapshot, poison, cooldown and single flight; its logs, spans
  * and metrics carry the key (a name, never a secret).
  */
-import { type ConfigError, Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
 import * as AuthManager from "./AuthManager.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import { Configuration } from "../config/Configuration.js"

@@ -6,7 +6,6 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import {
   Clock,
-  type ConfigError,
   Context,
   Duration,
   Effect,

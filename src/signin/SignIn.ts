@@ -11,7 +11,6 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   Cause,
-  type ConfigError,
   Context,
   Deferred,
   Duration,

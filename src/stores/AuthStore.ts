@@ -5,7 +5,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { type ConfigError, Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer, Option, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "../errors/Errors.js"

@@ -7,7 +7,6 @@
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Either, Option } from "effect"
-import * as AuthDocument from "../document/AuthDocument.js"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { snapshotOf } from "./CredentialStore.js"
 import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"

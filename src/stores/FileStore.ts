@@ -9,7 +9,7 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { type ConfigError, Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import { Configuration } from "../config/Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
