@@ -11,9 +11,9 @@
 //   start: an app server answers `initialize` before it ever makes a request or opens a browser.
 import { build } from "esbuild"
 import { createHash } from "node:crypto"
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { builtinModules, createRequire } from "node:module"
-import { dirname, join, relative } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")

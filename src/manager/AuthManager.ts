@@ -40,7 +40,6 @@ import { AuthStore } from "../stores/AuthStore.js"
 import {
   AuthStoreError,
   type CredentialsUnavailableError,
-  type PermanentReason,
   type PermanentRefreshError,
   type RefreshError,
   TransientRefreshError

@@ -7,11 +7,10 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { type ConfigError, Context, Effect, Layer } from "effect"
-import { AuthManager, settingsOf } from "../manager/AuthManager.js"
-import { Configuration, type Input } from "../config/Configuration.js"
+import { AuthManager } from "../manager/AuthManager.js"
+import { Configuration } from "../config/Configuration.js"
 import * as StderrLogger from "./StderrLogger.js"
 import { AuthStore } from "../stores/AuthStore.js"
-import { fileOptionsOf } from "../stores/FileOptions.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, Either, Option } from "effect"
+import { Effect, Option } from "effect"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { snapshotOf } from "./CredentialStore.js"
 import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
