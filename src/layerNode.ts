@@ -64,7 +64,7 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
  * @example
  * Effect.provide(program, layerNodeWith({ codexHome: "/srv/codex", manager: { refreshWindow: Duration.minutes(2) } }))
  */
-export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher> =>
+export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> =>
   layerNodeConfigured.pipe(Layer.provide(Configuration.layer(input)))
 
 /**
