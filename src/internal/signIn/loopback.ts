@@ -8,13 +8,25 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
-import { createServer } from "node:http"
+import { createServer, type ServerOptions } from "node:http"
+import type { Socket } from "node:net"
 import { SignInError } from "../../Errors.js"
 import type { Loopback } from "../../OAuthProvider.js"
 import { cancelOlderLoginServer } from "./exchange.js"
 
 const attemptsPerPort = 10
 const retryDelay = Duration.millis(200)
+
+// A browser sends its request at once; a connection that sends nothing (a preconnect) or a header
+// at a time (slowloris) is dropped after these, checked every second, even while the sign-in waits.
+const serverOptions: ServerOptions = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000
+}
+// What the close waits for after every connection has been destroyed: the listening socket's own close.
+const closeWait = Duration.seconds(1)
 
 const isAddressInUse = (error: { readonly cause: unknown }) =>
   typeof error.cause === "object" && error.cause !== null && (error.cause as { code?: unknown }).code === "EADDRINUSE"
@@ -23,15 +35,41 @@ const isAddressInUse = (error: { readonly cause: unknown }) =>
 // every program that imports the library.
 const nodeHttp = Effect.promise(() => import("../nodeHttp.js"))
 
+/**
+ * Node's server, and every connection it accepted: `server.close()` alone waits for open
+ * connections (a preconnect that never sends a byte, a slowloris) and stops timing them out, so
+ * closing destroys them all at once. A sign-in that ends never waits on whoever connected to it.
+ */
+const makeNodeServer = () => {
+  const server = createServer(serverOptions)
+  const sockets = new Set<Socket>()
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket)
+    socket.once("close", () => sockets.delete(socket))
+  })
+  const close = Effect.async<void>((resume) => {
+    if (!server.listening) return resume(Effect.void)
+    server.close(() => resume(Effect.void))
+    server.closeAllConnections()
+    for (const socket of sockets) socket.destroy()
+  }).pipe(Effect.timeoutOption(closeWait), Effect.asVoid)
+  return { server, close }
+}
+
 // One attempt, in a scope of its own: a failed bind leaves nothing behind.
 const bindOnce = (port: number, parent: Scope.Scope) =>
   Effect.gen(function*() {
     const NodeHttp = yield* nodeHttp
     const scope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-    return yield* NodeHttp.makeServer(() => createServer(), { port, host: "127.0.0.1" }).pipe(
+    const node = makeNodeServer()
+    const server = yield* NodeHttp.makeServer(() => node.server, { port, host: "127.0.0.1" }).pipe(
       Scope.extend(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
+    // Added after the server's own finalizer, so it runs first: the server is closed, its
+    // connections destroyed, and the server's finalizer then finds nothing left to wait for.
+    yield* Scope.addFinalizer(scope, node.close)
+    return server
   })
 
 /**
