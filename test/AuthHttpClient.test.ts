@@ -1,7 +1,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, FastCheck as fc, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
 import * as AuthHttpClient from "../src/AuthHttpClient.js"
 import { AuthManager, type Settings } from "../src/AuthManager.js"
 import { CredentialsUnavailableError } from "../src/Errors.js"
@@ -186,6 +186,29 @@ describe("AuthHttpClient: one recovery on 401", () => {
         expect(yield* callCount).toBe(2)
       }).pipe(
         Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")]))
+      )
+    }))
+
+  it.scoped("an API that refuses every token: its 401s are said once per token, not once per request", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(() => Effect.succeed(401))
+      const lines: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") lines.push(String(message))
+      }))
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        for (let i = 0; i < 50; i++) expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(1)
+        expect(lines).toHaveLength(1)
+        // A new token, refused too once the minimum interval has passed: said once more.
+        yield* TestClock.adjust("31 seconds")
+        for (let i = 0; i < 50; i++) expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(2)
+        expect(lines).toHaveLength(2)
+      }).pipe(
+        Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")])),
+        Effect.provide(logger)
       )
     }))
 
