@@ -1,4 +1,5 @@
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { serveOnLoopback } from "../src/testing/loopback.js"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
@@ -336,4 +337,94 @@ describe("AuthManager.reportUnauthorized under random sequences", () => {
       ),
     { fastCheck: seeded(30) }
   )
+})
+
+describe("AuthHttpClient: redirects", () => {
+  interface Seen {
+    readonly path: string
+    readonly token: string | null
+    readonly accountId: string | null
+  }
+  /**
+   * A server on an origin of its own that records what each request carried: `/elsewhere` redirects
+   * to `target`, `/here` to its own `/final`, anything else answers 200.
+   */
+  const server = (target = "", status = 302) =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<ReadonlyArray<Seen>>([])
+      const port = yield* serveOnLoopback(Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const authorization = request.headers["authorization"]
+        yield* Ref.update(seen, (all) => [...all, {
+          path: request.url,
+          token: authorization?.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : authorization ?? null,
+          accountId: request.headers["chatgpt-account-id"] ?? null
+        }])
+        return request.url === "/elsewhere"
+          ? HttpServerResponse.redirect(target, { status })
+          : request.url === "/here"
+          ? HttpServerResponse.redirect("/final", { status })
+          : request.url === "/loop"
+          ? HttpServerResponse.redirect("/loop", { status })
+          : HttpServerResponse.text("ok")
+      }))
+      return { origin: `http://127.0.0.1:${port}`, seen: Ref.get(seen) }
+    })
+
+  const through = (base: Layer.Layer<HttpClient.HttpClient>) =>
+    AuthHttpClient.layer.pipe(Layer.provideMerge(scripted(justRefreshed, [])), Layer.provideMerge(base))
+
+  const clients = [
+    ["fetch", FetchHttpClient.layer, false],
+    ["fetch, followRedirects", FetchHttpClient.layer, true],
+    ["undici, followRedirects", NodeHttpClient.layerUndici, true]
+  ] as const
+
+  it.scoped("credentials never follow a redirect that leaves the request's origin: fetch, and HttpClient.followRedirects", () =>
+    Effect.gen(function*() {
+      for (const [name, base, follow] of clients) {
+        const other = yield* server()
+        const api = yield* server(`${other.origin}/landing`)
+        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/elsewhere`))
+          .pipe(Effect.provide(through(base)))
+        expect(response.status, name).toBe(200)
+        expect(yield* api.seen, name).toEqual([{ path: "/elsewhere", token: secrets.access, accountId: "acct_123" }])
+        expect(yield* other.seen, name).toEqual([{ path: "/landing", token: null, accountId: null }])
+      }
+    }))
+
+  it.scoped("a redirect on the request's origin keeps them", () =>
+    Effect.gen(function*() {
+      for (const [name, base, follow] of clients) {
+        const api = yield* server()
+        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/here`))
+          .pipe(Effect.provide(through(base)))
+        expect(response.status, name).toBe(200)
+        expect((yield* api.seen).map((seen) => [seen.path, seen.token, seen.accountId]), name).toEqual([
+          ["/here", secrets.access, "acct_123"],
+          ["/final", secrets.access, "acct_123"]
+        ])
+      }
+    }))
+
+  it.scoped("a redirect loop ends with an error after 20 redirects, as fetch's does", () =>
+    Effect.gen(function*() {
+      const api = yield* server()
+      const error = yield* Effect.flip(Effect.flatMap(client, (c) => c.get(`${api.origin}/loop`))).pipe(
+        Effect.provide(through(NodeHttpClient.layerUndici))
+      )
+      expect(error).toMatchObject({ _tag: "RequestError", description: "more than 20 redirects" })
+      expect((yield* api.seen).length).toBe(21)
+    }))
+
+  it.scoped("a 307 that leaves the origin: the request goes on, its method and body kept, without credentials", () =>
+    Effect.gen(function*() {
+      const other = yield* server()
+      const api = yield* server(`${other.origin}/landing`, 307)
+      const response = yield* Effect.flatMap(client, (c) =>
+        HttpClient.followRedirects(c).execute(HttpClientRequest.post(`${api.origin}/elsewhere`).pipe(HttpClientRequest.bodyText("x")))
+      ).pipe(Effect.provide(through(NodeHttpClient.layerUndici)))
+      expect(response.status).toBe(200)
+      expect(yield* other.seen).toEqual([{ path: "/landing", token: null, accountId: null }])
+    }))
 })
