@@ -161,7 +161,8 @@ export const tablePrefixProblem = (prefix: string): string | undefined =>
 /** The manager's durations `Configuration.layer` checks, and what each allows. */
 const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> = [
   ["refreshWindow", "nonNegative"],
-  ["minRefreshInterval", "positive"],
+  // Zero is no guard at all (tests and benchmarks force refreshes with it); below zero is a typo.
+  ["minRefreshInterval", "nonNegative"],
   ["staleAfter", "positive"],
   ["backoffBase", "positive"],
   ["backoffCap", "positive"],
@@ -296,7 +297,7 @@ export const config: Config.Config<Options> = Config.all({
   }),
   manager: Config.all({
     refreshWindow: optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative")),
-    minRefreshInterval: optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "positive")),
+    minRefreshInterval: optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative")),
     backoffBase: optional(durationOf("EFFECT_AUTH_BACKOFF_BASE", "positive")),
     requiresOpenaiAuth: optional(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH"))
   }).pipe(Config.map((manager): Partial<Settings> => ({

@@ -8,7 +8,7 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
-import { createServer, type ServerOptions } from "node:http"
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { SignInError } from "../../Errors.js"
 import type { Loopback } from "../../OAuthProvider.js"
@@ -25,8 +25,9 @@ const serverOptions: ServerOptions = {
   keepAliveTimeout: 5_000,
   connectionsCheckingInterval: 1_000
 }
-// What the close waits for after every connection has been destroyed: the listening socket's own close.
-const closeWait = Duration.seconds(1)
+// When the sign-in ends, a response being written (the page of the callback that ended it) is given
+// this long to reach the browser; every other connection is closed at once.
+const responseGrace = 5_000
 
 const isAddressInUse = (error: { readonly cause: unknown }) =>
   typeof error.cause === "object" && error.cause !== null && (error.cause as { code?: unknown }).code === "EADDRINUSE"
@@ -37,22 +38,39 @@ const nodeHttp = Effect.promise(() => import("../nodeHttp.js"))
 
 /**
  * Node's server, and every connection it accepted: `server.close()` alone waits for open
- * connections (a preconnect that never sends a byte, a slowloris) and stops timing them out, so
- * closing destroys them all at once. A sign-in that ends never waits on whoever connected to it.
+ * connections (a preconnect that never sends a byte, a slowloris) and stops timing them out. So
+ * closing stops listening and destroys at once every connection that is not being answered; one
+ * that is gets its response, then is destroyed. Nothing waits for either: a sign-in that ends
+ * never waits on whoever connected to it.
  */
 const makeNodeServer = () => {
   const server = createServer(serverOptions)
   const sockets = new Set<Socket>()
+  const answering = new Set<Socket>()
+  let closing = false
   server.on("connection", (socket: Socket) => {
     sockets.add(socket)
-    socket.once("close", () => sockets.delete(socket))
+    socket.once("close", () => {
+      sockets.delete(socket)
+      answering.delete(socket)
+    })
   })
-  const close = Effect.async<void>((resume) => {
-    if (!server.listening) return resume(Effect.void)
-    server.close(() => resume(Effect.void))
-    server.closeAllConnections()
-    for (const socket of sockets) socket.destroy()
-  }).pipe(Effect.timeoutOption(closeWait), Effect.asVoid)
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket
+    answering.add(socket)
+    response.once("close", () => {
+      answering.delete(socket)
+      if (closing) socket.destroy()
+    })
+  })
+  const close = Effect.sync(() => {
+    closing = true
+    if (server.listening) server.close()
+    for (const socket of sockets) {
+      if (!answering.has(socket)) socket.destroy()
+      else setTimeout(() => socket.destroy(), responseGrace).unref()
+    }
+  })
   return { server, close }
 }
 
@@ -66,8 +84,8 @@ const bindOnce = (port: number, parent: Scope.Scope) =>
       Scope.extend(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
-    // Added after the server's own finalizer, so it runs first: the server is closed, its
-    // connections destroyed, and the server's finalizer then finds nothing left to wait for.
+    // Added after the server's own finalizer, so it runs first: the server stops listening, its idle
+    // connections are destroyed, and the server's finalizer then finds nothing to wait for.
     yield* Scope.addFinalizer(scope, node.close)
     return server
   })
