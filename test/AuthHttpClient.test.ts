@@ -1,8 +1,10 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Redirects from "../src/internal/redirects.js"
 import { serveOnLoopback } from "../src/testing/loopback.js"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Option, Redacted, Ref, Stream, TestClock } from "effect"
 import * as AuthHttpClient from "../src/AuthHttpClient.js"
 import { AuthManager, type Settings } from "../src/AuthManager.js"
 import { CredentialsUnavailableError } from "../src/Errors.js"
@@ -406,6 +408,29 @@ describe("AuthHttpClient: redirects", () => {
         ])
       }
     }))
+
+  it("the next hop, as fetch takes it: a 303 (and a 301 or 302 after a POST) goes on as a GET without a body; a 307 keeps both; a streamed body is not sent twice", () => {
+    const post = HttpClientRequest.post("http://127.0.0.1:1/a?x=1").pipe(HttpClientRequest.bodyText("x"))
+    const answer = (status: number, location = "/b") =>
+      ({ status, headers: { location } }) as unknown as HttpClientResponse.HttpClientResponse
+    for (const status of [301, 302, 303]) {
+      const next = Option.getOrThrow(Redirects.nextHop(post, answer(status)))
+      expect([next.method, next.url, next.body._tag, next.headers["content-type"]]).toEqual(["GET", "http://127.0.0.1:1/b", "Empty", undefined])
+    }
+    const kept = Option.getOrThrow(Redirects.nextHop(post, answer(307, "https://other.example/c")))
+    expect([kept.method, kept.url, kept.body._tag, kept.headers["content-type"]]).toEqual(["POST", "https://other.example/c", "Uint8Array", "text/plain"])
+    const streamed = HttpClientRequest.post("http://127.0.0.1:1/a").pipe(HttpClientRequest.bodyStream(Stream.make(new Uint8Array([1]))))
+    expect(Option.isNone(Redirects.nextHop(streamed, answer(307)))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(post, answer(200)))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(post, answer(302, "file:///etc/passwd")))).toBe(true)
+    const stripped = Redirects.withoutCredentialHeaders(post.pipe(
+      HttpClientRequest.bearerToken("t"),
+      HttpClientRequest.setHeader("ChatGPT-Account-Id", "acct"),
+      HttpClientRequest.setHeader("x-kept", "yes")
+    ))
+    expect([stripped.headers["authorization"], stripped.headers["chatgpt-account-id"], stripped.headers["x-kept"]]).toEqual([undefined, undefined, "yes"])
+    expect([stripped.method, stripped.body._tag, stripped.urlParams]).toEqual(["POST", "Uint8Array", post.urlParams])
+  })
 
   it.scoped("a redirect loop ends with an error after 20 redirects, as fetch's does", () =>
     Effect.gen(function*() {
