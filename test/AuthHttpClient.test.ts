@@ -1,7 +1,10 @@
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Redirects from "../src/client/internal/redirects.js"
+import { serveOnLoopback } from "../src/testing/loopback.js"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, FastCheck as fc, Layer, Metric, MetricState, Redacted, Ref, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Option, Redacted, Ref, Stream, TestClock } from "effect"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type Settings } from "../src/config/Configuration.js"
@@ -190,6 +193,29 @@ describe("AuthHttpClient: one recovery on 401", () => {
       )
     }))
 
+  it.scoped("an API that refuses every token: its 401s are said once per token, not once per request", () =>
+    Effect.gen(function*() {
+      const api = yield* Api.make(() => Effect.succeed(401))
+      const lines: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") lines.push(String(message))
+      }))
+      yield* Effect.gen(function*() {
+        const c = yield* client
+        for (let i = 0; i < 50; i++) expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(1)
+        expect(lines).toHaveLength(1)
+        // A new token, refused too once the minimum interval has passed: said once more.
+        yield* TestClock.adjust("31 seconds")
+        for (let i = 0; i < 50; i++) expect((yield* c.get(api.url)).status).toBe(401)
+        expect(yield* callCount).toBe(2)
+        expect(lines).toHaveLength(2)
+      }).pipe(
+        Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")])),
+        Effect.provide(logger)
+      )
+    }))
+
   it.scoped("a dead refresh token: the poisoned error after one refresh, then no request at all", () =>
     Effect.gen(function*() {
       const api = yield* Api.make(Api.refusing([secrets.access]))
@@ -314,4 +340,117 @@ describe("AuthManager.reportUnauthorized under random sequences", () => {
       ),
     { fastCheck: seeded(30) }
   )
+})
+
+describe("AuthHttpClient: redirects", () => {
+  interface Seen {
+    readonly path: string
+    readonly token: string | null
+    readonly accountId: string | null
+  }
+  /**
+   * A server on an origin of its own that records what each request carried: `/elsewhere` redirects
+   * to `target`, `/here` to its own `/final`, anything else answers 200.
+   */
+  const server = (target = "", status = 302) =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<ReadonlyArray<Seen>>([])
+      const port = yield* serveOnLoopback(Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const authorization = request.headers["authorization"]
+        yield* Ref.update(seen, (all) => [...all, {
+          path: request.url,
+          token: authorization?.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : authorization ?? null,
+          accountId: request.headers["chatgpt-account-id"] ?? null
+        }])
+        return request.url === "/elsewhere"
+          ? HttpServerResponse.redirect(target, { status })
+          : request.url === "/here"
+          ? HttpServerResponse.redirect("/final", { status })
+          : request.url === "/loop"
+          ? HttpServerResponse.redirect("/loop", { status })
+          : HttpServerResponse.text("ok")
+      }))
+      return { origin: `http://127.0.0.1:${port}`, seen: Ref.get(seen) }
+    })
+
+  const through = (base: Layer.Layer<HttpClient.HttpClient>) =>
+    AuthHttpClient.layer.pipe(Layer.provideMerge(scripted(justRefreshed, [])), Layer.provideMerge(base))
+
+  const clients = [
+    ["fetch", FetchHttpClient.layer, false],
+    ["fetch, followRedirects", FetchHttpClient.layer, true],
+    ["undici, followRedirects", NodeHttpClient.layerUndici, true]
+  ] as const
+
+  it.scoped("credentials never follow a redirect that leaves the request's origin: fetch, and HttpClient.followRedirects", () =>
+    Effect.gen(function*() {
+      for (const [name, base, follow] of clients) {
+        const other = yield* server()
+        const api = yield* server(`${other.origin}/landing`)
+        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/elsewhere`))
+          .pipe(Effect.provide(through(base)))
+        expect(response.status, name).toBe(200)
+        expect(yield* api.seen, name).toEqual([{ path: "/elsewhere", token: secrets.access, accountId: "acct_123" }])
+        expect(yield* other.seen, name).toEqual([{ path: "/landing", token: null, accountId: null }])
+      }
+    }))
+
+  it.scoped("a redirect on the request's origin keeps them", () =>
+    Effect.gen(function*() {
+      for (const [name, base, follow] of clients) {
+        const api = yield* server()
+        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/here`))
+          .pipe(Effect.provide(through(base)))
+        expect(response.status, name).toBe(200)
+        expect((yield* api.seen).map((seen) => [seen.path, seen.token, seen.accountId]), name).toEqual([
+          ["/here", secrets.access, "acct_123"],
+          ["/final", secrets.access, "acct_123"]
+        ])
+      }
+    }))
+
+  it("the next hop, as fetch takes it: a 303 (and a 301 or 302 after a POST) goes on as a GET without a body; a 307 keeps both; a streamed body is not sent twice", () => {
+    const post = HttpClientRequest.post("http://127.0.0.1:1/a?x=1").pipe(HttpClientRequest.bodyText("x"))
+    const answer = (status: number, location = "/b") =>
+      ({ status, headers: { location } }) as unknown as HttpClientResponse.HttpClientResponse
+    for (const status of [301, 302, 303]) {
+      const next = Option.getOrThrow(Redirects.nextHop(post, answer(status)))
+      expect([next.method, next.url, next.body._tag, next.headers["content-type"]]).toEqual(["GET", "http://127.0.0.1:1/b", "Empty", undefined])
+    }
+    const kept = Option.getOrThrow(Redirects.nextHop(post, answer(307, "https://other.example/c")))
+    expect([kept.method, kept.url, kept.body._tag, kept.headers["content-type"]]).toEqual(["POST", "https://other.example/c", "Uint8Array", "text/plain"])
+    const streamed = HttpClientRequest.post("http://127.0.0.1:1/a").pipe(HttpClientRequest.bodyStream(Stream.make(new Uint8Array([1]))))
+    expect(Option.isNone(Redirects.nextHop(streamed, answer(307)))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(post, answer(200)))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(post, answer(302, "file:///etc/passwd")))).toBe(true)
+    const stripped = Redirects.withoutCredentialHeaders(post.pipe(
+      HttpClientRequest.bearerToken("t"),
+      HttpClientRequest.setHeader("ChatGPT-Account-Id", "acct"),
+      HttpClientRequest.setHeader("x-kept", "yes")
+    ))
+    expect([stripped.headers["authorization"], stripped.headers["chatgpt-account-id"], stripped.headers["x-kept"]]).toEqual([undefined, undefined, "yes"])
+    expect([stripped.method, stripped.body._tag, stripped.urlParams]).toEqual(["POST", "Uint8Array", post.urlParams])
+  })
+
+  it.scoped("a redirect loop ends with an error after 20 redirects, as fetch's does", () =>
+    Effect.gen(function*() {
+      const api = yield* server()
+      const error = yield* Effect.flip(Effect.flatMap(client, (c) => c.get(`${api.origin}/loop`))).pipe(
+        Effect.provide(through(NodeHttpClient.layerUndici))
+      )
+      expect(error).toMatchObject({ _tag: "RequestError", description: "more than 20 redirects" })
+      expect((yield* api.seen).length).toBe(21)
+    }))
+
+  it.scoped("a 307 that leaves the origin: the request goes on, its method and body kept, without credentials", () =>
+    Effect.gen(function*() {
+      const other = yield* server()
+      const api = yield* server(`${other.origin}/landing`, 307)
+      const response = yield* Effect.flatMap(client, (c) =>
+        HttpClient.followRedirects(c).execute(HttpClientRequest.post(`${api.origin}/elsewhere`).pipe(HttpClientRequest.bodyText("x")))
+      ).pipe(Effect.provide(through(NodeHttpClient.layerUndici)))
+      expect(response.status).toBe(200)
+      expect(yield* other.seen).toEqual([{ path: "/landing", token: null, accountId: null }])
+    }))
 })

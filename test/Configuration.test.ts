@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, LogLevel, Option, Redacted } from "effect"
+import { Cause, ConfigProvider, Context, Duration, Effect, Exit, Layer, LogLevel, Option, Redacted } from "effect"
+import { homedir } from "node:os"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { AuthStore } from "../src/stores/AuthStore.js"
+import * as ConfigurationModule from "../src/config/Configuration.js"
 import { Configuration, variables } from "../src/config/Configuration.js"
 import { layerNodeConfigured } from "../src/node/layerNode.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -129,5 +131,96 @@ describe("the configured layers", () => {
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"], ["EFFECT_AUTH_LOG_LEVEL", "}{"]])))
       )
       expect(location).toBe("/in/code/auth.json")
+    }))
+})
+
+describe("values that cannot work are refused at start, in one line naming the setting, its value and what is allowed", () => {
+  /** The error layerConfig fails with for this environment, as the programs print it; undefined when it builds. */
+  const refusalFrom = (env: ReadonlyMap<string, string>) =>
+    Effect.map(fromEnvironment(env), (exit) => Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : undefined)
+  const refusalOf = (input: ConfigurationModule.Input) =>
+    Effect.map(
+      Effect.exit(Effect.scoped(Layer.build(Configuration.layer(input)))),
+      (exit) => Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : undefined
+    )
+  const expectRefused = (message: string | undefined, ...parts: ReadonlyArray<string>) => {
+    expect(message).toBeDefined()
+    for (const part of parts) expect(message).toContain(part)
+    expect(message).not.toContain("\n")
+  }
+
+  it.effect("a duration at or below zero, from the environment", () =>
+    Effect.gen(function*() {
+      for (const name of ["EFFECT_AUTH_BACKOFF_BASE", "EFFECT_AUTH_REFRESH_TIMEOUT", "EFFECT_AUTH_LOGIN_TIMEOUT"]) {
+        for (const value of ["-5 seconds", "0 seconds", "-1 millis"]) {
+          expectRefused(yield* refusalFrom(new Map([[name, value]])), name, `"${value}"`, "more than zero")
+        }
+        expect(yield* refusalFrom(new Map([[name, "5 seconds"]]))).toBeUndefined()
+      }
+      // A window of zero refreshes at expiry, a minimum interval of zero is no guard (tests force
+      // refreshes with it); below zero, either is a typo.
+      for (const name of ["EFFECT_AUTH_REFRESH_WINDOW", "EFFECT_AUTH_MIN_REFRESH_INTERVAL"]) {
+        for (const value of ["-5 seconds", "-1 millis"]) {
+          expectRefused(yield* refusalFrom(new Map([[name, value]])), name, `"${value}"`, "zero or more")
+        }
+        expect(yield* refusalFrom(new Map([[name, "0 seconds"]]))).toBeUndefined()
+      }
+    }))
+
+  it.effect("a duration at or below zero, in code (Configuration.layer)", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [ConfigurationModule.Input, string]> = [
+        [{ refreshTimeout: Duration.zero }, "refreshTimeout"],
+        [{ refreshTimeout: Duration.millis(-5) }, "refreshTimeout"],
+        [{ refreshTimeout: Duration.infinity }, "refreshTimeout"],
+        [{ manager: { backoffBase: Duration.zero } }, "backoffBase"],
+        [{ manager: { backoffCap: Duration.zero } }, "backoffCap"],
+        [{ manager: { staleAfter: Duration.zero } }, "staleAfter"],
+        [{ manager: { shutdownWait: Duration.zero } }, "shutdownWait"],
+        [{ signIn: { timeout: Duration.zero } }, "signIn.timeout"]
+      ]
+      for (const [input, name] of cases) expectRefused(yield* refusalOf(input), name, "more than zero")
+      expect(yield* refusalOf({ manager: { refreshWindow: Duration.zero, watchDebounce: Duration.zero } })).toBeUndefined()
+      expect(yield* refusalOf({})).toBeUndefined()
+    }))
+
+  it.effect("CODEX_HOME set to nothing is unset, as Codex takes it: $HOME/.codex", () =>
+    Effect.gen(function*() {
+      const exit = yield* fromEnvironment(new Map([["CODEX_HOME", ""], ["HOME", "/home/someone"]]))
+      expect(Exit.isSuccess(exit)).toBe(true)
+      if (!Exit.isSuccess(exit)) return
+      expect((exit.value.unsafeMap.get(Configuration.key) as Configuration["Type"]).codexHome).toBe("/home/someone/.codex")
+      const inCode = yield* Effect.scoped(Effect.flatMap(Layer.build(Configuration.layer({ codexHome: "" })), (context) =>
+        Effect.succeed(Context.get(context, Configuration).codexHome)))
+      expect(inCode).toBe(`${homedir()}/.codex`)
+    }))
+
+  it.effect("EFFECT_AUTH_LOGIN_PORTS with an empty item is refused (it is not port 0); an explicit 0 is any free port", () =>
+    Effect.gen(function*() {
+      for (const value of ["", " ", "1455,,1457", "1455,", ",1455", "1455,65536", "1455,-1", "1455,1e3"]) {
+        expectRefused(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", value]])), "EFFECT_AUTH_LOGIN_PORTS", `"${value}"`, "0 = any free port")
+      }
+      expect(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", "1455, 1457"]]))).toBeUndefined()
+      expect(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", "0"]]))).toBeUndefined()
+      expectRefused(yield* refusalOf({ signIn: { ports: Option.some([]) } }), "signIn.ports")
+      expectRefused(yield* refusalOf({ signIn: { ports: Option.some([1455, 70000]) } }), "signIn.ports", "70000")
+    }))
+
+  it.effect("a table prefix that is not a plain lower-case PostgreSQL name, or too long for its tables' names", () =>
+    Effect.gen(function*() {
+      const url = "postgres://127.0.0.1/db"
+      for (const value of ["Auth", "my auth", "auth-1", "1auth", "", "a".repeat(41), "auth;drop"]) {
+        expectRefused(
+          yield* refusalFrom(new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]])),
+          "EFFECT_AUTH_DATABASE_TABLE_PREFIX",
+          `"${value}"`,
+          "lower-case"
+        )
+        expectRefused(yield* refusalOf({ database: { url: Redacted.make(url), tablePrefix: value } }), "database.tablePrefix", `"${value}"`)
+      }
+      for (const value of ["auth", "_auth_2", "a".repeat(40)]) {
+        expect(yield* refusalFrom(new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]]))).toBeUndefined()
+        expect(yield* refusalOf({ database: { url: Redacted.make(url), tablePrefix: value } })).toBeUndefined()
+      }
     }))
 })

@@ -1,7 +1,9 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Redacted, TestClock } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Redacted, Stream, TestClock } from "effect"
+import { connect, type Socket } from "node:net"
+import * as AppServer from "../src/app-server/AppServer.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import * as OAuthProvider from "../src/oauth/OAuthProvider.js"
@@ -231,4 +233,99 @@ describe("the token request of a confidential client", () => {
       const body = request.body as { readonly body: Uint8Array }
       expect(new TextDecoder().decode(body.body)).toBe("grant_type=refresh_token&refresh_token=rt%201%2A")
     }))
+})
+
+describe("the loopback server holds nothing up, whatever connections are open", () => {
+  /** A connection to `port` that sends `preface` (nothing: a browser's preconnect) and then waits. */
+  const openSocket = (port: number, preface: string) =>
+    Effect.acquireRelease(
+      Effect.async<Socket>((resume) => {
+        const socket = connect(port, "127.0.0.1", () => {
+          if (preface === "") return resume(Effect.succeed(socket))
+          socket.write(preface, () => resume(Effect.succeed(socket)))
+        })
+        socket.on("error", () => {})
+      }),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+  /** Completes when the other end has closed `socket`. */
+  const closedByServer = (socket: Socket) =>
+    Effect.async<void>((resume) => {
+      if (socket.closed) return resume(Effect.void)
+      socket.once("close", () => resume(Effect.void))
+    })
+  const portOf = (login: { readonly redirectUri: string }) => Number(new URL(login.redirectUri).port)
+  // A slowloris: a request line and one header, then nothing more.
+  const slowloris = "GET /auth/callback?state=x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+  it.live("cancel with an idle and a slowloris connection open: the cancel completes, both are closed, a new sign-in starts", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        const idle = yield* openSocket(portOf(login), "")
+        const slow = yield* openSocket(portOf(login), slowloris)
+        expect(yield* signIn.cancel(login.loginId)).toBe("canceled")
+        yield* login.closed
+        yield* closedByServer(idle)
+        yield* closedByServer(slow)
+        expect((yield* Effect.flip(login.await)).reason).toBe("canceled")
+        // The next start binds and answers, and a connection held open to it does not hold up the start after it.
+        const next = yield* signIn.startBrowser()
+        yield* openSocket(portOf(next), "")
+        const third = yield* signIn.startBrowser()
+        expect(yield* signIn.cancel(next.loginId)).toBe("notFound")
+        expect(yield* signIn.cancel(third.loginId)).toBe("canceled")
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+    }).pipe(Effect.scoped))
+
+  it.live("after a sign-in that succeeded, a connection the browser keeps open does not hold up the next start", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        // A preconnect the browser made and never used.
+        const idle = yield* openSocket(portOf(login), "")
+        yield* browse(login.authUrl)
+        yield* login.await
+        yield* login.closed
+        yield* closedByServer(idle)
+        const next = yield* signIn.startBrowser()
+        expect(yield* signIn.cancel(next.loginId)).toBe("canceled")
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+    }).pipe(Effect.scoped))
+
+  it.live("the app server: account/login/cancel is answered with connections open, and so is every request after it", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const input = yield* Queue.unbounded<string>()
+      const out = yield* Queue.unbounded<{ readonly id?: string; readonly result?: any; readonly method?: string }>()
+      const answerTo = (id: string) =>
+        Effect.flatMap(
+          Stream.fromQueue(out).pipe(Stream.filter((message) => message.id === id), Stream.runHead),
+          Option.match({ onNone: () => Effect.die(`no answer to ${id}`), onSome: Effect.succeed })
+        )
+      const send = (id: string, method: string, params: object = {}) => Queue.offer(input, JSON.stringify({ id, method, params }))
+      yield* AppServer.serveWhileStarting(
+        Stream.fromQueue(input),
+        (line) => Queue.offer(out, JSON.parse(line)),
+        { codexHome: "/tmp/codex", version: "test", platformOs: "linux", platformFamily: "unix" },
+        Layer.build(stack(issuer.issuer))
+      ).pipe(Effect.forkScoped)
+      yield* send("init", "initialize")
+      yield* answerTo("init")
+      yield* send("start", "account/login/start", { type: "chatgpt" })
+      const started = (yield* answerTo("start")).result as { readonly loginId: string; readonly authUrl: string }
+      const port = Number(new URL(new URL(started.authUrl).searchParams.get("redirect_uri")!).port)
+      yield* openSocket(port, "")
+      yield* openSocket(port, slowloris)
+      yield* send("cancel", "account/login/cancel", { loginId: started.loginId })
+      yield* send("status", "getAuthStatus")
+      yield* send("again", "account/login/start", { type: "chatgpt" })
+      expect((yield* answerTo("cancel")).result).toEqual({ status: "canceled" })
+      expect((yield* answerTo("status")).result).toMatchObject({ authMethod: null })
+      expect((yield* answerTo("again")).result).toMatchObject({ type: "chatgpt" })
+    }).pipe(Effect.scoped))
 })

@@ -14,10 +14,11 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Context, Effect, Function, Inspectable, Layer } from "effect"
+import { Context, Effect, Function, Inspectable, Layer, Option } from "effect"
 import { AuthManager, type AuthManagerShape } from "../manager/AuthManager.js"
 import { type Credentials } from "../manager/AuthState.js"
 import { CredentialsUnavailableError } from "../errors/Errors.js"
+import * as Redirects from "./internal/redirects.js"
 
 /** The header the Codex backend reads the ChatGPT account from. */
 export const accountIdHeader = "ChatGPT-Account-Id"
@@ -93,14 +94,43 @@ export const authorize: {
   <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape): HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
 } = Function.dual(2, <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape) => {
   const send = (request: HttpClientRequest.HttpClientRequest, credentials: Credentials) =>
-    keepAuthorizationRedacted(self.execute(setCredentials(request, credentials))).pipe(
-      Effect.mapBoth({ onFailure: withoutCredentials(request), onSuccess: (response) => asSent(response, request) })
+    keepAuthorizationRedacted(Redirects.withoutFetchRedirects(self.execute(setCredentials(request, credentials)))).pipe(
+      Effect.mapBoth({
+        onFailure: withoutCredentials(request),
+        onSuccess: ([response, follow]) => [asSent(response, request), follow] as const
+      })
     )
+  const sendPlain = (request: HttpClientRequest.HttpClientRequest) =>
+    Redirects.withoutFetchRedirects(self.execute(Redirects.withoutCredentialHeaders(request)))
+
+  // The credentials go with the request and with the redirects that stay on its origin; once a
+  // redirect leaves it, the rest of the way goes without them, as fetch, curl and requests do.
+  const sendFollowing = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest, credentials: Credentials) {
+    const origin = Redirects.urlOf(request)
+    let [response, follow] = yield* send(request, credentials)
+    let hop = request
+    let withCredentials = true
+    for (let redirects = 0; follow; redirects++) {
+      const next = Redirects.nextHop(hop, response)
+      if (Option.isNone(next)) break
+      if (redirects === Redirects.maxRedirects) {
+        return yield* Effect.fail(
+          new HttpClientError.RequestError({ request, reason: "Transport", description: `more than ${Redirects.maxRedirects} redirects` })
+        )
+      }
+      hop = next.value
+      withCredentials = withCredentials && Option.isSome(origin) &&
+        Option.exists(Redirects.urlOf(hop), (url) => Redirects.sameOrigin(url, origin.value))
+      ;[response, follow] = withCredentials ? yield* send(hop, credentials) : yield* sendPlain(hop)
+    }
+    return { response, withCredentials }
+  })
 
   const execute = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest) {
     const first = yield* auth.credentials
-    const response = yield* send(request, first)
-    if (response.status !== 401 || request.body._tag === "Stream") return response
+    const { response, withCredentials } = yield* sendFollowing(request, first)
+    // A 401 from where the credentials were not sent says nothing of them.
+    if (response.status !== 401 || !withCredentials || request.body._tag === "Stream") return response
     const recovery = yield* auth.reportUnauthorized(first.token).pipe(
       Effect.catchTags({
         PermanentRefreshError: (error) =>
@@ -111,7 +141,7 @@ export const authorize: {
       })
     )
     if (recovery === "unchanged") return response
-    return yield* send(request, yield* auth.credentials)
+    return (yield* sendFollowing(request, yield* auth.credentials)).response
   })
 
   return HttpClient.makeWith((request) => Effect.flatMap(request, execute), Effect.succeed)

@@ -16,7 +16,7 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
-import { Config, ConfigError, Context, Duration, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
@@ -121,7 +121,7 @@ export interface Input {
 
 /** The environment variables `layerConfig` reads, and what each sets. */
 export const variables = {
-  CODEX_HOME: "the folder of auth.json (default $HOME/.codex)",
+  CODEX_HOME: "the folder of auth.json (default $HOME/.codex; set to nothing: the default, as in Codex)",
   EFFECT_AUTH_REFRESH_TIMEOUT: "the token request's timeout (default 30 seconds)",
   CODEX_REFRESH_TOKEN_URL_OVERRIDE: "the token endpoint (default Codex's); http:// or https:// only",
   EFFECT_AUTH_CLIENT_ID: "the OAuth client id (default Codex's)",
@@ -141,7 +141,7 @@ export const variables = {
   EFFECT_AUTH_LOGIN_TIMEOUT: "how long a sign-in waits for the user (default 10 minutes)",
   EFFECT_AUTH_DATABASE_URL: "a postgres:// URL: keep the credentials in PostgreSQL instead of auth.json",
   EFFECT_AUTH_CREDENTIAL_KEY: "the credential the programs use in the database (default default)",
-  EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth)",
+  EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth): a-z, 0-9 and _, not a digit first, at most 40",
   EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info)"
 } as const
 
@@ -156,9 +156,95 @@ export const tokenUrlProblem = (url: string): string | undefined => {
 
 const defaultRefreshTimeout = Duration.seconds(30)
 
+// ---------------------------------------------------------------------------
+// What each setting allows
+// ---------------------------------------------------------------------------
+
+/** What a duration setting allows: more than zero, or zero too (a window, a debounce); always finite. */
+export type DurationRule = "positive" | "nonNegative"
+
+const durationAllowed: Record<DurationRule, string> = {
+  positive: "a finite duration more than zero (e.g. 30 seconds)",
+  nonNegative: "a finite duration of zero or more (e.g. 5 minutes)"
+}
+
+const durationFits = (duration: Duration.Duration, rule: DurationRule): boolean =>
+  Duration.isFinite(duration) && (rule === "nonNegative" || Duration.toMillis(duration) > 0)
+
+const portsAllowed = "a comma-separated list of ports from 0 to 65535, e.g. 1455,1457 (0 = any free port)"
+
+const isPort = (port: number) => Number.isInteger(port) && port >= 0 && port < 65536
+
+/** The ports of `text` (`1455,1457`), or none when an item is not a port: an empty item is not port 0. */
+export const parsePorts = (text: string): Option.Option<ReadonlyArray<number>> => {
+  const items = text.split(",").map((item) => item.trim())
+  return items.every((item) => /^\d{1,5}$/.test(item) && isPort(Number(item)))
+    ? Option.some(items.map(Number))
+    : Option.none()
+}
+
+// The longest name made of the prefix is `<prefix>_credentials` (12 more characters) and PostgreSQL
+// cuts names at 63: 40 leaves room for tables added later.
+const tablePrefixPattern = /^[a-z_][a-z0-9_]{0,39}$/
+const tablePrefixAllowed =
+  "a lower-case PostgreSQL name: a letter or _, then letters, digits or _, at most 40 characters (e.g. effect_auth)"
+
+/** Why `prefix` cannot prefix the library's tables, or undefined when it can. */
+export const tablePrefixProblem = (prefix: string): string | undefined =>
+  tablePrefixPattern.test(prefix) ? undefined : `Expected ${tablePrefixAllowed} but received "${prefix}"`
+
+/** The manager's durations `Configuration.layer` checks, and what each allows. */
+const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> = [
+  ["refreshWindow", "nonNegative"],
+  // Zero is no guard at all (tests and benchmarks force refreshes with it); below zero is a typo.
+  ["minRefreshInterval", "nonNegative"],
+  ["staleAfter", "positive"],
+  ["backoffBase", "positive"],
+  ["backoffCap", "positive"],
+  ["maxRetryAfter", "nonNegative"],
+  ["shutdownWait", "positive"],
+  ["watchDebounce", "nonNegative"]
+]
+
+/** The first setting of `options` that cannot work, as the `ConfigError` that names it; none when all can. */
+export const check = (options: Options): Option.Option<ConfigError.ConfigError> => {
+  const refuse = (path: ReadonlyArray<string>, message: string) => Option.some(ConfigError.InvalidData([...path], message))
+  const durations: ReadonlyArray<readonly [ReadonlyArray<string>, Duration.Duration | undefined, DurationRule]> = [
+    [["refreshTimeout"], options.refreshTimeout, "positive"],
+    ...managerDurations.map(([name, rule]) =>
+      [["manager", name], options.manager[name] as Duration.Duration | undefined, rule] as const
+    ),
+    [["signIn", "timeout"], options.signIn.timeout, "positive"]
+  ]
+  for (const [path, duration, rule] of durations) {
+    if (duration !== undefined && !durationFits(duration, rule)) {
+      return refuse(path, `Expected ${durationAllowed[rule]} but received ${Duration.format(duration)}`)
+    }
+  }
+  const urlProblem = tokenUrlProblem(options.tokenEndpoint.url)
+  if (urlProblem !== undefined) {
+    return refuse(["tokenEndpoint", "url"], `Expected an http:// or https:// URL, but ${urlProblem}`)
+  }
+  if (Option.isSome(options.signIn.ports)) {
+    const ports = options.signIn.ports.value
+    if (ports.length === 0 || !ports.every(isPort)) {
+      return refuse(["signIn", "ports"], `Expected ${portsAllowed} but received [${ports.join(", ")}]`)
+    }
+  }
+  if (Option.isSome(options.database)) {
+    if (!/^postgres(ql)?:\/\//.test(Redacted.value(options.database.value.url))) {
+      return refuse(["database", "url"], "Expected a postgres:// URL")
+    }
+    const prefixProblem = tablePrefixProblem(options.database.value.tablePrefix)
+    if (prefixProblem !== undefined) return refuse(["database", "tablePrefix"], prefixProblem)
+  }
+  return Option.none()
+}
+
 /** `Input` with every default applied. */
 export const resolve = (input: Input = {}): Options => ({
-  codexHome: input.codexHome ?? `${homedir()}/.codex`,
+  // An empty folder name is no folder: as in Codex, it is the default.
+  codexHome: input.codexHome !== undefined && input.codexHome !== "" ? input.codexHome : `${homedir()}/.codex`,
   refreshTimeout: input.refreshTimeout ?? defaultRefreshTimeout,
   tokenEndpoint: {
     url: codexTokenUrl,
@@ -191,24 +277,41 @@ export const resolve = (input: Input = {}): Options => ({
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config)
 
-/** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`. */
-export const codexHomeConfig: Config.Config<string> = Config.string("CODEX_HOME").pipe(
-  Config.orElse(() => Config.string("HOME").pipe(Config.map((home) => `${home}/.codex`))),
+// A variable set to nothing is unset, as Codex reads `CODEX_HOME` (and a shell's `HOME`).
+const nonEmpty = (name: string) =>
+  Config.string(name).pipe(Config.validate({ message: `${name} is empty`, validation: (value) => value !== "" }))
+
+/** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`; an empty value is unset. */
+export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pipe(
+  Config.orElse(() => nonEmpty("HOME").pipe(Config.map((home) => `${home}/.codex`))),
   Config.orElse(() => Config.sync(() => `${homedir()}/.codex`))
 )
 
 const ports = (name: Variable) =>
   Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const parsed = text.split(",").map((part) => Number(part.trim()))
-      return parsed.length > 0 && parsed.every((port) => Number.isInteger(port) && port >= 0 && port < 65536)
-        ? Either.right(parsed as ReadonlyArray<number>)
-        : Either.left(ConfigError.InvalidData([name], "a comma-separated list of ports, e.g. 1455,1457 (0 = any free port)"))
-    }),
+    Config.mapOrFail((text) =>
+      Option.match(parsePorts(text), {
+        onNone: () => Either.left(ConfigError.InvalidData([], `Expected ${portsAllowed} but received "${text}"`)),
+        onSome: Either.right
+      })
+    ),
     optional
   )
 
-const duration = (name: Variable, fallback: Duration.Duration) => Config.duration(name).pipe(Config.withDefault(fallback))
+/** A duration variable; a negative one is refused by its text, since a `Duration` below zero is zero. */
+const durationOf = (name: Variable, rule: DurationRule) =>
+  Config.string(name).pipe(Config.mapOrFail((text) =>
+    Option.match(Duration.decodeUnknown(text), {
+      onNone: () => Either.left(ConfigError.InvalidData([], `Expected a duration (e.g. 30 seconds) but received "${text}"`)),
+      onSome: (duration) =>
+        !text.trim().startsWith("-") && durationFits(duration, rule)
+          ? Either.right(duration)
+          : Either.left(ConfigError.InvalidData([], `Expected ${durationAllowed[rule]} but received "${text}"`))
+    })
+  ))
+
+const duration = (name: Variable, fallback: Duration.Duration) =>
+  durationOf(name, "positive").pipe(Config.withDefault(fallback))
 
 /** `Options` from the environment (`variables`), through Effect's `Config`. */
 export const config: Config.Config<Options> = Config.all({
@@ -228,9 +331,9 @@ export const config: Config.Config<Options> = Config.all({
     bodyFormat: Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const))
   }),
   manager: Config.all({
-    refreshWindow: optional(Config.duration("EFFECT_AUTH_REFRESH_WINDOW")),
-    minRefreshInterval: optional(Config.duration("EFFECT_AUTH_MIN_REFRESH_INTERVAL")),
-    backoffBase: optional(Config.duration("EFFECT_AUTH_BACKOFF_BASE")),
+    refreshWindow: optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative")),
+    minRefreshInterval: optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative")),
+    backoffBase: optional(durationOf("EFFECT_AUTH_BACKOFF_BASE", "positive")),
     requiresOpenaiAuth: optional(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH"))
   }).pipe(Config.map((manager): Partial<Settings> => ({
     ...Option.match(manager.refreshWindow, { onNone: () => ({}), onSome: (refreshWindow) => ({ refreshWindow }) }),
@@ -258,7 +361,13 @@ export const config: Config.Config<Options> = Config.all({
       })
     ),
     credentialKey: Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default")),
-    tablePrefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(Config.withDefault("effect_auth"))
+    tablePrefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(
+      Config.mapOrFail((prefix) => {
+        const problem = tablePrefixProblem(prefix)
+        return problem === undefined ? Either.right(prefix) : Either.left(ConfigError.InvalidData([], problem))
+      }),
+      Config.withDefault("effect_auth")
+    )
   })),
   logLevel: Config.logLevel("EFFECT_AUTH_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 })
@@ -273,8 +382,18 @@ export const config: Config.Config<Options> = Config.all({
  * )
  */
 export class Configuration extends Context.Tag("effect-auth-manager/Configuration")<Configuration, Options>() {
-  /** Set in code: the given options over the defaults; no environment variable is read. */
-  static readonly layer = (input: Input = {}): Layer.Layer<Configuration> => Layer.succeed(Configuration, resolve(input))
+  /**
+   * Set in code: the given options over the defaults; no environment variable is read. A value
+   * that cannot work (a duration at or below zero, a port out of range…) is a `ConfigError` naming it.
+   */
+  static readonly layer = (input: Input = {}): Layer.Layer<Configuration, ConfigError.ConfigError> =>
+    Layer.effect(
+      Configuration,
+      Effect.suspend(() => {
+        const options = resolve(input)
+        return Option.match(check(options), { onNone: () => Effect.succeed(options), onSome: Effect.fail })
+      })
+    )
 
   /** Read from the environment (`variables`), through `Config`. A value that cannot work is a `ConfigError` at start. */
   static readonly layerConfig: Layer.Layer<Configuration, ConfigError.ConfigError> = Layer.effect(Configuration, config)

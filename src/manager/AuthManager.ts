@@ -578,7 +578,9 @@ export const make = (
     // refreshed again inside that interval, or an API refusing every token would drive a refresh
     // per request.
     const forcedSettings: Settings = { ...settings, minRefreshInterval: Duration.zero }
-    const justRecovered = yield* Ref.make(Option.none<{ readonly hash: string; readonly at: number }>())
+    const justRecovered = yield* Ref.make(
+      Option.none<{ readonly hash: string; readonly at: number; readonly warned: boolean }>()
+    )
 
     const recover = Effect.fnUntraced(function*(rejected: Redacted.Redacted<string>) {
       const before = yield* SubscriptionRef.get(stateRef)
@@ -593,7 +595,14 @@ export const make = (
         const recent = Option.exists(yield* Ref.get(justRecovered), (last) =>
           last.hash === current.snapshot.hash && now - last.at < Duration.toMillis(settings.minRefreshInterval))
         if (recent) {
-          yield* Effect.logWarning("The API refused a token just obtained by a 401 recovery: not refreshing it again yet")
+          // Once per token: an API that refuses every token would otherwise log every request.
+          const first = yield* Ref.modify(justRecovered, (last) =>
+            Option.exists(last, (l) => !l.warned)
+              ? [true, Option.map(last, (l) => ({ ...l, warned: true }))] as const
+              : [false, last] as const)
+          if (first) {
+            yield* Effect.logWarning("The API refused a token just obtained by a 401 recovery: not refreshing it again yet")
+          }
           return "unchanged" as const
         }
       }
@@ -616,7 +625,7 @@ export const make = (
       if (Unauthorized.holds(after, rejected)) return "unchanged" as const
       if (decision._tag === "Skip") return "replaced" as const
       if (decision._tag === "Started") {
-        yield* Ref.set(justRecovered, Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis }))
+        yield* Ref.set(justRecovered, Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis, warned: false }))
       }
       return "refreshed" as const
     })

@@ -8,13 +8,26 @@ import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import type * as HttpServer from "@effect/platform/HttpServer"
 import { Duration, Effect, ExecutionStrategy, Exit, Scope } from "effect"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from "node:http"
+import type { Socket } from "node:net"
 import { SignInError } from "../../errors/Errors.js"
 import type { Loopback } from "../../oauth/OAuthProvider.js"
 import { cancelOlderLoginServer } from "./exchange.js"
 
 const attemptsPerPort = 10
 const retryDelay = Duration.millis(200)
+
+// A browser sends its request at once; a connection that sends nothing (a preconnect) or a header
+// at a time (slowloris) is dropped after these, checked every second, even while the sign-in waits.
+const serverOptions: ServerOptions = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000
+}
+// When the sign-in ends, a response being written (the page of the callback that ended it) is given
+// this long to reach the browser; every other connection is closed at once.
+const responseGrace = 5_000
 
 const isAddressInUse = (error: { readonly cause: unknown }) =>
   typeof error.cause === "object" && error.cause !== null && (error.cause as { code?: unknown }).code === "EADDRINUSE"
@@ -23,15 +36,58 @@ const isAddressInUse = (error: { readonly cause: unknown }) =>
 // every program that imports the library.
 const nodeHttp = Effect.promise(() => import("../../util/nodeHttp.js"))
 
+/**
+ * Node's server, and every connection it accepted: `server.close()` alone waits for open
+ * connections (a preconnect that never sends a byte, a slowloris) and stops timing them out. So
+ * closing stops listening and destroys at once every connection that is not being answered; one
+ * that is gets its response, then is destroyed. Nothing waits for either: a sign-in that ends
+ * never waits on whoever connected to it.
+ */
+const makeNodeServer = () => {
+  const server = createServer(serverOptions)
+  const sockets = new Set<Socket>()
+  const answering = new Set<Socket>()
+  let closing = false
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket)
+    socket.once("close", () => {
+      sockets.delete(socket)
+      answering.delete(socket)
+    })
+  })
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket
+    answering.add(socket)
+    response.once("close", () => {
+      answering.delete(socket)
+      if (closing) socket.destroy()
+    })
+  })
+  const close = Effect.sync(() => {
+    closing = true
+    if (server.listening) server.close()
+    for (const socket of sockets) {
+      if (!answering.has(socket)) socket.destroy()
+      else setTimeout(() => socket.destroy(), responseGrace).unref()
+    }
+  })
+  return { server, close }
+}
+
 // One attempt, in a scope of its own: a failed bind leaves nothing behind.
 const bindOnce = (port: number, parent: Scope.Scope) =>
   Effect.gen(function*() {
     const NodeHttp = yield* nodeHttp
     const scope = yield* Scope.fork(parent, ExecutionStrategy.sequential)
-    return yield* NodeHttp.makeServer(() => createServer(), { port, host: "127.0.0.1" }).pipe(
+    const node = makeNodeServer()
+    const server = yield* NodeHttp.makeServer(() => node.server, { port, host: "127.0.0.1" }).pipe(
       Scope.extend(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
     )
+    // Added after the server's own finalizer, so it runs first: the server stops listening, its idle
+    // connections are destroyed, and the server's finalizer then finds nothing to wait for.
+    yield* Scope.addFinalizer(scope, node.close)
+    return server
   })
 
 /**

@@ -24,6 +24,7 @@ import type { FileOptions } from "../FileOptions.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
+import { lockTimeout } from "../RefreshCoordinator.js"
 import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
 import { sha256Hex } from "../../util/canonicalJson.js"
@@ -40,6 +41,9 @@ export const refreshLockName = `${fileName}.refresh.lock`
 /** Temporary files of an atomic write of `name`: `name.<pid>.<n>.tmp`. */
 const temporaryOf = (name: string) => (entry: string) =>
   entry.startsWith(`${name}.`) && entry.endsWith(".tmp") && entry.length > name.length + 5
+
+/** Errors opening the refresh lock that mean this process cannot write the folder, not that someone holds it. */
+const cannotOpenLock = new Set(["EROFS", "EACCES", "EPERM"])
 
 /** Errors after which a file can still be rewritten in place, though not replaced. */
 const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
@@ -306,15 +310,46 @@ export const makeFiles = ({
       },
       changes: (key) => ownKey(key) ? changed : Stream.empty
     }
+    // The refresh lock. A folder this process cannot write (read-only: EROFS; EACCES, EPERM) cannot
+    // hold the lock file: the refresh is made all the same, one at a time in this process, and its
+    // tokens are served from memory (saving them is retried) rather than the expired ones served.
+    const refreshLockPath = path.join(dir, refreshLockName)
+    const inProcess = yield* Effect.makeSemaphore(1)
+    const lockFallbackSaid = onceFlag()
+    const cannotOpen = (error: unknown): error is Flock.FlockError =>
+      error instanceof Flock.FlockError && error.reason === "open" && error.code !== undefined &&
+      cannotOpenLock.has(error.code)
+    const inProcessOnly = (error: Flock.FlockError) =>
+      Effect.zipRight(
+        once(
+          lockFallbackSaid,
+          Effect.logWarning(
+            `Cannot open the refresh lock ${refreshLockPath}: refreshing without it, one at a time in this process only; ` +
+              `refreshed tokens are served from memory until ${dir} can be written.`
+          ).pipe(Effect.annotateLogs({ code: error.code ?? null }))
+        ),
+        Effect.void
+      )
+    const refreshLock = Effect.gen(function*() {
+      // Bounded as the file lock is: a refresh in this process holds it no longer than that.
+      yield* Effect.acquireRelease(
+        inProcess.take(1).pipe(
+          Effect.timeoutFail({
+            duration: refreshLockWait,
+            onTimeout: () => lockTimeout(refreshLockPath, `not had within ${Duration.format(refreshLockWait)}`)
+          })
+        ),
+        () => inProcess.release(1)
+      )
+      yield* ensureDir.pipe(
+        Effect.zipRight(Flock.acquire(fs, refreshLockPath, { waitAtMost: refreshLockWait })),
+        Effect.catchIf(cannotOpen, inProcessOnly),
+        Effect.mapError((error) => error instanceof Flock.FlockError ? lockError(error) : error)
+      )
+    })
     const coordinator: RefreshCoordinator.Backend = {
       location: () => sidecar,
-      lock: (key) =>
-        ownKey(key)
-          ? ensureDir.pipe(
-            Effect.zipRight(Flock.acquire(fs, path.join(dir, refreshLockName), { waitAtMost: refreshLockWait })),
-            Effect.mapError((error) => error instanceof Flock.FlockError ? lockError(error) : error)
-          )
-          : Effect.fail(otherKey(key, "lock")),
+      lock: (key) => ownKey(key) ? refreshLock : Effect.fail(otherKey(key, "lock")),
       readHealth: (key) =>
         !ownKey(key) ? Effect.succeedNone : FileRead.readOptional(fs, sidecar, maxSidecarBytes).pipe(
           Effect.mapError((problem) => new SharedHealthError({ location: sidecar, operation: "read", problem }))
