@@ -5,7 +5,7 @@
  * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
  * on stdio.
  */
-import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Ref, Stream } from "effect"
+import { type Context, Data, Deferred, Effect, Either, FiberSet, Option, Ref, Stream } from "effect"
 import type { AuthManager } from "../AuthManager.js"
 import type * as AppServerAccount from "../internal/appServerAccount.js"
 import * as Wire from "../internal/appServerWire.js"
@@ -23,6 +23,8 @@ export interface ServerInfo {
   readonly platformOs: string
   readonly platformFamily: string
 }
+
+type Handler = (method: string, params: unknown) => Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure>
 
 type Incoming =
   | { readonly _tag: "Request"; readonly id: RequestId; readonly method: string; readonly params: unknown }
@@ -220,16 +222,20 @@ export const serveWhileStarting = <E, R, E2, R2>(
     // Built beside the reading of the first lines: `initialize` waits for none of it. The account's
     // requests are a module of their own, loaded then (a bundle evaluates it only then).
     const connection: AppServerAccount.Connection = { send, notify, announcing, external }
-    const starting = yield* services.pipe(
+    // The requests that arrive meanwhile wait on a Deferred, which wakes its waiters in the order
+    // they came (a fiber's joiners are woken last first, and so would their answers be written).
+    const ready = yield* Deferred.make<Handler, E2>()
+    yield* services.pipe(
       Effect.flatMap((context) =>
         Effect.flatMap(
           Effect.promise(() => import("../internal/appServerAccount.js")),
           (module) => Effect.provide(module.make(connection), context)
         )
       ),
+      Effect.intoDeferred(ready),
       Effect.forkScoped
     )
-    const account = Fiber.join(starting).pipe(Effect.orDie)
+    const account = Deferred.await(ready).pipe(Effect.orDie)
 
     const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure> =>
       accountMethods.has(method)
@@ -304,6 +310,6 @@ export const serveWhileStarting = <E, R, E2, R2>(
       })
     )
     // Services that cannot be built end the server with their error, whatever it was reading.
-    yield* Effect.zip(reading, Fiber.join(starting), { concurrent: true })
+    yield* Effect.zip(reading, Deferred.await(ready), { concurrent: true })
     yield* FiberSet.awaitEmpty(fibers)
   })
