@@ -27,6 +27,7 @@ import {
 } from "effect"
 import * as AuthDocument from "./AuthDocument.js"
 import * as Configuration from "./Configuration.js"
+import * as HostTokens from "./HostTokens.js"
 import { AuthStore } from "./AuthStore.js"
 import {
   AuthStoreError,
@@ -167,6 +168,11 @@ export interface AuthManagerShape {
   readonly state: Effect.Effect<AuthState>
   /** The current state, then every change of snapshot or of its health. */
   readonly changes: Stream.Stream<AuthState>
+  /**
+   * Tokens a host app manages itself (memory only): while it has supplied some, they are the
+   * `credentials`, and a refused one is refreshed by asking the host (see `HostTokens`).
+   */
+  readonly hostTokens: HostTokens.HostTokensShape
 }
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
@@ -716,7 +722,7 @@ export const make = (
 
     const reportUnauthorized = Effect.fn("AuthManager.reportUnauthorized")(
       (rejected: Redacted.Redacted<string>) =>
-        recover(rejected).pipe(
+        Effect.flatMap(host.recover(rejected), Option.match({ onNone: () => recover(rejected), onSome: Effect.succeed })).pipe(
           Effect.tap((outcome) => Effect.annotateCurrentSpan("outcome", outcome)),
           Effect.tapBoth({
             onSuccess: countRecovery,
@@ -725,11 +731,15 @@ export const make = (
         )
     )
 
-    const credentials = Effect.gen(function*() {
+    const host = yield* HostTokens.make(scope)
+
+    const ownCredentials = Effect.gen(function*() {
       const before = yield* SubscriptionRef.get(stateRef)
       if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) yield* refreshQuietly
       return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
     })
+    // A host's tokens come first: the host signed in through this process and manages them.
+    const credentials = Effect.flatMap(host.credentials, Option.match({ onNone: () => ownCredentials, onSome: Effect.succeed }))
 
     return AuthManager.of({
       getAuthStatus,
@@ -745,7 +755,8 @@ export const make = (
       changes: stateRef.changes.pipe(
         Stream.map(RefreshState.view),
         Stream.changesWith(RefreshState.sameView)
-      )
+      ),
+      hostTokens: host.shape
     })
   })
 

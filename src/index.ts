@@ -26,6 +26,7 @@ export type { Input as ConfigurationInput, Options as ConfigurationOptions } fro
 export * as CredentialStore from "./CredentialStore.js"
 export * as FileStore from "./FileStore.js"
 export * from "./Errors.js"
+export * as HostTokens from "./HostTokens.js"
 export * as KeyedAuthManager from "./KeyedAuthManager.js"
 export { layerNode, layerNodeConfigured, layerNodeHttpClient, layerNodeWith, layerStderrLogger } from "./layerNode.js"
 export * as OAuthProvider from "./OAuthProvider.js"

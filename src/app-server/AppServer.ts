@@ -8,6 +8,7 @@
 import { type Context, Data, Deferred, Effect, Either, FiberSet, Option, Ref, Stream } from "effect"
 import type { AuthManager } from "../AuthManager.js"
 import type * as AppServerAccount from "../internal/appServerAccount.js"
+import { makeOutgoing, responseError, type ResponseError } from "../internal/appServerOutgoing.js"
 import * as Wire from "../internal/appServerWire.js"
 import { nestingDepth } from "../internal/rawJson.js"
 
@@ -29,6 +30,7 @@ type Handler = (method: string, params: unknown) => Effect.Effect<readonly [unkn
 type Incoming =
   | { readonly _tag: "Request"; readonly id: RequestId; readonly method: string; readonly params: unknown }
   | { readonly _tag: "Notification"; readonly method: string }
+  | { readonly _tag: "Response"; readonly id: RequestId; readonly outcome: Either.Either<unknown, ResponseError> }
   | { readonly _tag: "Ignored" }
   | { readonly _tag: "Invalid"; readonly id: RequestId | null; readonly code: number; readonly message: string }
 
@@ -80,8 +82,13 @@ export const parseLine = (line: string): Incoming => {
     }
   }
   if (typeof method !== "string") {
-    // A response to a request of ours: this server sends none, so there is nothing to match it with.
-    if (id !== undefined && ("result" in message || "error" in message)) return { _tag: "Ignored" }
+    // A response to a request of ours (`account/chatgptAuthTokens/refresh`), matched by its id.
+    if (id !== undefined && "error" in message) {
+      return { _tag: "Response", id, outcome: Either.left(responseError((message as { error: unknown }).error)) }
+    }
+    if (id !== undefined && "result" in message) {
+      return { _tag: "Response", id, outcome: Either.right((message as { result: unknown }).result) }
+    }
     return { _tag: "Invalid", id: id ?? null, code: ErrorCode.invalidRequest, message: "Invalid request: method must be a string" }
   }
   return id === undefined ? { _tag: "Notification", method } : { _tag: "Request", id, method, params }
@@ -195,7 +202,6 @@ export const serveWhileStarting = <E, R, E2, R2>(
 ) =>
   Effect.gen(function*() {
     const initialized = yield* Ref.make(false)
-    const external = yield* Ref.make(Option.none<Wire.ExternalTokens>())
     const send = (message: object) => write(JSON.stringify(message))
     const notify = (method: string, params: object) =>
       Effect.whenEffect(send({ method, params }), Ref.get(initialized))
@@ -221,7 +227,8 @@ export const serveWhileStarting = <E, R, E2, R2>(
     const noAnnouncement: Wire.After = Effect.void
     // Built beside the reading of the first lines: `initialize` waits for none of it. The account's
     // requests are a module of their own, loaded then (a bundle evaluates it only then).
-    const connection: AppServerAccount.Connection = { send, notify, announcing, external }
+    const outgoing = yield* makeOutgoing(send)
+    const connection: AppServerAccount.Connection = { send, notify, announcing, request: outgoing.request }
     // The requests that arrive meanwhile wait on a Deferred, which wakes its waiters in the order
     // they came (a fiber's joiners are woken last first, and so would their answers be written).
     const ready = yield* Deferred.make<Handler, E2>()
@@ -293,6 +300,8 @@ export const serveWhileStarting = <E, R, E2, R2>(
         switch (message._tag) {
           case "Invalid":
             return refuse(message.id, message.code, message.message)
+          case "Response":
+            return outgoing.answer(message.id, message.outcome)
           case "Notification":
           case "Ignored":
             return Effect.void
@@ -310,6 +319,7 @@ export const serveWhileStarting = <E, R, E2, R2>(
       })
     )
     // Services that cannot be built end the server with their error, whatever it was reading.
-    yield* Effect.zip(reading, Deferred.await(ready), { concurrent: true })
+    // Once the input ends, no answer to a request of ours can come.
+    yield* Effect.zip(Effect.ensuring(reading, outgoing.close), Deferred.await(ready), { concurrent: true })
     yield* FiberSet.awaitEmpty(fibers)
   })
