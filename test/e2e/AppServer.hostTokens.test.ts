@@ -12,6 +12,7 @@ const tokens = [1, 2, 3].map((n) => unsignedJwt({ email: "host@example.com", mar
 /** An API on 127.0.0.1 that refuses the tokens in `refused` (401) and records what each request carried. */
 const api = async (refused: Set<string>) => {
   const received: Array<{ token: string | null; accountId: string | null }> = []
+  const listeners = new Set<() => void>()
   const server = createServer((request, response) => {
     const authorization = request.headers.authorization ?? ""
     const token = authorization.startsWith("Bearer ") ? authorization.slice(7) : null
@@ -19,10 +20,22 @@ const api = async (refused: Set<string>) => {
     received.push({ token, accountId: typeof accountId === "string" ? accountId : null })
     response.writeHead(token !== null && !refused.has(token) ? 200 : 401, { "content-type": "application/json" })
     response.end("{}")
+    for (const listener of listeners) listener()
   })
+  /** Resolves once `predicate` holds of what the API has received (checked as each request is answered). */
+  const receivedWhen = (predicate: (all: typeof received) => boolean) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (!predicate(received)) return
+        listeners.delete(check)
+        resolve()
+      }
+      listeners.add(check)
+      check()
+    })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const { port } = server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}/v1/me`, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  return { url: `http://127.0.0.1:${port}/v1/me`, received, receivedWhen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
 }
 
 /** Resolves with the match once the process has written a line matching `pattern` to stderr. */
@@ -77,10 +90,11 @@ describe("a host app's own server (the library's AppServer and AuthHttpClient in
     refused.add(tokens[1]!)
     const three = [call(), call(), call()]
     const second = await server.waitFor((m) => isRefreshRequest(m) && m.id === 1)
+    // All three were refused before the client answers (the retry of the first call, then the three).
+    await protectedApi.receivedWhen((all) => all.filter((r) => r.token === tokens[1]).length === 4)
     server.send({ id: second.id, result: { accessToken: tokens[2], chatgptAccountId: "acct_host" } })
     expect(await Promise.all(three)).toEqual([{ status: 200 }, { status: 200 }, { status: 200 }])
     expect(server.messages.filter(isRefreshRequest)).toHaveLength(2)
-    // The retry of the first call, then the three refused.
     expect(protectedApi.received.filter((r) => r.token === tokens[1])).toHaveLength(4)
     expect(protectedApi.received.filter((r) => r.token === tokens[2])).toHaveLength(3)
 
