@@ -2,8 +2,9 @@
  * The auth part of the Codex app-server wire protocol (SPEC §7) over any
  * line transport: newline-delimited JSON messages, `{id, method, params}`
  * requests, `{id, result}` / `{id, error}` responses, `{method, params}`
- * notifications, and no `"jsonrpc"` field. `examples/app-server.ts` runs it
- * on stdio.
+ * notifications, and no `"jsonrpc"` field, both ways: the server sends the
+ * client one request of its own, `account/chatgptAuthTokens/refresh`, and
+ * matches the answer by id. `examples/app-server.ts` runs it on stdio.
  */
 import { type Context, Data, Deferred, Effect, Either, FiberSet, Option, Ref, Stream } from "effect"
 import type { AuthManager } from "../AuthManager.js"
