@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Layer, Queue, Ref, Stream } from "effect"
 import * as AppServer from "../src/app-server/AppServer.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
-import { dead, scripted } from "./support/manager.js"
+import { callCount, dead, rotated, scripted } from "./support/manager.js"
 import { schemaErrors } from "./support/schemas.js"
 import { seeded } from "./support/properties.js"
 
@@ -225,5 +225,55 @@ describe("AppServer.serveWhileStarting", () => {
       const outcome = yield* AppServer.serveWhileStarting(input, () => Effect.void, info, Effect.fail("no configuration" as const))
         .pipe(Effect.flip)
       expect(outcome).toBe("no configuration")
+    }))
+})
+
+describe("AppServer: answers in the order requests came", () => {
+  const statusRequest = (id: number, params: object = {}) => JSON.stringify({ id, method: "getAuthStatus", params })
+
+  it.scoped("50 status requests read while the services are still being built are answered in request order", () =>
+    Effect.gen(function*() {
+      const built = yield* Deferred.make<void>()
+      const input = yield* Queue.unbounded<string>()
+      const out = yield* Queue.unbounded<any>()
+      const services = Deferred.await(built).pipe(Effect.zipRight(Layer.build(scripted(apiKeyJson(), []))))
+      yield* AppServer.serveWhileStarting(Stream.fromQueue(input), (line) => Queue.offer(out, JSON.parse(line)), info, services)
+        .pipe(Effect.forkScoped)
+      yield* Queue.offer(input, request("init", "initialize", {}))
+      expect((yield* Queue.take(out)).id).toBe("init")
+      for (let i = 1; i <= 50; i++) yield* Queue.offer(input, statusRequest(i))
+      for (let i = 0; i < 200; i++) yield* Effect.yieldNow()
+      yield* Deferred.succeed(built, undefined)
+      const answers = yield* Effect.forEach(Array.from({ length: 50 }), () => Queue.take(out))
+      expect(answers.map((m) => m.id)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+      expect(answers.every((m) => m.result.authMethod === "apikey")).toBe(true)
+    }))
+
+  it.scoped("50 status requests that join one refresh are answered in request order, after exactly one token request", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const layer = scripted(chatgptJson({ expiresIn: -60_000 }), [Effect.zipRight(Deferred.await(gate), rotated("access-new", "refresh-new"))])
+      const context = yield* Layer.build(layer)
+      const input = yield* Queue.unbounded<string>()
+      const out = yield* Queue.unbounded<any>()
+      yield* AppServer.serve(Stream.fromQueue(input), (line) => Queue.offer(out, JSON.parse(line)), info).pipe(
+        Effect.provide(context),
+        Effect.forkScoped
+      )
+      yield* Queue.offer(input, request("init", "initialize", {}))
+      expect((yield* Queue.take(out)).id).toBe("init")
+      for (let i = 1; i <= 50; i++) yield* Queue.offer(input, statusRequest(i, { includeToken: true, refreshToken: true }))
+      for (let i = 0; i < 200; i++) yield* Effect.yieldNow()
+      expect(yield* Queue.size(out)).toBe(0)
+      yield* Deferred.succeed(gate, undefined)
+      // The new token is a new snapshot, announced with account/updated: only the answers are counted.
+      const answers: Array<any> = []
+      while (answers.length < 50) {
+        const message = yield* Queue.take(out)
+        if (message.id !== undefined) answers.push(message)
+      }
+      expect(answers.map((m) => m.id)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+      expect(answers.every((m) => m.result.authToken === "access-new")).toBe(true)
+      expect(yield* Effect.provide(callCount, context)).toBe(1)
     }))
 })

@@ -4,6 +4,8 @@ import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthManager, make as makeManager } from "../src/manager/AuthManager.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { TransientRefreshError } from "../src/errors/Errors.js"
+import { defaultSettings } from "../src/config/Configuration.js"
+import * as RefreshState from "../src/manager/RefreshState.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
 import { httpRefresher } from "./support/endpoint.js"
@@ -197,24 +199,64 @@ describe("the poison clears when the credentials change, and only then", () => {
     }).pipe(Effect.provide(layer())))
 })
 
+describe("a 10 s outage of the token endpoint, polled every 10 ms (virtual time)", () => {
+  const outageMs = 10_000
+  // The endpoint answers 503 until the outage ends, then rotates.
+  const endpointDown = (call: number) =>
+    Effect.flatMap(TestClock.currentTimeMillis, (now) => now < outageMs ? down() : rotated(`fresh-${call}`, `refresh-${call}`))
+  const expired = chatgptJson({ expiresIn: -60_000 })
+
+  const run = Effect.gen(function*() {
+    const manager = yield* AuthManager
+    let duringOutage = 0
+    for (;;) {
+      const now = yield* TestClock.currentTimeMillis
+      if (now >= outageMs && duringOutage === 0) duringOutage = yield* callCount
+      const token = tokenOf(yield* manager.getAuthStatus({ includeToken: true }))
+      if (token !== null && token.startsWith("fresh-")) return { duringOutage, recoveryMs: now - outageMs }
+      if (now > 10 * outageMs) return { duringOutage, recoveryMs: Infinity }
+      // The polls of a cooldown are answered from memory with no request (tested below): skipped to
+      // the first poll at or after its end, on the same 10 ms grid. The end of the outage is a poll too.
+      const { retryAt } = yield* manager.state
+      const next = retryAt === null ? now + 10 : Math.max(now + 10, Math.ceil(retryAt / 10) * 10)
+      yield* TestClock.setTime(now < outageMs && next > outageMs ? outageMs : next)
+    }
+  })
+
+  for (const seed of ["outage-1", "outage-2", "outage-3", "outage-4", "outage-5"]) {
+    it.effect(`at most 10 requests during the outage, and a fresh token less than 1 s after it ends (seed ${seed})`, () =>
+      Effect.gen(function*() {
+        const { duringOutage, recoveryMs } = yield* run
+        expect(duringOutage).toBeLessThanOrEqual(10)
+        // Retries that are not a storm: at least one a few seconds into the outage.
+        expect(duringOutage).toBeGreaterThanOrEqual(5)
+        expect(recoveryMs).toBeLessThanOrEqual(1000)
+      }).pipe(Effect.provide(scripted(expired, endpointDown)), Effect.withRandom(Random.make(seed))))
+  }
+})
+
 describe("transient failures back off", () => {
   // The jitter is drawn from the Random service: seeded here, and the same seed gives the expected draws.
   const seed = "backoff"
-  const ceilingOf = (attempt: number) => Math.min(300_000, 1000 * 2 ** (attempt - 1))
+  // One retry a second for the first ten failures, then 20% longer each time, up to 5 min.
+  const ceilingOf = (attempt: number) => Math.min(300_000, 1000 * 1.2 ** Math.max(0, attempt - 10))
+  const delayOf = (attempt: number, draw: number) => Math.min(300_000, Math.floor(ceilingOf(attempt) * (1 + draw / 10)))
 
-  it.effect("exponential with full jitter (1 s, 2 s, 4 s … capped at 5 min): each delay is a draw under its ceiling, and no request comes before it ends", () =>
+  it.effect("1 s for ten failures, then growing by a fifth up to 5 min: each delay is its ceiling spread by a draw over a tenth above it, and no request comes before it ends", () =>
     Effect.gen(function*() {
       const draws = Random.make(seed)
-      for (let attempt = 1; attempt <= 12; attempt++) {
+      for (let attempt = 1; attempt <= 45; attempt++) {
         yield* poll()
         expect(yield* callCount).toBe(attempt)
         const { retryAt, status } = yield* statusOf
         const now = yield* TestClock.currentTimeMillis
         expect(status).toBe("cooling-down")
-        const delay = Math.floor(ceilingOf(attempt) * (yield* draws.next))
+        const delay = delayOf(attempt, yield* draws.next)
         expect(retryAt! - now).toBe(delay)
-        // This seed draws no zero delay, so every cooldown has a last millisecond to poll in.
-        expect(delay).toBeGreaterThan(0)
+        expect(delay).toBeGreaterThanOrEqual(ceilingOf(attempt))
+        // Steady retries first; the cap is reached (1.2^32 > 300) and kept.
+        if (attempt <= 10) expect(delay).toBeLessThan(1100)
+        if (attempt >= 42) expect(delay).toBe(300_000)
         yield* TestClock.adjust(delay - 1)
         const during = yield* poll()
         expect(yield* callCount).toBe(attempt)
@@ -223,21 +265,27 @@ describe("transient failures back off", () => {
       }
     }).pipe(Effect.provide(scripted(chatgptJson(), [down()])), Effect.withRandom(Random.make(seed))))
 
-  it.effect("the delays grow: twelve failures take the sum of their seeded draws", () =>
+  it.effect("the delays grow: an hour of outage, each poll at the end of its cooldown, takes fewer than 50 requests", () =>
     Effect.gen(function*() {
-      const draws = Random.make(seed)
-      let total = 0
-      for (let attempt = 1; attempt <= 12; attempt++) {
+      let attempts = 0
+      for (let now = 0; now < 3_600_000; now = (yield* statusOf).retryAt!) {
+        yield* TestClock.setTime(now)
         yield* poll()
-        total += Math.floor(ceilingOf(attempt) * (yield* draws.next))
-        const { retryAt } = yield* statusOf
-        expect(retryAt).toBe(total)
-        yield* TestClock.setTime(retryAt!)
+        attempts++
       }
-      expect(yield* callCount).toBe(12)
-      // About half the ceilings' sum (≈ 25 min): anything near 0 would mean no backoff.
-      expect(total).toBeGreaterThan(300_000)
+      expect(yield* callCount).toBe(attempts)
+      expect(attempts).toBeLessThan(50)
+      expect(attempts).toBeGreaterThan(20)
     }).pipe(Effect.provide(scripted(chatgptJson(), [down()])), Effect.withRandom(Random.make(seed))))
+
+  it.effect("…and a day fewer than 330 (the same delays, summed)", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      for (let total = 0; total < 86_400_000; attempts++) {
+        total += RefreshState.backoffDelay(attempts + 1, yield* Random.next, undefined, defaultSettings)
+      }
+      expect(attempts).toBeLessThan(330)
+    }).pipe(Effect.withRandom(Random.make(seed))))
 
   it.effect("Retry-After is honoured as a floor", () =>
     Effect.gen(function*() {

@@ -2,12 +2,15 @@
  * The auth part of the Codex app-server wire protocol over any
  * line transport: newline-delimited JSON messages, `{id, method, params}`
  * requests, `{id, result}` / `{id, error}` responses, `{method, params}`
- * notifications, and no `"jsonrpc"` field. `bin/app-server.ts` runs it
- * on stdio.
+ * notifications, and no `"jsonrpc"` field, both ways: the server sends the
+ * client one request of its own, `account/chatgptAuthTokens/refresh`, and
+ * matches the answer by id. `bin/app-server.ts` runs it on stdio.
  */
-import { type Context, Data, Deferred, Effect, Either, Fiber, FiberSet, Option, Ref, Stream } from "effect"
+import { type Context, Data, Deferred, Effect, Either, FiberSet, Option, Ref, Stream } from "effect"
 import type { AuthManager } from "../manager/AuthManager.js"
 import type * as AppServerAccount from "./internal/account.js"
+import { makeOutgoing } from "./internal/outgoing.js"
+import { responseError, type ResponseError } from "./ResponseError.js"
 import * as Wire from "./internal/wire.js"
 import { nestingDepth } from "../util/rawJson.js"
 
@@ -24,9 +27,12 @@ export interface ServerInfo {
   readonly platformFamily: string
 }
 
+type Handler = (method: string, params: unknown) => Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure>
+
 type Incoming =
   | { readonly _tag: "Request"; readonly id: RequestId; readonly method: string; readonly params: unknown }
   | { readonly _tag: "Notification"; readonly method: string }
+  | { readonly _tag: "Response"; readonly id: RequestId; readonly outcome: Either.Either<unknown, ResponseError> }
   | { readonly _tag: "Ignored" }
   | { readonly _tag: "Invalid"; readonly id: RequestId | null; readonly code: number; readonly message: string }
 
@@ -78,8 +84,13 @@ export const parseLine = (line: string): Incoming => {
     }
   }
   if (typeof method !== "string") {
-    // A response to a request of ours: this server sends none, so there is nothing to match it with.
-    if (id !== undefined && ("result" in message || "error" in message)) return { _tag: "Ignored" }
+    // A response to a request of ours (`account/chatgptAuthTokens/refresh`), matched by its id.
+    if (id !== undefined && "error" in message) {
+      return { _tag: "Response", id, outcome: Either.left(responseError((message as { error: unknown }).error)) }
+    }
+    if (id !== undefined && "result" in message) {
+      return { _tag: "Response", id, outcome: Either.right((message as { result: unknown }).result) }
+    }
     return { _tag: "Invalid", id: id ?? null, code: ErrorCode.invalidRequest, message: "Invalid request: method must be a string" }
   }
   return id === undefined ? { _tag: "Notification", method } : { _tag: "Request", id, method, params }
@@ -193,7 +204,6 @@ export const serveWhileStarting = <E, R, E2, R2>(
 ) =>
   Effect.gen(function*() {
     const initialized = yield* Ref.make(false)
-    const external = yield* Ref.make(Option.none<Wire.ExternalTokens>())
     const send = (message: object) => write(JSON.stringify(message))
     const notify = (method: string, params: object) =>
       Effect.whenEffect(send({ method, params }), Ref.get(initialized))
@@ -219,17 +229,22 @@ export const serveWhileStarting = <E, R, E2, R2>(
     const noAnnouncement: Wire.After = Effect.void
     // Built beside the reading of the first lines: `initialize` waits for none of it. The account's
     // requests are a module of their own, loaded then (a bundle evaluates it only then).
-    const connection: AppServerAccount.Connection = { send, notify, announcing, external }
-    const starting = yield* services.pipe(
+    const outgoing = yield* makeOutgoing(send)
+    const connection: AppServerAccount.Connection = { send, notify, announcing, request: outgoing.request }
+    // The requests that arrive meanwhile wait on a Deferred, which wakes its waiters in the order
+    // they came (a fiber's joiners are woken last first, and so would their answers be written).
+    const ready = yield* Deferred.make<Handler, E2>()
+    yield* services.pipe(
       Effect.flatMap((context) =>
         Effect.flatMap(
           Effect.promise(() => import("./internal/account.js")),
           (module) => Effect.provide(module.make(connection), context)
         )
       ),
+      Effect.intoDeferred(ready),
       Effect.forkScoped
     )
-    const account = Fiber.join(starting).pipe(Effect.orDie)
+    const account = Deferred.await(ready).pipe(Effect.orDie)
 
     const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure> =>
       accountMethods.has(method)
@@ -287,6 +302,8 @@ export const serveWhileStarting = <E, R, E2, R2>(
         switch (message._tag) {
           case "Invalid":
             return refuse(message.id, message.code, message.message)
+          case "Response":
+            return outgoing.answer(message.id, message.outcome)
           case "Notification":
           case "Ignored":
             return Effect.void
@@ -304,6 +321,7 @@ export const serveWhileStarting = <E, R, E2, R2>(
       })
     )
     // Services that cannot be built end the server with their error, whatever it was reading.
-    yield* Effect.zip(reading, Fiber.join(starting), { concurrent: true })
+    // Once the input ends, no answer to a request of ours can come.
+    yield* Effect.zip(Effect.ensuring(reading, outgoing.close), Deferred.await(ready), { concurrent: true })
     yield* FiberSet.awaitEmpty(fibers)
   })

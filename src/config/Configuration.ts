@@ -129,7 +129,7 @@ export const variables = {
   EFFECT_AUTH_REFRESH_BODY: "json (default, as Codex) or form",
   EFFECT_AUTH_REFRESH_WINDOW: "refresh this long before the access token expires (default 5 minutes)",
   EFFECT_AUTH_MIN_REFRESH_INTERVAL: "never refresh more often than this (default 30 seconds)",
-  EFFECT_AUTH_BACKOFF_BASE: "the first backoff after a transient failure (default 1 second)",
+  EFFECT_AUTH_BACKOFF_BASE: "the retry interval for the first ten transient failures in a row, after which it grows (default 1 second)",
   EFFECT_AUTH_REQUIRES_OPENAI_AUTH: "false: getAuthStatus reports that no sign-in is needed (default true)",
   EFFECT_AUTH_ISSUER: "an OpenID Connect issuer to sign in with and refresh through",
   EFFECT_AUTH_CLIENT_AUTH: "none, client_secret_post or client_secret_basic",

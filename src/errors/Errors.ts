@@ -44,7 +44,7 @@ export class PermanentRefreshError extends Schema.TaggedError<PermanentRefreshEr
 }
 
 /** What kind of passing trouble stopped a refresh. */
-export const TransientKind = Schema.Literal("connection", "timeout", "status", "body", "cooldown", "storage")
+export const TransientKind = Schema.Literal("connection", "timeout", "status", "body", "cooldown", "storage", "client")
 export type TransientKind = typeof TransientKind.Type
 
 /**
@@ -63,8 +63,11 @@ export class TransientRefreshError extends Schema.TaggedError<TransientRefreshEr
 ) {
   override get message(): string {
     const wait = this.retryAfter === undefined ? "" : ` (the server asked to wait ${Duration.format(this.retryAfter)})`
-    return `Your access token could not be refreshed right now: ${this.detail}${wait}. ` +
-      "The current token is still used, and the refresh will be retried after a backoff."
+    // Tokens a host app supplied are refreshed by that app only (kind "client").
+    return this.kind === "client"
+      ? `Your access token could not be refreshed: ${this.detail}. The app that supplied it must supply new tokens.`
+      : `Your access token could not be refreshed right now: ${this.detail}${wait}. ` +
+        "The current token is still used, and the refresh will be retried after a backoff."
   }
 }
 

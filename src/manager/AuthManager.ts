@@ -27,6 +27,7 @@ import {
 import * as AuthDocument from "../document/AuthDocument.js"
 import * as Configuration from "../config/Configuration.js"
 import { defaultSettings, type Settings } from "../config/Configuration.js"
+import * as HostTokens from "./HostTokens.js"
 import type {
   AccountInfo,
   AuthState,
@@ -74,6 +75,11 @@ export interface AuthManagerShape {
   readonly state: Effect.Effect<AuthState>
   /** The current state, then every change of snapshot or of its health. */
   readonly changes: Stream.Stream<AuthState>
+  /**
+   * Tokens a host app manages itself (memory only): while it has supplied some, they are the
+   * `credentials`, and a refused one is refreshed by asking the host (see `HostTokens`).
+   */
+  readonly hostTokens: HostTokens.HostTokensShape
 }
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
@@ -632,7 +638,7 @@ export const make = (
 
     const reportUnauthorized = Effect.fn("AuthManager.reportUnauthorized")(
       (rejected: Redacted.Redacted<string>) =>
-        recover(rejected).pipe(
+        Effect.flatMap(host.recover(rejected), Option.match({ onNone: () => recover(rejected), onSome: Effect.succeed })).pipe(
           Effect.tap((outcome) => Effect.annotateCurrentSpan("outcome", outcome)),
           Effect.tapBoth({
             onSuccess: countRecovery,
@@ -641,11 +647,15 @@ export const make = (
         )
     )
 
-    const credentials = Effect.gen(function*() {
+    const host = yield* HostTokens.make(scope)
+
+    const ownCredentials = Effect.gen(function*() {
       const before = yield* SubscriptionRef.get(stateRef)
       if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) yield* refreshQuietly
       return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
     })
+    // A host's tokens come first: the host signed in through this process and manages them.
+    const credentials = Effect.flatMap(host.credentials, Option.match({ onNone: () => ownCredentials, onSome: Effect.succeed }))
 
     return AuthManager.of({
       getAuthStatus,
@@ -661,7 +671,8 @@ export const make = (
       changes: stateRef.changes.pipe(
         Stream.map(RefreshState.view),
         Stream.changesWith(RefreshState.sameView)
-      )
+      ),
+      hostTokens: host.shape
     })
   })
 

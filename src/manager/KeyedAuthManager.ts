@@ -57,7 +57,8 @@ const keyed = (key: string, manager: AuthManager.AuthManagerShape): AuthManager.
     credentials: k(manager.credentials),
     reportUnauthorized: (token) => k(manager.reportUnauthorized(token)),
     state: manager.state,
-    changes: manager.changes
+    changes: manager.changes,
+    hostTokens: manager.hostTokens
   }
 }
 

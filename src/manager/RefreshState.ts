@@ -174,8 +174,8 @@ export const withHealth = (hash: string, health: Health) => (state: State): Stat
 
 /**
  * Records a transient failure of snapshot `hash` at `now`. `jitter` in [0, 1)
- * picks the delay under the exponential ceiling ("full jitter"); a server's
- * `Retry-After` is a floor, capped at `maxRetryAfter`.
+ * spreads the delay over a tenth above its ceiling (`backoffDelay`); a
+ * server's `Retry-After` is a floor, capped at `maxRetryAfter`.
  */
 export const coolDown = (hash: string, error: TransientRefreshError, now: number, jitter: number, settings: Settings) =>
 (state: State): State => {
@@ -184,21 +184,43 @@ export const coolDown = (hash: string, error: TransientRefreshError, now: number
   return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
 }
 
-/** The cooldown after the `attempts`-th failure in a row, in milliseconds. */
+/**
+ * How many failures in a row are retried every `backoffBase` before the delays grow: most outages
+ * are short, and a client waiting for a token should have one within about `backoffBase` of the
+ * provider's return (about 10 requests in the first 10 s at the defaults).
+ */
+export const steadyAttempts = 10
+
+/** How much longer each delay is than the one before, once the outage outlasts the steady retries. */
+export const backoffGrowth = 1.2
+
+/**
+ * The delay ceiling after the `attempts`-th failure in a row, in milliseconds: `backoffBase` for
+ * the first `steadyAttempts`, then 20% more each time up to `backoffCap`, so that the requests of
+ * a long outage grow with the log of its length and the recovery takes about a fifth of it.
+ */
+export const backoffCeiling = (attempts: number, settings: Settings): number =>
+  Math.min(
+    Duration.toMillis(settings.backoffCap),
+    Duration.toMillis(settings.backoffBase) * backoffGrowth ** Math.max(0, attempts - steadyAttempts)
+  )
+
+/**
+ * The cooldown after the `attempts`-th failure in a row, in milliseconds: the ceiling, spread by
+ * `jitter` over a tenth above it (never shorter, so the steady retries stay one per `backoffBase`),
+ * and never over `backoffCap`. A `Retry-After` is a floor.
+ */
 export const backoffDelay = (
   attempts: number,
   jitter: number,
   retryAfter: Duration.Duration | undefined,
   settings: Settings
 ): number => {
-  const ceiling = Math.min(
-    Duration.toMillis(settings.backoffCap),
-    Duration.toMillis(settings.backoffBase) * 2 ** (attempts - 1)
-  )
+  const spread = Math.min(Duration.toMillis(settings.backoffCap), Math.floor(backoffCeiling(attempts, settings) * (1 + jitter / 10)))
   const floor = retryAfter === undefined
     ? 0
     : Math.min(Duration.toMillis(retryAfter), Duration.toMillis(settings.maxRetryAfter))
-  return Math.max(Math.floor(ceiling * jitter), floor)
+  return Math.max(spread, floor)
 }
 
 export const endFlight = (flight: Flight) => (state: State): State =>

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { writeFileSync } from "node:fs"
 import { chatgptJson, secrets } from "../support/fixtures.js"
-import { appServer, cleanup, type Message, spawnScript, tempHome } from "../support/processes.js"
+import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+import { appServer, cleanup, endpoint, type Message, spawnScript, tempHome } from "../support/processes.js"
 import { schemaErrors } from "../support/schemas.js"
 
 afterEach(cleanup)
@@ -206,6 +207,27 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
     const alive = await server.request("getAuthStatus", {}, "still-alive")
     expectResponse(alive)
     expect(server.messages.some((m) => m.method === "<not json>")).toBe(false)
+    expect(await server.close()).toBe(0)
+  })
+
+  it("50 getAuthStatus written before any answer is read are answered in request order, with one token request", async () => {
+    const home = tempHome()
+    // Expired: the first request starts the refresh, the other 49 join it.
+    const stale = chatgptJson({ now: Date.now(), expiresIn: -60_000, refreshToken: "rt-0" })
+    writeFileSync(`${home}/auth.json`, JSON.stringify(stale))
+    const tokens = await endpoint(TokenEndpoint.rotating("rt-0"))
+    const server = spawnScript("app-server", [], { HOME: home, CODEX_HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url })
+    const ids = Array.from({ length: 50 }, (_, i) => i + 1)
+    server.write([
+      JSON.stringify({ id: 0, method: "initialize", params: {} }),
+      ...ids.map((id) => JSON.stringify({ id, method: "getAuthStatus", params: { includeToken: true } }))
+    ].join("\n") + "\n")
+    await server.waitFor((m) => m.id === 50 && m.method === undefined)
+    const answers = server.messages.filter((m) => m.method === undefined && m.id !== 0)
+    expect(answers.map((m) => m.id)).toEqual(ids)
+    expect(new Set(answers.map((m) => m.result.authToken)).size).toBe(1)
+    expect(answers[0]!.result.authToken).not.toBe((stale.tokens as { access_token: string }).access_token)
+    expect(await tokens.count()).toBe(1)
     expect(await server.close()).toBe(0)
   })
 

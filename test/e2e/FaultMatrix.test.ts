@@ -107,10 +107,11 @@ interface Row {
 
 const permanent = (reason: string) => ({ _tag: "PermanentRefreshError", reason })
 const transient = (kind: string) => ({ _tag: "TransientRefreshError", kind })
-// Full jitter under 1, 2, 4, 8, 16, 32 s ceilings: 50 s of polls hold between 2 and 12 attempts for
-// any seed; this file's seed gives 7. A change in how many random numbers a refresh draws changes it.
+// Delays of 1 to 1.1 s for ten failures, then growing by a fifth: polled once a second, a request every
+// 2 s for 20 s, then every 2 to 4 s; this file's seed gives 19 in 50 s (about 1 seed in 100 gives 20). A change
+// in how many random numbers a refresh draws may change it.
 const seed = "fault matrix"
-const backoff = 7
+const backoff = 19
 const refreshTimeout = Duration.seconds(30)
 
 export const rows: ReadonlyArray<Row> = [
@@ -128,7 +129,7 @@ export const rows: ReadonlyArray<Row> = [
   { name: "408", handler: json(408, ""), expected: transient("status"), requests: backoff },
   { name: "429 Retry-After: 120 (seconds)", handler: json(429, "", { "retry-after": "120" }), expected: transient("status"), retryAfter: 120_000, requests: 1 },
   // The date is fixed: once it has passed, the ordinary backoff applies again.
-  { name: "429 Retry-After: an HTTP date 30 s ahead", handler: json(429, "", { "retry-after": new Date(30_000).toUTCString() }), expected: transient("status"), retryAfter: 30_000, requests: 6 },
+  { name: "429 Retry-After: an HTTP date 30 s ahead", handler: json(429, "", { "retry-after": new Date(30_000).toUTCString() }), expected: transient("status"), retryAfter: 30_000, requests: 11 },
   { name: "429 without Retry-After", handler: json(429, ""), expected: transient("status"), requests: backoff },
   { name: "500", handler: json(500, { error: "server_error" }), expected: transient("status"), requests: backoff },
   { name: "502", handler: json(502, "<html>bad gateway</html>"), expected: transient("status"), requests: backoff },

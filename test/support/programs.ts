@@ -13,7 +13,8 @@ export const helpersDir = join(root, "node_modules", ".cache", "effect-auth-test
 export const helpers = {
   writer: "test/support/writer.ts",
   "api-caller": "test/support/apiCaller.ts",
-  fleet: "test/support/fleet.ts"
+  fleet: "test/support/fleet.ts",
+  "host-app-server": "test/support/hostAppServer.ts"
 } as const
 
 /**

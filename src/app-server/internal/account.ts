@@ -4,16 +4,19 @@
  * the optional `SignIn`. The protocol core (`app-server/AppServer.ts`) loads
  * this once its services are built, after answering `initialize`.
  */
-import { Effect, Option, Redacted, Ref, Stream } from "effect"
+import { Effect, Option, Redacted, Ref, Schema, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthManager } from "../../manager/AuthManager.js"
-import type { AuthStoreError } from "../../errors/Errors.js"
+import { type AuthStoreError, TransientRefreshError } from "../../errors/Errors.js"
+import type { HostRefresher, HostTokens } from "../../manager/HostTokens.js"
 import * as AppServerLogin from "./login.js"
+import { describeIssues } from "../../util/describeIssues.js"
 import {
   type After,
+  ChatgptAuthTokensRefreshResponse,
+  type ClientRequest,
   decodeParams,
   ErrorCode,
-  type ExternalTokens,
   GetAccountParams,
   GetAuthStatusParams,
   LoginParams,
@@ -29,8 +32,8 @@ export interface Connection {
   readonly notify: (method: string, params: object) => Effect.Effect<unknown>
   /** Held while a change of account is answered and announced, so that announcements keep their order. */
   readonly announcing: Effect.Semaphore
-  /** Tokens a host app supplied with `chatgptAuthTokens` (memory only). */
-  readonly external: Ref.Ref<Option.Option<ExternalTokens>>
+  /** Sends a request to the client and waits for its answer. */
+  readonly request: ClientRequest
 }
 
 const noAnnouncement: After = Effect.void
@@ -49,12 +52,41 @@ const failures = <A, R2>(handler: Effect.Effect<A, RpcFailure | AuthStoreError, 
 
 
 /** The account's requests on `connection`: a function from a method and its params to the answer. */
-export const make = ({ announcing, external, notify, send }: Connection) =>
+/** Tokens a host app supplied (`chatgptAuthTokens`), with the email of the token's claims. */
+const hostTokensOf = (accessToken: string, accountId: string, planType: string | null): HostTokens => {
+  const claims = AuthDocument.jwtPayload(accessToken).pipe(Option.getOrElse(() => ({})))
+  const email = (claims as { email?: unknown }).email
+  return { accessToken: Redacted.make(accessToken), accountId, planType, email: typeof email === "string" ? email : null }
+}
+
+const decodeRefreshResponse = Schema.decodeUnknown(ChatgptAuthTokensRefreshResponse)
+
+/**
+ * Asks the client for fresh tokens after the API refused its own (`account/chatgptAuthTokens/refresh`,
+ * as the Codex app server does); the time bound is the manager's.
+ */
+const refreshThrough = (request: ClientRequest): HostRefresher => ({ previousAccountId, reason }) =>
+  request("account/chatgptAuthTokens/refresh", { reason, previousAccountId }).pipe(
+    Effect.mapError((failure) => new TransientRefreshError({ kind: "client", detail: failure.message })),
+    Effect.flatMap((result) =>
+      decodeRefreshResponse(result).pipe(
+        Effect.mapError((error) =>
+          new TransientRefreshError({ kind: "client", detail: `the client's answer is not valid: ${describeIssues(error)}` })
+        )
+      )
+    ),
+    Effect.map((answer) => hostTokensOf(answer.accessToken, answer.chatgptAccountId, answer.chatgptPlanType ?? null))
+  )
+
+export const make = ({ announcing, notify, request, send }: Connection) =>
   Effect.gen(function*() {
     const notifyAccount = (authMode: string | null, planType: string | null) =>
       notify("account/updated", { authMode, planType })
 
     const auth = yield* AuthManager
+    const external = auth.hostTokens
+    // Tokens this client supplies are refreshed by asking it, for as long as the connection lasts.
+    yield* external.refreshWith(refreshThrough(request))
     // The snapshot clients were last told about. A sign-in through this connection announces
     // its own result, after its answer (as Codex does); the watch announces everyone else's.
     const announced = yield* Ref.make((yield* auth.state).hash)
@@ -75,7 +107,7 @@ export const make = ({ announcing, external, notify, send }: Connection) =>
     const getAuthStatus = (params: unknown) =>
       Effect.gen(function*() {
         const { includeToken, refreshToken } = yield* decodeParams(GetAuthStatusParams, params)
-        const supplied = yield* Ref.get(external)
+        const supplied = yield* external.current
         if (Option.isSome(supplied)) {
           return {
             authMethod: "chatgptAuthTokens",
@@ -90,7 +122,7 @@ export const make = ({ announcing, external, notify, send }: Connection) =>
     const readAccount = (params: unknown) =>
       Effect.gen(function*() {
         const { refreshToken } = yield* decodeParams(GetAccountParams, params)
-        const supplied = yield* Ref.get(external)
+        const supplied = yield* external.current
         if (Option.isSome(supplied)) {
           const { email, planType } = supplied.value
           return { account: { type: "chatgpt", email, planType: planTypeOf(planType) }, requiresOpenaiAuth: true }
@@ -111,16 +143,14 @@ export const make = ({ announcing, external, notify, send }: Connection) =>
         switch (request.type) {
           case "apiKey": {
             yield* logins.cancelInProgress
-            yield* Ref.set(external, Option.none())
+            yield* external.clear
             yield* auth.loginWithApiKey(Redacted.make(request.apiKey))
             const after: After = Effect.zipRight(loginCompleted(null), announceCurrent)
             return [{ type: "apiKey" }, after] as const
           }
           case "chatgptAuthTokens": {
-            const claims = AuthDocument.jwtPayload(request.accessToken).pipe(Option.getOrElse(() => ({})))
-            const email = typeof (claims as { email?: unknown }).email === "string" ? (claims as { email: string }).email : null
             const planType = request.chatgptPlanType ?? null
-            yield* Ref.set(external, Option.some({ accessToken: Redacted.make(request.accessToken), accountId: request.chatgptAccountId, planType, email }))
+            yield* external.set(hostTokensOf(request.accessToken, request.chatgptAccountId, planType))
             const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
             return [{ type: "chatgptAuthTokens" }, after] as const
           }
@@ -132,7 +162,7 @@ export const make = ({ announcing, external, notify, send }: Connection) =>
       })
 
     const logout = Effect.gen(function*() {
-      const hadExternal = Option.isSome(yield* Ref.getAndSet(external, Option.none()))
+      const hadExternal = yield* external.clear
       const before = yield* Ref.get(announced)
       const after = yield* auth.logout
       // The library's own change is announced as any other; a host's in-memory tokens going away is news too.

@@ -3,7 +3,7 @@
  * (`appServerAccount.ts`, loaded once the services are built) both use:
  * error codes, failures, parameter schemas and the plan-type mapping.
  */
-import { Data, Effect, Either, type Redacted, Schema } from "effect"
+import { Data, Effect, Either, Schema } from "effect"
 import { describeIssues } from "../../util/describeIssues.js"
 
 /** JSON-RPC 2.0 error codes. */
@@ -50,16 +50,24 @@ export const decodeParams = <A, I>(schema: Schema.Schema<A, I>, params: unknown)
     onRight: Effect.succeed
   })
 
+/** The client's answer to `account/chatgptAuthTokens/refresh`. */
+export const ChatgptAuthTokensRefreshResponse = Schema.Struct({
+  accessToken: Schema.String,
+  chatgptAccountId: Schema.String,
+  chatgptPlanType: Schema.optional(Schema.NullOr(Schema.String))
+})
+
 /**
- * Tokens a host app supplied with `chatgptAuthTokens`: kept in memory only,
- * never written to `auth.json`, never refreshed here (the host refreshes them).
+ * A request this server sent the client got no answer it can use: the client answered with an
+ * error, or it went away first. `message` says which, in words safe to log.
  */
-export interface ExternalTokens {
-  readonly accessToken: Redacted.Redacted<string>
-  readonly accountId: string
-  readonly planType: string | null
-  readonly email: string | null
-}
+export class ClientRequestFailure extends Data.TaggedError("ClientRequestFailure")<{
+  readonly reason: "error" | "gone"
+  readonly message: string
+}> {}
+
+/** Sends a request to the client and waits for its answer (the caller bounds the wait). */
+export type ClientRequest = (method: string, params: object) => Effect.Effect<unknown, ClientRequestFailure>
 
 
 export const quoted = (method: string) => JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method)
