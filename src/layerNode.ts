@@ -10,7 +10,8 @@ import { type ConfigError, Context, Effect, Layer } from "effect"
 import { AuthManager, settingsOf } from "./AuthManager.js"
 import { Configuration, type Input } from "./Configuration.js"
 import * as StderrLogger from "./internal/stderrLogger.js"
-import { AuthStore, fileOptionsOf } from "./AuthStore.js"
+import { AuthStore } from "./AuthStore.js"
+import * as StoreMode from "./internal/storeMode.js"
 import { TokenRefresher } from "./TokenRefresher.js"
 
 /**
@@ -37,12 +38,16 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
   })
 )
 
-/** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
-export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = Layer
+/**
+ * Everything `AuthManager` needs on Node, over the `Configuration` in context. The credentials are
+ * where Codex keeps them: `EFFECT_AUTH_CREDENTIALS_STORE`, else `cli_auth_credentials_store` in
+ * `$CODEX_HOME/config.toml` (`file`, `keyring`, `auto`, `ephemeral`), else `auth.json`.
+ */
+export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError, Configuration> = Layer
   .unwrapEffect(Effect.map(Configuration, (configuration) =>
     AuthManager.layerWith(settingsOf(configuration)).pipe(
       Layer.provideMerge(
-        Layer.mergeAll(AuthStore.layerFileWith(fileOptionsOf(configuration)), TokenRefresher.layerHttpFrom(configuration))
+        Layer.mergeAll(Layer.effect(AuthStore, StoreMode.makeAuthStore(configuration)), TokenRefresher.layerHttpFrom(configuration))
       ),
       // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
       Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
@@ -64,7 +69,7 @@ export const layerNode: Layer.Layer<AuthManager | AuthStore | TokenRefresher, Co
  * @example
  * Effect.provide(program, layerNodeWith({ codexHome: "/srv/codex", manager: { refreshWindow: Duration.minutes(2) } }))
  */
-export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher> =>
+export const layerNodeWith = (input: Input = {}): Layer.Layer<AuthManager | AuthStore | TokenRefresher, ConfigError.ConfigError> =>
   layerNodeConfigured.pipe(Layer.provide(Configuration.layer(input)))
 
 /**
