@@ -28,6 +28,11 @@ interface AsyncEntry {
 }
 interface Binding {
   readonly AsyncEntry: new(service: string, username: string) => AsyncEntry
+  readonly findCredentialsAsync: (
+    service: string,
+    target?: string | null,
+    signal?: AbortSignal | null
+  ) => Promise<ReadonlyArray<unknown>>
 }
 
 let binding: Binding | undefined
@@ -53,13 +58,20 @@ export interface Keyring {
   readonly set: (account: string, text: string) => Effect.Effect<void, KeyringError>
   /** Deletes the item; false when there was none. */
   readonly remove: (account: string) => Effect.Effect<boolean, KeyringError>
+  /**
+   * Succeeds when a keyring answers. A read cannot tell: with no Secret Service on the bus,
+   * keyring-rs reads "no item" (Codex's reads too) and only a write fails. This searches for
+   * items of a target nobody uses, so that no secret is read.
+   */
+  readonly probe: Effect.Effect<void, KeyringError>
 }
 
 // The library's messages say what the platform said ("no secret service provider or dbus session
 // found", "Entry is matched by 2 credentials"); none carries a secret.
 const describe = (cause: unknown) => {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  return /no secret service provider|dbus session/i.test(message)
+  // The first line: some messages go on with a "Caused by" chain and a native stack trace.
+  const message = (cause instanceof Error ? cause.message : String(cause)).trim().split("\n")[0]!.trim()
+  return /no secret service provider|dbus session|org\.freedesktop\.secrets/i.test(message)
     ? `${message}. The keyring needs a Secret Service (gnome-keyring, KeePassXC…) on the D-Bus session bus; ` +
       `without one, keep the credentials in auth.json (cli_auth_credentials_store = "file")`
     : message
@@ -67,10 +79,10 @@ const describe = (cause: unknown) => {
 
 /** The keyring, every call bounded by `timeout`. */
 export const make = (timeout: Duration.Duration): Keyring => {
-  const call = <A>(account: string, run: (entry: AsyncEntry, signal: AbortSignal) => Promise<A>) =>
+  const call = <A>(account: string, run: (entry: AsyncEntry, signal: AbortSignal, native: Binding) => Promise<A>) =>
     Effect.flatMap(load, (native) =>
       Effect.tryPromise({
-        try: (signal) => run(new native.AsyncEntry(service, account), signal),
+        try: (signal) => run(new native.AsyncEntry(service, account), signal, native),
         catch: (cause) => new KeyringError({ account, problem: describe(cause) })
       })).pipe(
         Effect.timeoutFail({
@@ -81,6 +93,7 @@ export const make = (timeout: Duration.Duration): Keyring => {
   return {
     get: (account) => Effect.map(call(account, (entry, signal) => entry.getPassword(signal)), Option.fromNullable),
     set: (account, text) => call(account, (entry, signal) => entry.setPassword(text, signal)),
-    remove: (account) => call(account, (entry, signal) => entry.deleteCredential(signal))
+    remove: (account) => call(account, (entry, signal) => entry.deleteCredential(signal)),
+    probe: Effect.asVoid(call("", (_, signal, native) => native.findCredentialsAsync(service, "effect-auth-manager-probe", signal)))
   }
 }

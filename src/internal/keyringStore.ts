@@ -139,7 +139,7 @@ export const makeKeyring = (options: KeyringOptions) =>
     }
 
     /** Whether the keyring answers at all (for Codex's `auto`: the keyring when it does, else the file). */
-    const available = Effect.flatMap(account, (where) => keyring.get(where)).pipe(
+    const available = keyring.probe.pipe(
       Effect.as(true),
       Effect.catchAll((error) =>
         Effect.as(

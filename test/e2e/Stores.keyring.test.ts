@@ -3,7 +3,7 @@
 // lays it out, through secret-tool.
 import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs"
@@ -12,8 +12,9 @@ import { join } from "node:path"
 import * as AuthDocument from "../../src/AuthDocument.js"
 import * as Flock from "../../src/internal/flock.js"
 import * as KeyringStore from "../../src/KeyringStore.js"
-import { chatgptJson } from "../support/fixtures.js"
+import { chatgptJson, secrets } from "../support/fixtures.js"
 import * as KeyringSession from "../support/keyringSession.js"
+import { cleanup, spawnScript } from "../support/processes.js"
 import { storeContract } from "../support/storeContract.js"
 
 let session: KeyringSession.Session
@@ -169,4 +170,52 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
       expect(existsSync(join(codexHome, "auth.json"))).toBe(false)
       expect(JSON.parse((yield* Effect.promise(() => items(accountOf(codexHome))))[0]!.secret).tokens.refresh_token).toBe("r2")
     }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("effect-auth, the bundled binary, with cli_auth_credentials_store = \"keyring\"", () => {
+  afterEach(cleanup)
+  const run = async (home: string, args: ReadonlyArray<string>, stdin?: string) => {
+    const cli = spawnScript("effect-auth", args, { ...(session.env as Record<string, string>), CODEX_HOME: home })
+    if (stdin !== undefined) cli.write(stdin)
+    const code = await cli.close()
+    return { code, stdout: cli.stdout(), stderr: cli.stderr() }
+  }
+
+  it("login writes Codex's item and no auth.json; status reads it; logout deletes it", async () => {
+    const home = newHome()
+    writeFileSync(join(home, "config.toml"), "model = \"o3\"\ncli_auth_credentials_store = \"keyring\"\n")
+    const login = await run(home, ["login", "--api-key-stdin"], `${secrets.apiKey}\n`)
+    expect(login).toMatchObject({ code: 0, stdout: "Signed in with an API key\n" })
+    expect(existsSync(join(home, "auth.json"))).toBe(false)
+    const found = await items(accountOf(home))
+    expect(found.map((item) => [item.label, JSON.parse(item.secret)])).toEqual([
+      [`${accountOf(home)}@Codex Auth:default (keyring v3.6.3)`, { auth_mode: "apikey", OPENAI_API_KEY: secrets.apiKey }]
+    ])
+    const status = await run(home, ["status", "--json"])
+    expect(status.code).toBe(0)
+    expect(JSON.parse(status.stdout)).toMatchObject({ status: "healthy", authMethod: "apikey" })
+    expect((await run(home, ["logout"])).code).toBe(0)
+    expect(await items(accountOf(home))).toEqual([])
+    expect(await run(home, ["status"])).toMatchObject({ code: 1, stdout: "Not signed in\n" })
+  })
+
+  it("without a Secret Service on the bus: keyring mode says so; auto keeps the credentials in auth.json", async () => {
+    const bare = await KeyringSession.start({ keyring: false })
+    try {
+      const home = newHome()
+      writeFileSync(join(home, "config.toml"), "cli_auth_credentials_store = \"keyring\"\n")
+      const env = { ...(bare.env as Record<string, string>), CODEX_HOME: home }
+      const keyring = spawnScript("effect-auth", ["login", "--api-key-stdin"], env)
+      keyring.write(`${secrets.apiKey}\n`)
+      expect(await keyring.close()).toBe(1)
+      expect(keyring.stderr()).toContain("Secret Service")
+      expect(keyring.stderr()).not.toContain(secrets.apiKey)
+      const auto = spawnScript("effect-auth", ["login", "--api-key-stdin"], { ...env, EFFECT_AUTH_CREDENTIALS_STORE: "auto" })
+      auto.write(`${secrets.apiKey}\n`)
+      expect(await auto.close(), auto.stderr()).toBe(0)
+      expect(existsSync(join(home, "auth.json"))).toBe(true)
+    } finally {
+      await bare.stop()
+    }
+  })
 })
