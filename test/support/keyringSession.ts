@@ -54,7 +54,22 @@ const firstLine = (child: ChildProcess, what: string, timeoutMs: number) =>
       clearTimeout(timer)
       reject(new Error(`${what} exited (${code}) before it was ready`))
     })
+    child.once("error", (error) => {
+      clearTimeout(timer)
+      reject(missing(what, error))
+    })
   })
+
+const packages: Record<string, string> = {
+  "dbus-daemon": "dbus-daemon",
+  "gnome-keyring-daemon": "gnome-keyring",
+  gdbus: "libglib2.0-bin",
+  "secret-tool": "libsecret-tools"
+}
+const missing = (program: string, error: Error) =>
+  (error as NodeJS.ErrnoException).code === "ENOENT"
+    ? new Error(`${program} is not installed: install Debian's ${packages[program]} package (.ci/run does)`)
+    : error
 
 const stopChild = (child: ChildProcess) =>
   new Promise<void>((resolve) => {
@@ -94,8 +109,15 @@ export const start = async (options: { readonly keyring?: boolean } = {}): Promi
         stdio: ["pipe", "ignore", "ignore"]
       })
       children.push(keyring)
+      const failed = new Promise<never>((_, reject) => keyring.once("error", (error) => reject(missing("gnome-keyring-daemon", error))))
+      failed.catch(() => undefined) // observed by the race below; later, the stop says nothing either
       keyring.stdin.end("test-keyring-password")
-      await run("gdbus", ["wait", "--session", "--timeout", "20", "org.freedesktop.secrets"], { env })
+      await Promise.race([
+        failed,
+        run("gdbus", ["wait", "--session", "--timeout", "20", "org.freedesktop.secrets"], { env }).catch((error: Error) => {
+          throw missing("gdbus", error)
+        })
+      ])
     }
     const secretTool = async (args: ReadonlyArray<string>, input?: string) => {
       // One pipe for both streams: secret-tool prints an item's attributes on stderr, the rest on stdout.
