@@ -26,6 +26,7 @@ describe("public modules", () => {
       Library.CredentialStore.make,
       Library.RefreshCoordinator.make,
       Library.FileStore.make,
+      Library.KeyringStore.make,
       Library.KeyedAuthManager.make
     ]
     for (const make of constructors) expect(typeof make).toBe("function")
