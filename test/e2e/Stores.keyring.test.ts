@@ -219,3 +219,23 @@ describe("effect-auth, the bundled binary, with cli_auth_credentials_store = \"k
     }
   })
 })
+
+describe("the app server, with cli_auth_credentials_store = \"keyring\"", () => {
+  afterEach(cleanup)
+
+  it("answers from Codex's item, hears another program change it, and signs out of it", async () => {
+    const home = newHome()
+    writeFileSync(join(home, "config.toml"), "cli_auth_credentials_store = \"keyring\"\n")
+    // Written as Codex writes it, before the server starts.
+    await putItem(accountOf(home), JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: secrets.apiKey }))
+    const server = spawnScript("app-server", [], { ...(session.env as Record<string, string>), CODEX_HOME: home })
+    await server.request("initialize", { clientInfo: { name: "tests", version: "1" } }, 0)
+    expect((await server.request("getAuthStatus", {})).result).toMatchObject({ authMethod: "apikey" })
+    // Another program (Codex) signs in with ChatGPT: the poll of the item notices it.
+    await putItem(accountOf(home), JSON.stringify(chatgptJson({ refreshToken: "r-elsewhere" })))
+    await server.waitFor((m) => m.method === "account/updated" && m.params.authMode === "chatgpt")
+    expect((await server.request("account/logout", {})).error).toBeUndefined()
+    expect(await items(accountOf(home))).toEqual([])
+    expect(await server.close()).toBe(0)
+  })
+})
