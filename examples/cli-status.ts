@@ -1,7 +1,7 @@
 /**
- * A plain `effect-auth status` of the `auth.json` file, as `examples/cli.ts`
- * runs it: only the file reads, the printing and Node's file system are
- * loaded (src/internal/plainStatus.ts).
+ * A plain `effect-auth status` of the `auth.json` file or of Codex's keyring
+ * item, as `examples/cli.ts` runs it: only the reads, the printing and Node's
+ * file system are loaded (src/internal/plainStatus.ts).
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -9,6 +9,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
 import { Configuration } from "../src/Configuration.js"
 import { CliIo } from "../src/internal/cliIo.js"
+import { resolveMode } from "../src/internal/codexConfig.js"
 import { plainStatus } from "../src/internal/plainStatus.js"
 import { parseStatusArgs } from "../src/internal/statusArgs.js"
 import { layerStderrLogger } from "../src/internal/stderrLogger.js"
@@ -16,7 +17,10 @@ import { layerStderrLogger } from "../src/internal/stderrLogger.js"
 const options = parseStatusArgs(process.argv.slice(2))!
 
 // The whole configuration is read, as every command reads it: a setting that cannot work is said here too.
-Effect.flatMap(Configuration, ({ codexHome }) => plainStatus(options, codexHome)).pipe(
+Effect.flatMap(Configuration, (configuration) =>
+  Effect.flatMap(resolveMode(configuration), (mode) =>
+    // examples/cli.ts sends only these two here; were config.toml changed since, the file is read.
+    plainStatus(options, configuration.codexHome, mode === "keyring" ? "keyring" : "file"))).pipe(
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
   Effect.provide(layerStderrLogger),
   Effect.provide(Configuration.layerConfig),

@@ -3,9 +3,9 @@
  * (`npx tsx examples/cli.ts --help`, or `effect-auth` once installed).
  *
  * A shell prompt runs `effect-auth status` often: a plain `status` of the
- * `auth.json` file (no `--refresh`, no database, no keyring) reads two files
- * and prints a line, so only that is loaded (`cli-status.ts`); everything
- * else loads the full command line (`cli-main.ts`). The bundle keeps them
+ * `auth.json` file or of Codex's keyring item (no `--refresh`, no database)
+ * reads them and prints a line, so only that is loaded (`cli-status.ts`);
+ * everything else loads the full command line (`cli-main.ts`). The bundle keeps them
  * apart (scripts/bundle.mjs): nothing of the other is read from disk.
  */
 import { Either, Option } from "effect"
@@ -15,11 +15,13 @@ import { join } from "node:path"
 import { configFileName, maxConfigBytes, parseStoreMode } from "../src/internal/codexConfig.js"
 import { parseStatusArgs } from "../src/internal/statusArgs.js"
 
-// Whether the credentials are in auth.json, as the full program decides it (src/internal/storeMode.ts):
-// anything else, or a config.toml it cannot read, goes to the full program, which says what is wrong.
-const credentialsInFile = (): boolean => {
+// Whether the credentials are in auth.json or the keyring, as the full program decides it
+// (src/internal/storeMode.ts): anything else, or a config.toml it cannot read, goes to the full
+// program, which says what is wrong.
+const plainStore = (mode: string) => mode === "file" || mode === "keyring"
+const credentialsInFileOrKeyring = (): boolean => {
   const override = process.env.EFFECT_AUTH_CREDENTIALS_STORE
-  if (override !== undefined) return override === "file"
+  if (override !== undefined) return plainStore(override)
   const codexHome = process.env.CODEX_HOME ?? join(process.env.HOME ?? homedir(), ".codex")
   let fd: number
   try {
@@ -33,7 +35,7 @@ const credentialsInFile = (): boolean => {
     const bytes = Buffer.alloc(info.size)
     const read = readSync(fd, bytes, 0, info.size, 0)
     const mode = parseStoreMode(bytes.subarray(0, read).toString("utf8"))
-    return Either.isRight(mode) && Option.getOrElse(mode.right, () => "file") === "file"
+    return Either.isRight(mode) && plainStore(Option.getOrElse(mode.right, () => "file"))
   } catch {
     return false
   } finally {
@@ -43,9 +45,10 @@ const credentialsInFile = (): boolean => {
 
 const plain = parseStatusArgs(process.argv.slice(2))
 // Read before anything is loaded, to pick what to load: whether the credentials are in a database
-// or the keyring (then the full program reads it again, with the rest of the configuration:
-// src/Configuration.ts).
-if (plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined && credentialsInFile()) {
+// (then the full program reads it again, with the rest of the configuration: src/Configuration.ts).
+if (
+  plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined && credentialsInFileOrKeyring()
+) {
   void import("./cli-status.js")
 } else {
   void import("./cli-main.js")

@@ -7,9 +7,10 @@
  * within a bound. A value Codex would refuse is refused too, at start, with
  * what is allowed.
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { ConfigError, Effect, Either, Option } from "effect"
-import { type CredentialsStoreMode, credentialsStoreModes } from "../Configuration.js"
+import { type CredentialsStoreMode, credentialsStoreModes, type Options } from "../Configuration.js"
 import { readBoundedText } from "./boundedRead.js"
 import { isNotFound } from "./fileRead.js"
 
@@ -70,3 +71,21 @@ export const readStoreMode = (
         })
     }))
   )
+
+/**
+ * The store mode of `configuration`: `EFFECT_AUTH_CREDENTIALS_STORE` (its `credentialsStore`), else
+ * `cli_auth_credentials_store` in `$CODEX_HOME/config.toml`, else `file`.
+ */
+export const resolveMode = (
+  configuration: Options
+): Effect.Effect<CredentialsStoreMode, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =>
+  Option.match(configuration.credentialsStore, {
+    onSome: Effect.succeed,
+    onNone: () =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const path = yield* Path.Path
+        const mode = yield* readStoreMode(fs, path.join(path.resolve(configuration.codexHome), configFileName))
+        return Option.getOrElse(mode, (): CredentialsStoreMode => "file")
+      })
+  })

@@ -16,6 +16,7 @@
  * version of Codex reads stale credentials over ours.
  */
 import { Effect, Option, Schema } from "effect"
+import { maxFileBytes } from "./boundedRead.js"
 import { sha256Hex } from "./canonicalJson.js"
 import type { Keyring, KeyringError } from "./keyring.js"
 
@@ -51,8 +52,11 @@ export interface Found {
   readonly revision?: string
 }
 
-/** A v2 record that cannot be read whole (a field missing, a bad manifest): a read error, not "signed out". */
-export class V2Problem extends Schema.TaggedError<V2Problem>()("V2Problem", { problem: Schema.String }) {}
+/**
+ * What the keyring holds cannot be used: a v2 record that cannot be read whole (a field missing, a
+ * bad manifest), or an item too large. A read error, not "signed out".
+ */
+export class ItemProblem extends Schema.TaggedError<ItemProblem>()("ItemProblem", { problem: Schema.String }) {}
 
 /** The v2 record `revision` of `account`, assembled into the `auth.json` document it stands for. */
 const readV2 = (keyring: Keyring, account: string, revision: string) =>
@@ -60,11 +64,11 @@ const readV2 = (keyring: Keyring, account: string, revision: string) =>
     const field = (name: (typeof recordFields)[number], required: boolean) =>
       Effect.flatMap(keyring.get(fieldAccount(account, revision, name)), (value) =>
         Option.isNone(value) && required
-          ? Effect.fail(new V2Problem({ problem: `the keyring's v2 record ${revision} lacks its ${name}` }))
+          ? Effect.fail(new ItemProblem({ problem: `the keyring's v2 record ${revision} lacks its ${name}` }))
           : Effect.succeed(Option.getOrNull(value)))
     const manifestText = yield* field("manifest", true)
     const manifest = yield* Schema.decodeUnknown(Manifest)(manifestText).pipe(
-      Effect.mapError(() => new V2Problem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` }))
+      Effect.mapError(() => new ItemProblem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` }))
     )
     // In the order and form Codex writes auth.json: OPENAI_API_KEY always (null when none).
     const document: Record<string, unknown> = {}
@@ -83,7 +87,7 @@ const readV2 = (keyring: Keyring, account: string, revision: string) =>
   })
 
 /** What the keyring holds for `account`, v2 first; none when it holds nothing. */
-export const read = (keyring: Keyring, account: string): Effect.Effect<Option.Option<Found>, KeyringError | V2Problem> =>
+export const read = (keyring: Keyring, account: string): Effect.Effect<Option.Option<Found>, KeyringError | ItemProblem> =>
   Effect.gen(function*() {
     const active = yield* keyring.get(activeAccount(account))
     if (Option.isSome(active)) {
@@ -92,7 +96,13 @@ export const read = (keyring: Keyring, account: string): Effect.Effect<Option.Op
       return Option.some<Found>({ text, layout: "v2", revision })
     }
     return Option.map(yield* keyring.get(account), (text): Found => ({ text, layout: "single" }))
-  })
+  }).pipe(
+    // The binding hands over the whole secret; what is used of it is bounded as a file's read is.
+    Effect.filterOrFail(
+      (found) => !Option.exists(found, (item) => item.text.length > maxFileBytes),
+      () => new ItemProblem({ problem: `the item is larger than ${maxFileBytes} bytes` })
+    )
+  )
 
 /** Removes a v2 record: the `active` pointer first (readers then fall back to the single item), then its fields. */
 export const removeV2 = (keyring: Keyring, account: string, revision: string) =>

@@ -32,7 +32,6 @@ import * as AuthDocument from "../AuthDocument.js"
 import type { FileOptions } from "../AuthStore.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
-import { maxFileBytes } from "./boundedRead.js"
 import { sha256Hex } from "./canonicalJson.js"
 import * as CodexKeyring from "./codexKeyring.js"
 import * as FileRead from "./fileRead.js"
@@ -78,10 +77,6 @@ export const makeKeyring = (options: KeyringOptions) =>
     const entryOf = (layout: string) => (text: string): CredentialStore.Entry => ({ text, revision: `${layout}:${sha256Hex(text)}` })
     const readCurrent: Effect.Effect<Current, AuthStoreError> = Effect.gen(function*() {
       const found = yield* CodexKeyring.read(keyring, yield* account).pipe(Effect.mapError(fail("read")))
-      // The binding hands over the whole secret; what is used of it is bounded as a file's read is.
-      if (Option.isSome(found) && found.value.text.length > maxFileBytes) {
-        return yield* Effect.fail(fail("read")({ problem: `the item is larger than ${maxFileBytes} bytes` }))
-      }
       if (Option.isSome(found)) return { found, entry: Option.some(entryOf(found.value.layout)(found.value.text)) }
       if (options.fileFallback !== true) return { found, entry: Option.none() }
       return { found, entry: Option.map(yield* FileRead.readText(fs, file), entryOf("file")) }

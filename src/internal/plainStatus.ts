@@ -4,12 +4,17 @@
  * at start, and prints through the same `report` as the full command line,
  * without building either. The bin runs it alone, so a shell prompt does not
  * load the store's locks and watch, the manager, the HTTP client or the
- * parser (issue #14). Anything else goes to the full command line.
+ * parser (issue #14). With the credentials in the OS keyring, the item is
+ * read the same way (the keyring binding is loaded then, nothing else of the
+ * store). Anything else goes to the full command line.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
+import { AuthStoreError } from "../Errors.js"
+import * as CodexKeyring from "./codexKeyring.js"
+import * as Keyring from "./keyring.js"
 import { withProcessConsole } from "./cliIo.js"
 import * as FileRead from "./fileRead.js"
 import * as RefreshState from "./refreshState.js"
@@ -17,14 +22,25 @@ import * as SharedState from "./sharedState.js"
 import type { StatusOptions } from "./statusArgs.js"
 import { report } from "./statusCommand.js"
 
-/** `effect-auth status` (without `--refresh`) of the `auth.json` in `codexHome`. */
-export const plainStatus = (options: StatusOptions, codexHome: string) =>
+/** The snapshot Codex's keyring item for `dir` holds (as the keyring store reads it). */
+const readKeyring = (fs: FileSystem.FileSystem, dir: string) =>
+  Effect.gen(function*() {
+    const account = CodexKeyring.accountOf(yield* fs.realPath(dir).pipe(Effect.orElseSucceed(() => dir)))
+    const location = `keyring:${Keyring.service}/${account}`
+    const found = yield* CodexKeyring.read(Keyring.make(Duration.seconds(10)), account).pipe(
+      Effect.mapError((error) => new AuthStoreError({ path: location, operation: "read", problem: error.problem }))
+    )
+    return yield* FileRead.parseText(location)(Option.map(found, (item) => item.text))
+  })
+
+/** `effect-auth status` (without `--refresh`) of the `auth.json` in `codexHome`, or of its keyring item. */
+export const plainStatus = (options: StatusOptions, codexHome: string, store: "file" | "keyring" = "file") =>
   withProcessConsole(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const dir = path.resolve(codexHome)
     // As the manager starts: an unreadable file is said, and is no credentials.
-    const snapshot = yield* FileRead.readSnapshot(fs, path.join(dir, FileRead.fileName)).pipe(
+    const snapshot = yield* (store === "keyring" ? readKeyring(fs, dir) : FileRead.readSnapshot(fs, path.join(dir, FileRead.fileName))).pipe(
       Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
     )
     const sidecar = path.join(dir, FileRead.sidecarName)

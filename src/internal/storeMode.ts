@@ -13,30 +13,17 @@
  *   path for the life of the program.
  * - `ephemeral`: memory only, for this process.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
-import * as Path from "@effect/platform/Path"
-import { type ConfigError, Effect, Option } from "effect"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import { type ConfigError, Effect } from "effect"
 import { type AuthStoreShape, fileOptionsOf, makeFile, makeMemory } from "../AuthStore.js"
-import type { CredentialsStoreMode, Options } from "../Configuration.js"
+import type { Options } from "../Configuration.js"
 import * as CredentialStore from "../CredentialStore.js"
 import * as KeyringStore from "../KeyringStore.js"
 import { bind } from "./boundStore.js"
-import { configFileName, readStoreMode } from "./codexConfig.js"
+import { resolveMode } from "./codexConfig.js"
 
-/** The store mode of `configuration`: the override, else `config.toml`'s, else `file`. */
-export const resolveMode = (
-  configuration: Options
-): Effect.Effect<CredentialsStoreMode, ConfigError.ConfigError, FileSystem.FileSystem | Path.Path> =>
-  Option.match(configuration.credentialsStore, {
-    onSome: Effect.succeed,
-    onNone: () =>
-      Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        const path = yield* Path.Path
-        const mode = yield* readStoreMode(fs, path.join(path.resolve(configuration.codexHome), configFileName))
-        return Option.getOrElse(mode, (): CredentialsStoreMode => "file")
-      })
-  })
+export { resolveMode } from "./codexConfig.js"
 
 /** The single-credential store `configuration` names (see the module's description). */
 export const makeAuthStore = (
