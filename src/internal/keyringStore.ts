@@ -70,7 +70,7 @@ export const makeKeyring = (options: KeyringOptions) =>
     // Codex canonicalizes CODEX_HOME when it can, else uses it as given: so does this, at each use
     // (the folder may be created, or a link changed, while the program runs).
     const account = fs.realPath(dir).pipe(Effect.orElseSucceed(() => dir), Effect.map(CodexKeyring.accountOf))
-    const location = `keyring:${Keyring.service}/${CodexKeyring.accountOf(yield* fs.realPath(dir).pipe(Effect.orElseSucceed(() => dir)))}`
+    const location = `keyring:${Keyring.service}/${yield* account}`
     const fail = (operation: AuthStoreError["operation"]) => (error: { readonly problem: string }) =>
       new AuthStoreError({ path: location, operation, problem: error.problem })
 

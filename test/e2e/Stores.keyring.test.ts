@@ -49,7 +49,9 @@ const putItem = (account: string, text: string) =>
     text
   )
 const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))
-const options = (codexHome: string) => ({ codexHome, pollInterval: Duration.millis(100), commitLockWait: Duration.seconds(2) })
+// Racing writers take Codex's lock one after the other, each for a keyring read and write (tens of
+// milliseconds, more on a busy machine): the wait is long enough for all of them.
+const options = (codexHome: string) => ({ codexHome, pollInterval: Duration.millis(100), commitLockWait: Duration.seconds(15) })
 
 storeContract({
   name: "OS keyring (Secret Service)",
@@ -138,10 +140,12 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
 
   it.scopedLive("a compare-and-set waits for Codex's auth.json.lock, then gives up without writing", () =>
     Effect.gen(function*() {
-      const { account, codexHome, credentials } = yield* setup
+      const codexHome = newHome()
+      const account = accountOf(codexHome)
+      const { credentials } = yield* KeyringStore.make({ ...options(codexHome), commitLockWait: Duration.seconds(1) })
       const fs = yield* FileSystem.FileSystem
       const current = yield* credentials.set("default", Option.some(doc("r1")))
-      const error = yield* Flock.withLock(fs, join(codexHome, "auth.json.lock"), { waitAtMost: Duration.seconds(1) })(
+      const error = yield* Flock.withLock(fs, join(codexHome, "auth.json.lock"), { waitAtMost: Duration.seconds(5) })(
         Effect.flip(credentials.compareAndSet("default", current, Option.some(doc("r2"))))
       )
       expect(error.operation).toBe("lock")
