@@ -24,7 +24,8 @@ const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 }
-const ms = (values: ReadonlyArray<number>) => `median ${quantile(values, 0.5).toFixed(2)} ms, p95 ${quantile(values, 0.95).toFixed(2)} ms`
+const ms = (values: ReadonlyArray<number>) =>
+  `median ${quantile(values, 0.5).toFixed(2)} ms, p95 ${quantile(values, 0.95).toFixed(2)} ms`
 const apiKeyDoc = (key: string) => Either.getOrThrow(AuthDocument.decode({ auth_mode: "apikey", OPENAI_API_KEY: key }))
 
 const timeStore = (credentials: CredentialStoreShape) =>
@@ -49,7 +50,10 @@ const spawnToExit = (command: string, args: ReadonlyArray<string>, env: NodeJS.P
     const start = performance.now()
     const child = spawn(command, [...args], { env, stdio: "ignore" })
     child.once("error", reject)
-    child.once("exit", (code) => (code === 0 ? resolve(performance.now() - start) : reject(new Error(`${command} exited ${code}`))))
+    child.once(
+      "exit",
+      (code) => (code === 0 ? resolve(performance.now() - start) : reject(new Error(`${command} exited ${code}`)))
+    )
   })
 
 const main = async () => {
@@ -58,11 +62,13 @@ const main = async () => {
   const homes = [0, 1].map(() => mkdtempSync(join(tmpdir(), "effect-auth-bench-keyring-")))
   try {
     console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(" ")}; ${rounds} rounds`)
-    const figures = await Effect.runPromise(Effect.gen(function*() {
-      const keyring = yield* KeyringStore.make({ codexHome: homes[0]! })
-      const file = yield* FileStore.make({ codexHome: homes[1]! })
-      return { keyring: yield* timeStore(keyring.credentials), file: yield* timeStore(file.credentials) }
-    }).pipe(Effect.provide(NodeContext.layer)))
+    const figures = await Effect.runPromise(
+      Effect.gen(function*() {
+        const keyring = yield* KeyringStore.make({ codexHome: homes[0]! })
+        const file = yield* FileStore.make({ codexHome: homes[1]! })
+        return { keyring: yield* timeStore(keyring.credentials), file: yield* timeStore(file.credentials) }
+      }).pipe(Effect.provide(NodeContext.layer))
+    )
     console.log(`keyring get:              ${ms(figures.keyring.reads)}`)
     console.log(`keyring compare-and-set:  ${ms(figures.keyring.writes)}`)
     console.log(`file get:                 ${ms(figures.file.reads)}`)

@@ -49,14 +49,23 @@ export const make = (
   }))
 
 /** The single-credential `AuthStore` over the keyring item of `options.codexHome`. */
-export const makeAuthStore = (options: Options): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
-  Effect.map(make(options), ({ coordinator, credentials }) =>
-    bind(options.credentialKey ?? CredentialStore.defaultKey, credentials, coordinator))
+export const makeAuthStore = (
+  options: Options
+): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+  Effect.map(
+    make(options),
+    ({ coordinator, credentials }) =>
+      bind(options.credentialKey ?? CredentialStore.defaultKey, credentials, coordinator)
+  )
 
 /** Both services over the keyring item of `options.codexHome`. */
 export const layer = (
   options: Options
-): Layer.Layer<CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator, never, FileSystem.FileSystem | Path.Path> =>
+): Layer.Layer<
+  CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
   Layer.effectContext(
     Effect.map(make(options), ({ coordinator, credentials }) =>
       Context.make(CredentialStore.CredentialStore, credentials).pipe(

@@ -25,14 +25,23 @@ describe("cli_auth_credentials_store in config.toml", () => {
     ["", Either.right(Option.none())],
     ["model = \"o3\"\n", Either.right(Option.none())],
     ["cli_auth_credentials_store = \"keyring\"\n", Either.right(Option.some("keyring"))],
-    ["model = \"o3\"\ncli_auth_credentials_store='auto'   # as Codex documents it\r\n", Either.right(Option.some("auto"))],
+    [
+      "model = \"o3\"\ncli_auth_credentials_store='auto'   # as Codex documents it\r\n",
+      Either.right(Option.some("auto"))
+    ],
     ["\"cli_auth_credentials_store\" = \"ephemeral\"", Either.right(Option.some("ephemeral"))],
     // A key of a table is not the top-level setting.
     ["[profiles.work]\ncli_auth_credentials_store = \"keyring\"\n", Either.right(Option.none())],
     // Nor is text inside a multi-line string.
     ["instructions = \"\"\"\ncli_auth_credentials_store = \"keyring\"\n\"\"\"\n", Either.right(Option.none())],
-    ["cli_auth_credentials_store = \"keychain\"\n", Either.left("cli_auth_credentials_store is \"keychain\"; it must be one of file, keyring, auto, ephemeral")],
-    ["cli_auth_credentials_store = true\n", Either.left("cli_auth_credentials_store must be a string, one of file, keyring, auto, ephemeral")]
+    [
+      "cli_auth_credentials_store = \"keychain\"\n",
+      Either.left("cli_auth_credentials_store is \"keychain\"; it must be one of file, keyring, auto, ephemeral")
+    ],
+    [
+      "cli_auth_credentials_store = true\n",
+      Either.left("cli_auth_credentials_store must be a string, one of file, keyring, auto, ephemeral")
+    ]
   ]
   for (const [text, expected] of cases) {
     it(`reads ${JSON.stringify(text)}`, () => {
@@ -43,10 +52,11 @@ describe("cli_auth_credentials_store in config.toml", () => {
 
 describe("the programs' store", () => {
   const locationFor = (codexHome: string, credentialsStore?: CredentialsStoreMode) =>
-    StoreMode.makeAuthStore(resolve(credentialsStore === undefined ? { codexHome } : { codexHome, credentialsStore })).pipe(
-      Effect.map((store) => store.location),
-      Effect.provide(NodeContext.layer)
-    )
+    StoreMode.makeAuthStore(resolve(credentialsStore === undefined ? { codexHome } : { codexHome, credentialsStore }))
+      .pipe(
+        Effect.map((store) => store.location),
+        Effect.provide(NodeContext.layer)
+      )
 
   it.effect("is auth.json without a config.toml, or when it does not say", () =>
     Effect.gen(function*() {

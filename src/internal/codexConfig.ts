@@ -43,7 +43,9 @@ export const parseStoreMode = (text: string): Either.Either<Option.Option<Creden
     if (key === null) continue
     const value = valuePattern.exec(key[1]!.trim())
     const mode = value === null ? undefined : value[1] ?? value[2]
-    if (mode === undefined) return Either.left(`${settingName} must be a string, one of ${credentialsStoreModes.join(", ")}`)
+    if (mode === undefined) {
+      return Either.left(`${settingName} must be a string, one of ${credentialsStoreModes.join(", ")}`)
+    }
     return credentialsStoreModes.includes(mode as CredentialsStoreMode)
       ? Either.right(Option.some(mode as CredentialsStoreMode))
       : Either.left(`${settingName} is "${mode}"; it must be one of ${credentialsStoreModes.join(", ")}`)
@@ -58,9 +60,15 @@ export const readStoreMode = (
 ): Effect.Effect<Option.Option<CredentialsStoreMode>, ConfigError.ConfigError> =>
   readBoundedText(fs, file, maxConfigBytes).pipe(
     Effect.map(Option.some),
-    Effect.catchIf((error) => error._tag !== "FileRefused" && isNotFound(error), () => Effect.succeed(Option.none<string>())),
+    Effect.catchIf(
+      (error) => error._tag !== "FileRefused" && isNotFound(error),
+      () => Effect.succeed(Option.none<string>())
+    ),
     Effect.mapError((error) =>
-      ConfigError.InvalidData([settingName], `${file} cannot be read: ${error._tag === "FileRefused" ? error.problem : error.message}`)
+      ConfigError.InvalidData(
+        [settingName],
+        `${file} cannot be read: ${error._tag === "FileRefused" ? error.problem : error.message}`
+      )
     ),
     Effect.flatMap(Option.match({
       onNone: (): Effect.Effect<Option.Option<CredentialsStoreMode>, ConfigError.ConfigError> => Effect.succeedNone,

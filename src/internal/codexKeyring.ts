@@ -68,7 +68,9 @@ const readV2 = (keyring: Keyring, account: string, revision: string) =>
           : Effect.succeed(Option.getOrNull(value)))
     const manifestText = yield* field("manifest", true)
     const manifest = yield* Schema.decodeUnknown(Manifest)(manifestText).pipe(
-      Effect.mapError(() => new ItemProblem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` }))
+      Effect.mapError(() =>
+        new ItemProblem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` })
+      )
     )
     // In the order and form Codex writes auth.json: OPENAI_API_KEY always (null when none).
     const document: Record<string, unknown> = {}
@@ -82,12 +84,17 @@ const readV2 = (keyring: Keyring, account: string, revision: string) =>
         account_id: manifest.has_account_id ? yield* field("tokens.account_id", true) : null
       }
     }
-    if (manifest.last_refresh !== undefined && manifest.last_refresh !== null) document.last_refresh = manifest.last_refresh
+    if (manifest.last_refresh !== undefined && manifest.last_refresh !== null) {
+      document.last_refresh = manifest.last_refresh
+    }
     return JSON.stringify(document)
   })
 
 /** What the keyring holds for `account`, v2 first; none when it holds nothing. */
-export const read = (keyring: Keyring, account: string): Effect.Effect<Option.Option<Found>, KeyringError | ItemProblem> =>
+export const read = (
+  keyring: Keyring,
+  account: string
+): Effect.Effect<Option.Option<Found>, KeyringError | ItemProblem> =>
   Effect.gen(function*() {
     const active = yield* keyring.get(activeAccount(account))
     if (Option.isSome(active)) {
@@ -115,12 +122,16 @@ export const removeV2 = (keyring: Keyring, account: string, revision: string) =>
 export const write = (keyring: Keyring, account: string, text: string, current: Option.Option<Found>) =>
   Effect.gen(function*() {
     yield* keyring.set(account, text)
-    if (Option.isSome(current) && current.value.revision !== undefined) yield* removeV2(keyring, account, current.value.revision)
+    if (Option.isSome(current) && current.value.revision !== undefined) {
+      yield* removeV2(keyring, account, current.value.revision)
+    }
   })
 
 /** Removes every item of `account`: the single item and a v2 record. */
 export const remove = (keyring: Keyring, account: string, current: Option.Option<Found>) =>
   Effect.gen(function*() {
-    if (Option.isSome(current) && current.value.revision !== undefined) yield* removeV2(keyring, account, current.value.revision)
+    if (Option.isSome(current) && current.value.revision !== undefined) {
+      yield* removeV2(keyring, account, current.value.revision)
+    }
     yield* keyring.remove(account)
   })

@@ -43,7 +43,9 @@ const load = Effect.try({
   catch: (cause) =>
     new KeyringError({
       account: "",
-      problem: `the keyring binding (@napi-rs/keyring) cannot be loaded on this platform: ${String((cause as Error).message ?? cause)}`
+      problem: `the keyring binding (@napi-rs/keyring) cannot be loaded on this platform: ${
+        String((cause as Error).message ?? cause)
+      }`
     })
 })
 
@@ -87,13 +89,16 @@ export const make = (timeout: Duration.Duration): Keyring => {
       })).pipe(
         Effect.timeoutFail({
           duration: timeout,
-          onTimeout: () => new KeyringError({ account, problem: `the keyring did not answer within ${Duration.format(timeout)}` })
+          onTimeout: () =>
+            new KeyringError({ account, problem: `the keyring did not answer within ${Duration.format(timeout)}` })
         })
       )
   return {
     get: (account) => Effect.map(call(account, (entry, signal) => entry.getPassword(signal)), Option.fromNullable),
     set: (account, text) => call(account, (entry, signal) => entry.setPassword(text, signal)),
     remove: (account) => call(account, (entry, signal) => entry.deleteCredential(signal)),
-    probe: Effect.asVoid(call("", (_, signal, native) => native.findCredentialsAsync(service, "effect-auth-manager-probe", signal)))
+    probe: Effect.asVoid(
+      call("", (_, signal, native) => native.findCredentialsAsync(service, "effect-auth-manager-probe", signal))
+    )
   }
 }

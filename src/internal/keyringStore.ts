@@ -74,7 +74,10 @@ export const makeKeyring = (options: KeyringOptions) =>
     const fail = (operation: AuthStoreError["operation"]) => (error: { readonly problem: string }) =>
       new AuthStoreError({ path: location, operation, problem: error.problem })
 
-    const entryOf = (layout: string) => (text: string): CredentialStore.Entry => ({ text, revision: `${layout}:${sha256Hex(text)}` })
+    const entryOf = (layout: string) => (text: string): CredentialStore.Entry => ({
+      text,
+      revision: `${layout}:${sha256Hex(text)}`
+    })
     const readCurrent: Effect.Effect<Current, AuthStoreError> = Effect.gen(function*() {
       const found = yield* CodexKeyring.read(keyring, yield* account).pipe(Effect.mapError(fail("read")))
       if (Option.isSome(found)) return { found, entry: Option.some(entryOf(found.value.layout)(found.value.text)) }
@@ -87,7 +90,9 @@ export const makeKeyring = (options: KeyringOptions) =>
     const withCommitLock = <A, E>(effect: Effect.Effect<A, E>) =>
       fs.makeDirectory(dir, { recursive: true, mode: 0o700 }).pipe(
         Effect.mapError((error) => fail("write")({ problem: describe(error) })),
-        Effect.zipRight(Flock.withLock(fs, path.join(dir, FileBackend.commitLockName), { waitAtMost: commitLockWait })(effect)),
+        Effect.zipRight(
+          Flock.withLock(fs, path.join(dir, FileBackend.commitLockName), { waitAtMost: commitLockWait })(effect)
+        ),
         Effect.mapError((error): E | AuthStoreError =>
           error instanceof Flock.FlockError
             ? error.reason === "timeout"
@@ -102,15 +107,24 @@ export const makeKeyring = (options: KeyringOptions) =>
       Effect.mapError((error) => new AuthStoreError({ path: file, operation: "remove", problem: describe(error) }))
     )
     // What Codex writes: the document as compact JSON, unknown fields kept as they are.
-    const compact = (text: string) => Either.match(AuthDocument.decodeText(text), { onLeft: () => text.trim(), onRight: (doc) => AuthDocument.toText(doc, 0) })
+    const compact = (text: string) =>
+      Either.match(AuthDocument.decodeText(text), {
+        onLeft: () => text.trim(),
+        onRight: (doc) => AuthDocument.toText(doc, 0)
+      })
 
     const ownKey = (key: string) => key === credentialKey
     const otherKey = (key: string, operation: AuthStoreError["operation"]) =>
-      new AuthStoreError({ path: location, operation, problem: `the keyring item holds one credential ("${credentialKey}"), not "${key}"` })
+      new AuthStoreError({
+        path: location,
+        operation,
+        problem: `the keyring item holds one credential ("${credentialKey}"), not "${key}"`
+      })
 
     const credentials: CredentialStore.Backend = {
       location: () => location,
-      read: (key) => ownKey(key) ? Effect.map(readCurrent, (current) => current.entry) : Effect.fail(otherKey(key, "read")),
+      read: (key) =>
+        ownKey(key) ? Effect.map(readCurrent, (current) => current.entry) : Effect.fail(otherKey(key, "read")),
       swap: (key, expected, next) =>
         !ownKey(key) ? Effect.fail(otherKey(key, "write")) : withCommitLock(Effect.gen(function*() {
           const current = yield* readCurrent
@@ -124,16 +138,21 @@ export const makeKeyring = (options: KeyringOptions) =>
           const text = compact(next.value.text)
           yield* CodexKeyring.write(keyring, where, text, current.found).pipe(Effect.mapError(fail("write")))
           yield* removeFile.pipe(
-            Effect.catchAll((error) => Effect.logWarning("Could not remove auth.json after saving to the keyring").pipe(
-              Effect.annotateLogs({ file, problem: error.problem })
-            ))
+            Effect.catchAll((error) =>
+              Effect.logWarning("Could not remove auth.json after saving to the keyring").pipe(
+                Effect.annotateLogs({ file, problem: error.problem })
+              )
+            )
           )
           return Either.right(Option.some(entryOf("single")(text)))
         })),
       // A failed poll counts as a state of its own: when the keyring answers again, that is a change.
       changes: (key) =>
         !ownKey(key) ? Stream.empty : Stream.repeatEffectWithSchedule(
-          readCurrent.pipe(Effect.map((current) => revisionOf(current.entry)), Effect.orElseSucceed(() => "unreadable")),
+          readCurrent.pipe(
+            Effect.map((current) => revisionOf(current.entry)),
+            Effect.orElseSucceed(() => "unreadable")
+          ),
           Schedule.spaced(pollInterval)
         ).pipe(Stream.changes, Stream.as(undefined))
     }

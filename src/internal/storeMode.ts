@@ -45,4 +45,6 @@ export const makeAuthStore = (
         return bind(CredentialStore.defaultKey, keyring.credentials, keyring.coordinator)
       }
     }
-  }).pipe(Effect.tap((store) => Effect.logDebug("Credentials store").pipe(Effect.annotateLogs({ location: store.location }))))
+  }).pipe(
+    Effect.tap((store) => Effect.logDebug("Credentials store").pipe(Effect.annotateLogs({ location: store.location })))
+  )

@@ -1,8 +1,8 @@
 // The store contract (test/support/storeContract.ts) on the OS keyring, for real: a private D-Bus session
 // with gnome-keyring unlocked on it (test/support/keyringSession.ts), and the item checked as Codex 0.169
 // lays it out, through secret-tool.
-import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { createHash } from "node:crypto"
@@ -45,13 +45,28 @@ const items = async (account: string) =>
 // As another writer would put it: secret-tool, with the attributes keyring-rs 3.6.3 gives Codex's item.
 const putItem = (account: string, text: string) =>
   session.secretTool(
-    ["store", `--label=${account}@Codex Auth:default (keyring v3.6.3)`, "application", "rust-keyring", "service", "Codex Auth", "target", "default", "username", account],
+    [
+      "store",
+      `--label=${account}@Codex Auth:default (keyring v3.6.3)`,
+      "application",
+      "rust-keyring",
+      "service",
+      "Codex Auth",
+      "target",
+      "default",
+      "username",
+      account
+    ],
     text
   )
 const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))
 // Racing writers take Codex's lock one after the other, each for a keyring read and write (tens of
 // milliseconds, more on a busy machine): the wait is long enough for all of them.
-const options = (codexHome: string) => ({ codexHome, pollInterval: Duration.millis(100), commitLockWait: Duration.seconds(15) })
+const options = (codexHome: string) => ({
+  codexHome,
+  pollInterval: Duration.millis(100),
+  commitLockWait: Duration.seconds(15)
+})
 
 storeContract({
   name: "OS keyring (Secret Service)",
@@ -60,7 +75,11 @@ storeContract({
   layer: async () => {
     const codexHome = newHome()
     const layer = () => KeyringStore.layer(options(codexHome)).pipe(Layer.provide(NodeContext.layer))
-    return { first: layer(), second: layer(), writeRaw: (_key, text) => putItem(accountOf(codexHome), text).then(() => undefined) }
+    return {
+      first: layer(),
+      second: layer(),
+      writeRaw: (_key, text) => putItem(accountOf(codexHome), text).then(() => undefined)
+    }
   }
 })
 
@@ -78,7 +97,12 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
       const found = yield* Effect.promise(() => items(account))
       expect(found).toHaveLength(1)
       expect(found[0]!.label).toBe(`${account}@Codex Auth:default (keyring v3.6.3)`)
-      expect(found[0]!.attributes).toEqual({ application: "rust-keyring", service: "Codex Auth", target: "default", username: account })
+      expect(found[0]!.attributes).toEqual({
+        application: "rust-keyring",
+        service: "Codex Auth",
+        target: "default",
+        username: account
+      })
       expect(found[0]!.secret).toBe(AuthDocument.toText(doc("r1"), 0))
       expect(JSON.parse(found[0]!.secret).tokens.refresh_token).toBe("r1")
       expect(credentials.location("default")).toBe(`keyring:Codex Auth/${account}`)
@@ -90,7 +114,9 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
   it.scopedLive("an item another program wrote is read, and updated in place", () =>
     Effect.gen(function*() {
       const { account, credentials } = yield* setup
-      yield* Effect.promise(() => putItem(account, JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "sk-from-elsewhere" })))
+      yield* Effect.promise(() =>
+        putItem(account, JSON.stringify({ auth_mode: "apikey", OPENAI_API_KEY: "sk-from-elsewhere" }))
+      )
       const read = yield* credentials.get("default")
       expect(read.snapshot.method).toBe("apikey")
       expect(Redacted.value(Option.getOrThrow(read.snapshot.document).OPENAI_API_KEY!)).toBe("sk-from-elsewhere")
@@ -119,9 +145,23 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
         "tokens.account_id": "account-v2"
       }
       for (const [field, value] of Object.entries(fields)) {
-        yield* Effect.promise(() => session.secretTool(["store", "--label=v2", "service", "Codex Auth", "username", `${account}|v2|${revision}|${field}`], value))
+        yield* Effect.promise(() =>
+          session.secretTool([
+            "store",
+            "--label=v2",
+            "service",
+            "Codex Auth",
+            "username",
+            `${account}|v2|${revision}|${field}`
+          ], value)
+        )
       }
-      yield* Effect.promise(() => session.secretTool(["store", "--label=v2", "service", "Codex Auth", "username", `${account}|v2|active`], revision))
+      yield* Effect.promise(() =>
+        session.secretTool(
+          ["store", "--label=v2", "service", "Codex Auth", "username", `${account}|v2|active`],
+          revision
+        )
+      )
       // A stale single item too: the v2 record is what newer versions read first.
       yield* Effect.promise(() => putItem(account, JSON.stringify({ OPENAI_API_KEY: "sk-stale" })))
       const read = yield* credentials.get("default")
@@ -131,7 +171,9 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
       expect(read.snapshot.method).toBe("chatgpt")
 
       expect((yield* credentials.compareAndSet("default", read, Option.some(doc("r3"))))._tag).toBe("Written")
-      const all = KeyringSession.parseItems(yield* Effect.promise(() => session.secretTool(["search", "--all", "service", "Codex Auth"])))
+      const all = KeyringSession.parseItems(
+        yield* Effect.promise(() => session.secretTool(["search", "--all", "service", "Codex Auth"]))
+      )
       expect(all.filter((item) => item.attributes.username!.startsWith(`${account}|v2|`))).toEqual([])
       const single = all.filter((item) => item.attributes.username === account)
       expect(single).toHaveLength(1)
@@ -155,7 +197,9 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
   it.scopedLive("a write to the keyring removes a leftover auth.json, as Codex's does", () =>
     Effect.gen(function*() {
       const { codexHome, credentials } = yield* setup
-      writeFileSync(join(codexHome, "auth.json"), JSON.stringify(chatgptJson({ refreshToken: "r-file" })), { mode: 0o600 })
+      writeFileSync(join(codexHome, "auth.json"), JSON.stringify(chatgptJson({ refreshToken: "r-file" })), {
+        mode: 0o600
+      })
       // In keyring mode the file is not read.
       expect((yield* credentials.get("default")).snapshot.hash).toBe("absent")
       yield* credentials.set("default", Option.some(doc("r1")))
@@ -165,14 +209,17 @@ describe("the keyring item, as Codex 0.169 lays it out", () => {
   it.scopedLive("with the file fallback (Codex's auto), auth.json is read while the keyring holds nothing", () =>
     Effect.gen(function*() {
       const codexHome = newHome()
-      writeFileSync(join(codexHome, "auth.json"), JSON.stringify(chatgptJson({ refreshToken: "r-file" })), { mode: 0o600 })
+      writeFileSync(join(codexHome, "auth.json"), JSON.stringify(chatgptJson({ refreshToken: "r-file" })), {
+        mode: 0o600
+      })
       const { available, credentials } = yield* KeyringStore.make({ ...options(codexHome), fileFallback: true })
       expect(yield* available).toBe(true)
       const read = yield* credentials.get("default")
       expect(Redacted.value(Option.getOrThrow(read.snapshot.document).tokens!.refresh_token)).toBe("r-file")
       expect((yield* credentials.compareAndSet("default", read, Option.some(doc("r2"))))._tag).toBe("Written")
       expect(existsSync(join(codexHome, "auth.json"))).toBe(false)
-      expect(JSON.parse((yield* Effect.promise(() => items(accountOf(codexHome))))[0]!.secret).tokens.refresh_token).toBe("r2")
+      expect(JSON.parse((yield* Effect.promise(() => items(accountOf(codexHome))))[0]!.secret).tokens.refresh_token)
+        .toBe("r2")
     }).pipe(Effect.provide(NodeContext.layer)))
 })
 
@@ -193,7 +240,10 @@ describe("effect-auth, the bundled binary, with cli_auth_credentials_store = \"k
     expect(existsSync(join(home, "auth.json"))).toBe(false)
     const found = await items(accountOf(home))
     expect(found.map((item) => [item.label, JSON.parse(item.secret)])).toEqual([
-      [`${accountOf(home)}@Codex Auth:default (keyring v3.6.3)`, { auth_mode: "apikey", OPENAI_API_KEY: secrets.apiKey }]
+      [`${accountOf(home)}@Codex Auth:default (keyring v3.6.3)`, {
+        auth_mode: "apikey",
+        OPENAI_API_KEY: secrets.apiKey
+      }]
     ])
     const status = await run(home, ["status", "--json"])
     expect(status.code).toBe(0)
@@ -214,7 +264,10 @@ describe("effect-auth, the bundled binary, with cli_auth_credentials_store = \"k
       expect(await keyring.close()).toBe(1)
       expect(keyring.stderr()).toContain("Secret Service")
       expect(keyring.stderr()).not.toContain(secrets.apiKey)
-      const auto = spawnScript("effect-auth", ["login", "--api-key-stdin"], { ...env, EFFECT_AUTH_CREDENTIALS_STORE: "auto" })
+      const auto = spawnScript("effect-auth", ["login", "--api-key-stdin"], {
+        ...env,
+        EFFECT_AUTH_CREDENTIALS_STORE: "auto"
+      })
       auto.write(`${secrets.apiKey}\n`)
       expect(await auto.close(), auto.stderr()).toBe(0)
       expect(existsSync(join(home, "auth.json"))).toBe(true)

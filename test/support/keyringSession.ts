@@ -24,7 +24,8 @@ export interface Session {
   readonly stop: () => Promise<void>
 }
 
-const busConfig = (socket: string) => `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+const busConfig = (socket: string) =>
+  `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -92,7 +93,12 @@ export const start = async (options: { readonly keyring?: boolean } = {}): Promi
     rmSync(dir, { recursive: true, force: true })
   }
   try {
-    const bus = spawn("dbus-daemon", [`--config-file=${join(dir, "bus.conf")}`, "--nofork", "--nopidfile", "--print-address=1"], {
+    const bus = spawn("dbus-daemon", [
+      `--config-file=${join(dir, "bus.conf")}`,
+      "--nofork",
+      "--nopidfile",
+      "--print-address=1"
+    ], {
       stdio: ["ignore", "pipe", "ignore"]
     })
     children.push(bus)
@@ -109,23 +115,30 @@ export const start = async (options: { readonly keyring?: boolean } = {}): Promi
         stdio: ["pipe", "ignore", "ignore"]
       })
       children.push(keyring)
-      const failed = new Promise<never>((_, reject) => keyring.once("error", (error) => reject(missing("gnome-keyring-daemon", error))))
+      const failed = new Promise<never>((_, reject) =>
+        keyring.once("error", (error) => reject(missing("gnome-keyring-daemon", error)))
+      )
       failed.catch(() => undefined) // observed by the race below; later, the stop says nothing either
       keyring.stdin.end("test-keyring-password")
       await Promise.race([
         failed,
-        run("gdbus", ["wait", "--session", "--timeout", "20", "org.freedesktop.secrets"], { env }).catch((error: Error) => {
-          throw missing("gdbus", error)
-        })
+        run("gdbus", ["wait", "--session", "--timeout", "20", "org.freedesktop.secrets"], { env }).catch(
+          (error: Error) => {
+            throw missing("gdbus", error)
+          }
+        )
       ])
     }
     const secretTool = async (args: ReadonlyArray<string>, input?: string) => {
       // One pipe for both streams: secret-tool prints an item's attributes on stderr, the rest on stdout.
-      const child = execFile("sh", ["-c", 'exec secret-tool "$@" 2>&1', "secret-tool", ...args], { env }, () => {})
+      const child = execFile("sh", ["-c", "exec secret-tool \"$@\" 2>&1", "secret-tool", ...args], { env }, () => {})
       const output = new Promise<string>((resolve, reject) => {
         let out = ""
         child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")))
-        child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`secret-tool ${args[0]} failed (${code}): ${out}`))))
+        child.once(
+          "exit",
+          (code) => (code === 0 ? resolve(out) : reject(new Error(`secret-tool ${args[0]} failed (${code}): ${out}`)))
+        )
       })
       child.stdin!.end(input ?? "")
       return output
