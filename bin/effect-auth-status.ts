@@ -1,7 +1,7 @@
 /**
- * A plain `effect-auth status` of the `auth.json` file, as `bin/effect-auth.ts`
- * runs it: only the file reads, the printing and Node's file system are
- * loaded (src/cli/internal/plainStatus.ts).
+ * A plain `effect-auth status` of the `auth.json` file or of Codex's keyring
+ * item, as `bin/effect-auth.ts` runs it: only the reads, the printing and Node's
+ * file system are loaded (src/cli/PlainStatus.ts).
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -12,11 +12,15 @@ import { CliIo } from "../src/cli/CliIo.js"
 import { plainStatus } from "../src/cli/PlainStatus.js"
 import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 import { layerStderrLogger } from "../src/node/StderrLogger.js"
+import { resolveMode } from "../src/stores/CodexConfig.js"
 
 const options = parseStatusArgs(process.argv.slice(2))!
 
 // The whole configuration is read, as every command reads it: a setting that cannot work is said here too.
-Effect.flatMap(Configuration, ({ codexHome }) => plainStatus(options, codexHome)).pipe(
+Effect.flatMap(Configuration, (configuration) =>
+  Effect.flatMap(resolveMode(configuration), (mode) =>
+    // examples/cli.ts sends only these two here; were config.toml changed since, the file is read.
+    plainStatus(options, configuration.codexHome, mode === "keyring" ? "keyring" : "file"))).pipe(
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
   Effect.provide(layerStderrLogger),
   Effect.provide(Configuration.layerConfig),

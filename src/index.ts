@@ -22,6 +22,7 @@ export type { Backend as CredentialBackend, CredentialStoreShape, Entry as Crede
 export * as FileStore from "./stores/FileStore.js"
 export * from "./errors/Errors.js"
 export * as HostTokens from "./manager/HostTokens.js"
+export * as KeyringStore from "./stores/KeyringStore.js"
 export { KeyedAuthManager } from "./manager/KeyedAuthManager.js"
 export type { KeyedAuthManagerShape, Options as KeyedAuthManagerOptions } from "./manager/KeyedAuthManager.js"
 export { layerNode, layerNodeConfigured, layerNodeHttpClient, layerStderrLogger } from "./node/layerNode.js"

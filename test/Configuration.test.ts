@@ -32,7 +32,8 @@ const everything = new Map<string, string>([
   ["EFFECT_AUTH_DATABASE_URL", "postgres://user:pw@127.0.0.1:5432/db"],
   ["EFFECT_AUTH_CREDENTIAL_KEY", "tenant-7"],
   ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", "auth"],
-  ["EFFECT_AUTH_LOG_LEVEL", "Debug"]
+  ["EFFECT_AUTH_LOG_LEVEL", "Debug"],
+  ["EFFECT_AUTH_CREDENTIALS_STORE", "ephemeral"]
 ])
 
 const fromEnvironment = (env: ReadonlyMap<string, string>) =>
@@ -52,6 +53,7 @@ describe("Configuration", () => {
       if (!Exit.isSuccess(exit)) return
       const c = exit.value.unsafeMap.get(Configuration.key) as Configuration["Type"]
       expect(c.codexHome).toBe("/srv/codex")
+      expect(c.credentialsStore).toEqual(Option.some("ephemeral"))
       expect(Duration.toMillis(c.refreshTimeout)).toBe(12_000)
       expect(c.tokenEndpoint.url).toBe("https://idp.example/token")
       expect(c.tokenEndpoint.clientId).toBe("client-1")
@@ -84,7 +86,8 @@ describe("Configuration", () => {
           ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", "htps://typo.example/token"],
           ["EFFECT_AUTH_DATABASE_URL", "mysql://127.0.0.1/db"],
           ["EFFECT_AUTH_LOGIN_PORTS", "1455,http"],
-          ["EFFECT_AUTH_REFRESH_TIMEOUT", "soon"]
+          ["EFFECT_AUTH_REFRESH_TIMEOUT", "soon"],
+          ["EFFECT_AUTH_CREDENTIALS_STORE", "keychain"]
         ] as const
       ) {
         const exit = yield* fromEnvironment(new Map([[name, value]]))

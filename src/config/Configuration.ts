@@ -63,10 +63,23 @@ export const defaultSettings: Settings = {
   shutdownWait: Duration.seconds(40)
 }
 
+/**
+ * Where the programs keep the credentials, as Codex's `cli_auth_credentials_store` says: `file`
+ * (`auth.json`), `keyring` (the OS keyring, as Codex), `auto` (the keyring when there is one, else
+ * the file) or `ephemeral` (in memory only, for this process).
+ */
+export type CredentialsStoreMode = "file" | "keyring" | "auto" | "ephemeral"
+export const credentialsStoreModes: ReadonlyArray<CredentialsStoreMode> = ["file", "keyring", "auto", "ephemeral"]
+
 /** The whole configuration, every default applied. */
 export interface Options {
   /** The folder of `auth.json` (`CODEX_HOME`, default `$HOME/.codex`). */
   readonly codexHome: string
+  /**
+   * Where the programs keep the credentials, over `cli_auth_credentials_store` in
+   * `$CODEX_HOME/config.toml`; none: what that file says (default `file`).
+   */
+  readonly credentialsStore: Option.Option<CredentialsStoreMode>
   /** The token request's timeout; lock waits and the shutdown wait are derived from it (30 s). */
   readonly refreshTimeout: Duration.Duration
   readonly tokenEndpoint: {
@@ -107,6 +120,7 @@ export interface Options {
 /** What `layer` takes: any part of `Options`, the rest defaulted (`codexHome`: the user's home folder's `.codex`). */
 export interface Input {
   readonly codexHome?: string
+  readonly credentialsStore?: CredentialsStoreMode
   readonly refreshTimeout?: Duration.Duration
   readonly tokenEndpoint?: Partial<Options["tokenEndpoint"]>
   readonly manager?: Partial<Settings>
@@ -122,6 +136,8 @@ export interface Input {
 /** The environment variables `layerConfig` reads, and what each sets. */
 export const variables = {
   CODEX_HOME: "the folder of auth.json (default $HOME/.codex; set to nothing: the default, as in Codex)",
+  EFFECT_AUTH_CREDENTIALS_STORE:
+    "file, keyring, auto or ephemeral: where the programs keep the credentials (default: cli_auth_credentials_store in $CODEX_HOME/config.toml, else file)",
   EFFECT_AUTH_REFRESH_TIMEOUT: "the token request's timeout (default 30 seconds)",
   CODEX_REFRESH_TOKEN_URL_OVERRIDE: "the token endpoint (default Codex's); http:// or https:// only",
   EFFECT_AUTH_CLIENT_ID: "the OAuth client id (default Codex's)",
@@ -245,6 +261,7 @@ export const check = (options: Options): Option.Option<ConfigError.ConfigError> 
 export const resolve = (input: Input = {}): Options => ({
   // An empty folder name is no folder: as in Codex, it is the default.
   codexHome: input.codexHome !== undefined && input.codexHome !== "" ? input.codexHome : `${homedir()}/.codex`,
+  credentialsStore: Option.fromNullable(input.credentialsStore),
   refreshTimeout: input.refreshTimeout ?? defaultRefreshTimeout,
   tokenEndpoint: {
     url: codexTokenUrl,
@@ -316,6 +333,11 @@ const duration = (name: Variable, fallback: Duration.Duration) =>
 /** `Options` from the environment (`variables`), through Effect's `Config`. */
 export const config: Config.Config<Options> = Config.all({
   codexHome: codexHomeConfig,
+  credentialsStore: optional(
+    Config.literal(...credentialsStoreModes)("EFFECT_AUTH_CREDENTIALS_STORE").pipe(
+      Config.withDescription(variables.EFFECT_AUTH_CREDENTIALS_STORE)
+    )
+  ),
   refreshTimeout: duration("EFFECT_AUTH_REFRESH_TIMEOUT", defaultRefreshTimeout),
   tokenEndpoint: Config.all({
     // A typo here would fail every refresh: it is refused when the program starts instead.

@@ -102,6 +102,10 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   }
 ) {
   override get message(): string {
+    // The keyring store's locations are `keyring:<service>/<account>` (its lock is still a file).
+    if (this.path.startsWith("keyring:") && this.operation !== "lock") {
+      return `Could not ${this.operation} the credentials in the OS keyring (${this.path}): ${this.problem}.`
+    }
     const advice = this.advice ?? (this.operation === "read"
       ? "The file was left untouched: repair it, or move it away and sign in again."
       : this.operation === "lock"

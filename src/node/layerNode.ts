@@ -11,6 +11,7 @@ import { AuthManager } from "../manager/AuthManager.js"
 import { Configuration } from "../config/Configuration.js"
 import * as StderrLogger from "./StderrLogger.js"
 import { AuthStore } from "../stores/AuthStore.js"
+import * as StoreMode from "../stores/StoreMode.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 
 /**
@@ -37,13 +38,23 @@ export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.sco
   })
 )
 
-/** Everything `AuthManager` needs on Node, over the `Configuration` in context. */
-export const layerNodeConfigured: Layer.Layer<AuthManager | AuthStore | TokenRefresher, never, Configuration> = AuthManager
-  .layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(AuthStore.layerFile, TokenRefresher.layerHttp)),
-    // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
-    Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
-  )
+/**
+ * Everything `AuthManager` needs on Node, over the `Configuration` in context. The credentials are
+ * where Codex keeps them: `EFFECT_AUTH_CREDENTIALS_STORE`, else `cli_auth_credentials_store` in
+ * `$CODEX_HOME/config.toml` (`file`, `keyring`, `auto`, `ephemeral`), else `auth.json`.
+ */
+export const layerNodeConfigured: Layer.Layer<
+  AuthManager | AuthStore | TokenRefresher,
+  ConfigError.ConfigError,
+  Configuration
+> = AuthManager.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(
+    Layer.effect(AuthStore, Effect.flatMap(Configuration, StoreMode.makeAuthStore)),
+    TokenRefresher.layerHttp
+  )),
+  // Only what the store needs of Node: NodeContext would load its process and terminal modules too.
+  Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, layerNodeHttpClient))
+)
 
 /**
  * Everything `AuthManager` needs on Node, configured from the environment, read once

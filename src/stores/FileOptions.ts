@@ -24,3 +24,11 @@ export interface FileOptions {
   /** The credential key the file holds, as the keyed services name it (default `default`). */
   readonly credentialKey?: string
 }
+
+/** Where the keyring store is, and its bounds. */
+export interface KeyringOptions extends FileOptions {
+  /** Read `auth.json` while the keyring holds nothing (Codex's `auto`). Default false. */
+  readonly fileFallback?: boolean
+  /** How long one keyring call may take (default 10 s). */
+  readonly keyringTimeout?: Duration.Duration
+}

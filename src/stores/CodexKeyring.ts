@@ -1,0 +1,137 @@
+/**
+ * Where the Codex CLI keeps its credentials in the OS keyring, and how.
+ *
+ * - One item per `CODEX_HOME`: service `Codex Auth`, account `cli|` and the
+ *   first 16 hex digits of SHA-256 of the canonical `CODEX_HOME` path; its
+ *   secret is the whole `auth.json` document as compact JSON. This is what
+ *   Codex 0.169 reads and writes ("legacy" to newer versions).
+ * - Newer versions of Codex write a "v2" layout instead: an `active` item
+ *   (`cli|…|v2|active`) naming a revision, and one item per field of that
+ *   revision (`cli|…|v2|<revision>|manifest`, `…|OPENAI_API_KEY`,
+ *   `…|tokens.id_token`, `…|tokens.access_token`, `…|tokens.refresh_token`,
+ *   `…|tokens.account_id`). They read it before the single item.
+ *
+ * Both are read here (v2 first, as the versions that write it do); only the
+ * single item is written, and a v2 record is then removed, so that no
+ * version of Codex reads stale credentials over ours.
+ */
+import { Effect, Option, Schema } from "effect"
+import { maxFileBytes } from "../util/boundedRead.js"
+import { sha256Hex } from "../util/canonicalJson.js"
+import type { Keyring, KeyringError } from "./Keyring.js"
+
+/** Codex's account for the credentials of the folder whose canonical path is `canonicalPath`. */
+export const accountOf = (canonicalPath: string): string => `cli|${sha256Hex(canonicalPath).slice(0, 16)}`
+
+const v2 = (account: string, ...parts: ReadonlyArray<string>) => [account, "v2", ...parts].join("|")
+export const activeAccount = (account: string) => v2(account, "active")
+const fieldAccount = (account: string, revision: string, field: string) => v2(account, revision, field)
+
+const recordFields = [
+  "manifest",
+  "OPENAI_API_KEY",
+  "tokens.id_token",
+  "tokens.access_token",
+  "tokens.refresh_token",
+  "tokens.account_id"
+] as const
+
+const Manifest = Schema.parseJson(Schema.Struct({
+  auth_mode: Schema.optional(Schema.NullOr(Schema.String)),
+  has_openai_api_key: Schema.Boolean,
+  has_tokens: Schema.Boolean,
+  has_account_id: Schema.Boolean,
+  last_refresh: Schema.optional(Schema.NullOr(Schema.String))
+}))
+
+/** What the keyring holds for an account: the document's text and which layout it came from. */
+export interface Found {
+  readonly text: string
+  readonly layout: "single" | "v2"
+  /** The v2 revision the text was assembled from. */
+  readonly revision?: string
+}
+
+/**
+ * What the keyring holds cannot be used: a v2 record that cannot be read whole (a field missing, a
+ * bad manifest), or an item too large. A read error, not "signed out".
+ */
+export class ItemProblem extends Schema.TaggedError<ItemProblem>()("ItemProblem", { problem: Schema.String }) {}
+
+/** The v2 record `revision` of `account`, assembled into the `auth.json` document it stands for. */
+const readV2 = (keyring: Keyring, account: string, revision: string) =>
+  Effect.gen(function*() {
+    const field = (name: (typeof recordFields)[number], required: boolean) =>
+      Effect.flatMap(keyring.get(fieldAccount(account, revision, name)), (value) =>
+        Option.isNone(value) && required
+          ? Effect.fail(new ItemProblem({ problem: `the keyring's v2 record ${revision} lacks its ${name}` }))
+          : Effect.succeed(Option.getOrNull(value)))
+    const manifestText = yield* field("manifest", true)
+    const manifest = yield* Schema.decodeUnknown(Manifest)(manifestText).pipe(
+      Effect.mapError(() =>
+        new ItemProblem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` })
+      )
+    )
+    // In the order and form Codex writes auth.json: OPENAI_API_KEY always (null when none).
+    const document: Record<string, unknown> = {}
+    if (manifest.auth_mode !== undefined && manifest.auth_mode !== null) document.auth_mode = manifest.auth_mode
+    document.OPENAI_API_KEY = manifest.has_openai_api_key ? yield* field("OPENAI_API_KEY", true) : null
+    if (manifest.has_tokens) {
+      document.tokens = {
+        id_token: yield* field("tokens.id_token", true),
+        access_token: yield* field("tokens.access_token", true),
+        refresh_token: yield* field("tokens.refresh_token", true),
+        account_id: manifest.has_account_id ? yield* field("tokens.account_id", true) : null
+      }
+    }
+    if (manifest.last_refresh !== undefined && manifest.last_refresh !== null) {
+      document.last_refresh = manifest.last_refresh
+    }
+    return JSON.stringify(document)
+  })
+
+/** What the keyring holds for `account`, v2 first; none when it holds nothing. */
+export const read = (
+  keyring: Keyring,
+  account: string
+): Effect.Effect<Option.Option<Found>, KeyringError | ItemProblem> =>
+  Effect.gen(function*() {
+    const active = yield* keyring.get(activeAccount(account))
+    if (Option.isSome(active)) {
+      const revision = active.value.trim()
+      const text = yield* readV2(keyring, account, revision)
+      return Option.some<Found>({ text, layout: "v2", revision })
+    }
+    return Option.map(yield* keyring.get(account), (text): Found => ({ text, layout: "single" }))
+  }).pipe(
+    // The binding hands over the whole secret; what is used of it is bounded as a file's read is.
+    Effect.filterOrFail(
+      (found) => !Option.exists(found, (item) => item.text.length > maxFileBytes),
+      () => new ItemProblem({ problem: `the item is larger than ${maxFileBytes} bytes` })
+    )
+  )
+
+/** Removes a v2 record: the `active` pointer first (readers then fall back to the single item), then its fields. */
+export const removeV2 = (keyring: Keyring, account: string, revision: string) =>
+  Effect.gen(function*() {
+    yield* keyring.remove(activeAccount(account))
+    for (const name of recordFields) yield* keyring.remove(fieldAccount(account, revision, name))
+  })
+
+/** Writes `text` as Codex 0.169 does (the single item), then removes a v2 record that would shadow it. */
+export const write = (keyring: Keyring, account: string, text: string, current: Option.Option<Found>) =>
+  Effect.gen(function*() {
+    yield* keyring.set(account, text)
+    if (Option.isSome(current) && current.value.revision !== undefined) {
+      yield* removeV2(keyring, account, current.value.revision)
+    }
+  })
+
+/** Removes every item of `account`: the single item and a v2 record. */
+export const remove = (keyring: Keyring, account: string, current: Option.Option<Found>) =>
+  Effect.gen(function*() {
+    if (Option.isSome(current) && current.value.revision !== undefined) {
+      yield* removeV2(keyring, account, current.value.revision)
+    }
+    yield* keyring.remove(account)
+  })
