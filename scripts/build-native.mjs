@@ -42,7 +42,7 @@ const has = (command) => {
   }
 }
 
-export const buildNative = (only = Object.keys(targets)) => {
+export const buildNative = (only = Object.keys(targets), prebuilds = join(root, "native", "prebuilds")) => {
   const skipMissing = process.env.EFFECT_AUTH_NATIVE === "skip-missing"
   const work = mkdtempSync(join(tmpdir(), "flock-build-"))
   try {
@@ -68,14 +68,17 @@ export const buildNative = (only = Object.keys(targets)) => {
           "-l",
           lib,
           "-D",
-          "node.exe"
+          "node.exe",
+          // Its members are named after this prefix (else after the process id): the same bytes every build.
+          "-t",
+          "node"
         ])
         extra.push(lib)
       }
-      const out = join(root, "native", "prebuilds", name)
+      const out = join(prebuilds, name)
       mkdirSync(out, { recursive: true })
       execFileSync(target.cc, [...common, ...target.flags, "-o", join(out, "flock.node"), source, ...extra], { stdio: "inherit" })
-      console.log(`native/prebuilds/${name}/flock.node`)
+      console.log(join(out, "flock.node"))
     }
   } finally {
     rmSync(work, { recursive: true, force: true })

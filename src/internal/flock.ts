@@ -42,6 +42,17 @@ export const reach = (): { readonly codex: true } | { readonly codex: false; rea
   return primitive._tag === "None" ? { codex: false, reason: primitive.reason } : { codex: true }
 }
 
+/** The warning said at start where `reach` is not the Codex CLI: what it means, what to do, and why. */
+export const codexLockWarning = (reason: string): string =>
+  "Codex's lock on auth.json cannot be taken here: do not run the Codex CLI on this CODEX_HOME at the same time. " +
+  `Processes of effect-auth-manager still wait for each other (through auth.json.lock.owner files). Why: ${reason}`
+
+/** Logs `codexLockWarning` when the lock here does not exclude the Codex CLI. */
+export const warnIfCodexUnlocked: Effect.Effect<void> = Effect.suspend(() => {
+  const here = reach()
+  return here.codex ? Effect.void : Effect.logWarning(codexLockWarning(here.reason))
+})
+
 /** The errno code of a platform error (Effect maps only a few to a reason). */
 export const errnoOf = (error: PlatformError): string | undefined => {
   if (error._tag !== "SystemError") return undefined

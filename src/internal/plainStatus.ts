@@ -12,6 +12,7 @@ import { Effect, Option } from "effect"
 import * as AuthDocument from "../AuthDocument.js"
 import { withProcessConsole } from "./cliIo.js"
 import * as FileRead from "./fileRead.js"
+import { warnIfCodexUnlocked } from "./flock.js"
 import * as RefreshState from "./refreshState.js"
 import * as SharedState from "./sharedState.js"
 import type { StatusOptions } from "./statusArgs.js"
@@ -37,5 +38,7 @@ export const plainStatus = (options: StatusOptions, codexHome: string) =>
       )
     )
     const state = SharedState.initialState(snapshot, shared)
+    // As the store says at start: the next write would not keep the Codex CLI out.
+    yield* warnIfCodexUnlocked
     yield* report(RefreshState.view(state), RefreshState.statusOf(state, options.includeToken), options)
   }))
