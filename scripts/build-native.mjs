@@ -29,7 +29,8 @@ export const targets = {
     // A Node-API addon on Windows imports the napi_* functions from the host executable, node.exe:
     // an import library made from node-api-headers' list of them (as node-gyp's node.lib).
     importLibrary: { dlltool: "x86_64-w64-mingw32-dlltool", def: "node_api.def" },
-    flags: ["-s", "-static-libgcc", "-Wl,--no-insert-timestamp"]
+    // A fixed image base (else derived from the output path) keeps the bytes the same wherever it is built.
+    flags: ["-s", "-static-libgcc", "-Wl,--no-insert-timestamp", "-Wl,--disable-auto-image-base", "-Wl,--image-base=0x180000000"]
   }
 }
 
