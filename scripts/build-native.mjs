@@ -3,8 +3,8 @@
 // and shipped in the package: installing it compiles nothing and runs no script.
 //
 // Needs: gcc, musl-tools, gcc-aarch64-linux-gnu + libc6-dev-arm64-cross, mingw-w64 (Debian packages;
-// .ci/run installs them). A target whose compiler is missing is an error unless
-// EFFECT_AUTH_NATIVE=skip-missing (then the committed binary stays as it is).
+// .ci/run installs them). A target whose compiler is missing keeps its committed binary, with a
+// warning (a contributor's machine, a git install), unless EFFECT_AUTH_NATIVE=require (then an error).
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -44,7 +44,7 @@ const has = (command) => {
 }
 
 export const buildNative = (only = Object.keys(targets), prebuilds = join(root, "native", "prebuilds")) => {
-  const skipMissing = process.env.EFFECT_AUTH_NATIVE === "skip-missing"
+  const skipMissing = process.env.EFFECT_AUTH_NATIVE !== "require"
   const work = mkdtempSync(join(tmpdir(), "flock-build-"))
   try {
     for (const name of only) {
