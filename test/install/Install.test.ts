@@ -19,15 +19,28 @@ const version = (name: string) => JSON.parse(readFileSync(join(root, "node_modul
 /** The README's library line, at the versions this repository tests with. */
 const peers = ["effect", "@effect/platform", "@effect/platform-node"].map((name) => `${name}@${version(name)}`)
 
-let tarball: string
-beforeAll(() => {
-  // What `npm pack` and `npm publish` do (prepack builds), with the build's output kept apart from pack's JSON.
-  execFileSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] })
-  const out = execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work, "--json"], {
-    cwd: root,
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"]
+/**
+ * Runs a command to its end without blocking this worker (vitest's worker must keep answering while
+ * installs take minutes); fails with its output unless it exits 0.
+ */
+const exec = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+    child.once("error", reject)
+    child.once("exit", (code) =>
+      code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${stdout}\n${stderr}`))
+    )
   })
+
+let tarball: string
+beforeAll(async () => {
+  // What `npm pack` and `npm publish` do (prepack builds), with the build's output kept apart from pack's JSON.
+  await exec("npm", ["run", "build"], { cwd: root })
+  const out = await exec("npm", ["pack", "--ignore-scripts", "--pack-destination", work, "--json"], { cwd: root })
   tarball = join(work, (JSON.parse(out) as Array<{ filename: string }>)[0]!.filename)
 })
 
@@ -50,20 +63,19 @@ interface Installed {
 }
 
 /** A fresh app with the tarball and the library's peers installed by `command`. */
-const install = (
+const install = async (
   name: string,
   command: ReadonlyArray<string>,
   env: NodeJS.ProcessEnv = process.env,
   fields: Record<string, unknown> = {}
-): Installed => {
+): Promise<Installed> => {
   const app = join(work, name)
   mkdirSync(app)
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: `app-${name}`, private: true, type: "module", ...fields }))
   copyFileSync(join(import.meta.dirname, "app.mjs"), join(app, "app.mjs"))
   const started = performance.now()
-  const result = spawnSync(command[0]!, [...command.slice(1), tarball, ...peers], { cwd: app, env, encoding: "utf8" })
+  await exec(command[0]!, [...command.slice(1), tarball, ...peers], { cwd: app, env })
   const seconds = (performance.now() - started) / 1000
-  if (result.status !== 0) throw new Error(`${command.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`)
   const megabytes = Number(execFileSync("du", ["-sk", join(app, "node_modules")], { encoding: "utf8" }).split("\t")[0]) / 1024
   console.log(`install ${name}: ${seconds.toFixed(1)} s, node_modules ${megabytes.toFixed(1)} MB (${command.join(" ")})`)
   return { app, env, seconds, megabytes }
@@ -130,12 +142,12 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise<void>((resolve) => endpoint === undefined ? resolve() : endpoint.close(() => resolve())))
 
-const scenario = (name: string, installing: () => Installed) =>
+const scenario = (name: string, installing: () => Promise<Installed>) =>
   describe(name, () => {
     let installed: Installed
     let home: string
-    beforeAll(() => {
-      installed = installing()
+    beforeAll(async () => {
+      installed = await installing()
       home = join(installed.app, "codex-home")
     })
     const codexEnv = () => ({ CODEX_HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokenUrl })
@@ -217,11 +229,11 @@ scenario("(d) npm install --strict-allow-scripts", () =>
     allowScripts: Object.fromEntries(effectsOwnInstallScripts.map((name) => [name, false]))
   }))
 
-scenario("(c) pnpm 10 with its defaults", () => {
+scenario("(c) pnpm 10 with its defaults", async () => {
   // pnpm itself from the npm registry, into a folder of its own.
   const tools = join(work, "pnpm-itself")
   mkdirSync(tools)
-  execFileSync("npm", ["install", "--prefix", tools, "--prefer-offline", "--no-audit", "--no-fund", "pnpm@10"], { stdio: "ignore" })
+  await exec("npm", ["install", "--prefix", tools, "--prefer-offline", "--no-audit", "--no-fund", "pnpm@10"], { cwd: work })
   const pnpm = join(tools, "node_modules", ".bin", "pnpm")
   return install("pnpm", [pnpm, "add", "--prefer-offline"], { ...process.env, npm_config_store_dir: join(work, "pnpm-store") })
 })
