@@ -3,7 +3,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option } from "effect"
 import { spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
@@ -114,6 +114,38 @@ describe("where no lock primitive loads: an owner file among our processes", () 
       yield* Fiber.join(second)
       // Released: no owner file, no temporary left behind.
       expect(readdirSync(join(lock, "..")).filter((name) => name.startsWith("auth.json.lock."))).toEqual([])
+    }).pipe(Effect.provide(NodeContext.layer))))
+
+  it.scopedLive("a waiter's pending owner file survives a store starting (which clears auth.json's stale temporaries)", () =>
+    withoutPrimitive(Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* tempDir
+      const lock = join(home, "auth.json.refresh.lock")
+      const held = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(Effect.scoped(Effect.zipRight(
+        Flock.acquire(fs, lock, { waitAtMost: Duration.seconds(1) }),
+        Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(release))
+      )))
+      yield* Deferred.await(held)
+      // The waiter says (at debug level) that it waits: by then its pending owner file exists.
+      const waiting = yield* Deferred.make<void>()
+      const heard = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ message }) => String(message).includes("Waiting for a lock") && Deferred.unsafeDone(waiting, Exit.void))
+      )
+      const waiter = yield* Effect.fork(Effect.scoped(Flock.acquire(fs, lock, { waitAtMost: Duration.seconds(10) })).pipe(
+        Effect.provide(Layer.merge(heard, Logger.minimumLogLevel(LogLevel.Debug)))
+      ))
+      yield* Deferred.await(waiting)
+      expect(readdirSync(home).filter((name) => name.endsWith(".pending")).length).toBe(2)
+      // A killed writer's temporary of auth.json: the store clears those at start.
+      writeFileSync(join(home, "auth.json.1.2.tmp"), "")
+      yield* Effect.scoped(Layer.build(AuthStore.layerFileWith({ codexHome: home }).pipe(Layer.provide(NodeContext.layer))))
+      expect(readdirSync(home)).not.toContain("auth.json.1.2.tmp")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(waiter)
     }).pipe(Effect.provide(NodeContext.layer))))
 
   it.scopedLive("an owner that died (kill -9) is broken at once; one of another host is never broken", () =>

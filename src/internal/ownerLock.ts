@@ -65,7 +65,8 @@ export const attempt = (
     const owner = `${lockPath}.owner`
     const breaker = `${owner}.break`
     const line = `${process.pid} ${hostname().replace(/\s/g, "_")} ${randomBytes(8).toString("hex")}`
-    const temporary = `${owner}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+    // Not "<name>.….tmp": the file store clears those of auth.json at start as a killed writer's.
+    const temporary = `${owner}.${process.pid}.${randomBytes(4).toString("hex")}.pending`
     yield* Effect.acquireRelease(
       fs.writeFileString(temporary, `${line}\n`, { mode, flag: "wx" }),
       () => Effect.ignore(fs.remove(temporary))
