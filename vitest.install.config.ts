@@ -6,8 +6,10 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/install/**/*.test.ts"],
+    // Builds, packs and installs in the main process (an install outlasts a worker's silence limit).
+    globalSetup: ["test/install/setup.ts"],
     testTimeout: 120_000,
-    hookTimeout: 900_000,
+    hookTimeout: 120_000,
     // One app at a time: installs are heavy, and their times are reported.
     fileParallelism: false,
     sequence: { concurrent: false }

@@ -151,10 +151,17 @@ export const acquire = (
         Effect.annotateLogs({ lock: path })
       ))
     )
-    const once = Effect.flatMap(attempt, (held) => held ? Effect.void : Effect.zipRight(sayWaiting, Effect.fail("busy" as const)))
+    // An attempt is short and never interrupted halfway: a lock taken always has its release in the scope.
+    const once = Effect.flatMap(
+      Effect.uninterruptible(attempt),
+      (held) => held ? Effect.void : Effect.zipRight(sayWaiting, Effect.fail("busy" as const))
+    )
     yield* once.pipe(
       Effect.retry({ schedule: backoff, while: (error) => error === "busy" }),
-      Effect.catchIf((error): error is "busy" => error === "busy", () => Effect.dieMessage("unreachable: the retry ends only on success or another error")),
+      Effect.catchIf(
+        (error): error is "busy" => error === "busy",
+        () => Effect.dieMessage("unreachable: the retry ends only on success or another error")
+      ),
       Effect.timeoutFail({
         duration: options.waitAtMost,
         onTimeout: () =>

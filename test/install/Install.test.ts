@@ -1,85 +1,15 @@
-// The packed tarball installed into a fresh app the ways users install packages, then used: an API-key
-// sign-in, a refresh against a local token endpoint, and a write that waits while a util-linux `flock`
-// holds Codex's auth.json.lock. Nothing is compiled and no install script runs, in the package or in
-// anything it pulls in. Each install's time and node_modules size are printed (for the design notes).
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+// The packed tarball installed into a fresh app the ways users install packages (test/install/setup.ts),
+// then used: an API-key sign-in, a refresh against a local token endpoint, and a write that waits while a
+// util-linux `flock` holds Codex's auth.json.lock. Nothing is compiled and no install script of this
+// package, or of anything it alone pulls in, runs.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { createServer, type Server } from "node:http"
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { unsignedJwt } from "../../src/testing/TokenEndpoint.js"
 import { chatgptJson } from "../support/fixtures.js"
-
-const root = join(import.meta.dirname, "..", "..")
-const work = mkdtempSync(join(tmpdir(), "effect-auth-install-"))
-afterAll(() => rmSync(work, { recursive: true, force: true }))
-
-const version = (name: string) => JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version as string
-/** The README's library line, at the versions this repository tests with. */
-const peers = ["effect", "@effect/platform", "@effect/platform-node"].map((name) => `${name}@${version(name)}`)
-
-/**
- * Runs a command to its end without blocking this worker (vitest's worker must keep answering while
- * installs take minutes); fails with its output unless it exits 0.
- */
-const exec = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) =>
-  new Promise<string>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.once("error", reject)
-    child.once("exit", (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${stdout}\n${stderr}`))
-    )
-  })
-
-let tarball: string
-beforeAll(async () => {
-  // What `npm pack` and `npm publish` do (prepack builds), with the build's output kept apart from pack's JSON.
-  await exec("npm", ["run", "build"], { cwd: root })
-  const out = await exec("npm", ["pack", "--ignore-scripts", "--pack-destination", work, "--json"], { cwd: root })
-  tarball = join(work, (JSON.parse(out) as Array<{ filename: string }>)[0]!.filename)
-})
-
-/** A PATH with node, npm and flock, and no compiler or make: as in node:20-slim and many CI images. */
-const pathWithoutCompiler = () => {
-  const bin = join(work, "bin-without-compiler")
-  mkdirSync(bin, { recursive: true })
-  for (const tool of ["node", "npm", "npx", "flock", "sh", "env", "sleep"]) {
-    const found = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim()
-    if (!existsSync(join(bin, tool))) symlinkSync(found, join(bin, tool))
-  }
-  return bin
-}
-
-interface Installed {
-  readonly app: string
-  readonly env: NodeJS.ProcessEnv
-  readonly seconds: number
-  readonly megabytes: number
-}
-
-/** A fresh app with the tarball and the library's peers installed by `command`. */
-const install = async (
-  name: string,
-  command: ReadonlyArray<string>,
-  env: NodeJS.ProcessEnv = process.env,
-  fields: Record<string, unknown> = {}
-): Promise<Installed> => {
-  const app = join(work, name)
-  mkdirSync(app)
-  writeFileSync(join(app, "package.json"), JSON.stringify({ name: `app-${name}`, private: true, type: "module", ...fields }))
-  copyFileSync(join(import.meta.dirname, "app.mjs"), join(app, "app.mjs"))
-  const started = performance.now()
-  await exec(command[0]!, [...command.slice(1), tarball, ...peers], { cwd: app, env })
-  const seconds = (performance.now() - started) / 1000
-  const megabytes = Number(execFileSync("du", ["-sk", join(app, "node_modules")], { encoding: "utf8" }).split("\t")[0]) / 1024
-  console.log(`install ${name}: ${seconds.toFixed(1)} s, node_modules ${megabytes.toFixed(1)} MB (${command.join(" ")})`)
-  return { app, env, seconds, megabytes }
-}
+import { effectsOwnInstallScripts, type Installed } from "./setup.js"
 
 /** Every package.json under node_modules (pnpm's .pnpm store included), symlinks not followed. */
 const manifests = (dir: string): Array<string> =>
@@ -92,18 +22,10 @@ const manifests = (dir: string): Array<string> =>
 
 const lifecycle = ["preinstall", "install", "postinstall"]
 
-/**
- * Install scripts that come with Effect's own platform packages (the peers), not with this package:
- * msgpackr's optional accelerator (through @effect/platform) and @parcel/watcher (through
- * @effect/platform-node-shared). Both find a prebuilt binary or do without, and this library needs
- * neither: the apps below work with their scripts skipped.
- */
-const effectsOwnInstallScripts = ["msgpackr-extract", "@parcel/watcher"]
-
 /** Runs a program of the app to its end: its exit code and output. */
 const run = (installed: Installed, args: ReadonlyArray<string>, extraEnv: NodeJS.ProcessEnv, stdin = "") =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(args[0]!, args.slice(1), { cwd: installed.app, env: { ...installed.env, ...extraEnv } })
+    const child = spawn(args[0]!, args.slice(1), { cwd: installed.app, env: { ...process.env, PATH: installed.path, ...extraEnv } })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
@@ -116,7 +38,7 @@ const run = (installed: Installed, args: ReadonlyArray<string>, extraEnv: NodeJS
 /** util-linux `flock` holding `lock` while it runs `command`; resolves once it holds it. */
 const holdWithFlock = (installed: Installed, lock: string, command: string) =>
   new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn("flock", ["-o", lock, "-c", `echo held; ${command}`], { env: installed.env, stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn("flock", ["-o", lock, "-c", `echo held; ${command}`], { env: { ...process.env, PATH: installed.path }, stdio: ["ignore", "pipe", "inherit"] })
     child.once("error", reject)
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("held") && resolve(child))
   })
@@ -142,13 +64,13 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise<void>((resolve) => endpoint === undefined ? resolve() : endpoint.close(() => resolve())))
 
-const scenario = (name: string, installing: () => Promise<Installed>) =>
+const scenario = (name: string, key: string) =>
   describe(name, () => {
-    let installed: Installed
-    let home: string
-    beforeAll(async () => {
-      installed = await installing()
-      home = join(installed.app, "codex-home")
+    const installed: Installed = inject("installs")[key]!
+    const home = join(installed.app, "codex-home")
+    it("installs", () => {
+      expect(installed.error).toBeUndefined()
+      expect(existsSync(join(installed.app, "node_modules", "effect-auth-manager"))).toBe(true)
     })
     const codexEnv = () => ({ CODEX_HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokenUrl })
     const authJson = () => JSON.parse(readFileSync(join(home, "auth.json"), "utf8"))
@@ -210,30 +132,15 @@ const scenario = (name: string, installing: () => Promise<Installed>) =>
     })
   })
 
-const npmInstall = ["npm", "install", "--prefer-offline", "--no-audit", "--no-fund"]
+scenario("(a) npm install with no compiler on the PATH", "no-compiler")
+scenario("(b) npm install --ignore-scripts", "ignore-scripts")
+scenario("(d) npm install --strict-allow-scripts", "strict-allow-scripts")
+scenario("(c) pnpm 10 with its defaults", "pnpm")
 
-scenario("(a) npm install with no compiler on the PATH", () => {
-  const env = { ...process.env, PATH: pathWithoutCompiler() }
-  for (const tool of ["make", "gcc", "g++", "cc"]) {
-    expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).not.toBe(0)
-  }
-  return install("no-compiler", npmInstall, env)
-})
-
-scenario("(b) npm install --ignore-scripts", () => install("ignore-scripts", [...npmInstall, "--ignore-scripts"]))
-
-// As npm advises under --strict-allow-scripts, the app decides about its packages' install scripts: here,
-// Effect's two are denied (this package has none to decide about).
-scenario("(d) npm install --strict-allow-scripts", () =>
-  install("strict-allow-scripts", [...npmInstall, "--strict-allow-scripts"], process.env, {
-    allowScripts: Object.fromEntries(effectsOwnInstallScripts.map((name) => [name, false]))
-  }))
-
-scenario("(c) pnpm 10 with its defaults", async () => {
-  // pnpm itself from the npm registry, into a folder of its own.
-  const tools = join(work, "pnpm-itself")
-  mkdirSync(tools)
-  await exec("npm", ["install", "--prefix", tools, "--prefer-offline", "--no-audit", "--no-fund", "pnpm@10"], { cwd: work })
-  const pnpm = join(tools, "node_modules", ".bin", "pnpm")
-  return install("pnpm", [pnpm, "add", "--prefer-offline"], { ...process.env, npm_config_store_dir: join(work, "pnpm-store") })
+describe("(a) the PATH without a compiler", () => {
+  it("has node, npm and flock, and no make, gcc, g++ or cc", () => {
+    const env = { ...process.env, PATH: inject("installs")["no-compiler"]!.path }
+    for (const tool of ["node", "npm", "flock"]) expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).toBe(0)
+    for (const tool of ["make", "gcc", "g++", "cc"]) expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).not.toBe(0)
+  })
 })
