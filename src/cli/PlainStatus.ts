@@ -54,5 +54,7 @@ export const plainStatus = (options: StatusOptions, codexHome: string, store: "f
       )
     )
     const state = SharedState.initialState(snapshot, shared)
+    // As the store says at start: the next write would not keep the Codex CLI out.
+    if (store === "file") yield* FileRead.warnIfCodexUnlocked
     yield* report(RefreshState.view(state), RefreshState.statusOf(state, options.includeToken), options)
   }))

@@ -55,3 +55,6 @@ export const readShared = (
       })
     )
   )
+
+/** Said once at start where Codex's lock on auth.json cannot be taken (no lock primitive here). */
+export { warnIfCodexUnlocked } from "./internal/flock.js"

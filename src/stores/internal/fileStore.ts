@@ -230,6 +230,7 @@ export const makeFiles = ({
     const sidecar = path.join(dir, sidecarName)
     // At start: say once what will go wrong and what to do, and clear what killed writers left.
     const checkFolder = Effect.gen(function*() {
+      yield* Flock.warnIfCodexUnlocked
       const folder = yield* Effect.option(fs.stat(dir))
       if (Option.isNone(folder)) return
       if ((folder.value.mode & 0o002) !== 0) {

@@ -1,17 +1,23 @@
 /**
- * An advisory flock(2) exclusive lock between processes, the kind the Codex
- * CLI takes on `auth.json.lock`. The lock file is opened (created 0600 when
- * missing, never truncated, never deleted: someone else may hold a lock on
- * its inode) and locked with `LOCK_EX | LOCK_NB`, polled with a short backoff
- * up to a bound. A blocking flock would occupy a thread of Node's pool and
- * could not be interrupted; a poll can. The lock is released when the scope
- * closes (the descriptor is closed), and by the kernel when the holder dies,
- * so there is nothing stale to break.
+ * An advisory exclusive lock between processes, the kind the Codex CLI takes
+ * on `auth.json.lock` (flock(2) on Linux and macOS, LockFileEx on Windows).
+ * The lock file is opened (created 0600 when missing, never truncated, never
+ * deleted: someone else may hold a lock on its inode) and locked without
+ * blocking, polled with a short backoff up to a bound. A blocking lock would
+ * occupy a thread of Node's pool and could not be interrupted; a poll can.
+ * The lock is released when the scope closes, and by the kernel when the
+ * holder dies, so there is nothing stale to break.
+ *
+ * Where no lock primitive loads (`lockPrimitive.ts`), our own processes still
+ * exclude each other through an owner file beside the lock (`ownerLock.ts`);
+ * the Codex CLI does not see that one, and the file store warns about it.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Data, Duration, Effect, Schedule, type Scope } from "effect"
-import { createRequire } from "node:module"
+import { closeSync, constants, openSync } from "node:fs"
+import * as LockPrimitive from "./lockPrimitive.js"
+import * as OwnerLock from "./ownerLock.js"
 
 /** Why the lock could not be had. */
 export class FlockError extends Data.TaggedError("FlockError")<{
@@ -30,12 +36,22 @@ export interface AcquireOptions {
   readonly mode?: number
 }
 
-type FsExt = typeof import("fs-ext")
-let binding: FsExt | undefined
-// Loaded on first use: a program that never locks a file never loads native code. In an ES module
-// there is no `require`; in a CommonJS bundle of a program (scripts/bundle.mjs) `import.meta` is empty.
-const nativeRequire = (): NodeJS.Require => typeof require === "function" ? require : createRequire(import.meta.url)
-const fsExt = (): FsExt => (binding ??= nativeRequire()("fs-ext") as FsExt)
+/** What a lock on `auth.json.lock` excludes here: the Codex CLI and our processes, or only our processes. */
+export const reach = (): { readonly codex: true } | { readonly codex: false; readonly reason: string } => {
+  const primitive = LockPrimitive.get()
+  return primitive._tag === "None" ? { codex: false, reason: primitive.reason } : { codex: true }
+}
+
+/** The warning said at start where `reach` is not the Codex CLI: what it means, what to do, and why. */
+export const codexLockWarning = (reason: string): string =>
+  "Codex's lock on auth.json cannot be taken here: do not run the Codex CLI on this CODEX_HOME at the same time. " +
+  `Processes of effect-auth-manager still wait for each other (through auth.json.lock.owner files). Why: ${reason}`
+
+/** Logs `codexLockWarning` when the lock here does not exclude the Codex CLI. */
+export const warnIfCodexUnlocked: Effect.Effect<void> = Effect.suspend(() => {
+  const here = reach()
+  return here.codex ? Effect.void : Effect.logWarning(codexLockWarning(here.reason))
+})
 
 /** The errno code of a platform error (Effect maps only a few to a reason). */
 export const errnoOf = (error: PlatformError): string | undefined => {
@@ -47,7 +63,12 @@ export const errnoOf = (error: PlatformError): string | undefined => {
 const describe = (error: PlatformError): string =>
   error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message
 
-class Busy extends Data.TaggedError("Busy") {}
+const codeOf = (cause: unknown): string | undefined => {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === "string" ? code : undefined
+}
+
+const busyCodes = new Set(["EAGAIN", "EWOULDBLOCK"])
 
 // 2, 4, 8… ms, never more than 50 ms apart, jittered so that waiters do not move in step.
 const backoff = Schedule.exponential(Duration.millis(2)).pipe(
@@ -55,8 +76,53 @@ const backoff = Schedule.exponential(Duration.millis(2)).pipe(
   Schedule.jittered
 )
 
+/** One attempt: true when the lock is now held (its release added to the scope), false when someone else holds it. */
+type Attempt = Effect.Effect<boolean, FlockError, Scope.Scope>
+
+/** The prebuilt addon: the lock file is opened once, its descriptor locked on each attempt. */
+const addonAttempt = (
+  primitive: Extract<LockPrimitive.Primitive, { _tag: "Addon" }>,
+  fs: FileSystem.FileSystem,
+  path: string,
+  mode: number
+): Effect.Effect<Attempt, FlockError, Scope.Scope> =>
+  Effect.gen(function*() {
+    // "a": O_WRONLY | O_APPEND | O_CREAT, no O_TRUNC.
+    const file = yield* fs.open(path, { flag: "a", mode }).pipe(
+      Effect.mapError((error) => new FlockError({ path, reason: "open", problem: describe(error), code: errnoOf(error) }))
+    )
+    const fd = file.fd as number
+    return Effect.try({
+      try: () => primitive.lock(fd),
+      catch: (cause) => new FlockError({ path, reason: "flock", problem: String((cause as Error).message), code: codeOf(cause) })
+    }).pipe(
+      // Closing the descriptor (the scope's earlier finalizer) releases it too; unlocking first does not
+      // depend on no other descriptor sharing this open file.
+      Effect.tap((held) => held ? Effect.addFinalizer(() => Effect.ignore(Effect.try(() => primitive.unlock(fd)))) : Effect.void)
+    )
+  })
+
+/** macOS: each attempt is an open that takes the lock itself, or fails with EAGAIN when it is held. */
+const openExlockAttempt = (flags: number, path: string, mode: number): Attempt =>
+  Effect.suspend(() => {
+    let fd: number
+    try {
+      // As "a": O_WRONLY | O_APPEND | O_CREAT, no O_TRUNC.
+      fd = openSync(path, flags | constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, mode)
+    } catch (cause) {
+      const code = codeOf(cause)
+      return code !== undefined && busyCodes.has(code)
+        ? Effect.succeed(false)
+        : Effect.fail(new FlockError({ path, reason: "open", problem: String((cause as Error).message), code }))
+    }
+    return Effect.as(Effect.addFinalizer(() => Effect.sync(() => closeSync(fd))), true)
+  })
+
+const ownerProblem = (path: string) => (problem: OwnerLock.OwnerLockProblem) =>
+  new FlockError({ path, reason: "open", problem: problem.message, code: problem.code })
+
 /**
- * Holds an exclusive flock on `path` until the scope closes. Fails with
+ * Holds an exclusive lock on `path` until the scope closes. Fails with
  * `FlockError` after `waitAtMost`; interruptible while it waits.
  *
  * @example
@@ -68,22 +134,16 @@ export const acquire = (
   options: AcquireOptions
 ): Effect.Effect<void, FlockError, Scope.Scope> =>
   Effect.gen(function*() {
-    // "a": O_WRONLY | O_APPEND | O_CREAT, no O_TRUNC.
-    const file = yield* fs.open(path, { flag: "a", mode: options.mode ?? 0o600 }).pipe(
-      Effect.mapError((error) => new FlockError({ path, reason: "open", problem: describe(error), code: errnoOf(error) }))
-    )
-    const fd = file.fd as number
-    const tryLock = Effect.suspend((): Effect.Effect<void, Busy | FlockError> => {
-      try {
-        fsExt().flockSync(fd, "exnb")
-        return Effect.void
-      } catch (cause) {
-        const code = (cause as NodeJS.ErrnoException).code
-        return code === "EAGAIN" || code === "EWOULDBLOCK"
-          ? Effect.fail(new Busy())
-          : Effect.fail(new FlockError({ path, reason: "flock", problem: String((cause as Error).message), code: code }))
-      }
-    })
+    const mode = options.mode ?? 0o600
+    const primitive = LockPrimitive.get()
+    const attempt: Attempt = primitive._tag === "Addon"
+      ? yield* addonAttempt(primitive, fs, path, mode)
+      : primitive._tag === "OpenExlock"
+      ? openExlockAttempt(primitive.flags, path, mode)
+      : yield* OwnerLock.attempt(fs, path, mode).pipe(
+        Effect.map(Effect.mapError(ownerProblem(path))),
+        Effect.mapError(ownerProblem(path))
+      )
     // Said once per wait, for whoever wonders why a process is slow: who holds it is not known.
     let said = false
     const sayWaiting = Effect.suspend(() =>
@@ -91,10 +151,17 @@ export const acquire = (
         Effect.annotateLogs({ lock: path })
       ))
     )
-    yield* tryLock.pipe(
-      Effect.tapError((error) => error._tag === "Busy" ? sayWaiting : Effect.void),
-      Effect.retry({ schedule: backoff, while: (error) => error._tag === "Busy" }),
-      Effect.catchTag("Busy", () => Effect.dieMessage("unreachable: the retry ends only on success or another error")),
+    // An attempt is short and never interrupted halfway: a lock taken always has its release in the scope.
+    const once = Effect.flatMap(
+      Effect.uninterruptible(attempt),
+      (held) => held ? Effect.void : Effect.zipRight(sayWaiting, Effect.fail("busy" as const))
+    )
+    yield* once.pipe(
+      Effect.retry({ schedule: backoff, while: (error) => error === "busy" }),
+      Effect.catchIf(
+        (error): error is "busy" => error === "busy",
+        () => Effect.dieMessage("unreachable: the retry ends only on success or another error")
+      ),
       Effect.timeoutFail({
         duration: options.waitAtMost,
         onTimeout: () =>
@@ -105,12 +172,9 @@ export const acquire = (
           })
       })
     )
-    // Closing the descriptor (the scope's earlier finalizer) releases it too; unlocking first does not
-    // depend on no other descriptor sharing this open file.
-    yield* Effect.addFinalizer(() => Effect.ignore(Effect.try(() => fsExt().flockSync(fd, "un"))))
   })
 
-/** Runs `effect` holding the flock on `path` (see `acquire`). */
+/** Runs `effect` holding the lock on `path` (see `acquire`). */
 export const withLock = (fs: FileSystem.FileSystem, path: string, options: AcquireOptions) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | FlockError, Exclude<R, Scope.Scope>> =>
   Effect.scoped(Effect.zipRight(acquire(fs, path, options), effect))
