@@ -9,7 +9,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
 import { Configuration } from "../src/config/Configuration.js"
-import { layerNodeHttpClient, layerStderrLogger } from "../src/node/layerNode.js"
+import { layerNodeHttpClient } from "../src/node/layerNode.js"
+import { layerCliLogger } from "../src/node/StderrLogger.js"
 import { layerProgram } from "./layers.js"
 import { CliIo, runStatus } from "../src/cli/CliStatus.js"
 import { parseStatusArgs } from "../src/cli/StatusArgs.js"
@@ -22,8 +23,9 @@ const program = plainStatus !== undefined
 
 program.pipe(
   Effect.provide(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient, CliIo.layerNode)),
-  // Outside the layers above, so that what they log while they are built goes to stderr too.
-  Effect.provide(layerStderrLogger),
+  // Outside the layers above, so that what they log while they are built goes to stderr too. A person
+  // reads stderr between the instructions of a sign-in: warnings and errors only, unless the level is set.
+  Effect.provide(layerCliLogger),
   Effect.provide(Configuration.layerConfig),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
   Effect.catchIf(ConfigError.isConfigError, (error) =>

@@ -11,7 +11,7 @@ import { Configuration } from "../src/config/Configuration.js"
 import { CliIo } from "../src/cli/CliIo.js"
 import { plainStatus } from "../src/cli/PlainStatus.js"
 import { parseStatusArgs } from "../src/cli/StatusArgs.js"
-import { layerStderrLogger } from "../src/node/StderrLogger.js"
+import { layerCliLogger } from "../src/node/StderrLogger.js"
 import { resolveMode } from "../src/stores/CodexConfig.js"
 
 const options = parseStatusArgs(process.argv.slice(2))!
@@ -22,7 +22,7 @@ Effect.flatMap(Configuration, (configuration) =>
     // examples/cli.ts sends only these two here; were config.toml changed since, the file is read.
     plainStatus(options, configuration.codexHome, mode === "keyring" ? "keyring" : "file"))).pipe(
   Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
-  Effect.provide(layerStderrLogger),
+  Effect.provide(layerCliLogger),
   Effect.provide(Configuration.layerConfig),
   Effect.catchIf(ConfigError.isConfigError, (error) =>
     Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(

@@ -121,3 +121,23 @@ describe("effect-auth status of the auth.json file, without the store or the man
       }).pipe(Effect.provide(NodeContext.layer)))
   }
 })
+
+describe("effect-auth status of nobody", () => {
+  it.scoped("says which file it looked in and how to sign in, with or without the store and the manager", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      const plain = yield* captureCli(plainStatus({ json: false, includeToken: false, refresh: false }, home))
+      expect(plain).toMatchObject({
+        code: 1,
+        stdout: `Not signed in (no credentials in ${home}/auth.json). Sign in with: effect-auth login`
+      })
+      const files = Layer.provide(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), NodeContext.layer)
+      const full = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+        Layer.provideMerge(Layer.merge(files, TokenRefresher.layerTest([]))),
+        Layer.provideMerge(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient, Configuration.layer()))
+      )
+      const refreshed = yield* captureCli(Cli.run(["node", "effect-auth", "status", "--refresh"])).pipe(Effect.provide(full))
+      expect(refreshed.stdout).toBe(plain.stdout)
+    }).pipe(Effect.provide(NodeContext.layer)))
+})

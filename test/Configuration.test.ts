@@ -76,7 +76,7 @@ describe("Configuration", () => {
       expect(Redacted.value(database.url)).toBe("postgres://user:pw@127.0.0.1:5432/db")
       expect(database.credentialKey).toBe("tenant-7")
       expect(database.tablePrefix).toBe("auth")
-      expect(c.logLevel).toBe(LogLevel.Debug)
+      expect(c.logLevel).toEqual(Option.some(LogLevel.Debug))
     }))
 
   it.effect("layerConfig refuses, naming the variable, what cannot work", () =>

@@ -9,14 +9,16 @@
  *
  * Exit codes: 0 usable credentials, 1 logged out or poisoned, or a refresh asked
  * for (`status --refresh`) failed, or the command failed, 2 bad usage, 3 `refresh` did nothing (refreshed too recently).
+ * `logout` exits 0 also when nobody was signed in (afterwards nobody is, as asked), and says so.
  * Tokens are printed only with --include-token. No ANSI escapes unless the
- * output is a terminal.
+ * output is a terminal; help pages fit in 80 columns (internal/cliHelp.ts).
  */
 import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import { AuthManager, settingsOf } from "../manager/AuthManager.js"
+import { AuthStore } from "../stores/AuthStore.js"
 import { defaultSettings } from "../config/Configuration.js"
 import { Configuration } from "../config/Configuration.js"
 import { scrubText } from "../errors/Errors.js"
@@ -25,17 +27,29 @@ import {
   consoleFor,
   describe,
   jsonView,
+  notSignedIn,
   setExitCode,
   status as showStatus,
   usable
 } from "./CliStatus.js"
 import { readBoundedText } from "../util/boundedRead.js"
+import * as CliHelp from "./internal/cliHelp.js"
 import * as CliSignIn from "./internal/cliSignIn.js"
 
 export { CliIo, jsonView }
 
 /** Exit code of `refresh` when it did nothing because the token was refreshed too recently. */
 export const exitNotRefreshed = 3
+
+// What each command does, as its help and the program's list of commands say it.
+const descriptions = {
+  status: "Show who is signed in and whether the credentials work",
+  login: "Sign in: in a browser on this computer (the default), with a code entered on another device " +
+    "(--device), or with an API key (--api-key-stdin) or ChatGPT tokens (--tokens-file FILE) you already have",
+  logout: "Remove the stored credentials",
+  refresh: "Refresh the access token now (at most once per minimum interval)",
+  watch: "Print each change of the credentials until interrupted"
+} as const
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON, for scripts"))
 const includeToken = Options.boolean("include-token").pipe(
@@ -46,7 +60,7 @@ const refresh = Options.boolean("refresh").pipe(
 )
 
 export const status = Command.make("status", { json, includeToken, refresh }, showStatus).pipe(
-  Command.withDescription("Show who is signed in and whether the credentials work")
+  Command.withDescription(descriptions.status)
 )
 
 // What the person points at is read within bounds: an API key or a tokens file is a few KiB.
@@ -95,8 +109,8 @@ export const login = Command.make("login", {
     if (!apiKeyStdin && Option.isNone(tokensFile)) {
       const outcome = yield* Effect.either(CliSignIn.run(signInFlags, (yield* CliIo).terminal))
       if (outcome._tag === "Left") {
-        yield* Console.error(outcome.left.message)
-        return yield* setExitCode(1)
+        yield* Console.error(CliSignIn.failureText(outcome.left))
+        return yield* setExitCode(outcome.left instanceof CliSignIn.UsageError ? 2 : 1)
       }
       yield* Console.log(describe(outcome.right))
       return yield* setExitCode(0)
@@ -130,13 +144,16 @@ export const login = Command.make("login", {
       })
     }
     yield* Console.log(describe(yield* auth.state))
-  })).pipe(Command.withDescription("Sign in with an API key or ChatGPT tokens"))
+  })).pipe(Command.withDescription(descriptions.login))
 
+// Signing out twice is not an error (exit 0: afterwards nobody is signed in, as asked), but it says so.
 export const logout = Command.make("logout", {}, () =>
   Effect.gen(function*() {
-    yield* Effect.flatMap(AuthManager, (auth) => auth.logout)
-    yield* Console.log("Signed out.")
-  })).pipe(Command.withDescription("Remove the stored credentials"))
+    const auth = yield* AuthManager
+    const before = yield* auth.state
+    yield* auth.logout
+    yield* Console.log(before.method === null ? "Not signed in; nothing to sign out." : "Signed out.")
+  })).pipe(Command.withDescription(descriptions.logout))
 
 const ago = (ms: number) => Duration.format(Duration.seconds(Math.max(0, Math.round(ms / 1000))))
 
@@ -146,7 +163,9 @@ export const refreshCommand = Command.make("refresh", {}, () =>
     const before = yield* auth.state
     if (before.method !== "chatgpt") {
       yield* Console.log(
-        before.method === "apikey" ? "Signed in with an API key: there is no token to refresh." : "Not signed in: nothing to refresh."
+        before.method === "apikey"
+          ? "Signed in with an API key: there is no token to refresh."
+          : `Nothing to refresh. ${notSignedIn((yield* AuthStore).location)}`
       )
       return yield* setExitCode(before.method === null ? 1 : 0)
     }
@@ -168,34 +187,60 @@ export const refreshCommand = Command.make("refresh", {}, () =>
     }
     yield* Console.log(`Refreshed. ${describe(after)}`)
     yield* setExitCode(usable(after) ? 0 : 1)
-  })).pipe(Command.withDescription("Refresh the access token now (at most once per minimum interval)"))
+  })).pipe(Command.withDescription(descriptions.refresh))
 
 export const watch = Command.make("watch", { json }, (options) =>
-  Effect.flatMap(AuthManager, (auth) =>
-    auth.changes.pipe(
+  Effect.gen(function*() {
+    const auth = yield* AuthManager
+    const { location } = yield* AuthStore
+    yield* auth.changes.pipe(
       Stream.runForEach((state) =>
         Console.log(
           options.json
             ? JSON.stringify(jsonView(state))
-            : `${new Date().toISOString()}  ${describe(state).replace(/\n/g, " ")}`
+            : `${new Date().toISOString()}  ${describe(state, location).replace(/\n/g, " ")}`
         )
       )
-    ))).pipe(Command.withDescription("Print each change of the credentials until interrupted"))
+    )
+  })).pipe(Command.withDescription(descriptions.watch))
+
+const name = "effect-auth"
+const version = "0.1.0"
+const summary = "sign in, check and refresh Codex credentials"
+const description = "The credentials of $CODEX_HOME/auth.json (the Codex CLI's), kept usable."
+// The program alone: its help lists its own options (the built-ins) apart from the commands.
+const root = Command.make(name)
+
+/** The program's help pages (src/internal/cliHelp.ts lays them out within 80 columns). */
+const help: CliHelp.Program = {
+  name,
+  version,
+  summary,
+  description,
+  root: CliHelp.entry(root, name, description),
+  commands: [
+    CliHelp.entry(status, "status", descriptions.status),
+    CliHelp.entry(login, "login", descriptions.login),
+    CliHelp.entry(logout, "logout", descriptions.logout),
+    CliHelp.entry(refreshCommand, "refresh", descriptions.refresh),
+    CliHelp.entry(watch, "watch", descriptions.watch)
+  ]
+}
 
 /** `effect-auth` and its subcommands. */
-export const command = Command.make("effect-auth").pipe(
-  Command.withDescription(
-    "The credentials of $CODEX_HOME/auth.json (the Codex CLI's), kept usable. " +
-      "Commands: status, login, logout, refresh, watch; `effect-auth COMMAND --help` for each."
-  ),
+export const command = root.pipe(
+  Command.withDescription(description),
   Command.withSubcommands([status, login, logout, refreshCommand, watch])
 )
 
-const cli = Command.run(command, {
-  name: "effect-auth",
-  version: "0.1.0",
-  summary: Span.text("sign in, check and refresh Codex credentials")
-})
+const cli = Command.run(command, { name, version, summary: Span.text(summary) })
+
+// Help is printed by us (its layout), everything else by @effect/cli: the built-ins (--version,
+// --completions, --wizard, --log-level), parsing, and the messages of bad usage.
+const runCommandLine = (argv: ReadonlyArray<string>) => {
+  const asked = CliHelp.helpRequest(argv.slice(2), help.commands.map((entry) => entry.name))
+  return asked === undefined ? cli(argv) : Console.log(CliHelp.page(help, asked.command))
+}
 
 /**
  * Runs `effect-auth` on the given `process.argv` (node, script, args…). Bad
@@ -208,7 +253,7 @@ const cli = Command.run(command, {
 export const run = (argv: ReadonlyArray<string>) =>
   Effect.flatMap(CliIo, (io) =>
     Effect.flatMap(consoleFor(io.terminal), (console) =>
-      cli(argv).pipe(
+      runCommandLine(argv).pipe(
         Effect.catchIf(ValidationError.isValidationError, () => setExitCode(2)),
         // Every other failure is a sentence, never a stack trace, and never a token it may quote.
         Effect.catchAll((error) => Console.error(scrubText(error.message)).pipe(Effect.zipRight(setExitCode(1)))),

@@ -8,23 +8,32 @@
  */
 import { Effect } from "effect"
 import { AuthManager } from "../manager/AuthManager.js"
+import { AuthStore } from "../stores/AuthStore.js"
 import { withProcessConsole } from "./CliIo.js"
 import { report, type StatusOptions } from "./internal/statusCommand.js"
 
 export { CliIo, consoleFor, setExitCode } from "./CliIo.js"
-export { describe, jsonView, parseStatusArgs, type StatusOptions, usable } from "./internal/statusCommand.js"
+export {
+  describe,
+  jsonView,
+  notSignedIn,
+  parseStatusArgs,
+  type StatusOptions,
+  usable
+} from "./internal/statusCommand.js"
 
 /** `effect-auth status`: who is signed in, whether the credentials work; exit code 0 when usable. */
 export const status = (options: StatusOptions) =>
   Effect.gen(function*() {
     const auth = yield* AuthManager
+    const { location } = yield* AuthStore
     // Without --refresh, a read: what is stored, even a stale token, and no network.
     const result = yield* auth.getAuthStatus({
       includeToken: options.includeToken,
       refreshToken: options.refresh,
       noRefresh: !options.refresh
     })
-    yield* report(yield* auth.state, result, options)
+    yield* report(yield* auth.state, result, options, location)
   })
 
 /** `status` as `Cli.run` runs it (the same console), for the bin's `status --refresh`. */

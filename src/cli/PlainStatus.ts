@@ -41,7 +41,8 @@ export const plainStatus = (options: StatusOptions, codexHome: string, store: "f
     const path = yield* Path.Path
     const dir = path.resolve(codexHome)
     // As the manager starts: an unreadable file is said, and is no credentials.
-    const snapshot = yield* (store === "keyring" ? readKeyring(fs, dir) : FileRead.readSnapshot(fs, path.join(dir, FileRead.fileName))).pipe(
+    const file = path.join(dir, FileRead.fileName)
+    const snapshot = yield* (store === "keyring" ? readKeyring(fs, dir) : FileRead.readSnapshot(fs, file)).pipe(
       Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
     )
     const sidecar = path.join(dir, FileRead.sidecarName)
@@ -56,5 +57,6 @@ export const plainStatus = (options: StatusOptions, codexHome: string, store: "f
     const state = SharedState.initialState(snapshot, shared)
     // As the store says at start: the next write would not keep the Codex CLI out.
     if (store === "file") yield* FileRead.warnIfCodexUnlocked
-    yield* report(RefreshState.view(state), RefreshState.statusOf(state, options.includeToken), options)
+    const where = store === "keyring" ? "Codex's item in the OS keyring" : file
+    yield* report(RefreshState.view(state), RefreshState.statusOf(state, options.includeToken), options, where)
   }))

@@ -114,7 +114,8 @@ export interface Options {
     readonly credentialKey: string
     readonly tablePrefix: string
   }>
-  readonly logLevel: LogLevel.LogLevel
+  /** The programs' log level on stderr; none: each program's own default (see `variables`). */
+  readonly logLevel: Option.Option<LogLevel.LogLevel>
 }
 
 /** What `layer` takes: any part of `Options`, the rest defaulted (`codexHome`: the user's home folder's `.codex`). */
@@ -158,7 +159,7 @@ export const variables = {
   EFFECT_AUTH_DATABASE_URL: "a postgres:// URL: keep the credentials in PostgreSQL instead of auth.json",
   EFFECT_AUTH_CREDENTIAL_KEY: "the credential the programs use in the database (default default)",
   EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth): a-z, 0-9 and _, not a digit first, at most 40",
-  EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info)"
+  EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info; Warning for effect-auth, whose stderr a person reads)"
 } as const
 
 export type Variable = keyof typeof variables
@@ -289,7 +290,7 @@ export const resolve = (input: Input = {}): Options => ({
     credentialKey: database.credentialKey ?? "default",
     tablePrefix: database.tablePrefix ?? "effect_auth"
   })),
-  logLevel: input.logLevel ?? LogLevel.Info
+  logLevel: Option.fromNullable(input.logLevel)
 })
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config)
@@ -391,7 +392,7 @@ export const config: Config.Config<Options> = Config.all({
       Config.withDefault("effect_auth")
     )
   })),
-  logLevel: Config.logLevel("EFFECT_AUTH_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+  logLevel: optional(Config.logLevel("EFFECT_AUTH_LOG_LEVEL"))
 })
 
 /**

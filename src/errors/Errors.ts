@@ -23,7 +23,7 @@ const permanentMessages: Record<PermanentReason, string> = {
   invalid_grant: "because the authorization server rejected your refresh token (invalid_grant). " +
     "Please log out and sign in again.",
   invalid_client: "because the authorization server does not accept this client (invalid_client). " +
-    "Check the configured client id, then sign in again.",
+    "Check the configured client id and client secret, then sign in again.",
   other: "because the authorization server refused the refresh (HTTP 401). Please log out and sign in again."
 }
 
@@ -164,6 +164,7 @@ export const SignInReason = Schema.Literal(
   "denied",
   "expired",
   "exchange_failed",
+  "client_refused",
   "unreachable",
   "port_busy",
   "discovery_failed",
@@ -178,6 +179,9 @@ const signInAdvice: Record<SignInReason, string> = {
   denied: "The sign-in was refused at the provider. Start it again if that was a mistake.",
   expired: "The device code expired before it was entered. Start the sign-in again for a new code.",
   exchange_failed: "The provider did not accept the sign-in. Start it again.",
+  client_refused: "The provider refused this program's client: the client id or client secret is wrong, " +
+    "or the client may not use this kind of sign-in. Correct them to match the client registered at the provider, " +
+    "then sign in again.",
   unreachable: "The provider could not be reached. Check the network and the issuer URL, then try again.",
   port_busy: "No local port was free for the browser to come back to. Close the other sign-in, or choose another port.",
   discovery_failed: "The provider's configuration could not be read. Check the issuer URL.",

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "@effect/vitest"
 import { statSync, writeFileSync } from "node:fs"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { chatgptJson, secrets } from "../support/fixtures.js"
-import { cleanup, endpoint, spawnScript, tempHome } from "../support/processes.js"
+import { cleanup, endpoint, type RunningProcess, spawnScript, tempHome } from "../support/processes.js"
 
 afterEach(cleanup)
 
@@ -22,10 +22,57 @@ const run = async (home: string, args: ReadonlyArray<string>, options: { stdin?:
   return { code, stdout: cli.stdout(), stderr: cli.stderr() }
 }
 
+/** Resolves when the process's standard error matches `pattern`. */
+const stderrMatches = (cli: RunningProcess, pattern: RegExp) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!pattern.test(cli.stderr())) return
+      cli.child.stderr.off("data", check)
+      resolve()
+    }
+    cli.child.stderr.on("data", check)
+    cli.child.on("close", () => reject(new Error(`exited; stderr: ${cli.stderr()}`)))
+    check()
+  })
+
 describe("effect-auth, the bundled binary", () => {
+  it("login prints its instructions without Info logs between them; EFFECT_AUTH_LOG_LEVEL or --log-level brings them back", async () => {
+    const runs: ReadonlyArray<readonly [ReadonlyArray<string>, string | undefined, boolean]> = [
+      [[], undefined, false],
+      [[], "Info", true],
+      [["--log-level", "info"], undefined, true]
+    ]
+    for (const [flags, level, logged] of runs) {
+      const home = tempHome()
+      const cli = spawnScript("effect-auth", [...flags, "login", "--no-browser"], {
+        HOME: home,
+        CODEX_HOME: home,
+        EFFECT_AUTH_LOGIN_PORTS: "0",
+        EFFECT_AUTH_LOG_LEVEL: level
+      })
+      await stderrMatches(cli, /Waiting for the browser/)
+      cli.child.kill("SIGINT")
+      expect(await cli.exited).toBe(130)
+      const stderr = cli.stderr()
+      expect(stderr).toContain("To sign in, open this link in a browser on this computer:")
+      expect(stderr).toContain("Sign-in canceled; nothing was saved.")
+      expect({ flags, level, logged: stderr.includes("level=INFO") }).toEqual({ flags, level, logged })
+    }
+  })
+
+  it("logout twice: the second says there was nothing to sign out, and exits 0", async () => {
+    const home = tempHome()
+    writeFileSync(`${home}/auth.json`, JSON.stringify({ OPENAI_API_KEY: secrets.apiKey }))
+    expect(await run(home, ["logout"])).toMatchObject({ code: 0, stdout: "Signed out.\n" })
+    expect(await run(home, ["logout"])).toMatchObject({ code: 0, stdout: "Not signed in; nothing to sign out.\n" })
+  })
+
   it("status of nobody exits 1; an unknown command exits 2; --help exits 0", async () => {
     const home = tempHome()
-    expect(await run(home, ["status"])).toMatchObject({ code: 1, stdout: "Not signed in\n" })
+    expect(await run(home, ["status"])).toMatchObject({
+      code: 1,
+      stdout: `Not signed in (no credentials in ${home}/auth.json). Sign in with: effect-auth login\n`
+    })
     expect((await run(home, ["frobnicate"])).code).toBe(2)
     const help = await run(home, ["--help"])
     expect(help.code).toBe(0)

@@ -166,7 +166,7 @@ describe("effect-auth login with any OpenID Connect provider (oidc-provider, Chr
   it("with a device code: the browser enters the code on the provider's page while the CLI polls", async () => {
     const home = tempHome()
     const cli = spawnScript("effect-auth", ["login", "--device"], env(home))
-    const [, verificationUrl, userCode] = await fromStderr(cli, /open (\S+) in a browser on any device and enter this code:\s+(\S+)/)
+    const [, verificationUrl, userCode] = await fromStderr(cli, /in a browser on any device:\s+(\S+)\s+and enter this code:\s+(\S+)/)
     expect(verificationUrl).toBe(`${provider.issuer}/device`)
     const { page } = await openTab()
     try {

@@ -11,7 +11,12 @@ export interface Captured<A> {
 
 export const captureCli = <A, E, R>(
   program: Effect.Effect<A, E, R>,
-  options: { readonly stdin?: string; readonly terminal?: boolean } = {}
+  options: {
+    readonly stdin?: string
+    readonly terminal?: boolean
+    /** Called with each text written to stderr, as it is written (to act on what a command prints while it runs). */
+    readonly onStderr?: (text: string) => Effect.Effect<void>
+  } = {}
 ): Effect.Effect<Captured<A>, E, Exclude<R, Cli.CliIo>> =>
   Effect.gen(function*() {
     const out: Array<string> = []
@@ -20,7 +25,8 @@ export const captureCli = <A, E, R>(
     const console: Console.Console = {
       ...(yield* Effect.console),
       log: (...parts) => Effect.sync(() => void out.push(parts.join(" "))),
-      error: (...parts) => Effect.sync(() => void err.push(parts.join(" ")))
+      error: (...parts) =>
+        Effect.zipRight(Effect.sync(() => void err.push(parts.join(" "))), options.onStderr?.(parts.join(" ")) ?? Effect.void)
     }
     const io = Layer.succeed(Cli.CliIo, {
       stdin: options.stdin === undefined ? Stream.empty : Stream.make(new TextEncoder().encode(options.stdin)),

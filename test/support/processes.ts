@@ -100,12 +100,13 @@ let nextId = 1000
 
 /**
  * Spawns a bundled example (`dist/bin/NAME.mjs`) or test helper program, built by the e2e global
- * setup (test/support/bundles.ts), with exactly the given environment.
+ * setup (test/support/bundles.ts), with exactly the given environment (a variable given as undefined
+ * is not set; EFFECT_AUTH_LOG_LEVEL is Debug unless given).
  */
 export const spawnScript = (
   name: "app-server" | "effect-auth" | keyof typeof helpers,
   args: ReadonlyArray<string>,
-  env: Record<string, string>
+  env: Record<string, string | undefined>
 ): RunningProcess => {
   const program = name in helpers ? join(helpersDir, `${name}.mjs`) : join(examplesDir, `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {

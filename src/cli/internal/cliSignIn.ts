@@ -9,7 +9,7 @@ import * as Command from "@effect/platform/Command"
 import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { Config, Console, Duration, Effect, Option, Redacted, Schedule } from "effect"
+import { Config, Console, Data, Duration, Effect, Option, Redacted, Schedule } from "effect"
 import type { AuthManager } from "../../manager/AuthManager.js"
 import type { AuthState } from "../../manager/AuthState.js"
 import { Configuration } from "../../config/Configuration.js"
@@ -59,6 +59,9 @@ export const options = {
   )
 }
 
+/** A command line that cannot work, found before the sign-in starts: bad usage (exit code 2). */
+export class UsageError extends Data.TaggedError("CliUsageError")<{ readonly message: string }> {}
+
 export interface Terminal {
   readonly stderr: boolean
 }
@@ -77,7 +80,9 @@ const providerOf = (flags: Flags) =>
     }
     const clientId = Option.getOrUndefined(Option.orElse(flags.clientId, () => configuration.signIn.clientId))
     if (clientId === undefined) {
-      return Effect.fail(new SignInError({ reason: "discovery_failed", detail: "--issuer needs --client-id (or EFFECT_AUTH_CLIENT_ID)" }))
+      return yield* new UsageError({
+        message: "--issuer needs the id of the client registered there: give --client-id ID (or set EFFECT_AUTH_CLIENT_ID)."
+      })
     }
     const fs = yield* FileSystem.FileSystem
     const secret = yield* Option.match(flags.clientSecretFile, {
@@ -130,6 +135,13 @@ const spinner = (label: string, terminal: Terminal) =>
     })
     : Console.error(label)
 
+/** What the person reads when a sign-in fails; for a refused client, where `effect-auth` takes it from. */
+export const failureText = (error: { readonly message: string }): string =>
+  error instanceof SignInError && error.reason === "client_refused"
+    ? `${error.message}\neffect-auth takes the client from --client-id and --client-secret-file FILE ` +
+      "(or EFFECT_AUTH_CLIENT_ID and EFFECT_AUTH_CLIENT_SECRET)."
+    : error.message
+
 /**
  * Runs a sign-in to the end: the new state, or the reason there is none.
  * Interrupting it (Ctrl-C) cancels the sign-in and closes its server.
@@ -150,10 +162,15 @@ export const run = (flags: Flags, terminal: Terminal) =>
       )
     if (flags.device) {
       const login = yield* signIn.startDevice()
+      // The code is a sign-in for this program: whoever enters it is who it signs in as. The danger is the
+      // reverse flow too, someone sending you their code so that you sign their program in as you.
       yield* Console.error(
-        `To sign in, open ${login.verificationUrl} in a browser on any device and enter this code:\n\n    ${login.userCode}\n\n` +
-          Option.match(login.verificationUrlComplete, { onNone: () => "", onSome: (url) => `(or open ${url})\n` }) +
-          "Never share this code: whoever enters it signs in as you."
+        `To sign in, open this page in a browser on any device:\n\n    ${login.verificationUrl}\n\n` +
+          `and enter this code:\n\n    ${login.userCode}\n\n` +
+          Option.match(login.verificationUrlComplete, { onNone: () => "", onSome: (url) => `(or open ${url})\n\n` }) +
+          "Enter this code only yourself, and share it with no one: whoever enters it\n" +
+          "signs this computer in with their account. Never enter a code that someone\n" +
+          "else gave you: it would sign their program in as you."
       )
       return yield* wait(login, "Waiting for the code to be entered… (Ctrl-C to cancel)")
     }

@@ -13,14 +13,19 @@ export { parseStatusArgs, type StatusOptions } from "../StatusArgs.js"
 
 export const usable = (state: AuthState) => state.method !== null && state.status !== "poisoned"
 
-export const describe = (state: AuthState): string => {
+/** What `describe` says when nobody is signed in: where it looked, and how to sign in. */
+export const notSignedIn = (location: string | undefined) =>
+  `Not signed in${location === undefined ? "" : ` (no credentials in ${location})`}. Sign in with: effect-auth login`
+
+/** One sentence (two when unhealthy) on `state`; `location` is where the credentials are kept. */
+export const describe = (state: AuthState, location?: string): string => {
   const who = state.method === "apikey"
     ? "Signed in with an API key"
     : state.method === "chatgpt"
     ? `Signed in with ChatGPT${state.email === null ? "" : ` as ${state.email}`}${
       state.planType === null ? "" : ` (plan: ${state.planType})`
     }`
-    : "Not signed in"
+    : notSignedIn(location)
   const health = state.status === "poisoned"
     ? `\nThe refresh token is dead (${state.reason}): sign in again (effect-auth login).`
     : state.status === "cooling-down"
@@ -47,14 +52,17 @@ export const jsonView = (state: AuthState) => ({
   lastRefresh: state.lastRefreshAt === null ? null : new Date(state.lastRefreshAt).toISOString()
 })
 
-/** Prints `state` (and the token, when asked for) and sets the exit code: 0 when the credentials are usable. */
-export const report = (state: AuthState, result: AuthStatus, options: StatusOptions) =>
+/**
+ * Prints `state` (and the token, when asked for) and sets the exit code: 0
+ * when the credentials are usable. `location` is where they are kept.
+ */
+export const report = (state: AuthState, result: AuthStatus, options: StatusOptions, location: string) =>
   Effect.gen(function*() {
     const token = result.authToken === null ? null : Redacted.value(result.authToken)
     if (options.json) {
       yield* Console.log(JSON.stringify({ ...jsonView(state), ...(options.includeToken ? { authToken: token } : {}) }))
     } else {
-      yield* Console.log(describe(state))
+      yield* Console.log(describe(state, location))
       if (options.includeToken && token !== null) yield* Console.log(token)
     }
     // Asked to refresh, a refresh that failed (backing off) is not success, whatever token is held.

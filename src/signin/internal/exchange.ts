@@ -34,10 +34,21 @@ const unreachable = (failure: OAuthHttp.ExchangeFailure) =>
     ...(failure.status === undefined ? {} : { status: failure.status })
   })
 
+// A 401 from a token endpoint is its answer to client authentication (RFC 6749 section 5.2): starting
+// the sign-in again cannot help, the client's id or secret must change.
+const clientRefused = (answer: OAuthHttp.Answer, code: string | undefined) =>
+  code === "invalid_client" || code === "unauthorized_client" || answer.status === 401
+
 const refused = (answer: OAuthHttp.Answer, what: string) => {
   const code = OAuthHttp.errorCode(answer.json)
   return new SignInError({
-    reason: code === "access_denied" ? "denied" : code === "expired_token" ? "expired" : "exchange_failed",
+    reason: code === "access_denied"
+      ? "denied"
+      : code === "expired_token"
+      ? "expired"
+      : clientRefused(answer, code)
+      ? "client_refused"
+      : "exchange_failed",
     detail: `${what} answered HTTP ${answer.status}${code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""}`,
     status: answer.status
   })
