@@ -164,8 +164,8 @@ export const variables = {
 
 export type Variable = keyof typeof variables
 
-/** `config` read from `name`, carrying the description `variables` gives it (the configuration reference). */
-const described = <A>(config: Config.Config<A>, name: Variable): Config.Config<A> =>
+/** `config`, described for the configuration reference by what `variables` says of `name`. */
+const described = <A>(name: Variable, config: Config.Config<A>): Config.Config<A> =>
   Config.withDescription(config, variables[name])
 
 /** Why `url` cannot be a token endpoint, or undefined when it can. */
@@ -304,13 +304,13 @@ const nonEmpty = (name: string) =>
   Config.string(name).pipe(Config.validate({ message: `${name} is empty`, validation: (value) => value !== "" }))
 
 /** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`; an empty value is unset. */
-export const codexHomeConfig: Config.Config<string> = Config.withDescription(nonEmpty("CODEX_HOME"), variables.CODEX_HOME).pipe(
+export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pipe(
   Config.orElse(() => nonEmpty("HOME").pipe(Config.map((home) => `${home}/.codex`))),
   Config.orElse(() => Config.sync(() => `${homedir()}/.codex`))
 )
 
 const ports = (name: Variable) =>
-  described(Config.string(name), name).pipe(
+  Config.string(name).pipe(
     Config.mapOrFail((text) =>
       Option.match(parsePorts(text), {
         onNone: () => Either.left(ConfigError.InvalidData([], `Expected ${portsAllowed} but received "${text}"`)),
@@ -322,7 +322,7 @@ const ports = (name: Variable) =>
 
 /** A duration variable; a negative one is refused by its text, since a `Duration` below zero is zero. */
 const durationOf = (name: Variable, rule: DurationRule) =>
-  described(Config.string(name), name).pipe(Config.mapOrFail((text) =>
+  Config.string(name).pipe(Config.mapOrFail((text) =>
     Option.match(Duration.decodeUnknown(text), {
       onNone: () => Either.left(ConfigError.InvalidData([], `Expected a duration (e.g. 30 seconds) but received "${text}"`)),
       onSome: (duration) =>
@@ -337,31 +337,34 @@ const duration = (name: Variable, fallback: Duration.Duration) =>
 
 /** `Options` from the environment (`variables`), through Effect's `Config`. */
 export const config: Config.Config<Options> = Config.all({
-  codexHome: codexHomeConfig,
+  codexHome: described("CODEX_HOME", codexHomeConfig),
   credentialsStore: optional(
-    described(described(Config.literal(...credentialsStoreModes)("EFFECT_AUTH_CREDENTIALS_STORE"), "EFFECT_AUTH_CREDENTIALS_STORE"), "EFFECT_AUTH_CREDENTIALS_STORE").pipe(
+    Config.literal(...credentialsStoreModes)("EFFECT_AUTH_CREDENTIALS_STORE").pipe(
       Config.withDescription(variables.EFFECT_AUTH_CREDENTIALS_STORE)
     )
   ),
-  refreshTimeout: duration("EFFECT_AUTH_REFRESH_TIMEOUT", defaultRefreshTimeout),
+  refreshTimeout: described("EFFECT_AUTH_REFRESH_TIMEOUT", duration("EFFECT_AUTH_REFRESH_TIMEOUT", defaultRefreshTimeout)),
   tokenEndpoint: Config.all({
     // A typo here would fail every refresh: it is refused when the program starts instead.
-    url: described(Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE"), "CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(
-      Config.validate({
-        message: "CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL",
-        validation: (url) => tokenUrlProblem(url) === undefined
-      }),
-      Config.withDefault(codexTokenUrl)
+    url: described(
+      "CODEX_REFRESH_TOKEN_URL_OVERRIDE",
+      Config.string("CODEX_REFRESH_TOKEN_URL_OVERRIDE").pipe(
+        Config.validate({
+          message: "CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:// or https:// URL",
+          validation: (url) => tokenUrlProblem(url) === undefined
+        }),
+        Config.withDefault(codexTokenUrl)
+      )
     ),
-    clientId: described(Config.string("EFFECT_AUTH_CLIENT_ID"), "EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
-    clientSecret: optional(described(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"), "EFFECT_AUTH_CLIENT_SECRET")),
-    bodyFormat: described(Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY"), "EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const))
+    clientId: described("EFFECT_AUTH_CLIENT_ID", Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(codexClientId))),
+    clientSecret: described("EFFECT_AUTH_CLIENT_SECRET", optional(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"))),
+    bodyFormat: described("EFFECT_AUTH_REFRESH_BODY", Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const)))
   }),
   manager: Config.all({
-    refreshWindow: optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative")),
-    minRefreshInterval: optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative")),
-    backoffBase: optional(durationOf("EFFECT_AUTH_BACKOFF_BASE", "positive")),
-    requiresOpenaiAuth: optional(described(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH"), "EFFECT_AUTH_REQUIRES_OPENAI_AUTH"))
+    refreshWindow: described("EFFECT_AUTH_REFRESH_WINDOW", optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative"))),
+    minRefreshInterval: described("EFFECT_AUTH_MIN_REFRESH_INTERVAL", optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative"))),
+    backoffBase: described("EFFECT_AUTH_BACKOFF_BASE", optional(durationOf("EFFECT_AUTH_BACKOFF_BASE", "positive"))),
+    requiresOpenaiAuth: described("EFFECT_AUTH_REQUIRES_OPENAI_AUTH", optional(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH")))
   }).pipe(Config.map((manager): Partial<Settings> => ({
     ...Option.match(manager.refreshWindow, { onNone: () => ({}), onSome: (refreshWindow) => ({ refreshWindow }) }),
     ...Option.match(manager.minRefreshInterval, { onNone: () => ({}), onSome: (minRefreshInterval) => ({ minRefreshInterval }) }),
@@ -369,34 +372,40 @@ export const config: Config.Config<Options> = Config.all({
     ...Option.match(manager.requiresOpenaiAuth, { onNone: () => ({}), onSome: (requiresOpenaiAuth) => ({ requiresOpenaiAuth }) })
   }))),
   signIn: Config.all({
-    issuer: optional(described(Config.string("EFFECT_AUTH_ISSUER"), "EFFECT_AUTH_ISSUER")),
-    clientId: optional(described(Config.string("EFFECT_AUTH_CLIENT_ID"), "EFFECT_AUTH_CLIENT_ID")),
-    clientSecret: optional(described(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"), "EFFECT_AUTH_CLIENT_SECRET")),
-    clientAuth: optional(described(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH"), "EFFECT_AUTH_CLIENT_AUTH")),
-    scopes: optional(described(Config.string("EFFECT_AUTH_SCOPES"), "EFFECT_AUTH_SCOPES")),
-    codexIssuer: described(Config.string("CODEX_APP_SERVER_LOGIN_ISSUER"), "CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer)),
-    codexClientId: described(Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID"), "CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
-    originator: described(Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR"), "EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs")),
-    ports: ports("EFFECT_AUTH_LOGIN_PORTS"),
-    timeout: duration("EFFECT_AUTH_LOGIN_TIMEOUT", Duration.minutes(10))
+    issuer: described("EFFECT_AUTH_ISSUER", optional(Config.string("EFFECT_AUTH_ISSUER"))),
+    clientId: described("EFFECT_AUTH_CLIENT_ID", optional(Config.string("EFFECT_AUTH_CLIENT_ID"))),
+    clientSecret: described("EFFECT_AUTH_CLIENT_SECRET", optional(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"))),
+    clientAuth: described("EFFECT_AUTH_CLIENT_AUTH", optional(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH"))),
+    scopes: described("EFFECT_AUTH_SCOPES", optional(Config.string("EFFECT_AUTH_SCOPES"))),
+    codexIssuer: described("CODEX_APP_SERVER_LOGIN_ISSUER", Config.string("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer))),
+    codexClientId: described("CODEX_APP_SERVER_LOGIN_CLIENT_ID", Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId))),
+    originator: described("EFFECT_AUTH_LOGIN_ORIGINATOR", Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs"))),
+    ports: described("EFFECT_AUTH_LOGIN_PORTS", ports("EFFECT_AUTH_LOGIN_PORTS")),
+    timeout: described("EFFECT_AUTH_LOGIN_TIMEOUT", duration("EFFECT_AUTH_LOGIN_TIMEOUT", Duration.minutes(10)))
   }),
   database: optional(Config.all({
-    url: described(Config.redacted("EFFECT_AUTH_DATABASE_URL"), "EFFECT_AUTH_DATABASE_URL").pipe(
-      Config.validate({
-        message: "EFFECT_AUTH_DATABASE_URL must be a postgres:// URL",
-        validation: (url) => /^postgres(ql)?:\/\//.test(Redacted.value(url))
-      })
+    url: described(
+      "EFFECT_AUTH_DATABASE_URL",
+      Config.redacted("EFFECT_AUTH_DATABASE_URL").pipe(
+        Config.validate({
+          message: "EFFECT_AUTH_DATABASE_URL must be a postgres:// URL",
+          validation: (url) => /^postgres(ql)?:\/\//.test(Redacted.value(url))
+        })
+      )
     ),
-    credentialKey: described(Config.string("EFFECT_AUTH_CREDENTIAL_KEY"), "EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default")),
-    tablePrefix: described(Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX"), "EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(
-      Config.mapOrFail((prefix) => {
-        const problem = tablePrefixProblem(prefix)
-        return problem === undefined ? Either.right(prefix) : Either.left(ConfigError.InvalidData([], problem))
-      }),
-      Config.withDefault("effect_auth")
+    credentialKey: described("EFFECT_AUTH_CREDENTIAL_KEY", Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default"))),
+    tablePrefix: described(
+      "EFFECT_AUTH_DATABASE_TABLE_PREFIX",
+      Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(
+        Config.mapOrFail((prefix) => {
+          const problem = tablePrefixProblem(prefix)
+          return problem === undefined ? Either.right(prefix) : Either.left(ConfigError.InvalidData([], problem))
+        }),
+        Config.withDefault("effect_auth")
+      )
     )
   })),
-  logLevel: optional(Config.logLevel("EFFECT_AUTH_LOG_LEVEL"))
+  logLevel: described("EFFECT_AUTH_LOG_LEVEL", optional(Config.logLevel("EFFECT_AUTH_LOG_LEVEL")))
 })
 
 /**
