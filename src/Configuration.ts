@@ -60,11 +60,13 @@ export interface Options {
     readonly ports: Option.Option<ReadonlyArray<number>>
     readonly timeout: Duration.Duration
   }
-  /** PostgreSQL instead of `auth.json`: its URL (a secret), the credential key and the tables' prefix. */
+  /** PostgreSQL instead of `auth.json`: its URL (a secret), the credential key, the tables' prefix and the pool size. */
   readonly database: Option.Option<{
     readonly url: Redacted.Redacted<string>
     readonly credentialKey: string
     readonly tablePrefix: string
+    /** Connections in the pool: a replica uses at most this many and one more that listens. */
+    readonly poolSize: number
   }>
   readonly logLevel: LogLevel.LogLevel
 }
@@ -80,6 +82,7 @@ export interface Input {
     readonly url: Redacted.Redacted<string>
     readonly credentialKey?: string
     readonly tablePrefix?: string
+    readonly poolSize?: number
   }
   readonly logLevel?: LogLevel.LogLevel
 }
@@ -107,6 +110,7 @@ export const variables = {
   EFFECT_AUTH_DATABASE_URL: "a postgres:// URL: keep the credentials in PostgreSQL instead of auth.json",
   EFFECT_AUTH_CREDENTIAL_KEY: "the credential the programs use in the database (default default)",
   EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth)",
+  EFFECT_AUTH_DATABASE_POOL_SIZE: "connections in the database pool, 1 to 100 (default 4); a replica uses one more to listen",
   EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info)"
 } as const
 
@@ -149,7 +153,8 @@ export const resolve = (input: Input = {}): Options => ({
   database: Option.map(Option.fromNullable(input.database), (database) => ({
     url: database.url,
     credentialKey: database.credentialKey ?? "default",
-    tablePrefix: database.tablePrefix ?? "effect_auth"
+    tablePrefix: database.tablePrefix ?? "effect_auth",
+    poolSize: database.poolSize ?? 4
   })),
   logLevel: input.logLevel ?? LogLevel.Info
 })
@@ -223,7 +228,16 @@ export const config: Config.Config<Options> = Config.all({
       })
     ),
     credentialKey: Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default")),
-    tablePrefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(Config.withDefault("effect_auth"))
+    tablePrefix: Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(Config.withDefault("effect_auth")),
+    poolSize: Config.string("EFFECT_AUTH_DATABASE_POOL_SIZE").pipe(
+      Config.mapOrFail((text) => {
+        const size = Number(text.trim())
+        return text.trim() !== "" && Number.isInteger(size) && size >= 1 && size <= 100
+          ? Either.right(size)
+          : Either.left(ConfigError.InvalidData(["EFFECT_AUTH_DATABASE_POOL_SIZE"], "a whole number of connections from 1 to 100 (default 4)"))
+      }),
+      Config.withDefault(4)
+    )
   })),
   logLevel: Config.logLevel("EFFECT_AUTH_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 })

@@ -68,7 +68,7 @@ export class TransientRefreshError extends Schema.TaggedError<TransientRefreshEr
   }
 }
 
-/** The credential file could not be read, parsed or written. */
+/** The credentials could not be read, parsed or written where they are kept (a file, a database). */
 export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   "AuthStoreError",
   {
@@ -78,6 +78,12 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   }
 ) {
   override get message(): string {
+    if (this.path.startsWith("postgres:")) {
+      const advice = this.operation === "lock"
+        ? "Another replica is busy with the credentials; the next poll tries again."
+        : "Check the database (its connection, and this role's rights on the table); the next poll tries again."
+      return `Could not ${this.operation} the credentials in PostgreSQL (${this.path}): ${this.problem}. ${advice}`
+    }
     const advice = this.operation === "read"
       ? "The file was left untouched: repair it, or move it away and sign in again."
       : this.operation === "lock"

@@ -3,7 +3,8 @@
 // snapshot starts healthy everywhere) and a new endpoint behaviour.
 import { HttpServerResponse } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
+import pg from "pg"
 import { writeFileSync } from "node:fs"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { freshDatabase, query } from "../support/database.js"
@@ -42,6 +43,58 @@ const putCredentials = (database: string, entries: Parameters<typeof putRows>[1]
   putRows((sql, params) => query(database, sql, [...params]), entries)
 
 let lastAccess: string | null = null
+
+/** The endpoint rotates from `refreshToken`, but holds every answer until the returned function is called. */
+const heldAnswers = async (refreshToken: string) => {
+  const gate = Effect.runSync(Deferred.make<void>())
+  const rotate = await Effect.runPromise(TokenEndpoint.rotating(refreshToken))
+  await tokens.setBehaviour((request) => Effect.zipRight(Deferred.await(gate), rotate(request)))
+  return () => Effect.runPromise(Deferred.succeed(gate, undefined))
+}
+
+/** Resolves once `server` wrote `text` on stderr after the first `from` characters (bounded). */
+const saysOnStderr = (server: RunningProcess, text: string, from: number, timeoutMs = 15_000) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!server.stderr().slice(from).includes(text)) return
+      clearTimeout(timer)
+      server.child.stderr.off("data", check)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      server.child.stderr.off("data", check)
+      reject(new Error(`the process never said "${text}"; stderr: ${server.stderr().slice(from).slice(-2000)}`))
+    }, timeoutMs)
+    // Registered after the process's own listener: the text is in stderr() when this one runs.
+    server.child.stderr.on("data", check)
+    check()
+  })
+
+const storedRefreshToken = async (): Promise<string> =>
+  JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document).tokens.refresh_token
+
+/** Resolves once the stored refresh token is `expected`, checked at every change notification (bounded). */
+const untilStored = async (expected: string, timeoutMs = 15_000) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const changed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the stored refresh token never became ${expected}`)), timeoutMs)
+      const check = () =>
+        storedRefreshToken().then((stored) => {
+          if (stored !== expected) return
+          clearTimeout(timer)
+          resolve()
+        }, reject)
+      client.on("notification", check)
+      check()
+    })
+    await client.query("LISTEN effect_auth_changes")
+    await changed
+  } finally {
+    await client.end()
+  }
+}
 
 /**
  * New credentials for every replica (a new snapshot: healthy everywhere). `before` sets the
@@ -162,19 +215,75 @@ describe("replicas on one PostgreSQL database act as one", () => {
     lastAccess = "fresh-access"
   })
 
-  it("a replica SIGKILLed while it holds the refresh lock: another refreshes at once", async () => {
+  it("the database sessions are lost during a refresh: no other replica sends its refresh token, and the holder saves", async () => {
+    const { access, refreshToken } = await freshCredential({})
+    const answer = await heldAnswers(refreshToken)
+    const before = await tokens.count()
+    const [holder, other] = replicas as [RunningProcess, RunningProcess]
+    const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
+    await tokens.received(before + 1)
+    // Every session of every replica ends, the refresh holder's included (a restart, a failover, a cut).
+    await query(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    const from = other.stderr().length
+    const asking = poll(other)
+    // The other replica either waits for the refresh in flight, or sends the same refresh token again.
+    await Promise.race([saysOnStderr(other, "Waiting for the refresh lock", from), tokens.received(before + 2)])
+    expect(await tokens.count()).toBe(before + 1)
+    await answer()
+    const refreshed = (await holding).result.authToken
+    expect(refreshed).not.toBe(access)
+    expect((await asking).authToken).toBe(refreshed)
+    expect(await tokens.count()).toBe(before + 1)
+    expect(await storedRefreshToken()).toBe("rt-1")
+    lastAccess = refreshed
+  })
+
+  it("a holder whose lease was taken over does not write over it, says so, keeps its tokens and saves them later", async () => {
+    const { access, refreshToken } = await freshCredential({})
+    const answer = await heldAnswers(refreshToken)
+    const before = await tokens.count()
+    const [holder] = replicas as [RunningProcess]
+    const from = holder.stderr().length
+    const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
+    await tokens.received(before + 1)
+    // As if the holder had been silent past its lease, and another replica had taken the lease over.
+    await query(url, `UPDATE effect_auth_leases SET fence = nextval('effect_auth_versions'), holder = 'another replica',
+      expires_at = now() + interval '1 hour'`)
+    await answer()
+    const refreshed = (await holding).result.authToken
+    await saysOnStderr(holder, "lost the refresh lock before saving", from)
+    // Not written while the other replica holds the lease; served from memory meanwhile.
+    expect(await storedRefreshToken()).toBe(refreshToken)
+    expect(refreshed).not.toBe(access)
+    expect((await poll(holder, false)).authToken).toBe(refreshed)
+    // The other replica lets go: the holder's retried save goes through.
+    await query(url, `WITH released AS (DELETE FROM effect_auth_leases RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM released`)
+    await untilStored("rt-1")
+    expect(await tokens.count()).toBe(before + 1)
+    lastAccess = refreshed
+  })
+
+  it("a replica SIGKILLed while it holds the refresh lock: another refreshes once the lease has expired, not before", async () => {
     const { refreshToken } = await freshCredential({})
     await tokens.setBehaviour(() => Effect.never)
     const before = await tokens.count()
     const [holder, other] = replicas as [RunningProcess, RunningProcess]
     holder.send({ id: "stuck", method: "getAuthStatus", params: { refreshToken: true } })
-    while ((await tokens.count()) === before) await sleep(10)
-    const [locks] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")
-    expect(Number(locks!.n)).toBe(1)
+    await tokens.received(before + 1)
+    const [leases] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM effect_auth_leases")
+    expect(Number(leases!.n)).toBe(1)
     holder.child.kill("SIGKILL")
     await holder.exited
     await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(refreshToken)))
-    const answer = await poll(other)
+    const from = other.stderr().length
+    const asking = poll(other)
+    await Promise.race([saysOnStderr(other, "Waiting for the refresh lock", from), tokens.received(before + 2)])
+    expect(await tokens.count()).toBe(before + 1)
+    // The lease expires (its time is the database's: moved here rather than waited for).
+    await query(url, `WITH expired AS (UPDATE effect_auth_leases SET expires_at = now() RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM expired`)
+    const answer = await asking
     expect(answer.authToken).not.toBeNull()
     expect(answer.authToken).not.toBe(`access-start-${round}`)
     expect((await tokens.count()) - before).toBe(2)

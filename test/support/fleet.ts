@@ -3,17 +3,30 @@
  * runs the keyed manager on PostgreSQL (EFFECT_AUTH_DATABASE_URL), polls the
  * keys `fleet-0` … `fleet-{FLEET_KEYS - 1}` at once when a line arrives on
  * stdin, and prints one JSON line: the access token served for each key. The
- * line `peek` asks with `noRefresh` (what each manager holds, no request).
+ * line `peek` asks with `noRefresh` (what each manager holds, no request);
+ * `heap` collects garbage and prints `{"heap": bytes}` (the bench's memory
+ * per credential).
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import * as KeyedAuthManager from "../../src/KeyedAuthManager.js"
 import { PgStore } from "../../src/postgres/index.js"
 import { TokenRefresher } from "../../src/TokenRefresher.js"
 import { Configuration } from "../../src/Configuration.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
+const keys = Array.from({ length: count }, (_, i) => `fleet-${i}`)
+
+setFlagsFromString("--expose-gc")
+const gc = runInNewContext("gc") as () => void
+const heap = () => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
 
 const program = Effect.gen(function*() {
   const auth = yield* KeyedAuthManager.KeyedAuthManager
@@ -22,19 +35,21 @@ const program = Effect.gen(function*() {
     Stream.decodeText(),
     Stream.splitLines,
     Stream.runForEach((line) =>
-      Effect.forEach(
-        Array.from({ length: count }, (_, i) => `fleet-${i}`),
-        (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
-        { concurrency: "unbounded" }
-      ).pipe(
-        Effect.flatMap((statuses) =>
-          Effect.sync(() =>
-            process.stdout.write(
-              `${JSON.stringify(statuses.map((s) => (s.authToken === null ? null : Redacted.value(s.authToken))))}\n`
+      line.trim() === "heap"
+        ? Effect.sync(() => process.stdout.write(`${JSON.stringify({ heap: heap() })}\n`))
+        : Effect.forEach(
+          keys,
+          (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.flatMap((statuses) =>
+            Effect.sync(() =>
+              process.stdout.write(
+                `${JSON.stringify(statuses.map((s) => (s.authToken === null ? null : Redacted.value(s.authToken))))}\n`
+              )
             )
           )
         )
-      )
     )
   )
 })
