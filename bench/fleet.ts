@@ -76,7 +76,11 @@ const issuing: TokenEndpoint.Behaviour = (request) =>
 
 // ---- the databases -------------------------------------------------------------------------
 
-const cluster = await startCluster()
+// FLEET_PROFILE=DIR: each keyed replica writes a V8 CPU profile into DIR, and the statements'
+// totals (pg_stat_statements) are printed after each keyed row.
+const profile = process.env.FLEET_PROFILE
+let profiled = 0
+const cluster = await startCluster(profile === undefined ? [] : ["shared_preload_libraries=pg_stat_statements"])
 let databases = 0
 const newDatabase = async (label: string) => {
   const name = `bench_${label}_${++databases}`
@@ -115,9 +119,11 @@ const keyed = async (k: number, n: number) => {
       EFFECT_AUTH_DATABASE_URL: database.url,
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url,
       EFFECT_AUTH_LOG_LEVEL: "WARN",
-      FLEET_KEYS: String(n)
+      FLEET_KEYS: String(n),
+      ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
     }))
   await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
+  if (profile !== undefined) await database.client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
   const label = `k${k}n${n}`
   const stale = Array.from({ length: n }, (_, i) => TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), label, i }))
   for (let from = 0; from < n; from += 2_000) {
@@ -158,6 +164,13 @@ const keyed = async (k: number, n: number) => {
     fresh_served: k * n - wrong,
     exact
   })
+  if (profile !== undefined) {
+    const statements = await database.client.query(`SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 12`)
+    for (const row of (statements as unknown as { rows: Array<Record<string, unknown>> }).rows) log(`  ${row.calls} calls, ${row.ms} ms: ${row.query}`)
+    // The profiles are written when the replicas exit by themselves.
+    await Promise.all(fleet.map((replica) => replica.close()))
+  }
   await cleanup()
   await database.client.end()
 }
@@ -180,8 +193,16 @@ const propagation = async (store: "postgres" | "file") => {
   }
   const fresh = chatgptJson({ now: Date.now(), refreshToken: "propagation-rt" })
   if (database === undefined) writeAuthFile(home, fresh)
-  else await putCredentials(database.client, [["default", fresh]])
+  // The replicas create the schema as they start: the credential is written then, and adopted by all.
   const group = await Promise.all(Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env })))
+  if (database !== undefined) {
+    const marks = group.map((server) => server.messages.length)
+    const adopted = group.map((server, j) =>
+      server.waitFor((m: Message) => m.method === "account/updated" && server.messages.indexOf(m) >= marks[j]!, 30_000)
+    )
+    await putCredentials(database.client, [["default", fresh]])
+    await Promise.all(adopted)
+  }
   const latencies: Array<number> = []
   const loadBefore = load()
   for (let i = 0; i < signIns; i++) {

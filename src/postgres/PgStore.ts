@@ -170,7 +170,13 @@ export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore |
   if (invalid !== undefined) {
     return Layer.fail(ConfigError.InvalidData(["maxConnections"], `The pool size ${poolSize} cannot be used: ${invalid}`))
   }
-  const config: PgClient.PgClientConfig = { url: options.url, maxConnections: poolSize, applicationName: "effect-auth-manager" }
+  // One connection is kept open: a replica keeps its place under a connection limit.
+  const config: PgClient.PgClientConfig = {
+    url: options.url,
+    maxConnections: poolSize,
+    minConnections: 1,
+    applicationName: "effect-auth-manager"
+  }
   const connect = Effect.gen(function*() {
     const pg = yield* PgClient.make(config).pipe(Effect.provide(Reactivity.layer))
     yield* Effect.provideService(migrate(options.prefix ?? "effect_auth"), SqlClient.SqlClient, pg)

@@ -102,3 +102,22 @@ export const supervise = <E>(options: SuperviseOptions<E>) =>
     })
     return connected
   })
+
+const lostSession = /Connection terminated|ECONNRESET|EPIPE|not queryable|terminating connection/i
+
+/**
+ * Whether `error` says the session was lost before the statement could run (its connection was
+ * closed or its backend terminated): a read, or taking a lease, is then tried again on a fresh
+ * pooled connection. (A write is not: whether it committed cannot be known.)
+ */
+export const isLostSession = (error: unknown): boolean => {
+  const outer = error as { readonly cause?: unknown; readonly message?: unknown } | undefined
+  const cause = (outer?.cause ?? outer) as { readonly code?: unknown; readonly message?: unknown } | undefined
+  const code = typeof cause?.code === "string" ? cause.code : ""
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return true
+  return lostSession.test(typeof cause?.message === "string" ? cause.message : "")
+}
+
+/** Tries `effect` again (twice at most) when its session was lost before it ran. */
+export const retryLostSession = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.retry(effect, { times: 2, while: isLostSession })

@@ -11,14 +11,27 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
+import type { Entry } from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
+import { retryLostSession } from "./connection.js"
 import type { Hub } from "./listener.js"
 
-/** A lease this process holds (or held): its state changes as it is renewed, lost or released. */
+/** The credential row as read in the statement that took a lease. */
+export interface Prefetched {
+  readonly entry: Option.Option<Entry>
+  readonly health: Option.Option<string>
+}
+
+/**
+ * A lease this process holds (or held): its state changes as it is renewed, lost, released, or
+ * released by the write of the refreshed tokens ("committed", which also cleared the health).
+ */
 export interface Lease {
   readonly key: string
   readonly fence: string
-  state: "held" | "lost" | "released"
+  state: "held" | "lost" | "released" | "committed"
+  /** What the holder reads first, read with the lease (one round trip); gone at its first write. */
+  prefetched: Prefetched | undefined
 }
 
 /** The lease the current refresh holds: what a write under the refresh lock is fenced by. */
@@ -26,7 +39,11 @@ export const currentLease: FiberRef.FiberRef<Option.Option<Lease>> = FiberRef.un
 
 /** The lease of `key` still held (or lost) by the current fiber's refresh; none once released. */
 export const leaseOf = (key: string) =>
-  Effect.map(FiberRef.get(currentLease), Option.filter((lease) => lease.key === key && lease.state !== "released"))
+  Effect.map(FiberRef.get(currentLease), Option.filter((lease) => lease.key === key && (lease.state === "held" || lease.state === "lost")))
+
+/** Whether the current fiber's refresh of `key` wrote its tokens (and so cleared the health). */
+export const committed = (key: string) =>
+  Effect.map(FiberRef.get(currentLease), Option.exists((lease) => lease.key === key && lease.state === "committed"))
 
 export const lostLease = (location: string) =>
   new AuthStoreError({
@@ -39,7 +56,7 @@ export const lostLease = (location: string) =>
 export interface LeaseOptions {
   readonly connected: (key: string, operation: AuthStoreError["operation"]) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
   readonly hub: Hub
-  readonly tables: { readonly leases: string; readonly versions: string; readonly leaseChannel: string }
+  readonly tables: { readonly leases: string; readonly credentials: string; readonly versions: string; readonly leaseChannel: string }
   /** This store's name in the lease rows (who holds a lease, for a person looking). */
   readonly holder: string
   /** How long a lease lasts unless renewed; also the longest wait for one. */
@@ -48,15 +65,33 @@ export interface LeaseOptions {
   readonly problem: (cause: unknown) => string
 }
 
-type Taken = { readonly fence: string | null; readonly holder: string | null; readonly remaining: number | null }
+type Taken = {
+  readonly fence: string | null
+  readonly holder: string | null
+  readonly remaining: number | null
+  readonly present: boolean | null
+  readonly document: string | null
+  readonly version: string | null
+  readonly health: string | null
+}
+
+const prefetchedOf = (taken: Taken): Prefetched => ({
+  entry: taken.present === true && taken.document !== null && taken.version !== null
+    ? Option.some({ text: taken.document, revision: taken.version })
+    : Option.none(),
+  health: Option.fromNullable(taken.health)
+})
 
 export const make = (options: LeaseOptions) => {
   const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
 
-  // One round trip: take the lease if it is free or expired, else say who holds it and for how long.
-  // (The outer SELECT sees the lease as it was before the INSERT: only read when it was not taken.)
+  // One round trip: take the lease if it is free or expired, and then read the credential row;
+  // else say who holds the lease and for how long. (The outer SELECT sees the lease as it was
+  // before the INSERT: only read when it was not taken.) The row is read with a lock: if the
+  // previous holder's write committed while this statement waited for its lease, the locking read
+  // returns that write, not the row as it was when the statement began.
   const take = (sql: SqlClient.SqlClient, key: string) =>
     sql<Taken>`WITH taken AS (
       INSERT INTO ${sql(options.tables.leases)} (credential_key, fence, holder, expires_at)
@@ -64,16 +99,28 @@ export const make = (options: LeaseOptions) => {
       ON CONFLICT (credential_key) DO UPDATE SET fence = excluded.fence, holder = excluded.holder, expires_at = excluded.expires_at
       WHERE ${sql(options.tables.leases)}.expires_at <= clock_timestamp()
       RETURNING fence
+    ), credential AS (
+      SELECT document, version::text AS version, health FROM ${sql(options.tables.credentials)}
+      WHERE credential_key = ${key} AND EXISTS (SELECT 1 FROM taken) FOR SHARE
     ) SELECT (SELECT fence::text FROM taken) AS fence, l.holder,
-        greatest(0, extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::float8 AS remaining
+        greatest(0, extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::float8 AS remaining,
+        EXISTS (SELECT 1 FROM credential) AS present, (SELECT document FROM credential) AS document,
+        (SELECT version FROM credential) AS version, (SELECT health FROM credential) AS health
       FROM (SELECT 1) AS one LEFT JOIN ${sql(options.tables.leases)} AS l ON l.credential_key = ${key}`.pipe(
-      Effect.map((rows): Taken => rows[0] ?? { fence: null, holder: null, remaining: null }),
+      // A session lost before the statement ran (a terminated backend still in the pool) is not a
+      // reason to fail the refresh: the statement runs again on a fresh connection.
+      retryLostSession,
+      Effect.map((rows): Taken =>
+        rows[0] ?? { fence: null, holder: null, remaining: null, present: null, document: null, version: null, health: null }
+      ),
       Effect.mapError(fail(key, "lock"))
     )
 
   const release = (lease: Lease) =>
     Effect.gen(function*() {
-      // A lost lease stays lost: what its holder saves later is fenced by a lease of its own.
+      // A lost lease stays lost: what its holder saves later is fenced by a lease of its own. A
+      // lease released by the write of the refreshed tokens is gone already.
+      if (lease.state === "committed") return
       if (lease.state === "held") lease.state = "released"
       const sql = yield* options.connected(lease.key, "lock")
       yield* sql`WITH released AS (
@@ -124,7 +171,7 @@ export const make = (options: LeaseOptions) => {
       while (true) {
         const taken = yield* Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
           if (taken.fence === null) return Effect.succeed({ lease: Option.none<Lease>(), taken })
-          const lease: Lease = { key, fence: taken.fence, state: "held" }
+          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
           return Effect.as(Scope.addFinalizer(scope, release(lease)), { lease: Option.some(lease), taken })
         }))
         if (Option.isSome(taken.lease)) return taken.lease.value
@@ -165,7 +212,7 @@ export const make = (options: LeaseOptions) => {
       const scope = yield* Effect.scope
       return yield* Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
         if (taken.fence === null) return Effect.succeed(Option.none<Lease>())
-        const lease: Lease = { key, fence: taken.fence, state: "held" }
+        const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
         return Effect.as(Scope.addFinalizer(scope, release(lease)), Option.some(lease))
       }))
     })

@@ -10,6 +10,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Option, type Scope } from "effect"
 import type { Backend as CredentialBackend, Entry, Write } from "../CredentialStore.js"
 import { AuthStoreError } from "../Errors.js"
+import { retryLostSession } from "./connection.js"
 import * as Lease from "./lease.js"
 import type { tables } from "./migrations.js"
 
@@ -37,10 +38,18 @@ export const makeStatements = (options: StatementsOptions) => {
   const using = <A>(key: string, operation: AuthStoreError["operation"], f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
     Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(f(sql), fail(key, operation)))
 
+  // Under a lease just taken, the row read with it (until the first write): no second round trip.
+  const prefetched = (key: string) =>
+    Effect.map(Lease.leaseOf(key), (lease) =>
+      Option.flatMap(lease, (l) => l.state === "held" ? Option.fromNullable(l.prefetched) : Option.none()))
+
   const read: CredentialBackend["read"] = (key) =>
-    using(key, "read", (sql) => sql<Row>`SELECT document, version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`).pipe(
-      Effect.map(entryOf)
-    )
+    Effect.flatMap(prefetched(key), (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed(cached.value.entry)
+        : using(key, "read", (sql) =>
+          retryLostSession(sql<Row>`SELECT document, version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`))
+          .pipe(Effect.map(entryOf)))
 
   // What the key holds after a write that did not happen, and whether the fence still holds.
   const readFenced = (key: string, fence: string) =>
@@ -52,12 +61,20 @@ export const makeStatements = (options: StatementsOptions) => {
   const swapWith = (sql: SqlClient.SqlClient, key: string, fence: Option.Option<string>) => {
     const table = sql(t.credentials)
     const notify = sql`pg_notify(${t.channel}, credential_key)`
-    // Under the refresh lock: the lease row is locked and must still be this replica's.
+    // Under the refresh lock: the lease row is locked and must still be this replica's; a write
+    // made releases it in the same statement (the write is what the lock was held for).
     const lease = Option.match(fence, {
       onNone: () => sql``,
       onSome: (f) => sql`lease AS (SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = ${key} AND fence = ${f} FOR UPDATE),`
     })
     const leased = Option.match(fence, { onNone: () => sql``, onSome: () => sql`AND EXISTS (SELECT 1 FROM lease)` })
+    const release = (changed: string) =>
+      Option.match(fence, {
+        onNone: () => sql``,
+        onSome: (f) =>
+          sql`, released AS (DELETE FROM ${sql(t.leases)} WHERE credential_key = ${key} AND fence = ${f}
+            AND EXISTS (SELECT 1 FROM ${sql(changed)}))`
+      })
     return {
       upsert: (write: Write) =>
         sql<Row>`WITH written AS (
@@ -73,20 +90,20 @@ export const makeStatements = (options: StatementsOptions) => {
           SELECT ${key}, ${write.text}, ${write.hash}, nextval(${t.versions}) WHERE true ${leased}
           ON CONFLICT (credential_key) DO NOTHING
           RETURNING credential_key, document, version
-        ) SELECT document, version, ${notify} FROM written`,
+        ) ${release("written")} SELECT document, version, ${notify} FROM written`,
       updateIf: (version: string, write: Write) =>
         sql<Row>`WITH ${lease} written AS (
           UPDATE ${table} SET document = ${write.text}, hash = ${write.hash}, version = nextval(${t.versions}),
             health = NULL, health_hash = NULL, updated_at = now()
           WHERE credential_key = ${key} AND version = ${version} ${leased}
           RETURNING credential_key, document, version
-        ) SELECT document, version, ${notify} FROM written`,
+        ) ${release("written")} SELECT document, version, ${notify} FROM written`,
       deleteWhere: (version: Option.Option<string>) =>
         sql<Row>`WITH ${lease} removed AS (
           DELETE FROM ${table} WHERE credential_key = ${key}
           ${Option.match(version, { onNone: () => sql``, onSome: (v) => sql`AND version = ${v}` })} ${leased}
           RETURNING credential_key, document, version
-        ) SELECT document, version, ${notify} FROM removed`
+        ) ${release("removed")} SELECT document, version, ${notify} FROM removed`
     }
   }
 
@@ -124,6 +141,7 @@ export const makeStatements = (options: StatementsOptions) => {
     lease: Option.Option<Lease.Lease>
   ): Effect.Effect<Swapped, AuthStoreError> =>
     Effect.gen(function*() {
+      if (Option.isSome(lease)) lease.value.prefetched = undefined
       const fence = Option.map(lease, (l) => l.fence)
       const sql = yield* options.connected(key, "write")
       const s = swapWith(sql, key, fence)
@@ -144,7 +162,10 @@ export const makeStatements = (options: StatementsOptions) => {
         return written(rows)
       }).pipe(Effect.mapError(fail(key, "write")))
       const result = yield* attempt
-      if (result !== undefined) return result
+      if (result !== undefined) {
+        if (Option.isSome(lease)) lease.value.state = "committed"
+        return result
+      }
       // Nothing was written: someone else was first (or, expecting nothing, there is still nothing),
       // or the lease was lost.
       if (Option.isSome(lease)) {
@@ -170,12 +191,25 @@ export const makeStatements = (options: StatementsOptions) => {
     })
 
   const readHealth = (key: string) =>
-    using(key, "read", (sql) => sql<{ readonly health: string | null }>`SELECT health FROM ${sql(t.credentials)} WHERE credential_key = ${key}`)
-      .pipe(Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health))))
+    Effect.flatMap(prefetched(key), (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed(cached.value.health)
+        : using(key, "read", (sql) =>
+          retryLostSession(
+            sql<{ readonly health: string | null }>`SELECT health FROM ${sql(t.credentials)} WHERE credential_key = ${key}`
+          ))
+          .pipe(Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health)))))
 
   // A health record is written only while the row still holds its snapshot: what was learned
   // of an old one never lands on new credentials.
   const writeHealth = (key: string, record: Option.Option<{ readonly hash: string; readonly text: string }>) =>
+    Effect.flatMap(
+      // The write of the refreshed tokens cleared the health already.
+      Option.isNone(record) ? Lease.committed(key) : Effect.succeed(false),
+      (cleared) => cleared ? Effect.void : writeHealthNow(key, record)
+    )
+
+  const writeHealthNow = (key: string, record: Option.Option<{ readonly hash: string; readonly text: string }>) =>
     using(key, "write", (sql) => {
       const table = sql(t.credentials)
       const notify = sql`pg_notify(${t.channel}, credential_key)`

@@ -10,6 +10,8 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import * as KeyedAuthManager from "../../src/KeyedAuthManager.js"
@@ -27,6 +29,23 @@ const heap = () => {
   gc()
   return process.memoryUsage().heapUsed
 }
+
+// FLEET_CPU_PROFILE=FILE: a V8 CPU profile of the whole run, written when stdin ends (the bench's profile).
+const profileFile = process.env.FLEET_CPU_PROFILE
+const profiler = profileFile === undefined ? undefined : new Session()
+if (profiler !== undefined) {
+  profiler.connect()
+  profiler.post("Profiler.enable")
+  profiler.post("Profiler.start")
+}
+const writeProfile = () =>
+  new Promise<void>((resolve) => {
+    if (profiler === undefined || profileFile === undefined) return resolve()
+    profiler.post("Profiler.stop", (error, result) => {
+      if (error === null) writeFileSync(profileFile, JSON.stringify((result as { profile: unknown }).profile))
+      resolve()
+    })
+  })
 
 const program = Effect.gen(function*() {
   const auth = yield* KeyedAuthManager.KeyedAuthManager
@@ -61,7 +80,7 @@ Effect.runPromise(program.pipe(
     Layer.provide(NodeHttpClient.layer)
   )),
   Effect.scoped
-)).then(() => process.exit(0), (error) => {
+)).then(() => writeProfile().then(() => process.exit(0)), (error) => {
   process.stderr.write(`${String(error)}\n`)
   process.exit(1)
 })
