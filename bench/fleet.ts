@@ -148,10 +148,21 @@ const keyed = async (k: number, n: number) => {
   const answers = await ask<Array<string | null>>(fleet, "poll").catch(() => fleet.map(() => Array<string | null>(n).fill(null)))
   const elapsed = performance.now() - t0
   const requests = (await tokens.count()) - before
+  const presented = (await tokens.requests()).slice(before).map((request) => request.fields.refresh_token)
+  const replayed = presented.length - new Set(presented).size
+  if (replayed > 0) log(`  ${replayed} refresh tokens were sent more than once`)
   const wrong = answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
   log(`K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${k * n} fresh tokens served`)
   const exact = requests === n && wrong === 0
-  if (!exact) inexact++
+  if (!exact) {
+    inexact++
+    // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
+    const said = new Set(fleet.flatMap((replica) =>
+      replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
+        .map((line) => line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300))
+    ))
+    for (const line of [...said].slice(0, 6)) log(`  ${line}`)
+  }
   record({
     store: "postgres",
     K: k,

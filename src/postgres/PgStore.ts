@@ -35,12 +35,12 @@ export interface Options {
 }
 
 /** The most connections a pool may be given. */
-export const maxPoolSize = 100
+const maxPoolSize = 100
 
 const sqlState = /^[0-9A-Z]{5}$/
 
 /** What went wrong, from PostgreSQL's own message (they name objects and codes, never parameter values). */
-export const problemOf = (budget: string) => (error: unknown): string => {
+const problemOf = (budget: string) => (error: unknown): string => {
   if (typeof error === "string") return error
   const outer = error as { readonly cause?: unknown; readonly message?: unknown } | undefined
   const cause = (outer?.cause ?? outer) as { readonly code?: unknown; readonly message?: unknown } | undefined
@@ -93,6 +93,7 @@ const make = <E>(
 
     const leases = Lease.make({
       connected,
+      query: made.query,
       hub: made.hub,
       tables: t,
       holder,
@@ -155,7 +156,7 @@ export interface ConnectionOptions extends Options {
 }
 
 /** Why `size` cannot be a pool size, or undefined when it can. */
-export const poolSizeProblem = (size: number): string | undefined =>
+const poolSizeProblem = (size: number): string | undefined =>
   Number.isInteger(size) && size >= 1 && size <= maxPoolSize ? undefined : `it must be a whole number from 1 to ${maxPoolSize}`
 
 /**

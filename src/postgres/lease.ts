@@ -55,6 +55,8 @@ export const lostLease = (location: string) =>
 
 export interface LeaseOptions {
   readonly connected: (key: string, operation: AuthStoreError["operation"]) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
+  /** One statement on a connection of its own (the listener's), which no queue delays. */
+  readonly query: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<{ readonly rows: ReadonlyArray<unknown> }, unknown>
   readonly hub: Hub
   readonly tables: { readonly leases: string; readonly credentials: string; readonly versions: string; readonly leaseChannel: string }
   /** This store's name in the lease rows (who holds a lease, for a person looking). */
@@ -137,13 +139,24 @@ export const make = (options: LeaseOptions) => {
     )
 
   // Renewed at a third of its life while the refresh goes on: a holder that is alive keeps it, a
-  // holder that is gone (its process dead or cut off) loses it when it expires.
+  // holder that is gone (its process dead or cut off) loses it when it expires. The renewal runs on
+  // the listening connection: on the pool it would wait behind every statement queued there, and a
+  // busy replica would lose leases it is still using (another replica would then send their refresh
+  // tokens again). The pool is the fallback while that connection is down.
+  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" ` +
+    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' WHERE credential_key = $2 AND fence = $3 RETURNING fence"
   const renew = (lease: Lease) =>
     Effect.gen(function*() {
-      const sql = yield* options.connected(lease.key, "lock")
-      const rows = yield* sql`UPDATE ${sql(options.tables.leases)}
-        SET expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
-        WHERE credential_key = ${lease.key} AND fence = ${lease.fence} RETURNING fence`.pipe(Effect.mapError(fail(lease.key, "lock")))
+      const rows = yield* options.query(renewal, [ttlMs, lease.key, lease.fence]).pipe(
+        Effect.map((result) => result.rows),
+        Effect.orElse(() =>
+          Effect.flatMap(options.connected(lease.key, "lock"), (sql) =>
+            sql`UPDATE ${sql(options.tables.leases)}
+              SET expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
+              WHERE credential_key = ${lease.key} AND fence = ${lease.fence} RETURNING fence`)
+        ),
+        Effect.mapError(fail(lease.key, "lock"))
+      )
       if (rows.length > 0 || lease.state !== "held") return
       lease.state = "lost"
       yield* Effect.logError(

@@ -9,7 +9,7 @@
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import { Duration, Effect, Queue, Redacted, Ref, Schedule, type Scope, Stream } from "effect"
-import pg, { type ClientConfig, type Notification } from "pg"
+import pg, { type Client, type ClientConfig, type Notification } from "pg"
 
 type Subscriber = () => void
 
@@ -58,8 +58,26 @@ export const makeHub = () => {
         return Queue.take(signals)
       })
   }
+  // The listening connection while it is up: it also renews leases (see `lease.ts`).
+  let current: Client | undefined
+  /**
+   * Runs one statement on the listening connection, which never waits behind the pool's queue;
+   * fails when it is down.
+   */
+  const query = (text: string, values: ReadonlyArray<unknown>) =>
+    Effect.suspend(() => {
+      const client = current
+      return client === undefined
+        ? Effect.fail(new Error("the listening connection is down"))
+        : Effect.tryPromise({
+          try: () => client.query(text, values) as Promise<{ readonly rows: ReadonlyArray<unknown> }>,
+          catch: (cause) => cause
+        })
+    })
   return {
     hub,
+    query,
+    setClient: (client: Client | undefined) => (current = client),
     credentialChanged: credentials.signal,
     leaseChanged: leases.signal,
     everything: () => (credentials.signalAll(), leases.signalAll())
@@ -117,7 +135,8 @@ export const listen = (
       })
       if (yield* Ref.getAndSet(failing, false)) yield* Effect.logInfo("Listening for credential changes again")
       made.everything()
-      yield* lost
+      made.setClient(client)
+      yield* Effect.ensuring(lost, Effect.sync(() => made.setClient(undefined)))
       yield* Ref.set(failing, true)
       yield* Effect.logWarning("Lost the database connection that hears credential changes; reconnecting")
     }).pipe(Effect.scoped)
