@@ -1,14 +1,17 @@
 /**
- * A fleet on PostgreSQL next to K processes on one CODEX_HOME, with real processes: the bundled
- * app server and the tests' `fleet` helper (keyed manager), a throwaway PostgreSQL cluster
- * (test/support/postgres.ts) and a local token endpoint (effect-auth-manager/testing). It measures
- *   1. requests to the endpoint and time to a fresh token when K = 1, 2, 4, 8 replicas are asked
- *      for a token at once on a stale credential (PostgreSQL, then the file store);
- *   2. change propagation: an API-key sign-in through one replica → `account/updated` (the new
- *      snapshot adopted) on the 3 others, p50/p99;
- *   3. refreshes per second for N = 10, 100 stale credentials on 1 and 4 keyed replicas.
- * The 1-minute load average (/proc/loadavg) is printed with every result: the machine is shared.
- * `npm run bench:fleet` (builds the bundles itself). FLEET_ROUNDS (5), FLEET_SIGNINS (30).
+ * A fleet on PostgreSQL, with real processes: the tests' `fleet` helper (keyed manager) and the
+ * bundled app server, a throwaway PostgreSQL cluster (test/support/postgres.ts) and a local token
+ * endpoint (effect-auth-manager/testing) that answers every refresh at once. It measures
+ *   1. refreshes per second: N stale credentials, K keyed replicas each asked for all N at once;
+ *      exactly N requests and every replica serving every key's fresh token are checked;
+ *   2. heap per idle credential: each replica's heap (after a full GC) with its N managers made
+ *      and idle, minus its heap before it made any, over N;
+ *   3. change propagation: an API-key sign-in through one of 4 app servers → `account/updated` on
+ *      the 3 others, p50/p99 (PostgreSQL, then the file store).
+ * The 1-minute load average (/proc/loadavg) is recorded with every row: the machine is shared.
+ * `npm run bench:fleet` (builds the bundles itself); it prints the table and writes the rows to
+ * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
+ * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -22,17 +25,43 @@ import { startCluster } from "../test/support/postgres.js"
 import { putCredentials as putRows } from "../test/support/putCredentials.js"
 import { appServer, cleanup, endpoint, type Message, type RunningProcess, spawnScript, tempHome } from "../test/support/processes.js"
 
-const rounds = Number(process.env.FLEET_ROUNDS ?? 5)
+const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(",").filter((s) => s !== "")
+const sizes = list("FLEET_N", "1000,10000").map(Number)
+const replicaCounts = list("FLEET_K", "1,2,4,8").map(Number)
+const parts = new Set(list("FLEET_PARTS", "keyed,propagation"))
 const signIns = Number(process.env.FLEET_SIGNINS ?? 30)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const timeoutMs = Number(process.env.FLEET_TIMEOUT_S ?? 900) * 1000
+const out = process.env.FLEET_OUT ?? join(import.meta.dirname, "fleet.json")
+
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!
 const log = (text: string) => process.stderr.write(`${text}\n`)
-const ms = (value: number) => value < 10 ? value.toFixed(1) : value.toFixed(0)
+const round = (value: number, digits = 1) => Number(value.toFixed(digits))
 const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
 }
 const claims = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8"))
+
+interface Row {
+  readonly store: "postgres" | "file"
+  readonly K: number
+  readonly N: number
+  readonly requests: number | null
+  readonly refreshes_per_s: number | null
+  readonly propagation_p99_ms: number | null
+  readonly heap_per_credential_kb: number | null
+  /** The 1-minute load average before → after the row's measurement. */
+  readonly load: string
+  /** Answers (K × N) that were the key's fresh token; the row is exact when all were, with N requests. */
+  readonly fresh_served?: number
+  readonly exact?: boolean
+}
+const rows: Array<Row> = []
+let inexact = 0
+const record = (row: Row) => {
+  rows.push(row)
+  log(JSON.stringify(row))
+}
 
 /** A token endpoint that accepts any refresh token: a new access token (1 h, carrying the refresh token it answered) each time. */
 const issuing: TokenEndpoint.Behaviour = (request) =>
@@ -45,17 +74,13 @@ const issuing: TokenEndpoint.Behaviour = (request) =>
     })
   )
 
-/** A credential whose access token expires in 60 s: stale (inside the 5 min window), so the next poll refreshes it. */
-let made = 0
-const staleCredential = (label: string) => {
-  const n = ++made
-  const accessToken = TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), n })
-  return { json: chatgptJson({ now: Date.now(), accessToken, refreshToken: `${label}-rt-${n}` }), accessToken }
-}
-
 // ---- the databases -------------------------------------------------------------------------
 
-const cluster = await startCluster()
+// FLEET_PROFILE=DIR: each keyed replica writes a V8 CPU profile into DIR, and the statements'
+// totals (pg_stat_statements) are printed after each keyed row.
+const profile = process.env.FLEET_PROFILE
+let profiled = 0
+const cluster = await startCluster(profile === undefined ? [] : ["shared_preload_libraries=pg_stat_statements"])
 let databases = 0
 const newDatabase = async (label: string) => {
   const name = `bench_${label}_${++databases}`
@@ -75,74 +100,120 @@ const newDatabase = async (label: string) => {
 const putCredentials = (client: Client, entries: Parameters<typeof putRows>[1]) =>
   putRows((sql, params) => client.query(sql, [...params]), entries)
 
+// ---- 1 and 2: the keyed manager, N credentials on K replicas ---------------------------------
+
+/** Sends `line` to every replica and waits for each one's next JSON answer. */
+const ask = <A>(fleet: ReadonlyArray<RunningProcess>, line: string) => {
+  const marks = fleet.map((replica) => replica.messages.length)
+  for (const replica of fleet) replica.write(`${line}\n`)
+  return Promise.all(fleet.map((replica, i) =>
+    replica.waitFor((m) => (Array.isArray(m) || "heap" in m) && replica.messages.indexOf(m) >= marks[i]!, timeoutMs)
+  )) as unknown as Promise<Array<A>>
+}
+
+const keyed = async (k: number, n: number) => {
+  const database = await newDatabase(`keyed_${k}_${n}`)
+  const tokens = await endpoint(issuing)
+  const fleet = Array.from({ length: k }, () =>
+    spawnScript("fleet", [], {
+      EFFECT_AUTH_DATABASE_URL: database.url,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url,
+      EFFECT_AUTH_LOG_LEVEL: "WARN",
+      FLEET_KEYS: String(n),
+      ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
+    }))
+  await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
+  if (profile !== undefined) await database.client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+  const label = `k${k}n${n}`
+  const stale = Array.from({ length: n }, (_, i) => TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), label, i }))
+  for (let from = 0; from < n; from += 2_000) {
+    await putCredentials(
+      database.client,
+      stale.slice(from, from + 2_000).map((accessToken, j) => [
+        `fleet-${from + j}`,
+        chatgptJson({ now: Date.now(), accessToken, refreshToken: `${label}-rt-${from + j}` })
+      ])
+    )
+  }
+  const heapBefore = await ask<{ heap: number }>(fleet, "heap")
+  // Every replica makes its N managers, each reading its credential: they are then idle and hold the stale tokens.
+  const held = await ask<Array<string | null>>(fleet, "peek")
+  if (!held.every((served) => served.every((token, i) => token === stale[i]))) throw new Error(`${label}: the replicas did not read the stale credentials`)
+  const heapIdle = await ask<{ heap: number }>(fleet, "heap")
+  const perCredential = heapIdle.map((after, i) => (after.heap - heapBefore[i]!.heap) / n / 1024)
+  const loadBefore = load()
+  const before = await tokens.count()
+  const t0 = performance.now()
+  // A replica that does not answer in time counts as serving no fresh token (the row is then not exact).
+  const answers = await ask<Array<string | null>>(fleet, "poll").catch(() => fleet.map(() => Array<string | null>(n).fill(null)))
+  const elapsed = performance.now() - t0
+  const requests = (await tokens.count()) - before
+  const presented = (await tokens.requests()).slice(before).map((request) => request.fields.refresh_token)
+  const replayed = presented.length - new Set(presented).size
+  if (replayed > 0) log(`  ${replayed} refresh tokens were sent more than once`)
+  const wrong = answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
+  log(`K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${k * n} fresh tokens served`)
+  const exact = requests === n && wrong === 0
+  if (!exact) {
+    inexact++
+    // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
+    const said = new Set(fleet.flatMap((replica) =>
+      replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
+        .map((line) => line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300))
+    ))
+    for (const line of [...said].slice(0, 6)) log(`  ${line}`)
+  }
+  record({
+    store: "postgres",
+    K: k,
+    N: n,
+    requests,
+    refreshes_per_s: round(requests / (elapsed / 1000), 0),
+    propagation_p99_ms: null,
+    heap_per_credential_kb: round(perCredential.reduce((a, b) => a + b, 0) / k, 2),
+    load: `${loadBefore} → ${load()}`,
+    fresh_served: k * n - wrong,
+    exact
+  })
+  if (profile !== undefined) {
+    const statements = await database.client.query(`SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 12`)
+    for (const row of (statements as unknown as { rows: Array<Record<string, unknown>> }).rows) log(`  ${row.calls} calls, ${row.ms} ms: ${row.query}`)
+    // The profiles are written when the replicas exit by themselves.
+    await Promise.all(fleet.map((replica) => replica.close()))
+  }
+  await cleanup()
+  await database.client.end()
+}
+
+// ---- 3: propagation through app servers ------------------------------------------------------
+
 const writeAuthFile = (home: string, json: Record<string, unknown>) => {
   const temp = join(home, `.auth.json.bench-${process.pid}`)
   writeFileSync(temp, JSON.stringify(json, null, 2), { mode: 0o600 })
   renameSync(temp, join(home, "auth.json"))
 }
 
-const served = (server: RunningProcess): Promise<string | null> =>
-  server.request("getAuthStatus", { includeToken: true }).then((m) => m.result.authToken)
-
-/** Bounded: until every replica announced a new snapshot (`account/updated`) after `marks` (it adopted the change). */
-const untilAdopted = (servers: ReadonlyArray<RunningProcess>, marks: ReadonlyArray<number>) =>
-  Promise.all(servers.map((server, i) =>
-    server.waitFor((m: Message) => m.method === "account/updated" && server.messages.indexOf(m) >= marks[i]!, 10_000)
-  ))
-
-// ---- 1 and 2: app-server replicas ------------------------------------------------------------
-
-interface StoreRows {
-  readonly fresh: Array<string>
-  readonly propagation: string
-}
-
-const replicas = async (store: "PostgreSQL" | "file"): Promise<StoreRows> => {
+const propagation = async (store: "postgres" | "file") => {
   const tokens = await endpoint(issuing)
   const home = tempHome()
-  const database = store === "PostgreSQL" ? await newDatabase("replicas") : undefined
-  const put = async (json: Record<string, unknown>) =>
-    database === undefined ? writeAuthFile(home, json) : putCredentials(database.client, [["default", json]])
+  const database = store === "postgres" ? await newDatabase("propagation") : undefined
   const env: Record<string, string> = {
-    EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 millis",
     EFFECT_AUTH_LOG_LEVEL: "WARN",
     ...(database === undefined ? {} : { EFFECT_AUTH_DATABASE_URL: database.url })
   }
-  if (database === undefined) writeAuthFile(home, staleCredential("start").json)
-  const started = Date.now()
-  const servers = await Promise.all(Array.from({ length: 8 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env })))
-  log(`${store}: 8 app servers up in ${Date.now() - started} ms`)
-
-  const fresh: Array<string> = []
-  for (const k of [1, 2, 4, 8]) {
-    const group = servers.slice(0, k)
-    const times: Array<number> = []
-    let requests = 0
-    const loadBefore = load()
-    for (let r = 0; r < rounds; r++) {
-      const stale = staleCredential(`${store}-k${k}`)
-      const marks = servers.map((server) => server.messages.length)
-      await put(stale.json)
-      await untilAdopted(servers, marks)
-      const before = await tokens.count()
-      const t0 = performance.now()
-      const answers = await Promise.all(group.map((server) =>
-        server.request("getAuthStatus", { includeToken: true }).then((m) => ({ token: m.result.authToken as string | null, at: performance.now() - t0 }))
-      ))
-      requests += (await tokens.count()) - before
-      times.push(Math.max(...answers.map((a) => a.at)))
-      const got = new Set(answers.map((a) => a.token))
-      if (got.size !== 1 || got.has(null) || got.has(stale.accessToken)) {
-        throw new Error(`${store} K=${k}: the replicas did not all serve one fresh token`)
-      }
-    }
-    const row = `| ${store} | ${k} | ${rounds} | ${requests} | ${ms(quantile(times, 0.5))} | ${ms(Math.max(...times))} | ${loadBefore} → ${load()} |`
-    log(row)
-    fresh.push(row)
+  const fresh = chatgptJson({ now: Date.now(), refreshToken: "propagation-rt" })
+  if (database === undefined) writeAuthFile(home, fresh)
+  // The replicas create the schema as they start: the credential is written then, and adopted by all.
+  const group = await Promise.all(Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env })))
+  if (database !== undefined) {
+    const marks = group.map((server) => server.messages.length)
+    const adopted = group.map((server, j) =>
+      server.waitFor((m: Message) => m.method === "account/updated" && server.messages.indexOf(m) >= marks[j]!, 30_000)
+    )
+    await putCredentials(database.client, [["default", fresh]])
+    await Promise.all(adopted)
   }
-
-  // Propagation: an API-key sign-in through one of 4 replicas; the 3 others announce the new snapshot.
-  const group = servers.slice(0, 4)
   const latencies: Array<number> = []
   const loadBefore = load()
   for (let i = 0; i < signIns; i++) {
@@ -160,90 +231,53 @@ const replicas = async (store: "PostgreSQL" | "file"): Promise<StoreRows> => {
     if (answer.error !== undefined) throw new Error(`sign-in failed: ${answer.error.message}`)
     latencies.push(...await Promise.all(updated))
     for (const server of others) {
-      if ((await served(server)) !== apiKey) throw new Error(`${store}: a replica announced the sign-in but does not serve it`)
+      const served = (await server.request("getAuthStatus", { includeToken: true })).result.authToken
+      if (served !== apiKey) throw new Error(`${store}: a replica announced the sign-in but does not serve it`)
     }
   }
-  const propagation = `| ${store} | ${signIns} × 3 | ${ms(quantile(latencies, 0.5))} | ${ms(quantile(latencies, 0.99))} | ${ms(Math.max(...latencies))} | ${loadBefore} → ${load()} |`
-  log(propagation)
+  log(`${store} propagation: p50 ${quantile(latencies, 0.5).toFixed(1)} ms`)
+  record({
+    store,
+    K: 4,
+    N: 1,
+    requests: null,
+    refreshes_per_s: null,
+    propagation_p99_ms: round(quantile(latencies, 0.99)),
+    heap_per_credential_kb: null,
+    load: `${loadBefore} → ${load()}`
+  })
   await cleanup()
   await database?.client.end()
-  return { fresh, propagation }
-}
-
-// ---- 3: the keyed manager, N credentials -----------------------------------------------------
-
-const keyed = async (k: number, n: number): Promise<Array<string>> => {
-  const database = await newDatabase(`keyed_${k}_${n}`)
-  const tokens = await endpoint(issuing)
-  const fleet = Array.from({ length: k }, () =>
-    spawnScript("fleet", [], { EFFECT_AUTH_DATABASE_URL: database.url, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url, FLEET_KEYS: String(n) }))
-  await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
-  const rows: Array<string> = []
-  // Round 1: each replica makes its N managers on first use; round 2: they exist and have adopted new stale credentials.
-  for (const round of [1, 2]) {
-    const label = `r${round}k${k}n${n}`
-    const stale = Array.from({ length: n }, (_, i) =>
-      TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), label, i }))
-    await putCredentials(
-      database.client,
-      stale.map((accessToken, i) => [`fleet-${i}`, chatgptJson({ now: Date.now(), accessToken, refreshToken: `${label}-rt-${i}` })])
-    )
-    // Round 2: bounded, until every replica's managers hold the new credentials (heard the notifications).
-    for (let tries = 0; round === 2; tries++) {
-      const held = await Promise.all(fleet.map((replica) => {
-        const mark = replica.messages.length
-        replica.write("peek\n")
-        return replica.waitFor((m) => Array.isArray(m) && replica.messages.indexOf(m) >= mark, 30_000) as unknown as Promise<Array<string | null>>
-      }))
-      if (held.every((tokens) => tokens.every((token, i) => token === stale[i]))) break
-      if (tries > 300) throw new Error("the keyed replicas never adopted the new credentials")
-      await sleep(50)
-    }
-    const loadBefore = load()
-    const marks = fleet.map((replica) => replica.messages.length)
-    const before = await tokens.count()
-    const t0 = performance.now()
-    for (const replica of fleet) replica.write("poll\n")
-    const answers = await Promise.all(fleet.map((replica, i) =>
-      replica.waitFor((m) => Array.isArray(m) && replica.messages.indexOf(m) >= marks[i]!, 60_000)
-    )) as unknown as Array<Array<string | null>>
-    const elapsed = performance.now() - t0
-    const requests = (await tokens.count()) - before
-    const fresh = answers.flat().filter((token) => token !== null && String(claims(token).rt ?? "").startsWith(`${label}-rt-`)).length
-    const row = `| ${k} | ${n} | ${round === 1 ? "first use" : "warm"} | ${requests} | ${fresh}/${k * n} | ${ms(elapsed)} | ${(requests / (elapsed / 1000)).toFixed(0)} | ${loadBefore} → ${load()} |`
-    log(row)
-    rows.push(row)
-  }
-  await cleanup()
-  await database.client.end()
-  return rows
 }
 
 try {
   const t = Date.now()
   await buildBundles()
   log(`bundles built in ${Date.now() - t} ms; load ${load()}`)
-  const onPg = await replicas("PostgreSQL")
-  const onFile = await replicas("file")
-  const keyedRows: Array<string> = []
-  for (const k of [1, 4]) for (const n of [10, 100]) keyedRows.push(...await keyed(k, n))
+  if (parts.has("keyed")) for (const n of sizes) for (const k of replicaCounts) await keyed(k, n)
+  if (parts.has("propagation")) for (const store of ["postgres", "file"] as const) await propagation(store)
+  writeFileSync(out, `${JSON.stringify(rows, null, 2)}\n`)
   console.log(`node ${process.version}; ${new Date().toISOString()}; 2 cores; load = 1-min load average before → after\n`)
-  console.log("Stale credential, K replicas asked for a token at once (time: until the last one answered with the fresh token)\n")
-  console.log("| store | K | rounds | requests (total) | time p50 ms | time max ms | load |")
-  console.log("|---|---|---|---|---|---|---|")
-  for (const row of [...onPg.fresh, ...onFile.fresh]) console.log(row)
-  console.log("\nAPI-key sign-in through one of 4 replicas → `account/updated` on the 3 others\n")
-  console.log("| store | samples | p50 ms | p99 ms | max ms | load |")
-  console.log("|---|---|---|---|---|---|")
-  console.log(onPg.propagation)
-  console.log(onFile.propagation)
-  console.log("\nKeyed manager (fleet helper) on PostgreSQL: N stale credentials, K replicas polled for all N at once\n")
-  console.log("| K | N | managers | requests | fresh tokens served | time ms | refreshes/s | load |")
-  console.log("|---|---|---|---|---|---|---|---|")
-  for (const row of keyedRows) console.log(row)
+  console.log("| store | K | N | requests | fresh tokens served | refreshes/s | propagation p99 ms | heap per credential KB | load |")
+  console.log("|---|---|---|---|---|---|---|---|---|")
+  const cell = (value: number | null) => value === null ? "–" : String(value)
+  for (const row of rows) {
+    console.log(
+      `| ${row.store} | ${row.K} | ${row.N} | ${cell(row.requests)} | ${
+        row.fresh_served === undefined ? "–" : `${row.fresh_served}/${row.K * row.N}`
+      } | ${cell(row.refreshes_per_s)} | ${cell(row.propagation_p99_ms)} | ${
+        cell(row.heap_per_credential_kb)
+      } | ${row.load} |`
+    )
+  }
   log(`whole bench ${((Date.now() - t) / 1000).toFixed(0)} s`)
+  if (inexact > 0) {
+    log(`${inexact} rows were not exact (a request count other than N, or answers without the fresh token)`)
+    process.exitCode = 1
+  }
 } catch (error) {
   log(String(error instanceof Error ? error.stack : error))
+  writeFileSync(out, `${JSON.stringify(rows, null, 2)}\n`)
   process.exitCode = 1
 } finally {
   await cleanup()

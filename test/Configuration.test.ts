@@ -33,6 +33,7 @@ const everything = new Map<string, string>([
   ["EFFECT_AUTH_DATABASE_URL", "postgres://user:pw@127.0.0.1:5432/db"],
   ["EFFECT_AUTH_CREDENTIAL_KEY", "tenant-7"],
   ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", "auth"],
+  ["EFFECT_AUTH_DATABASE_POOL_SIZE", "8"],
   ["EFFECT_AUTH_LOG_LEVEL", "Debug"],
   ["EFFECT_AUTH_CREDENTIALS_STORE", "ephemeral"]
 ])
@@ -77,6 +78,7 @@ describe("Configuration", () => {
       expect(Redacted.value(database.url)).toBe("postgres://user:pw@127.0.0.1:5432/db")
       expect(database.credentialKey).toBe("tenant-7")
       expect(database.tablePrefix).toBe("auth")
+      expect(database.poolSize).toBe(8)
       expect(c.logLevel).toEqual(Option.some(LogLevel.Debug))
     }))
 
@@ -88,7 +90,9 @@ describe("Configuration", () => {
           ["EFFECT_AUTH_DATABASE_URL", "mysql://127.0.0.1/db"],
           ["EFFECT_AUTH_LOGIN_PORTS", "1455,http"],
           ["EFFECT_AUTH_REFRESH_TIMEOUT", "soon"],
-          ["EFFECT_AUTH_CREDENTIALS_STORE", "keychain"]
+          ["EFFECT_AUTH_CREDENTIALS_STORE", "keychain"],
+          ["EFFECT_AUTH_DATABASE_POOL_SIZE", "0"],
+          ["EFFECT_AUTH_DATABASE_POOL_SIZE", "2.5"]
         ] as const
       ) {
         const exit = yield* fromEnvironment(new Map([[name, value]]))

@@ -113,6 +113,8 @@ export interface Options {
     readonly url: Redacted.Redacted<string>
     readonly credentialKey: string
     readonly tablePrefix: string
+    /** Connections in the pool: a replica uses at most this many and one more that listens. */
+    readonly poolSize: number
   }>
   /** The programs' log level on stderr; none: each program's own default (see `variables`). */
   readonly logLevel: Option.Option<LogLevel.LogLevel>
@@ -130,6 +132,7 @@ export interface Input {
     readonly url: Redacted.Redacted<string>
     readonly credentialKey?: string
     readonly tablePrefix?: string
+    readonly poolSize?: number
   }
   readonly logLevel?: LogLevel.LogLevel
 }
@@ -159,6 +162,7 @@ export const variables = {
   EFFECT_AUTH_DATABASE_URL: "a postgres:// URL: keep the credentials in PostgreSQL instead of auth.json",
   EFFECT_AUTH_CREDENTIAL_KEY: "the credential the programs use in the database (default default)",
   EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth): a-z, 0-9 and _, not a digit first, at most 40",
+  EFFECT_AUTH_DATABASE_POOL_SIZE: "connections in the database pool, 1 to 100 (default 4); a replica uses one more to listen",
   EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info; Warning for effect-auth, whose stderr a person reads)"
 } as const
 
@@ -292,7 +296,8 @@ export const resolve = (input: Input = {}): Options => ({
   database: Option.map(Option.fromNullable(input.database), (database) => ({
     url: database.url,
     credentialKey: database.credentialKey ?? "default",
-    tablePrefix: database.tablePrefix ?? "effect_auth"
+    tablePrefix: database.tablePrefix ?? "effect_auth",
+    poolSize: database.poolSize ?? 4
   })),
   logLevel: Option.fromNullable(input.logLevel)
 })
@@ -402,6 +407,20 @@ export const config: Config.Config<Options> = Config.all({
           return problem === undefined ? Either.right(prefix) : Either.left(ConfigError.InvalidData([], problem))
         }),
         Config.withDefault("effect_auth")
+      )
+    ),
+    poolSize: described(
+      "EFFECT_AUTH_DATABASE_POOL_SIZE",
+      Config.string("EFFECT_AUTH_DATABASE_POOL_SIZE").pipe(
+        Config.mapOrFail((text) => {
+          const size = Number(text.trim())
+          return text.trim() !== "" && Number.isInteger(size) && size >= 1 && size <= 100
+            ? Either.right(size)
+            : Either.left(
+              ConfigError.InvalidData([], `Expected a whole number of connections from 1 to 100 but received "${text}"`)
+            )
+        }),
+        Config.withDefault(4)
       )
     )
   })),

@@ -106,6 +106,12 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
     if (this.path.startsWith("keyring:") && this.operation !== "lock") {
       return `Could not ${this.operation} the credentials in the OS keyring (${this.path}): ${this.problem}.`
     }
+    if (this.path.startsWith("postgres:") && this.advice === undefined) {
+      const advice = this.operation === "lock"
+        ? "Another replica is busy with the credentials; the next poll tries again."
+        : "Check the database (its connection, and this role's rights on the table); the next poll tries again."
+      return `Could not ${this.operation} the credentials in PostgreSQL (${this.path}): ${this.problem}. ${advice}`
+    }
     const advice = this.advice ?? (this.operation === "read"
       ? "The file was left untouched: repair it, or move it away and sign in again."
       : this.operation === "lock"

@@ -2,15 +2,89 @@
  * `LISTEN` on a connection of its own that is opened again whenever it is
  * lost. Notifications sent while it was down are lost, so every (re)connection
  * tells every key "changed": each manager reads its credential once.
+ *
+ * Subscribers are kept by key: a notification reaches the few subscribers of
+ * its key, never every manager of the process (with ten thousand credentials,
+ * filtering each notification through every subscriber was most of the work).
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import { Duration, Effect, PubSub, Redacted, Runtime, Schedule, Stream } from "effect"
-import pg, { type ClientConfig, type Notification } from "pg"
+import { Duration, Effect, Queue, Redacted, Ref, Schedule, type Scope, Stream } from "effect"
+import pg, { type Client, type ClientConfig, type Notification } from "pg"
 
-/** Sent to every key after a (re)connection. */
-const everyKey = Symbol("everyKey")
+type Subscriber = () => void
 
-const clientConfig = (config: PgClient.PgClientConfig): ClientConfig => ({
+/** The subscribers of each key, and the notifications that reach them. */
+export interface Hub {
+  /** Emits when `key`'s credential may have changed (also after every (re)connection). */
+  readonly changes: (key: string) => Stream.Stream<void>
+  /**
+   * Subscribes, for the scope's life, to what may free `key`'s lease (a release, a change of
+   * its credential, a reconnection); returns the wait for the next one since the subscription.
+   */
+  readonly leaseSignals: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+}
+
+const registry = () => {
+  const byKey = new Map<string, Set<Subscriber>>()
+  const add = (key: string, subscriber: Subscriber) => {
+    let set = byKey.get(key)
+    if (set === undefined) byKey.set(key, set = new Set())
+    set.add(subscriber)
+    return () => {
+      set.delete(subscriber)
+      if (set.size === 0 && byKey.get(key) === set) byKey.delete(key)
+    }
+  }
+  const signal = (key: string) => byKey.get(key)?.forEach((subscriber) => subscriber())
+  const signalAll = () => byKey.forEach((set) => set.forEach((subscriber) => subscriber()))
+  return { add, signal, signalAll }
+}
+
+export const makeHub = () => {
+  const credentials = registry()
+  const leases = registry()
+  const hub: Hub = {
+    changes: (key) =>
+      Stream.asyncPush<void>((emit) =>
+        Effect.acquireRelease(Effect.sync(() => credentials.add(key, () => emit.single(undefined))), (remove) => Effect.sync(remove)),
+        { bufferSize: 1, strategy: "sliding" }),
+    leaseSignals: (key) =>
+      Effect.gen(function*() {
+        const signals = yield* Queue.sliding<void>(1)
+        const wake = () => void Queue.unsafeOffer(signals, undefined)
+        const removeLease = leases.add(key, wake)
+        const removeCredential = credentials.add(key, wake)
+        yield* Effect.addFinalizer(() => Effect.sync(() => (removeLease(), removeCredential())))
+        return Queue.take(signals)
+      })
+  }
+  // The listening connection while it is up: it also renews leases (see `lease.ts`).
+  let current: Client | undefined
+  /**
+   * Runs one statement on the listening connection, which never waits behind the pool's queue;
+   * fails when it is down.
+   */
+  const query = (text: string, values: ReadonlyArray<unknown>) =>
+    Effect.suspend(() => {
+      const client = current
+      return client === undefined
+        ? Effect.fail(new Error("the listening connection is down"))
+        : Effect.tryPromise({
+          try: () => client.query(text, values) as Promise<{ readonly rows: ReadonlyArray<unknown> }>,
+          catch: (cause) => cause
+        })
+    })
+  return {
+    hub,
+    query,
+    setClient: (client: Client | undefined) => (current = client),
+    credentialChanged: credentials.signal,
+    leaseChanged: leases.signal,
+    everything: () => (credentials.signalAll(), leases.signalAll())
+  }
+}
+
+const clientConfig = (config: PgClient.PgClientConfig, applicationName: string): ClientConfig => ({
   ...(config.url === undefined ? {} : { connectionString: Redacted.value(config.url) }),
   ...(config.host === undefined ? {} : { host: config.host }),
   ...(config.port === undefined ? {} : { port: config.port }),
@@ -19,18 +93,27 @@ const clientConfig = (config: PgClient.PgClientConfig): ClientConfig => ({
   ...(config.password === undefined ? {} : { password: Redacted.value(config.password) }),
   keepAlive: true,
   connectionTimeoutMillis: 10_000,
-  application_name: "effect-auth-manager listener"
+  application_name: applicationName
 })
 
-/** Starts listening for the scope's life; returns the change stream of a key. */
-export const listen = (config: PgClient.PgClientConfig, channel: string) =>
+const quoteIdentifier = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
+
+/**
+ * Listens on `channels` for the scope's life (one connection, reopened when lost), feeding `made`.
+ * A failure is said once per outage; `problem` names it.
+ */
+export const listen = (
+  config: PgClient.PgClientConfig,
+  channels: { readonly changes: string; readonly leases: string },
+  made: ReturnType<typeof makeHub>,
+  options: { readonly applicationName: string; readonly problem: (cause: unknown) => string }
+) =>
   Effect.gen(function*() {
-    const hub = yield* PubSub.unbounded<string | typeof everyKey>()
-    const publish = Runtime.runSync(yield* Effect.runtime<never>())
+    const failing = yield* Ref.make(false)
 
     // One connection's life: resolves when it is lost.
     const session = Effect.gen(function*() {
-      const client = new pg.Client(clientConfig(config))
+      const client = new pg.Client(clientConfig(config, options.applicationName))
       const lost = Effect.async<void>((resume) => {
         const done = () => resume(Effect.void)
         client.once("error", done)
@@ -38,32 +121,35 @@ export const listen = (config: PgClient.PgClientConfig, channel: string) =>
       })
       client.on("error", () => undefined)
       client.on("notification", (message: Notification) => {
-        if (message.channel === channel && message.payload !== undefined) publish(PubSub.publish(hub, message.payload))
+        if (message.payload === undefined) return
+        if (message.channel === channels.changes) made.credentialChanged(message.payload)
+        else if (message.channel === channels.leases) made.leaseChanged(message.payload)
       })
       yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => client.connect(), catch: (cause) => cause }),
         () => Effect.promise(() => client.end().catch(() => undefined)).pipe(Effect.timeoutOption("1 second"))
       )
-      yield* Effect.tryPromise({ try: () => client.query(`LISTEN "${channel.replaceAll("\"", "\"\"")}"`), catch: (cause) => cause })
-      yield* PubSub.publish(hub, everyKey)
-      yield* lost
+      yield* Effect.tryPromise({
+        try: () => client.query(`LISTEN ${quoteIdentifier(channels.changes)}; LISTEN ${quoteIdentifier(channels.leases)}`),
+        catch: (cause) => cause
+      })
+      if (yield* Ref.getAndSet(failing, false)) yield* Effect.logInfo("Listening for credential changes again")
+      made.everything()
+      made.setClient(client)
+      yield* Effect.ensuring(lost, Effect.sync(() => made.setClient(undefined)))
+      yield* Ref.set(failing, true)
       yield* Effect.logWarning("Lost the database connection that hears credential changes; reconnecting")
     }).pipe(Effect.scoped)
 
     yield* session.pipe(
       Effect.catchAll((cause) =>
-        Effect.logWarning("Could not listen for credential changes; retrying").pipe(
-          Effect.annotateLogs({ problem: cause instanceof Error ? cause.message : String(cause) })
-        )
+        Effect.flatMap(Ref.getAndSet(failing, true), (already) =>
+          (already ? Effect.logDebug : Effect.logWarning)("Could not listen for credential changes; retrying").pipe(
+            Effect.annotateLogs({ problem: options.problem(cause) })
+          ))
       ),
       // Reconnect quickly at first (a failover), then at most every 5 s.
       Effect.repeat(Schedule.exponential(Duration.millis(100)).pipe(Schedule.union(Schedule.spaced("5 seconds")))),
       Effect.forkScoped
     )
-
-    return (key: string): Stream.Stream<void> =>
-      Stream.fromPubSub(hub).pipe(
-        Stream.filter((changed) => changed === key || changed === everyKey),
-        Stream.as(undefined)
-      )
   })

@@ -3,8 +3,10 @@
 // snapshot starts healthy everywhere) and a new endpoint behaviour.
 import { HttpServerResponse } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
+import pg from "pg"
 import { writeFileSync } from "node:fs"
+import { connect, createServer } from "node:net"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { freshDatabase, query } from "../support/database.js"
 import { chatgptJson, idToken } from "../support/fixtures.js"
@@ -42,6 +44,58 @@ const putCredentials = (database: string, entries: Parameters<typeof putRows>[1]
   putRows((sql, params) => query(database, sql, [...params]), entries)
 
 let lastAccess: string | null = null
+
+/** The endpoint rotates from `refreshToken`, but holds every answer until the returned function is called. */
+const heldAnswers = async (refreshToken: string) => {
+  const gate = Effect.runSync(Deferred.make<void>())
+  const rotate = await Effect.runPromise(TokenEndpoint.rotating(refreshToken))
+  await tokens.setBehaviour((request) => Effect.zipRight(Deferred.await(gate), rotate(request)))
+  return () => Effect.runPromise(Deferred.succeed(gate, undefined))
+}
+
+/** Resolves once `server` wrote `text` on stderr after the first `from` characters (bounded). */
+const saysOnStderr = (server: RunningProcess, text: string, from: number, timeoutMs = 15_000) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!server.stderr().slice(from).includes(text)) return
+      clearTimeout(timer)
+      server.child.stderr.off("data", check)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      server.child.stderr.off("data", check)
+      reject(new Error(`the process never said "${text}"; stderr: ${server.stderr().slice(from).slice(-2000)}`))
+    }, timeoutMs)
+    // Registered after the process's own listener: the text is in stderr() when this one runs.
+    server.child.stderr.on("data", check)
+    check()
+  })
+
+const storedRefreshToken = async (): Promise<string> =>
+  JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document).tokens.refresh_token
+
+/** Resolves once the stored refresh token is `expected`, checked at every change notification (bounded). */
+const untilStored = async (expected: string, timeoutMs = 15_000) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const changed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the stored refresh token never became ${expected}`)), timeoutMs)
+      const check = () =>
+        storedRefreshToken().then((stored) => {
+          if (stored !== expected) return
+          clearTimeout(timer)
+          resolve()
+        }, reject)
+      client.on("notification", check)
+      check()
+    })
+    await client.query("LISTEN effect_auth_changes")
+    await changed
+  } finally {
+    await client.end()
+  }
+}
 
 /**
  * New credentials for every replica (a new snapshot: healthy everywhere). `before` sets the
@@ -162,19 +216,75 @@ describe("replicas on one PostgreSQL database act as one", () => {
     lastAccess = "fresh-access"
   })
 
-  it("a replica SIGKILLed while it holds the refresh lock: another refreshes at once", async () => {
+  it("the database sessions are lost during a refresh: no other replica sends its refresh token, and the holder saves", async () => {
+    const { access, refreshToken } = await freshCredential({})
+    const answer = await heldAnswers(refreshToken)
+    const before = await tokens.count()
+    const [holder, other] = replicas as [RunningProcess, RunningProcess]
+    const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
+    await tokens.received(before + 1)
+    // Every session of every replica ends, the refresh holder's included (a restart, a failover, a cut).
+    await query(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    const from = other.stderr().length
+    const asking = poll(other)
+    // The other replica either waits for the refresh in flight, or sends the same refresh token again.
+    await Promise.race([saysOnStderr(other, "Waiting for the refresh lock", from), tokens.received(before + 2)])
+    expect(await tokens.count()).toBe(before + 1)
+    await answer()
+    const refreshed = (await holding).result.authToken
+    expect(refreshed).not.toBe(access)
+    expect((await asking).authToken).toBe(refreshed)
+    expect(await tokens.count()).toBe(before + 1)
+    expect(await storedRefreshToken()).toBe("rt-1")
+    lastAccess = refreshed
+  })
+
+  it("a holder whose lease was taken over does not write over it, says so, keeps its tokens and saves them later", async () => {
+    const { access, refreshToken } = await freshCredential({})
+    const answer = await heldAnswers(refreshToken)
+    const before = await tokens.count()
+    const [holder] = replicas as [RunningProcess]
+    const from = holder.stderr().length
+    const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
+    await tokens.received(before + 1)
+    // As if the holder had been silent past its lease, and another replica had taken the lease over.
+    await query(url, `UPDATE effect_auth_leases SET fence = nextval('effect_auth_versions'), holder = 'another replica',
+      expires_at = now() + interval '1 hour'`)
+    await answer()
+    const refreshed = (await holding).result.authToken
+    await saysOnStderr(holder, "lost the refresh lock before saving", from)
+    // Not written while the other replica holds the lease; served from memory meanwhile.
+    expect(await storedRefreshToken()).toBe(refreshToken)
+    expect(refreshed).not.toBe(access)
+    expect((await poll(holder, false)).authToken).toBe(refreshed)
+    // The other replica lets go: the holder's retried save goes through.
+    await query(url, `WITH released AS (DELETE FROM effect_auth_leases RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM released`)
+    await untilStored("rt-1")
+    expect(await tokens.count()).toBe(before + 1)
+    lastAccess = refreshed
+  })
+
+  it("a replica SIGKILLed while it holds the refresh lock: another refreshes once the lease has expired, not before", async () => {
     const { refreshToken } = await freshCredential({})
     await tokens.setBehaviour(() => Effect.never)
     const before = await tokens.count()
     const [holder, other] = replicas as [RunningProcess, RunningProcess]
     holder.send({ id: "stuck", method: "getAuthStatus", params: { refreshToken: true } })
-    while ((await tokens.count()) === before) await sleep(10)
-    const [locks] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")
-    expect(Number(locks!.n)).toBe(1)
+    await tokens.received(before + 1)
+    const [leases] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM effect_auth_leases")
+    expect(Number(leases!.n)).toBe(1)
     holder.child.kill("SIGKILL")
     await holder.exited
     await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(refreshToken)))
-    const answer = await poll(other)
+    const from = other.stderr().length
+    const asking = poll(other)
+    await Promise.race([saysOnStderr(other, "Waiting for the refresh lock", from), tokens.received(before + 2)])
+    expect(await tokens.count()).toBe(before + 1)
+    // The lease expires (its time is the database's: moved here rather than waited for).
+    await query(url, `WITH expired AS (UPDATE effect_auth_leases SET expires_at = now() RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM expired`)
+    const answer = await asking
     expect(answer.authToken).not.toBeNull()
     expect(answer.authToken).not.toBe(`access-start-${round}`)
     expect((await tokens.count()) - before).toBe(2)
@@ -184,7 +294,7 @@ describe("replicas on one PostgreSQL database act as one", () => {
 
 describe("many credentials on many replicas", () => {
   it("100 credentials × 4 replicas, each credential stale once: 100 requests, not 400", async () => {
-    // About 6 s on a quiet 2-core machine (100 refreshes at about 25 a second, each under its own lock).
+    // Its speed is measured by `npm run bench:fleet`: the limit here only bounds a machine under heavy load.
     const credentials = 100
     const fleetUrl = await freshDatabase("fleet")
     const presented: Array<string> = []
@@ -206,12 +316,7 @@ describe("many credentials on many replicas", () => {
         CODEX_REFRESH_TOKEN_URL_OVERRIDE: fleetTokens.url,
         FLEET_KEYS: String(credentials)
       }))
-    for (const replica of fleet) {
-      for (let i = 0; !replica.stdout().includes("ready"); i++) {
-        if (i > 1500) throw new Error(`a fleet replica did not start: ${replica.stderr()}`)
-        await sleep(10)
-      }
-    }
+    await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
     await putCredentials(
       fleetUrl,
       Array.from({ length: credentials }, (_, i) => [`fleet-${i}`, chatgptJson({ now: Date.now(), expiresIn: 60_000, refreshToken: `fleet-rt-${i}` })])
@@ -219,7 +324,7 @@ describe("many credentials on many replicas", () => {
     const before = fleet.map((replica) => replica.messages.length)
     for (const replica of fleet) replica.write("poll\n")
     const served = await Promise.all(
-      fleet.map((replica, i) => replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 25_000))
+      fleet.map((replica, i) => replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 90_000))
     ) as unknown as Array<Array<string | null>>
     expect(await fleetTokens.count()).toBe(credentials)
     expect(new Set(presented).size).toBe(credentials)
@@ -229,5 +334,112 @@ describe("many credentials on many replicas", () => {
     for (const tokensServed of served) {
       expect(tokensServed.map(refreshedWith)).toEqual(Array.from({ length: credentials }, (_, i) => `fleet-rt-${i}`))
     }
+  }, 150_000)
+})
+
+describe("connections", () => {
+  const freePort = () =>
+    new Promise<number>((resolve, reject) => {
+      const server = createServer()
+      server.once("error", reject)
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        server.close(() => typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")))
+      })
+    })
+  const occurrences = (text: string, part: string) => text.split(part).length - 1
+
+  it("a database down at start: the replica starts, answers, says so once, and connects when it is back", async () => {
+    const database = await freshDatabase("late")
+    const real = new URL(database)
+    const port = await freePort()
+    const late = new URL(database)
+    late.port = String(port)
+    const home = tempHome()
+    // Nothing listens on `port` yet: the database is down.
+    const server = await appServer({
+      codexHome: home,
+      tokenUrl: tokens.url,
+      env: { EFFECT_AUTH_DATABASE_URL: late.toString(), EFFECT_AUTH_LOG_LEVEL: "Info" }
+    })
+    const answer = await server.request("getAuthStatus", { includeToken: true, refreshToken: true })
+    expect(answer.error).toBeUndefined()
+    expect(answer.result.authToken).toBeNull()
+    expect(server.stderr()).toContain("Cannot use the credential database")
+    expect(server.stderr()).toContain("ECONNREFUSED")
+    // The database comes back (a proxy to it opens on that port).
+    const proxy = createServer((socket) => {
+      const upstream = connect(Number(real.port), real.hostname)
+      socket.pipe(upstream).pipe(socket)
+      socket.on("error", () => upstream.destroy())
+      upstream.on("error", () => socket.destroy())
+    })
+    await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", resolve))
+    try {
+      await saysOnStderr(server, "Connected to the credential database", 0)
+      // It hears changes again: a credential written now is served.
+      const marks = server.messages.length
+      const access = TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, late: true })
+      await putRows((sql, params) => query(database, sql, [...params]), [["default", chatgptJson({ now: Date.now(), accessToken: access })]])
+      await server.waitFor((m) => m.method === "account/updated" && server.messages.indexOf(m) >= marks)
+      expect((await server.request("getAuthStatus", { includeToken: true, noRefresh: true })).result.authToken).toBe(access)
+      // The outage was said once, however many attempts it took.
+      expect(occurrences(server.stderr(), "Cannot use the credential database")).toBe(1)
+      expect(await Promise.race([server.exited.then(() => "exited"), Promise.resolve("running")])).toBe("running")
+    } finally {
+      server.child.kill("SIGKILL")
+      await server.exited
+      await new Promise((resolve) => proxy.close(resolve))
+    }
+  })
+
+  it("a connection limit too low for the fleet: each replica that cannot connect says why and what it needs; one refresh", async () => {
+    const database = await freshDatabase("limited")
+    const name = new URL(database).pathname.slice(1)
+    const role = `limited_${process.pid}`
+    await query(database, `CREATE ROLE ${role} LOGIN CONNECTION LIMIT 3`)
+    await query(database, `ALTER DATABASE "${name}" OWNER TO ${role}`)
+    await query(database, `ALTER SCHEMA public OWNER TO ${role}`)
+    const limited = new URL(database)
+    limited.username = role
+    const home = tempHome()
+    const env = {
+      EFFECT_AUTH_DATABASE_URL: limited.toString(),
+      EFFECT_AUTH_DATABASE_POOL_SIZE: "1",
+      EFFECT_AUTH_LOG_LEVEL: "Info",
+      EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 millis"
+    }
+    // One at a time, so that which replica gets which connection is known: 2 each, 3 in all.
+    const fleet: Array<RunningProcess> = []
+    for (let i = 0; i < 4; i++) fleet.push(await appServer({ codexHome: home, tokenUrl: tokens.url, env }))
+    const needs = "This replica needs up to 2 connections (a pool of 1 and 1 that listens)"
+    // The first has its 2 connections (its pool keeps one open); the second its pool but not its
+    // listener; the last two none.
+    expect(fleet[0]!.stderr()).not.toContain("SQLSTATE 53300")
+    await saysOnStderr(fleet[1]!, needs, 0)
+    expect(fleet[1]!.stderr()).toContain("Could not listen for credential changes")
+    for (const starved of fleet.slice(2)) {
+      expect(starved.stderr()).toContain("Cannot use the credential database")
+      expect(starved.stderr()).toContain(needs)
+    }
+    // Every replica answers; the stale credential is refreshed once, by the replica that can.
+    await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating("limited-rt")))
+    const before = await tokens.count()
+    const { access } = await (async () => {
+      const json = chatgptJson({ now: Date.now(), expiresIn: 60_000, refreshToken: "limited-rt" }) as any
+      const marks = fleet[0]!.messages.length
+      await putRows((sql, params) => query(database, sql, [...params]), [["default", json]])
+      await fleet[0]!.waitFor((m) => m.method === "account/updated" && fleet[0]!.messages.indexOf(m) >= marks)
+      return { access: json.tokens.access_token as string }
+    })()
+    const answers = await Promise.all(fleet.map((server) => server.request("getAuthStatus", { includeToken: true })))
+    expect(answers.every((a) => a.error === undefined)).toBe(true)
+    expect(await tokens.count()).toBe(before + 1)
+    const served = answers[0]!.result.authToken
+    expect(served).not.toBeNull()
+    expect(served).not.toBe(access)
+    for (const server of fleet) expect(server.child.exitCode).toBeNull()
+    for (const server of fleet) server.child.kill("SIGKILL")
+    await Promise.all(fleet.map((server) => server.exited))
   })
 })

@@ -1,5 +1,6 @@
 // The store contract (test/support/storeContract.ts) on PostgreSQL: the suite's throwaway cluster.
-import { Redacted } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Redacted } from "effect"
 import * as PgStore from "../../src/postgres/PgStore.js"
 import { freshDatabase, query } from "../support/database.js"
 import { storeContract } from "../support/storeContract.js"
@@ -26,4 +27,16 @@ storeContract({
       }
     }
   }
+})
+
+describe("PgStore.layer", () => {
+  it.effect("refuses a pool size that cannot work, saying what is allowed", () =>
+    Effect.gen(function*() {
+      for (const maxConnections of [0, 101, 2.5]) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(
+          PgStore.layer({ url: Redacted.make("postgres://127.0.0.1:1/none"), maxConnections })
+        )))
+        expect(Exit.isFailure(exit) && String(exit.cause)).toContain("a whole number from 1 to 100")
+      }
+    }))
 })

@@ -3,17 +3,49 @@
  * runs the keyed manager on PostgreSQL (EFFECT_AUTH_DATABASE_URL), polls the
  * keys `fleet-0` … `fleet-{FLEET_KEYS - 1}` at once when a line arrives on
  * stdin, and prints one JSON line: the access token served for each key. The
- * line `peek` asks with `noRefresh` (what each manager holds, no request).
+ * line `peek` asks with `noRefresh` (what each manager holds, no request);
+ * `heap` collects garbage and prints `{"heap": bytes}` (the bench's memory
+ * per credential).
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
 import { PgStore } from "../../src/postgres/index.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { Configuration } from "../../src/config/Configuration.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
+const keys = Array.from({ length: count }, (_, i) => `fleet-${i}`)
+
+setFlagsFromString("--expose-gc")
+const gc = runInNewContext("gc") as () => void
+const heap = () => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+
+// FLEET_CPU_PROFILE=FILE: a V8 CPU profile of the whole run, written when stdin ends (the bench's profile).
+const profileFile = process.env.FLEET_CPU_PROFILE
+const profiler = profileFile === undefined ? undefined : new Session()
+if (profiler !== undefined) {
+  profiler.connect()
+  profiler.post("Profiler.enable")
+  profiler.post("Profiler.start")
+}
+const writeProfile = () =>
+  new Promise<void>((resolve) => {
+    if (profiler === undefined || profileFile === undefined) return resolve()
+    profiler.post("Profiler.stop", (error, result) => {
+      if (error === null) writeFileSync(profileFile, JSON.stringify((result as { profile: unknown }).profile))
+      resolve()
+    })
+  })
 
 const program = Effect.gen(function*() {
   const auth = yield* KeyedAuthManager.KeyedAuthManager
@@ -22,19 +54,21 @@ const program = Effect.gen(function*() {
     Stream.decodeText(),
     Stream.splitLines,
     Stream.runForEach((line) =>
-      Effect.forEach(
-        Array.from({ length: count }, (_, i) => `fleet-${i}`),
-        (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
-        { concurrency: "unbounded" }
-      ).pipe(
-        Effect.flatMap((statuses) =>
-          Effect.sync(() =>
-            process.stdout.write(
-              `${JSON.stringify(statuses.map((s) => (s.authToken === null ? null : Redacted.value(s.authToken))))}\n`
+      line.trim() === "heap"
+        ? Effect.sync(() => process.stdout.write(`${JSON.stringify({ heap: heap() })}\n`))
+        : Effect.forEach(
+          keys,
+          (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.flatMap((statuses) =>
+            Effect.sync(() =>
+              process.stdout.write(
+                `${JSON.stringify(statuses.map((s) => (s.authToken === null ? null : Redacted.value(s.authToken))))}\n`
+              )
             )
           )
         )
-      )
     )
   )
 })
@@ -46,7 +80,7 @@ Effect.runPromise(program.pipe(
     Layer.provide(NodeHttpClient.layer)
   )),
   Effect.scoped
-)).then(() => process.exit(0), (error) => {
+)).then(() => writeProfile().then(() => process.exit(0)), (error) => {
   process.stderr.write(`${String(error)}\n`)
   process.exit(1)
 })

@@ -49,7 +49,8 @@ const asOwner = (command: string, args: ReadonlyArray<string>) => {
 
 export const isAvailable = (): boolean => existsSync(join(postgresBin, "initdb"))
 
-export const startCluster = async (): Promise<Cluster> => {
+/** `settings`: more `-c name=value` server settings (the bench loads pg_stat_statements so). */
+export const startCluster = async (settings: ReadonlyArray<string> = []): Promise<Cluster> => {
   if (!isAvailable()) {
     throw new Error(
       `PostgreSQL's initdb was not found in ${postgresBin}. The e2e tests start a throwaway cluster: ` +
@@ -67,13 +68,14 @@ export const startCluster = async (): Promise<Cluster> => {
     "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"
   ])
   const port = await freePort()
-  const settings = [
+  const options = [
     "-h 127.0.0.1", `-p ${port}`, `-k ${dir}`,
     "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-    "-c max_connections=300", "-c shared_buffers=32MB"
+    "-c max_connections=300", "-c shared_buffers=32MB",
+    ...settings.map((setting) => `-c ${setting}`)
   ].join(" ")
   try {
-    await asOwner(join(postgresBin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "30", "-o", settings, "start"])
+    await asOwner(join(postgresBin, "pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "30", "-o", options, "start"])
   } catch (error) {
     const text = existsSync(log) ? readFileSync(log, "utf8").slice(-2000) : ""
     rmSync(dir, { recursive: true, force: true })
