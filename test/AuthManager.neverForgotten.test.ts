@@ -1,0 +1,143 @@
+// A refresh that may have rotated the refresh token is never forgotten: not when the manager stops
+// while Codex's lock is held by a stuck program, not when the token endpoint answers after the
+// callers' timeout. Real files and a real endpoint on 127.0.0.1; time is the TestClock.
+import { FileSystem } from "@effect/platform"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Queue,
+  Redacted,
+  Scope,
+  Stream,
+  TestClock,
+  TestServices
+} from "effect"
+import { readFileSync, statSync, writeFileSync } from "node:fs"
+import { AuthManager, settingsOf } from "../src/AuthManager.js"
+import { AuthStore } from "../src/AuthStore.js"
+import * as Configuration from "../src/Configuration.js"
+import * as Flock from "../src/internal/flock.js"
+import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import { TokenRefresher, TokenRefresherTest } from "../src/TokenRefresher.js"
+import { chatgptJson, secrets } from "./support/fixtures.js"
+import { callCount, rotated, tokenOf } from "./support/manager.js"
+
+/** Every line logged, and a way to wait until the n-th line holding some text has been logged. */
+const logLines = () => {
+  const lines: Array<string> = []
+  const waiters = new Set<{ readonly text: string; readonly count: number; readonly done: Deferred.Deferred<void> }>()
+  const seen = (text: string) => lines.filter((line) => line.includes(text)).length
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const parts = Array.isArray(message) ? message : [message]
+    const notes = [...annotations].map(([key, value]) => `${key}=${String(value)}`).join(" ")
+    lines.push(`${logLevel.label} ${parts.map(String).join(" ")} ${notes}`)
+    for (const waiter of waiters) {
+      if (seen(waiter.text) >= waiter.count) {
+        waiters.delete(waiter)
+        Deferred.unsafeDone(waiter.done, Exit.void)
+      }
+    }
+  })
+  const logged = (text: string, count = 1) =>
+    Effect.suspend(() => {
+      if (seen(text) >= count) return Effect.void
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      waiters.add({ text, count, done })
+      return Deferred.await(done)
+    })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger), logged }
+}
+
+/** Fails after `seconds` of real time: a wait for real I/O that never ends is a failed test, not a hung one. */
+const within = (seconds: number, what: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.raceFirst(
+    effect,
+    TestServices.provideLive(Effect.sleep(Duration.seconds(seconds))).pipe(
+      Effect.zipRight(Effect.dieMessage(`${what} did not happen within ${seconds} s`))
+    )
+  )
+
+const waitingForLock = "Waiting for a lock another process holds"
+
+describe("a refresh that may have rotated the token is never forgotten", () => {
+  it.scoped(
+    "stopping while Codex's lock never comes: bounded, one ERROR line, the rotated token kept beside auth.json and adopted by the next start",
+    () => {
+      const log = logLines()
+      return Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const home = yield* fs.makeTempDirectoryScoped()
+        writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson()), { mode: 0o600 })
+        const managerOn = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const context = yield* Layer.buildWithScope(
+              AuthManager.layerWith({}).pipe(
+                Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), TokenRefresher.layerTest(script))),
+                Layer.provide(NodeContext.layer)
+              ),
+              scope
+            )
+            return { scope, auth: Context.get(context, AuthManager), calls: Effect.provide(callCount, context) }
+          })
+
+        // A stuck Codex: it holds auth.json.lock and never lets go.
+        const holder = yield* Scope.make()
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(Scope.extend(holder))
+
+        const first = yield* managerOn([rotated(secrets.newAccess, secrets.newRefresh)])
+        const refreshing = yield* Effect.fork(first.auth.refresh)
+        yield* log.logged(waitingForLock).pipe(within(10, "the wait for Codex's lock"))
+        yield* TestClock.adjust("5 seconds")
+        yield* Fiber.join(refreshing)
+        expect(yield* first.calls).toBe(1)
+        expect(tokenOf(yield* first.auth.getAuthStatus({ includeToken: true }))).toBe(secrets.newAccess)
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe(secrets.refresh)
+
+        // SIGTERM: the last save waits for the lock a short while, then keeps the tokens aside.
+        const stopping = yield* Effect.fork(Scope.close(first.scope, Exit.void))
+        yield* log.logged(waitingForLock, 2).pipe(within(10, "the last save's wait for Codex's lock"))
+        yield* TestClock.adjust("2 seconds")
+        // No more time passes: stopping is done by then (only real I/O is waited for).
+        yield* Fiber.join(stopping).pipe(within(10, "stopping"))
+        const errors = log.lines.filter((line) => line.startsWith("ERROR"))
+        expect(errors).toHaveLength(1)
+        expect(errors[0]).toContain("kept beside the credentials")
+        expect(errors[0]).toContain("auth-pending-refresh.json")
+        const kept = `${home}/auth-pending-refresh.json`
+        expect(statSync(kept).mode & 0o777).toBe(0o600)
+        expect(JSON.parse(readFileSync(kept, "utf8"))).toMatchObject({
+          replaced_refresh_token: secrets.refresh,
+          access_token: secrets.newAccess,
+          refresh_token: secrets.newRefresh
+        })
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe(secrets.refresh)
+
+        // Codex lets go; the next start serves and saves the kept tokens, and sends nothing.
+        yield* Scope.close(holder, Exit.void)
+        const next = yield* managerOn([rotated("never", "never")])
+        expect(tokenOf(yield* next.auth.getAuthStatus({ includeToken: true }))).toBe(secrets.newAccess)
+        yield* log.logged("saved now").pipe(within(10, "the save of the kept tokens"))
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens).toMatchObject({
+          access_token: secrets.newAccess,
+          refresh_token: secrets.newRefresh
+        })
+        expect(yield* fs.exists(kept)).toBe(false)
+        expect(yield* next.calls).toBe(0)
+        yield* Scope.close(next.scope, Exit.void)
+        expect(log.lines.join("\n")).not.toContain("SECRET")
+      }).pipe(Effect.provide(Layer.merge(NodeContext.layer, log.layer)), Logger.withMinimumLogLevel(LogLevel.Debug))
+    }
+  )
+})
