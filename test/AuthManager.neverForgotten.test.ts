@@ -140,4 +140,77 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
       }).pipe(Effect.provide(Layer.merge(NodeContext.layer, log.layer)), Logger.withMinimumLogLevel(LogLevel.Debug))
     }
   )
+
+  it.scoped("an answer after the callers' timeout is adopted and saved, and the refresh token is sent once", () =>
+    Effect.gen(function*() {
+      const arrived = yield* Queue.unbounded<void>()
+      const rotating = yield* TokenEndpoint.rotating(secrets.refresh)
+      // The provider rotates at once and answers 35 s later: past the 30 s refresh timeout.
+      const endpoint = yield* TokenEndpoint.make((request) =>
+        Effect.gen(function*() {
+          const answer = yield* rotating(request)
+          yield* Queue.offer(arrived, undefined)
+          yield* Effect.sleep("35 seconds")
+          return answer
+        })
+      )
+      const configuration = Configuration.resolve({
+        refreshTimeout: Duration.seconds(30),
+        tokenEndpoint: { url: endpoint.url }
+      })
+      const context = yield* Layer.build(
+        AuthManager.layerWith(settingsOf(configuration)).pipe(
+          Layer.provideMerge(Layer.merge(
+            AuthStore.layerMemory(chatgptJson()),
+            TokenRefresher.layerHttpFrom(configuration).pipe(Layer.provide(NodeHttpClient.layer))
+          ))
+        )
+      )
+      const auth = Context.get(context, AuthManager)
+      const store = Context.get(context, AuthStore)
+      const before = yield* auth.state
+
+      const first = yield* Effect.fork(Effect.flip(auth.refresh))
+      yield* Queue.take(arrived).pipe(within(10, "the token request"))
+      yield* TestClock.adjust("30 seconds")
+      // The caller stops waiting: a transient timeout.
+      expect(yield* Fiber.join(first).pipe(within(10, "the callers' timeout"))).toMatchObject({
+        _tag: "TransientRefreshError",
+        kind: "timeout"
+      })
+      // While the request is open, later refreshes (past any backoff) send nothing.
+      yield* TestClock.adjust("3 seconds")
+      expect(yield* Effect.flip(auth.refresh)).toMatchObject({ _tag: "TransientRefreshError" })
+      yield* auth.getAuthStatus({ includeToken: true, refreshToken: true })
+      expect(yield* endpoint.count).toBe(1)
+
+      // The late answer comes: it is served and saved.
+      const adopted = yield* Effect.fork(
+        auth.changes.pipe(Stream.filter((state) => state.hash !== before.hash), Stream.runHead)
+      )
+      yield* TestClock.adjust("2 seconds")
+      const after = Option.getOrThrow(yield* Fiber.join(adopted).pipe(within(10, "the adoption of the late answer")))
+      expect(after.status).toBe("healthy")
+      const served = tokenOf(yield* auth.getAuthStatus({ includeToken: true }))
+      expect(served).not.toBeNull()
+      expect(served).not.toBe(secrets.access)
+      const saved = Option.getOrThrow((yield* store.load).document)
+      expect(Redacted.value(saved.tokens!.refresh_token)).toBe("rt-1")
+      expect(Redacted.value(saved.tokens!.access_token)).toBe(served)
+
+      // Later refreshes send the rotated token, never the replaced one.
+      yield* TestClock.adjust("1 minute")
+      const next = yield* Effect.fork(auth.refresh)
+      yield* Queue.take(arrived).pipe(within(10, "the next token request"))
+      const sent = (yield* endpoint.requests).map((request) => request.fields.refresh_token)
+      expect(sent).toEqual([secrets.refresh, "rt-1"])
+      // Its answer is late too (the test's endpoint always is), and adopted as well.
+      const again = yield* Effect.fork(
+        auth.changes.pipe(Stream.filter((state) => state.hash !== after.hash), Stream.runHead)
+      )
+      yield* TestClock.adjust("35 seconds")
+      yield* Fiber.await(next)
+      yield* Fiber.join(again).pipe(within(10, "the adoption of the second late answer"))
+      expect(yield* endpoint.count).toBe(2)
+    }))
 })
