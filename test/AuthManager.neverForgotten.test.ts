@@ -180,7 +180,13 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
       })
       // While the request is open, later refreshes (past any backoff) send nothing.
       yield* TestClock.adjust("3 seconds")
-      expect(yield* Effect.flip(auth.refresh)).toMatchObject({ _tag: "TransientRefreshError" })
+      const second = yield* Effect.fork(Effect.flip(auth.refresh))
+      const sentAgain = yield* Effect.raceFirst(
+        Effect.as(Fiber.join(second), false),
+        Effect.as(Queue.take(arrived), true)
+      ).pipe(within(10, "the second refresh"))
+      expect(sentAgain, "a second request was sent while the first was open").toBe(false)
+      expect(yield* Fiber.join(second)).toMatchObject({ _tag: "TransientRefreshError" })
       yield* auth.getAuthStatus({ includeToken: true, refreshToken: true })
       expect(yield* endpoint.count).toBe(1)
 
