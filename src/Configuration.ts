@@ -32,7 +32,10 @@ export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
 export interface Options {
   /** The folder of `auth.json` (`CODEX_HOME`, default `$HOME/.codex`). */
   readonly codexHome: string
-  /** The token request's timeout; lock waits and the shutdown wait are derived from it (30 s). */
+  /**
+   * How long callers wait for the token endpoint's answer (the request stays open longer: see
+   * `TokenRefresher.answerLimit`); lock waits and the shutdown wait are derived from it (30 s).
+   */
   readonly refreshTimeout: Duration.Duration
   readonly tokenEndpoint: {
     /** Where refresh tokens are sent (Codex's by default); http(s) only. */
@@ -87,7 +90,7 @@ export interface Input {
 /** The environment variables `layerConfig` reads, and what each sets. */
 export const variables = {
   CODEX_HOME: "the folder of auth.json (default $HOME/.codex)",
-  EFFECT_AUTH_REFRESH_TIMEOUT: "the token request's timeout (default 30 seconds)",
+  EFFECT_AUTH_REFRESH_TIMEOUT: "how long callers wait for the token endpoint; the request stays open up to 5 minutes for its answer (default 30 seconds)",
   CODEX_REFRESH_TOKEN_URL_OVERRIDE: "the token endpoint (default Codex's); http:// or https:// only",
   EFFECT_AUTH_CLIENT_ID: "the OAuth client id (default Codex's)",
   EFFECT_AUTH_CLIENT_SECRET: "the OAuth client secret, if the client has one",
