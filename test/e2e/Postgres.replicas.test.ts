@@ -183,9 +183,11 @@ describe("replicas on one PostgreSQL database act as one", () => {
 })
 
 describe("many credentials on many replicas", () => {
-  it("100 credentials × 4 replicas, each credential stale once: 100 requests, not 400", async () => {
-    // About 6 s on a quiet 2-core machine (100 refreshes at about 25 a second, each under its own lock).
-    const credentials = 100
+  // 40 keys are enough to show one refresh per key however many replicas contend for it (each key is
+  // contended by all four at once); the fleet's throughput at 100 keys and more is measured in bench/.
+  // The bounds are a guard against a hang, not a speed check: generous for a machine under load.
+  it("40 credentials × 4 replicas, each credential stale once: 40 requests, not 160", async () => {
+    const credentials = 40
     const fleetUrl = await freshDatabase("fleet")
     const presented: Array<string> = []
     const fleetTokens = await endpoint((request) =>
@@ -208,7 +210,7 @@ describe("many credentials on many replicas", () => {
       }))
     for (const replica of fleet) {
       for (let i = 0; !replica.stdout().includes("ready"); i++) {
-        if (i > 1500) throw new Error(`a fleet replica did not start: ${replica.stderr()}`)
+        if (i > 6000) throw new Error(`a fleet replica did not start: ${replica.stderr()}`)
         await sleep(10)
       }
     }
@@ -219,7 +221,7 @@ describe("many credentials on many replicas", () => {
     const before = fleet.map((replica) => replica.messages.length)
     for (const replica of fleet) replica.write("poll\n")
     const served = await Promise.all(
-      fleet.map((replica, i) => replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 25_000))
+      fleet.map((replica, i) => replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 90_000))
     ) as unknown as Array<Array<string | null>>
     expect(await fleetTokens.count()).toBe(credentials)
     expect(new Set(presented).size).toBe(credentials)
@@ -229,5 +231,5 @@ describe("many credentials on many replicas", () => {
     for (const tokensServed of served) {
       expect(tokensServed.map(refreshedWith)).toEqual(Array.from({ length: credentials }, (_, i) => `fleet-rt-${i}`))
     }
-  })
+  }, 120_000)
 })
