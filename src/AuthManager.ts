@@ -352,6 +352,8 @@ export const make = (
     // The fiber of the retries, stopped when the manager stops (interrupting one that ended does nothing).
     const saver = yield* Ref.make(Option.none<Fiber.RuntimeFiber<unknown, unknown>>())
     const unsavedWarned = yield* Ref.make(false)
+    // Why the last save failed (a lock held by another program, a read-only folder): said when stopping.
+    const lastSaveProblem = yield* Ref.make("")
     // The pending refresh kept beside the credentials (`AuthStore.keepPending`), when the store has a
     // place for it: written as soon as refreshed tokens cannot be saved, so that not even a crash loses
     // them, and removed once they are saved. `aside` is what it holds now.
@@ -437,7 +439,7 @@ export const make = (
         Effect.either
       )
       if (Either.isRight(saved)) return
-      const problem = saved.left.problem
+      const problem = (yield* Ref.get(lastSaveProblem)) || saved.left.problem
       if (yield* keepAside) {
         return yield* Effect.logError(
           "Stopping before refreshed tokens could be saved: they are kept beside the credentials, and the next start with this store adopts and saves them"
@@ -452,7 +454,12 @@ export const make = (
         if (yield* Ref.getAndSet(saveRetries, true)) return
         const fiber = yield* Effect.sleep(delay).pipe(
           Effect.zipRight(saveUnsaved),
-          Effect.tapError((error) => Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))),
+          Effect.tapError((error) =>
+            Effect.zipRight(
+              Ref.set(lastSaveProblem, error.problem),
+              Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))
+            )
+          ),
           Effect.retry(saveRetrySchedule),
           Effect.interruptible,
           Effect.ensuring(Ref.set(saveRetries, false)),
@@ -461,6 +468,7 @@ export const make = (
         yield* Ref.set(saver, Option.some(fiber))
       }).pipe(Effect.uninterruptible)
     const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
+      yield* Ref.set(lastSaveProblem, error.problem)
       if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
         yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
           Effect.annotateLogs({ file: error.path, problem: error.problem })

@@ -115,6 +115,7 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
         expect(errors).toHaveLength(1)
         expect(errors[0]).toContain("kept beside the credentials")
         expect(errors[0]).toContain("auth-pending-refresh.json")
+        expect(errors[0]).toContain("auth.json.lock: another process held it")
         const kept = `${home}/auth-pending-refresh.json`
         expect(statSync(kept).mode & 0o777).toBe(0o600)
         expect(JSON.parse(readFileSync(kept, "utf8"))).toMatchObject({

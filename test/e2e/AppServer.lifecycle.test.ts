@@ -50,6 +50,7 @@ describe("example app server: starting and stopping", () => {
     const errors = server.stderr().split("\n").filter((line) => line.includes("level=ERROR"))
     expect(errors).toHaveLength(1)
     expect(errors[0]).toContain("kept beside the credentials")
+    expect(errors[0]).toContain("auth.json.lock: another process held it")
     expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe(secrets.refresh)
     expect(statSync(`${home}/auth-pending-refresh.json`).mode & 0o777).toBe(0o600)
 
