@@ -142,6 +142,57 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
     }
   )
 
+  it.scoped(
+    "a process about to send a refresh token another one replaced but could not save adopts the kept tokens instead",
+    () => {
+      const log = logLines()
+      return Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const home = yield* fs.makeTempDirectoryScoped()
+        writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson()), { mode: 0o600 })
+        const managerOn = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const context = yield* Layer.buildWithScope(
+              AuthManager.layerWith({}).pipe(
+                Layer.provideMerge(Layer.merge(AuthStore.layerFileWith({ codexHome: home }), TokenRefresher.layerTest(script))),
+                Layer.provide(NodeContext.layer)
+              ),
+              scope
+            )
+            return { scope, auth: Context.get(context, AuthManager), calls: Effect.provide(callCount, context) }
+          })
+        const holder = yield* Scope.make()
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(Scope.extend(holder))
+        // Two processes on one CODEX_HOME, both holding the same refresh token.
+        const one = yield* managerOn([rotated(secrets.newAccess, secrets.newRefresh)])
+        const other = yield* managerOn([rotated("never", "never")])
+
+        // The first refreshes; Codex's lock never comes, so its tokens are kept beside auth.json.
+        const refreshing = yield* Effect.fork(one.auth.refresh)
+        yield* log.logged(waitingForLock).pipe(within(10, "the wait for Codex's lock"))
+        yield* TestClock.adjust("5 seconds")
+        yield* Fiber.join(refreshing)
+        expect(yield* fs.exists(`${home}/auth-pending-refresh.json`)).toBe(true)
+
+        // The other would send the refresh token still in auth.json, replaced already: it adopts instead.
+        yield* other.auth.refresh
+        expect(yield* other.calls).toBe(0)
+        expect(tokenOf(yield* other.auth.getAuthStatus({ includeToken: true }))).toBe(secrets.newAccess)
+
+        // Codex lets go: both stop and save; auth.json ends with the rotated tokens, nothing kept aside.
+        yield* Scope.close(holder, Exit.void)
+        // The other first: its retries, waiting for the lock on the test's clock, are stopped, and it saves
+        // at once; the first then finds them saved. (Stopped the other way round, the first would wait for
+        // the lock the other's retry holds, on a clock that does not move.)
+        yield* Scope.close(other.scope, Exit.void).pipe(within(10, "the other process stopping"))
+        yield* Scope.close(one.scope, Exit.void).pipe(within(10, "the first process stopping"))
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe(secrets.newRefresh)
+        expect(yield* fs.exists(`${home}/auth-pending-refresh.json`)).toBe(false)
+      }).pipe(Effect.provide(Layer.merge(NodeContext.layer, log.layer)), Logger.withMinimumLogLevel(LogLevel.Debug))
+    }
+  )
+
   it.scoped("an answer after the callers' timeout is adopted and saved, and the refresh token is sent once", () =>
     Effect.gen(function*() {
       const arrived = yield* Queue.unbounded<void>()
