@@ -549,17 +549,8 @@ export const make = (
       flight: RefreshState.Flight,
       hash: string
     ) {
-      const request = yield* Effect.fork(refresher.refresh(refreshToken).pipe(
-        Effect.timeoutFail({
-          duration: settings.answerLimit,
-          onTimeout: () =>
-            new TransientRefreshError({
-              kind: "timeout",
-              detail: `the token endpoint did not answer within ${Duration.format(settings.answerLimit)}: the request was abandoned`
-            })
-        }),
-        Effect.either
-      ))
+      // One timer at a time: the request is bounded by `answerLimit` only once it is late.
+      const request = yield* Effect.fork(Effect.either(refresher.refresh(refreshToken)))
       const inTime = yield* Effect.timeoutOption(Fiber.join(request), settings.refreshTimeout)
       if (Option.isSome(inTime)) return inTime.value
       const error = new TransientRefreshError({
@@ -571,7 +562,15 @@ export const make = (
       yield* Effect.logWarning("The token endpoint has not answered in time: callers get an error, and the request stays open for its answer").pipe(
         Effect.annotateLogs({ waited: Duration.format(settings.refreshTimeout), limit: Duration.format(settings.answerLimit) })
       )
-      return yield* Fiber.join(request)
+      const late = yield* Effect.timeoutOption(Fiber.join(request), Duration.subtract(settings.answerLimit, settings.refreshTimeout))
+      if (Option.isSome(late)) return late.value
+      yield* Fiber.interrupt(request)
+      return Either.left(
+        new TransientRefreshError({
+          kind: "timeout",
+          detail: `the token endpoint did not answer within ${Duration.format(settings.answerLimit)}: the request was abandoned`
+        })
+      )
     })
 
     // Steps 6 and 7 of SPEC §4, run detached from the callers that asked, under the store's
