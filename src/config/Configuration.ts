@@ -42,13 +42,32 @@ export interface Settings {
   /** The most of a server's `Retry-After` that is honoured. */
   readonly maxRetryAfter: Duration.Duration
   /**
+   * How long callers wait for the token endpoint's answer. Past it they get a transient error, but
+   * the request stays open (up to `answerLimit`): its answer may rotate the refresh token, so it is
+   * still used and saved, and the same refresh token is not sent again meanwhile.
+   */
+  readonly refreshTimeout: Duration.Duration
+  /** How long a token request stays open for its answer at most; then it is abandoned. */
+  readonly answerLimit: Duration.Duration
+  /**
    * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
    * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
    */
   readonly shutdownWait: Duration.Duration
+  /**
+   * How long closing the manager tries to save refreshed tokens not saved yet (Codex's lock held by
+   * someone else); then they are kept beside the credentials for the next start (`AuthStore.keepPending`).
+   */
+  readonly shutdownSaveWait: Duration.Duration
   /** How long storage must be quiet after a change before it is reloaded. */
   readonly watchDebounce: Duration.Duration
 }
+
+/**
+ * How long a token request stays open for its answer at most (5 minutes): past the refresh timeout
+ * callers stop waiting, but an answer that comes later may carry a rotated refresh token.
+ */
+export const defaultAnswerLimit = Duration.minutes(5)
 
 /** The defaults of every setting. */
 export const defaultSettings: Settings = {
@@ -60,7 +79,10 @@ export const defaultSettings: Settings = {
   backoffCap: Duration.minutes(5),
   maxRetryAfter: Duration.hours(1),
   watchDebounce: Duration.millis(100),
-  shutdownWait: Duration.seconds(40)
+  refreshTimeout: Duration.seconds(30),
+  answerLimit: defaultAnswerLimit,
+  shutdownWait: Duration.seconds(40),
+  shutdownSaveWait: Duration.seconds(2)
 }
 
 /**
@@ -80,7 +102,10 @@ export interface Options {
    * `$CODEX_HOME/config.toml`; none: what that file says (default `file`).
    */
   readonly credentialsStore: Option.Option<CredentialsStoreMode>
-  /** The token request's timeout; lock waits and the shutdown wait are derived from it (30 s). */
+  /**
+   * How long callers wait for the token endpoint's answer (the request stays open longer: see
+   * `Settings.answerLimit`); lock waits and the shutdown wait are derived from it (30 s).
+   */
   readonly refreshTimeout: Duration.Duration
   readonly tokenEndpoint: {
     /** Where refresh tokens are sent (Codex's by default); http(s) only. */
@@ -142,7 +167,7 @@ export const variables = {
   CODEX_HOME: "the folder of auth.json (default $HOME/.codex; set to nothing: the default, as in Codex)",
   EFFECT_AUTH_CREDENTIALS_STORE:
     "file, keyring, auto or ephemeral: where the programs keep the credentials (default: cli_auth_credentials_store in $CODEX_HOME/config.toml, else file)",
-  EFFECT_AUTH_REFRESH_TIMEOUT: "the token request's timeout (default 30 seconds)",
+  EFFECT_AUTH_REFRESH_TIMEOUT: "how long callers wait for the token endpoint; the request stays open up to 5 minutes for its answer (default 30 seconds)",
   CODEX_REFRESH_TOKEN_URL_OVERRIDE: "the token endpoint (default Codex's); http:// or https:// only",
   EFFECT_AUTH_CLIENT_ID: "the OAuth client id (default Codex's)",
   EFFECT_AUTH_CLIENT_SECRET: "the OAuth client secret, if the client has one",

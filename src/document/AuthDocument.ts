@@ -394,3 +394,14 @@ export const withTokens = (
     ...(expiresIn === undefined ? {} : { expires_at: new Date(now.getTime() + Duration.toMillis(expiresIn)).toISOString() })
   }
 }
+
+/**
+ * A refresh whose tokens are not saved yet: what it received, the refresh token it replaced (dead
+ * at the provider once it rotated), and when it was answered, in epoch milliseconds. Its tokens
+ * belong on credentials that still hold `replaced`, and on nothing else.
+ */
+export interface PendingRefresh {
+  readonly tokens: RefreshedTokens
+  readonly replaced: Redacted.Redacted<string>
+  readonly at: number
+}

@@ -12,6 +12,7 @@ import {
   Effect,
   Either,
   ExecutionStrategy,
+  Fiber,
   FiberRef,
   Layer,
   Metric,
@@ -152,6 +153,8 @@ const accountOf = (snapshot: AuthDocument.AuthSnapshot): AccountInfo["account"] 
  * Codex's 5 s commit lock and a margin for the save).
  */
 export const settingsOf = (configuration: Configuration.Options): Partial<Settings> => ({
+  refreshTimeout: configuration.refreshTimeout,
+  answerLimit: Duration.max(Configuration.defaultAnswerLimit, configuration.refreshTimeout),
   shutdownWait: Duration.sum(configuration.refreshTimeout, Duration.seconds(10)),
   ...configuration.manager
 })
@@ -175,15 +178,25 @@ export const make = (
     const first = yield* store.load.pipe(
       Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
     )
+    // A refresh an earlier run could not save, kept beside the credentials: adopted while they still
+    // hold the refresh token it replaced (saved below), removed otherwise.
+    const kept = store.loadPending === undefined ? Option.none<RefreshState.Pending>() : yield* store.loadPending
+    const resumed = Option.flatMap(kept, (pending) => RefreshState.resume(first, pending))
     // What another process already learned of these credentials (dead, backing off) applies from the
     // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
-    const stateRef = yield* SubscriptionRef.make(SharedState.initialState(first, yield* store.loadShared))
+    const stateRef = yield* SubscriptionRef.make(
+      Option.isSome(resumed) ? resumed.value : SharedState.initialState(first, yield* store.loadShared)
+    )
     const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
     // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
     // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.
     const requested = yield* Ref.make(Option.none<RefreshState.Flight>())
     // Set below, once saving is defined: run when stopping, after the flight in progress is done.
     let saveBeforeStopping: Effect.Effect<void> = Effect.void
+    // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
+    const flightEnded = (flight: RefreshState.Flight) =>
+      stateRef.changes.pipe(Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)), Stream.runDrain)
+    // A finalizer runs uninterruptibly: each wait in it is made interruptible, or its bound would not hold.
     yield* Scope.addFinalizer(
       layerScope,
       Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
@@ -191,7 +204,7 @@ export const make = (
           onNone: () => Effect.void,
           onSome: (flight) =>
             Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
-              Effect.zipRight(Deferred.await(flight.done).pipe(Effect.exit, Effect.timeoutOption(settings.shutdownWait))),
+              Effect.zipRight(Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))),
               Effect.flatMap(Option.match({
                 onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
                 onSome: () => Effect.logDebug("The refresh in flight is done")
@@ -233,7 +246,46 @@ export const make = (
     // refresh token, never the old one); saving them is retried with backoff until storage takes them
     // or someone else writes it.
     const saveRetries = yield* Ref.make(false)
+    // The fiber of the retries, stopped when the manager stops (interrupting one that ended does nothing).
+    const saver = yield* Ref.make(Option.none<Fiber.RuntimeFiber<unknown, unknown>>())
     const unsavedWarned = yield* Ref.make(false)
+    // Why the last save failed (a lock held by another program, a read-only folder): said when stopping.
+    const lastSaveProblem = yield* Ref.make("")
+    // The pending refresh kept beside the credentials (`AuthStore.keepPending`), when the store has a
+    // place for it: written as soon as refreshed tokens cannot be saved, so that not even a crash loses
+    // them, and removed once they are saved. `aside` is what it holds now.
+    const aside = yield* Ref.make(Option.none<RefreshState.Pending>())
+    const keepAside = Effect.gen(function*() {
+      const { pending } = yield* SubscriptionRef.get(stateRef)
+      if (store.keepPending === undefined || Option.isNone(pending)) return false
+      if (Option.exists(yield* Ref.get(aside), (written) => written === pending.value)) return true
+      return yield* store.keepPending(pending).pipe(
+        Effect.zipRight(Ref.set(aside, pending)),
+        Effect.as(true),
+        Effect.catchAll((error) =>
+          Effect.as(
+            Effect.logWarning("Refreshed tokens could not be kept beside the credentials either").pipe(
+              Effect.annotateLogs({ file: error.path, problem: error.problem })
+            ),
+            false
+          )
+        )
+      )
+    })
+    // `always`: whoever wrote it (a sign-in or sign-out replaces what any kept refresh was for).
+    const removeAside = (always: boolean) =>
+      Effect.gen(function*() {
+        if (store.keepPending === undefined || (!always && Option.isNone(yield* Ref.get(aside)))) return
+        yield* store.keepPending(Option.none()).pipe(
+          Effect.zipRight(Ref.set(aside, Option.none())),
+          Effect.catchAll((error) =>
+            Effect.logWarning("A kept copy of refreshed tokens could not be removed").pipe(
+              Effect.annotateLogs({ file: error.path, problem: error.problem })
+            )
+          )
+        )
+      })
+    const clearAside = removeAside(false)
     const saveRetrySchedule = Schedule.exponential(settings.backoffBase).pipe(
       Schedule.union(Schedule.spaced(settings.backoffCap)),
       Schedule.jittered
@@ -257,7 +309,7 @@ export const make = (
       }
       return yield* new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
     })
-    const saveUnsaved = writes.withPermits(1)(saveUnsavedHolding).pipe(
+    const saveUnsaved = writes.withPermits(1)(Effect.tap(saveUnsavedHolding, () => clearAside)).pipe(
       Effect.flatMap((outcome) =>
         outcome === "saved"
           ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
@@ -265,35 +317,62 @@ export const make = (
       )
     )
     // Tokens still unsaved when the manager stops would be lost with it, and the next start would send
-    // the refresh token on disk, already replaced: one last try to save them, bounded.
-    saveBeforeStopping = Effect.flatMap(SubscriptionRef.get(stateRef), (state) =>
-      !RefreshState.unsaved(state) ? Effect.void : saveUnsaved.pipe(
+    // the refresh token in storage, already replaced. The retries in the background stop; one last
+    // try, short (whoever holds the lock has held it for seconds already); then they are kept beside
+    // the credentials for the next start, and that is said in one line.
+    saveBeforeStopping = Effect.gen(function*() {
+      if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return
+      yield* Effect.flatMap(Ref.get(saver), Option.match({ onNone: () => Effect.void, onSome: Fiber.interrupt }))
+      const saved = yield* Effect.interruptible(saveUnsaved).pipe(
         Effect.timeoutFail({
-          duration: settings.shutdownWait,
-          onTimeout: () => new AuthStoreError({ path: store.location, operation: "write", problem: "timed out while stopping" })
+          duration: settings.shutdownSaveWait,
+          onTimeout: () =>
+            new AuthStoreError({
+              path: store.location,
+              operation: "lock",
+              problem: `not saved within ${Duration.format(settings.shutdownSaveWait)} while stopping`
+            })
         }),
-        Effect.catchAll((error) =>
-          Effect.logError("Stopping with refreshed tokens that could not be saved: signing in again may be needed").pipe(
-            Effect.annotateLogs({ problem: error.problem })
-          ))
-      ))
-    const keepSaving = Effect.gen(function*() {
-      if (yield* Ref.getAndSet(saveRetries, true)) return
-      yield* Effect.sleep(settings.backoffBase).pipe(
-        Effect.zipRight(saveUnsaved),
-        Effect.tapError((error) => Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))),
-        Effect.retry(saveRetrySchedule),
-        Effect.ensuring(Ref.set(saveRetries, false)),
-        Effect.forkIn(scope)
+        Effect.either
       )
+      if (Either.isRight(saved)) return
+      const problem = (yield* Ref.get(lastSaveProblem)) || saved.left.problem
+      if (yield* keepAside) {
+        return yield* Effect.logError(
+          "Stopping before refreshed tokens could be saved: they are kept beside the credentials, and the next start with this store adopts and saves them"
+        ).pipe(Effect.annotateLogs({ kept: store.pendingLocation ?? store.location, problem }))
+      }
+      yield* Effect.logError(
+        "Stopping with refreshed tokens that could not be saved or kept: signing in again may be needed"
+      ).pipe(Effect.annotateLogs({ file: store.location, problem }))
     })
+    const keepSaving = (delay: Duration.Duration) =>
+      Effect.gen(function*() {
+        if (yield* Ref.getAndSet(saveRetries, true)) return
+        const fiber = yield* Effect.sleep(delay).pipe(
+          Effect.zipRight(saveUnsaved),
+          Effect.tapError((error) =>
+            Effect.zipRight(
+              Ref.set(lastSaveProblem, error.problem),
+              Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))
+            )
+          ),
+          Effect.retry(saveRetrySchedule),
+          Effect.interruptible,
+          Effect.ensuring(Ref.set(saveRetries, false)),
+          Effect.forkIn(scope)
+        )
+        yield* Ref.set(saver, Option.some(fiber))
+      }).pipe(Effect.uninterruptible)
     const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
+      yield* Ref.set(lastSaveProblem, error.problem)
       if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
         yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
           Effect.annotateLogs({ file: error.path, problem: error.problem })
         )
       }
-      yield* keepSaving
+      yield* keepAside
+      yield* keepSaving(settings.backoffBase)
     })
 
     // The outcome of the request: a refresh token the provider declared dead is recorded only if
@@ -336,16 +415,60 @@ export const make = (
           yield* Effect.logDebug("Access token refreshed and saved").pipe(
             Effect.annotateLogs({ snapshot: result.snapshot.hash.slice(0, 12) })
           )
-          return yield* update(RefreshState.adoptSaved(result.snapshot))
+          yield* update(RefreshState.adoptSaved(result.snapshot))
+          return yield* clearAside
         }
         yield* update(RefreshState.adoptUnsaved(next, base, pending))
         yield* update(RefreshState.adopt(result.current))
         const saved = yield* Effect.either(saveUnsavedHolding)
         if (Either.isLeft(saved)) return yield* keepUnsaved(saved.left)
+        yield* clearAside
         if (saved.right === "superseded") {
           yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
         }
       }))
+
+    // The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds).
+    const keptFor = (stored: AuthDocument.AuthSnapshot, refreshToken: Redacted.Redacted<string>) =>
+      store.loadPending === undefined ? Effect.succeedNone : Effect.map(
+        store.loadPending,
+        Option.filter((pending) =>
+          Redacted.value(pending.replaced) === Redacted.value(refreshToken) && Option.isSome(RefreshState.resume(stored, pending))
+        )
+      )
+
+    // The token request runs on its own fiber: callers stop waiting after `refreshTimeout`, the request
+    // does not. Its answer, however late (up to `answerLimit`), may carry a rotated refresh token: it
+    // is still committed. Until then the flight stays open, holding the refresh lock and joined by
+    // later callers, so the same refresh token is not sent again meanwhile, here or elsewhere.
+    const answerOf = Effect.fnUntraced(function*(
+      refreshToken: Redacted.Redacted<string>,
+      flight: RefreshState.Flight,
+      hash: string
+    ) {
+      // One timer at a time: the request is bounded by `answerLimit` only once it is late.
+      const request = yield* Effect.fork(Effect.either(refresher.refresh(refreshToken)))
+      const inTime = yield* Effect.timeoutOption(Fiber.join(request), settings.refreshTimeout)
+      if (Option.isSome(inTime)) return inTime.value
+      const error = new TransientRefreshError({
+        kind: "timeout",
+        detail: `the token endpoint did not answer within ${Duration.format(settings.refreshTimeout)}; its answer is still awaited`
+      })
+      yield* update(RefreshState.coolDown(hash, error, yield* Clock.currentTimeMillis, yield* Random.next, settings))
+      yield* Deferred.fail(flight.done, error)
+      yield* Effect.logWarning("The token endpoint has not answered in time: callers get an error, and the request stays open for its answer").pipe(
+        Effect.annotateLogs({ waited: Duration.format(settings.refreshTimeout), limit: Duration.format(settings.answerLimit) })
+      )
+      const late = yield* Effect.timeoutOption(Fiber.join(request), Duration.subtract(settings.answerLimit, settings.refreshTimeout))
+      if (Option.isSome(late)) return late.value
+      yield* Fiber.interrupt(request)
+      return Either.left(
+        new TransientRefreshError({
+          kind: "timeout",
+          detail: `the token endpoint did not answer within ${Duration.format(settings.answerLimit)}: the request was abandoned`
+        })
+      )
+    })
 
     // The refresh proper, run detached from the callers that asked, under the store's
     // refresh lock (among all the processes sharing the credentials, one at a time): read what
@@ -380,9 +503,19 @@ export const make = (
             return
           case "Request": {
             if (Option.isSome(next.health)) yield* update(RefreshState.withHealth(current.hash, next.health.value))
+            // Another run (stopped, or alive beside this one) may have kept a refresh of this very
+            // token that it could not save: its tokens are taken, and the replaced token is not sent.
+            const kept = yield* keptFor(stored, next.refreshToken)
+            if (Option.isSome(kept)) {
+              yield* Effect.logInfo("Adopted refreshed tokens another run kept but could not save; saving them")
+              yield* countAttempt("adopted")
+              yield* update(RefreshState.adoptKept(stored, kept.value))
+              yield* Ref.set(aside, kept)
+              return yield* keepSaving(Duration.zero)
+            }
             yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
             yield* Ref.set(requested, Option.some(flight))
-            const outcome = yield* Effect.either(refresher.refresh(next.refreshToken))
+            const outcome = yield* answerOf(next.refreshToken, flight, current.hash)
             const now = yield* Clock.currentTimeMillis
             return yield* Either.match(outcome, {
               onLeft: (error) => recordFailure(current, base, error, now),
@@ -534,6 +667,8 @@ export const make = (
           Effect.orElseSucceed(() => Option.none())
         )
         yield* update(RefreshState.adoptSaved(yield* write(stored)))
+        // A kept refresh of the credentials just replaced is of no use now, and holds tokens.
+        yield* removeAside(true)
         return yield* currentView
       }))
 
@@ -561,6 +696,23 @@ export const make = (
       yield* update(RefreshState.adopt(yield* store.load))
       return yield* currentView
     })).pipe(Effect.withSpan("AuthManager.reload"))
+
+    // A refresh an earlier run kept: saved now if it applied, removed if the credentials moved on since.
+    if (Option.isSome(kept)) {
+      const file = store.pendingLocation ?? store.location
+      if (Option.isSome(resumed)) {
+        yield* Ref.set(aside, kept)
+        yield* Effect.logInfo("Adopted refreshed tokens an earlier run kept but could not save; saving them").pipe(
+          Effect.annotateLogs({ file })
+        )
+        yield* keepSaving(Duration.zero)
+      } else {
+        yield* removeAside(true)
+        yield* Effect.logInfo("Removed a kept refresh that no longer applies: the credentials changed since").pipe(
+          Effect.annotateLogs({ file })
+        )
+      }
+    }
 
     // Another process changed the credentials: adopt them (a different hash clears poison and cooldown).
     yield* store.changed.pipe(

@@ -14,6 +14,7 @@ import * as AuthDocument from "../document/AuthDocument.js"
 import type { AuthSnapshot, RefreshedTokens } from "../document/AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../errors/Errors.js"
 import { TransientRefreshError } from "../errors/Errors.js"
+import type { PendingRefresh } from "../document/AuthDocument.js"
 
 // The manager's public types live in its public module; the state machine works on them.
 export type { AuthState } from "./AuthState.js"
@@ -53,11 +54,7 @@ export interface State {
  * token it replaced, and when. Storage that changes while it still holds the
  * replaced token gets these tokens applied onto it, never the other way round.
  */
-export interface Pending {
-  readonly tokens: RefreshedTokens
-  readonly replaced: Redacted.Redacted<string>
-  readonly at: number
-}
+export type Pending = PendingRefresh
 
 const healthy: Health = { _tag: "Healthy" }
 
@@ -146,6 +143,30 @@ const applyOnto = (stored: AuthSnapshot, pending: Pending): Option.Option<AuthSn
     ? Option.some(AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, pending.tokens, new Date(pending.at))))
     : Option.none()
 }
+
+/**
+ * The state of a process that finds, beside what storage holds (`stored`), a refresh another run
+ * kept because it could not save it: its tokens applied onto `stored`, still to be saved; none when
+ * `stored` no longer holds the refresh token it replaced (storage moved on: it is newer).
+ */
+export const resume = (stored: AuthSnapshot, pending: Pending): Option.Option<State> =>
+  Option.map(applyOnto(stored, pending), (snapshot) => ({
+    snapshot,
+    health: healthy,
+    inflight: Option.none(),
+    stored: stored.hash,
+    pending: Option.some(pending)
+  }))
+
+/**
+ * Makes a kept refresh of what storage holds (`stored`, the base of the flight in progress) current,
+ * still to be saved: `resume` while running. Unchanged when it does not apply.
+ */
+export const adoptKept = (stored: AuthSnapshot, pending: Pending) => (state: State): State =>
+  Option.match(resume(stored, pending), {
+    onNone: () => state,
+    onSome: (resumed) => ({ ...resumed, inflight: state.inflight })
+  })
 
 /** Makes `snapshot`, just written to storage by this process, current. */
 export const adoptSaved = (snapshot: AuthSnapshot) => (state: State): State =>

@@ -27,6 +27,15 @@ export interface TokenRefresherShape {
   ) => Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>
 }
 
+/**
+ * How long a token request stays open for its answer at most. Callers stop waiting sooner (the
+ * refresh timeout), but an answer may carry a rotated refresh token, the one that works from then
+ * on: abandoning the request at the callers' timeout would throw it away, and the next request would
+ * send the replaced one. Five minutes covers a slow endpoint or network by far; past it, the
+ * connection is closed and the request is taken as failed.
+ */
+export const answerLimit = Configuration.defaultAnswerLimit
+
 export const defaultTokenUrl = Configuration.codexTokenUrl
 export const defaultClientId = Configuration.codexClientId
 
@@ -41,19 +50,26 @@ export interface HttpOptions {
   /** `json` (what the Codex CLI sends) or `form` (`application/x-www-form-urlencoded`, RFC 6749 §6). */
   readonly bodyFormat: "json" | "form"
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * How long the request stays open for its answer; then it is abandoned (an answer after that is
+   * lost). The manager answers its callers sooner (`Settings.refreshTimeout`) and keeps waiting.
+   */
   readonly timeout: Duration.Duration
   /** A response body larger than this is not read further. */
   readonly maxBodyBytes: number
 }
 
-/** The settings of `layerHttp` in `configuration`. */
+/**
+ * The settings of `layerHttp` in `configuration`: the request is abandoned after `answerLimit` (or
+ * the refresh timeout, if longer), not after the refresh timeout, which bounds the callers' wait.
+ */
 export const httpOptionsOf = (configuration: Configuration.Options): HttpOptions => ({
   tokenUrl: configuration.tokenEndpoint.url,
   clientId: configuration.tokenEndpoint.clientId,
   clientSecret: configuration.tokenEndpoint.clientSecret,
   bodyFormat: configuration.tokenEndpoint.bodyFormat,
   headers: {},
-  timeout: configuration.refreshTimeout,
+  timeout: Duration.max(answerLimit, configuration.refreshTimeout),
   maxBodyBytes: 1024 * 1024
 })
 

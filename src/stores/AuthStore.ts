@@ -5,13 +5,14 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, type Redacted, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { AuthStoreError } from "../errors/Errors.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as Configuration from "../config/Configuration.js"
 import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
+import * as PendingFile from "./internal/pendingRefresh.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 import type { SharedHealth } from "./RefreshCoordinator.js"
 
@@ -48,7 +49,19 @@ export interface AuthStoreShape {
   readonly loadShared: Effect.Effect<Option.Option<SharedHealth>>
   /** Shares the refresh state with other processes (none clears it). Best effort: never fails. */
   readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
+  /**
+   * Keeps a refresh whose tokens could not be written (another program held the credentials' lock
+   * as this one stopped) where the next start on the same store finds it; none removes it. Written
+   * without the credentials' lock, with their protection. Only stores with such a place have it
+   * (the file store: a 0600 file beside `auth.json`).
+   */
+  readonly keepPending?: (pending: Option.Option<AuthDocument.PendingRefresh>) => Effect.Effect<void, AuthStoreError>
+  /** The refresh `keepPending` kept; none when there is none or it cannot be read (said). */
+  readonly loadPending?: Effect.Effect<Option.Option<AuthDocument.PendingRefresh>>
+  /** Where `keepPending` keeps it, for messages. */
+  readonly pendingLocation?: string
 }
+
 
 
 /** The outcome of a compare-and-set: written, or what the store holds instead. */
@@ -60,12 +73,14 @@ export type SetResult =
 /** The file store over `FileSystem`: see `layerFile`. */
 export const makeFile = (options: FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
   // The keyed services over the file, bound to its one credential: one compare-and-set, one lock path.
-  Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials }) =>
-    bind(
+  Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials, pending }): AuthStoreShape => ({
+    ...bind(
       options.credentialKey ?? CredentialStore.defaultKey,
       CredentialStore.make(credentials),
       RefreshCoordinator.make(coordinator)
-    ))
+    ),
+    ...PendingFile.operations(pending)
+  }))
 
 /**
  * The memory store: the keyed memory services bound to one key, with the

@@ -293,9 +293,11 @@ describe("replicas on one PostgreSQL database act as one", () => {
 })
 
 describe("many credentials on many replicas", () => {
-  it("100 credentials × 4 replicas, each credential stale once: 100 requests, not 400", async () => {
-    // Its speed is measured by `npm run bench:fleet`: the limit here only bounds a machine under heavy load.
-    const credentials = 100
+  // 40 keys are enough to show one refresh per key however many replicas contend for it (each key is
+  // contended by all four at once); the fleet's throughput at 100 keys and more is measured in bench/.
+  // The bounds are a guard against a hang, not a speed check: generous for a machine under load.
+  it("40 credentials × 4 replicas, each credential stale once: 40 requests, not 160", async () => {
+    const credentials = 40
     const fleetUrl = await freshDatabase("fleet")
     const presented: Array<string> = []
     const fleetTokens = await endpoint((request) =>

@@ -3,7 +3,7 @@
  * and a token endpoint on 127.0.0.1, all cleaned up by `cleanup()`.
  */
 import { Effect, Exit, Scope } from "effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -210,3 +210,27 @@ export const appServer = async (options: AppServerOptions): Promise<RunningProce
   if (account.error !== undefined) throw new Error(`account/read failed: ${account.error.message}`)
   return server
 }
+
+/**
+ * A stuck Codex: util-linux `flock` holding `lock` (exclusive) while it runs `sleep 1000`. Resolves
+ * once it holds the lock; `release` kills it with what it started (also done by `cleanup()`).
+ */
+export const holdFlock = (lock: string): Promise<{ readonly release: () => void }> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn("flock", ["-o", lock, "-c", "echo held; sleep 1000"], {
+      detached: true,
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    const release = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL")
+      } catch {
+        // already gone
+      }
+    }
+    cleanups.push(release)
+    child.once("error", reject)
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      if (chunk.includes("held")) resolve({ release })
+    })
+  })

@@ -15,8 +15,14 @@
  * - Changes by others are heard through a watch of the folder, re-made when
  *   the folder is deleted, moved or re-created, and a stat every few seconds
  *   catches what events miss.
+ * - A refresh whose tokens could not be written to `auth.json` when the
+ *   process stopped (Codex's lock held by a stuck program) is kept beside it
+ *   in `auth-pending-refresh.json`: 0600, atomic, without the lock. It holds
+ *   tokens, so it is part of the credential store and is removed once they
+ *   are saved (see `pendingRefresh.ts`).
  */
 import * as FileSystem from "@effect/platform/FileSystem"
+import type { PlatformError } from "@effect/platform/Error"
 import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
@@ -29,6 +35,8 @@ import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
 import { sha256Hex } from "../../util/canonicalJson.js"
 import * as Flock from "./flock.js"
+import type * as PendingFile from "./pendingRefresh.js"
+import { maxPendingBytes, pendingName } from "./pendingRefresh.js"
 
 export { fileName, sidecarName } from "../FileRead.js"
 
@@ -89,7 +97,9 @@ export const makeFiles = ({
     const locked = (lockPath: string, waitAtMost: Duration.Duration) =>
     <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       ensureDir.pipe(
-        Effect.zipRight(Flock.withLock(fs, lockPath, { waitAtMost })(effect)),
+        // Only the wait is interruptible: a re-read, compare and write under the lock (milliseconds) is
+        // never cut half-way (a temporary file left behind, or a write done but not known to be).
+        Effect.zipRight(Flock.withLock(fs, lockPath, { waitAtMost })(Effect.uninterruptible(effect))),
         Effect.mapError((error): E | AuthStoreError => error instanceof Flock.FlockError ? lockError(error) : error)
       )
     const withCommitLock = locked(path.join(dir, commitLockName), commitLockWait)
@@ -257,9 +267,9 @@ export const makeFiles = ({
           Effect.catchAll((error) => Effect.logDebug("Stale temporary files left for later").pipe(Effect.annotateLogs({ problem: error.problem })))
         )
       }
-      // The sidecar holds no secret; a temporary of it older than a minute is a killed writer's.
+      // A temporary of the sidecar or of the pending refresh older than a minute is a killed writer's.
       const now = Date.now()
-      for (const name of names.filter(temporaryOf(sidecarName))) {
+      for (const name of names.filter((entry) => temporaryOf(sidecarName)(entry) || temporaryOf(pendingName)(entry))) {
         const old = yield* fs.stat(path.join(dir, name)).pipe(
           Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > 60_000)),
           Effect.orElseSucceed(() => false)
@@ -374,5 +384,19 @@ export const makeFiles = ({
           ))
     }
 
-    return { credentials, coordinator } as const
+    // A refresh whose tokens could not be written to auth.json: beside it, with its protection (0600,
+    // atomic), written without Codex's lock, since it is kept when that lock cannot be had.
+    const pendingFile = path.join(dir, pendingName)
+    const failPending = (error: PlatformError) => new AuthStoreError({ path: pendingFile, operation: "write", problem: describe(error) })
+    const pending: PendingFile.Backend = {
+      location: pendingFile,
+      read: FileRead.readOptional(fs, pendingFile, maxPendingBytes),
+      write: (text) =>
+        Option.match(text, {
+          onNone: () => fs.remove(pendingFile).pipe(Effect.catchIf(isNotFound, () => Effect.void), Effect.mapError(failPending)),
+          onSome: (content) => Effect.zipRight(ensureDir, Effect.mapError(writeAtomically(pendingFile, content), failPending))
+        })
+    }
+
+    return { credentials, coordinator, pending } as const
   })
