@@ -17,7 +17,8 @@ const programs = {
 const coldRuns = 15
 const roundTrips = 10_000
 
-const quantile = (sorted: ReadonlyArray<number>, q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+const quantile = (sorted: ReadonlyArray<number>, q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 
 const start = (program: string, home: string) => {
   const child = spawn(process.execPath, [program], {
@@ -40,10 +41,11 @@ const start = (program: string, home: string) => {
       waiting = resolve
       child.stdin.write(`${JSON.stringify(message)}\n`)
     })
-  const stop = () => new Promise<void>((resolve) => {
-    child.on("exit", () => resolve())
-    child.stdin.end()
-  })
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      child.on("exit", () => resolve())
+      child.stdin.end()
+    })
   return { call, stop }
 }
 
@@ -74,12 +76,16 @@ for (const [name, program] of Object.entries(programs)) {
   await server.stop()
   times.sort((a, b) => a - b)
   lines.push(
-    `| ${name} | ${quantile(cold, 0.5).toFixed(0)} ms | ${quantile(times, 0.5).toFixed(3)} ms | ${quantile(times, 0.99).toFixed(3)} ms |`
+    `| ${name} | ${quantile(cold, 0.5).toFixed(0)} ms | ${quantile(times, 0.5).toFixed(3)} ms | ${
+      quantile(times, 0.99).toFixed(3)
+    } ms |`
   )
 }
 rmSync(home, { recursive: true, force: true })
 
-console.log(`node ${process.version}, ${coldRuns} cold starts, ${roundTrips} sequential round trips (after 1,000 warm-up)\n`)
+console.log(
+  `node ${process.version}, ${coldRuns} cold starts, ${roundTrips} sequential round trips (after 1,000 warm-up)\n`
+)
 console.log("| program | cold start to initialize (median) | getAuthStatus round trip (median) | p99 |")
 console.log("|---|---|---|---|")
 for (const line of lines) console.log(line)

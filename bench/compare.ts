@@ -50,7 +50,9 @@ const outage = async (contender: Contender) => {
   const recovery = (async () => {
     await sleep(outageMs)
     duringOutage = await tokens.count()
-    await tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(firstRefreshToken, 3600, { idToken: false })))
+    await tokens.setBehaviour(
+      await Effect.runPromise(TokenEndpoint.rotating(firstRefreshToken, 3600, { idToken: false }))
+    )
     recoveredAt = Date.now()
   })()
   while (freshAt === null && Date.now() < started + outageMs + 60_000) {
@@ -90,7 +92,11 @@ const healthy = async (contender: Contender) => {
 // The chart: cumulative requests over time, one line per contender.
 
 const colors = ["#1b7f3b", "#c0392b", "#2c6fbb", "#8e44ad"]
-const chart = (panels: ReadonlyArray<{ title: string; seconds: number; lines: ReadonlyArray<{ name: string; times: ReadonlyArray<number> }> }>) => {
+const chart = (
+  panels: ReadonlyArray<
+    { title: string; seconds: number; lines: ReadonlyArray<{ name: string; times: ReadonlyArray<number> }> }
+  >
+) => {
   const width = 460
   const height = 300
   const pad = { left: 56, right: 16, top: 36, bottom: 44 }
@@ -102,23 +108,37 @@ const chart = (panels: ReadonlyArray<{ title: string; seconds: number; lines: Re
     const x = (ms: number) => pad.left + (Math.min(ms, panel.seconds * 1000) / (panel.seconds * 1000)) * plotW
     const grid = [0, 1, 2, 3, 4, 5].map((p) =>
       `<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${y(10 ** p)}" y2="${y(10 ** p)}" stroke="#ddd"/>` +
-      `<text x="${pad.left - 6}" y="${y(10 ** p) + 4}" text-anchor="end" font-size="11">${(10 ** p).toLocaleString("en")}</text>`
+      `<text x="${pad.left - 6}" y="${y(10 ** p) + 4}" text-anchor="end" font-size="11">${
+        (10 ** p).toLocaleString("en")
+      }</text>`
     ).join("")
     const lines = panel.lines.map((line, i) => {
-      const points = [`${x(0)},${y(0)}`, ...line.times.map((t, n) => `${x(t)},${y(n + 1)}`), `${x(panel.seconds * 1000)},${y(line.times.length)}`]
+      const points = [
+        `${x(0)},${y(0)}`,
+        ...line.times.map((t, n) => `${x(t)},${y(n + 1)}`),
+        `${x(panel.seconds * 1000)},${y(line.times.length)}`
+      ]
       return `<polyline fill="none" stroke="${colors[i]}" stroke-width="2" points="${points.join(" ")}"/>`
     }).join("")
     const legend = panel.lines.map((line, i) =>
-      `<text x="${pad.left + 8}" y="${pad.top + 14 + i * 14}" font-size="11" fill="${colors[i]}">${line.name}: ${line.times.length.toLocaleString("en")}</text>`
+      `<text x="${pad.left + 8}" y="${pad.top + 14 + i * 14}" font-size="11" fill="${colors[i]}">${line.name}: ${
+        line.times.length.toLocaleString("en")
+      }</text>`
     ).join("")
     return `<g transform="translate(${index * width},0)">` +
       `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${panel.title}</text>` +
       grid + lines + legend +
-      `<text x="${pad.left + plotW / 2}" y="${height - 10}" text-anchor="middle" font-size="11">seconds (0–${panel.seconds})</text>` +
-      `<text x="14" y="${pad.top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${pad.top + plotH / 2})" text-anchor="middle">requests so far (log)</text>` +
+      `<text x="${pad.left + plotW / 2}" y="${
+        height - 10
+      }" text-anchor="middle" font-size="11">seconds (0–${panel.seconds})</text>` +
+      `<text x="14" y="${pad.top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${
+        pad.top + plotH / 2
+      })" text-anchor="middle">requests so far (log)</text>` +
       `</g>`
   }).join("")
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width * panels.length}" height="${height}" font-family="sans-serif">` +
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${
+    width * panels.length
+  }" height="${height}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/>${svgPanels}</svg>\n`
 }
 
@@ -165,7 +185,9 @@ const start = await startup({
 })
 log(`start-up: ${JSON.stringify(start)}`)
 
-const appServer = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "app-server.ts")], { encoding: "utf8" })
+const appServer = execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "app-server.ts")], {
+  encoding: "utf8"
+})
 
 const header = `| | ${contenders.map((c) => c.name).join(" | ")} |\n|---|${contenders.map(() => "---").join("|")}|`
 const fmtMs = (ms: number | null) => (ms === null ? "> 60 s" : `${(ms / 1000).toFixed(1)} s`)
@@ -187,13 +209,27 @@ ${stormRows.join("\n")}
 ## 2. Transient outage: 503 for ${outageMs / 1000} s of polling at up to 100 polls/s, then recovery
 
 ${header}
-| requests during the outage | ${outageResults.map((r) => median(r.map((x) => x.duringOutage)).toLocaleString("en")).join(" | ")} |
-| recovery to the first fresh token | ${outageResults.map((r) => fmtMs(median(r.map((x) => x.recoveryMs ?? Infinity)) === Infinity ? null : median(r.map((x) => x.recoveryMs ?? Infinity)))).join(" | ")} |
+| requests during the outage | ${
+  outageResults.map((r) => median(r.map((x) => x.duringOutage)).toLocaleString("en")).join(" | ")
+} |
+| recovery to the first fresh token | ${
+  outageResults.map((r) =>
+    fmtMs(
+      median(r.map((x) => x.recoveryMs ?? Infinity)) === Infinity
+        ? null
+        : median(r.map((x) => x.recoveryMs ?? Infinity))
+    )
+  ).join(" | ")
+} |
 
 ## 3. Healthy polling for ${healthyMs / 1000} s, every poll asking for a refresh: token rotations
 
 ${header}
-| requests (polls) | ${healthyResults.map((r) => `${median(r.map((x) => x.count)).toLocaleString("en")} (${median(r.map((x) => x.polls)).toLocaleString("en")})`).join(" | ")} |
+| requests (polls) | ${
+  healthyResults.map((r) =>
+    `${median(r.map((x) => x.count)).toLocaleString("en")} (${median(r.map((x) => x.polls)).toLocaleString("en")})`
+  ).join(" | ")
+} |
 
 ## 4. Hot path, one process
 
@@ -204,10 +240,16 @@ of the within-round ratios).
 | | calls per second | vs a bare \`Ref.get\` |
 |---|---|---|
 | bare Effect \`Ref.get\` | ${Math.round(hot.ref).toLocaleString("en")} | 1× |
-| \`getAuthStatus({ includeToken: true })\`, healthy | ${Math.round(hot.healthy).toLocaleString("en")} | ${hot.healthyRatio.toFixed(1)}× |
-| \`getAuthStatus({ includeToken: true, refreshToken: true })\`, poisoned | ${Math.round(hot.poisoned).toLocaleString("en")} | ${hot.poisonedRatio.toFixed(1)}× |
+| \`getAuthStatus({ includeToken: true })\`, healthy | ${Math.round(hot.healthy).toLocaleString("en")} | ${
+  hot.healthyRatio.toFixed(1)
+}× |
+| \`getAuthStatus({ includeToken: true, refreshToken: true })\`, poisoned | ${
+  Math.round(hot.poisoned).toLocaleString("en")
+} | ${hot.poisonedRatio.toFixed(1)}× |
 
-Heap after ${hot.calls.toLocaleString("en")} more calls (after a full GC): ${hot.heapGrowthKb === null ? "not measured (run with --expose-gc)" : `${hot.heapGrowthKb.toFixed(0)} KB of growth`}.
+Heap after ${hot.calls.toLocaleString("en")} more calls (after a full GC): ${
+  hot.heapGrowthKb === null ? "not measured (run with --expose-gc)" : `${hot.heapGrowthKb.toFixed(0)} KB of growth`
+}.
 
 ## 5. The example app server
 
@@ -216,7 +258,9 @@ ${appServer.trim()}
 ## 6. Start-up, side by side (bench/startup.ts)
 
 Whole processes, spawn to exit (\`status\`) or to the answer to \`initialize\` (app servers); the bins run
-with a warm V8 code cache, as every run after the first does.${process.env.CODEX_BIN ? "" : " Set CODEX_BIN to the native Codex binary to add it."}
+with a warm V8 code cache, as every run after the first does.${
+  process.env.CODEX_BIN ? "" : " Set CODEX_BIN to the native Codex binary to add it."
+}
 
 ${startupTable(start)}
 
@@ -231,8 +275,16 @@ writeFileSync(resultsFile, `${results}${fleet}`)
 writeFileSync(
   join(import.meta.dirname, "requests-over-time.svg"),
   chart([
-    { title: "Dead refresh token: 10 pollers × 100 polls", seconds: Math.max(1, Math.ceil(Math.max(...stormChart.flatMap((l) => l.times), 0) / 1000)), lines: stormChart },
-    { title: `${outageMs / 1000} s outage (503), then recovery`, seconds: Math.ceil(outageMs / 1000) + 15, lines: contenders.map((c, i) => ({ name: c.name, times: outageResults[i]![0]!.times })) }
+    {
+      title: "Dead refresh token: 10 pollers × 100 polls",
+      seconds: Math.max(1, Math.ceil(Math.max(...stormChart.flatMap((l) => l.times), 0) / 1000)),
+      lines: stormChart
+    },
+    {
+      title: `${outageMs / 1000} s outage (503), then recovery`,
+      seconds: Math.ceil(outageMs / 1000) + 15,
+      lines: contenders.map((c, i) => ({ name: c.name, times: outageResults[i]![0]!.times }))
+    }
   ])
 )
 console.log(results)

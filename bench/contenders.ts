@@ -9,9 +9,9 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { OAuth2Client } from "google-auth-library"
 import * as openid from "openid-client"
 import { AuthManager } from "../src/manager/AuthManager.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
-import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 
 export const clientId = "bench-client"
 export const clientSecret = "bench-secret"
@@ -42,7 +42,9 @@ const thisLibrary: Contender = {
             tokens: { id_token: unsignedJwt({}), access_token: accessToken, refresh_token: firstRefreshToken },
             last_refresh: new Date(Date.now() - 9 * 86_400_000).toISOString()
           }),
-          Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl, clientId, bodyFormat: "form" })).pipe(Layer.provide(NodeHttpClient.layerUndici))
+          Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl, clientId, bodyFormat: "form" })).pipe(
+            Layer.provide(NodeHttpClient.layerUndici)
+          )
         ))
       )
     )
@@ -88,7 +90,11 @@ const google: Contender = {
   name: "google-auth-library OAuth2Client",
   make: async (tokenUrl, accessToken) => {
     const client = new OAuth2Client({ clientId, clientSecret, endpoints: { oauth2TokenUrl: tokenUrl } })
-    client.setCredentials({ access_token: accessToken, refresh_token: firstRefreshToken, expiry_date: Date.now() - 60_000 })
+    client.setCredentials({
+      access_token: accessToken,
+      refresh_token: firstRefreshToken,
+      expiry_date: Date.now() - 60_000
+    })
     return {
       poll: () => client.getAccessToken().then((r) => r.token ?? null, () => null),
       pollRefresh: () => client.refreshAccessToken().then((r) => r.credentials.access_token ?? null, () => null),

@@ -22,8 +22,16 @@ import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import buildBundles from "../test/support/bundles.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 import { startCluster } from "../test/support/postgres.js"
+import {
+  appServer,
+  cleanup,
+  endpoint,
+  type Message,
+  type RunningProcess,
+  spawnScript,
+  tempHome
+} from "../test/support/processes.js"
 import { putCredentials as putRows } from "../test/support/putCredentials.js"
-import { appServer, cleanup, endpoint, type Message, type RunningProcess, spawnScript, tempHome } from "../test/support/processes.js"
 
 const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(",").filter((s) => s !== "")
 const sizes = list("FLEET_N", "1000,10000").map(Number)
@@ -40,7 +48,8 @@ const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
 }
-const claims = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8"))
+const claims = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8"))
 
 interface Row {
   readonly store: "postgres" | "file"
@@ -68,7 +77,10 @@ const issuing: TokenEndpoint.Behaviour = (request) =>
   Effect.sync(() =>
     HttpServerResponse.unsafeJson({
       token_type: "Bearer",
-      access_token: TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, rt: request.fields.refresh_token }),
+      access_token: TokenEndpoint.unsignedJwt({
+        exp: Math.floor(Date.now() / 1000) + 3600,
+        rt: request.fields.refresh_token
+      }),
       refresh_token: `${request.fields.refresh_token}-next`,
       expires_in: 3600
     })
@@ -106,9 +118,11 @@ const putCredentials = (client: Client, entries: Parameters<typeof putRows>[1]) 
 const ask = <A>(fleet: ReadonlyArray<RunningProcess>, line: string) => {
   const marks = fleet.map((replica) => replica.messages.length)
   for (const replica of fleet) replica.write(`${line}\n`)
-  return Promise.all(fleet.map((replica, i) =>
-    replica.waitFor((m) => (Array.isArray(m) || "heap" in m) && replica.messages.indexOf(m) >= marks[i]!, timeoutMs)
-  )) as unknown as Promise<Array<A>>
+  return Promise.all(
+    fleet.map((replica, i) =>
+      replica.waitFor((m) => (Array.isArray(m) || "heap" in m) && replica.messages.indexOf(m) >= marks[i]!, timeoutMs)
+    )
+  ) as unknown as Promise<Array<A>>
 }
 
 const keyed = async (k: number, n: number) => {
@@ -122,10 +136,15 @@ const keyed = async (k: number, n: number) => {
       FLEET_KEYS: String(n),
       ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
     }))
-  await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
+  await Promise.all(
+    fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000))
+  )
   if (profile !== undefined) await database.client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
   const label = `k${k}n${n}`
-  const stale = Array.from({ length: n }, (_, i) => TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), label, i }))
+  const stale = Array.from(
+    { length: n },
+    (_, i) => TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), label, i })
+  )
   for (let from = 0; from < n; from += 2_000) {
     await putCredentials(
       database.client,
@@ -138,29 +157,38 @@ const keyed = async (k: number, n: number) => {
   const heapBefore = await ask<{ heap: number }>(fleet, "heap")
   // Every replica makes its N managers, each reading its credential: they are then idle and hold the stale tokens.
   const held = await ask<Array<string | null>>(fleet, "peek")
-  if (!held.every((served) => served.every((token, i) => token === stale[i]))) throw new Error(`${label}: the replicas did not read the stale credentials`)
+  if (!held.every((served) => served.every((token, i) => token === stale[i]))) {
+    throw new Error(`${label}: the replicas did not read the stale credentials`)
+  }
   const heapIdle = await ask<{ heap: number }>(fleet, "heap")
   const perCredential = heapIdle.map((after, i) => (after.heap - heapBefore[i]!.heap) / n / 1024)
   const loadBefore = load()
   const before = await tokens.count()
   const t0 = performance.now()
   // A replica that does not answer in time counts as serving no fresh token (the row is then not exact).
-  const answers = await ask<Array<string | null>>(fleet, "poll").catch(() => fleet.map(() => Array<string | null>(n).fill(null)))
+  const answers = await ask<Array<string | null>>(fleet, "poll").catch(() =>
+    fleet.map(() => Array<string | null>(n).fill(null))
+  )
   const elapsed = performance.now() - t0
   const requests = (await tokens.count()) - before
   const presented = (await tokens.requests()).slice(before).map((request) => request.fields.refresh_token)
   const replayed = presented.length - new Set(presented).size
   if (replayed > 0) log(`  ${replayed} refresh tokens were sent more than once`)
-  const wrong = answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
+  const wrong =
+    answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
   log(`K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${k * n} fresh tokens served`)
   const exact = requests === n && wrong === 0
   if (!exact) {
     inexact++
     // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
-    const said = new Set(fleet.flatMap((replica) =>
-      replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
-        .map((line) => line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300))
-    ))
+    const said = new Set(
+      fleet.flatMap((replica) =>
+        replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
+          .map((line) =>
+            line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300)
+          )
+      )
+    )
     for (const line of [...said].slice(0, 6)) log(`  ${line}`)
   }
   record({
@@ -176,9 +204,13 @@ const keyed = async (k: number, n: number) => {
     exact
   })
   if (profile !== undefined) {
-    const statements = await database.client.query(`SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
-      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 12`)
-    for (const row of (statements as unknown as { rows: Array<Record<string, unknown>> }).rows) log(`  ${row.calls} calls, ${row.ms} ms: ${row.query}`)
+    const statements = await database.client.query(
+      `SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 12`
+    )
+    for (const row of (statements as unknown as { rows: Array<Record<string, unknown>> }).rows) {
+      log(`  ${row.calls} calls, ${row.ms} ms: ${row.query}`)
+    }
     // The profiles are written when the replicas exit by themselves.
     await Promise.all(fleet.map((replica) => replica.close()))
   }
@@ -205,7 +237,9 @@ const propagation = async (store: "postgres" | "file") => {
   const fresh = chatgptJson({ now: Date.now(), refreshToken: "propagation-rt" })
   if (database === undefined) writeAuthFile(home, fresh)
   // The replicas create the schema as they start: the credential is written then, and adopted by all.
-  const group = await Promise.all(Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env })))
+  const group = await Promise.all(
+    Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env }))
+  )
   if (database !== undefined) {
     const marks = group.map((server) => server.messages.length)
     const adopted = group.map((server, j) =>
@@ -254,11 +288,15 @@ try {
   const t = Date.now()
   await buildBundles()
   log(`bundles built in ${Date.now() - t} ms; load ${load()}`)
-  if (parts.has("keyed")) for (const n of sizes) for (const k of replicaCounts) await keyed(k, n)
-  if (parts.has("propagation")) for (const store of ["postgres", "file"] as const) await propagation(store)
+  if (parts.has("keyed")) { for (const n of sizes) for (const k of replicaCounts) await keyed(k, n) }
+  if (parts.has("propagation")) { for (const store of ["postgres", "file"] as const) await propagation(store) }
   writeFileSync(out, `${JSON.stringify(rows, null, 2)}\n`)
-  console.log(`node ${process.version}; ${new Date().toISOString()}; 2 cores; load = 1-min load average before → after\n`)
-  console.log("| store | K | N | requests | fresh tokens served | refreshes/s | propagation p99 ms | heap per credential KB | load |")
+  console.log(
+    `node ${process.version}; ${new Date().toISOString()}; 2 cores; load = 1-min load average before → after\n`
+  )
+  console.log(
+    "| store | K | N | requests | fresh tokens served | refreshes/s | propagation p99 ms | heap per credential KB | load |"
+  )
   console.log("|---|---|---|---|---|---|---|---|---|")
   const cell = (value: number | null) => value === null ? "–" : String(value)
   for (const row of rows) {

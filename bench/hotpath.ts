@@ -4,11 +4,11 @@
  * case once, in turn), medians over the rounds. `npm run bench:hotpath`.
  */
 import { Effect, Layer, ManagedRuntime, Redacted, Ref } from "effect"
+import { PermanentRefreshError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type AuthStatusParams } from "../src/manager/AuthState.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
-import { PermanentRefreshError } from "../src/errors/Errors.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -28,14 +28,16 @@ export interface HotPathResult {
 
 export const hotPath = async (calls = 200_000, rounds = 15): Promise<HotPathResult> => {
   const runtimeFor = (script: Parameters<typeof TokenRefresher.layerTest>[0]) =>
-    ManagedRuntime.make(Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-      // Refreshed long ago, expiring in an hour: fresh for a poll, but a refresh may be attempted.
-      Layer.provide(Layer.merge(
-        AuthStore.layerMemory(chatgptJson({ now: Date.now(), refreshedAgo: 3_600_000 })),
-        TokenRefresher.layerTest(script)
-      )),
-      Layer.orDie
-    ))
+    ManagedRuntime.make(
+      Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+        // Refreshed long ago, expiring in an hour: fresh for a poll, but a refresh may be attempted.
+        Layer.provide(Layer.merge(
+          AuthStore.layerMemory(chatgptJson({ now: Date.now(), refreshedAgo: 3_600_000 })),
+          TokenRefresher.layerTest(script)
+        )),
+        Layer.orDie
+      )
+    )
   const healthyRuntime = runtimeFor([Effect.succeed({ accessToken: Redacted.make("a") })])
   const poisonedRuntime = runtimeFor([Effect.fail(new PermanentRefreshError({ reason: "reused" }))])
   await poisonedRuntime.runPromise(Effect.flatMap(AuthManager, (auth) => Effect.ignore(auth.refresh)))
@@ -50,7 +52,10 @@ export const hotPath = async (calls = 200_000, rounds = 15): Promise<HotPathResu
   const managerLoop = (params: AuthStatusParams) =>
     Effect.flatMap(AuthManager, (auth) => loopOf(auth.getAuthStatus(params)))
   const bare = Effect.flatMap(Ref.make(1), (ref) => loopOf(Ref.get(ref)))
-  const perSecond = async <R>(program: Effect.Effect<void, never, R>, runtime: ManagedRuntime.ManagedRuntime<R, never>) => {
+  const perSecond = async <R>(
+    program: Effect.Effect<void, never, R>,
+    runtime: ManagedRuntime.ManagedRuntime<R, never>
+  ) => {
     const began = performance.now()
     await runtime.runPromise(program)
     return calls / ((performance.now() - began) / 1000)

@@ -12,11 +12,17 @@ import { appServer, cleanup, endpoint, type RunningProcess, tempHome } from "../
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const poll = (server: RunningProcess) => server.request("getAuthStatus", { includeToken: true, refreshToken: true })
 
-const measure = async (k: number, behaviour: TokenEndpoint.Behaviour, run: (server: RunningProcess) => Promise<void>) => {
+const measure = async (
+  k: number,
+  behaviour: TokenEndpoint.Behaviour,
+  run: (server: RunningProcess) => Promise<void>
+) => {
   const tokens = await endpoint(behaviour)
   const home = tempHome()
   writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now() })))
-  const servers = await Promise.all(Array.from({ length: k }, () => appServer({ codexHome: home, tokenUrl: tokens.url })))
+  const servers = await Promise.all(
+    Array.from({ length: k }, () => appServer({ codexHome: home, tokenUrl: tokens.url }))
+  )
   await Promise.all(servers.map(run))
   const count = await tokens.count()
   await cleanup()

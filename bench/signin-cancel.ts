@@ -10,18 +10,20 @@ import { Effect, Layer, Logger, LogLevel } from "effect"
 import { connect, type Socket } from "node:net"
 import { loadavg } from "node:os"
 import { AuthManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
 import * as OAuthProvider from "../src/oauth/OAuthProvider.js"
-import { SignIn } from "../src/signin/SignIn.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { SignIn } from "../src/signin/SignIn.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 
 const rounds = Number(process.env.BENCH_CANCEL_ROUNDS ?? 20)
 
 // No request reaches the issuer: a browser sign-in only builds its address.
 const stack = Layer.scoped(SignIn, SignIn.make(OAuthProvider.codex({ issuer: "http://127.0.0.1:9", ports: [0] }))).pipe(
-  Layer.provideMerge(Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-    Layer.provideMerge(Layer.merge(AuthStore.layerMemory(), TokenRefresher.layerTest([])))
-  )),
+  Layer.provideMerge(
+    Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+      Layer.provideMerge(Layer.merge(AuthStore.layerMemory(), TokenRefresher.layerTest([])))
+    )
+  ),
   Layer.provideMerge(NodeHttpClient.layerUndici)
 )
 
@@ -29,10 +31,14 @@ const open = (port: number, preface: string) =>
   Effect.acquireRelease(
     Effect.async<Socket>((resume) => {
       const socket = connect(port, "127.0.0.1", () =>
-        preface === "" ? resume(Effect.succeed(socket)) : socket.write(preface, () => resume(Effect.succeed(socket))))
+        preface === "" ? resume(Effect.succeed(socket)) : socket.write(preface, () =>
+          resume(Effect.succeed(socket))))
       socket.on("error", () => {})
     }),
-    (socket) => Effect.sync(() => socket.destroy())
+    (socket) =>
+      Effect.sync(() =>
+        socket.destroy()
+      )
   )
 
 const program = Effect.gen(function*() {
@@ -58,10 +64,11 @@ const program = Effect.gen(function*() {
   }))
 })
 
-Effect.runPromise(program.pipe(Effect.provide(stack), Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))).then(
-  () => process.exit(0),
-  (error) => {
-    console.error(error)
-    process.exit(1)
-  }
-)
+Effect.runPromise(program.pipe(Effect.provide(stack), Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning)))
+  .then(
+    () => process.exit(0),
+    (error) => {
+      console.error(error)
+      process.exit(1)
+    }
+  )

@@ -31,7 +31,9 @@ export interface Program {
   readonly until: "exit" | "initialize"
 }
 
-const initialize = `${JSON.stringify({ id: 0, method: "initialize", params: { clientInfo: { name: "bench", version: "1" } } })}\n`
+const initialize = `${
+  JSON.stringify({ id: 0, method: "initialize", params: { clientInfo: { name: "bench", version: "1" } } })
+}\n`
 
 /** Runs `program` once; the milliseconds from spawn to its exit or its first answer. */
 const runOnce = (program: Program, env: NodeJS.ProcessEnv) =>
@@ -150,8 +152,18 @@ export const programs = (codexBin: string | undefined, codexLauncher?: string | 
   // What `npm install -g @openai/codex` puts on the PATH: a Node script that starts the binary.
   if (codexLauncher !== undefined) {
     list.push(
-      { name: "codex login status (npm launcher)", command: node, args: [codexLauncher, "login", "status"], until: "exit" },
-      { name: "codex app-server (npm launcher)", command: node, args: [codexLauncher, "app-server"], until: "initialize" }
+      {
+        name: "codex login status (npm launcher)",
+        command: node,
+        args: [codexLauncher, "login", "status"],
+        until: "exit"
+      },
+      {
+        name: "codex app-server (npm launcher)",
+        command: node,
+        args: [codexLauncher, "app-server"],
+        until: "initialize"
+      }
     )
   }
   return list
@@ -160,10 +172,19 @@ export const programs = (codexBin: string | undefined, codexLauncher?: string | 
 /** The package entry imported and `layerNode` built, timed inside a fresh process. */
 const libraryOnce = (env: NodeJS.ProcessEnv) =>
   new Promise<{ importMs: number; layerMs: number }>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "bench", "library-import.mjs")], { env, stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, [join(root, "bench", "library-import.mjs")], {
+      env,
+      stdio: ["ignore", "pipe", "inherit"]
+    })
     let out = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
-    child.on("exit", (code) => code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!)) : reject(new Error(`library-import exited with ${code}`)))
+    child.on(
+      "exit",
+      (code) =>
+        code === 0
+          ? resolve(JSON.parse(out.trim().split("\n").at(-1)!))
+          : reject(new Error(`library-import exited with ${code}`))
+    )
   })
 
 export const startup = async (
@@ -196,7 +217,10 @@ export const startup = async (
           // Compare like with like: exits with exits, answers with answers (node -e 0 with both).
           if (reference.name !== "node -e 0" && reference.until !== program.until) continue
           const byReference = ratios.get(program.name)!
-          byReference.set(reference.name, [...(byReference.get(reference.name) ?? []), ms / thisRound.get(reference.name)!])
+          byReference.set(reference.name, [
+            ...(byReference.get(reference.name) ?? []),
+            ms / thisRound.get(reference.name)!
+          ])
         }
       }
     }
@@ -212,7 +236,9 @@ export const startup = async (
           until: program.until,
           medianMs: median(sorted),
           p90Ms: sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))]!,
-          ratios: Object.fromEntries([...ratios.get(program.name)!].map(([reference, values]) => [reference, median(values)]))
+          ratios: Object.fromEntries(
+            [...ratios.get(program.name)!].map(([reference, values]) => [reference, median(values)])
+          )
         }
       }),
       library: { importMs: median(library.importMs), layerMs: median(library.layerMs) }
@@ -226,7 +252,8 @@ export const startup = async (
 export const table = (result: StartupResult): string => {
   const hasCodex = result.programs.some((p) => p.name.endsWith("(native)"))
   const hasLauncher = result.programs.some((p) => p.name.endsWith("(npm launcher)"))
-  const codexFor = (p: Measured, how: string) => p.until === "exit" ? `codex login status (${how})` : `codex app-server (${how})`
+  const codexFor = (p: Measured, how: string) =>
+    p.until === "exit" ? `codex login status (${how})` : `codex app-server (${how})`
   const columns = ["program", "until", "median", "p90", "vs `node -e 0`"]
   if (hasCodex) columns.push("vs native Codex (same task)")
   if (hasLauncher) columns.push("vs Codex's npm launcher (same task)")

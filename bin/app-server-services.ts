@@ -10,4 +10,6 @@ import { layerNodeHttpClient } from "../src/node/layerNode.js"
 import { SignIn } from "../src/signin/SignIn.js"
 import { layerProgram } from "./layers.js"
 
-export const services = SignIn.layer.pipe(Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient)))
+export const services = SignIn.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(layerProgram, NodeContext.layer, layerNodeHttpClient))
+)

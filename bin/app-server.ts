@@ -4,10 +4,10 @@
  * Reads CODEX_HOME and CODEX_REFRESH_TOKEN_URL_OVERRIDE.
  * stdout carries protocol lines only; logs go to stderr.
  */
-import * as Path from "@effect/platform/Path"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Path from "@effect/platform/Path"
 import { ConfigError, Console, Effect, Layer, Stream } from "effect"
 import { AppServer } from "../src/app-server/index.js"
 import { Configuration } from "../src/config/Configuration.js"
@@ -32,7 +32,9 @@ const stdinLines = NodeStream.fromReadable<Error, Uint8Array>(
 
 // The manager (it reads auth.json and starts the watch) and the sign-ins: loaded and built while the
 // client's `initialize` is read and answered, which needs none of them.
-const services = Layer.unwrapEffect(Effect.promise(() => import("./app-server-services.js")).pipe(Effect.map((module) => module.services)))
+const services = Layer.unwrapEffect(
+  Effect.promise(() => import("./app-server-services.js")).pipe(Effect.map((module) => module.services))
+)
 
 const program = Effect.gen(function*() {
   const path = yield* Path.Path
@@ -53,10 +55,13 @@ program.pipe(
   Effect.provide(Configuration.layerConfig),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
   // at start, said in one line on stderr: better than a server that fails every refresh.
-  Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
-      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
-    )),
+  Effect.catchIf(
+    ConfigError.isConfigError,
+    (error) =>
+      Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+        Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+      )
+  ),
   // Without this, runMain adds its own logger, which writes to stdout.
   (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
 )

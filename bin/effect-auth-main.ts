@@ -8,12 +8,12 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
+import { CliIo, runStatus } from "../src/cli/CliStatus.js"
+import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 import { Configuration } from "../src/config/Configuration.js"
 import { layerNodeHttpClient } from "../src/node/layerNode.js"
 import { layerCliLogger } from "../src/node/StderrLogger.js"
 import { layerProgram } from "./layers.js"
-import { CliIo, runStatus } from "../src/cli/CliStatus.js"
-import { parseStatusArgs } from "../src/cli/StatusArgs.js"
 
 const plainStatus = parseStatusArgs(process.argv.slice(2))
 
@@ -28,10 +28,13 @@ program.pipe(
   Effect.provide(layerCliLogger),
   Effect.provide(Configuration.layerConfig),
   // A setting that cannot work (a token URL that is not http(s), a bad duration) is said once, at start.
-  Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
-      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
-    )),
+  Effect.catchIf(
+    ConfigError.isConfigError,
+    (error) =>
+      Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+        Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+      )
+  ),
   // Without this, runMain adds its own logger, which writes to stdout.
   // Ctrl-C (a canceled sign-in, an ended watch) exits 130, as shells expect.
   (program) =>

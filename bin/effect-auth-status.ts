@@ -7,10 +7,10 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { ConfigError, Console, Effect, Exit, Layer } from "effect"
-import { Configuration } from "../src/config/Configuration.js"
 import { CliIo } from "../src/cli/CliIo.js"
 import { plainStatus } from "../src/cli/PlainStatus.js"
 import { parseStatusArgs } from "../src/cli/StatusArgs.js"
+import { Configuration } from "../src/config/Configuration.js"
 import { layerCliLogger } from "../src/node/StderrLogger.js"
 import { resolveMode } from "../src/stores/CodexConfig.js"
 
@@ -21,16 +21,19 @@ Effect.flatMap(Configuration, (configuration) =>
   Effect.flatMap(resolveMode(configuration), (mode) =>
     // examples/cli.ts sends only these two here; were config.toml changed since, the file is read.
     plainStatus(options, configuration.codexHome, mode === "keyring" ? "keyring" : "file"))).pipe(
-  Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
-  Effect.provide(layerCliLogger),
-  Effect.provide(Configuration.layerConfig),
-  Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
-      Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
-    )),
-  (program) =>
-    NodeRuntime.runMain(program, {
-      disablePrettyLogger: true,
-      teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
-    })
-)
+    Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, CliIo.layerNode)),
+    Effect.provide(layerCliLogger),
+    Effect.provide(Configuration.layerConfig),
+    Effect.catchIf(
+      ConfigError.isConfigError,
+      (error) =>
+        Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+          Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
+        )
+    ),
+    (program) =>
+      NodeRuntime.runMain(program, {
+        disablePrettyLogger: true,
+        teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? 130 : Exit.isFailure(exit) ? 1 : 0)
+      })
+  )

@@ -12,8 +12,8 @@ import { Either, Option } from "effect"
 import { closeSync, fstatSync, openSync, readSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { configFileName, maxConfigBytes, parseStoreMode } from "../src/stores/CodexConfig.js"
 import { parseStatusArgs } from "../src/cli/StatusArgs.js"
+import { configFileName, maxConfigBytes, parseStoreMode } from "../src/stores/CodexConfig.js"
 
 // Whether the credentials are in auth.json or the keyring, as the full program decides it
 // (src/internal/storeMode.ts): anything else, or a config.toml it cannot read, goes to the full
@@ -47,7 +47,8 @@ const plain = parseStatusArgs(process.argv.slice(2))
 // Read before anything is loaded, to pick what to load: whether the credentials are in a database
 // (then the full program reads it again, with the rest of the configuration: src/Configuration.ts).
 if (
-  plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined && credentialsInFileOrKeyring()
+  plain !== undefined && !plain.refresh && process.env.EFFECT_AUTH_DATABASE_URL === undefined &&
+  credentialsInFileOrKeyring()
 ) {
   void import("./effect-auth-status.js")
 } else {

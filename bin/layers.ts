@@ -9,21 +9,24 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
-import { AuthManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
 import { Configuration } from "../src/config/Configuration.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
 import { layerNodeConfigured, layerNodeHttpClient } from "../src/node/layerNode.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 
-export const layerProgram: Layer.Layer<AuthManager | AuthStore | TokenRefresher, unknown, Configuration> = Layer.unwrapEffect(
-  Effect.gen(function*() {
-    const { database } = yield* Configuration
-    if (Option.isNone(database)) return layerNodeConfigured
-    const { PgStore } = yield* Effect.promise(() => import("../src/postgres/index.js"))
-    return AuthManager.layer.pipe(
-      Layer.provideMerge(Layer.mergeAll(AuthStore.layerKeyed(database.value.credentialKey), TokenRefresher.layerHttp)),
-      Layer.provide(PgStore.layerConfig),
-      Layer.provide(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient))
-    )
-  })
-)
+export const layerProgram: Layer.Layer<AuthManager | AuthStore | TokenRefresher, unknown, Configuration> = Layer
+  .unwrapEffect(
+    Effect.gen(function*() {
+      const { database } = yield* Configuration
+      if (Option.isNone(database)) return layerNodeConfigured
+      const { PgStore } = yield* Effect.promise(() => import("../src/postgres/index.js"))
+      return AuthManager.layer.pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(AuthStore.layerKeyed(database.value.credentialKey), TokenRefresher.layerHttp)
+        ),
+        Layer.provide(PgStore.layerConfig),
+        Layer.provide(Layer.mergeAll(NodeContext.layer, layerNodeHttpClient))
+      )
+    })
+  )

@@ -4,17 +4,17 @@
  * what the API said.
  * `API_BASE_URL=https://api.example.com PORT=3000 npx tsx examples/api-proxy.ts` (reads CODEX_HOME).
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Effect, Layer } from "effect"
-import { createServer } from "node:http"
 import { AuthHttpClient, layerNode } from "effect-auth-manager"
+import { createServer } from "node:http"
 
 // The authorized client, pointed at the API: every request carries `Authorization: Bearer …`
 // (and `ChatGPT-Account-Id` for ChatGPT credentials).

@@ -3,9 +3,9 @@
  * with and without effect-auth-manager, against a token endpoint on
  * 127.0.0.1. Nothing leaves this machine.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { ConfigProvider, Console, Effect, Layer, Redacted } from "effect"
 import { AuthManager, layerNode, TokenRefresher } from "effect-auth-manager"
 import { TokenEndpoint } from "effect-auth-manager/testing"
@@ -43,14 +43,18 @@ const program = Effect.gen(function*() {
     // As the Codex CLI writes it: readable by its owner only.
     { mode: 0o600 }
   )
-  const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-    ["CODEX_HOME", codexHome],
-    ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", endpoint.url]
-  ])))
+  const config = Layer.setConfigProvider(ConfigProvider.fromMap(
+    new Map([
+      ["CODEX_HOME", codexHome],
+      ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", endpoint.url]
+    ])
+  ))
   const stack = layerNode.pipe(Layer.provide(config))
 
   yield* Console.log(`A token endpoint on ${endpoint.url} answers every refresh with 401 refresh_token_reused.`)
-  yield* Console.log(`${pollers} clients each poll getAuthStatus({ refreshToken: true }) ${pollsEach} times, all at once.\n`)
+  yield* Console.log(
+    `${pollers} clients each poll getAuthStatus({ refreshToken: true }) ${pollsEach} times, all at once.\n`
+  )
 
   yield* Effect.gen(function*() {
     const auth = yield* AuthManager
@@ -84,7 +88,9 @@ const program = Effect.gen(function*() {
       refreshToken: Redacted.make("rt-fresh")
     })
     const after = yield* auth.getAuthStatus({ includeToken: true, refreshToken: true })
-    yield* Console.log(`After a new sign-in: status ${(yield* auth.state).status}, token ${describeToken(after.authToken)}.`)
+    yield* Console.log(
+      `After a new sign-in: status ${(yield* auth.state).status}, token ${describeToken(after.authToken)}.`
+    )
     yield* Console.log(`Requests in total: ${yield* endpoint.count} (the new sign-in was fresh, so it needed none).`)
   }).pipe(Effect.provide(stack))
 })

@@ -17,7 +17,16 @@ const headers = join(root, "node_modules", "node-api-headers")
 const include = join(headers, "include")
 
 // Small, position independent, no build path or date inside: the same source gives the same bytes.
-const common = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", `-I${include}`, "-ffile-prefix-map=" + root + "=."]
+const common = [
+  "-std=c11",
+  "-O2",
+  "-Wall",
+  "-Wextra",
+  "-Werror",
+  "-shared",
+  `-I${include}`,
+  "-ffile-prefix-map=" + root + "=."
+]
 const elf = ["-fPIC", "-fvisibility=hidden", "-Wl,--build-id=none", "-s"]
 
 export const targets = {
@@ -30,7 +39,13 @@ export const targets = {
     // an import library made from node-api-headers' list of them (as node-gyp's node.lib).
     importLibrary: { dlltool: "x86_64-w64-mingw32-dlltool", def: "node_api.def" },
     // A fixed image base (else derived from the output path) keeps the bytes the same wherever it is built.
-    flags: ["-s", "-static-libgcc", "-Wl,--no-insert-timestamp", "-Wl,--disable-auto-image-base", "-Wl,--image-base=0x180000000"]
+    flags: [
+      "-s",
+      "-static-libgcc",
+      "-Wl,--no-insert-timestamp",
+      "-Wl,--disable-auto-image-base",
+      "-Wl,--image-base=0x180000000"
+    ]
   }
 }
 
@@ -78,7 +93,9 @@ export const buildNative = (only = Object.keys(targets), prebuilds = join(root, 
       }
       const out = join(prebuilds, name)
       mkdirSync(out, { recursive: true })
-      execFileSync(target.cc, [...common, ...target.flags, "-o", join(out, "flock.node"), source, ...extra], { stdio: "inherit" })
+      execFileSync(target.cc, [...common, ...target.flags, "-o", join(out, "flock.node"), source, ...extra], {
+        stdio: "inherit"
+      })
       console.log(join(out, "flock.node"))
     }
   } finally {

@@ -20,8 +20,23 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
 // Cheap, or needed before the first answer anyway: loaded as usual.
 const eager = new Set([
-  "assert", "buffer", "crypto", "events", "fs", "fs/promises", "module", "os", "path", "process", "stream", "stream/promises",
-  "string_decoder", "timers", "tty", "url", "util"
+  "assert",
+  "buffer",
+  "crypto",
+  "events",
+  "fs",
+  "fs/promises",
+  "module",
+  "os",
+  "path",
+  "process",
+  "stream",
+  "stream/promises",
+  "string_decoder",
+  "timers",
+  "tty",
+  "url",
+  "util"
 ])
 const requireHere = createRequire(import.meta.url)
 
@@ -44,7 +59,9 @@ const lazyBuiltins = {
         "  return new.target === undefined ? load().apply(this, args) : Reflect.construct(load(), args, new.target)",
         "};",
         ...Object.keys(requireHere(`node:${args.path}`)).filter((key) => key !== "prototype").map((key) =>
-          `Object.defineProperty(lazy, ${JSON.stringify(key)}, { enumerable: true, configurable: true, get: () => load()[${JSON.stringify(key)}] });`
+          `Object.defineProperty(lazy, ${
+            JSON.stringify(key)
+          }, { enumerable: true, configurable: true, get: () => load()[${JSON.stringify(key)}] });`
         )
       ].join("\n")
     }))
@@ -81,7 +98,8 @@ const programsOnDemand = (programs) => ({
 })
 
 // CommonJS: Node starts a CommonJS entry ~20 ms sooner than an ES module one (no ESM loader).
-const loader = (name, hash) => `#!/usr/bin/env node
+const loader = (name, hash) =>
+  `#!/usr/bin/env node
 // Runs ${name}.bundle.cjs with V8's code cache (scripts/bundle.mjs explains why).
 "use strict"
 const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require("node:fs")
@@ -127,29 +145,34 @@ script.runInThisContext()(bundled.exports, createRequire(file), bundled, file, _
 `
 
 export const bundle = async (outdir = join(root, "dist", "bin"), programs = entries) => {
-  await Promise.all(Object.entries(programs).map(([name, file]) =>
-    build({
-      entryPoints: { [`${name}.bundle`]: join(root, file) },
-      outdir,
-      outExtension: { ".js": ".cjs" },
-      bundle: true,
-      platform: "node",
-      format: "cjs",
-      target: "node20",
-      minify: true,
-      legalComments: "none",
-      // pg's optional native binding: never used, never installed.
-      external: ["pg-native"],
-      logLevel: "warning",
-      // The sources are ES modules: in a CommonJS bundle `import.meta.url` would be undefined (the
-      // flock binding is required relative to it), so it becomes the bundle's own URL.
-      define: { "import.meta.url": "__bundleUrl" },
-      banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" },
-      plugins: [lazyBuiltins, programsOnDemand(programs)]
-    })
-  ))
+  await Promise.all(
+    Object.entries(programs).map(([name, file]) =>
+      build({
+        entryPoints: { [`${name}.bundle`]: join(root, file) },
+        outdir,
+        outExtension: { ".js": ".cjs" },
+        bundle: true,
+        platform: "node",
+        format: "cjs",
+        target: "node20",
+        minify: true,
+        legalComments: "none",
+        // pg's optional native binding: never used, never installed.
+        external: ["pg-native"],
+        logLevel: "warning",
+        // The sources are ES modules: in a CommonJS bundle `import.meta.url` would be undefined (the
+        // flock binding is required relative to it), so it becomes the bundle's own URL.
+        define: { "import.meta.url": "__bundleUrl" },
+        banner: { js: "var __bundleUrl = require(\"node:url\").pathToFileURL(__filename).href;" },
+        plugins: [lazyBuiltins, programsOnDemand(programs)]
+      })
+    )
+  )
   for (const name of Object.keys(programs)) {
-    const hash = createHash("sha256").update(readFileSync(join(outdir, `${name}.bundle.cjs`))).digest("hex").slice(0, 16)
+    const hash = createHash("sha256").update(readFileSync(join(outdir, `${name}.bundle.cjs`))).digest("hex").slice(
+      0,
+      16
+    )
     writeFileSync(join(outdir, `${name}.cjs`), loader(name, hash))
     chmodSync(join(outdir, `${name}.cjs`), 0o755)
     // The same program for those who run or import it as an ES module.
@@ -159,7 +182,6 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
   rmSync(join(outdir, "chunks"), { recursive: true, force: true })
   return outdir
 }
-
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await bundle()

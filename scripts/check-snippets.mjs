@@ -10,7 +10,17 @@
 // not compile fails too. An error is reported at its line in the Markdown file. `--keep` leaves the
 // project in place to look at.
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, relative, sep } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -22,7 +32,11 @@ export const markdownFiles = (dir) => {
   const found = ["README.md", "CONTRIBUTING.md"].filter((name) => existsSync(join(dir, name)))
   const walk = (folder) => {
     if (!existsSync(join(dir, folder))) return
-    for (const entry of readdirSync(join(dir, folder), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (
+      const entry of readdirSync(join(dir, folder), { withFileTypes: true }).sort((a, b) =>
+        a.name.localeCompare(b.name)
+      )
+    ) {
       const path = join(folder, entry.name)
       if (entry.isDirectory()) walk(path)
       else if (entry.name.endsWith(".md")) found.push(path)
@@ -44,9 +58,13 @@ export const extractSnippets = (markdown) => {
     const line = lines[i]
     if (open === null) {
       const fence = /^( {0,3})(`{3,}|~{3,})\s*([\w-]*)/.exec(line)
-      if (fence) open = { fence: fence[2], indent: fence[1].length, lang: fence[3].toLowerCase(), line: i + 2, body: [] }
+      if (fence) {
+        open = { fence: fence[2], indent: fence[1].length, lang: fence[3].toLowerCase(), line: i + 2, body: [] }
+      }
     } else if (isClosing(line.trim(), open.fence)) {
-      if (open.lang === "ts" || open.lang === "typescript") snippets.push({ line: open.line, code: open.body.join("\n") + "\n" })
+      if (open.lang === "ts" || open.lang === "typescript") {
+        snippets.push({ line: open.line, code: open.body.join("\n") + "\n" })
+      }
       open = null
     } else {
       open.body.push(line.slice(Math.min(open.indent, line.length - line.trimStart().length)))
@@ -62,7 +80,8 @@ export const extractSnippets = (markdown) => {
 // as those declarations allow. Nothing of this package's own declarations, or Effect's, is exempted.
 const untypedModules = {
   ws: `declare module "ws"\n`,
-  pg: `declare module "pg" {\n  export type Pool = any\n  export type CustomTypesConfig = any\n  const pg: any\n  export default pg\n}\n`
+  pg:
+    `declare module "pg" {\n  export type Pool = any\n  export type CustomTypesConfig = any\n  const pg: any\n  export default pg\n}\n`
 }
 const untypedDeclarations = () =>
   Object.entries(untypedModules)
@@ -116,7 +135,10 @@ const main = () => {
     }
     symlinkSync(root, join(modules, pkg.name), "dir")
 
-    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "snippets", private: true, type: "module" }, null, 2))
+    writeFileSync(
+      join(project, "package.json"),
+      JSON.stringify({ name: "snippets", private: true, type: "module" }, null, 2)
+    )
     writeFileSync(
       join(project, "tsconfig.json"),
       JSON.stringify(
@@ -162,7 +184,9 @@ const main = () => {
     )
     if (result.status !== 0) {
       console.error(output.replaceAll(project + sep, ""))
-      fail(`the snippets above do not compile (${snippets.length} checked${keep ? `; project kept in ${project}` : ""}).`)
+      fail(
+        `the snippets above do not compile (${snippets.length} checked${keep ? `; project kept in ${project}` : ""}).`
+      )
     }
     const perFile = files
       .map((file) => [file, snippets.filter((snippet) => snippet.file === file).length])

@@ -23,7 +23,9 @@ export const table = (): string =>
 export const regenerate = (text: string): string => {
   const from = text.indexOf(begin)
   const to = text.indexOf(end)
-  if (from < 0 || to < from) throw new Error(`${docPath} lost its markers: put "${begin}" and "${end}" back around the table`)
+  if (from < 0 || to < from) {
+    throw new Error(`${docPath} lost its markers: put "${begin}" and "${end}" back around the table`)
+  }
   return `${text.slice(0, from + begin.length)}\n${table()}\n${text.slice(to)}`
 }
 

@@ -50,7 +50,15 @@ export const start = async (port = 0): Promise<DevProvider> => {
     }),
     claims: { openid: ["sub"], email: ["email"] },
     scopes: ["openid", "email", "profile", "offline_access"],
-    ttl: { AccessToken: 600, IdToken: 600, RefreshToken: 86_400, Grant: 86_400, Session: 86_400, DeviceCode: 600, Interaction: 600 },
+    ttl: {
+      AccessToken: 600,
+      IdToken: 600,
+      RefreshToken: 86_400,
+      Grant: 86_400,
+      Session: 86_400,
+      DeviceCode: 600,
+      Interaction: 600
+    },
     features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
     cookies: { keys: ["effect-auth-dev-cookie-key"] }
   })

@@ -3,8 +3,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Queue, Redacted, Stream, TestClock } from "effect"
 import * as AppServer from "../src/app-server/AppServer.js"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
-import { AuthManager } from "../src/manager/AuthManager.js"
 import { TransientRefreshError } from "../src/errors/Errors.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
 import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
 import * as Api from "./support/api.js"
 import { callCount, dead, scripted } from "./support/manager.js"
@@ -21,7 +21,10 @@ const end = "<end of input>"
  */
 const connected = Effect.gen(function*() {
   const context = yield* Layer.build(
-    AuthHttpClient.layer.pipe(Layer.provideMerge(scripted(undefined, [dead()])), Layer.provideMerge(NodeHttpClient.layerUndici))
+    AuthHttpClient.layer.pipe(
+      Layer.provideMerge(scripted(undefined, [dead()])),
+      Layer.provideMerge(NodeHttpClient.layerUndici)
+    )
   )
   const input = yield* Queue.unbounded<string>()
   const out = yield* Queue.unbounded<any>()
@@ -39,7 +42,12 @@ const connected = Effect.gen(function*() {
   yield* send({
     id: "login",
     method: "account/login/start",
-    params: { type: "chatgptAuthTokens", accessToken: firstToken, chatgptAccountId: "acct_host", chatgptPlanType: "plus" }
+    params: {
+      type: "chatgptAuthTokens",
+      accessToken: firstToken,
+      chatgptAccountId: "acct_host",
+      chatgptPlanType: "plus"
+    }
   })
   expect((yield* next((m) => m.id === "login")).result).toEqual({ type: "chatgptAuthTokens" })
   const auth = Context.get(context, AuthManager)
@@ -53,9 +61,15 @@ describe("AppServer: tokens the client manages (chatgptAuthTokens), refreshed by
   it.scoped("a refused token: one account/chatgptAuthTokens/refresh, concurrent reports join it, the answer is adopted", () =>
     Effect.gen(function*() {
       const { auth, context, next, out, send } = yield* connected
-      const reports = yield* Effect.fork(Effect.all(Array.from({ length: 5 }, () => report(auth, firstToken)), { concurrency: "unbounded" }))
+      const reports = yield* Effect.fork(
+        Effect.all(Array.from({ length: 5 }, () => report(auth, firstToken)), { concurrency: "unbounded" })
+      )
       const asked = yield* next(isRefreshRequest)
-      expect(asked).toEqual({ id: 0, method: "account/chatgptAuthTokens/refresh", params: { reason: "unauthorized", previousAccountId: "acct_host" } })
+      expect(asked).toEqual({
+        id: 0,
+        method: "account/chatgptAuthTokens/refresh",
+        params: { reason: "unauthorized", previousAccountId: "acct_host" }
+      })
       expect(schemaErrors("JSONRPCRequest", asked)).toEqual([])
       expect(schemaErrors("JSONRPCMessage", asked)).toEqual([])
       expect(schemaErrors("ChatgptAuthTokensRefreshParams", asked.params)).toEqual([])
@@ -68,11 +82,23 @@ describe("AppServer: tokens the client manages (chatgptAuthTokens), refreshed by
       expect(yield* Fiber.join(reports)).toEqual(["refreshed", "refreshed", "refreshed", "refreshed", "refreshed"])
 
       const credentials = yield* auth.credentials
-      expect({ ...credentials, token: Redacted.value(credentials.token) }).toEqual({ method: "chatgpt", token: secondToken, accountId: "acct_host_2" })
+      expect({ ...credentials, token: Redacted.value(credentials.token) }).toEqual({
+        method: "chatgpt",
+        token: secondToken,
+        accountId: "acct_host_2"
+      })
       yield* send({ id: "status", method: "getAuthStatus", params: { includeToken: true } })
-      expect((yield* next((m) => m.id === "status")).result).toEqual({ authMethod: "chatgptAuthTokens", authToken: secondToken, requiresOpenaiAuth: true })
+      expect((yield* next((m) => m.id === "status")).result).toEqual({
+        authMethod: "chatgptAuthTokens",
+        authToken: secondToken,
+        requiresOpenaiAuth: true
+      })
       yield* send({ id: "account", method: "account/read", params: {} })
-      expect((yield* next((m) => m.id === "account")).result.account).toEqual({ type: "chatgpt", email: "host@example.com", planType: "pro" })
+      expect((yield* next((m) => m.id === "account")).result.account).toEqual({
+        type: "chatgpt",
+        email: "host@example.com",
+        planType: "pro"
+      })
       // The refused token is no longer current: no second request to the client, and none to the token endpoint.
       expect(yield* report(auth, firstToken)).toBe("replaced")
       for (let i = 0; i < 100; i++) yield* Effect.yieldNow()
@@ -84,7 +110,9 @@ describe("AppServer: tokens the client manages (chatgptAuthTokens), refreshed by
     Effect.gen(function*() {
       const { context, next, send } = yield* connected
       const api = yield* Api.make(Api.refusing([firstToken]))
-      const call = yield* Effect.fork(Effect.flatMap(AuthHttpClient, (client) => client.get(api.url)).pipe(Effect.provide(context)))
+      const call = yield* Effect.fork(
+        Effect.flatMap(AuthHttpClient, (client) => client.get(api.url)).pipe(Effect.provide(context))
+      )
       const asked = yield* next(isRefreshRequest)
       yield* send({ id: asked.id, result: { accessToken: secondToken, chatgptAccountId: "acct_host" } })
       expect((yield* Fiber.join(call)).status).toBe(200)

@@ -3,8 +3,8 @@ import { Chunk, Deferred, Effect, FastCheck as fc, Fiber, Layer, Queue, Ref, Str
 import * as AppServer from "../src/app-server/AppServer.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
 import { callCount, dead, rotated, scripted } from "./support/manager.js"
-import { schemaErrors } from "./support/schemas.js"
 import { seeded } from "./support/properties.js"
+import { schemaErrors } from "./support/schemas.js"
 
 const info = { codexHome: "/tmp/codex", version: "test", platformOs: "linux", platformFamily: "unix" }
 
@@ -18,7 +18,11 @@ const serveLines = (lines: ReadonlyArray<string>) =>
     return Chunk.toArray(yield* Ref.get(out)).filter((m) => m.id !== "init")
   })
 
-type Expected = { readonly answer: false } | { readonly answer: true; readonly id: unknown; readonly codes: ReadonlyArray<number | "result"> }
+type Expected = { readonly answer: false } | {
+  readonly answer: true
+  readonly id: unknown
+  readonly codes: ReadonlyArray<number | "result">
+}
 
 /** The protocol's rules, written independently of the server. */
 const oracle = (line: string): Expected => {
@@ -55,19 +59,36 @@ const depth = (value: unknown): number =>
   value !== null && typeof value === "object" ? 1 + Math.max(0, ...Object.values(value).map(depth)) : 0
 
 const noNewline = (text: string) => text.replace(/[\r\n]/g, " ")
-const methods = fc.constantFrom("getAuthStatus", "account/read", "account/login/start", "account/logout", "initialize", "nope", "")
+const methods = fc.constantFrom(
+  "getAuthStatus",
+  "account/read",
+  "account/login/start",
+  "account/logout",
+  "initialize",
+  "nope",
+  ""
+)
 const ids = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.boolean(), fc.object())
 const line = fc.oneof(
   fc.string().map(noNewline),
   fc.uint8Array({ maxLength: 64 }).map((bytes) => noNewline(Buffer.from(bytes).toString("latin1"))),
   fc.jsonValue().map((value) => JSON.stringify(value)),
   fc.record({ id: ids, method: methods, params: fc.jsonValue() }, { requiredKeys: [] }).map((m) => JSON.stringify(m)),
-  fc.record({ id: fc.oneof(fc.string(), fc.integer()), method: methods, params: fc.dictionary(fc.constantFrom("includeToken", "refreshToken", "type", "apiKey", "accessToken", "chatgptAccountId"), fc.jsonValue()) })
+  fc.record({
+    id: fc.oneof(fc.string(), fc.integer()),
+    method: methods,
+    params: fc.dictionary(
+      fc.constantFrom("includeToken", "refreshToken", "type", "apiKey", "accessToken", "chatgptAccountId"),
+      fc.jsonValue()
+    )
+  })
     .map((m) => JSON.stringify(m))
 )
 
 describe("AppServer under random input (fast-check)", () => {
-  it.effect.prop("every line gets the answer the protocol's rules call for, and the server never stops", [fc.array(line, { maxLength: 25 })], ([lines]) =>
+  it.effect.prop("every line gets the answer the protocol's rules call for, and the server never stops", [
+    fc.array(line, { maxLength: 25 })
+  ], ([lines]) =>
     Effect.gen(function*() {
       const written = yield* serveLines(lines)
       const expected = lines.map(oracle).filter((e): e is Extract<Expected, { answer: true }> => e.answer)
@@ -120,7 +141,10 @@ describe("AppServer: order and protocol details", () => {
       expect(written[login + 2].params).toEqual({ authMode: "apikey", planType: null })
       expect(kinds.indexOf("answer 1")).toBeLessThan(kinds.indexOf("answer 2"))
       // Each change is announced once, by the request that made it.
-      expect(written.filter((m) => m.method === "account/updated").map((m) => m.params.authMode)).toEqual(["apikey", null])
+      expect(written.filter((m) => m.method === "account/updated").map((m) => m.params.authMode)).toEqual([
+        "apikey",
+        null
+      ])
       for (const message of written) {
         expect(schemaErrors("JSONRPCMessage", message)).toEqual([])
         const schema = schemaOf(message)
@@ -136,7 +160,10 @@ describe("AppServer: order and protocol details", () => {
         `{"id":"d2","method":"account/login/start","params":{"type":"apiKey","apiKey":${deep}}}`,
         request("after", "getAuthStatus", {})
       ])
-      expect(written.map((m) => [m.id, m.error?.code ?? "result"])).toEqual([["d1", -32600], ["d2", -32600], ["after", "result"]])
+      expect(written.map((m) => [m.id, m.error?.code ?? "result"])).toEqual([["d1", -32600], ["d2", -32600], [
+        "after",
+        "result"
+      ]])
     }).pipe(Effect.provide(scripted(undefined, [dead()]))))
 
   it.effect("a line longer than the limit is refused with its id, and the next line is served", () =>
@@ -145,7 +172,12 @@ describe("AppServer: order and protocol details", () => {
       const write = (line: string) => Ref.update(out, Chunk.append(JSON.parse(line)))
       const long = request("long", "getAuthStatus", { padding: "x".repeat(5000) })
       // In chunks that cut lines anywhere, as a pipe does.
-      const text = [request("init", "initialize", {}), long, "garbage without an id".repeat(400), request("after", "getAuthStatus", {})]
+      const text = [
+        request("init", "initialize", {}),
+        long,
+        "garbage without an id".repeat(400),
+        request("after", "getAuthStatus", {})
+      ]
         .join("\r\n") + "\n"
       const chunks = text.match(/[\s\S]{1,333}/g)!
       yield* Effect.scoped(AppServer.serve(Stream.fromIterable(chunks).pipe(AppServer.splitLines(1000)), write, info))
@@ -178,9 +210,15 @@ describe("AppServer: order and protocol details", () => {
         Effect.suspend(() => {
           if (JSON.parse(line).id === "init") return Effect.void
           writes++
-          return Effect.zipRight(writes === 4 ? Deferred.succeed(blocked, undefined) : Effect.void, Deferred.await(drained))
+          return Effect.zipRight(
+            writes === 4 ? Deferred.succeed(blocked, undefined) : Effect.void,
+            Deferred.await(drained)
+          )
         })
-      const lines = [request("init", "initialize", {}), ...Array.from({ length: 100 }, (_, i) => request(i, "getAuthStatus", {}))]
+      const lines = [
+        request("init", "initialize", {}),
+        ...Array.from({ length: 100 }, (_, i) => request(i, "getAuthStatus", {}))
+      ]
       const input = Stream.fromIterable(lines).pipe(Stream.tap(() => Effect.sync(() => pulled++)), Stream.rechunk(1))
       const fiber = yield* Effect.fork(Effect.scoped(AppServer.serve(input, write, info, { maxPending: 4 })))
       yield* Deferred.await(blocked)
@@ -203,7 +241,12 @@ describe("AppServer.serveWhileStarting", () => {
       const input = yield* Queue.unbounded<string>()
       const out = yield* Queue.unbounded<any>()
       const services = Deferred.await(built).pipe(Effect.zipRight(Layer.build(scripted(apiKeyJson(), []))))
-      yield* AppServer.serveWhileStarting(Stream.fromQueue(input), (line) => Queue.offer(out, JSON.parse(line)), info, services)
+      yield* AppServer.serveWhileStarting(
+        Stream.fromQueue(input),
+        (line) => Queue.offer(out, JSON.parse(line)),
+        info,
+        services
+      )
         .pipe(Effect.forkScoped)
 
       yield* Queue.offer(input, request("init", "initialize"))
@@ -216,13 +259,21 @@ describe("AppServer.serveWhileStarting", () => {
       expect(yield* Queue.size(out)).toBe(0)
 
       yield* Deferred.succeed(built, undefined)
-      expect(yield* Queue.take(out)).toEqual({ id: "status", result: { authMethod: "apikey", authToken: null, requiresOpenaiAuth: true } })
+      expect(yield* Queue.take(out)).toEqual({
+        id: "status",
+        result: { authMethod: "apikey", authToken: null, requiresOpenaiAuth: true }
+      })
     }))
 
   it.scoped("services that cannot be built end the server with their error, though its input goes on", () =>
     Effect.gen(function*() {
       const input = Stream.make(request("init", "initialize")).pipe(Stream.concat(Stream.never))
-      const outcome = yield* AppServer.serveWhileStarting(input, () => Effect.void, info, Effect.fail("no configuration" as const))
+      const outcome = yield* AppServer.serveWhileStarting(
+        input,
+        () => Effect.void,
+        info,
+        Effect.fail("no configuration" as const)
+      )
         .pipe(Effect.flip)
       expect(outcome).toBe("no configuration")
     }))
@@ -237,7 +288,12 @@ describe("AppServer: answers in the order requests came", () => {
       const input = yield* Queue.unbounded<string>()
       const out = yield* Queue.unbounded<any>()
       const services = Deferred.await(built).pipe(Effect.zipRight(Layer.build(scripted(apiKeyJson(), []))))
-      yield* AppServer.serveWhileStarting(Stream.fromQueue(input), (line) => Queue.offer(out, JSON.parse(line)), info, services)
+      yield* AppServer.serveWhileStarting(
+        Stream.fromQueue(input),
+        (line) => Queue.offer(out, JSON.parse(line)),
+        info,
+        services
+      )
         .pipe(Effect.forkScoped)
       yield* Queue.offer(input, request("init", "initialize", {}))
       expect((yield* Queue.take(out)).id).toBe("init")
@@ -252,7 +308,9 @@ describe("AppServer: answers in the order requests came", () => {
   it.scoped("50 status requests that join one refresh are answered in request order, after exactly one token request", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const layer = scripted(chatgptJson({ expiresIn: -60_000 }), [Effect.zipRight(Deferred.await(gate), rotated("access-new", "refresh-new"))])
+      const layer = scripted(chatgptJson({ expiresIn: -60_000 }), [
+        Effect.zipRight(Deferred.await(gate), rotated("access-new", "refresh-new"))
+      ])
       const context = yield* Layer.build(layer)
       const input = yield* Queue.unbounded<string>()
       const out = yield* Queue.unbounded<any>()
@@ -262,7 +320,9 @@ describe("AppServer: answers in the order requests came", () => {
       )
       yield* Queue.offer(input, request("init", "initialize", {}))
       expect((yield* Queue.take(out)).id).toBe("init")
-      for (let i = 1; i <= 50; i++) yield* Queue.offer(input, statusRequest(i, { includeToken: true, refreshToken: true }))
+      for (let i = 1; i <= 50; i++) {
+        yield* Queue.offer(input, statusRequest(i, { includeToken: true, refreshToken: true }))
+      }
       for (let i = 0; i < 200; i++) yield* Effect.yieldNow()
       expect(yield* Queue.size(out)).toBe(0)
       yield* Deferred.succeed(gate, undefined)

@@ -11,7 +11,14 @@ describe("architecture", () => {
   it("the dependency rules hold", async () => {
     const run = await promisify(execFile)(
       process.execPath,
-      [join(root, "node_modules", "dependency-cruiser", "bin", "dependency-cruise.mjs"), "src", "bin", "examples", "--output-type", "json"],
+      [
+        join(root, "node_modules", "dependency-cruiser", "bin", "dependency-cruise.mjs"),
+        "src",
+        "bin",
+        "examples",
+        "--output-type",
+        "json"
+      ],
       { cwd: root, maxBuffer: 64 * 1024 * 1024 }
     ).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? "" }))
     const result = JSON.parse(run.stdout) as {

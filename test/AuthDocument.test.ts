@@ -19,7 +19,12 @@ describe("AuthDocument", () => {
 
   it("reads id_token claims, with the profile email and user_id fallbacks", () => {
     const snapshot = parse(chatgptJson())
-    expect(snapshot.claims).toEqual({ email: "ada@example.com", planType: "plus", userId: "user-1", accountId: "acct_123" })
+    expect(snapshot.claims).toEqual({
+      email: "ada@example.com",
+      planType: "plus",
+      userId: "user-1",
+      accountId: "acct_123"
+    })
     const fallback = parse(chatgptJson({ extra: {} }))
     expect(fallback.claims.email).toBe("ada@example.com")
     const doc = chatgptJson() as { tokens: Record<string, unknown> }
@@ -27,11 +32,18 @@ describe("AuthDocument", () => {
       "https://api.openai.com/profile": { email: "bob@example.com" },
       "https://api.openai.com/auth": { user_id: "user-2" }
     })
-    expect(parse(doc).claims).toEqual({ email: "bob@example.com", planType: null, userId: "user-2", accountId: "acct_123" })
+    expect(parse(doc).claims).toEqual({
+      email: "bob@example.com",
+      planType: null,
+      userId: "user-2",
+      accountId: "acct_123"
+    })
   })
 
   it("reads the access token's exp, and tolerates an opaque token", () => {
-    expect(parse(chatgptJson({ expiresIn: 60_000, now: 1_000_000 })).accessTokenExpiresAt).toEqual(Option.some(1_060_000))
+    expect(parse(chatgptJson({ expiresIn: 60_000, now: 1_000_000 })).accessTokenExpiresAt).toEqual(
+      Option.some(1_060_000)
+    )
     expect(parse(chatgptJson({ accessToken: "opaque" })).accessTokenExpiresAt).toEqual(Option.none())
   })
 
@@ -61,7 +73,9 @@ describe("AuthDocument", () => {
   it("reports bad input without quoting it", () => {
     expect(problem(`{"tokens": "${secrets.refresh}`)).toMatch(/not valid JSON/)
     expect(problem(`{"tokens": "${secrets.refresh}`)).not.toContain(secrets.refresh)
-    const wrongType = problem(JSON.stringify({ tokens: { id_token: secrets.refresh, access_token: 5, refresh_token: "r" } }))
+    const wrongType = problem(
+      JSON.stringify({ tokens: { id_token: secrets.refresh, access_token: 5, refresh_token: "r" } })
+    )
     expect(wrongType).toContain(`"tokens.access_token"`)
     expect(wrongType).not.toContain(secrets.refresh)
     expect(problem("[1, 2]")).toBe("it is not a JSON object")
@@ -95,7 +109,11 @@ describe("AuthDocument: unknown fields exactly as written, and the expiry of an 
     expect(Object.getPrototypeOf(doc)).toBe(Object.prototype)
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
     const rewrites = [
-      AuthDocument.applyRefresh(doc, { accessToken: Redacted.make("new"), refreshToken: Redacted.make("r2") }, new Date(0)),
+      AuthDocument.applyRefresh(
+        doc,
+        { accessToken: Redacted.make("new"), refreshToken: Redacted.make("r2") },
+        new Date(0)
+      ),
       AuthDocument.withApiKey(Option.some(doc), Redacted.make("sk-x")),
       AuthDocument.withTokens(Option.some(doc), {
         id_token: Redacted.make("i.d.t"),
@@ -106,8 +124,15 @@ describe("AuthDocument: unknown fields exactly as written, and the expiry of an 
     for (const rewritten of rewrites) {
       for (const indent of [2, 0]) {
         const text = AuthDocument.toText(rewritten, indent)
-        for (const kept of ["12345678901234567890", "9007199254740993", `{"polluted": true}`, "1.50e3",
-          `{"z": [1, {"deep": 18446744073709551616}], "a": "\\u00e9"}`]) {
+        for (
+          const kept of [
+            "12345678901234567890",
+            "9007199254740993",
+            `{"polluted": true}`,
+            "1.50e3",
+            `{"z": [1, {"deep": 18446744073709551616}], "a": "\\u00e9"}`
+          ]
+        ) {
           expect(text).toContain(kept)
         }
         expect(text).toContain(`"__proto__"`)
@@ -149,7 +174,9 @@ describe("AuthDocument: unknown fields exactly as written, and the expiry of an 
     const snapshot = Either.getOrThrow(AuthDocument.parse(AuthDocument.toText(refreshed)))
     expect(Option.getOrThrow(snapshot.accessTokenExpiresAt)).toBe(now.getTime() + 3_600_000)
     // A refresh that brings no new access token keeps its expiry; one without expires_in drops it.
-    expect(AuthDocument.applyRefresh(refreshed, { refreshToken: Redacted.make("r3") }, now).expires_at).toBe(refreshed.expires_at)
+    expect(AuthDocument.applyRefresh(refreshed, { refreshToken: Redacted.make("r3") }, now).expires_at).toBe(
+      refreshed.expires_at
+    )
     expect(AuthDocument.applyRefresh(refreshed, { accessToken: Redacted.make("o3") }, now).expires_at).toBeUndefined()
     // Left behind by a writer that kept it through a later refresh: ignored.
     const stale = Either.getOrThrow(AuthDocument.parse(JSON.stringify({

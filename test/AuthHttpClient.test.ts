@@ -1,15 +1,29 @@
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Redirects from "../src/client/internal/redirects.js"
-import { serveOnLoopback } from "../src/testing/loopback.js"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, FastCheck as fc, Layer, Logger, Metric, MetricState, Option, Redacted, Ref, Stream, TestClock } from "effect"
+import {
+  Clock,
+  Deferred,
+  Effect,
+  FastCheck as fc,
+  Layer,
+  Logger,
+  Metric,
+  MetricState,
+  Option,
+  Redacted,
+  Ref,
+  Stream,
+  TestClock
+} from "effect"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
-import { AuthManager } from "../src/manager/AuthManager.js"
+import * as Redirects from "../src/client/internal/redirects.js"
 import { type Settings } from "../src/config/Configuration.js"
 import { CredentialsUnavailableError } from "../src/errors/Errors.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
 import type { ScriptStep } from "../src/oauth/TokenRefresher.js"
+import { serveOnLoopback } from "../src/testing/loopback.js"
 import * as Api from "./support/api.js"
 import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import { callCount, dead, down, rotated, scripted, statusOf, writeBehind } from "./support/manager.js"
@@ -34,7 +48,10 @@ const recoveries = (outcome: string) =>
         pair.metricKey.name === "effect_auth_unauthorized_recoveries_total" &&
         pair.metricKey.tags.some((tag) => tag.key === "outcome" && tag.value === outcome)
       )
-      .reduce((sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0), 0))
+      .reduce(
+        (sum, pair) => sum + (MetricState.isCounterState(pair.metricState) ? Number(pair.metricState.count) : 0),
+        0
+      ))
 
 // Refreshed a second ago: a plain refresh would be skipped by the minimum interval; a 401 is not.
 const justRefreshed = chatgptJson({ refreshedAgo: 1_000 })
@@ -43,7 +60,9 @@ describe("AuthHttpClient: the credentials on every request", () => {
   it.scoped("ChatGPT: the bearer access token and the ChatGPT-Account-Id header", () =>
     Effect.gen(function*() {
       const api = yield* Api.make(Api.refusing([]))
-      const response = yield* Effect.flatMap(client, (c) => c.get(api.url)).pipe(Effect.provide(stack(chatgptJson(), [])))
+      const response = yield* Effect.flatMap(client, (c) => c.get(api.url)).pipe(
+        Effect.provide(stack(chatgptJson(), []))
+      )
       expect(response.status).toBe(200)
       expect(yield* api.received).toEqual([{ token: secrets.access, accountId: "acct_123" }])
     }))
@@ -58,7 +77,9 @@ describe("AuthHttpClient: the credentials on every request", () => {
   it.scoped("logged out: a typed error that says to sign in, and no request", () =>
     Effect.gen(function*() {
       const api = yield* Api.make(Api.refusing([]))
-      const error = yield* Effect.flip(Effect.flatMap(client, (c) => c.get(api.url))).pipe(Effect.provide(stack(undefined, [])))
+      const error = yield* Effect.flip(Effect.flatMap(client, (c) => c.get(api.url))).pipe(
+        Effect.provide(stack(undefined, []))
+      )
       expect(error).toBeInstanceOf(CredentialsUnavailableError)
       expect(error).toMatchObject({ reason: "logged_out" })
       expect(error.message).toContain("Sign in")
@@ -86,7 +107,10 @@ describe("AuthHttpClient: the credentials on every request", () => {
         Layer.provide(NodeHttpClient.layerUndici)
       )
       const error = yield* Effect.flip(HttpClient.get(api.url)).pipe(Effect.provide(layer))
-      expect(error).toMatchObject({ _tag: "RequestError", cause: { _tag: "CredentialsUnavailableError", reason: "logged_out" } })
+      expect(error).toMatchObject({
+        _tag: "RequestError",
+        cause: { _tag: "CredentialsUnavailableError", reason: "logged_out" }
+      })
     }))
 })
 
@@ -122,7 +146,9 @@ describe("AuthHttpClient: one recovery on 401", () => {
       )
       yield* Effect.gen(function*() {
         const c = yield* client
-        const responses = yield* Effect.all(Array.from({ length: 100 }, () => c.get(api.url)), { concurrency: "unbounded" })
+        const responses = yield* Effect.all(Array.from({ length: 100 }, () => c.get(api.url)), {
+          concurrency: "unbounded"
+        })
         expect(responses.every((response) => response.status === 200)).toBe(true)
         expect(yield* callCount).toBe(1)
         const sent = yield* tokensSent(api)
@@ -147,7 +173,9 @@ describe("AuthHttpClient: one recovery on 401", () => {
         const c = yield* client
         const request = yield* Effect.fork(c.get(api.url))
         yield* Deferred.await(arrived)
-        yield* writeBehind(chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 }))
+        yield* writeBehind(
+          chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 })
+        )
         yield* auth.reload
         yield* Deferred.succeed(replaced, undefined)
         expect((yield* request.await)._tag).toBe("Success")
@@ -165,7 +193,9 @@ describe("AuthHttpClient: one recovery on 401", () => {
       const api = yield* Api.make(Api.refusing([secrets.access]))
       yield* Effect.gen(function*() {
         // Written behind the manager's back, not reloaded: only the 401 makes it look.
-        yield* writeBehind(chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 }))
+        yield* writeBehind(
+          chatgptJson({ accessToken: secrets.newAccess, refreshToken: secrets.newRefresh, refreshedAgo: 1_000 })
+        )
         const response = yield* Effect.flatMap(client, (c) => c.get(api.url))
         expect(response.status).toBe(200)
         expect(yield* tokensSent(api)).toEqual([secrets.access, secrets.newAccess])
@@ -189,7 +219,9 @@ describe("AuthHttpClient: one recovery on 401", () => {
         expect((yield* c.get(api.url)).status).toBe(401)
         expect(yield* callCount).toBe(2)
       }).pipe(
-        Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")]))
+        Effect.provide(
+          stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")])
+        )
       )
     }))
 
@@ -197,9 +229,12 @@ describe("AuthHttpClient: one recovery on 401", () => {
     Effect.gen(function*() {
       const api = yield* Api.make(() => Effect.succeed(401))
       const lines: Array<string> = []
-      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => {
-        if (logLevel._tag === "Warning") lines.push(String(message))
-      }))
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => {
+          if (logLevel._tag === "Warning") lines.push(String(message))
+        })
+      )
       yield* Effect.gen(function*() {
         const c = yield* client
         for (let i = 0; i < 50; i++) expect((yield* c.get(api.url)).status).toBe(401)
@@ -211,7 +246,9 @@ describe("AuthHttpClient: one recovery on 401", () => {
         expect(yield* callCount).toBe(2)
         expect(lines).toHaveLength(2)
       }).pipe(
-        Effect.provide(stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")])),
+        Effect.provide(
+          stack(justRefreshed, [rotated(secrets.newAccess, secrets.newRefresh), rotated("access-3", "refresh-3")])
+        ),
         Effect.provide(logger)
       )
     }))
@@ -222,7 +259,11 @@ describe("AuthHttpClient: one recovery on 401", () => {
       yield* Effect.gen(function*() {
         const c = yield* client
         const error = yield* Effect.flip(c.get(api.url))
-        expect(error).toMatchObject({ _tag: "CredentialsUnavailableError", reason: "poisoned", refreshReason: "reused" })
+        expect(error).toMatchObject({
+          _tag: "CredentialsUnavailableError",
+          reason: "poisoned",
+          refreshReason: "reused"
+        })
         expect(yield* callCount).toBe(1)
         expect((yield* statusOf).status).toBe("poisoned")
         for (let i = 0; i < 5; i++) {
@@ -306,8 +347,9 @@ describe("AuthManager.reportUnauthorized under random sequences", () => {
               if (outcome._tag === "Right" && outcome.right !== "unchanged") {
                 // The retry carries another token, or none: newer credentials found stale and dead.
                 const retry = yield* Effect.either(auth.credentials)
-                if (retry._tag === "Right") expect(Redacted.value(retry.right.token)).not.toBe(Redacted.value(sent.right.token))
-                else expect(retry.left.reason).toBe("poisoned")
+                if (retry._tag === "Right") {
+                  expect(Redacted.value(retry.right.token)).not.toBe(Redacted.value(sent.right.token))
+                } else expect(retry.left.reason).toBe("poisoned")
               }
               if (outcome._tag === "Left" && outcome.left._tag === "PermanentRefreshError") {
                 expect((yield* statusOf).status).toBe("poisoned")
@@ -321,13 +363,18 @@ describe("AuthManager.reportUnauthorized under random sequences", () => {
               break
             }
             case "poll":
-              yield* Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true }))
+              yield* Effect.flatMap(
+                AuthManager,
+                (auth) => auth.getAuthStatus({ includeToken: true, refreshToken: true })
+              )
               break
             case "login":
               yield* auth.loginWithTokens(tokensOf(`login-access-${serial}`, `login-refresh-${serial}`))
               break
             case "writeOther":
-              yield* writeBehind(chatgptJson({ refreshToken: `other-refresh-${serial}`, accessToken: `other-access-${serial}` }))
+              yield* writeBehind(
+                chatgptJson({ refreshToken: `other-refresh-${serial}`, accessToken: `other-access-${serial}` })
+              )
               break
           }
           yield* TestClock.adjust(wait)
@@ -388,7 +435,10 @@ describe("AuthHttpClient: redirects", () => {
       for (const [name, base, follow] of clients) {
         const other = yield* server()
         const api = yield* server(`${other.origin}/landing`)
-        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/elsewhere`))
+        const response = yield* Effect.flatMap(
+          client,
+          (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/elsewhere`)
+        )
           .pipe(Effect.provide(through(base)))
         expect(response.status, name).toBe(200)
         expect(yield* api.seen, name).toEqual([{ path: "/elsewhere", token: secrets.access, accountId: "acct_123" }])
@@ -400,7 +450,8 @@ describe("AuthHttpClient: redirects", () => {
     Effect.gen(function*() {
       for (const [name, base, follow] of clients) {
         const api = yield* server()
-        const response = yield* Effect.flatMap(client, (c) => (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/here`))
+        const response = yield* Effect.flatMap(client, (c) =>
+          (follow ? HttpClient.followRedirects(c) : c).get(`${api.origin}/here`))
           .pipe(Effect.provide(through(base)))
         expect(response.status, name).toBe(200)
         expect((yield* api.seen).map((seen) => [seen.path, seen.token, seen.accountId]), name).toEqual([
@@ -416,11 +467,23 @@ describe("AuthHttpClient: redirects", () => {
       ({ status, headers: { location } }) as unknown as HttpClientResponse.HttpClientResponse
     for (const status of [301, 302, 303]) {
       const next = Option.getOrThrow(Redirects.nextHop(post, answer(status)))
-      expect([next.method, next.url, next.body._tag, next.headers["content-type"]]).toEqual(["GET", "http://127.0.0.1:1/b", "Empty", undefined])
+      expect([next.method, next.url, next.body._tag, next.headers["content-type"]]).toEqual([
+        "GET",
+        "http://127.0.0.1:1/b",
+        "Empty",
+        undefined
+      ])
     }
     const kept = Option.getOrThrow(Redirects.nextHop(post, answer(307, "https://other.example/c")))
-    expect([kept.method, kept.url, kept.body._tag, kept.headers["content-type"]]).toEqual(["POST", "https://other.example/c", "Uint8Array", "text/plain"])
-    const streamed = HttpClientRequest.post("http://127.0.0.1:1/a").pipe(HttpClientRequest.bodyStream(Stream.make(new Uint8Array([1]))))
+    expect([kept.method, kept.url, kept.body._tag, kept.headers["content-type"]]).toEqual([
+      "POST",
+      "https://other.example/c",
+      "Uint8Array",
+      "text/plain"
+    ])
+    const streamed = HttpClientRequest.post("http://127.0.0.1:1/a").pipe(
+      HttpClientRequest.bodyStream(Stream.make(new Uint8Array([1])))
+    )
     expect(Option.isNone(Redirects.nextHop(streamed, answer(307)))).toBe(true)
     expect(Option.isNone(Redirects.nextHop(post, answer(200)))).toBe(true)
     expect(Option.isNone(Redirects.nextHop(post, answer(302, "file:///etc/passwd")))).toBe(true)
@@ -429,7 +492,8 @@ describe("AuthHttpClient: redirects", () => {
       HttpClientRequest.setHeader("ChatGPT-Account-Id", "acct"),
       HttpClientRequest.setHeader("x-kept", "yes")
     ))
-    expect([stripped.headers["authorization"], stripped.headers["chatgpt-account-id"], stripped.headers["x-kept"]]).toEqual([undefined, undefined, "yes"])
+    expect([stripped.headers["authorization"], stripped.headers["chatgpt-account-id"], stripped.headers["x-kept"]])
+      .toEqual([undefined, undefined, "yes"])
     expect([stripped.method, stripped.body._tag, stripped.urlParams]).toEqual(["POST", "Uint8Array", post.urlParams])
   })
 
@@ -447,8 +511,12 @@ describe("AuthHttpClient: redirects", () => {
     Effect.gen(function*() {
       const other = yield* server()
       const api = yield* server(`${other.origin}/landing`, 307)
-      const response = yield* Effect.flatMap(client, (c) =>
-        HttpClient.followRedirects(c).execute(HttpClientRequest.post(`${api.origin}/elsewhere`).pipe(HttpClientRequest.bodyText("x")))
+      const response = yield* Effect.flatMap(
+        client,
+        (c) =>
+          HttpClient.followRedirects(c).execute(
+            HttpClientRequest.post(`${api.origin}/elsewhere`).pipe(HttpClientRequest.bodyText("x"))
+          )
       ).pipe(Effect.provide(through(NodeHttpClient.layerUndici)))
       expect(response.status).toBe(200)
       expect(yield* other.seen).toEqual([{ path: "/landing", token: null, accountId: null }])

@@ -24,12 +24,12 @@ import {
   TestServices
 } from "effect"
 import { readFileSync, statSync, writeFileSync } from "node:fs"
-import { AuthManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
 import * as Configuration from "../src/config/Configuration.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import * as Flock from "../src/stores/internal/flock.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
 import { chatgptJson, secrets } from "./support/fixtures.js"
 import { callCount, rotated, tokenOf } from "./support/manager.js"
 
@@ -84,7 +84,12 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
             const scope = yield* Scope.make()
             const context = yield* Layer.buildWithScope(
               Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-                Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), TokenRefresher.layerTest(script))),
+                Layer.provideMerge(
+                  Layer.merge(
+                    Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+                    TokenRefresher.layerTest(script)
+                  )
+                ),
                 Layer.provide(NodeContext.layer)
               ),
               scope
@@ -94,7 +99,9 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
 
         // A stuck Codex: it holds auth.json.lock and never lets go.
         const holder = yield* Scope.make()
-        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(Scope.extend(holder))
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(
+          Scope.extend(holder)
+        )
 
         const first = yield* managerOn([rotated(secrets.newAccess, secrets.newRefresh)])
         const refreshing = yield* Effect.fork(first.auth.refresh)
@@ -155,7 +162,12 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
             const scope = yield* Scope.make()
             const context = yield* Layer.buildWithScope(
               Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-                Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), TokenRefresher.layerTest(script))),
+                Layer.provideMerge(
+                  Layer.merge(
+                    Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+                    TokenRefresher.layerTest(script)
+                  )
+                ),
                 Layer.provide(NodeContext.layer)
               ),
               scope
@@ -163,7 +175,9 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
             return { scope, auth: Context.get(context, AuthManager), calls: Effect.provide(callCount, context) }
           })
         const holder = yield* Scope.make()
-        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(Scope.extend(holder))
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(
+          Scope.extend(holder)
+        )
         // Two processes on one CODEX_HOME, both holding the same refresh token.
         const one = yield* managerOn([rotated(secrets.newAccess, secrets.newRefresh)])
         const other = yield* managerOn([rotated("never", "never")])
@@ -212,7 +226,12 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
             AuthStore.layerMemory(chatgptJson()),
             TokenRefresher.layerHttp.pipe(Layer.provide(NodeHttpClient.layer))
           )),
-          Layer.provide(Configuration.Configuration.layer({ refreshTimeout: Duration.seconds(30), tokenEndpoint: { url: endpoint.url } }))
+          Layer.provide(
+            Configuration.Configuration.layer({
+              refreshTimeout: Duration.seconds(30),
+              tokenEndpoint: { url: endpoint.url }
+            })
+          )
         )
       )
       const auth = Context.get(context, AuthManager)

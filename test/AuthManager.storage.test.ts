@@ -6,14 +6,14 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as AuthDocument from "../src/document/AuthDocument.js"
-import { AuthManager } from "../src/manager/AuthManager.js"
 import { type Settings } from "../src/config/Configuration.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStoreError } from "../src/errors/Errors.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
 import { TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
-import { chatgptJson } from "./support/fixtures.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import { type Faults, layerFaulty } from "./support/faultyFs.js"
+import { chatgptJson } from "./support/fixtures.js"
 import { callCount, poll, rotated, tokenOf } from "./support/manager.js"
 
 /** A CODEX_HOME holding a stale ChatGPT auth.json; removed when the scope closes. */
@@ -62,7 +62,9 @@ const managerOn = (
 ) =>
   Layer.scoped(AuthManager, AuthManager.make(settings)).pipe(
     Layer.provideMerge(Layer.merge(
-      Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home, pollInterval: Duration.millis(50) })).pipe(Layer.provide(layerFaulty(faults))),
+      Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home, pollInterval: Duration.millis(50) })).pipe(
+        Layer.provide(layerFaulty(faults))
+      ),
       TokenRefresher.layerTest(script)
     ))
   )
@@ -74,7 +76,11 @@ const adopted = (json: object) =>
   Effect.gen(function*() {
     const hash = Either.getOrThrow(AuthDocument.parse(JSON.stringify(json))).hash
     const auth = yield* AuthManager
-    yield* auth.changes.pipe(Stream.filter((state) => state.hash === hash), Stream.runHead, Effect.timeout("10 seconds"))
+    yield* auth.changes.pipe(
+      Stream.filter((state) => state.hash === hash),
+      Stream.runHead,
+      Effect.timeout("10 seconds")
+    )
   })
 
 describe("a refresh whose result cannot be saved the usual way", () => {
@@ -217,7 +223,9 @@ describe("store errors during a refresh", () => {
       expect(logs.lines.filter((line) => line.includes("backing off")).length).toBe(1)
     }).pipe(
       Effect.provide(
-        Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")]))))
+        Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+          Layer.provideMerge(Layer.merge(failingLock, TokenRefresher.layerTest([rotated("a2", "r2")])))
+        )
       ),
       Effect.provide(logs.layer)
     )
@@ -333,5 +341,3 @@ describe("store errors during a refresh", () => {
       }).pipe(Effect.provide(managerOn(home, faults, [rotated("a2", "r2")])), Effect.provide(logs.layer))
     }))
 })
-
-

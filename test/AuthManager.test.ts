@@ -1,13 +1,28 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Random, Redacted, Scope, Stream, TestClock } from "effect"
-import * as AuthDocument from "../src/document/AuthDocument.js"
-import { AuthManager, make as makeManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
-import { TransientRefreshError } from "../src/errors/Errors.js"
+import {
+  Chunk,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Random,
+  Redacted,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 import { defaultSettings } from "../src/config/Configuration.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { TransientRefreshError } from "../src/errors/Errors.js"
+import { AuthManager, make as makeManager } from "../src/manager/AuthManager.js"
 import * as RefreshState from "../src/manager/RefreshState.js"
-import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { apiKeyJson, chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
 import {
@@ -44,7 +59,11 @@ describe("getAuthStatus: every state it answers for, with and without includeTok
     it.effect(`logged out (includeToken: ${includeToken})`, () =>
       Effect.gen(function*() {
         const status = yield* poll(includeToken)
-        expect({ ...status, authToken: tokenOf(status) }).toEqual({ authMethod: null, authToken: null, requiresOpenaiAuth: true })
+        expect({ ...status, authToken: tokenOf(status) }).toEqual({
+          authMethod: null,
+          authToken: null,
+          requiresOpenaiAuth: true
+        })
         expect(yield* callCount).toBe(0)
       }).pipe(Effect.provide(scripted(undefined, [dead()]))))
 
@@ -203,7 +222,10 @@ describe("a 10 s outage of the token endpoint, polled every 10 ms (virtual time)
   const outageMs = 10_000
   // The endpoint answers 503 until the outage ends, then rotates.
   const endpointDown = (call: number) =>
-    Effect.flatMap(TestClock.currentTimeMillis, (now) => now < outageMs ? down() : rotated(`fresh-${call}`, `refresh-${call}`))
+    Effect.flatMap(
+      TestClock.currentTimeMillis,
+      (now) => now < outageMs ? down() : rotated(`fresh-${call}`, `refresh-${call}`)
+    )
   const expired = chatgptJson({ expiresIn: -60_000 })
 
   const run = Effect.gen(function*() {
@@ -373,7 +395,11 @@ describe("the stale instant, to the millisecond (polls compare it, computed once
       yield* TestClock.adjust(Duration.millis(1))
       yield* manager.getAuthStatus()
       expect(yield* callCount).toBe(1)
-    }).pipe(Effect.provide(scripted(chatgptJson({ refreshedAgo: 0, accessToken: "opaque-access" }), [rotated("new-access", "new-refresh")]))))
+    }).pipe(
+      Effect.provide(
+        scripted(chatgptJson({ refreshedAgo: 0, accessToken: "opaque-access" }), [rotated("new-access", "new-refresh")])
+      )
+    ))
 
   it.effect("a new snapshot gets its own instant: after a sign-in with a token near expiry, the next poll refreshes", () =>
     Effect.gen(function*() {
@@ -392,10 +418,15 @@ describe("single flight, detached from its callers", () => {
   it.effect("concurrent callers share one request; interrupting one does not cancel it", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const layer = scripted(chatgptJson(), () => Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
+      const layer = scripted(chatgptJson(), () =>
+        Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
       yield* Effect.gen(function*() {
         const first = yield* Effect.fork(poll())
-        const others = yield* Effect.fork(Effect.all(Array.from({ length: 10 }, () => poll()), { concurrency: "unbounded" }))
+        const others = yield* Effect.fork(Effect.all(
+          Array.from({ length: 10 }, () =>
+            poll()),
+          { concurrency: "unbounded" }
+        ))
         while ((yield* callCount) === 0) yield* Effect.yieldNow()
         yield* Fiber.interrupt(first)
         yield* Deferred.succeed(gate, undefined)
@@ -410,10 +441,13 @@ describe("single flight, detached from its callers", () => {
   it.effect("a caller that times out does not cancel the refresh either", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
-      const layer = scripted(chatgptJson(), () => Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
+      const layer = scripted(chatgptJson(), () =>
+        Effect.zipRight(Deferred.await(gate), rotated("new-access", "new-refresh")))
       yield* Effect.gen(function*() {
         const impatient = yield* Effect.fork(poll().pipe(Effect.timeout("1 second")))
-        while ((yield* callCount) === 0) yield* Effect.yieldNow()
+        while ((yield* callCount) === 0) {
+          yield* Effect.yieldNow()
+        }
         yield* TestClock.adjust("1 second")
         expect((yield* Fiber.await(impatient))._tag).toBe("Failure")
         yield* Deferred.succeed(gate, undefined)
@@ -520,7 +554,10 @@ describe("a refresh that hangs", () => {
       expect(yield* statusOf).toMatchObject({ status: "cooling-down" })
     }).pipe(Effect.provide(scripted(chatgptJson(), [
       Effect.never.pipe(
-        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new TransientRefreshError({ kind: "timeout", detail: "no answer" }) })
+        Effect.timeoutFail({
+          duration: "30 seconds",
+          onTimeout: () => new TransientRefreshError({ kind: "timeout", detail: "no answer" })
+        })
       )
     ]))))
 })
@@ -536,7 +573,10 @@ describe("stopping", () => {
       )
     )
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provide(refresher)), scope)
+    const context = yield* Layer.buildWithScope(
+      Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provide(refresher)),
+      scope
+    )
     const auth = Context.get(context, AuthManager)
     yield* Effect.fork(auth.refresh)
     yield* Deferred.await(started)

@@ -2,24 +2,29 @@ import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Logger, Option, Redacted } from "effect"
-import * as AuthDocument from "../src/document/AuthDocument.js"
-import { make as makeManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
-import { PermanentRefreshError } from "../src/errors/Errors.js"
-import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { execFileSync } from "node:child_process"
+import { Configuration } from "../src/config/Configuration.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { PermanentRefreshError } from "../src/errors/Errors.js"
+import { make as makeManager } from "../src/manager/AuthManager.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import { chatgptJson, secrets } from "./support/fixtures.js"
 import { decode } from "./support/manager.js"
-import { Configuration } from "../src/config/Configuration.js"
 
 /** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
-const withStore = <A, E>(body: (home: string, store: AuthStore["Type"]) => Effect.Effect<A, E, FileSystem.FileSystem>) =>
+const withStore = <A, E>(
+  body: (home: string, store: AuthStore["Type"]) => Effect.Effect<A, E, FileSystem.FileSystem>
+) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const home = `${yield* fs.makeTempDirectoryScoped()}/codex-home`
     const store = yield* Effect.provide(
       AuthStore,
-      AuthStore.layerFile.pipe(Layer.provide(Configuration.layerConfig), Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", home]])))))
+      AuthStore.layerFile.pipe(
+        Layer.provide(Configuration.layerConfig),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", home]]))))
+      )
     )
     return yield* body(home, store)
   }).pipe(Effect.provide(NodeContext.layer))
@@ -104,7 +109,10 @@ describe("AuthStore.layerFile: bounded reads", () => {
           ["a named pipe (FIFO)", Effect.sync(() => execFileSync("mkfifo", [`${home}/auth.json`]))],
           ["a character device", fs.symlink("/dev/zero", `${home}/auth.json`)],
           ["a folder", fs.makeDirectory(`${home}/auth.json`)],
-          ["larger than 1048576 bytes", fs.writeFileString(`${home}/auth.json`, `{"pad": "${"x".repeat(2 * 1024 * 1024)}"}`)]
+          [
+            "larger than 1048576 bytes",
+            fs.writeFileString(`${home}/auth.json`, `{"pad": "${"x".repeat(2 * 1024 * 1024)}"}`)
+          ]
         ]
         for (const [problem, plant] of cases) {
           yield* fs.remove(`${home}/auth.json`, { recursive: true }).pipe(Effect.ignore)
@@ -175,7 +183,9 @@ describe("permissions after every write path", () => {
           ]))
         )
         const expectPrivate = (files: Record<string, number>) =>
-          Object.entries(files).forEach(([name, mode]) => expect([name, mode]).toEqual([name, name === "." ? 0o700 : 0o600]))
+          Object.entries(files).forEach(([name, mode]) =>
+            expect([name, mode]).toEqual([name, name === "." ? 0o700 : 0o600])
+          )
 
         yield* manager.loginWithApiKey(Redacted.make(secrets.apiKey))
         expectPrivate(yield* modes)
@@ -208,9 +218,13 @@ describe("permissions after every write path", () => {
 describe("AuthStore.layerFile: housekeeping and what it says", () => {
   const captured = () => {
     const lines: Array<string> = []
-    return { lines, layer: Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message)))) }
+    return {
+      lines,
+      layer: Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message))))
+    }
   }
-  const storeOn = (home: string) => Effect.provide(AuthStore, Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })))
+  const storeOn = (home: string) =>
+    Effect.provide(AuthStore, Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })))
 
   it.scoped("temporary files a killed writer left (they may hold a refresh token) are removed at start and at sign-out", () =>
     Effect.gen(function*() {
@@ -257,9 +271,11 @@ describe("AuthStore.layerFile: housekeeping and what it says", () => {
       const store = yield* storeOn(`${root}/home`)
       const saved = yield* store.save(AuthDocument.withApiKey(Option.none(), Redacted.make(secrets.apiKey)))
       expect(yield* fs.readLink(`${root}/home/auth.json`)).toBe("../dotfiles/codex-auth.json")
-      expect(JSON.parse(yield* fs.readFileString(`${root}/dotfiles/codex-auth.json`)).OPENAI_API_KEY).toBe(secrets.apiKey)
+      expect(JSON.parse(yield* fs.readFileString(`${root}/dotfiles/codex-auth.json`)).OPENAI_API_KEY).toBe(
+        secrets.apiKey
+      )
       expect((yield* fs.stat(`${root}/dotfiles/codex-auth.json`)).mode & 0o777).toBe(0o600)
-      expect((yield* fs.readDirectory(`${root}/dotfiles`))).toEqual(["codex-auth.json"])
+      expect(yield* fs.readDirectory(`${root}/dotfiles`)).toEqual(["codex-auth.json"])
       expect((yield* store.load).hash).toBe(saved.hash)
     }).pipe(Effect.provide(NodeContext.layer)))
 })

@@ -1,20 +1,20 @@
+import { FileSystem } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { describe, expect, it } from "@effect/vitest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
 import { type Console, Deferred, Effect, Fiber, Layer, LogLevel } from "effect"
+import { Option, Redacted } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Cli from "../src/cli/Cli.js"
-import { FileSystem } from "@effect/platform"
-import { Option, Redacted } from "effect"
-import { AuthStore } from "../src/stores/AuthStore.js"
-import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
-import { captureCli } from "./support/cli.js"
+import { Configuration, type Input as ConfigurationInput } from "../src/config/Configuration.js"
 import { layerCliLogger } from "../src/node/StderrLogger.js"
-import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import * as CodexIssuer from "../src/testing/CodexIssuer.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { Configuration, type Input as ConfigurationInput } from "../src/config/Configuration.js"
+import { captureCli } from "./support/cli.js"
+import { apiKeyJson, chatgptJson, idToken, secrets } from "./support/fixtures.js"
+import { callCount, dead, down, rotated, scripted } from "./support/manager.js"
 
 /** Runs `effect-auth ARGS` in process over a memory store; returns what it printed and its exit code. */
 const runCli = (
@@ -48,7 +48,10 @@ describe("Cli, in process", () => {
   it.effect("status of nobody exits 1", () =>
     Effect.gen(function*() {
       const result = yield* runCli(["status"])
-      expect(result).toMatchObject({ code: 1, stdout: "Not signed in (no credentials in memory:default). Sign in with: effect-auth login" })
+      expect(result).toMatchObject({
+        code: 1,
+        stdout: "Not signed in (no credentials in memory:default). Sign in with: effect-auth login"
+      })
     }))
 
   it.effect("login --api-key-stdin reads the key from the given input; status then exits 0", () =>
@@ -98,14 +101,16 @@ describe("Cli: as a person uses it", () => {
     Effect.gen(function*() {
       const help = yield* runCli(["--help"])
       expect(help.code).toBe(0)
-      for (const [command, description] of [
-        ["status", "Show who is signed in"],
-        // The default is a browser sign-in: the description says so first.
-        ["login", "Sign in: in a browser on this computer \\(the default\\)"],
-        ["logout", "Remove the stored credentials"],
-        ["refresh", "Refresh the access token now"],
-        ["watch", "Print each change"]
-      ]) {
+      for (
+        const [command, description] of [
+          ["status", "Show who is signed in"],
+          // The default is a browser sign-in: the description says so first.
+          ["login", "Sign in: in a browser on this computer \\(the default\\)"],
+          ["logout", "Remove the stored credentials"],
+          ["refresh", "Refresh the access token now"],
+          ["watch", "Print each change"]
+        ]
+      ) {
         expect(help.stdout).toMatch(new RegExp(`^  ${command} +${description}`, "m"))
       }
       expect(help.stdout).toContain("with a code\n           entered on another device (--device)")
@@ -117,10 +122,20 @@ describe("Cli: as a person uses it", () => {
 
   it.effect("every help page fits in 80 columns, on a terminal too; a command's usage names the program", () =>
     Effect.gen(function*() {
-      const pages = [[], ["--help"], ["-h"], ["status", "--help"], ["login", "--help"], ["login", "--device", "-h"], [
-        "logout",
-        "--help"
-      ], ["refresh", "--help"], ["watch", "--help"]]
+      const pages = [
+        [],
+        ["--help"],
+        ["-h"],
+        ["status", "--help"],
+        ["login", "--help"],
+        ["login", "--device", "-h"],
+        [
+          "logout",
+          "--help"
+        ],
+        ["refresh", "--help"],
+        ["watch", "--help"]
+      ]
       for (const args of pages) {
         for (const terminal of [false, true]) {
           const help = yield* runCli(args, { terminal })
@@ -137,7 +152,9 @@ describe("Cli: as a person uses it", () => {
       // A wrapped usage keeps each [--option value] whole.
       expect(login).toContain("\n    [--client-auth none | client_secret_post | client_secret_basic]\n")
       expect(login).toContain("in a browser on this computer (the default)")
-      expect((yield* runCli(["status", "--help"])).stdout).toMatch(/^\$ effect-auth status \[--json\] \[--include-token\] \[--refresh\]$/m)
+      expect((yield* runCli(["status", "--help"])).stdout).toMatch(
+        /^\$ effect-auth status \[--json\] \[--include-token\] \[--refresh\]$/m
+      )
     }))
 
   it.effect("status --json and watch --json share one vocabulary, with a logged-out state that says so", () =>
@@ -238,7 +255,10 @@ describe("Cli, in process: the commands", () => {
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const file = `${yield* fs.makeTempDirectoryScoped()}/tokens.json`
-      yield* fs.writeFileString(file, JSON.stringify({ id_token: idToken, access_token: secrets.access, refresh_token: secrets.refresh }))
+      yield* fs.writeFileString(
+        file,
+        JSON.stringify({ id_token: idToken, access_token: secrets.access, refresh_token: secrets.refresh })
+      )
       const login = yield* runCli(["login", "--tokens-file", file])
       expect(login.code).toBe(0)
       expect(login.stdout).toContain("ada@example.com")
@@ -260,7 +280,12 @@ describe("Cli, in process: the commands", () => {
       expect(human.code).toBe(0)
       expect(human.stdout).toContain("ada@example.com")
       const json = yield* runCli(["status", "--json"], { json: chatgptJson() })
-      expect(JSON.parse(json.stdout)).toMatchObject({ authMethod: "chatgpt", email: "ada@example.com", planType: "plus", status: "healthy" })
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        authMethod: "chatgpt",
+        email: "ada@example.com",
+        planType: "plus",
+        status: "healthy"
+      })
     }))
 
   it.effect("the key or token is printed only with --include-token", () =>
@@ -268,7 +293,9 @@ describe("Cli, in process: the commands", () => {
       const quiet = yield* runCli(["status", "--json"], { json: apiKeyJson() })
       expect(quiet.code).toBe(0)
       expect(quiet.stdout).not.toContain(secrets.apiKey)
-      expect(JSON.parse((yield* runCli(["status", "--json", "--include-token"], { json: apiKeyJson() })).stdout).authToken).toBe(secrets.apiKey)
+      expect(
+        JSON.parse((yield* runCli(["status", "--json", "--include-token"], { json: apiKeyJson() })).stdout).authToken
+      ).toBe(secrets.apiKey)
       expect((yield* runCli(["status", "--include-token"], { json: apiKeyJson() })).stdout).toContain(secrets.apiKey)
     }))
 
@@ -353,7 +380,14 @@ describe("Cli, in process: what a person reads while signing in", () => {
           : TokenEndpoint.oauthError(401, "invalid_client")(request)
       )
       const result = yield* runCli([
-        "login", "--device", "--issuer", provider.url, "--client-id", "my-client", "--client-secret-file", secretFile
+        "login",
+        "--device",
+        "--issuer",
+        provider.url,
+        "--client-id",
+        "my-client",
+        "--client-secret-file",
+        secretFile
       ])
       expect(result.code).toBe(1)
       expect(result.stderr).toContain("the client id or client secret is wrong")
@@ -373,7 +407,10 @@ describe("effect-auth's logger", () => {
     Effect.gen(function*() {
       const lines: Array<string> = []
       const base = yield* Effect.console
-      const stderr: Console.Console = { ...base, unsafe: { ...base.unsafe, error: (...parts) => void lines.push(parts.join(" ")) } }
+      const stderr: Console.Console = {
+        ...base,
+        unsafe: { ...base.unsafe, error: (...parts) => void lines.push(parts.join(" ")) }
+      }
       yield* Effect.all([Effect.logInfo("an info line"), Effect.logWarning("a warning line")]).pipe(
         Effect.provide(Layer.provide(layerCliLogger, Configuration.layer(configuration))),
         Effect.withConsole(stderr)
@@ -391,7 +428,10 @@ describe("effect-auth's logger", () => {
 
   it.effect("the configured level wins: Info", () =>
     Effect.gen(function*() {
-      expect((yield* logged({ logLevel: LogLevel.Info })).map((line) => /level=(\w+)/.exec(line)![1])).toEqual(["INFO", "WARN"])
+      expect((yield* logged({ logLevel: LogLevel.Info })).map((line) => /level=(\w+)/.exec(line)![1])).toEqual([
+        "INFO",
+        "WARN"
+      ])
     }))
 
   it.effect("the configured level wins: Error", () =>

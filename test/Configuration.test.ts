@@ -1,14 +1,13 @@
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Duration, Effect, Exit, Layer, LogLevel, Option, Redacted } from "effect"
-import { homedir } from "node:os"
 import { readFileSync } from "node:fs"
-import { join } from "node:path"
-import { AuthStore } from "../src/stores/AuthStore.js"
+import { homedir } from "node:os"
+import * as ConfigurationReference from "../scripts/configuration-reference.js"
 import * as ConfigurationModule from "../src/config/Configuration.js"
 import { Configuration, variables } from "../src/config/Configuration.js"
 import { layerNodeConfigured } from "../src/node/layerNode.js"
-import * as ConfigurationReference from "../scripts/configuration-reference.js"
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import { AuthStore } from "../src/stores/AuthStore.js"
 
 /** A value for every variable, each one distinct. */
 const everything = new Map<string, string>([
@@ -125,7 +124,9 @@ describe("the configured layers", () => {
   it.effect("read the environment once Configuration.layerConfig is provided", () =>
     Effect.gen(function*() {
       const location = yield* locationOf.pipe(
-        Effect.provide(AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeContext.layer, Configuration.layerConfig)))),
+        Effect.provide(
+          AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeContext.layer, Configuration.layerConfig)))
+        ),
         Effect.withConfigProvider(environment)
       )
       expect(location).toBe("/from/environment/auth.json")
@@ -137,7 +138,9 @@ describe("the configured layers", () => {
         Effect.provide(AuthStore.layerFile.pipe(
           Layer.provide(Layer.merge(NodeContext.layer, Configuration.layer({ codexHome: "/in/code" })))
         )),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"], ["EFFECT_AUTH_LOG_LEVEL", "}{"]])))
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(new Map([["CODEX_HOME", "/from/environment"], ["EFFECT_AUTH_LOG_LEVEL", "}{"]]))
+        )
       )
       expect(location).toBe("/in/code/auth.json")
     }))
@@ -189,7 +192,8 @@ describe("values that cannot work are refused at start, in one line naming the s
         [{ signIn: { timeout: Duration.zero } }, "signIn.timeout"]
       ]
       for (const [input, name] of cases) expectRefused(yield* refusalOf(input), name, "more than zero")
-      expect(yield* refusalOf({ manager: { refreshWindow: Duration.zero, watchDebounce: Duration.zero } })).toBeUndefined()
+      expect(yield* refusalOf({ manager: { refreshWindow: Duration.zero, watchDebounce: Duration.zero } }))
+        .toBeUndefined()
       expect(yield* refusalOf({})).toBeUndefined()
     }))
 
@@ -198,16 +202,25 @@ describe("values that cannot work are refused at start, in one line naming the s
       const exit = yield* fromEnvironment(new Map([["CODEX_HOME", ""], ["HOME", "/home/someone"]]))
       expect(Exit.isSuccess(exit)).toBe(true)
       if (!Exit.isSuccess(exit)) return
-      expect((exit.value.unsafeMap.get(Configuration.key) as Configuration["Type"]).codexHome).toBe("/home/someone/.codex")
-      const inCode = yield* Effect.scoped(Effect.flatMap(Layer.build(Configuration.layer({ codexHome: "" })), (context) =>
-        Effect.succeed(Context.get(context, Configuration).codexHome)))
+      expect((exit.value.unsafeMap.get(Configuration.key) as Configuration["Type"]).codexHome).toBe(
+        "/home/someone/.codex"
+      )
+      const inCode = yield* Effect.scoped(
+        Effect.flatMap(Layer.build(Configuration.layer({ codexHome: "" })), (context) =>
+          Effect.succeed(Context.get(context, Configuration).codexHome))
+      )
       expect(inCode).toBe(`${homedir()}/.codex`)
     }))
 
   it.effect("EFFECT_AUTH_LOGIN_PORTS with an empty item is refused (it is not port 0); an explicit 0 is any free port", () =>
     Effect.gen(function*() {
       for (const value of ["", " ", "1455,,1457", "1455,", ",1455", "1455,65536", "1455,-1", "1455,1e3"]) {
-        expectRefused(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", value]])), "EFFECT_AUTH_LOGIN_PORTS", `"${value}"`, "0 = any free port")
+        expectRefused(
+          yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", value]])),
+          "EFFECT_AUTH_LOGIN_PORTS",
+          `"${value}"`,
+          "0 = any free port"
+        )
       }
       expect(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", "1455, 1457"]]))).toBeUndefined()
       expect(yield* refusalFrom(new Map([["EFFECT_AUTH_LOGIN_PORTS", "0"]]))).toBeUndefined()
@@ -220,15 +233,23 @@ describe("values that cannot work are refused at start, in one line naming the s
       const url = "postgres://127.0.0.1/db"
       for (const value of ["Auth", "my auth", "auth-1", "1auth", "", "a".repeat(41), "auth;drop"]) {
         expectRefused(
-          yield* refusalFrom(new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]])),
+          yield* refusalFrom(
+            new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]])
+          ),
           "EFFECT_AUTH_DATABASE_TABLE_PREFIX",
           `"${value}"`,
           "lower-case"
         )
-        expectRefused(yield* refusalOf({ database: { url: Redacted.make(url), tablePrefix: value } }), "database.tablePrefix", `"${value}"`)
+        expectRefused(
+          yield* refusalOf({ database: { url: Redacted.make(url), tablePrefix: value } }),
+          "database.tablePrefix",
+          `"${value}"`
+        )
       }
       for (const value of ["auth", "_auth_2", "a".repeat(40)]) {
-        expect(yield* refusalFrom(new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]]))).toBeUndefined()
+        expect(
+          yield* refusalFrom(new Map([["EFFECT_AUTH_DATABASE_URL", url], ["EFFECT_AUTH_DATABASE_TABLE_PREFIX", value]]))
+        ).toBeUndefined()
         expect(yield* refusalOf({ database: { url: Redacted.make(url), tablePrefix: value } })).toBeUndefined()
       }
     }))

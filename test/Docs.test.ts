@@ -81,7 +81,9 @@ describe("the documentation's links", () => {
         if (!existsSync(resolved)) {
           broken.push(`${file}: ${target} (no such file)`)
         } else if (anchor !== undefined && statSync(resolved).isFile()) {
-          if (!anchorsOf(readFileSync(resolved, "utf8")).has(anchor)) broken.push(`${file}: ${target} (no such heading)`)
+          if (!anchorsOf(readFileSync(resolved, "utf8")).has(anchor)) {
+            broken.push(`${file}: ${target} (no such heading)`)
+          }
         }
       }
     }

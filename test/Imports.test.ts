@@ -23,9 +23,7 @@ describe("start-up cost of imports", () => {
   })
 
   it("no library or program module imports the @effect/platform or @effect/platform-node index", () => {
-    const offenders = files.filter((file) =>
-      /from "@effect\/platform(-node)?"/.test(readFileSync(file, "utf8"))
-    )
+    const offenders = files.filter((file) => /from "@effect\/platform(-node)?"/.test(readFileSync(file, "utf8")))
     expect(offenders).toEqual([])
   })
 })

@@ -5,19 +5,29 @@ import { Effect, Layer, Option } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { AuthManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import { tokensOf } from "./support/fixtures.js"
 import { rotated } from "./support/manager.js"
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "fixtures", name), "utf8")
 
 const inHome = <A, E>(body: (home: string) => Effect.Effect<A, E, AuthManager | AuthStore | FileSystem.FileSystem>) =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(Effect.flatMap((home) => body(home).pipe(Effect.provide(
-    Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-      Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), TokenRefresher.layerTest([rotated("a2", "r2")])))
-    )
-  ))), Effect.provide(NodeContext.layer))
+  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()).pipe(
+    Effect.flatMap((home) =>
+      body(home).pipe(Effect.provide(
+        Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+          Layer.provideMerge(
+            Layer.merge(
+              Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+              TokenRefresher.layerTest([rotated("a2", "r2")])
+            )
+          )
+        )
+      ))
+    ),
+    Effect.provide(NodeContext.layer)
+  )
 
 describe("auth.json written by the Codex CLI, and for it", () => {
   for (const name of ["codex-auth-chatgpt.json", "codex-auth-apikey.json"]) {

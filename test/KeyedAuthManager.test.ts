@@ -1,14 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
-import * as CredentialStore from "../src/stores/CredentialStore.js"
 import * as KeyedAuthManager from "../src/manager/KeyedAuthManager.js"
-import * as RefreshCoordinator from "../src/stores/RefreshCoordinator.js"
 import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import * as CredentialStore from "../src/stores/CredentialStore.js"
+import * as RefreshCoordinator from "../src/stores/RefreshCoordinator.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { callCount, dead, rotated, tokenOf } from "./support/manager.js"
 
 const layer = (script: ReadonlyArray<ScriptStep>) =>
-  Layer.scoped(KeyedAuthManager.KeyedAuthManager, KeyedAuthManager.KeyedAuthManager.make({ idleTimeToLive: "10 seconds", settings: { watchDebounce: 0 as never } })).pipe(
+  Layer.scoped(
+    KeyedAuthManager.KeyedAuthManager,
+    KeyedAuthManager.KeyedAuthManager.make({ idleTimeToLive: "10 seconds", settings: { watchDebounce: 0 as never } })
+  ).pipe(
     Layer.provideMerge(Layer.mergeAll(
       CredentialStore.CredentialStore.layerMemory({
         alice: chatgptJson({ refreshToken: "alice-refresh" }),
@@ -20,7 +23,10 @@ const layer = (script: ReadonlyArray<ScriptStep>) =>
   )
 
 const poll = (key: string) =>
-  Effect.flatMap(KeyedAuthManager.KeyedAuthManager, (auth) => auth.getAuthStatus(key, { includeToken: true, refreshToken: true }))
+  Effect.flatMap(
+    KeyedAuthManager.KeyedAuthManager,
+    (auth) => auth.getAuthStatus(key, { includeToken: true, refreshToken: true })
+  )
 
 describe("KeyedAuthManager", () => {
   it.effect("each key has its own poison: a dead token for one key leaves the other refreshing", () =>

@@ -25,7 +25,14 @@ const declarations = (): Map<string, string> => {
       throw new Error(ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n"))
     }
   })!
-  const program = ts.createProgram(entries, { ...config.options, emitDeclarationOnly: true, declaration: true, sourceMap: false, declarationMap: false, noCheck: true })
+  const program = ts.createProgram(entries, {
+    ...config.options,
+    emitDeclarationOnly: true,
+    declaration: true,
+    sourceMap: false,
+    declarationMap: false,
+    noCheck: true
+  })
   const out = new Map<string, string>()
   program.emit(undefined, (file, text) => {
     if (file.endsWith(".d.ts")) out.set(relative(join(root, "dist"), file), text)
@@ -43,7 +50,9 @@ describe("public API", () => {
       const text = files.get(file)
       expect(text, `declarations of ${file}`).toBeDefined()
       for (const [, specifier] of text!.matchAll(/(?:from |import\()"(\.{1,2}\/[^"]+)"/g)) {
-        visit(relative(join(root, "dist"), resolve(join(root, "dist", dirname(file)), specifier!.replace(/\.js$/, ".d.ts"))))
+        visit(
+          relative(join(root, "dist"), resolve(join(root, "dist", dirname(file)), specifier!.replace(/\.js$/, ".d.ts")))
+        )
       }
     }
     for (const entry of entries) visit(relative(root, entry).replace(/\.ts$/, ".d.ts"))
@@ -52,7 +61,19 @@ describe("public API", () => {
   }, 60_000)
 
   it("the root exports the promised names, and the test helpers only from ./testing", () => {
-    for (const name of ["AuthManager", "AuthStore", "TokenRefresher", "layerNode", "PermanentRefreshError", "SignIn", "AuthHttpClient", "Configuration", "KeyedAuthManager"]) {
+    for (
+      const name of [
+        "AuthManager",
+        "AuthStore",
+        "TokenRefresher",
+        "layerNode",
+        "PermanentRefreshError",
+        "SignIn",
+        "AuthHttpClient",
+        "Configuration",
+        "KeyedAuthManager"
+      ]
+    ) {
       expect(Library).toHaveProperty(name)
     }
     expect(Library.AuthManager).toHaveProperty("layer")

@@ -3,8 +3,8 @@
 // storage changed (`reconcile`).
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, Option, Redacted } from "effect"
-import * as AuthDocument from "../src/document/AuthDocument.js"
 import { defaultSettings } from "../src/config/Configuration.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import * as RefreshState from "../src/manager/RefreshState.js"
 import { apiKeyJson, chatgptJson } from "./support/fixtures.js"
@@ -21,7 +21,12 @@ const coolingDown = (until: number): RefreshState.Health => ({
   error: new TransientRefreshError({ kind: "status", status: 503, detail: "HTTP 503" })
 })
 const planOf = (read: Partial<Parameters<typeof RefreshState.plan>[1]>, state = RefreshState.initial(current)) =>
-  RefreshState.plan(state, { current, base: current.hash, stored: current, known: Option.none(), ...read }, now, defaultSettings)
+  RefreshState.plan(
+    state,
+    { current, base: current.hash, stored: current, known: Option.none(), ...read },
+    now,
+    defaultSettings
+  )
 
 describe("RefreshState.plan: after the lock and the read", () => {
   it("storage holds other credentials: they are adopted, and nothing is sent", () => {
@@ -58,7 +63,9 @@ describe("RefreshState.plan: after the lock and the read", () => {
   it("unsaved tokens: storage still holding the base is not news, and their refresh token is sent", () => {
     const unsaved = snapshotOf(chatgptJson({ refreshToken: "rt-unsaved" }))
     const next = RefreshState.plan(
-      RefreshState.adoptUnsaved(unsaved, current.hash, { tokens: {}, replaced: Redacted.make("rt-current"), at: now })(RefreshState.initial(current)),
+      RefreshState.adoptUnsaved(unsaved, current.hash, { tokens: {}, replaced: Redacted.make("rt-current"), at: now })(
+        RefreshState.initial(current)
+      ),
       { current: unsaved, base: current.hash, stored: current, known: Option.none() },
       now,
       defaultSettings
@@ -68,7 +75,14 @@ describe("RefreshState.plan: after the lock and the read", () => {
 
   it("nothing to send without a refresh token", () => {
     const apiKey = snapshotOf(apiKeyJson())
-    expect(RefreshState.plan(RefreshState.initial(apiKey), { current: apiKey, base: apiKey.hash, stored: apiKey, known: Option.none() }, now, defaultSettings))
+    expect(
+      RefreshState.plan(
+        RefreshState.initial(apiKey),
+        { current: apiKey, base: apiKey.hash, stored: apiKey, known: Option.none() },
+        now,
+        defaultSettings
+      )
+    )
       .toEqual({ _tag: "Nothing" })
   })
 })
@@ -77,7 +91,9 @@ describe("RefreshState.reconcile: the compare-and-set found storage changed", ()
   const sent = Redacted.make("rt-current")
 
   it("storage still holds the refresh token that was sent: the refresh is applied onto it", () => {
-    const rewritten = snapshotOf(chatgptJson({ refreshToken: "rt-current", extra: { note: "rewritten by another program" } }))
+    const rewritten = snapshotOf(
+      chatgptJson({ refreshToken: "rt-current", extra: { note: "rewritten by another program" } })
+    )
     const next = RefreshState.reconcile(rewritten, sent)
     expect(next._tag).toBe("Reapply")
     expect(next._tag === "Reapply" && next.onto).toEqual(Option.getOrThrow(rewritten.document))
@@ -106,8 +122,7 @@ describe("unsaved refreshed tokens when storage changes (RefreshState.adopt, ado
   }
   const refreshed = snapshotOf(chatgptJson({ refreshToken: "r2", accessToken: "a2" }))
   const rewritten = snapshotOf(chatgptJson({ refreshToken: "rt-current", extra: { note: "rewritten" } }))
-  const refreshTokenOf = (state: RefreshState.State) =>
-    Option.getOrThrow(state.snapshot.document).tokens?.refresh_token
+  const refreshTokenOf = (state: RefreshState.State) => Option.getOrThrow(state.snapshot.document).tokens?.refresh_token
   const unsavedState = RefreshState.adoptUnsaved(refreshed, current.hash, pending)(RefreshState.initial(current))
 
   it("storage rewritten by another program, still holding the replaced refresh token: the new tokens stay, applied onto it", () => {

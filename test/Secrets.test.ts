@@ -4,14 +4,14 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Layer, Redacted, TestClock } from "effect"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
+import { scrubText } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
-import { scrubText } from "../src/errors/Errors.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import * as Api from "./support/api.js"
 import { makeCapture } from "./support/capture.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { chatgptJson, secrets, tokensOf } from "./support/fixtures.js"
-import * as Api from "./support/api.js"
 import { dead, poll, rotated, scripted } from "./support/manager.js"
 
 const allSecrets = [...Object.values(secrets), "rt-1", "login-refresh-SECRET"]
@@ -25,11 +25,14 @@ describe("no token reaches a log line, an error message, a span or a metric", ()
       yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
       const endpoint = yield* TokenEndpoint.make(TokenEndpoint.codedError(401, "refresh_token_reused"))
       const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-        Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))),
+        Layer.provideMerge(
+          Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))
+        ),
         Layer.provide(NodeContext.layer)
       )
       const errors: Array<string> = []
-      const record = (error: Error) => Effect.sync(() => errors.push(error.message, String(error), JSON.stringify(error)))
+      const record = (error: Error) =>
+        Effect.sync(() => errors.push(error.message, String(error), JSON.stringify(error)))
 
       yield* Effect.gen(function*() {
         const auth = yield* AuthManager
@@ -74,14 +77,24 @@ describe("the authorized client: no token from its Authorization header in a log
       )
       const errors: Array<string> = []
       const record = (error: unknown) =>
-        Effect.sync(() => errors.push(String(error), JSON.stringify(error), error instanceof Error ? error.message : ""))
+        Effect.sync(() =>
+          errors.push(String(error), JSON.stringify(error), error instanceof Error ? error.message : "")
+        )
 
       yield* Effect.gen(function*() {
         const client = (yield* AuthHttpClient).pipe(HttpClient.filterStatusOk)
         // 401, recovered; then the API fails with 500: a ResponseError that holds the request.
-        yield* client.get(api.url).pipe(Effect.tapErrorCause((cause) => record(Cause.pretty(cause))), Effect.flip, Effect.flatMap(record))
+        yield* client.get(api.url).pipe(
+          Effect.tapErrorCause((cause) => record(Cause.pretty(cause))),
+          Effect.flip,
+          Effect.flatMap(record)
+        )
         // A program that replaced the redacted names: the header stays redacted in the client's span.
-        yield* client.get(api.url).pipe(Effect.locally(Headers.currentRedactedNames, []), Effect.flip, Effect.flatMap(record))
+        yield* client.get(api.url).pipe(
+          Effect.locally(Headers.currentRedactedNames, []),
+          Effect.flip,
+          Effect.flatMap(record)
+        )
         // Later, the token is refused again and the refresh token is dead.
         yield* TestClock.adjust("1 minute")
         yield* api.setAnswer(() => Effect.succeed(401))
@@ -109,10 +122,14 @@ describe("text from the token endpoint is never repeated", () => {
       const home = yield* fs.makeTempDirectoryScoped()
       yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson()))
       const echo = (status: number): TokenEndpoint.Behaviour => () =>
-        Effect.succeed(HttpServerResponse.unsafeJson({ error: `refresh token ${secrets.refresh} is not valid` }, { status }))
+        Effect.succeed(
+          HttpServerResponse.unsafeJson({ error: `refresh token ${secrets.refresh} is not valid` }, { status })
+        )
       const endpoint = yield* TokenEndpoint.make(echo(503))
       const layer = Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-        Layer.provideMerge(Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))),
+        Layer.provideMerge(
+          Layer.merge(Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })), httpRefresher(endpoint.url))
+        ),
         Layer.provide(NodeContext.layer)
       )
       const errors: Array<string> = []

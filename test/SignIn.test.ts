@@ -1,27 +1,29 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { describe, expect, it } from "@effect/vitest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Redacted, Stream, TestClock } from "effect"
 import { connect, type Socket } from "node:net"
 import * as AppServer from "../src/app-server/AppServer.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
 import * as OAuthProvider from "../src/oauth/OAuthProvider.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import * as OAuthHttp from "../src/oauth/TokenRequest.js"
 import { startDevice } from "../src/signin/internal/exchange.js"
 import { SignIn } from "../src/signin/SignIn.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import * as CodexIssuer from "../src/testing/CodexIssuer.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { makeCapture } from "./support/capture.js"
 import { dead } from "./support/manager.js"
 
 /** The sign-in stack over a memory store, for a Codex issuer, on ephemeral ports. */
 const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration } = {}) =>
   Layer.scoped(SignIn, SignIn.make(OAuthProvider.codex({ issuer, ports: [0] }), settings)).pipe(
-    Layer.provideMerge(Layer.scoped(AuthManager, AuthManager.make({})).pipe(
-      Layer.provideMerge(Layer.merge(AuthStore.layerMemory(), TokenRefresher.layerTest([dead()])))
-    )),
+    Layer.provideMerge(
+      Layer.scoped(AuthManager, AuthManager.make({})).pipe(
+        Layer.provideMerge(Layer.merge(AuthStore.layerMemory(), TokenRefresher.layerTest([dead()])))
+      )
+    ),
     Layer.provideMerge(NodeHttpClient.layerUndici)
   )
 
@@ -49,8 +51,16 @@ describe("SignIn, Codex profile, in process", () => {
         const login = yield* signIn.startBrowser()
         const url = new URL(login.authUrl)
         expect([...url.searchParams.keys()]).toEqual([
-          "response_type", "client_id", "redirect_uri", "scope", "code_challenge", "code_challenge_method",
-          "id_token_add_organizations", "codex_cli_simplified_flow", "state", "originator"
+          "response_type",
+          "client_id",
+          "redirect_uri",
+          "scope",
+          "code_challenge",
+          "code_challenge_method",
+          "id_token_add_organizations",
+          "codex_cli_simplified_flow",
+          "state",
+          "originator"
         ])
         const hops = yield* browse(login.authUrl)
         expect(hops.map((hop) => hop.status)).toEqual([302, 302, 200])
@@ -70,7 +80,9 @@ describe("SignIn, Codex profile, in process", () => {
       expect(outcome.method).toBe("chatgpt")
       const exchange = (yield* issuer.received).find((r) => r.path === "/oauth/token")!
       expect(exchange.contentType).toBe("application/x-www-form-urlencoded")
-      expect(exchange.body).toMatch(/^grant_type=authorization_code&code=ac_SECRET_[\w-]+&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauth%2Fcallback&client_id=app_EMoamEEZ73f0CkXaXp7hrann&code_verifier=[\w-]{86}$/)
+      expect(exchange.body).toMatch(
+        /^grant_type=authorization_code&code=ac_SECRET_[\w-]+&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauth%2Fcallback&client_id=app_EMoamEEZ73f0CkXaXp7hrann&code_verifier=[\w-]{86}$/
+      )
     }).pipe(Effect.scoped))
 
   it.live("the callback's authorization code reaches no span, log line or metric (the server's request span)", () =>
@@ -171,7 +183,10 @@ describe("RFC 8628 device polling (generic profile), on the TestClock", () => {
         answer({ error: "authorization_pending" }),
         answer({ error: "slow_down" }),
         answer({ error: "authorization_pending" }),
-        answer({ access_token: "at_SECRET", refresh_token: "rt_SECRET_new", expires_in: "600", token_type: "Bearer" }, 200)
+        answer(
+          { access_token: "at_SECRET", refresh_token: "rt_SECRET_new", expires_in: "600", token_type: "Bearer" },
+          200
+        )
       ])
       expect(started.userCode).toBe("WXYZ-1234")
       const deviceRequest = (yield* device.requests)[0]!
@@ -186,7 +201,10 @@ describe("RFC 8628 device polling (generic profile), on the TestClock", () => {
         before = yield* sleepsNow
         yield* TestClock.adjust(wait)
         const request = yield* Queue.take(arrivals)
-        expect(request.fields).toEqual({ grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: "dc_SECRET_device" })
+        expect(request.fields).toEqual({
+          grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+          device_code: "dc_SECRET_device"
+        })
       }
       expect(waits).toEqual([5000, 5000, 10_000, 10_000])
       const tokens = yield* Fiber.join(polling)
@@ -229,7 +247,9 @@ describe("the token request of a confidential client", () => {
         clientAuth: "client_secret_basic",
         bodyFormat: "form"
       }, [["grant_type", "refresh_token"], ["refresh_token", Redacted.make("rt 1*")], ["client_id", "a client:1"]])
-      expect(request.headers.authorization).toBe(`Basic ${Buffer.from("a%20client%3A1:s3cr%2At%20pass").toString("base64")}`)
+      expect(request.headers.authorization).toBe(
+        `Basic ${Buffer.from("a%20client%3A1:s3cr%2At%20pass").toString("base64")}`
+      )
       const body = request.body as { readonly body: Uint8Array }
       expect(new TextDecoder().decode(body.body)).toBe("grant_type=refresh_token&refresh_token=rt%201%2A")
     }))
@@ -307,7 +327,8 @@ describe("the loopback server holds nothing up, whatever connections are open", 
           Stream.fromQueue(out).pipe(Stream.filter((message) => message.id === id), Stream.runHead),
           Option.match({ onNone: () => Effect.die(`no answer to ${id}`), onSome: Effect.succeed })
         )
-      const send = (id: string, method: string, params: object = {}) => Queue.offer(input, JSON.stringify({ id, method, params }))
+      const send = (id: string, method: string, params: object = {}) =>
+        Queue.offer(input, JSON.stringify({ id, method, params }))
       yield* AppServer.serveWhileStarting(
         Stream.fromQueue(input),
         (line) => Queue.offer(out, JSON.parse(line)),

@@ -1,12 +1,13 @@
 // The store contract (test/support/storeContract.ts) on the auth.json file: two instances over one folder,
 // as two processes sharing CODEX_HOME have.
-import * as FileSystem from "@effect/platform/FileSystem"
 import { NodeContext } from "@effect/platform-node"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Duration, Effect, Either, Layer, Option } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Configuration } from "../src/config/Configuration.js"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
@@ -14,7 +15,6 @@ import * as FileStore from "../src/stores/FileStore.js"
 import * as Flock from "../src/stores/internal/flock.js"
 import { chatgptJson } from "./support/fixtures.js"
 import { storeContract } from "./support/storeContract.js"
-import { Configuration } from "../src/config/Configuration.js"
 
 const homes: Array<string> = []
 const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))
@@ -72,7 +72,10 @@ describe("auth.json file as the keyed services", () => {
     Effect.gen(function*() {
       const { codexHome, coordinator, credentials } = yield* setup
       const stored = yield* credentials.set("default", Option.some(doc("r1")))
-      yield* coordinator.setHealth("default", Option.some({ hash: stored.snapshot.hash, state: "poisoned", reason: "reused", at: 1 }))
+      yield* coordinator.setHealth(
+        "default",
+        Option.some({ hash: stored.snapshot.hash, state: "poisoned", reason: "reused", at: 1 })
+      )
       const sidecar = JSON.parse(readFileSync(join(codexHome, "auth-refresh-state.json"), "utf8"))
       expect(sidecar).toEqual({ hash: stored.snapshot.hash, state: "poisoned", reason: "reused", at: 1 })
     }))

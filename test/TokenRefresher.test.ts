@@ -2,17 +2,26 @@ import { HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Configuration } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
+import {
+  classifyFailure,
+  errorCode,
+  parseRetryAfter,
+  TokenRefresher,
+  TokenRefresherTest
+} from "../src/oauth/TokenRefresher.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
-import { classifyFailure, errorCode, parseRetryAfter, TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
-import { Configuration } from "../src/config/Configuration.js"
 
 const refreshAgainst = (behaviour: TokenEndpoint.Behaviour, options: Parameters<typeof httpRefresher>[1] = {}) =>
   Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint.make(behaviour)
-    const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make(secrets.refresh))).pipe(
+    const outcome = yield* Effect.flatMap(
+      TokenRefresher,
+      (refresher) => refresher.refresh(Redacted.make(secrets.refresh))
+    ).pipe(
       Effect.either,
       Effect.provide(httpRefresher(endpoint.url, options))
     )
@@ -27,7 +36,9 @@ const json = (value: unknown) => JSON.stringify(value)
 describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () => {
   it.scoped("sends the Codex JSON body and reads the new tokens", () =>
     Effect.gen(function*() {
-      const { outcome, requests } = yield* refreshAgainst(respond(200, json({ access_token: "a2", refresh_token: "r2" })))
+      const { outcome, requests } = yield* refreshAgainst(
+        respond(200, json({ access_token: "a2", refresh_token: "r2" }))
+      )
       expect(requests).toHaveLength(1)
       expect(requests[0]?.contentType).toContain("application/json")
       expect(requests[0]?.fields).toEqual({
@@ -41,19 +52,29 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       expect(tokens.idToken).toBeUndefined()
     }))
 
-  const odd: ReadonlyArray<[string, unknown, { access?: string; refresh?: string; id?: string; expiresIn?: number }]> = [
-    ["expires_in as a numeric string", { access_token: "a2", refresh_token: "r2", expires_in: "3600" }, { access: "a2", refresh: "r2", expiresIn: 3600 }],
-    ["id_token: null", { access_token: "a2", refresh_token: "r2", id_token: null }, { access: "a2", refresh: "r2" }],
-    ["a new refresh token without access_token", { refresh_token: "r2", expires_in: 60 }, { refresh: "r2" }],
-    ["expires_in that is not a number", { access_token: "a2", expires_in: "soon" }, { access: "a2" }],
-    ["a new id_token", { access_token: "a2", id_token: "h.p.s", expires_in: 90 }, { access: "a2", id: "h.p.s", expiresIn: 90 }]
-  ]
+  const odd: ReadonlyArray<[string, unknown, { access?: string; refresh?: string; id?: string; expiresIn?: number }]> =
+    [
+      ["expires_in as a numeric string", { access_token: "a2", refresh_token: "r2", expires_in: "3600" }, {
+        access: "a2",
+        refresh: "r2",
+        expiresIn: 3600
+      }],
+      ["id_token: null", { access_token: "a2", refresh_token: "r2", id_token: null }, { access: "a2", refresh: "r2" }],
+      ["a new refresh token without access_token", { refresh_token: "r2", expires_in: 60 }, { refresh: "r2" }],
+      ["expires_in that is not a number", { access_token: "a2", expires_in: "soon" }, { access: "a2" }],
+      ["a new id_token", { access_token: "a2", id_token: "h.p.s", expires_in: 90 }, {
+        access: "a2",
+        id: "h.p.s",
+        expiresIn: 90
+      }]
+    ]
   for (const [name, body, want] of odd) {
     it.scoped(`a 2xx with ${name}: every usable token is kept (a rotated refresh token is never dropped)`, () =>
       Effect.gen(function*() {
         const { outcome } = yield* refreshAgainst(respond(200, json(body)))
         const tokens = Option.getOrThrow(Option.getRight(outcome))
-        const value = (token: Redacted.Redacted<string> | undefined) => token === undefined ? undefined : Redacted.value(token)
+        const value = (token: Redacted.Redacted<string> | undefined) =>
+          token === undefined ? undefined : Redacted.value(token)
         expect(value(tokens.accessToken)).toBe(want.access)
         expect(value(tokens.refreshToken)).toBe(want.refresh)
         expect(value(tokens.idToken)).toBe(want.id)
@@ -64,13 +85,17 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
   it.scoped("an error body quoting the refresh token: the token appears in no error text", () =>
     Effect.gen(function*() {
       for (const status of [400, 401, 503]) {
-        const { outcome } = yield* refreshAgainst(respond(status, json({ error: `refresh token ${secrets.refresh} is not valid` })))
+        const { outcome } = yield* refreshAgainst(
+          respond(status, json({ error: `refresh token ${secrets.refresh} is not valid` }))
+        )
         const error = Option.getOrThrow(Option.getLeft(outcome))
         // Lowercased as error codes are.
         expect(`${error.message} ${JSON.stringify(error)}`.toLowerCase()).not.toContain(secrets.refresh.toLowerCase())
       }
       const { outcome } = yield* refreshAgainst(respond(503, json({ error: secrets.refresh })))
-      expect(Option.getOrThrow(Option.getLeft(outcome)).message.toLowerCase()).not.toContain(secrets.refresh.toLowerCase())
+      expect(Option.getOrThrow(Option.getLeft(outcome)).message.toLowerCase()).not.toContain(
+        secrets.refresh.toLowerCase()
+      )
     }))
 
   it.effect("a token URL that is not http(s) is a configuration error at start", () =>
@@ -78,7 +103,9 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       for (const url of ["htps://auth.example.com/oauth/token", "not a url", "file:///etc/passwd"]) {
         const exit = yield* Effect.exit(Effect.scoped(Layer.build(TokenRefresher.layerHttp.pipe(
           Layer.provide(Layer.merge(NodeHttpClient.layerUndici, Configuration.layerConfig)),
-          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_REFRESH_TOKEN_URL_OVERRIDE", url]]))))
+          Layer.provide(
+            Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CODEX_REFRESH_TOKEN_URL_OVERRIDE", url]])))
+          )
         ))))
         expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
       }
@@ -88,9 +115,12 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
     Effect.gen(function*() {
       const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make("x"))).pipe(
         Effect.either,
-        Effect.provide(Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: "htps://auth.example.com/oauth/token" })).pipe(
-          Layer.provide(NodeHttpClient.layer)
-        ))
+        Effect.provide(
+          Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: "htps://auth.example.com/oauth/token" }))
+            .pipe(
+              Layer.provide(NodeHttpClient.layer)
+            )
+        )
       )
       const error = Option.getOrThrow(Option.getLeft(outcome))
       expect(error).toBeInstanceOf(TransientRefreshError)
@@ -118,10 +148,12 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       const endpoint = yield* TokenEndpoint.make(respond(200, json({ access_token: "a2" })))
       const layer = TokenRefresher.layerHttp.pipe(
         Layer.provide(Layer.merge(NodeHttpClient.layerUndici, Configuration.layerConfig)),
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-          ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", endpoint.url],
-          ["EFFECT_AUTH_REFRESH_BODY", "form"]
-        ]))))
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+          new Map([
+            ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", endpoint.url],
+            ["EFFECT_AUTH_REFRESH_BODY", "form"]
+          ])
+        )))
       )
       yield* Effect.flatMap(TokenRefresher, (r) => r.refresh(Redacted.make("x"))).pipe(Effect.provide(layer))
       const requests = yield* endpoint.requests

@@ -6,13 +6,13 @@
  * client one request of its own, `account/chatgptAuthTokens/refresh`, and
  * matches the answer by id. `bin/app-server.ts` runs it on stdio.
  */
-import { type Context, Data, Deferred, Effect, Either, FiberSet, Option, Ref, Stream } from "effect"
+import { type Context, Data, Deferred, Effect, Either, FiberSet, Ref, Stream } from "effect"
 import type { AuthManager } from "../manager/AuthManager.js"
+import { nestingDepth } from "../util/rawJson.js"
 import type * as AppServerAccount from "./internal/account.js"
 import { makeOutgoing } from "./internal/outgoing.js"
-import { responseError, type ResponseError } from "./ResponseError.js"
 import * as Wire from "./internal/wire.js"
-import { nestingDepth } from "../util/rawJson.js"
+import { type ResponseError, responseError } from "./ResponseError.js"
 
 /** JSON-RPC 2.0 error codes. */
 export const ErrorCode = Wire.ErrorCode
@@ -65,14 +65,33 @@ export const parseLine = (line: string): Incoming => {
   try {
     message = JSON.parse(line)
   } catch {
-    return { _tag: "Invalid", id: recoverId(line), code: ErrorCode.parseError, message: "Parse error: the line is not valid JSON" }
+    return {
+      _tag: "Invalid",
+      id: recoverId(line),
+      code: ErrorCode.parseError,
+      message: "Parse error: the line is not valid JSON"
+    }
   }
   if (message === null || typeof message !== "object" || Array.isArray(message)) {
-    return { _tag: "Invalid", id: null, code: ErrorCode.invalidRequest, message: "Invalid request: a message is a JSON object" }
+    return {
+      _tag: "Invalid",
+      id: null,
+      code: ErrorCode.invalidRequest,
+      message: "Invalid request: a message is a JSON object"
+    }
   }
-  const { id, method, params } = message as { readonly id?: unknown; readonly method?: unknown; readonly params?: unknown }
+  const { id, method, params } = message as {
+    readonly id?: unknown
+    readonly method?: unknown
+    readonly params?: unknown
+  }
   if (id !== undefined && !isRequestId(id)) {
-    return { _tag: "Invalid", id: null, code: ErrorCode.invalidRequest, message: "Invalid request: id must be a string or an integer" }
+    return {
+      _tag: "Invalid",
+      id: null,
+      code: ErrorCode.invalidRequest,
+      message: "Invalid request: id must be a string or an integer"
+    }
   }
   // Deeper values would only make the decoders recurse: no message of the protocol nests like this.
   if (nestingDepth(line) > maxNesting) {
@@ -91,13 +110,20 @@ export const parseLine = (line: string): Incoming => {
     if (id !== undefined && "result" in message) {
       return { _tag: "Response", id, outcome: Either.right((message as { result: unknown }).result) }
     }
-    return { _tag: "Invalid", id: id ?? null, code: ErrorCode.invalidRequest, message: "Invalid request: method must be a string" }
+    return {
+      _tag: "Invalid",
+      id: id ?? null,
+      code: ErrorCode.invalidRequest,
+      message: "Invalid request: method must be a string"
+    }
   }
   return id === undefined ? { _tag: "Notification", method } : { _tag: "Request", id, method, params }
 }
 
 /** A line longer than the server reads: only its start is kept, to answer the request it opens. */
-export class OversizedLine extends Data.TaggedClass("OversizedLine")<{ readonly prefix: string; readonly length: number }> {}
+export class OversizedLine
+  extends Data.TaggedClass("OversizedLine")<{ readonly prefix: string; readonly length: number }>
+{}
 
 const endOfInput = Symbol("endOfInput")
 
@@ -113,42 +139,48 @@ interface Splitter {
  * A longer line is never held in memory: it becomes an `OversizedLine` with
  * its first kilobyte, and the rest of it is skipped as it arrives.
  */
-export const splitLines = (maxLength: number) => <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<string | OversizedLine, E, R> =>
-  Stream.suspend(() => Stream.concat(text, Stream.succeed(endOfInput)).pipe(
-    Stream.mapAccum({ parts: [], length: 0, prefix: null } as Splitter, (state, chunk): readonly [Splitter, ReadonlyArray<string | OversizedLine>] => {
-      const out: Array<string | OversizedLine> = []
-      let { length, parts, prefix } = state
-      const endLine = () => {
-        if (prefix !== null) out.push(new OversizedLine({ prefix, length }))
-        else {
-          const line = parts.join("")
-          out.push(line.endsWith("\r") ? line.slice(0, -1) : line)
-        }
-        parts = []
-        length = 0
-        prefix = null
-      }
-      if (chunk === endOfInput) {
-        if (length > 0 || prefix !== null) endLine()
-        return [{ parts: [], length: 0, prefix: null }, out]
-      }
-      let start = 0
-      for (;;) {
-        const newline = chunk.indexOf("\n", start)
-        const piece = newline === -1 ? chunk.slice(start) : chunk.slice(start, newline)
-        if (prefix === null && length + piece.length > maxLength) {
-          prefix = (parts.join("") + piece.slice(0, 1024)).slice(0, 1024)
-          parts = []
-        } else if (prefix === null) parts.push(piece)
-        length += piece.length
-        if (newline === -1) break
-        endLine()
-        start = newline + 1
-      }
-      return [{ parts, length, prefix }, out]
-    }),
-    Stream.mapConcat((lines) => lines)
-  ))
+export const splitLines =
+  (maxLength: number) => <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<string | OversizedLine, E, R> =>
+    Stream.suspend(() =>
+      Stream.concat(text, Stream.succeed(endOfInput)).pipe(
+        Stream.mapAccum(
+          { parts: [], length: 0, prefix: null } as Splitter,
+          (state, chunk): readonly [Splitter, ReadonlyArray<string | OversizedLine>] => {
+            const out: Array<string | OversizedLine> = []
+            let { length, parts, prefix } = state
+            const endLine = () => {
+              if (prefix !== null) out.push(new OversizedLine({ prefix, length }))
+              else {
+                const line = parts.join("")
+                out.push(line.endsWith("\r") ? line.slice(0, -1) : line)
+              }
+              parts = []
+              length = 0
+              prefix = null
+            }
+            if (chunk === endOfInput) {
+              if (length > 0 || prefix !== null) endLine()
+              return [{ parts: [], length: 0, prefix: null }, out]
+            }
+            let start = 0
+            for (;;) {
+              const newline = chunk.indexOf("\n", start)
+              const piece = newline === -1 ? chunk.slice(start) : chunk.slice(start, newline)
+              if (prefix === null && length + piece.length > maxLength) {
+                prefix = (parts.join("") + piece.slice(0, 1024)).slice(0, 1024)
+                parts = []
+              } else if (prefix === null) parts.push(piece)
+              length += piece.length
+              if (newline === -1) break
+              endLine()
+              start = newline + 1
+            }
+            return [{ parts, length, prefix }, out]
+          }
+        ),
+        Stream.mapConcat((lines) => lines)
+      )
+    )
 
 /** How much `serve` takes in before it waits for its answers to be written. */
 export interface ServeOptions {
@@ -205,8 +237,7 @@ export const serveWhileStarting = <E, R, E2, R2>(
   Effect.gen(function*() {
     const initialized = yield* Ref.make(false)
     const send = (message: object) => write(JSON.stringify(message))
-    const notify = (method: string, params: object) =>
-      Effect.whenEffect(send({ method, params }), Ref.get(initialized))
+    const notify = (method: string, params: object) => Effect.whenEffect(send({ method, params }), Ref.get(initialized))
     // Browser and device sign-ins save and send account/login/completed holding `announcing`.
     const announcing = yield* Effect.makeSemaphore(1)
 
@@ -246,10 +277,15 @@ export const serveWhileStarting = <E, R, E2, R2>(
     )
     const account = Deferred.await(ready).pipe(Effect.orDie)
 
-    const dispatch = (method: string, params: unknown): Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure> =>
+    const dispatch = (
+      method: string,
+      params: unknown
+    ): Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure> =>
       accountMethods.has(method)
         ? Effect.flatMap(account, (handle) => handle(method, params))
-        : Effect.fail(new Wire.RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${Wire.quoted(method)}` }))
+        : Effect.fail(
+          new Wire.RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${Wire.quoted(method)}` })
+        )
 
     const answer = (id: RequestId, handler: Effect.Effect<readonly [unknown, Wire.After], Wire.RpcFailure>) =>
       Effect.flatMap(Effect.either(handler), (outcome) =>
@@ -261,7 +297,9 @@ export const serveWhileStarting = <E, R, E2, R2>(
     const refuse = (id: RequestId | null, code: number, message: string) =>
       id === null
         // The Codex schema has no error without an id: a line that names none is only logged.
-        ? Effect.logWarning("Ignored a line that is not a request").pipe(Effect.annotateLogs({ code, problem: message }))
+        ? Effect.logWarning("Ignored a line that is not a request").pipe(
+          Effect.annotateLogs({ code, problem: message })
+        )
         : send({ id, error: { code, message } })
 
     const fibers = yield* FiberSet.make()
@@ -283,7 +321,11 @@ export const serveWhileStarting = <E, R, E2, R2>(
           fibers,
           Deferred.await(previous).pipe(
             Effect.zipRight(changes ? announcing.withPermits(1)(handled) : handled),
-            Effect.ensuring(done === undefined ? pending.release(1) : Effect.zipRight(Deferred.succeed(done, undefined), pending.release(1)))
+            Effect.ensuring(
+              done === undefined
+                ? pending.release(1)
+                : Effect.zipRight(Deferred.succeed(done, undefined), pending.release(1))
+            )
           )
         )
       })
@@ -311,7 +353,10 @@ export const serveWhileStarting = <E, R, E2, R2>(
             // Decided in line, in the order the lines came: a request sent before `initialize`
             // is refused even if `initialize` follows it before it would have run.
             if (message.method === "initialize") {
-              return answer(message.id, Effect.map(initialize(message.params), (result) => [result, noAnnouncement] as const))
+              return answer(
+                message.id,
+                Effect.map(initialize(message.params), (result) => [result, noAnnouncement] as const)
+              )
             }
             return Effect.flatMap(Ref.get(initialized), (ready) =>
               ready

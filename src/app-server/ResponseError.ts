@@ -6,7 +6,10 @@ export interface ResponseError {
 }
 
 export const responseError = (error: unknown): ResponseError => {
-  const { code, message } = (error !== null && typeof error === "object" ? error : {}) as { code?: unknown; message?: unknown }
+  const { code, message } = (error !== null && typeof error === "object" ? error : {}) as {
+    code?: unknown
+    message?: unknown
+  }
   return {
     code: typeof code === "number" ? code : null,
     message: typeof message === "string" ? message : "no message"

@@ -16,12 +16,13 @@
 import { Command, Options, Span, ValidationError } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Clock, Console, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
-import * as AuthDocument from "../document/AuthDocument.js"
-import { AuthManager, settingsOf } from "../manager/AuthManager.js"
-import { AuthStore } from "../stores/AuthStore.js"
 import { defaultSettings } from "../config/Configuration.js"
 import { Configuration } from "../config/Configuration.js"
+import * as AuthDocument from "../document/AuthDocument.js"
 import { scrubText } from "../errors/Errors.js"
+import { AuthManager, settingsOf } from "../manager/AuthManager.js"
+import { AuthStore } from "../stores/AuthStore.js"
+import { readBoundedText } from "../util/boundedRead.js"
 import {
   CliIo,
   consoleFor,
@@ -32,7 +33,6 @@ import {
   status as showStatus,
   usable
 } from "./CliStatus.js"
-import { readBoundedText } from "../util/boundedRead.js"
 import * as CliHelp from "./internal/cliHelp.js"
 import * as CliSignIn from "./internal/cliSignIn.js"
 
@@ -124,7 +124,9 @@ export const login = Command.make("login", {
       yield* auth.loginWithApiKey(Redacted.make(key))
     } else if (Option.isSome(tokensFile)) {
       const text = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => readBoundedText(fs, tokensFile.value)).pipe(
-        Effect.mapError((error) => new Error(`${tokensFile.value}: ${error._tag === "FileRefused" ? error.problem : error.message}`))
+        Effect.mapError((error) =>
+          new Error(`${tokensFile.value}: ${error._tag === "FileRefused" ? error.problem : error.message}`)
+        )
       )
       const parsed = yield* decodeTokensFile(text).pipe(
         Effect.mapError(() => new Error(`${tokensFile.value} does not hold id_token, access_token and refresh_token`))

@@ -44,4 +44,7 @@ export const consoleFor = (terminal: { readonly stdout: boolean; readonly stderr
 
 /** Runs `effect` with the console of the process's outputs (see `consoleFor`). */
 export const withProcessConsole = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(CliIo, (io) => Effect.flatMap(consoleFor(io.terminal), (console) => Effect.withConsole(effect, console)))
+  Effect.flatMap(
+    CliIo,
+    (io) => Effect.flatMap(consoleFor(io.terminal), (console) => Effect.withConsole(effect, console))
+  )

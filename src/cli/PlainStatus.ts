@@ -13,15 +13,15 @@ import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Option } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import { AuthStoreError } from "../errors/Errors.js"
-import * as CodexKeyring from "../stores/CodexKeyring.js"
-import * as Keyring from "../stores/Keyring.js"
-import { withProcessConsole } from "./CliIo.js"
-import { snapshotOf } from "../stores/CredentialStore.js"
-import * as FileRead from "../stores/FileRead.js"
 import * as RefreshState from "../manager/RefreshState.js"
 import * as SharedState from "../manager/SharedState.js"
-import type { StatusOptions } from "./StatusArgs.js"
+import * as CodexKeyring from "../stores/CodexKeyring.js"
+import { snapshotOf } from "../stores/CredentialStore.js"
+import * as FileRead from "../stores/FileRead.js"
+import * as Keyring from "../stores/Keyring.js"
+import { withProcessConsole } from "./CliIo.js"
 import { report } from "./internal/statusCommand.js"
+import type { StatusOptions } from "./StatusArgs.js"
 
 /** The snapshot Codex's keyring item for `dir` holds (as the keyring store reads it). */
 const readKeyring = (fs: FileSystem.FileSystem, dir: string) =>
@@ -43,7 +43,10 @@ export const plainStatus = (options: StatusOptions, codexHome: string, store: "f
     // As the manager starts: an unreadable file is said, and is no credentials.
     const file = path.join(dir, FileRead.fileName)
     const snapshot = yield* (store === "keyring" ? readKeyring(fs, dir) : FileRead.readSnapshot(fs, file)).pipe(
-      Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
+      Effect.catchTag(
+        "AuthStoreError",
+        (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent))
+      )
     )
     const sidecar = path.join(dir, FileRead.sidecarName)
     const shared = yield* FileRead.readShared(fs, sidecar).pipe(

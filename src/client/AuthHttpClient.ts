@@ -15,16 +15,18 @@ import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Context, Effect, Function, Inspectable, Layer, Option } from "effect"
+import { CredentialsUnavailableError } from "../errors/Errors.js"
 import { AuthManager, type AuthManagerShape } from "../manager/AuthManager.js"
 import { type Credentials } from "../manager/AuthState.js"
-import { CredentialsUnavailableError } from "../errors/Errors.js"
 import * as Redirects from "./internal/redirects.js"
 
 /** The header the Codex backend reads the ChatGPT account from. */
 export const accountIdHeader = "ChatGPT-Account-Id"
 
 /** An authorized client: its requests fail with `CredentialsUnavailableError` when there is no usable token. */
-export interface AuthorizedClient extends HttpClient.HttpClient.With<HttpClientError.HttpClientError | CredentialsUnavailableError> {}
+export interface AuthorizedClient
+  extends HttpClient.HttpClient.With<HttpClientError.HttpClientError | CredentialsUnavailableError>
+{}
 
 /** Sets the credentials' headers on `request`. */
 export const setCredentials = (
@@ -90,8 +92,13 @@ const withoutCredentials = (request: HttpClientRequest.HttpClientRequest) => <E>
  * const client = (yield* HttpClient.HttpClient).pipe(AuthHttpClient.authorize(yield* AuthManager))
  */
 export const authorize: {
-  (auth: AuthManagerShape): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
-  <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape): HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
+  (
+    auth: AuthManagerShape
+  ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
+  <E, R>(
+    self: HttpClient.HttpClient.With<E, R>,
+    auth: AuthManagerShape
+  ): HttpClient.HttpClient.With<E | CredentialsUnavailableError, R>
 } = Function.dual(2, <E, R>(self: HttpClient.HttpClient.With<E, R>, auth: AuthManagerShape) => {
   const send = (request: HttpClientRequest.HttpClientRequest, credentials: Credentials) =>
     keepAuthorizationRedacted(Redirects.withoutFetchRedirects(self.execute(setCredentials(request, credentials)))).pipe(
@@ -105,26 +112,32 @@ export const authorize: {
 
   // The credentials go with the request and with the redirects that stay on its origin; once a
   // redirect leaves it, the rest of the way goes without them, as fetch, curl and requests do.
-  const sendFollowing = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest, credentials: Credentials) {
-    const origin = Redirects.urlOf(request)
-    let [response, follow] = yield* send(request, credentials)
-    let hop = request
-    let withCredentials = true
-    for (let redirects = 0; follow; redirects++) {
-      const next = Redirects.nextHop(hop, response)
-      if (Option.isNone(next)) break
-      if (redirects === Redirects.maxRedirects) {
-        return yield* Effect.fail(
-          new HttpClientError.RequestError({ request, reason: "Transport", description: `more than ${Redirects.maxRedirects} redirects` })
-        )
+  const sendFollowing = Effect.fnUntraced(
+    function*(request: HttpClientRequest.HttpClientRequest, credentials: Credentials) {
+      const origin = Redirects.urlOf(request)
+      let [response, follow] = yield* send(request, credentials)
+      let hop = request
+      let withCredentials = true
+      for (let redirects = 0; follow; redirects++) {
+        const next = Redirects.nextHop(hop, response)
+        if (Option.isNone(next)) break
+        if (redirects === Redirects.maxRedirects) {
+          return yield* Effect.fail(
+            new HttpClientError.RequestError({
+              request,
+              reason: "Transport",
+              description: `more than ${Redirects.maxRedirects} redirects`
+            })
+          )
+        }
+        hop = next.value
+        withCredentials = withCredentials && Option.isSome(origin) &&
+          Option.exists(Redirects.urlOf(hop), (url) => Redirects.sameOrigin(url, origin.value))
+        ;[response, follow] = withCredentials ? yield* send(hop, credentials) : yield* sendPlain(hop)
       }
-      hop = next.value
-      withCredentials = withCredentials && Option.isSome(origin) &&
-        Option.exists(Redirects.urlOf(hop), (url) => Redirects.sameOrigin(url, origin.value))
-      ;[response, follow] = withCredentials ? yield* send(hop, credentials) : yield* sendPlain(hop)
+      return { response, withCredentials }
     }
-    return { response, withCredentials }
-  })
+  )
 
   const execute = Effect.fnUntraced(function*(request: HttpClientRequest.HttpClientRequest) {
     const first = yield* auth.credentials
@@ -172,7 +185,12 @@ export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, never, HttpClie
           Effect.flatMap(request, (request) =>
             Effect.catchTag(client.execute(request), "CredentialsUnavailableError", (error) =>
               Effect.fail(
-                new HttpClientError.RequestError({ request, reason: "Transport", description: error.message, cause: error })
+                new HttpClientError.RequestError({
+                  request,
+                  reason: "Transport",
+                  description: error.message,
+                  cause: error
+                })
               ))),
         Effect.succeed
       ))
@@ -185,7 +203,9 @@ export const layerHttpClient: Layer.Layer<HttpClient.HttpClient, never, HttpClie
  * const api = yield* AuthHttpClient
  * const response = yield* api.get("https://api.example.com/v1/me")
  */
-export class AuthHttpClient extends Context.Tag("effect-auth-manager/AuthHttpClient")<AuthHttpClient, AuthorizedClient>() {
+export class AuthHttpClient
+  extends Context.Tag("effect-auth-manager/AuthHttpClient")<AuthHttpClient, AuthorizedClient>()
+{
   /** The header the Codex backend reads the ChatGPT account from. */
   static readonly accountIdHeader = accountIdHeader
   /** See `authorize`: wraps any `HttpClient` with the credentials of `auth`. */

@@ -167,14 +167,16 @@ export const variables = {
   CODEX_HOME: "the folder of auth.json (default $HOME/.codex; set to nothing: the default, as in Codex)",
   EFFECT_AUTH_CREDENTIALS_STORE:
     "file, keyring, auto or ephemeral: where the programs keep the credentials (default: cli_auth_credentials_store in $CODEX_HOME/config.toml, else file)",
-  EFFECT_AUTH_REFRESH_TIMEOUT: "how long callers wait for the token endpoint; the request stays open up to 5 minutes for its answer (default 30 seconds)",
+  EFFECT_AUTH_REFRESH_TIMEOUT:
+    "how long callers wait for the token endpoint; the request stays open up to 5 minutes for its answer (default 30 seconds)",
   CODEX_REFRESH_TOKEN_URL_OVERRIDE: "the token endpoint (default Codex's); http:// or https:// only",
   EFFECT_AUTH_CLIENT_ID: "the OAuth client id (default Codex's)",
   EFFECT_AUTH_CLIENT_SECRET: "the OAuth client secret, if the client has one",
   EFFECT_AUTH_REFRESH_BODY: "json (default, as Codex) or form",
   EFFECT_AUTH_REFRESH_WINDOW: "refresh this long before the access token expires (default 5 minutes)",
   EFFECT_AUTH_MIN_REFRESH_INTERVAL: "never refresh more often than this (default 30 seconds)",
-  EFFECT_AUTH_BACKOFF_BASE: "the retry interval for the first ten transient failures in a row, after which it grows (default 1 second)",
+  EFFECT_AUTH_BACKOFF_BASE:
+    "the retry interval for the first ten transient failures in a row, after which it grows (default 1 second)",
   EFFECT_AUTH_REQUIRES_OPENAI_AUTH: "false: getAuthStatus reports that no sign-in is needed (default true)",
   EFFECT_AUTH_ISSUER: "an OpenID Connect issuer to sign in with and refresh through",
   EFFECT_AUTH_CLIENT_AUTH: "none, client_secret_post or client_secret_basic",
@@ -186,9 +188,12 @@ export const variables = {
   EFFECT_AUTH_LOGIN_TIMEOUT: "how long a sign-in waits for the user (default 10 minutes)",
   EFFECT_AUTH_DATABASE_URL: "a postgres:// URL: keep the credentials in PostgreSQL instead of auth.json",
   EFFECT_AUTH_CREDENTIAL_KEY: "the credential the programs use in the database (default default)",
-  EFFECT_AUTH_DATABASE_TABLE_PREFIX: "the prefix of the library's tables (default effect_auth): a-z, 0-9 and _, not a digit first, at most 40",
-  EFFECT_AUTH_DATABASE_POOL_SIZE: "connections in the database pool, 1 to 100 (default 4); a replica uses one more to listen",
-  EFFECT_AUTH_LOG_LEVEL: "the programs' log level on stderr (default Info; Warning for effect-auth, whose stderr a person reads)"
+  EFFECT_AUTH_DATABASE_TABLE_PREFIX:
+    "the prefix of the library's tables (default effect_auth): a-z, 0-9 and _, not a digit first, at most 40",
+  EFFECT_AUTH_DATABASE_POOL_SIZE:
+    "connections in the database pool, 1 to 100 (default 4); a replica uses one more to listen",
+  EFFECT_AUTH_LOG_LEVEL:
+    "the programs' log level on stderr (default Info; Warning for effect-auth, whose stderr a person reads)"
 } as const
 
 export type Variable = keyof typeof variables
@@ -258,7 +263,8 @@ const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> =
 
 /** The first setting of `options` that cannot work, as the `ConfigError` that names it; none when all can. */
 export const check = (options: Options): Option.Option<ConfigError.ConfigError> => {
-  const refuse = (path: ReadonlyArray<string>, message: string) => Option.some(ConfigError.InvalidData([...path], message))
+  const refuse = (path: ReadonlyArray<string>, message: string) =>
+    Option.some(ConfigError.InvalidData([...path], message))
   const durations: ReadonlyArray<readonly [ReadonlyArray<string>, Duration.Duration | undefined, DurationRule]> = [
     [["refreshTimeout"], options.refreshTimeout, "positive"],
     ...managerDurations.map(([name, rule]) =>
@@ -354,7 +360,8 @@ const ports = (name: Variable) =>
 const durationOf = (name: Variable, rule: DurationRule) =>
   Config.string(name).pipe(Config.mapOrFail((text) =>
     Option.match(Duration.decodeUnknown(text), {
-      onNone: () => Either.left(ConfigError.InvalidData([], `Expected a duration (e.g. 30 seconds) but received "${text}"`)),
+      onNone: () =>
+        Either.left(ConfigError.InvalidData([], `Expected a duration (e.g. 30 seconds) but received "${text}"`)),
       onSome: (duration) =>
         !text.trim().startsWith("-") && durationFits(duration, rule)
           ? Either.right(duration)
@@ -373,7 +380,10 @@ export const config: Config.Config<Options> = Config.all({
       Config.withDescription(variables.EFFECT_AUTH_CREDENTIALS_STORE)
     )
   ),
-  refreshTimeout: described("EFFECT_AUTH_REFRESH_TIMEOUT", duration("EFFECT_AUTH_REFRESH_TIMEOUT", defaultRefreshTimeout)),
+  refreshTimeout: described(
+    "EFFECT_AUTH_REFRESH_TIMEOUT",
+    duration("EFFECT_AUTH_REFRESH_TIMEOUT", defaultRefreshTimeout)
+  ),
   tokenEndpoint: Config.all({
     // A typo here would fail every refresh: it is refused when the program starts instead.
     url: described(
@@ -386,30 +396,63 @@ export const config: Config.Config<Options> = Config.all({
         Config.withDefault(codexTokenUrl)
       )
     ),
-    clientId: described("EFFECT_AUTH_CLIENT_ID", Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(codexClientId))),
+    clientId: described(
+      "EFFECT_AUTH_CLIENT_ID",
+      Config.string("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(codexClientId))
+    ),
     clientSecret: described("EFFECT_AUTH_CLIENT_SECRET", optional(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"))),
-    bodyFormat: described("EFFECT_AUTH_REFRESH_BODY", Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const)))
+    bodyFormat: described(
+      "EFFECT_AUTH_REFRESH_BODY",
+      Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const))
+    )
   }),
   manager: Config.all({
-    refreshWindow: described("EFFECT_AUTH_REFRESH_WINDOW", optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative"))),
-    minRefreshInterval: described("EFFECT_AUTH_MIN_REFRESH_INTERVAL", optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative"))),
+    refreshWindow: described(
+      "EFFECT_AUTH_REFRESH_WINDOW",
+      optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative"))
+    ),
+    minRefreshInterval: described(
+      "EFFECT_AUTH_MIN_REFRESH_INTERVAL",
+      optional(durationOf("EFFECT_AUTH_MIN_REFRESH_INTERVAL", "nonNegative"))
+    ),
     backoffBase: described("EFFECT_AUTH_BACKOFF_BASE", optional(durationOf("EFFECT_AUTH_BACKOFF_BASE", "positive"))),
-    requiresOpenaiAuth: described("EFFECT_AUTH_REQUIRES_OPENAI_AUTH", optional(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH")))
+    requiresOpenaiAuth: described(
+      "EFFECT_AUTH_REQUIRES_OPENAI_AUTH",
+      optional(Config.boolean("EFFECT_AUTH_REQUIRES_OPENAI_AUTH"))
+    )
   }).pipe(Config.map((manager): Partial<Settings> => ({
     ...Option.match(manager.refreshWindow, { onNone: () => ({}), onSome: (refreshWindow) => ({ refreshWindow }) }),
-    ...Option.match(manager.minRefreshInterval, { onNone: () => ({}), onSome: (minRefreshInterval) => ({ minRefreshInterval }) }),
+    ...Option.match(manager.minRefreshInterval, {
+      onNone: () => ({}),
+      onSome: (minRefreshInterval) => ({ minRefreshInterval })
+    }),
     ...Option.match(manager.backoffBase, { onNone: () => ({}), onSome: (backoffBase) => ({ backoffBase }) }),
-    ...Option.match(manager.requiresOpenaiAuth, { onNone: () => ({}), onSome: (requiresOpenaiAuth) => ({ requiresOpenaiAuth }) })
+    ...Option.match(manager.requiresOpenaiAuth, {
+      onNone: () => ({}),
+      onSome: (requiresOpenaiAuth) => ({ requiresOpenaiAuth })
+    })
   }))),
   signIn: Config.all({
     issuer: described("EFFECT_AUTH_ISSUER", optional(Config.string("EFFECT_AUTH_ISSUER"))),
     clientId: described("EFFECT_AUTH_CLIENT_ID", optional(Config.string("EFFECT_AUTH_CLIENT_ID"))),
     clientSecret: described("EFFECT_AUTH_CLIENT_SECRET", optional(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"))),
-    clientAuth: described("EFFECT_AUTH_CLIENT_AUTH", optional(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH"))),
+    clientAuth: described(
+      "EFFECT_AUTH_CLIENT_AUTH",
+      optional(Config.literal("none", "client_secret_post", "client_secret_basic")("EFFECT_AUTH_CLIENT_AUTH"))
+    ),
     scopes: described("EFFECT_AUTH_SCOPES", optional(Config.string("EFFECT_AUTH_SCOPES"))),
-    codexIssuer: described("CODEX_APP_SERVER_LOGIN_ISSUER", Config.string("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer))),
-    codexClientId: described("CODEX_APP_SERVER_LOGIN_CLIENT_ID", Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId))),
-    originator: described("EFFECT_AUTH_LOGIN_ORIGINATOR", Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs"))),
+    codexIssuer: described(
+      "CODEX_APP_SERVER_LOGIN_ISSUER",
+      Config.string("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer))
+    ),
+    codexClientId: described(
+      "CODEX_APP_SERVER_LOGIN_CLIENT_ID",
+      Config.string("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId))
+    ),
+    originator: described(
+      "EFFECT_AUTH_LOGIN_ORIGINATOR",
+      Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs"))
+    ),
     ports: described("EFFECT_AUTH_LOGIN_PORTS", ports("EFFECT_AUTH_LOGIN_PORTS")),
     timeout: described("EFFECT_AUTH_LOGIN_TIMEOUT", duration("EFFECT_AUTH_LOGIN_TIMEOUT", Duration.minutes(10)))
   }),
@@ -423,7 +466,10 @@ export const config: Config.Config<Options> = Config.all({
         })
       )
     ),
-    credentialKey: described("EFFECT_AUTH_CREDENTIAL_KEY", Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default"))),
+    credentialKey: described(
+      "EFFECT_AUTH_CREDENTIAL_KEY",
+      Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default"))
+    ),
     tablePrefix: described(
       "EFFECT_AUTH_DATABASE_TABLE_PREFIX",
       Config.string("EFFECT_AUTH_DATABASE_TABLE_PREFIX").pipe(

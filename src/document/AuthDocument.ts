@@ -4,9 +4,9 @@
  * services, no I/O.
  */
 import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
+import { AuthDocumentError } from "../errors/Errors.js"
 import { sha256Hex } from "../util/canonicalJson.js"
 import { describeIssues } from "../util/describeIssues.js"
-import { AuthDocumentError } from "../errors/Errors.js"
 import { canonical, objectEntries } from "../util/rawJson.js"
 
 const Secret = Schema.Redacted(Schema.String)
@@ -138,7 +138,9 @@ const objectText = (fields: ReadonlyArray<readonly [string, string]>, indent: nu
   if (fields.length === 0) return "{}"
   if (indent === 0) return `{${fields.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(",")}}`
   const inner = " ".repeat(indent * (level + 1))
-  return `{\n${fields.map(([key, value]) => `${inner}${JSON.stringify(key)}: ${value}`).join(",\n")}\n${" ".repeat(indent * level)}}`
+  return `{\n${fields.map(([key, value]) => `${inner}${JSON.stringify(key)}: ${value}`).join(",\n")}\n${
+    " ".repeat(indent * level)
+  }}`
 }
 
 const valueText = (value: unknown, indent: number, level: number): string =>
@@ -189,10 +191,12 @@ export const snapshot = (doc: AuthDocument): AuthSnapshot => {
     claims: tokens == null ? noClaims : idTokenClaims(tokens),
     accessTokenExpiresAt: tokens == null
       ? Option.none()
-      : Option.flatMap(jwtPayload(Redacted.value(tokens.access_token)), (claims) =>
-        typeof claims.exp === "number" ? Option.some(claims.exp * 1000) : Option.none()).pipe(
-          Option.orElse(() => storedExpiry(doc))
-        ),
+      : Option.flatMap(
+        jwtPayload(Redacted.value(tokens.access_token)),
+        (claims) => typeof claims.exp === "number" ? Option.some(claims.exp * 1000) : Option.none()
+      ).pipe(
+        Option.orElse(() => storedExpiry(doc))
+      ),
     lastRefreshAt: instant(doc.last_refresh)
   }
 }
@@ -203,8 +207,10 @@ const instant = (text: string | null | undefined): Option.Option<number> =>
 // `expires_at` describes the token of the refresh that wrote it: one older than `last_refresh`
 // was left behind by a writer that kept unknown fields, and says nothing of the current token.
 const storedExpiry = (doc: AuthDocument): Option.Option<number> =>
-  Option.filter(instant(doc.expires_at), (at) =>
-    Option.match(instant(doc.last_refresh), { onNone: () => true, onSome: (refreshed) => at > refreshed }))
+  Option.filter(
+    instant(doc.expires_at),
+    (at) => Option.match(instant(doc.last_refresh), { onNone: () => true, onSome: (refreshed) => at > refreshed })
+  )
 
 const notAnObject = new AuthDocumentError({ reason: "not-an-object", detail: "it is not a JSON object" })
 
@@ -212,7 +218,8 @@ const notAnObject = new AuthDocumentError({ reason: "not-an-object", detail: "it
  * Parses the text of a credential file. The error's detail is a sentence that
  * never quotes the file's content, since that content holds secrets.
  */
-export const parse = (text: string): Either.Either<AuthSnapshot, AuthDocumentError> => Either.map(decodeText(text), snapshot)
+export const parse = (text: string): Either.Either<AuthSnapshot, AuthDocumentError> =>
+  Either.map(decodeText(text), snapshot)
 
 /** Reads the text of a credential file as a document, unknown fields kept exactly. */
 export const decodeText = (text: string): Either.Either<AuthDocument, AuthDocumentError> => {
@@ -223,7 +230,10 @@ export const decodeText = (text: string): Either.Either<AuthDocument, AuthDocume
   } catch (error) {
     const at = /position (\d+)/.exec(String(error))
     return Either.left(
-      new AuthDocumentError({ reason: "not-json", detail: `it is not valid JSON${at ? ` (syntax error at character ${at[1]})` : ""}` })
+      new AuthDocumentError({
+        reason: "not-json",
+        detail: `it is not valid JSON${at ? ` (syntax error at character ${at[1]})` : ""}`
+      })
     )
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) return Either.left(notAnObject)
@@ -391,7 +401,9 @@ export const withTokens = (
     OPENAI_API_KEY: null,
     tokens: { ...tokens, account_id: accountId },
     last_refresh: now.toISOString(),
-    ...(expiresIn === undefined ? {} : { expires_at: new Date(now.getTime() + Duration.toMillis(expiresIn)).toISOString() })
+    ...(expiresIn === undefined
+      ? {}
+      : { expires_at: new Date(now.getTime() + Duration.toMillis(expiresIn)).toISOString() })
   }
 }
 

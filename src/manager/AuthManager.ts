@@ -25,10 +25,18 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
-import * as AuthDocument from "../document/AuthDocument.js"
 import * as Configuration from "../config/Configuration.js"
 import { defaultSettings, type Settings } from "../config/Configuration.js"
-import * as HostTokens from "./HostTokens.js"
+import * as AuthDocument from "../document/AuthDocument.js"
+import {
+  AuthStoreError,
+  type CredentialsUnavailableError,
+  type PermanentRefreshError,
+  type RefreshError,
+  TransientRefreshError
+} from "../errors/Errors.js"
+import { TokenRefresher } from "../oauth/TokenRefresher.js"
+import { AuthStore } from "../stores/AuthStore.js"
 import type {
   AccountInfo,
   AuthState,
@@ -38,19 +46,10 @@ import type {
   Credentials,
   UnauthorizedRecovery
 } from "./AuthState.js"
-import { AuthStore } from "../stores/AuthStore.js"
-import {
-  AuthStoreError,
-  type CredentialsUnavailableError,
-  type PermanentRefreshError,
-  type RefreshError,
-  TransientRefreshError
-} from "../errors/Errors.js"
+import * as HostTokens from "./HostTokens.js"
+import * as Unauthorized from "./internal/unauthorized.js"
 import * as RefreshState from "./RefreshState.js"
 import * as SharedState from "./SharedState.js"
-import * as Unauthorized from "./internal/unauthorized.js"
-import { TokenRefresher } from "../oauth/TokenRefresher.js"
-
 
 export interface AuthManagerShape {
   /** Never fails: a failed refresh is absorbed, and a poisoned snapshot's token is withheld. */
@@ -88,9 +87,18 @@ const refreshAttempts = counter(
   "effect_auth_refresh_attempts_total",
   "Refreshes that ran (or found newer credentials in storage), by outcome"
 )
-const poisonHits = counter("effect_auth_poison_hits_total", "Refresh calls answered from the poison record, with no request")
-const cooldownHits = counter("effect_auth_cooldown_hits_total", "Refresh calls answered during a backoff, with no request")
-const joinedCallers = counter("effect_auth_refresh_joined_total", "Refresh calls that joined a refresh already in flight")
+const poisonHits = counter(
+  "effect_auth_poison_hits_total",
+  "Refresh calls answered from the poison record, with no request"
+)
+const cooldownHits = counter(
+  "effect_auth_cooldown_hits_total",
+  "Refresh calls answered during a backoff, with no request"
+)
+const joinedCallers = counter(
+  "effect_auth_refresh_joined_total",
+  "Refresh calls that joined a refresh already in flight"
+)
 const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted" | "shared") =>
   Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
 const unauthorizedRecoveries = counter(
@@ -99,7 +107,6 @@ const unauthorizedRecoveries = counter(
 )
 const countRecovery = (outcome: UnauthorizedRecovery | "poisoned" | "failed") =>
   Metric.increment(Metric.tagged(unauthorizedRecoveries, "outcome", outcome))
-
 
 /**
  * What a poll needs of one state, computed once per state: clients poll many times a second
@@ -176,7 +183,10 @@ export const make = (
     // A server must start even on an unreadable file: it reports logged out,
     // leaves the file alone, and a later sign-in keeps the old file aside.
     const first = yield* store.load.pipe(
-      Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent)))
+      Effect.catchTag(
+        "AuthStoreError",
+        (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent))
+      )
     )
     // A refresh an earlier run could not save, kept beside the credentials: adopted while they still
     // hold the refresh token it replaced (saved below), removed otherwise.
@@ -195,22 +205,30 @@ export const make = (
     let saveBeforeStopping: Effect.Effect<void> = Effect.void
     // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
     const flightEnded = (flight: RefreshState.Flight) =>
-      stateRef.changes.pipe(Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)), Stream.runDrain)
+      stateRef.changes.pipe(
+        Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)),
+        Stream.runDrain
+      )
     // A finalizer runs uninterruptibly: each wait in it is made interruptible, or its bound would not hold.
     yield* Scope.addFinalizer(
       layerScope,
       Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
-        Option.match(Option.filter(state.inflight, (flight) => Option.contains(sent, flight)), {
-          onNone: () => Effect.void,
-          onSome: (flight) =>
-            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
-              Effect.zipRight(Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))),
-              Effect.flatMap(Option.match({
-                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
-                onSome: () => Effect.logDebug("The refresh in flight is done")
-              }))
-            )
-        })).pipe(Effect.zipRight(Effect.suspend(() => saveBeforeStopping)))
+        Option.match(
+          Option.filter(state.inflight, (flight) => Option.contains(sent, flight)),
+          {
+            onNone: () => Effect.void,
+            onSome: (flight) =>
+              Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
+                Effect.zipRight(
+                  Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
+                ),
+                Effect.flatMap(Option.match({
+                  onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
+                  onSome: () => Effect.logDebug("The refresh in flight is done")
+                }))
+              )
+          }
+        )).pipe(Effect.zipRight(Effect.suspend(() => saveBeforeStopping)))
     )
     // Serialises every change of storage made by this process with the adoption that follows it.
     const writes = yield* Effect.makeSemaphore(1)
@@ -224,7 +242,9 @@ export const make = (
     // `shared`: a failure of this process's storage is its own; the others are not told to wait.
     const recordTransient = Effect.fnUntraced(function*(hash: string, error: TransientRefreshError, now: number) {
       yield* update(RefreshState.coolDown(hash, error, now, yield* Random.next, settings))
-      if (error.kind !== "storage") yield* share(hash, now)
+      if (error.kind !== "storage") {
+        yield* share(hash, now)
+      }
       yield* countAttempt("transient")
       yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
         Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
@@ -257,8 +277,15 @@ export const make = (
     const aside = yield* Ref.make(Option.none<RefreshState.Pending>())
     const keepAside = Effect.gen(function*() {
       const { pending } = yield* SubscriptionRef.get(stateRef)
-      if (store.keepPending === undefined || Option.isNone(pending)) return false
-      if (Option.exists(yield* Ref.get(aside), (written) => written === pending.value)) return true
+      if (store.keepPending === undefined || Option.isNone(pending)) {
+        return false
+      }
+      if (
+        Option.exists(yield* Ref.get(aside), (written) =>
+          written === pending.value)
+      ) {
+        return true
+      }
       return yield* store.keepPending(pending).pipe(
         Effect.zipRight(Ref.set(aside, pending)),
         Effect.as(true),
@@ -275,7 +302,9 @@ export const make = (
     // `always`: whoever wrote it (a sign-in or sign-out replaces what any kept refresh was for).
     const removeAside = (always: boolean) =>
       Effect.gen(function*() {
-        if (store.keepPending === undefined || (!always && Option.isNone(yield* Ref.get(aside)))) return
+        if (store.keepPending === undefined || (!always && Option.isNone(yield* Ref.get(aside)))) {
+          return
+        }
         yield* store.keepPending(Option.none()).pipe(
           Effect.zipRight(Ref.set(aside, Option.none())),
           Effect.catchAll((error) =>
@@ -298,24 +327,35 @@ export const make = (
     const saveUnsavedHolding = Effect.gen(function*() {
       for (let reapplied = 0; reapplied <= maxReapply; reapplied++) {
         const state = yield* SubscriptionRef.get(stateRef)
-        if (!RefreshState.unsaved(state)) return "saved" as const
+        if (!RefreshState.unsaved(state)) {
+          return "saved" as const
+        }
         const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
         if (result._tag === "Written") {
           yield* update(RefreshState.adoptSaved(result.snapshot))
           return "saved" as const
         }
         yield* update(RefreshState.adopt(result.current))
-        if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return "superseded" as const
+        if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) {
+          return "superseded" as const
+        }
       }
-      return yield* new AuthStoreError({ path: store.location, operation: "write", problem: "storage kept changing during the save" })
+      return yield* new AuthStoreError({
+        path: store.location,
+        operation: "write",
+        problem: "storage kept changing during the save"
+      })
     })
-    const saveUnsaved = writes.withPermits(1)(Effect.tap(saveUnsavedHolding, () => clearAside)).pipe(
-      Effect.flatMap((outcome) =>
-        outcome === "saved"
-          ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
-          : Effect.logWarning("The credentials changed in storage before refreshed tokens could be saved: using the stored ones")
+    const saveUnsaved = writes.withPermits(1)(Effect.tap(saveUnsavedHolding, () =>
+      clearAside)).pipe(
+        Effect.flatMap((outcome) =>
+          outcome === "saved"
+            ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
+            : Effect.logWarning(
+              "The credentials changed in storage before refreshed tokens could be saved: using the stored ones"
+            )
+        )
       )
-    )
     // Tokens still unsaved when the manager stops would be lost with it, and the next start would send
     // the refresh token in storage, already replaced. The retries in the background stop; one last
     // try, short (whoever holds the lock has held it for seconds already); then they are kept beside
@@ -354,7 +394,9 @@ export const make = (
           Effect.tapError((error) =>
             Effect.zipRight(
               Ref.set(lastSaveProblem, error.problem),
-              Effect.logDebug("Saving the refreshed tokens failed again").pipe(Effect.annotateLogs({ problem: error.problem }))
+              Effect.logDebug("Saving the refreshed tokens failed again").pipe(
+                Effect.annotateLogs({ problem: error.problem })
+              )
             )
           ),
           Effect.retry(saveRetrySchedule),
@@ -367,7 +409,9 @@ export const make = (
     const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
       yield* Ref.set(lastSaveProblem, error.problem)
       if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
-        yield* Effect.logWarning("Refreshed tokens could not be saved: they are used from memory, and saving is retried").pipe(
+        yield* Effect.logWarning(
+          "Refreshed tokens could not be saved: they are used from memory, and saving is retried"
+        ).pipe(
           Effect.annotateLogs({ file: error.path, problem: error.problem })
         )
       }
@@ -433,7 +477,8 @@ export const make = (
       store.loadPending === undefined ? Effect.succeedNone : Effect.map(
         store.loadPending,
         Option.filter((pending) =>
-          Redacted.value(pending.replaced) === Redacted.value(refreshToken) && Option.isSome(RefreshState.resume(stored, pending))
+          Redacted.value(pending.replaced) === Redacted.value(refreshToken) &&
+          Option.isSome(RefreshState.resume(stored, pending))
         )
       )
 
@@ -452,20 +497,32 @@ export const make = (
       if (Option.isSome(inTime)) return inTime.value
       const error = new TransientRefreshError({
         kind: "timeout",
-        detail: `the token endpoint did not answer within ${Duration.format(settings.refreshTimeout)}; its answer is still awaited`
+        detail: `the token endpoint did not answer within ${
+          Duration.format(settings.refreshTimeout)
+        }; its answer is still awaited`
       })
       yield* update(RefreshState.coolDown(hash, error, yield* Clock.currentTimeMillis, yield* Random.next, settings))
       yield* Deferred.fail(flight.done, error)
-      yield* Effect.logWarning("The token endpoint has not answered in time: callers get an error, and the request stays open for its answer").pipe(
-        Effect.annotateLogs({ waited: Duration.format(settings.refreshTimeout), limit: Duration.format(settings.answerLimit) })
+      yield* Effect.logWarning(
+        "The token endpoint has not answered in time: callers get an error, and the request stays open for its answer"
+      ).pipe(
+        Effect.annotateLogs({
+          waited: Duration.format(settings.refreshTimeout),
+          limit: Duration.format(settings.answerLimit)
+        })
       )
-      const late = yield* Effect.timeoutOption(Fiber.join(request), Duration.subtract(settings.answerLimit, settings.refreshTimeout))
+      const late = yield* Effect.timeoutOption(
+        Fiber.join(request),
+        Duration.subtract(settings.answerLimit, settings.refreshTimeout)
+      )
       if (Option.isSome(late)) return late.value
       yield* Fiber.interrupt(request)
       return Either.left(
         new TransientRefreshError({
           kind: "timeout",
-          detail: `the token endpoint did not answer within ${Duration.format(settings.answerLimit)}: the request was abandoned`
+          detail: `the token endpoint did not answer within ${
+            Duration.format(settings.answerLimit)
+          }: the request was abandoned`
         })
       )
     })
@@ -513,7 +570,9 @@ export const make = (
               yield* Ref.set(aside, kept)
               return yield* keepSaving(Duration.zero)
             }
-            yield* Effect.logDebug("Refreshing the access token").pipe(Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) }))
+            yield* Effect.logDebug("Refreshing the access token").pipe(
+              Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) })
+            )
             yield* Ref.set(requested, Option.some(flight))
             const outcome = yield* answerOf(next.refreshToken, flight, current.hash)
             const now = yield* Clock.currentTimeMillis
@@ -529,10 +588,12 @@ export const make = (
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             recordTransient(
               current.hash,
-              new TransientRefreshError({ kind: "storage", detail: `could not ${error.operation} ${error.path}: ${error.problem}` }),
+              new TransientRefreshError({
+                kind: "storage",
+                detail: `could not ${error.operation} ${error.path}: ${error.problem}`
+              }),
               now
-            ))
-        )
+            )))
       )
 
     type Claim =
@@ -546,32 +607,34 @@ export const make = (
 
     // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
     const startFlight = (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
-    Effect.uninterruptible(Effect.gen(function*() {
-      const done = yield* Deferred.make<void, RefreshError>()
-      const now = yield* Clock.currentTimeMillis
-      const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
-        const next = decide(state, now)
-        if (next._tag !== "Start") return [next, state]
-        const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
-        return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
-          ...state,
-          inflight: Option.some(flight)
-        }]
-      })
-      if (decision._tag === "Started") {
-        // Forked from an uninterruptible region, the flight would inherit it, and its own
-        // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
-          Effect.withSpan("AuthManager.refreshFlight", { attributes: { snapshot: decision.snapshot.hash.slice(0, 12) } }),
-          Effect.interruptible,
-          Effect.exit,
-          Effect.flatMap((exit) => Deferred.done(done, exit)),
-          Effect.ensuring(update(RefreshState.endFlight(decision.flight))),
-          Effect.forkIn(scope)
-        )
-      }
-      return decision
-    }))
+      Effect.uninterruptible(Effect.gen(function*() {
+        const done = yield* Deferred.make<void, RefreshError>()
+        const now = yield* Clock.currentTimeMillis
+        const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
+          const next = decide(state, now)
+          if (next._tag !== "Start") return [next, state]
+          const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
+          return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
+            ...state,
+            inflight: Option.some(flight)
+          }]
+        })
+        if (decision._tag === "Started") {
+          // Forked from an uninterruptible region, the flight would inherit it, and its own
+          // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
+          yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+            Effect.withSpan("AuthManager.refreshFlight", {
+              attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
+            }),
+            Effect.interruptible,
+            Effect.exit,
+            Effect.flatMap((exit) => Deferred.done(done, exit)),
+            Effect.ensuring(update(RefreshState.endFlight(decision.flight))),
+            Effect.forkIn(scope)
+          )
+        }
+        return decision
+      }))
 
     const decideNow = (state: RefreshState.State, now: number) => RefreshState.decide(state, now, settings)
 
@@ -598,12 +661,15 @@ export const make = (
 
     // The outcome is already recorded in the state (and logged once) by the flight.
     // A bug in a refresh (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is logged, by its name only.
-    const refreshQuietly = Effect.ignore(refreshUntraced().pipe(
-      Effect.catchAllDefect((defect) =>
-        Effect.logError("A refresh failed unexpectedly").pipe(
-          Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect })
-        ))
-    ))
+    const refreshQuietly = Effect.ignore(
+      refreshUntraced().pipe(
+        Effect.catchAllDefect((defect) =>
+          Effect.logError("A refresh failed unexpectedly").pipe(
+            Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect })
+          )
+        )
+      )
+    )
 
     // Polls are not spans: a span costs about four times a poll answered from memory, and clients
     // poll many times a second. Every poll that does work joins or starts a flight, which is one.
@@ -660,7 +726,11 @@ export const make = (
 
     // Writes storage through `write`, given what it holds now, and adopts the result. A refresh in
     // flight anywhere cannot write over it: its compare-and-swap finds the file changed.
-    const replace = (write: (stored: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>) =>
+    const replace = (
+      write: (
+        stored: Option.Option<AuthDocument.AuthDocument>
+      ) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+    ) =>
       writes.withPermits(1)(Effect.gen(function*() {
         const stored = yield* store.load.pipe(
           Effect.map((snapshot) => snapshot.document),
@@ -679,12 +749,17 @@ export const make = (
     const loginWithTokens = Effect.fn("AuthManager.loginWithTokens")(function*(tokens: ChatgptTokens) {
       const now = new Date(yield* Clock.currentTimeMillis)
       return yield* replace((stored) =>
-        store.save(AuthDocument.withTokens(stored, {
-          id_token: tokens.idToken,
-          access_token: tokens.accessToken,
-          refresh_token: tokens.refreshToken,
-          ...(tokens.accountId === undefined ? {} : { account_id: tokens.accountId })
-        }, now, tokens.expiresIn))
+        store.save(AuthDocument.withTokens(
+          stored,
+          {
+            id_token: tokens.idToken,
+            access_token: tokens.accessToken,
+            refresh_token: tokens.refreshToken,
+            ...(tokens.accountId === undefined ? {} : { account_id: tokens.accountId })
+          },
+          now,
+          tokens.expiresIn
+        ))
       )
     })
 
@@ -755,11 +830,14 @@ export const make = (
         if (recent) {
           // Once per token: an API that refuses every token would otherwise log every request.
           const first = yield* Ref.modify(justRecovered, (last) =>
-            Option.exists(last, (l) => !l.warned)
+            Option.exists(last, (l) =>
+                !l.warned)
               ? [true, Option.map(last, (l) => ({ ...l, warned: true }))] as const
               : [false, last] as const)
           if (first) {
-            yield* Effect.logWarning("The API refused a token just obtained by a 401 recovery: not refreshing it again yet")
+            yield* Effect.logWarning(
+              "The API refused a token just obtained by a 401 recovery: not refreshing it again yet"
+            )
           }
           return "unchanged" as const
         }
@@ -780,17 +858,31 @@ export const make = (
           break
       }
       const after = yield* SubscriptionRef.get(stateRef)
-      if (Unauthorized.holds(after, rejected)) return "unchanged" as const
-      if (decision._tag === "Skip") return "replaced" as const
+      if (Unauthorized.holds(after, rejected)) {
+        return "unchanged" as const
+      }
+      if (decision._tag === "Skip") {
+        return "replaced" as const
+      }
       if (decision._tag === "Started") {
-        yield* Ref.set(justRecovered, Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis, warned: false }))
+        yield* Ref.set(
+          justRecovered,
+          Option.some({ hash: after.snapshot.hash, at: yield* Clock.currentTimeMillis, warned: false })
+        )
       }
       return "refreshed" as const
     })
 
     const reportUnauthorized = Effect.fn("AuthManager.reportUnauthorized")(
       (rejected: Redacted.Redacted<string>) =>
-        Effect.flatMap(host.recover(rejected), Option.match({ onNone: () => recover(rejected), onSome: Effect.succeed })).pipe(
+        Effect.flatMap(
+          host.recover(rejected),
+          Option.match({
+            onNone: () =>
+              recover(rejected),
+            onSome: Effect.succeed
+          })
+        ).pipe(
           Effect.tap((outcome) => Effect.annotateCurrentSpan("outcome", outcome)),
           Effect.tapBoth({
             onSuccess: countRecovery,
@@ -807,7 +899,10 @@ export const make = (
       return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
     })
     // A host's tokens come first: the host signed in through this process and manages them.
-    const credentials = Effect.flatMap(host.credentials, Option.match({ onNone: () => ownCredentials, onSome: Effect.succeed }))
+    const credentials = Effect.flatMap(
+      host.credentials,
+      Option.match({ onNone: () => ownCredentials, onSome: Effect.succeed })
+    )
 
     return AuthManager.of({
       getAuthStatus,
@@ -842,6 +937,10 @@ export class AuthManager extends Context.Tag("effect-auth-manager/AuthManager")<
    * The manager, its settings from the `Configuration` in context (see `settingsOf`); needs an
    * `AuthStore` and a `TokenRefresher`.
    */
-  static readonly layer: Layer.Layer<AuthManager, never, Configuration.Configuration | AuthStore | TokenRefresher> = Layer
-    .scoped(AuthManager, Effect.flatMap(Configuration.Configuration, (configuration) => make(settingsOf(configuration))))
+  static readonly layer: Layer.Layer<AuthManager, never, Configuration.Configuration | AuthStore | TokenRefresher> =
+    Layer
+      .scoped(
+        AuthManager,
+        Effect.flatMap(Configuration.Configuration, (configuration) => make(settingsOf(configuration)))
+      )
 }

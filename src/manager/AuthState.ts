@@ -21,7 +21,6 @@ export interface AuthState {
   readonly lastRefreshAt: number | null
 }
 
-
 /** The answer to `getAuthStatus` (the Codex app-server contract, with the token kept `Redacted`). */
 export interface AuthStatus {
   readonly authMethod: AuthDocument.AuthMethod | null

@@ -11,8 +11,8 @@
  * yield* auth.hostTokens.refreshWith((request) => askTheClient(request))
  */
 import { Cause, Deferred, Duration, Effect, Equivalence, Exit, Option, Redacted, Ref, type Scope } from "effect"
-import type { Credentials, UnauthorizedRecovery } from "./AuthState.js"
 import { TransientRefreshError } from "../errors/Errors.js"
+import type { Credentials, UnauthorizedRecovery } from "./AuthState.js"
 
 /** Tokens a host app supplied. */
 export interface HostTokens {
@@ -126,7 +126,8 @@ export const make = (scope: Scope.Scope) =>
         // Adopted only while the refused tokens are still the host's: a sign-out or other tokens
         // supplied meanwhile are newer than this answer.
         yield* Ref.update(state, (s) =>
-          Option.exists(s.tokens, (tokens) => sameSecret(tokens.accessToken, flight.refused))
+          Option.exists(s.tokens, (tokens) =>
+              sameSecret(tokens.accessToken, flight.refused))
             ? { ...s, tokens: Option.some(fresh) }
             : s)
       }).pipe(
@@ -135,20 +136,31 @@ export const make = (scope: Scope.Scope) =>
         Effect.interruptible,
         Effect.exit,
         Effect.map((exit) =>
-          Exit.isInterrupted(exit) ? Exit.fail(hostError("the server stopped before the client answered the refresh request")) : exit
+          Exit.isInterrupted(exit)
+            ? Exit.fail(hostError("the server stopped before the client answered the refresh request"))
+            : exit
         ),
         // Said once per request here: the callers (an `AuthHttpClient`) only pass the API's 401 on.
         Effect.tap((exit) =>
           Exit.match(exit, {
             onFailure: (cause) =>
               Effect.logWarning("The client did not refresh the tokens it supplied").pipe(
-                Effect.annotateLogs({ detail: Option.match(Cause.failureOption(cause), { onNone: () => "unexpected", onSome: (e) => e.detail }) })
+                Effect.annotateLogs({
+                  detail: Option.match(Cause.failureOption(cause), {
+                    onNone: () =>
+                      "unexpected",
+                    onSome: (e) => e.detail
+                  })
+                })
               ),
             onSuccess: () => Effect.logDebug("The client supplied fresh tokens")
-          })),
+          })
+        ),
         Effect.flatMap((exit) => Deferred.done(flight.done, exit)),
         Effect.ensuring(Ref.update(state, (s) =>
-          Option.exists(s.flight, (current) => current === flight) ? { ...s, flight: Option.none() } : s))
+          Option.exists(s.flight, (current) => current === flight)
+            ? { ...s, flight: Option.none() }
+            : s))
       )
 
     /**

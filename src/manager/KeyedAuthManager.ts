@@ -5,15 +5,15 @@
  * and metrics carry the key (a name, never a secret).
  */
 import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
-import * as AuthManager from "./AuthManager.js"
-import { AuthStore } from "../stores/AuthStore.js"
 import { Configuration } from "../config/Configuration.js"
-import { CredentialStore } from "../stores/CredentialStore.js"
-import { bind } from "../stores/AuthStore.js"
 import type { Settings } from "../config/Configuration.js"
-import type { AuthStatus, AuthStatusParams } from "./AuthState.js"
-import { RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
+import { AuthStore } from "../stores/AuthStore.js"
+import { bind } from "../stores/AuthStore.js"
+import { CredentialStore } from "../stores/CredentialStore.js"
+import { RefreshCoordinator } from "../stores/RefreshCoordinator.js"
+import * as AuthManager from "./AuthManager.js"
+import type { AuthStatus, AuthStatusParams } from "./AuthState.js"
 
 export interface Options {
   /** Settings of every manager, over the defaults (`layer` takes them from the `Configuration`). */
@@ -84,7 +84,8 @@ export const make = (options: Options = {}) =>
     return KeyedAuthManager.of({
       get,
       use: (key, f) => Effect.scoped(Effect.flatMap(get(key), f)),
-      getAuthStatus: (key, params) => Effect.scoped(Effect.flatMap(get(key), (manager) => manager.getAuthStatus(params))),
+      getAuthStatus: (key, params) =>
+        Effect.scoped(Effect.flatMap(get(key), (manager) => manager.getAuthStatus(params))),
       keys: Effect.map(RcMap.keys(managers), (keys) => Array.from(keys))
     })
   })

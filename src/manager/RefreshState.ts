@@ -8,17 +8,17 @@
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
 import { type Deferred, Duration, Option, Redacted } from "effect"
-import type { AuthState, AuthStatus } from "./AuthState.js"
 import type { Settings } from "../config/Configuration.js"
 import * as AuthDocument from "../document/AuthDocument.js"
-import type { AuthSnapshot, RefreshedTokens } from "../document/AuthDocument.js"
+import type { AuthSnapshot } from "../document/AuthDocument.js"
+import type { PendingRefresh } from "../document/AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../errors/Errors.js"
 import { TransientRefreshError } from "../errors/Errors.js"
-import type { PendingRefresh } from "../document/AuthDocument.js"
+import type { AuthState, AuthStatus } from "./AuthState.js"
 
 // The manager's public types live in its public module; the state machine works on them.
-export type { AuthState } from "./AuthState.js"
 export type { Settings } from "../config/Configuration.js"
+export type { AuthState } from "./AuthState.js"
 
 export type Health =
   | { readonly _tag: "Healthy" }
@@ -140,7 +140,9 @@ export const adopt = (snapshot: AuthSnapshot) => (state: State): State => {
 const applyOnto = (stored: AuthSnapshot, pending: Pending): Option.Option<AuthSnapshot> => {
   const reconciled = reconcile(stored, pending.replaced)
   return reconciled._tag === "Reapply"
-    ? Option.some(AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, pending.tokens, new Date(pending.at))))
+    ? Option.some(
+      AuthDocument.snapshot(AuthDocument.applyRefresh(reconciled.onto, pending.tokens, new Date(pending.at)))
+    )
     : Option.none()
 }
 
@@ -183,7 +185,9 @@ export const adoptUnsaved = (snapshot: AuthSnapshot, base: string, pending: Pend
   // Storage moved on during the refresh, and the state with it: the refresh applies onto what it
   // holds only if that still holds the refresh token just replaced; anything else is newer.
   const kept = applyOnto(state.snapshot, pending)
-  return Option.isSome(kept) ? { ...state, snapshot: kept.value, health: healthy, pending: Option.some(pending) } : state
+  return Option.isSome(kept)
+    ? { ...state, snapshot: kept.value, health: healthy, pending: Option.some(pending) }
+    : state
 }
 
 /** Whether the current snapshot is ahead of storage (refreshed tokens waiting to be saved). */
@@ -198,12 +202,13 @@ export const withHealth = (hash: string, health: Health) => (state: State): Stat
  * spreads the delay over a tenth above its ceiling (`backoffDelay`); a
  * server's `Retry-After` is a floor, capped at `maxRetryAfter`.
  */
-export const coolDown = (hash: string, error: TransientRefreshError, now: number, jitter: number, settings: Settings) =>
-(state: State): State => {
-  const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
-  const delay = backoffDelay(attempts, jitter, error.retryAfter, settings)
-  return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
-}
+export const coolDown =
+  (hash: string, error: TransientRefreshError, now: number, jitter: number, settings: Settings) =>
+  (state: State): State => {
+    const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
+    const delay = backoffDelay(attempts, jitter, error.retryAfter, settings)
+    return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
+  }
 
 /**
  * How many failures in a row are retried every `backoffBase` before the delays grow: most outages
@@ -237,7 +242,10 @@ export const backoffDelay = (
   retryAfter: Duration.Duration | undefined,
   settings: Settings
 ): number => {
-  const spread = Math.min(Duration.toMillis(settings.backoffCap), Math.floor(backoffCeiling(attempts, settings) * (1 + jitter / 10)))
+  const spread = Math.min(
+    Duration.toMillis(settings.backoffCap),
+    Math.floor(backoffCeiling(attempts, settings) * (1 + jitter / 10))
+  )
   const floor = retryAfter === undefined
     ? 0
     : Math.min(Duration.toMillis(retryAfter), Duration.toMillis(settings.maxRetryAfter))
@@ -271,11 +279,19 @@ export const statusOf = (state: State, includeToken: boolean): AuthStatus => {
   const { document, method } = state.snapshot
   const doc = Option.getOrUndefined(document)
   if (method === "apikey") {
-    return { authMethod: method, authToken: includeToken ? doc?.OPENAI_API_KEY ?? null : null, requiresOpenaiAuth: true }
+    return {
+      authMethod: method,
+      authToken: includeToken ? doc?.OPENAI_API_KEY ?? null : null,
+      requiresOpenaiAuth: true
+    }
   }
   if (method === "chatgpt") {
     const withheld = !includeToken || state.health._tag === "Poisoned"
-    return { authMethod: method, authToken: withheld ? null : doc?.tokens?.access_token ?? null, requiresOpenaiAuth: true }
+    return {
+      authMethod: method,
+      authToken: withheld ? null : doc?.tokens?.access_token ?? null,
+      requiresOpenaiAuth: true
+    }
   }
   return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
 }
@@ -307,7 +323,12 @@ export type Plan =
  */
 export const plan = (
   state: State,
-  read: { readonly current: AuthSnapshot; readonly base: string; readonly stored: AuthSnapshot; readonly known: Option.Option<Health> },
+  read: {
+    readonly current: AuthSnapshot
+    readonly base: string
+    readonly stored: AuthSnapshot
+    readonly known: Option.Option<Health>
+  },
   now: number,
   settings: Settings
 ): Plan => {

@@ -4,9 +4,9 @@
  * It applies only while `auth.json` still has that hash.
  */
 import { Option } from "effect"
+import type { AuthSnapshot } from "../document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../errors/Errors.js"
 import { SharedHealth, SharedHealthJson } from "../stores/RefreshCoordinator.js"
-import type { AuthSnapshot } from "../document/AuthDocument.js"
 import * as RefreshState from "./RefreshState.js"
 import type { Health } from "./RefreshState.js"
 
@@ -53,7 +53,9 @@ export const toHealth = (shared: SharedState, hash: string): Option.Option<Healt
         attempts: shared.attempts,
         error: new TransientRefreshError({
           kind: shared.kind,
-          detail: `another process's refresh failed (${shared.kind}${shared.status === undefined ? "" : `, HTTP ${shared.status}`})`,
+          detail: `another process's refresh failed (${shared.kind}${
+            shared.status === undefined ? "" : `, HTTP ${shared.status}`
+          })`,
           ...status
         })
       }

@@ -2,17 +2,17 @@
  * The whole stack for a Node server: `auth.json` under `$CODEX_HOME`, the
  * HTTP refresher, and Node's file system and HTTP client.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import { type ConfigError, Context, Effect, Layer } from "effect"
-import { AuthManager } from "../manager/AuthManager.js"
 import { Configuration } from "../config/Configuration.js"
-import * as StderrLogger from "./StderrLogger.js"
+import { AuthManager } from "../manager/AuthManager.js"
+import { TokenRefresher } from "../oauth/TokenRefresher.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import * as StoreMode from "../stores/StoreMode.js"
-import { TokenRefresher } from "../oauth/TokenRefresher.js"
+import * as StderrLogger from "./StderrLogger.js"
 
 /**
  * Node's HTTP client (`NodeHttpClient.layer`), built on its first request: a program that

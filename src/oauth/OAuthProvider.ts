@@ -9,14 +9,20 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Effect, Option, type Redacted } from "effect"
 import * as Configuration from "../config/Configuration.js"
-import { SignInError } from "../errors/Errors.js"
 import type { ClientAuth } from "../config/Configuration.js"
+import { SignInError } from "../errors/Errors.js"
 import * as OAuthHttp from "./TokenRequest.js"
-
 
 export const codexIssuer = Configuration.codexIssuer
 export const codexClientId = Configuration.codexClientId
-export const codexScopes = ["openid", "profile", "email", "offline_access", "api.connectors.read", "api.connectors.invoke"]
+export const codexScopes = [
+  "openid",
+  "profile",
+  "email",
+  "offline_access",
+  "api.connectors.read",
+  "api.connectors.invoke"
+]
 
 /** Where the browser comes back to: 127.0.0.1 only, the first port that can be bound. */
 export interface Loopback {
@@ -84,7 +90,12 @@ export const codex = (options: CodexOptions = {}): OAuthProvider => {
 /** The authorize URL of a browser sign-in: standard parameters first, in the order Codex sends them. */
 export const authorizeUrl = (
   provider: OAuthProvider,
-  request: { readonly redirectUri: string; readonly challenge: string; readonly state: string; readonly originator?: string }
+  request: {
+    readonly redirectUri: string
+    readonly challenge: string
+    readonly state: string
+    readonly originator?: string
+  }
 ): string => {
   const head: Array<readonly [string, string]> = [
     ["response_type", "code"],
@@ -163,7 +174,9 @@ export const discover = Effect.fn("OAuthProvider.discover")(function*(options: O
   const answer = yield* OAuthHttp.send(
     HttpClientRequest.get(`${issuer}/.well-known/openid-configuration`).pipe(HttpClientRequest.acceptJson)
   ).pipe(Effect.mapError((failure) => failed(failure.detail)))
-  if (answer.status !== 200) return yield* failed(`${issuer}/.well-known/openid-configuration answered HTTP ${answer.status}`)
+  if (answer.status !== 200) {
+    return yield* failed(`${issuer}/.well-known/openid-configuration answered HTTP ${answer.status}`)
+  }
   const field = (key: string) => OAuthHttp.stringField(answer.json, key)
   if (field("issuer") !== undefined && trimSlash(field("issuer")!) !== issuer) {
     return yield* failed(`the provider calls itself ${field("issuer")}, not ${issuer}`)
@@ -205,24 +218,31 @@ export const fromConfiguration = (configuration: Configuration.Options): {
     oidcPorts: Option.getOrElse(configuration.signIn.ports, () => [0])
   }
   return {
-  originator: config.originator,
-  provider: Option.match(config.issuer, {
-    onNone: () =>
-      Effect.succeed(codex({ issuer: config.codexIssuer, clientId: config.codexClientId, ports: config.codexPorts })),
-    onSome: (issuer) =>
-      Option.match(config.clientId, {
-        onNone: () =>
-          Effect.fail(new SignInError({ reason: "discovery_failed", detail: "EFFECT_AUTH_ISSUER is set but EFFECT_AUTH_CLIENT_ID is not" })),
-        onSome: (clientId) =>
-          discover({
-            issuer,
-            clientId,
-            clientSecret: Option.getOrUndefined(config.clientSecret),
-            clientAuth: Option.getOrUndefined(config.clientAuth),
-            scopes: Option.getOrUndefined(Option.map(config.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))),
-            ports: config.oidcPorts
-          })
-      })
-  })
+    originator: config.originator,
+    provider: Option.match(config.issuer, {
+      onNone: () =>
+        Effect.succeed(codex({ issuer: config.codexIssuer, clientId: config.codexClientId, ports: config.codexPorts })),
+      onSome: (issuer) =>
+        Option.match(config.clientId, {
+          onNone: () =>
+            Effect.fail(
+              new SignInError({
+                reason: "discovery_failed",
+                detail: "EFFECT_AUTH_ISSUER is set but EFFECT_AUTH_CLIENT_ID is not"
+              })
+            ),
+          onSome: (clientId) =>
+            discover({
+              issuer,
+              clientId,
+              clientSecret: Option.getOrUndefined(config.clientSecret),
+              clientAuth: Option.getOrUndefined(config.clientAuth),
+              scopes: Option.getOrUndefined(
+                Option.map(config.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))
+              ),
+              ports: config.oidcPorts
+            })
+        })
+    })
   }
 }

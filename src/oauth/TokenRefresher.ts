@@ -4,22 +4,18 @@
  * again later). `layerTest` is a scripted fake for tests.
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import {
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  Redacted,
-  Ref
-} from "effect"
-import type { RefreshedTokens } from "../document/AuthDocument.js"
-import { PermanentRefreshError, type PermanentReason, type SignInError, TransientRefreshError } from "../errors/Errors.js"
-import * as OAuthHttp from "./TokenRequest.js"
+import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import * as Configuration from "../config/Configuration.js"
 import type { ClientAuth } from "../config/Configuration.js"
+import type { RefreshedTokens } from "../document/AuthDocument.js"
+import {
+  type PermanentReason,
+  PermanentRefreshError,
+  type SignInError,
+  TransientRefreshError
+} from "../errors/Errors.js"
 import * as OAuthProvider from "./OAuthProvider.js"
+import * as OAuthHttp from "./TokenRequest.js"
 
 export interface TokenRefresherShape {
   readonly refresh: (
@@ -127,7 +123,9 @@ export const classifyFailure = (
   // proxy: backing off recovers by itself once fixed, poisoning would not.
   return new TransientRefreshError({
     kind: "status",
-    detail: `the token endpoint answered HTTP ${status}${code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""}`,
+    detail: `the token endpoint answered HTTP ${status}${
+      code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""
+    }`,
     status,
     ...Option.match(retryAfter, { onNone: () => ({}), onSome: (delay) => ({ retryAfter: delay }) })
   })
@@ -223,24 +221,32 @@ const makeForProvider = (
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const built = yield* Ref.make(Option.none<TokenRefresherShape>())
-    const refresher = Effect.flatMap(Ref.get(built), Option.match({
-      onSome: Effect.succeed,
-      onNone: () =>
-        provider.pipe(
-          Effect.flatMap((found) => makeHttp({ ...options, ...OAuthProvider.refresherOptions(found) })),
-          Effect.provideService(HttpClient.HttpClient, client),
-          Effect.mapError((error) => transient("connection", error.message)),
-          Effect.tap((made) => Ref.set(built, Option.some(made)))
-        )
-    }))
-    return TokenRefresher.of({ refresh: (refreshToken) => Effect.flatMap(refresher, (made) => made.refresh(refreshToken)) })
+    const refresher = Effect.flatMap(
+      Ref.get(built),
+      Option.match({
+        onSome: Effect.succeed,
+        onNone: () =>
+          provider.pipe(
+            Effect.flatMap((found) => makeHttp({ ...options, ...OAuthProvider.refresherOptions(found) })),
+            Effect.provideService(HttpClient.HttpClient, client),
+            Effect.mapError((error) => transient("connection", error.message)),
+            Effect.tap((made) => Ref.set(built, Option.some(made)))
+          )
+      })
+    )
+    return TokenRefresher.of({
+      refresh: (refreshToken) => Effect.flatMap(refresher, (made) => made.refresh(refreshToken))
+    })
   })
 
 /** `makeHttp` for `configuration`, through the provider of its sign-in issuer when it has one. */
 const makeConfigured = (configuration: Configuration.Options, options: Partial<HttpOptions> = {}) =>
   Option.isNone(configuration.signIn.issuer)
     ? makeHttp({ ...httpOptionsOf(configuration), ...options })
-    : makeForProvider({ ...httpOptionsOf(configuration), ...options }, OAuthProvider.fromConfiguration(configuration).provider)
+    : makeForProvider(
+      { ...httpOptionsOf(configuration), ...options },
+      OAuthProvider.fromConfiguration(configuration).provider
+    )
 
 /** The scripted fake: call N runs step N (the last step repeats) and is recorded. */
 export const makeTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>
@@ -280,8 +286,12 @@ export class TokenRefresher extends Context.Tag("effect-auth-manager/TokenRefres
    * The HTTP refresher of the `Configuration` in context (its token endpoint, or its sign-in
    * issuer's; see `httpOptionsOf`). Needs an `HttpClient`.
    */
-  static readonly layerHttp: Layer.Layer<TokenRefresher, never, Configuration.Configuration | HttpClient.HttpClient> = Layer
-    .effect(TokenRefresher, Effect.flatMap(Configuration.Configuration, (configuration) => makeConfigured(configuration)))
+  static readonly layerHttp: Layer.Layer<TokenRefresher, never, Configuration.Configuration | HttpClient.HttpClient> =
+    Layer
+      .effect(
+        TokenRefresher,
+        Effect.flatMap(Configuration.Configuration, (configuration) => makeConfigured(configuration))
+      )
 
   /** A scripted fake that records each call; see `TokenRefresherTest` for the record. */
   static readonly layerTest = (script: ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)) =>

@@ -12,7 +12,6 @@ import { Chunk, Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
 import type { ClientAuth } from "../config/Configuration.js"
 
-
 /** Who the client is, and how its requests to the token endpoint are written. */
 export interface ClientSettings {
   readonly clientId: string
@@ -65,7 +64,11 @@ export const tokenRequest = (
     if (method === "client_secret_basic") {
       // RFC 6749 §2.3.1: each part form-encoded, then Basic.
       const credentials = `${strictEncode(client.clientId)}:${strictEncode(secret)}`
-      request = HttpClientRequest.setHeader(request, "authorization", `Basic ${Buffer.from(credentials).toString("base64")}`)
+      request = HttpClientRequest.setHeader(
+        request,
+        "authorization",
+        `Basic ${Buffer.from(credentials).toString("base64")}`
+      )
     }
   }
   return client.bodyFormat === "form"
@@ -108,11 +111,20 @@ export const readBody = (response: HttpClientResponse.HttpClientResponse, maxByt
       (acc, bytes) => ({ size: acc.size + bytes.length, chunks: Chunk.append(acc.chunks, bytes) })
     ),
     Effect.mapError(() =>
-      new ExchangeFailure({ kind: "connection", detail: "the connection broke while reading the answer", status: response.status })
+      new ExchangeFailure({
+        kind: "connection",
+        detail: "the connection broke while reading the answer",
+        status: response.status
+      })
     ),
     Effect.filterOrFail(
       (acc) => acc.size <= maxBytes,
-      () => new ExchangeFailure({ kind: "body", detail: `the answer was larger than ${maxBytes} bytes`, status: response.status })
+      () =>
+        new ExchangeFailure({
+          kind: "body",
+          detail: `the answer was larger than ${maxBytes} bytes`,
+          status: response.status
+        })
     ),
     Effect.map((acc) => Buffer.concat(Chunk.toArray(acc.chunks)).toString("utf8"))
   )
@@ -148,7 +160,10 @@ export const send = (request: HttpClientRequest.HttpClientRequest, options: Send
     Effect.timeoutFail({
       duration: options.timeout,
       onTimeout: () =>
-        new ExchangeFailure({ kind: "timeout", detail: `${what} did not answer within ${Duration.format(options.timeout)}` })
+        new ExchangeFailure({
+          kind: "timeout",
+          detail: `${what} did not answer within ${Duration.format(options.timeout)}`
+        })
     })
   )
 }
@@ -177,12 +192,29 @@ export const errorCode = (body: unknown): string | undefined => {
  */
 const knownCodes = new Set([
   // RFC 6749 §4.1.2.1 and §5.2, RFC 8628 §3.5, OpenID Connect Core §3.1.2.6
-  "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-  "invalid_scope", "access_denied", "unsupported_response_type", "server_error", "temporarily_unavailable",
-  "authorization_pending", "slow_down", "expired_token", "interaction_required", "login_required",
-  "consent_required", "account_selection_required",
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "access_denied",
+  "unsupported_response_type",
+  "server_error",
+  "temporarily_unavailable",
+  "authorization_pending",
+  "slow_down",
+  "expired_token",
+  "interaction_required",
+  "login_required",
+  "consent_required",
+  "account_selection_required",
   // Codex / OpenAI
-  "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated", "rate_limit_exceeded", "token_expired"
+  "refresh_token_expired",
+  "refresh_token_reused",
+  "refresh_token_invalidated",
+  "rate_limit_exceeded",
+  "token_expired"
 ])
 
 /** Whether a code is one of the standard (or Codex) error codes, safe to repeat in a message. */

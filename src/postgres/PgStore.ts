@@ -8,14 +8,14 @@
  * Connections: a replica uses at most its pool (`maxConnections`, default 4)
  * and one more that listens. No connection is held during a token request.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { ConfigError, Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import { randomUUID } from "node:crypto"
 import { Configuration } from "../config/Configuration.js"
-import { CredentialStore, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
+import { CredentialStore, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import { make as makeCoordinator, RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import { type Connected, supervise } from "./connection.js"
 import * as Lease from "./lease.js"
@@ -149,7 +149,10 @@ export const layerWithClient = (
   Layer.scopedContext(Effect.gen(function*() {
     const pg = yield* PgClient.PgClient
     const sql = yield* SqlClient.SqlClient
-    const connect = Effect.as(Effect.provideService(migrate(options.prefix ?? "effect_auth"), SqlClient.SqlClient, sql), { sql, pg })
+    const connect = Effect.as(
+      Effect.provideService(migrate(options.prefix ?? "effect_auth"), SqlClient.SqlClient, sql),
+      { sql, pg }
+    )
     return servicesOf(yield* make({ ...options, where: whereOf(pg.config) }, connect))
   }))
 
@@ -165,7 +168,9 @@ export interface ConnectionOptions extends Options {
 
 /** Why `size` cannot be a pool size, or undefined when it can. */
 const poolSizeProblem = (size: number): string | undefined =>
-  Number.isInteger(size) && size >= 1 && size <= maxPoolSize ? undefined : `it must be a whole number from 1 to ${maxPoolSize}`
+  Number.isInteger(size) && size >= 1 && size <= maxPoolSize
+    ? undefined
+    : `it must be a whole number from 1 to ${maxPoolSize}`
 
 /**
  * Both services, on a pool of their own to the database at `url`. The layer is built at once: a
@@ -173,11 +178,15 @@ const poolSizeProblem = (size: number): string | undefined =>
  * with backoff, every operation failing with that problem meanwhile. A pool size that cannot work
  * is a `ConfigError`.
  */
-export const layer = (options: ConnectionOptions): Layer.Layer<CredentialStore | RefreshCoordinator, ConfigError.ConfigError> => {
+export const layer = (
+  options: ConnectionOptions
+): Layer.Layer<CredentialStore | RefreshCoordinator, ConfigError.ConfigError> => {
   const poolSize = options.maxConnections ?? 4
   const invalid = poolSizeProblem(poolSize)
   if (invalid !== undefined) {
-    return Layer.fail(ConfigError.InvalidData(["maxConnections"], `The pool size ${poolSize} cannot be used: ${invalid}`))
+    return Layer.fail(
+      ConfigError.InvalidData(["maxConnections"], `The pool size ${poolSize} cannot be used: ${invalid}`)
+    )
   }
   // One connection is kept open: a replica keeps its place under a connection limit.
   const config: PgClient.PgClientConfig = {
@@ -208,7 +217,9 @@ export const layerConfig: Layer.Layer<
   Effect.flatMap(Configuration, ({ database, refreshTimeout }) =>
     Option.match(database, {
       onNone: () =>
-        Effect.fail(ConfigError.MissingData(["EFFECT_AUTH_DATABASE_URL"], "PostgreSQL needs a database URL (postgres://…)")),
+        Effect.fail(
+          ConfigError.MissingData(["EFFECT_AUTH_DATABASE_URL"], "PostgreSQL needs a database URL (postgres://…)")
+        ),
       onSome: ({ poolSize, tablePrefix, url }) =>
         Effect.succeed(layer({
           url,

@@ -5,8 +5,8 @@
  * wrong, which the manager reports like any storage trouble; the attempts go
  * on with backoff, and the trouble is said once, not at every attempt.
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Cause, Deferred, Duration, Effect, ExecutionStrategy, Exit, Ref, Schedule, Scope } from "effect"
 
 export interface Connected {
@@ -56,14 +56,18 @@ export const supervise = <E>(options: SuperviseOptions<E>) =>
         if (previous._tag === "Starting") yield* Deferred.succeed(previous.settled, undefined)
         const count = yield* Ref.updateAndGet(failures, (n) => n + 1)
         const log = count === 1 ? Effect.logError : Effect.logDebug
-        yield* log("Cannot use the credential database; retrying with backoff, and until then every refresh fails with this problem")
+        yield* log(
+          "Cannot use the credential database; retrying with backoff, and until then every refresh fails with this problem"
+        )
           .pipe(Effect.annotateLogs({ database: options.where, problem }))
       })
 
     yield* attempt.pipe(
       Effect.tapError(down),
       // Quickly at first (a restart), then at most every 5 s.
-      Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.jittered)),
+      Effect.retry(
+        Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced("5 seconds")), Schedule.jittered)
+      ),
       Effect.flatMap((connected) =>
         Effect.gen(function*() {
           const previous = yield* Ref.getAndSet(state, { _tag: "Up", connected })
@@ -96,7 +100,9 @@ export const supervise = <E>(options: SuperviseOptions<E>) =>
           return Effect.zipRight(
             Deferred.await(current.settled),
             Effect.flatMap(Ref.get(state), (after) =>
-              after._tag === "Up" ? Effect.succeed(after.connected) : Effect.fail(after._tag === "Down" ? after.problem : "not connected yet"))
+              after._tag === "Up"
+                ? Effect.succeed(after.connected)
+                : Effect.fail(after._tag === "Down" ? after.problem : "not connected yet"))
           )
       }
     })

@@ -11,8 +11,8 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
-import type { Entry } from "../stores/CredentialStore.js"
 import { AuthStoreError } from "../errors/Errors.js"
+import type { Entry } from "../stores/CredentialStore.js"
 import { retryLostSession } from "./connection.js"
 import type { Hub } from "./listener.js"
 
@@ -39,7 +39,10 @@ export const currentLease: FiberRef.FiberRef<Option.Option<Lease>> = FiberRef.un
 
 /** The lease of `key` still held (or lost) by the current fiber's refresh; none once released. */
 export const leaseOf = (key: string) =>
-  Effect.map(FiberRef.get(currentLease), Option.filter((lease) => lease.key === key && (lease.state === "held" || lease.state === "lost")))
+  Effect.map(
+    FiberRef.get(currentLease),
+    Option.filter((lease) => lease.key === key && (lease.state === "held" || lease.state === "lost"))
+  )
 
 /** Whether the current fiber's refresh of `key` wrote its tokens (and so cleared the health). */
 export const committed = (key: string) =>
@@ -54,11 +57,22 @@ export const lostLease = (location: string) =>
   })
 
 export interface LeaseOptions {
-  readonly connected: (key: string, operation: AuthStoreError["operation"]) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
+  readonly connected: (
+    key: string,
+    operation: AuthStoreError["operation"]
+  ) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
   /** One statement on a connection of its own (the listener's), which no queue delays. */
-  readonly query: (text: string, values: ReadonlyArray<unknown>) => Effect.Effect<{ readonly rows: ReadonlyArray<unknown> }, unknown>
+  readonly query: (
+    text: string,
+    values: ReadonlyArray<unknown>
+  ) => Effect.Effect<{ readonly rows: ReadonlyArray<unknown> }, unknown>
   readonly hub: Hub
-  readonly tables: { readonly leases: string; readonly credentials: string; readonly versions: string; readonly leaseChannel: string }
+  readonly tables: {
+    readonly leases: string
+    readonly credentials: string
+    readonly versions: string
+    readonly leaseChannel: string
+  }
   /** This store's name in the lease rows (who holds a lease, for a person looking). */
   readonly holder: string
   /** How long a lease lasts unless renewed; also the longest wait for one. */
@@ -113,7 +127,8 @@ export const make = (options: LeaseOptions) => {
       // reason to fail the refresh: the statement runs again on a fresh connection.
       retryLostSession,
       Effect.map((rows): Taken =>
-        rows[0] ?? { fence: null, holder: null, remaining: null, present: null, document: null, version: null, health: null }
+        rows[0] ??
+          { fence: null, holder: null, remaining: null, present: null, document: null, version: null, health: null }
       ),
       Effect.mapError(fail(key, "lock"))
     )
@@ -128,7 +143,9 @@ export const make = (options: LeaseOptions) => {
       yield* sql`WITH released AS (
         DELETE FROM ${sql(options.tables.leases)} WHERE credential_key = ${lease.key} AND fence = ${lease.fence}
         RETURNING credential_key
-      ) SELECT pg_notify(${options.tables.leaseChannel}, credential_key) FROM released`.pipe(Effect.mapError(fail(lease.key, "lock")))
+      ) SELECT pg_notify(${options.tables.leaseChannel}, credential_key) FROM released`.pipe(
+        Effect.mapError(fail(lease.key, "lock"))
+      )
     }).pipe(
       Effect.timeout(options.ttl),
       Effect.catchAll((error) =>
@@ -165,9 +182,14 @@ export const make = (options: LeaseOptions) => {
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
     }).pipe(
       Effect.catchAll((error) =>
-        Effect.logDebug("Could not renew the refresh lock; trying again").pipe(Effect.annotateLogs({ problem: error.problem }))
+        Effect.logDebug("Could not renew the refresh lock; trying again").pipe(
+          Effect.annotateLogs({ problem: error.problem })
+        )
       ),
-      Effect.repeat({ schedule: Schedule.spaced(Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))), while: () => lease.state === "held" }),
+      Effect.repeat({
+        schedule: Schedule.spaced(Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))),
+        while: () => lease.state === "held"
+      }),
       Effect.delay(Duration.millis(Math.max(1, Math.floor(ttlMs / 3))))
     )
 
@@ -193,7 +215,9 @@ export const make = (options: LeaseOptions) => {
           return yield* new AuthStoreError({
             path: options.location(key),
             operation: "lock",
-            problem: `another replica (${taken.taken.holder ?? "unknown"}) has held the refresh lock for over ${Duration.format(options.ttl)}`
+            problem: `another replica (${taken.taken.holder ?? "unknown"}) has held the refresh lock for over ${
+              Duration.format(options.ttl)
+            }`
           })
         }
         if (!said) {

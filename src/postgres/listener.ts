@@ -45,9 +45,14 @@ export const makeHub = () => {
   const leases = registry()
   const hub: Hub = {
     changes: (key) =>
-      Stream.asyncPush<void>((emit) =>
-        Effect.acquireRelease(Effect.sync(() => credentials.add(key, () => emit.single(undefined))), (remove) => Effect.sync(remove)),
-        { bufferSize: 1, strategy: "sliding" }),
+      Stream.asyncPush<void>(
+        (emit) =>
+          Effect.acquireRelease(
+            Effect.sync(() => credentials.add(key, () => emit.single(undefined))),
+            (remove) => Effect.sync(remove)
+          ),
+        { bufferSize: 1, strategy: "sliding" }
+      ),
     leaseSignals: (key) =>
       Effect.gen(function*() {
         const signals = yield* Queue.sliding<void>(1)
@@ -130,7 +135,8 @@ export const listen = (
         () => Effect.promise(() => client.end().catch(() => undefined)).pipe(Effect.timeoutOption("1 second"))
       )
       yield* Effect.tryPromise({
-        try: () => client.query(`LISTEN ${quoteIdentifier(channels.changes)}; LISTEN ${quoteIdentifier(channels.leases)}`),
+        try: () =>
+          client.query(`LISTEN ${quoteIdentifier(channels.changes)}; LISTEN ${quoteIdentifier(channels.leases)}`),
         catch: (cause) => cause
       })
       if (yield* Ref.getAndSet(failing, false)) yield* Effect.logInfo("Listening for credential changes again")

@@ -21,7 +21,8 @@ export const tables = (prefix: string) => ({
  * A 64-bit advisory lock key for `name`, worked out here and sent as a
  * parameter: the name never becomes SQL text.
  */
-export const advisoryKey = (name: string): string => createHash("sha256").update(name).digest().readBigInt64BE(0).toString()
+export const advisoryKey = (name: string): string =>
+  createHash("sha256").update(name).digest().readBigInt64BE(0).toString()
 
 // No pg_dump of the schema: the store needs no FileSystem or CommandExecutor to start.
 const run = Migrator.make({})

@@ -8,8 +8,8 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Option, type Scope } from "effect"
-import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
 import { AuthStoreError } from "../errors/Errors.js"
+import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
 import { retryLostSession } from "./connection.js"
 import * as Lease from "./lease.js"
 import type { tables } from "./migrations.js"
@@ -17,7 +17,10 @@ import type { tables } from "./migrations.js"
 type Row = { readonly document: string; readonly version: string }
 
 export interface StatementsOptions {
-  readonly connected: (key: string, operation: AuthStoreError["operation"]) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
+  readonly connected: (
+    key: string,
+    operation: AuthStoreError["operation"]
+  ) => Effect.Effect<SqlClient.SqlClient, AuthStoreError>
   /** Takes a key's lease if it is free (see `lease.ts`). */
   readonly tryHold: (key: string) => Effect.Effect<Option.Option<Lease.Lease>, AuthStoreError, Scope.Scope>
   readonly tables: ReturnType<typeof tables>
@@ -35,20 +38,31 @@ export const makeStatements = (options: StatementsOptions) => {
   const t = options.tables
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
-  const using = <A>(key: string, operation: AuthStoreError["operation"], f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
-    Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(f(sql), fail(key, operation)))
+  const using = <A>(
+    key: string,
+    operation: AuthStoreError["operation"],
+    f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>
+  ) => Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(f(sql), fail(key, operation)))
 
   // Under a lease just taken, the row read with it (until the first write): no second round trip.
   const prefetched = (key: string) =>
-    Effect.map(Lease.leaseOf(key), (lease) =>
-      Option.flatMap(lease, (l) => l.state === "held" ? Option.fromNullable(l.prefetched) : Option.none()))
+    Effect.map(
+      Lease.leaseOf(key),
+      (lease) => Option.flatMap(lease, (l) => l.state === "held" ? Option.fromNullable(l.prefetched) : Option.none())
+    )
 
   const read: CredentialBackend["read"] = (key) =>
     Effect.flatMap(prefetched(key), (cached) =>
       Option.isSome(cached)
         ? Effect.succeed(cached.value.entry)
-        : using(key, "read", (sql) =>
-          retryLostSession(sql<Row>`SELECT document, version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`))
+        : using(
+          key,
+          "read",
+          (sql) =>
+            retryLostSession(
+              sql<Row>`SELECT document, version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`
+            )
+        )
           .pipe(Effect.map(entryOf)))
 
   // What the key holds after a write that did not happen, and whether the fence still holds.
@@ -65,7 +79,8 @@ export const makeStatements = (options: StatementsOptions) => {
     // made releases it in the same statement (the write is what the lock was held for).
     const lease = Option.match(fence, {
       onNone: () => sql``,
-      onSome: (f) => sql`lease AS (SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = ${key} AND fence = ${f} FOR UPDATE),`
+      onSome: (f) =>
+        sql`lease AS (SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = ${key} AND fence = ${f} FOR UPDATE),`
     })
     const leased = Option.match(fence, { onNone: () => sql``, onSome: () => sql`AND EXISTS (SELECT 1 FROM lease)` })
     const release = (changed: string) =>
@@ -196,9 +211,13 @@ export const makeStatements = (options: StatementsOptions) => {
         ? Effect.succeed(cached.value.health)
         : using(key, "read", (sql) =>
           retryLostSession(
-            sql<{ readonly health: string | null }>`SELECT health FROM ${sql(t.credentials)} WHERE credential_key = ${key}`
+            sql<{ readonly health: string | null }>`SELECT health FROM ${
+              sql(t.credentials)
+            } WHERE credential_key = ${key}`
           ))
-          .pipe(Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health)))))
+          .pipe(
+            Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health)))
+          ))
 
   // A health record is written only while the row still holds its snapshot: what was learned
   // of an old one never lands on new credentials.

@@ -24,17 +24,17 @@ import {
   Ref,
   Scope
 } from "effect"
+import { Configuration } from "../config/Configuration.js"
 import * as AuthDocument from "../document/AuthDocument.js"
+import { SignInError } from "../errors/Errors.js"
 import { AuthManager } from "../manager/AuthManager.js"
 import { type AuthState } from "../manager/AuthState.js"
-import { SignInError } from "../errors/Errors.js"
-import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/exchange.js"
+import * as OAuthProvider from "../oauth/OAuthProvider.js"
 import * as OAuthHttp from "../oauth/TokenRequest.js"
+import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/exchange.js"
 import * as Loopback from "./internal/loopback.js"
 import * as Pages from "./internal/pages.js"
 import { makeLoginId, makePkce, makeState } from "./internal/pkce.js"
-import { Configuration } from "../config/Configuration.js"
-import * as OAuthProvider from "../oauth/OAuthProvider.js"
 
 /** A sign-in in progress. */
 export interface Login {
@@ -107,7 +107,9 @@ const accountIdOf = (idToken: Option.Option<Redacted.Redacted<string>>): string 
   Option.flatMap(idToken, (token) => AuthDocument.jwtPayload(Redacted.value(token))).pipe(
     Option.flatMap((claims) => {
       const auth = claims["https://api.openai.com/auth"]
-      const id = auth !== null && typeof auth === "object" ? (auth as Record<string, unknown>).chatgpt_account_id : undefined
+      const id = auth !== null && typeof auth === "object"
+        ? (auth as Record<string, unknown>).chatgpt_account_id
+        : undefined
       return typeof id === "string" ? Option.some(id) : Option.none()
     }),
     Option.getOrNull
@@ -115,7 +117,9 @@ const accountIdOf = (idToken: Option.Option<Redacted.Redacted<string>>): string 
 
 /** Builds the service for the provider (or the effect that discovers it). */
 export const make = (
-  providerSource: OAuthProvider.OAuthProvider | Effect.Effect<OAuthProvider.OAuthProvider, SignInError, HttpClient.HttpClient>,
+  providerSource:
+    | OAuthProvider.OAuthProvider
+    | Effect.Effect<OAuthProvider.OAuthProvider, SignInError, HttpClient.HttpClient>,
   options: Partial<Settings> = {}
 ): Effect.Effect<SignInShape, never, HttpClient.HttpClient | AuthManager | Scope.Scope> =>
   Effect.gen(function*() {
@@ -157,10 +161,15 @@ export const make = (
 
         const finish = (exit: Exit.Exit<AuthState, SignInError>) =>
           Effect.flatMap(Deferred.done(done, exit), (first) => {
-            if (!first) return Effect.void
+            if (!first) {
+              return Effect.void
+            }
             const outcome: Either.Either<AuthState, SignInError> = Exit.match(exit, {
               onFailure: (cause) =>
-                Either.left(Option.getOrElse(Cause.failureOption(cause), () => new SignInError({ reason: "canceled" }))),
+                Either.left(
+                  Option.getOrElse(Cause.failureOption(cause), () =>
+                    new SignInError({ reason: "canceled" }))
+                ),
               onSuccess: (state) => Either.right(state)
             })
             const logged = Either.match(outcome, {
@@ -178,13 +187,15 @@ export const make = (
         const save = (tokens: Obtained) =>
           announce.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
             if (yield* Deferred.isDone(done)) return yield* Deferred.await(done)
-            const saved = yield* Effect.exit(auth.loginWithTokens({
-              idToken: Option.getOrElse(tokens.idToken, () => Redacted.make("")),
-              accessToken: tokens.accessToken,
-              refreshToken: tokens.refreshToken,
-              accountId: accountIdOf(tokens.idToken),
-              expiresIn: Option.getOrUndefined(tokens.expiresIn)
-            }).pipe(Effect.mapError((error) => new SignInError({ reason: "storage", detail: error.message }))))
+            const saved = yield* Effect.exit(
+              auth.loginWithTokens({
+                idToken: Option.getOrElse(tokens.idToken, () => Redacted.make("")),
+                accessToken: tokens.accessToken,
+                refreshToken: tokens.refreshToken,
+                accountId: accountIdOf(tokens.idToken),
+                expiresIn: Option.getOrUndefined(tokens.expiresIn)
+              }).pipe(Effect.mapError((error) => new SignInError({ reason: "storage", detail: error.message })))
+            )
             yield* finish(saved)
             return yield* saved
           })))
@@ -197,12 +208,22 @@ export const make = (
         yield* Deferred.await(done).pipe(
           Effect.timeoutOption(settings.timeout),
           Effect.flatMap(Option.match({
-            onNone: () => finish(Exit.fail(new SignInError({ reason: "timeout", detail: `not completed within ${Duration.format(settings.timeout)}` }))),
+            onNone: () =>
+              finish(
+                Exit.fail(
+                  new SignInError({
+                    reason: "timeout",
+                    detail: `not completed within ${Duration.format(settings.timeout)}`
+                  })
+                )
+              ),
             onSome: () => Effect.void
           })),
           Effect.catchAll(() => Effect.void),
           Effect.zipRight(Effect.whenEffect(
-            Effect.ignore(Effect.timeout(Effect.race(Deferred.await(successServed), Deferred.await(canceled)), successGrace)),
+            Effect.ignore(
+              Effect.timeout(Effect.race(Deferred.await(successServed), Deferred.await(canceled)), successGrace)
+            ),
             // Only a browser comes back for a page; a device sign-in is over once saved.
             Effect.map(Deferred.await(done).pipe(Effect.exit), (exit) => kind === "browser" && Exit.isSuccess(exit))
           )),
@@ -231,7 +252,10 @@ export const make = (
           let origin = ""
 
           const fail = (error: SignInError, status = 400) =>
-            Effect.as(context.finish(Exit.fail(error)), Pages.failure("The sign-in did not complete", error.message, status))
+            Effect.as(
+              context.finish(Exit.fail(error)),
+              Pages.failure("The sign-in did not complete", error.message, status)
+            )
 
           const callback = (params: URLSearchParams) =>
             Effect.gen(function*() {
@@ -248,14 +272,20 @@ export const make = (
               }
               const error = params.get("error")
               if (error !== null) {
-                return yield* fail(new SignInError({
-                  reason: error === "access_denied" ? "denied" : "exchange_failed",
-                  detail: OAuthHttp.isKnownCode(error) ? `the provider answered ${error}` : "the provider answered with an error"
-                }))
+                return yield* fail(
+                  new SignInError({
+                    reason: error === "access_denied" ? "denied" : "exchange_failed",
+                    detail: OAuthHttp.isKnownCode(error)
+                      ? `the provider answered ${error}`
+                      : "the provider answered with an error"
+                  })
+                )
               }
               const code = params.get("code")
               if (code === null || code.length === 0) {
-                return yield* fail(new SignInError({ reason: "exchange_failed", detail: "the browser came back without a code" }))
+                return yield* fail(
+                  new SignInError({ reason: "exchange_failed", detail: "the browser came back without a code" })
+                )
               }
               const exchanged = yield* Effect.either(withClient(exchangeCode(p, {
                 code: Redacted.make(code),
@@ -265,7 +295,11 @@ export const make = (
               if (Either.isLeft(exchanged)) return yield* fail(exchanged.left, 502)
               const saved = yield* Effect.either(context.save(exchanged.right))
               if (Either.isLeft(saved)) {
-                return Pages.failure("The sign-in did not complete", saved.left.message, saved.left.reason === "storage" ? 500 : 400)
+                return Pages.failure(
+                  "The sign-in did not complete",
+                  saved.left.message,
+                  saved.left.reason === "storage" ? 500 : 400
+                )
               }
               // Away from the address that carries the code.
               return HttpServerResponse.redirect(`${origin}/success`, { status: 302, headers: Pages.pageHeaders })
@@ -283,7 +317,12 @@ export const make = (
                 return Pages.success(p.name)
               case "/cancel":
                 // An older login server's owner is told, as Codex's is.
-                yield* Effect.forkIn(context.finish(Exit.fail(new SignInError({ reason: "canceled", detail: "another sign-in took over the port" }))), layerScope)
+                yield* Effect.forkIn(
+                  context.finish(
+                    Exit.fail(new SignInError({ reason: "canceled", detail: "another sign-in took over the port" }))
+                  ),
+                  layerScope
+                )
                 return HttpServerResponse.text("Login cancelled", { headers: Pages.pageHeaders })
               default:
                 return Pages.notFound()

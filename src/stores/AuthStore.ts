@@ -5,13 +5,13 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Context, Duration, Effect, Layer, Option, type Redacted, Stream } from "effect"
-import * as AuthDocument from "../document/AuthDocument.js"
-import * as CredentialStore from "./CredentialStore.js"
-import { AuthStoreError } from "../errors/Errors.js"
-import * as FileBackend from "./internal/fileStore.js"
+import { Context, Effect, Layer, Option, Stream } from "effect"
 import * as Configuration from "../config/Configuration.js"
+import * as AuthDocument from "../document/AuthDocument.js"
+import { AuthStoreError } from "../errors/Errors.js"
+import * as CredentialStore from "./CredentialStore.js"
 import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
+import * as FileBackend from "./internal/fileStore.js"
 import * as PendingFile from "./internal/pendingRefresh.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 import type { SharedHealth } from "./RefreshCoordinator.js"
@@ -62,16 +62,15 @@ export interface AuthStoreShape {
   readonly pendingLocation?: string
 }
 
-
-
 /** The outcome of a compare-and-set: written, or what the store holds instead. */
 export type SetResult =
   | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
   | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
 
-
 /** The file store over `FileSystem`: see `layerFile`. */
-export const makeFile = (options: FileOptions): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+export const makeFile = (
+  options: FileOptions
+): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
   // The keyed services over the file, bound to its one credential: one compare-and-set, one lock path.
   Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials, pending }): AuthStoreShape => ({
     ...bind(
@@ -112,8 +111,14 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
    * The `auth.json` file in the `codexHome` of the `Configuration` in context
    * (`Configuration.layerConfig` reads `CODEX_HOME`; `Configuration.layer` sets it in code).
    */
-  static readonly layerFile: Layer.Layer<AuthStore, never, Configuration.Configuration | FileSystem.FileSystem | Path.Path> =
-    Layer.effect(AuthStore, Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration))))
+  static readonly layerFile: Layer.Layer<
+    AuthStore,
+    never,
+    Configuration.Configuration | FileSystem.FileSystem | Path.Path
+  > = Layer.effect(
+    AuthStore,
+    Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration)))
+  )
 
   /**
    * A store in memory, optionally seeded with the JSON text or value an
@@ -125,11 +130,15 @@ export class AuthStore extends Context.Tag("effect-auth-manager/AuthStore")<Auth
    * The credential `key` of the keyed `CredentialStore` and `RefreshCoordinator`
    * in context (PostgreSQL, for instance), as this single-credential store.
    */
-  static readonly layerKeyed = (key: string): Layer.Layer<AuthStore, never, CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator> =>
+  static readonly layerKeyed = (
+    key: string
+  ): Layer.Layer<AuthStore, never, CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator> =>
     Layer.effect(
       AuthStore,
-      Effect.map(Effect.all([CredentialStore.CredentialStore, RefreshCoordinator.RefreshCoordinator]), ([credentials, coordinator]) =>
-        bind(key, credentials, coordinator))
+      Effect.map(
+        Effect.all([CredentialStore.CredentialStore, RefreshCoordinator.RefreshCoordinator]),
+        ([credentials, coordinator]) => bind(key, credentials, coordinator)
+      )
     )
 }
 
@@ -148,13 +157,16 @@ export const bind = (
   save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => stored.snapshot),
   // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
   compareAndSet: (expected, next) =>
-    Effect.flatMap(credentials.get(key), (stored): Effect.Effect<SetResult, AuthStoreError> =>
-      stored.snapshot.hash !== expected
-        ? Effect.succeed({ _tag: "Conflict", current: stored.snapshot })
-        : Effect.map(credentials.compareAndSet(key, stored, next), (result): SetResult =>
-          result._tag === "Written"
-            ? { _tag: "Written", snapshot: result.stored.snapshot }
-            : { _tag: "Conflict", current: result.current.snapshot })),
+    Effect.flatMap(
+      credentials.get(key),
+      (stored): Effect.Effect<SetResult, AuthStoreError> =>
+        stored.snapshot.hash !== expected
+          ? Effect.succeed({ _tag: "Conflict", current: stored.snapshot })
+          : Effect.map(credentials.compareAndSet(key, stored, next), (result): SetResult =>
+            result._tag === "Written"
+              ? { _tag: "Written", snapshot: result.stored.snapshot }
+              : { _tag: "Conflict", current: result.current.snapshot })
+    ),
   remove: Effect.asVoid(credentials.set(key, Option.none())),
   changed: credentials.changes(key),
   withRefreshLock: coordinator.withRefreshLock(key),

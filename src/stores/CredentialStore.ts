@@ -99,7 +99,8 @@ export class CredentialStore extends Context.Tag("effect-auth-manager/Credential
   /** The store over a backend's few primitives: see `make`. */
   static readonly make = (backend: Backend): CredentialStoreShape => make(backend)
   /** A backend in memory, to build a store from or to test a backend's contract against. */
-  static readonly makeMemoryBackend = (initial?: Readonly<Record<string, string | object>>) => makeMemoryBackend(initial)
+  static readonly makeMemoryBackend = (initial?: Readonly<Record<string, string | object>>) =>
+    makeMemoryBackend(initial)
   /** A store in memory, built in place. */
   static readonly makeMemory = (initial?: Readonly<Record<string, string | object>>) => makeMemory(initial)
   /** Every credential in memory: for tests, and for programs that keep nothing. */
@@ -119,7 +120,10 @@ export const decodeEntry = (location: string, key: string, entry: Option.Option<
       Effect.map(snapshotOf(location)(Option.some(text)), (snapshot): Stored => ({ key, snapshot, revision }))
   })
 
-const toWrite = (doc: AuthDocument.AuthDocument): Write => ({ text: format(doc), hash: AuthDocument.snapshot(doc).hash })
+const toWrite = (doc: AuthDocument.AuthDocument): Write => ({
+  text: format(doc),
+  hash: AuthDocument.snapshot(doc).hash
+})
 
 /** The snapshot of a stored text at `location`: no text is no credentials; bad text is a read error. */
 export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
@@ -127,7 +131,8 @@ export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
     onNone: () => Effect.succeed(AuthDocument.absent),
     onSome: (content) =>
       Either.match(AuthDocument.parse(content), {
-        onLeft: (error) => Effect.fail(new AuthStoreError({ path: location, operation: "read", problem: error.detail })),
+        onLeft: (error) =>
+          Effect.fail(new AuthStoreError({ path: location, operation: "read", problem: error.detail })),
         onRight: Effect.succeed
       })
   })
@@ -136,12 +141,12 @@ export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
 export const make = (backend: Backend): CredentialStoreShape => {
   const decode = (key: string, entry: Option.Option<Entry>) => decodeEntry(backend.location(key), key, entry)
   // What was written is known without parsing it again (the hash is worked out from the document).
-  const written = (key: string, doc: Option.Option<AuthDocument.AuthDocument>) =>
-  (entry: Option.Option<Entry>): Stored => ({
-    key,
-    snapshot: Option.match(doc, { onNone: () => AuthDocument.absent, onSome: AuthDocument.snapshot }),
-    revision: Option.match(entry, { onNone: () => absentRevision, onSome: (e) => e.revision })
-  })
+  const written =
+    (key: string, doc: Option.Option<AuthDocument.AuthDocument>) => (entry: Option.Option<Entry>): Stored => ({
+      key,
+      snapshot: Option.match(doc, { onNone: () => AuthDocument.absent, onSome: AuthDocument.snapshot }),
+      revision: Option.match(entry, { onNone: () => absentRevision, onSome: (e) => e.revision })
+    })
   return {
     location: backend.location,
     get: (key) =>
@@ -200,7 +205,8 @@ export const makeMemoryBackend = (initial: Readonly<Record<string, string | obje
             return [Either.right(entry), copy]
           }
         ).pipe(Effect.tap((result) => Either.isRight(result) ? PubSub.publish(changed, key) : Effect.void)),
-      changes: (key) => Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined))
+      changes: (key) =>
+        Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined))
     }
     return backend
   })

@@ -11,7 +11,6 @@ export const fileOptionsOf = (configuration: Configuration.Options): FileOptions
   refreshTimeout: configuration.refreshTimeout
 })
 
-
 /** Where the file store keeps `auth.json`, and its bounds. */
 export interface FileOptions {
   readonly codexHome: string

@@ -8,9 +8,9 @@ import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
+import { readBoundedText } from "../util/boundedRead.js"
 import { snapshotOf } from "./CredentialStore.js"
 import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
-import { readBoundedText } from "../util/boundedRead.js"
 
 export const fileName = "auth.json"
 export const sidecarName = "auth-refresh-state.json"
@@ -31,11 +31,15 @@ export const readOptional = (fs: FileSystem.FileSystem, path: string, maxBytes?:
   )
 
 /** The text of `file`; none when there is no file. */
-export const readText = (fs: FileSystem.FileSystem, file: string): Effect.Effect<Option.Option<string>, AuthStoreError> =>
+export const readText = (
+  fs: FileSystem.FileSystem,
+  file: string
+): Effect.Effect<Option.Option<string>, AuthStoreError> =>
   Effect.mapError(readOptional(fs, file), (problem) => new AuthStoreError({ path: file, operation: "read", problem }))
 
 /** The snapshot `file` holds (`AuthDocument.absent` when there is no file). */
-export const readSnapshot = (fs: FileSystem.FileSystem, file: string) => Effect.flatMap(readText(fs, file), snapshotOf(file))
+export const readSnapshot = (fs: FileSystem.FileSystem, file: string) =>
+  Effect.flatMap(readText(fs, file), snapshotOf(file))
 
 /**
  * The shared health the sidecar holds; none when there is no sidecar. Fails

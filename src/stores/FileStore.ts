@@ -10,9 +10,9 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import { Context, Effect, Layer } from "effect"
-import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import { Configuration } from "../config/Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
+import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 
@@ -42,7 +42,11 @@ export const make = (
 /** Both services over the `auth.json` in `options.codexHome`. */
 export const layer = (
   options: Options
-): Layer.Layer<CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator, never, FileSystem.FileSystem | Path.Path> =>
+): Layer.Layer<
+  CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
+  never,
+  FileSystem.FileSystem | Path.Path
+> =>
   Layer.effectContext(
     Effect.map(make(options), ({ coordinator, credentials }) =>
       Context.make(CredentialStore.CredentialStore, credentials).pipe(

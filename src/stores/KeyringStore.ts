@@ -14,12 +14,12 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { type ConfigError, Context, Effect, Layer } from "effect"
-import type { AuthStoreShape } from "./AuthStore.js"
-import { fileOptionsOf, type KeyringOptions } from "./FileOptions.js"
+import { Context, Effect, Layer } from "effect"
 import { Configuration } from "../config/Configuration.js"
-import * as CredentialStore from "./CredentialStore.js"
+import type { AuthStoreShape } from "./AuthStore.js"
 import { bind } from "./AuthStore.js"
+import * as CredentialStore from "./CredentialStore.js"
+import { fileOptionsOf, type KeyringOptions } from "./FileOptions.js"
 import * as KeyringBackend from "./internal/keyringStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
 

@@ -50,7 +50,10 @@ export interface Backend {
    * is there). A backend that also holds the credential writes a record only
    * while the credential still has that hash.
    */
-  readonly writeHealth: (key: string, text: Option.Option<{ readonly hash: string; readonly text: string }>) => Effect.Effect<void, SharedHealthError>
+  readonly writeHealth: (
+    key: string,
+    text: Option.Option<{ readonly hash: string; readonly text: string }>
+  ) => Effect.Effect<void, SharedHealthError>
 }
 
 export interface RefreshCoordinatorShape {
@@ -122,7 +125,10 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
         Effect.catchAll((problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>()))
       ),
     setHealth: (key, health) =>
-      backend.writeHealth(key, Option.map(health, (h) => ({ hash: h.hash, text: Schema.encodeSync(SharedHealthJson)(h) }))).pipe(
+      backend.writeHealth(
+        key,
+        Option.map(health, (h) => ({ hash: h.hash, text: Schema.encodeSync(SharedHealthJson)(h) }))
+      ).pipe(
         Effect.catchAll((error) =>
           Effect.logWarning("Could not share the refresh state").pipe(
             Effect.annotateLogs({ credential: key, location: error.location, problem: error.problem })

@@ -16,13 +16,13 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import { type ConfigError, Effect } from "effect"
-import { type AuthStoreShape, makeFile, makeMemory } from "./AuthStore.js"
-import { fileOptionsOf } from "./FileOptions.js"
 import type { Options } from "../config/Configuration.js"
-import * as CredentialStore from "./CredentialStore.js"
-import * as KeyringStore from "./KeyringStore.js"
+import { type AuthStoreShape, makeFile, makeMemory } from "./AuthStore.js"
 import { bind } from "./AuthStore.js"
 import { resolveMode } from "./CodexConfig.js"
+import * as CredentialStore from "./CredentialStore.js"
+import { fileOptionsOf } from "./FileOptions.js"
+import * as KeyringStore from "./KeyringStore.js"
 
 export { resolveMode } from "./CodexConfig.js"
 

@@ -12,8 +12,8 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect, Ref } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { unsignedJwt } from "./TokenEndpoint.js"
 import { fieldsOf, serveOnLoopback } from "./loopback.js"
+import { unsignedJwt } from "./TokenEndpoint.js"
 
 export interface Options {
   readonly clientId?: string
@@ -160,7 +160,9 @@ export const make = (options: Options = {}) =>
             const codes = new Map([...s.codes, [code, { ...grant, used: true }]])
             if (fields.client_id !== grant.clientId) return ["client_id does not match", { ...s, codes }]
             if (fields.redirect_uri !== grant.redirectUri) return ["redirect_uri does not match", { ...s, codes }]
-            if (challengeOf(fields.code_verifier ?? "") !== grant.challenge) return ["PKCE verification failed", { ...s, codes }]
+            if (challengeOf(fields.code_verifier ?? "") !== grant.challenge) {
+              return ["PKCE verification failed", { ...s, codes }]
+            }
             return [null, { ...s, codes }]
           })
           return verdict === null ? yield* issueTokens : oauthError(400, "invalid_grant", verdict)
@@ -174,7 +176,9 @@ export const make = (options: Options = {}) =>
               : [status, s]
           })
           if (known === "used") {
-            return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused", message: "already used" } }, { status: 401 })
+            return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused", message: "already used" } }, {
+              status: 401
+            })
           }
           return known === "current" ? yield* issueTokens : oauthError(400, "invalid_grant", "unknown refresh token")
         }
@@ -186,7 +190,10 @@ export const make = (options: Options = {}) =>
         if (fields.client_id !== clientId) return oauthError(400, "invalid_client", "unknown client")
         const userCode = `${randomBytes(2).toString("hex")}-${randomBytes(2).toString("hex")}`.toUpperCase()
         const deviceAuthId = secret("da")
-        yield* Ref.update(state, (s) => ({ ...s, devices: new Map([...s.devices, [userCode, { deviceAuthId, approved: false }]]) }))
+        yield* Ref.update(
+          state,
+          (s) => ({ ...s, devices: new Map([...s.devices, [userCode, { deviceAuthId, approved: false }]]) })
+        )
         return HttpServerResponse.unsafeJson({
           device_auth_id: deviceAuthId,
           user_code: userCode,
@@ -228,7 +235,10 @@ export const make = (options: Options = {}) =>
       Ref.modify(state, (s): readonly [boolean, State] => {
         const device = s.devices.get(userCode.trim().toUpperCase())
         if (device === undefined) return [false, s]
-        return [true, { ...s, devices: new Map([...s.devices, [userCode.trim().toUpperCase(), { ...device, approved: true }]]) }]
+        return [true, {
+          ...s,
+          devices: new Map([...s.devices, [userCode.trim().toUpperCase(), { ...device, approved: true }]])
+        }]
       })
 
     const devicePage = HttpServerResponse.text(
@@ -259,9 +269,12 @@ export const make = (options: Options = {}) =>
           return yield* deviceToken(fields)
         case "/codex/device": {
           const approved = yield* approveDevice(fields.user_code ?? "")
-          return HttpServerResponse.text(approved ? "Device approved. You can go back to your terminal." : "Unknown code.", {
-            status: approved ? 200 : 400
-          })
+          return HttpServerResponse.text(
+            approved ? "Device approved. You can go back to your terminal." : "Unknown code.",
+            {
+              status: approved ? 200 : 400
+            }
+          )
         }
         default:
           return HttpServerResponse.text("Not Found", { status: 404 })

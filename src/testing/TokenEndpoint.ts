@@ -31,7 +31,9 @@ export interface TokenEndpoint {
 
 /** An OAuth error answer (RFC 6749 §5.2 shape). */
 export const oauthError = (status: number, error: string, headers: Record<string, string> = {}): Behaviour => () =>
-  Effect.succeed(HttpServerResponse.unsafeJson({ error, error_description: `test endpoint: ${error}` }, { status, headers }))
+  Effect.succeed(
+    HttpServerResponse.unsafeJson({ error, error_description: `test endpoint: ${error}` }, { status, headers })
+  )
 
 /** The Codex/OpenAI error shape: `{"error": {"code": …}}`. */
 export const codedError = (status: number, code: string): Behaviour => () =>
@@ -62,26 +64,30 @@ export const rotating = (
   lifetimeSeconds = 3600,
   options: { readonly idToken?: boolean } = {}
 ): Effect.Effect<Behaviour> =>
-  Effect.map(Ref.make<RotationState>({ current: firstRefreshToken, used: new Set(), issued: 0 }), (tokens) => (request) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const presented = request.fields.refresh_token ?? ""
-      const answer = yield* Ref.modify(tokens, (state): readonly [number | "reused" | "unknown", RotationState] => {
-        if (presented !== state.current) return [state.used.has(presented) ? "reused" : "unknown", state]
-        const issued = state.issued + 1
-        return [issued, { current: `rt-${issued}`, used: new Set([...state.used, presented]), issued }]
+  Effect.map(
+    Ref.make<RotationState>({ current: firstRefreshToken, used: new Set(), issued: 0 }),
+    (tokens) => (request) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const presented = request.fields.refresh_token ?? ""
+        const answer = yield* Ref.modify(tokens, (state): readonly [number | "reused" | "unknown", RotationState] => {
+          if (presented !== state.current) return [state.used.has(presented) ? "reused" : "unknown", state]
+          const issued = state.issued + 1
+          return [issued, { current: `rt-${issued}`, used: new Set([...state.used, presented]), issued }]
+        })
+        if (answer === "reused") {
+          return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused" } }, { status: 401 })
+        }
+        if (answer === "unknown") return HttpServerResponse.unsafeJson({ error: "invalid_grant" }, { status: 400 })
+        return HttpServerResponse.unsafeJson({
+          token_type: "Bearer",
+          access_token: unsignedJwt({ exp: Math.floor(now / 1000) + lifetimeSeconds, n: answer }),
+          refresh_token: `rt-${answer}`,
+          // An OpenID client verifies an id_token's signature: a plain OAuth provider sends none.
+          ...(options.idToken === false ? {} : { id_token: unsignedJwt({ email: "user@example.com" }) }),
+          expires_in: lifetimeSeconds
+        })
       })
-      if (answer === "reused") return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused" } }, { status: 401 })
-      if (answer === "unknown") return HttpServerResponse.unsafeJson({ error: "invalid_grant" }, { status: 400 })
-      return HttpServerResponse.unsafeJson({
-        token_type: "Bearer",
-        access_token: unsignedJwt({ exp: Math.floor(now / 1000) + lifetimeSeconds, n: answer }),
-        refresh_token: `rt-${answer}`,
-        // An OpenID client verifies an id_token's signature: a plain OAuth provider sends none.
-        ...(options.idToken === false ? {} : { id_token: unsignedJwt({ email: "user@example.com" }) }),
-        expires_in: lifetimeSeconds
-      })
-    })
   )
 
 /** Starts the endpoint on an ephemeral port of 127.0.0.1 for the life of the scope. */

@@ -3,10 +3,10 @@
  * app on an ephemeral port of 127.0.0.1 for the life of a scope, and reading
  * the fields of a form or JSON body.
  */
-import * as HttpServer from "@effect/platform/HttpServer"
-import type * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { createServer } from "node:http"
 

@@ -33,7 +33,9 @@ export const readBoundedText = (
     // Checked before opening: opening a FIFO for reading waits for a writer.
     const info = yield* fs.stat(path)
     if (info.type !== "File") {
-      return yield* new FileRefused({ problem: `it is ${kinds[info.type] ?? "not a regular file"}, not a regular file` })
+      return yield* new FileRefused({
+        problem: `it is ${kinds[info.type] ?? "not a regular file"}, not a regular file`
+      })
     }
     if (Number(info.size) > maxBytes) return yield* tooLarge(maxBytes)
     return yield* Effect.scoped(Effect.gen(function*() {

@@ -28,7 +28,11 @@ export class MissingPeerError extends Error {
 }
 
 /** Runs `load` (the entry's real module); when it fails for want of one of `peers`, fails with `MissingPeerError`. */
-export const loadWithPeers = async <A>(entry: string, peers: ReadonlyArray<Peer>, load: () => Promise<A>): Promise<A> => {
+export const loadWithPeers = async <A>(
+  entry: string,
+  peers: ReadonlyArray<Peer>,
+  load: () => Promise<A>
+): Promise<A> => {
   try {
     return await load()
   } catch (error) {

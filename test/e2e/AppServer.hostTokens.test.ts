@@ -35,7 +35,12 @@ const api = async (refused: Set<string>) => {
     })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const { port } = server.address() as AddressInfo
-  return { url: `http://127.0.0.1:${port}/v1/me`, received, receivedWhen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  return {
+    url: `http://127.0.0.1:${port}/v1/me`,
+    received,
+    receivedWhen,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve()))
+  }
 }
 
 /** Resolves with the match once the process has written a line matching `pattern` to stderr. */
@@ -48,12 +53,16 @@ const stderrMatch = (server: RunningProcess, pattern: RegExp, timeoutMs = 15_000
       server.child.stderr.off("data", check)
       resolve(match)
     }
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} on stderr: ${server.stderr().slice(-2000)}`)), timeoutMs)
+    const timer = setTimeout(
+      () => reject(new Error(`no ${pattern} on stderr: ${server.stderr().slice(-2000)}`)),
+      timeoutMs
+    )
     server.child.stderr.on("data", check)
     check()
   })
 
-const isRefreshRequest = (message: { readonly method?: string }) => message.method === "account/chatgptAuthTokens/refresh"
+const isRefreshRequest = (message: { readonly method?: string }) =>
+  message.method === "account/chatgptAuthTokens/refresh"
 
 describe("a host app's own server (the library's AppServer and AuthHttpClient in one process): tokens the client manages", () => {
   it("a 401 asks the client over stdio (account/chatgptAuthTokens/refresh), once for concurrent 401s; the answer is used; an error answer ends in the API's 401", async () => {
@@ -62,9 +71,11 @@ describe("a host app's own server (the library's AppServer and AuthHttpClient in
     const protectedApi = await api(refused)
     const server = spawnScript("host-app-server", [], { HOME: home, CODEX_HOME: home, API_URL: protectedApi.url })
     const port = Number((await stderrMatch(server, /calls on port (\d+)/))[1])
-    const call = () => fetch(`http://127.0.0.1:${port}/call`).then((response) => response.json() as Promise<{ status?: number }>)
+    const call = () =>
+      fetch(`http://127.0.0.1:${port}/call`).then((response) => response.json() as Promise<{ status?: number }>)
 
-    expect((await server.request("initialize", { clientInfo: { name: "host", version: "1.0.0" } })).result).toBeDefined()
+    expect((await server.request("initialize", { clientInfo: { name: "host", version: "1.0.0" } })).result)
+      .toBeDefined()
     const login = await server.request("account/login/start", {
       type: "chatgptAuthTokens",
       accessToken: tokens[0],
@@ -76,10 +87,17 @@ describe("a host app's own server (the library's AppServer and AuthHttpClient in
     // One call: refused, the client is asked, the call is sent again with its new token.
     const first = call()
     const asked = await server.waitFor(isRefreshRequest)
-    expect(asked).toEqual({ id: 0, method: "account/chatgptAuthTokens/refresh", params: { reason: "unauthorized", previousAccountId: "acct_host" } })
+    expect(asked).toEqual({
+      id: 0,
+      method: "account/chatgptAuthTokens/refresh",
+      params: { reason: "unauthorized", previousAccountId: "acct_host" }
+    })
     expect(schemaErrors("JSONRPCRequest", asked)).toEqual([])
     expect(schemaErrors("ChatgptAuthTokensRefreshParams", asked.params)).toEqual([])
-    server.send({ id: asked.id, result: { accessToken: tokens[1], chatgptAccountId: "acct_host", chatgptPlanType: "plus" } })
+    server.send({
+      id: asked.id,
+      result: { accessToken: tokens[1], chatgptAccountId: "acct_host", chatgptPlanType: "plus" }
+    })
     expect(await first).toEqual({ status: 200 })
     expect(protectedApi.received).toEqual([
       { token: tokens[0], accountId: "acct_host" },
@@ -104,7 +122,9 @@ describe("a host app's own server (the library's AppServer and AuthHttpClient in
     const third = await server.waitFor((m) => isRefreshRequest(m) && m.id === 2)
     server.send({ id: third.id, error: { code: -32000, message: "signed out of the host" } })
     expect(await refusedCall).toEqual({ status: 401 })
-    expect(server.stderr()).toMatch(/The client did not refresh the tokens it supplied.*the client answered with an error \(-32000\): signed out of the host/)
+    expect(server.stderr()).toMatch(
+      /The client did not refresh the tokens it supplied.*the client answered with an error \(-32000\): signed out of the host/
+    )
     const status = await server.request("getAuthStatus", { includeToken: true })
     expect(status.result).toEqual({ authMethod: "chatgptAuthTokens", authToken: tokens[2], requiresOpenaiAuth: true })
 

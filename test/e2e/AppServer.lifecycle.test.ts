@@ -23,9 +23,11 @@ describe("example app server: starting and stopping", () => {
     const tokens = await endpoint((request) => Effect.zipRight(Effect.sleep("1500 millis"), rotating(request)))
     const server = await appServer({ codexHome: home, tokenUrl: tokens.url })
     server.send({ id: "refresh", method: "getAuthStatus", params: { refreshToken: true } })
-    await until(async () => (await tokens.count()) === 1, `the token request; stderr: ${server.stderr()}`).catch((e) => {
-      throw new Error(`${e.message} ${server.stderr()} ${server.stdout()}`)
-    })
+    await until(async () => (await tokens.count()) === 1, `the token request; stderr: ${server.stderr()}`).catch(
+      (e) => {
+        throw new Error(`${e.message} ${server.stderr()} ${server.stdout()}`)
+      }
+    )
     server.child.kill("SIGTERM")
     await server.exited
     expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe("rt-1")
@@ -86,7 +88,9 @@ describe("example app server: starting and stopping", () => {
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: "htps://auth.example.com/oauth/token"
     })
     expect(await cli.close()).toBe(1)
-    expect(cli.stderr()).toMatch(/^Configuration error: .*CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:\/\/ or https:\/\/ URL/)
+    expect(cli.stderr()).toMatch(
+      /^Configuration error: .*CODEX_REFRESH_TOKEN_URL_OVERRIDE must be an http:\/\/ or https:\/\/ URL/
+    )
     expect(cli.stderr()).not.toContain("    at ")
   })
 })

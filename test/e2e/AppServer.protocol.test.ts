@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { writeFileSync } from "node:fs"
-import { chatgptJson, secrets } from "../support/fixtures.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
+import { chatgptJson, secrets } from "../support/fixtures.js"
 import { appServer, cleanup, endpoint, type Message, spawnScript, tempHome } from "../support/processes.js"
 import { schemaErrors } from "../support/schemas.js"
 
@@ -106,12 +106,18 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
   it("pipelined: a sign-in written back to back with getAuthStatus is seen by it; answers and notifications validate", async () => {
     const server = await appServer({ codexHome: tempHome() })
     for (const round of [1, 2, 3]) {
-      server.write([
-        JSON.stringify({ id: `login-${round}`, method: "account/login/start", params: { type: "apiKey", apiKey: secrets.apiKey } }),
-        JSON.stringify({ id: `status-${round}`, method: "getAuthStatus", params: {} }),
-        JSON.stringify({ id: `logout-${round}`, method: "account/logout" }),
-        JSON.stringify({ id: `after-${round}`, method: "getAuthStatus", params: {} })
-      ].join("\n") + "\n")
+      server.write(
+        [
+          JSON.stringify({
+            id: `login-${round}`,
+            method: "account/login/start",
+            params: { type: "apiKey", apiKey: secrets.apiKey }
+          }),
+          JSON.stringify({ id: `status-${round}`, method: "getAuthStatus", params: {} }),
+          JSON.stringify({ id: `logout-${round}`, method: "account/logout" }),
+          JSON.stringify({ id: `after-${round}`, method: "getAuthStatus", params: {} })
+        ].join("\n") + "\n"
+      )
       const status = await server.waitFor((m) => m.id === `status-${round}`)
       expect(status.result.authMethod).toBe("apikey")
       const after = await server.waitFor((m) => m.id === `after-${round}`)
@@ -149,7 +155,7 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
   it("answers every kind of bad input with the right code, and keeps serving", async () => {
     const server = await appServer({ codexHome: tempHome() })
     const errors: Array<[string, number]> = [
-      ['{"id": "p1", "method": "getAuthStatus", broken', -32700],
+      ["{\"id\": \"p1\", \"method\": \"getAuthStatus\", broken", -32700],
       [JSON.stringify({ id: 1 }), -32600],
       [JSON.stringify({ id: 2, method: 17 }), -32600]
     ]
@@ -160,8 +166,15 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
       expectError(answer, code)
     }
     // The Codex schema has no error without an id: these are logged on stderr, and the server goes on.
-    const unanswerable = ["{not json", "[1, 2, 3]", "42", "\"a string\"", "null",
-      JSON.stringify({ id: { nested: true }, method: "getAuthStatus" }), JSON.stringify({ id: 1.5, method: "getAuthStatus" })]
+    const unanswerable = [
+      "{not json",
+      "[1, 2, 3]",
+      "42",
+      "\"a string\"",
+      "null",
+      JSON.stringify({ id: { nested: true }, method: "getAuthStatus" }),
+      JSON.stringify({ id: 1.5, method: "getAuthStatus" })
+    ]
     const before = server.messages.length
     server.write(unanswerable.map((line) => `${line}\n`).join(""))
     expectResponse(await server.request("getAuthStatus", {}, "probe"))
@@ -216,12 +229,18 @@ describe("example app server: the Codex app-server protocol over stdio", () => {
     const stale = chatgptJson({ now: Date.now(), expiresIn: -60_000, refreshToken: "rt-0" })
     writeFileSync(`${home}/auth.json`, JSON.stringify(stale))
     const tokens = await endpoint(TokenEndpoint.rotating("rt-0"))
-    const server = spawnScript("app-server", [], { HOME: home, CODEX_HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url })
+    const server = spawnScript("app-server", [], {
+      HOME: home,
+      CODEX_HOME: home,
+      CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url
+    })
     const ids = Array.from({ length: 50 }, (_, i) => i + 1)
-    server.write([
-      JSON.stringify({ id: 0, method: "initialize", params: {} }),
-      ...ids.map((id) => JSON.stringify({ id, method: "getAuthStatus", params: { includeToken: true } }))
-    ].join("\n") + "\n")
+    server.write(
+      [
+        JSON.stringify({ id: 0, method: "initialize", params: {} }),
+        ...ids.map((id) => JSON.stringify({ id, method: "getAuthStatus", params: { includeToken: true } }))
+      ].join("\n") + "\n"
+    )
     await server.waitFor((m) => m.id === 50 && m.method === undefined)
     const answers = server.messages.filter((m) => m.method === undefined && m.id !== 0)
     expect(answers.map((m) => m.id)).toEqual(ids)

@@ -43,7 +43,11 @@ describe("storms, counted at a token endpoint on 127.0.0.1", () => {
   it("50 requests written before any answer is read: 1 request", async () => {
     const { server, tokens } = await setUp(TokenEndpoint.codedError(401, "refresh_token_expired"))
     const ids = Array.from({ length: calls }, (_, i) => `burst-${i}`)
-    server.write(ids.map((id) => `${JSON.stringify({ id, method: "getAuthStatus", params: { includeToken: true, refreshToken: true } })}\n`).join(""))
+    server.write(
+      ids.map((id) =>
+        `${JSON.stringify({ id, method: "getAuthStatus", params: { includeToken: true, refreshToken: true } })}\n`
+      ).join("")
+    )
     const answers = await Promise.all(ids.map((id) => server.waitFor((m) => m.id === id)))
     expect(answers.every((a) => a.result.authMethod === "chatgpt" && a.result.authToken === null)).toBe(true)
     expect(await tokens.count()).toBe(1)
@@ -88,7 +92,14 @@ describe("storms, counted at a token endpoint on 127.0.0.1", () => {
     expect(await tokens.count()).toBe(1)
     writeFileSync(
       `${home}/auth.json`,
-      JSON.stringify(chatgptJson({ now: Date.now(), refreshedAgo: 0, accessToken: "new-login-access", refreshToken: "new-login-refresh" }))
+      JSON.stringify(
+        chatgptJson({
+          now: Date.now(),
+          refreshedAgo: 0,
+          accessToken: "new-login-access",
+          refreshToken: "new-login-refresh"
+        })
+      )
     )
     const updated = await server.waitFor((m) => m.method === "account/updated", 5_000)
     expect(updated.params.authMode).toBe("chatgpt")

@@ -44,7 +44,12 @@ const signedIn = (oidc: Oidc.OidcServer) =>
       JSON.stringify({
         auth_mode: "chatgpt",
         OPENAI_API_KEY: null,
-        tokens: { id_token: idToken, access_token: "opaque-of-a-previous-sign-in", refresh_token: refreshToken, account_id: "acct_123" },
+        tokens: {
+          id_token: idToken,
+          access_token: "opaque-of-a-previous-sign-in",
+          refresh_token: refreshToken,
+          account_id: "acct_123"
+        },
         last_refresh: tenDaysAgo()
       })
     )
@@ -52,8 +57,7 @@ const signedIn = (oidc: Oidc.OidcServer) =>
     return { home, saved }
   })
 
-const userinfo = (url: string) =>
-  Effect.flatMap(AuthHttpClient, (client) => client.get(url))
+const userinfo = (url: string) => Effect.flatMap(AuthHttpClient, (client) => client.get(url))
 
 describe("the authorized client against oidc-provider's userinfo endpoint on 127.0.0.1", () => {
   // oidc-provider's revocation endpoint revokes every token of the grant, refresh tokens included
@@ -63,7 +67,9 @@ describe("the authorized client against oidc-provider's userinfo endpoint on 127
       const oidc = yield* Oidc.start
       const { home, saved } = yield* signedIn(oidc)
       yield* Effect.gen(function*() {
-        const first = yield* userinfo(oidc.userinfoUrl).pipe(Effect.flatMap(HttpClientResponse.schemaBodyJson(UserInfo)))
+        const first = yield* userinfo(oidc.userinfoUrl).pipe(
+          Effect.flatMap(HttpClientResponse.schemaBodyJson(UserInfo))
+        )
         expect(first).toEqual({ sub: "user-1", email: "ada@example.com" })
         expect(oidc.tokenRequests()).toBe(1)
         expect(oidc.userinfoRequests()).toBe(1)
@@ -91,12 +97,18 @@ describe("the authorized client against oidc-provider's userinfo endpoint on 127
         const before = oidc.tokenRequests()
 
         const error = yield* Effect.flip(userinfo(oidc.userinfoUrl))
-        expect(error).toMatchObject({ _tag: "CredentialsUnavailableError", reason: "poisoned", refreshReason: "invalid_grant" })
+        expect(error).toMatchObject({
+          _tag: "CredentialsUnavailableError",
+          reason: "poisoned",
+          refreshReason: "invalid_grant"
+        })
         expect(error.message).toContain("sign in again")
         expect(oidc.tokenRequests() - before).toBe(1)
         const userinfoRequests = oidc.userinfoRequests()
 
-        for (let i = 0; i < 20; i++) expect((yield* Effect.flip(userinfo(oidc.userinfoUrl)))._tag).toBe("CredentialsUnavailableError")
+        for (let i = 0; i < 20; i++) {
+          expect((yield* Effect.flip(userinfo(oidc.userinfoUrl)))._tag).toBe("CredentialsUnavailableError")
+        }
         expect(oidc.tokenRequests() - before).toBe(1)
         expect(oidc.userinfoRequests()).toBe(userinfoRequests)
       }).pipe(Effect.provide(stackFor(home, oidc)))
@@ -108,7 +120,10 @@ describe("two processes sharing one auth.json", () => {
     Effect.gen(function*() {
       const home = tempHome()
       const fs = yield* FileSystem.FileSystem
-      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now(), refreshedAgo: 1_000 })))
+      yield* fs.writeFileString(
+        `${home}/auth.json`,
+        JSON.stringify(chatgptJson({ now: Date.now(), refreshedAgo: 1_000 }))
+      )
       const endpoint = yield* TokenEndpoint.make(yield* TokenEndpoint.rotating(secrets.refresh))
       // The API answers no 401 before both processes have asked with the same token.
       let waiting: Array<() => void> = []
@@ -126,7 +141,9 @@ describe("two processes sharing one auth.json", () => {
       )
       for (const caller of callers) yield* Effect.promise(() => caller.waitFor((m) => m.method === "ready"))
       for (const caller of callers) caller.send({ method: "go" })
-      const answers = yield* Effect.promise(() => Promise.all(callers.map((caller) => caller.waitFor((m) => m.method === "done"))))
+      const answers = yield* Effect.promise(() =>
+        Promise.all(callers.map((caller) => caller.waitFor((m) => m.method === "done")))
+      )
       expect(answers.map((answer) => answer.params)).toEqual([{ status: 200 }, { status: 200 }])
       expect(yield* endpoint.count).toBe(1)
       const sent = (yield* api.received).map((request) => request.token)

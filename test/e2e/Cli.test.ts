@@ -109,7 +109,7 @@ describe("effect-auth, the bundled binary", () => {
     const lines = (count: number, timeoutMs?: number) => watch.waitFor(() => watch.messages.length >= count, timeoutMs)
     await lines(1)
     // The folder watch starts just after the first line: write until a change is printed.
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0;; attempt++) {
       writeFileSync(`${home}/auth.json`, JSON.stringify({ OPENAI_API_KEY: secrets.apiKey, attempt }))
       if (await lines(2, 1_000).then(() => true, () => false)) break
       if (attempt === 10) throw new Error(`watch saw no change: ${watch.stdout()}`)
@@ -118,7 +118,10 @@ describe("effect-auth, the bundled binary", () => {
     await watch.exited
     const states = watch.stdout().trim().split("\n").map((line) => JSON.parse(line))
     // The vocabulary of status --json.
-    expect(states.map((s) => [s.status, s.authMethod]).slice(0, 2)).toEqual([["loggedOut", null], ["healthy", "apikey"]])
+    expect(states.map((s) => [s.status, s.authMethod]).slice(0, 2)).toEqual([["loggedOut", null], [
+      "healthy",
+      "apikey"
+    ]])
     expect(watch.stdout()).not.toContain(secrets.apiKey)
   })
 })

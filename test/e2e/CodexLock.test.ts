@@ -8,14 +8,14 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as AuthDocument from "../../src/document/AuthDocument.js"
 import { AuthManager } from "../../src/manager/AuthManager.js"
+import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { AuthStore } from "../../src/stores/AuthStore.js"
 import type { FileOptions } from "../../src/stores/FileOptions.js"
 import * as Flock from "../../src/stores/internal/flock.js"
-import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
+import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { chatgptJson, secrets } from "../support/fixtures.js"
 import { callCount, decode, rotated } from "../support/manager.js"
 import { appServer, cleanup, endpoint, tempHome } from "../support/processes.js"
-import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 
 const homeOf = Effect.map(
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()),
@@ -47,7 +47,10 @@ const killGroup = (child: ChildProcess) => {
 }
 
 const holdWithFlock = (lock: string, command: string) =>
-  Effect.acquireRelease(Effect.promise(() => spawnHolder(lock, command)), (child) => Effect.sync(() => killGroup(child)))
+  Effect.acquireRelease(
+    Effect.promise(() => spawnHolder(lock, command)),
+    (child) => Effect.sync(() => killGroup(child))
+  )
 
 const exitOf = (child: ChildProcess) =>
   Effect.async<number | null>((resume) => {
@@ -65,9 +68,10 @@ describe("the flock primitive", () => {
       const lock = `${yield* fs.makeTempDirectoryScoped()}/x.lock`
       const holder = yield* holdWithFlock(lock, "sleep 1000")
       const busy = yield* Effect.exit(Effect.scoped(Flock.acquire(fs, lock, { waitAtMost: Duration.millis(50) })))
-      expect(Exit.isFailure(busy) && Exit.causeOption(busy).pipe(Option.map(String), Option.getOrElse(() => ""))).toContain(
-        "FlockError"
-      )
+      expect(Exit.isFailure(busy) && Exit.causeOption(busy).pipe(Option.map(String), Option.getOrElse(() => "")))
+        .toContain(
+          "FlockError"
+        )
       process.kill(holder.pid!, "SIGKILL")
       yield* exitOf(holder)
       // The `sleep` it started still runs, without the lock's descriptor.
@@ -157,10 +161,21 @@ describe("AuthStore.layerFile: Codex's auth.json.lock", () => {
           yield* Deferred.await(called)
           // As the Codex CLI writes: under flock on auth.json.lock, waiting at most 5 s.
           const codex = JSON.stringify(
-            chatgptJson({ now: Date.now(), refreshedAgo: 0, accessToken: "codex-access", refreshToken: "codex-refresh" })
+            chatgptJson({
+              now: Date.now(),
+              refreshedAgo: 0,
+              accessToken: "codex-access",
+              refreshToken: "codex-refresh"
+            })
           )
           writeFileSync(`${home}/codex.json`, codex)
-          const writer = spawn("flock", ["-w", "5", `${home}/auth.json.lock`, "-c", `cp ${home}/codex.json ${home}/auth.json`], {
+          const writer = spawn("flock", [
+            "-w",
+            "5",
+            `${home}/auth.json.lock`,
+            "-c",
+            `cp ${home}/codex.json ${home}/auth.json`
+          ], {
             stdio: "ignore"
           })
           expect(yield* exitOf(writer)).toBe(0)

@@ -19,8 +19,8 @@ import { Clock, Duration, Effect, Fiber, Layer, Option, Random, TestClock } from
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { AuthManager } from "../../src/manager/AuthManager.js"
-import { AuthStore } from "../../src/stores/AuthStore.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
 import { chatgptJson } from "../support/fixtures.js"
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void
@@ -115,35 +115,112 @@ const backoff = 19
 const refreshTimeout = Duration.seconds(30)
 
 export const rows: ReadonlyArray<Row> = [
-  { name: "401 refresh_token_expired", handler: json(401, { error: { code: "refresh_token_expired" } }), expected: permanent("expired"), requests: 1 },
-  { name: "401 refresh_token_reused", handler: json(401, { error: { code: "refresh_token_reused" } }), expected: permanent("reused"), requests: 1 },
-  { name: "401 refresh_token_invalidated", handler: json(401, { error: { code: "refresh_token_invalidated" } }), expected: permanent("revoked"), requests: 1 },
-  { name: "400 invalid_grant", handler: json(400, { error: "invalid_grant" }), expected: permanent("invalid_grant"), requests: 1 },
-  { name: "401 invalid_client", handler: json(401, { error: "invalid_client" }), expected: permanent("invalid_client"), requests: 1 },
-  { name: "400 unauthorized_client", handler: json(400, { error: "unauthorized_client" }), expected: permanent("invalid_client"), requests: 1 },
-  { name: "401 with a top-level code in upper case", handler: json(401, { code: "REFRESH_TOKEN_REUSED" }), expected: permanent("reused"), requests: 1 },
-  { name: "401 with an unknown code", handler: json(401, { error: "something_else" }), expected: permanent("other"), requests: 1 },
+  {
+    name: "401 refresh_token_expired",
+    handler: json(401, { error: { code: "refresh_token_expired" } }),
+    expected: permanent("expired"),
+    requests: 1
+  },
+  {
+    name: "401 refresh_token_reused",
+    handler: json(401, { error: { code: "refresh_token_reused" } }),
+    expected: permanent("reused"),
+    requests: 1
+  },
+  {
+    name: "401 refresh_token_invalidated",
+    handler: json(401, { error: { code: "refresh_token_invalidated" } }),
+    expected: permanent("revoked"),
+    requests: 1
+  },
+  {
+    name: "400 invalid_grant",
+    handler: json(400, { error: "invalid_grant" }),
+    expected: permanent("invalid_grant"),
+    requests: 1
+  },
+  {
+    name: "401 invalid_client",
+    handler: json(401, { error: "invalid_client" }),
+    expected: permanent("invalid_client"),
+    requests: 1
+  },
+  {
+    name: "400 unauthorized_client",
+    handler: json(400, { error: "unauthorized_client" }),
+    expected: permanent("invalid_client"),
+    requests: 1
+  },
+  {
+    name: "401 with a top-level code in upper case",
+    handler: json(401, { code: "REFRESH_TOKEN_REUSED" }),
+    expected: permanent("reused"),
+    requests: 1
+  },
+  {
+    name: "401 with an unknown code",
+    handler: json(401, { error: "something_else" }),
+    expected: permanent("other"),
+    requests: 1
+  },
   { name: "401 with an empty body", handler: json(401, ""), expected: permanent("other"), requests: 1 },
   { name: "403", handler: json(403, { error: "forbidden" }), expected: transient("status"), requests: backoff },
   { name: "404", handler: json(404, "not found"), expected: transient("status"), requests: backoff },
   { name: "408", handler: json(408, ""), expected: transient("status"), requests: backoff },
-  { name: "429 Retry-After: 120 (seconds)", handler: json(429, "", { "retry-after": "120" }), expected: transient("status"), retryAfter: 120_000, requests: 1 },
+  {
+    name: "429 Retry-After: 120 (seconds)",
+    handler: json(429, "", { "retry-after": "120" }),
+    expected: transient("status"),
+    retryAfter: 120_000,
+    requests: 1
+  },
   // The date is fixed: once it has passed, the ordinary backoff applies again.
-  { name: "429 Retry-After: an HTTP date 30 s ahead", handler: json(429, "", { "retry-after": new Date(30_000).toUTCString() }), expected: transient("status"), retryAfter: 30_000, requests: 11 },
+  {
+    name: "429 Retry-After: an HTTP date 30 s ahead",
+    handler: json(429, "", { "retry-after": new Date(30_000).toUTCString() }),
+    expected: transient("status"),
+    retryAfter: 30_000,
+    requests: 11
+  },
   { name: "429 without Retry-After", handler: json(429, ""), expected: transient("status"), requests: backoff },
   { name: "500", handler: json(500, { error: "server_error" }), expected: transient("status"), requests: backoff },
   { name: "502", handler: json(502, "<html>bad gateway</html>"), expected: transient("status"), requests: backoff },
   { name: "503", handler: json(503, ""), expected: transient("status"), requests: backoff },
   { name: "504", handler: json(504, ""), expected: transient("status"), requests: backoff },
   { name: "connection refused", handler: "refused", expected: transient("connection"), requests: 0 },
-  { name: "connection reset mid-response", handler: resetMidResponse, expected: transient("connection"), requests: backoff },
+  {
+    name: "connection reset mid-response",
+    handler: resetMidResponse,
+    expected: transient("connection"),
+    requests: backoff
+  },
   { name: "no answer (30 s timeout)", handler: "silent", expected: transient("timeout"), requests: 3 },
   { name: "200 with HTML", handler: json(200, "<html>sign in</html>"), expected: transient("body"), requests: backoff },
-  { name: "200 with truncated JSON", handler: json(200, `{"access_token": "a`), expected: transient("body"), requests: backoff },
+  {
+    name: "200 with truncated JSON",
+    handler: json(200, `{"access_token": "a`),
+    expected: transient("body"),
+    requests: backoff
+  },
   // A new refresh_token alone is a success (it must be saved, or it is lost): only a body with no token is transient.
-  { name: "200 with JSON lacking any token", handler: json(200, { token_type: "Bearer", expires_in: 3600 }), expected: transient("body"), requests: backoff },
-  { name: "200 with empty tokens", handler: json(200, { access_token: "", refresh_token: null }), expected: transient("body"), requests: backoff },
-  { name: "200 with a 100 MB body (read up to 1 MiB)", handler: hugeBody, expected: transient("body"), requests: backoff },
+  {
+    name: "200 with JSON lacking any token",
+    handler: json(200, { token_type: "Bearer", expires_in: 3600 }),
+    expected: transient("body"),
+    requests: backoff
+  },
+  {
+    name: "200 with empty tokens",
+    handler: json(200, { access_token: "", refresh_token: null }),
+    expected: transient("body"),
+    requests: backoff
+  },
+  {
+    name: "200 with a 100 MB body (read up to 1 MiB)",
+    handler: hugeBody,
+    expected: transient("body"),
+    requests: backoff
+  },
   { name: "302 to another host (not followed)", handler: "redirect", expected: transient("status"), requests: backoff }
 ]
 
@@ -164,7 +241,10 @@ const settle = (
       for (const poll of polls) if (Option.isNone(yield* Fiber.poll(poll))) open.push(poll)
       if (open.length === 0) return
       if ((yield* Clock.currentTimeMillis) < silent.until) return
-      const arrived = yield* Effect.raceFirst(Effect.as(Fiber.await(open[0]!), false), Effect.as(server.arrivedBeyond(seen), true))
+      const arrived = yield* Effect.raceFirst(
+        Effect.as(Fiber.await(open[0]!), false),
+        Effect.as(server.arrivedBeyond(seen), true)
+      )
       // A request to the silent endpoint times out on the clock, counted from now.
       if (arrived && silent.row) silent.until = (yield* Clock.currentTimeMillis) + Duration.toMillis(refreshTimeout)
     }
@@ -215,7 +295,9 @@ describe("fault matrix of the token endpoint: classification, requests over 50 p
           const failure = yield* Fiber.join(first)
           expect(failure).toMatchObject(row.expected)
           if (failure._tag === "PermanentRefreshError") expect(failure.message).toMatch(/sign in again/)
-          if (failure._tag === "TransientRefreshError") expect(failure.retryAfter?.pipe(Duration.toMillis)).toBe(row.retryAfter)
+          if (failure._tag === "TransientRefreshError") {
+            expect(failure.retryAfter?.pipe(Duration.toMillis)).toBe(row.retryAfter)
+          }
           const polls: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
           for (let second = 1; second < 50; second++) {
             yield* TestClock.adjust("1 second")

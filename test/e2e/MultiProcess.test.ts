@@ -30,7 +30,10 @@ describe("several app servers on one CODEX_HOME act as one", () => {
     const answers = (await pollAll(all, 20)).flat()
     expect(answers.every((a) => a.authMethod === "chatgpt" && a.authToken === null)).toBe(true)
     expect(await tokens.count()).toBe(1)
-    expect(JSON.parse(readFileSync(`${home}/auth-refresh-state.json`, "utf8"))).toMatchObject({ state: "poisoned", reason: "reused" })
+    expect(JSON.parse(readFileSync(`${home}/auth-refresh-state.json`, "utf8"))).toMatchObject({
+      state: "poisoned",
+      reason: "reused"
+    })
   })
 
   it("a 503 with Retry-After: one process asks, the others read its cooldown and wait too", async () => {
@@ -75,12 +78,18 @@ describe("several app servers on one CODEX_HOME act as one", () => {
     await pollAll(all, 3)
     expect(await tokens.count()).toBe(1)
     const file = `${home}/new-tokens.json`
-    writeFileSync(file, JSON.stringify({ id_token: idToken, access_token: "fresh-access", refresh_token: "fresh-refresh" }))
+    writeFileSync(
+      file,
+      JSON.stringify({ id_token: idToken, access_token: "fresh-access", refresh_token: "fresh-refresh" })
+    )
     const before = all.map((server) => server.messages.length)
     const cli = spawnScript("effect-auth", ["login", "--tokens-file", file], { HOME: home, CODEX_HOME: home })
     expect(await cli.close()).toBe(0)
     for (const [i, server] of all.entries()) {
-      const updated = await server.waitFor((m) => m.method === "account/updated" && server.messages.indexOf(m) >= before[i]!, 5_000)
+      const updated = await server.waitFor(
+        (m) => m.method === "account/updated" && server.messages.indexOf(m) >= before[i]!,
+        5_000
+      )
       expect(updated.params).toEqual({ authMode: "chatgpt", planType: "plus" })
       expect((await poll(server)).authToken).toBe("fresh-access")
     }

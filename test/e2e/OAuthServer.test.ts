@@ -3,8 +3,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
 import { AuthManager } from "../../src/manager/AuthManager.js"
-import { AuthStore } from "../../src/stores/AuthStore.js"
 import { layerNode } from "../../src/node/layerNode.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
 import { idToken } from "../support/fixtures.js"
 import * as Oidc from "../support/oidc.js"
 
@@ -20,13 +20,15 @@ const authJson = (refreshToken: string, access = "opaque-access-token-of-a-previ
 
 /** The Node stack, configured only through `Config`, as a server would be. */
 const stackFor = (home: string, oidc: Oidc.OidcServer, secret = Oidc.clientSecret) =>
-  layerNode.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([
-    ["CODEX_HOME", home],
-    ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", oidc.tokenUrl],
-    ["EFFECT_AUTH_CLIENT_ID", Oidc.clientId],
-    ["EFFECT_AUTH_CLIENT_SECRET", secret],
-    ["EFFECT_AUTH_REFRESH_BODY", "form"]
-  ])))))
+  layerNode.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+    new Map([
+      ["CODEX_HOME", home],
+      ["CODEX_REFRESH_TOKEN_URL_OVERRIDE", oidc.tokenUrl],
+      ["EFFECT_AUTH_CLIENT_ID", Oidc.clientId],
+      ["EFFECT_AUTH_CLIENT_SECRET", secret],
+      ["EFFECT_AUTH_REFRESH_BODY", "form"]
+    ])
+  ))))
 
 const setUp = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem

@@ -4,14 +4,22 @@
 import { HttpServerResponse } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
-import pg from "pg"
 import { writeFileSync } from "node:fs"
 import { connect, createServer } from "node:net"
+import pg from "pg"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { freshDatabase, query } from "../support/database.js"
 import { chatgptJson, idToken } from "../support/fixtures.js"
+import {
+  appServer,
+  cleanup,
+  type Endpoint,
+  endpoint,
+  type RunningProcess,
+  spawnScript,
+  tempHome
+} from "../support/processes.js"
 import { putCredentials as putRows } from "../support/putCredentials.js"
-import { appServer, cleanup, endpoint, type Endpoint, type RunningProcess, spawnScript, tempHome } from "../support/processes.js"
 
 let url: string
 let tokens: Endpoint
@@ -30,7 +38,9 @@ beforeAll(async () => {
   url = await freshDatabase("replicas")
   tokens = await endpoint(TokenEndpoint.codedError(500, "server_error"))
   home = tempHome()
-  replicas = await Promise.all(Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env: env() })))
+  replicas = await Promise.all(
+    Array.from({ length: 4 }, () => appServer({ codexHome: home, tokenUrl: tokens.url, env: env() }))
+  )
 }, 30_000)
 afterAll(cleanup)
 
@@ -72,7 +82,8 @@ const saysOnStderr = (server: RunningProcess, text: string, from: number, timeou
   })
 
 const storedRefreshToken = async (): Promise<string> =>
-  JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document).tokens.refresh_token
+  JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document)
+    .tokens.refresh_token
 
 /** Resolves once the stored refresh token is `expected`, checked at every change notification (bounded). */
 const untilStored = async (expected: string, timeoutMs = 15_000) => {
@@ -182,17 +193,24 @@ describe("replicas on one PostgreSQL database act as one", () => {
   it("rotating refresh tokens, 4 stale replicas, 10 rounds: no refresh_token_reused, all end on the newest", async () => {
     const before = (await tokens.requests()).length
     // Every access token it gives is stale at once (60 s < the 5 min window).
-    const { refreshToken } = await freshCredential({ expiresIn: 30_000 }, async (refreshToken) =>
-      tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(refreshToken, 60))))
+    const { refreshToken } = await freshCredential(
+      { expiresIn: 30_000 },
+      async (refreshToken) => tokens.setBehaviour(await Effect.runPromise(TokenEndpoint.rotating(refreshToken, 60)))
+    )
     for (let r = 0; r < 10; r++) await Promise.all(replicas.map((server) => poll(server, r % 2 === 0)))
     // Each replica serves what the database holds (a stale token is refreshed by the poll itself, under the lock).
     const current = async () =>
       JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document)
-    for (const server of replicas) expect((await poll(server, false)).authToken).toBe((await current()).tokens.access_token)
+    for (const server of replicas) {
+      expect((await poll(server, false)).authToken).toBe((await current()).tokens.access_token)
+    }
     const requests = (await tokens.requests()).slice(before)
     expect(requests.length).toBeGreaterThanOrEqual(10)
     // Every refresh presented the newest refresh token: none reused (the endpoint would have said so), none unknown.
-    expect(requests.map((r) => r.fields.refresh_token)).toEqual([refreshToken, ...requests.slice(1).map((_, i) => `rt-${i + 1}`)])
+    expect(requests.map((r) => r.fields.refresh_token)).toEqual([
+      refreshToken,
+      ...requests.slice(1).map((_, i) => `rt-${i + 1}`)
+    ])
     expect((await current()).tokens.refresh_token).toBe(`rt-${requests.length}`)
   })
 
@@ -201,7 +219,10 @@ describe("replicas on one PostgreSQL database act as one", () => {
     await freshCredential({})
     await Promise.all(replicas.map((server) => poll(server)))
     const file = `${home}/new-tokens.json`
-    writeFileSync(file, JSON.stringify({ id_token: idToken, access_token: "fresh-access", refresh_token: "fresh-refresh" }))
+    writeFileSync(
+      file,
+      JSON.stringify({ id_token: idToken, access_token: "fresh-access", refresh_token: "fresh-refresh" })
+    )
     const before = replicas.map((server) => server.messages.length)
     const cli = spawnScript("effect-auth", ["login", "--tokens-file", file], { HOME: home, CODEX_HOME: home, ...env() })
     expect(await cli.close()).toBe(0)
@@ -224,7 +245,10 @@ describe("replicas on one PostgreSQL database act as one", () => {
     const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
     await tokens.received(before + 1)
     // Every session of every replica ends, the refresh holder's included (a restart, a failover, a cut).
-    await query(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    await query(
+      url,
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
     const from = other.stderr().length
     const asking = poll(other)
     // The other replica either waits for the refresh in flight, or sends the same refresh token again.
@@ -248,8 +272,11 @@ describe("replicas on one PostgreSQL database act as one", () => {
     const holding = holder.request("getAuthStatus", { includeToken: true, refreshToken: true })
     await tokens.received(before + 1)
     // As if the holder had been silent past its lease, and another replica had taken the lease over.
-    await query(url, `UPDATE effect_auth_leases SET fence = nextval('effect_auth_versions'), holder = 'another replica',
-      expires_at = now() + interval '1 hour'`)
+    await query(
+      url,
+      `UPDATE effect_auth_leases SET fence = nextval('effect_auth_versions'), holder = 'another replica',
+      expires_at = now() + interval '1 hour'`
+    )
     await answer()
     const refreshed = (await holding).result.authToken
     await saysOnStderr(holder, "lost the refresh lock before saving", from)
@@ -258,8 +285,11 @@ describe("replicas on one PostgreSQL database act as one", () => {
     expect(refreshed).not.toBe(access)
     expect((await poll(holder, false)).authToken).toBe(refreshed)
     // The other replica lets go: the holder's retried save goes through.
-    await query(url, `WITH released AS (DELETE FROM effect_auth_leases RETURNING credential_key)
-      SELECT pg_notify('effect_auth_leases', credential_key) FROM released`)
+    await query(
+      url,
+      `WITH released AS (DELETE FROM effect_auth_leases RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM released`
+    )
     await untilStored("rt-1")
     expect(await tokens.count()).toBe(before + 1)
     lastAccess = refreshed
@@ -282,8 +312,11 @@ describe("replicas on one PostgreSQL database act as one", () => {
     await Promise.race([saysOnStderr(other, "Waiting for the refresh lock", from), tokens.received(before + 2)])
     expect(await tokens.count()).toBe(before + 1)
     // The lease expires (its time is the database's: moved here rather than waited for).
-    await query(url, `WITH expired AS (UPDATE effect_auth_leases SET expires_at = now() RETURNING credential_key)
-      SELECT pg_notify('effect_auth_leases', credential_key) FROM expired`)
+    await query(
+      url,
+      `WITH expired AS (UPDATE effect_auth_leases SET expires_at = now() RETURNING credential_key)
+      SELECT pg_notify('effect_auth_leases', credential_key) FROM expired`
+    )
     const answer = await asking
     expect(answer.authToken).not.toBeNull()
     expect(answer.authToken).not.toBe(`access-start-${round}`)
@@ -305,7 +338,10 @@ describe("many credentials on many replicas", () => {
         presented.push(request.fields.refresh_token ?? "")
         return HttpServerResponse.unsafeJson({
           token_type: "Bearer",
-          access_token: TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, rt: request.fields.refresh_token }),
+          access_token: TokenEndpoint.unsignedJwt({
+            exp: Math.floor(Date.now() / 1000) + 3600,
+            rt: request.fields.refresh_token
+          }),
           refresh_token: `${request.fields.refresh_token}-next`,
           expires_in: 3600
         })
@@ -318,15 +354,22 @@ describe("many credentials on many replicas", () => {
         CODEX_REFRESH_TOKEN_URL_OVERRIDE: fleetTokens.url,
         FLEET_KEYS: String(credentials)
       }))
-    await Promise.all(fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000)))
+    await Promise.all(
+      fleet.map((replica) => replica.waitFor((m) => m.method === "<not json>" && m.params === "ready", 60_000))
+    )
     await putCredentials(
       fleetUrl,
-      Array.from({ length: credentials }, (_, i) => [`fleet-${i}`, chatgptJson({ now: Date.now(), expiresIn: 60_000, refreshToken: `fleet-rt-${i}` })])
+      Array.from(
+        { length: credentials },
+        (_, i) => [`fleet-${i}`, chatgptJson({ now: Date.now(), expiresIn: 60_000, refreshToken: `fleet-rt-${i}` })]
+      )
     )
     const before = fleet.map((replica) => replica.messages.length)
     for (const replica of fleet) replica.write("poll\n")
     const served = await Promise.all(
-      fleet.map((replica, i) => replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 90_000))
+      fleet.map((replica, i) =>
+        replica.waitFor((m) => Array.isArray(m) && fleet[i]!.messages.indexOf(m) >= before[i]!, 90_000)
+      )
     ) as unknown as Array<Array<string | null>>
     expect(await fleetTokens.count()).toBe(credentials)
     expect(new Set(presented).size).toBe(credentials)
@@ -346,7 +389,9 @@ describe("connections", () => {
       server.once("error", reject)
       server.listen(0, "127.0.0.1", () => {
         const address = server.address()
-        server.close(() => typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")))
+        server.close(() =>
+          typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
+        )
       })
     })
   const occurrences = (text: string, part: string) => text.split(part).length - 1
@@ -382,9 +427,14 @@ describe("connections", () => {
       // It hears changes again: a credential written now is served.
       const marks = server.messages.length
       const access = TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, late: true })
-      await putRows((sql, params) => query(database, sql, [...params]), [["default", chatgptJson({ now: Date.now(), accessToken: access })]])
+      await putRows((sql, params) => query(database, sql, [...params]), [[
+        "default",
+        chatgptJson({ now: Date.now(), accessToken: access })
+      ]])
       await server.waitFor((m) => m.method === "account/updated" && server.messages.indexOf(m) >= marks)
-      expect((await server.request("getAuthStatus", { includeToken: true, noRefresh: true })).result.authToken).toBe(access)
+      expect((await server.request("getAuthStatus", { includeToken: true, noRefresh: true })).result.authToken).toBe(
+        access
+      )
       // The outage was said once, however many attempts it took.
       expect(occurrences(server.stderr(), "Cannot use the credential database")).toBe(1)
       expect(await Promise.race([server.exited.then(() => "exited"), Promise.resolve("running")])).toBe("running")

@@ -22,7 +22,9 @@ beforeAll(async () => {
 afterAll(async () => {
   // What the issuer was sent that carries no SECRET marker (verifiers) must appear in no output either.
   for (const request of await Effect.runPromise(issuer.received)) {
-    recordSecret(...["code", "code_verifier", "refresh_token", "device_auth_id"].flatMap((key) => request.fields[key] ?? []))
+    recordSecret(
+      ...["code", "code_verifier", "refresh_token", "device_auth_id"].flatMap((key) => request.fields[key] ?? [])
+    )
   }
   await Effect.runPromise(Scope.close(scope, Exit.void))
 })
@@ -104,8 +106,16 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect(`${url.origin}${url.pathname}`).toBe(`${issuer.issuer}/oauth/authorize`)
     const params = [...url.searchParams]
     expect(params.map(([key]) => key)).toEqual([
-      "response_type", "client_id", "redirect_uri", "scope", "code_challenge", "code_challenge_method",
-      "id_token_add_organizations", "codex_cli_simplified_flow", "state", "originator"
+      "response_type",
+      "client_id",
+      "redirect_uri",
+      "scope",
+      "code_challenge",
+      "code_challenge_method",
+      "id_token_add_organizations",
+      "codex_cli_simplified_flow",
+      "state",
+      "originator"
     ])
     expect(Object.fromEntries(params)).toMatchObject({
       response_type: "code",
@@ -142,7 +152,11 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect(Date.now() - Date.parse(saved.last_refresh)).toBeLessThan(60_000)
 
     const status = await server.request("getAuthStatus", { includeToken: true })
-    expect(status.result).toEqual({ authMethod: "chatgpt", authToken: saved.tokens.access_token, requiresOpenaiAuth: true })
+    expect(status.result).toEqual({
+      authMethod: "chatgpt",
+      authToken: saved.tokens.access_token,
+      requiresOpenaiAuth: true
+    })
     const account = await server.request("account/read", {})
     expect(account.result).toEqual({
       account: { type: "chatgpt", email: "ada@example.com", planType: "plus" },
@@ -168,13 +182,18 @@ describe("app server sign-in, Codex profile, against the scripted issuer", () =>
     expect(completed.params).toMatchObject({ loginId: login.loginId, success: false })
     expect(completed.params.error).toContain("canceled")
     expect(await refused(redirectUri)).toBe(true)
-    expect((await server.request("account/login/cancel", { loginId: login.loginId })).result).toEqual({ status: "notFound" })
-    expect((await server.request("account/login/cancel", { loginId: "no-such-login" })).result).toEqual({ status: "notFound" })
+    expect((await server.request("account/login/cancel", { loginId: login.loginId })).result).toEqual({
+      status: "notFound"
+    })
+    expect((await server.request("account/login/cancel", { loginId: "no-such-login" })).result).toEqual({
+      status: "notFound"
+    })
     expect((await server.request("account/login/cancel", {})).error?.code).toBe(-32602)
     expect(() => statSync(join(home, "auth.json"))).toThrow()
     // Signing in with an API key cancels a browser sign-in in progress, as in Codex.
     const again = await startLogin(server)
-    expect((await server.request("account/login/start", { type: "apiKey", apiKey: "sk-test-key-SECRET" })).result).toEqual({ type: "apiKey" })
+    expect((await server.request("account/login/start", { type: "apiKey", apiKey: "sk-test-key-SECRET" })).result)
+      .toEqual({ type: "apiKey" })
     expect((await completion(server, again.loginId)).params).toMatchObject({ success: false })
     expect(await refused(new URL(again.authUrl).searchParams.get("redirect_uri")!)).toBe(true)
   })

@@ -148,10 +148,14 @@ describe("effect-auth login with any OpenID Connect provider (oidc-provider, Chr
       record("oidc sign-in pages", `${page.url()}\n${html}`)
 
       // The same configuration refreshes: the discovered token endpoint, client_secret_basic, rotation.
-      const refresh = spawnScript("effect-auth", ["refresh"], env(home, {
-        EFFECT_AUTH_REFRESH_WINDOW: "15 minutes",
-        EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 seconds"
-      }))
+      const refresh = spawnScript(
+        "effect-auth",
+        ["refresh"],
+        env(home, {
+          EFFECT_AUTH_REFRESH_WINDOW: "15 minutes",
+          EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 seconds"
+        })
+      )
       expect(await refresh.exited).toBe(0)
       const after = JSON.parse(readFileSync(join(home, "auth.json"), "utf8"))
       recordSecret(after.tokens.access_token, after.tokens.refresh_token)
@@ -166,7 +170,10 @@ describe("effect-auth login with any OpenID Connect provider (oidc-provider, Chr
   it("with a device code: the browser enters the code on the provider's page while the CLI polls", async () => {
     const home = tempHome()
     const cli = spawnScript("effect-auth", ["login", "--device"], env(home))
-    const [, verificationUrl, userCode] = await fromStderr(cli, /in a browser on any device:\s+(\S+)\s+and enter this code:\s+(\S+)/)
+    const [, verificationUrl, userCode] = await fromStderr(
+      cli,
+      /in a browser on any device:\s+(\S+)\s+and enter this code:\s+(\S+)/
+    )
     expect(verificationUrl).toBe(`${provider.issuer}/device`)
     const { page } = await openTab()
     try {

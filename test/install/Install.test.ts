@@ -3,8 +3,8 @@
 // util-linux `flock` holds Codex's auth.json.lock. Nothing is compiled and no install script of this
 // package, or of anything it alone pulls in, runs.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { createServer, type Server } from "node:http"
 import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createServer, type Server } from "node:http"
 import { dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { unsignedJwt } from "../../src/testing/TokenEndpoint.js"
@@ -25,7 +25,10 @@ const lifecycle = ["preinstall", "install", "postinstall"]
 /** Runs a program of the app to its end: its exit code and output. */
 const run = (installed: Installed, args: ReadonlyArray<string>, extraEnv: NodeJS.ProcessEnv, stdin = "") =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(args[0]!, args.slice(1), { cwd: installed.app, env: { ...process.env, PATH: installed.path, ...extraEnv } })
+    const child = spawn(args[0]!, args.slice(1), {
+      cwd: installed.app,
+      env: { ...process.env, PATH: installed.path, ...extraEnv }
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
@@ -38,7 +41,10 @@ const run = (installed: Installed, args: ReadonlyArray<string>, extraEnv: NodeJS
 /** util-linux `flock` holding `lock` while it runs `command`; resolves once it holds it. */
 const holdWithFlock = (installed: Installed, lock: string, command: string) =>
   new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn("flock", ["-o", lock, "-c", `echo held; ${command}`], { env: { ...process.env, PATH: installed.path }, stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn("flock", ["-o", lock, "-c", `echo held; ${command}`], {
+      env: { ...process.env, PATH: installed.path },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
     child.once("error", reject)
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => chunk.includes("held") && resolve(child))
   })
@@ -84,7 +90,10 @@ const scenario = (name: string, key: string) =>
       const all = manifests(join(installed.app, "node_modules"))
       expect(all.length).toBeGreaterThan(50)
       const withScripts = all.flatMap((file) => {
-        const { name, scripts = {} } = JSON.parse(readFileSync(file, "utf8")) as { name?: string; scripts?: Record<string, string> }
+        const { name, scripts = {} } = JSON.parse(readFileSync(file, "utf8")) as {
+          name?: string
+          scripts?: Record<string, string>
+        }
         return lifecycle.some((hook) => hook in scripts) || existsSync(join(dirname(file), "binding.gyp")) ? [name] : []
       })
       expect([...new Set(withScripts)].sort()).toEqual([...effectsOwnInstallScripts].sort())
@@ -94,18 +103,30 @@ const scenario = (name: string, key: string) =>
     it("signs in with an API key, and `effect-auth status` says so without a warning", async () => {
       const signIn = await run(installed, ["node", "app.mjs", "apikey", "sk-installed-1"], codexEnv())
       expect(signIn.stderr).toBe("")
-      expect({ code: signIn.code, out: JSON.parse(signIn.stdout) }).toEqual({ code: 0, out: { method: "apikey", status: "healthy" } })
+      expect({ code: signIn.code, out: JSON.parse(signIn.stdout) }).toEqual({
+        code: 0,
+        out: { method: "apikey", status: "healthy" }
+      })
       expect(authJson().OPENAI_API_KEY).toBe("sk-installed-1")
-      const status = await run(installed, ["node", "node_modules/effect-auth-manager/dist/bin/effect-auth.cjs", "status"], codexEnv())
+      const status = await run(installed, [
+        "node",
+        "node_modules/effect-auth-manager/dist/bin/effect-auth.cjs",
+        "status"
+      ], codexEnv())
       expect(status).toEqual({ code: 0, stdout: "Signed in with an API key\n", stderr: "" })
     })
 
     it("refreshes against a local token endpoint and saves the rotated refresh token", async () => {
-      writeFileSync(join(home, "auth.json"), JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: -60_000 })), { mode: 0o600 })
+      writeFileSync(join(home, "auth.json"), JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: -60_000 })), {
+        mode: 0o600
+      })
       const before = requests
       const refreshed = await run(installed, ["node", "app.mjs", "refresh"], codexEnv())
       expect(refreshed.stderr).toBe("")
-      expect({ code: refreshed.code, out: JSON.parse(refreshed.stdout) }).toEqual({ code: 0, out: { method: "chatgpt", status: "healthy" } })
+      expect({ code: refreshed.code, out: JSON.parse(refreshed.stdout) }).toEqual({
+        code: 0,
+        out: { method: "chatgpt", status: "healthy" }
+      })
       expect(requests).toBe(before + 1)
       expect(authJson().tokens.refresh_token).toBe(`rotated-refresh-${requests}`)
     })
@@ -125,9 +146,16 @@ const scenario = (name: string, key: string) =>
     })
 
     it("effect-auth-manager/postgres without its optional peers names them", async () => {
-      const imported = await run(installed, ["node", "--input-type=module", "-e", "await import('effect-auth-manager/postgres')"], {})
+      const imported = await run(installed, [
+        "node",
+        "--input-type=module",
+        "-e",
+        "await import('effect-auth-manager/postgres')"
+      ], {})
       expect(imported.code).toBe(1)
-      expect(imported.stderr).toMatch(/effect-auth-manager\/postgres needs the package (@effect\/sql|@effect\/sql-pg|@effect\/experimental|pg), which is not installed/)
+      expect(imported.stderr).toMatch(
+        /effect-auth-manager\/postgres needs the package (@effect\/sql|@effect\/sql-pg|@effect\/experimental|pg), which is not installed/
+      )
       expect(imported.stderr).toContain("npm install \"@effect/sql@")
     })
   })
@@ -140,7 +168,11 @@ scenario("(c) pnpm 10 with its defaults", "pnpm")
 describe("(a) the PATH without a compiler", () => {
   it("has node, npm and flock, and no make, gcc, g++ or cc", () => {
     const env = { ...process.env, PATH: inject("installs")["no-compiler"]!.path }
-    for (const tool of ["node", "npm", "flock"]) expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).toBe(0)
-    for (const tool of ["make", "gcc", "g++", "cc"]) expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).not.toBe(0)
+    for (const tool of ["node", "npm", "flock"]) {
+      expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).toBe(0)
+    }
+    for (const tool of ["make", "gcc", "g++", "cc"]) {
+      expect(spawnSync("sh", ["-c", `command -v ${tool}`], { env }).status, tool).not.toBe(0)
+    }
   })
 })

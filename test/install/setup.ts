@@ -2,7 +2,16 @@
 // fresh app in each way users install packages, timing each install and measuring its node_modules. It
 // runs in vitest's main process: an install takes longer than a test worker may stay silent.
 import { spawn } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TestProject } from "vitest/node"
@@ -36,18 +45,27 @@ declare module "vitest" {
 /** Runs a command to its end; fails with its output unless it exits 0. */
 const exec = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) =>
   new Promise<string>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
     child.once("error", reject)
-    child.once("exit", (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${stdout}\n${stderr}`))
+    child.once(
+      "exit",
+      (code) =>
+        code === 0
+          ? resolve(stdout)
+          : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${stdout}\n${stderr}`))
     )
   })
 
-const version = (name: string) => JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version as string
+const version = (name: string) =>
+  JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version as string
 
 export default async function setup(project: TestProject) {
   const work = mkdtempSync(join(tmpdir(), "effect-auth-install-"))
@@ -66,20 +84,33 @@ export default async function setup(project: TestProject) {
   }
   const npmInstall = ["npm", "install", "--prefer-offline", "--no-audit", "--no-fund"]
 
-  const install = async (name: string, command: ReadonlyArray<string>, path: string, fields: Record<string, unknown> = {}) => {
+  const install = async (
+    name: string,
+    command: ReadonlyArray<string>,
+    path: string,
+    fields: Record<string, unknown> = {}
+  ) => {
     const app = join(work, name)
     mkdirSync(app)
-    writeFileSync(join(app, "package.json"), JSON.stringify({ name: `app-${name}`, private: true, type: "module", ...fields }))
+    writeFileSync(
+      join(app, "package.json"),
+      JSON.stringify({ name: `app-${name}`, private: true, type: "module", ...fields })
+    )
     copyFileSync(join(import.meta.dirname, "app.mjs"), join(app, "app.mjs"))
     const started = performance.now()
     try {
-      await exec(command[0]!, [...command.slice(1), tarball, ...peers], { cwd: app, env: { ...process.env, PATH: path } })
+      await exec(command[0]!, [...command.slice(1), tarball, ...peers], {
+        cwd: app,
+        env: { ...process.env, PATH: path }
+      })
     } catch (error) {
       return { name, app, path, seconds: 0, megabytes: 0, error: String(error) }
     }
     const seconds = (performance.now() - started) / 1000
     const megabytes = Number((await exec("du", ["-sk", join(app, "node_modules")], { cwd: app })).split("\t")[0]) / 1024
-    console.log(`install ${name}: ${seconds.toFixed(1)} s, node_modules ${megabytes.toFixed(1)} MB (${command.join(" ")})`)
+    console.log(
+      `install ${name}: ${seconds.toFixed(1)} s, node_modules ${megabytes.toFixed(1)} MB (${command.join(" ")})`
+    )
     return { name, app, path, seconds, megabytes }
   }
 
@@ -89,13 +120,20 @@ export default async function setup(project: TestProject) {
   installs["ignore-scripts"] = await install("ignore-scripts", [...npmInstall, "--ignore-scripts"], path)
   // As npm advises under --strict-allow-scripts, the app decides about its packages' install scripts:
   // here, Effect's two are denied (this package has none to decide about).
-  installs["strict-allow-scripts"] = await install("strict-allow-scripts", [...npmInstall, "--strict-allow-scripts"], path, {
-    allowScripts: Object.fromEntries(effectsOwnInstallScripts.map((name) => [name, false]))
-  })
+  installs["strict-allow-scripts"] = await install(
+    "strict-allow-scripts",
+    [...npmInstall, "--strict-allow-scripts"],
+    path,
+    {
+      allowScripts: Object.fromEntries(effectsOwnInstallScripts.map((name) => [name, false]))
+    }
+  )
   // pnpm 10 itself from the npm registry, into a folder of its own; its store in the work folder.
   const tools = join(work, "pnpm-itself")
   mkdirSync(tools)
-  await exec("npm", ["install", "--prefix", tools, "--prefer-offline", "--no-audit", "--no-fund", "pnpm@10"], { cwd: work })
+  await exec("npm", ["install", "--prefix", tools, "--prefer-offline", "--no-audit", "--no-fund", "pnpm@10"], {
+    cwd: work
+  })
   const pnpm = join(tools, "node_modules", ".bin", "pnpm")
   console.log(`pnpm ${(await exec(pnpm, ["--version"], { cwd: work })).trim()}`)
   process.env.npm_config_store_dir = join(work, "pnpm-store")

@@ -16,6 +16,9 @@ describe("soak: several processes on one CODEX_HOME", () => {
     expect(result).toEqual({ checked: 200, broken: [] })
   }, 600_000)
 
-  it("rotating refresh tokens: 4 stale processes polling at once for 200 rounds cause no refresh_token_reused", () =>
-    expectRotationRace({ processes: 4, rounds: 200 }), 600_000)
+  it(
+    "rotating refresh tokens: 4 stale processes polling at once for 200 rounds cause no refresh_token_reused",
+    () => expectRotationRace({ processes: 4, rounds: 200 }),
+    600_000
+  )
 })

@@ -8,9 +8,9 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import { AuthHttpClient } from "../../src/client/AuthHttpClient.js"
+import { Configuration } from "../../src/config/Configuration.js"
 import { AuthManager } from "../../src/manager/AuthManager.js"
 import { layerNode, layerStderrLogger } from "../../src/node/layerNode.js"
-import { Configuration } from "../../src/config/Configuration.js"
 
 const print = (message: object) => Effect.sync(() => process.stdout.write(`${JSON.stringify(message)}\n`))
 const nextLine = Effect.async<void>((resume) => {

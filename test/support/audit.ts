@@ -6,7 +6,15 @@
 import { appendFileSync, mkdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 
-export const auditFile = join(import.meta.dirname, "..", "..", "node_modules", ".cache", "effect-auth-test", "output.log")
+export const auditFile = join(
+  import.meta.dirname,
+  "..",
+  "..",
+  "node_modules",
+  ".cache",
+  "effect-auth-test",
+  "output.log"
+)
 
 export const record = (source: string, text: string) => {
   if (text.length === 0) return

@@ -23,5 +23,9 @@ const teardown = () => {
     if (at >= 0) leaks.push(`a recorded secret at: ${text.slice(Math.max(0, at - 300), at)}<secret>`)
   }
   if (leaks.length > 0) throw new Error(`Secrets audit: a secret reached the output\n${leaks.join("\n")}`)
-  console.log(`Secrets audit: ${text.split("\n").length} lines of output searched for the patterns and ${known.length} recorded secrets, none found`)
+  console.log(
+    `Secrets audit: ${
+      text.split("\n").length
+    } lines of output searched for the patterns and ${known.length} recorded secrets, none found`
+  )
 }

@@ -40,7 +40,9 @@ export const readElf = (bytes: Buffer): ElfInfo => {
   const dynamic = sections.find((section) => section.type === 6)!
   const needed: Array<string> = []
   for (let at = dynamic.offset; at < dynamic.offset + dynamic.size; at += 16) {
-    if (bytes.readBigUInt64LE(at) === 1n) needed.push(cstring(bytes, dynstr.offset + Number(bytes.readBigUInt64LE(at + 8))))
+    if (bytes.readBigUInt64LE(at) === 1n) {
+      needed.push(cstring(bytes, dynstr.offset + Number(bytes.readBigUInt64LE(at + 8))))
+    }
   }
   return { format: "elf", machine, type, needed, exported }
 }
@@ -82,7 +84,9 @@ export const readPe = (bytes: Buffer): PeInfo => {
   if (exports.size > 0) {
     const at = offsetOf(exports.rva)
     const names = offsetOf(bytes.readUInt32LE(at + 32))
-    for (let i = 0; i < bytes.readUInt32LE(at + 24); i++) exported.push(cstring(bytes, offsetOf(bytes.readUInt32LE(names + i * 4))))
+    for (let i = 0; i < bytes.readUInt32LE(at + 24); i++) {
+      exported.push(cstring(bytes, offsetOf(bytes.readUInt32LE(names + i * 4))))
+    }
   }
   const imports: Record<string, Array<string>> = {}
   const importDir = directory(1)

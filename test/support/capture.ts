@@ -47,8 +47,13 @@ export const makeCapture = () => {
     Logger.minimumLogLevel(LogLevel.All),
     Layer.setTracer(tracer)
   )
-  const metrics = Effect.map(Metric.snapshot, (pairs) =>
-    pairs.map((pair) => `metric ${pair.metricKey.name} ${JSON.stringify(pair.metricKey.tags)} ${JSON.stringify(pair.metricState)}`))
+  const metrics = Effect.map(
+    Metric.snapshot,
+    (pairs) =>
+      pairs.map((pair) =>
+        `metric ${pair.metricKey.name} ${JSON.stringify(pair.metricKey.tags)} ${JSON.stringify(pair.metricState)}`
+      )
+  )
   const text = Effect.map(metrics, (metricLines) => [...lines, ...metricLines].join("\n"))
   return { lines, layer, text }
 }

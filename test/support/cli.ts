@@ -26,7 +26,10 @@ export const captureCli = <A, E, R>(
       ...(yield* Effect.console),
       log: (...parts) => Effect.sync(() => void out.push(parts.join(" "))),
       error: (...parts) =>
-        Effect.zipRight(Effect.sync(() => void err.push(parts.join(" "))), options.onStderr?.(parts.join(" ")) ?? Effect.void)
+        Effect.zipRight(
+          Effect.sync(() => void err.push(parts.join(" "))),
+          options.onStderr?.(parts.join(" ")) ?? Effect.void
+        )
     }
     const io = Layer.succeed(Cli.CliIo, {
       stdin: options.stdin === undefined ? Stream.empty : Stream.make(new TextEncoder().encode(options.stdin)),

@@ -3,10 +3,10 @@
  * immutable one (EPERM), a folder this user may not write (EACCES). The faults can be changed while
  * a test runs, so a file system can heal.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
-import { SystemError, type SystemErrorReason } from "@effect/platform/Error"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
+import { SystemError, type SystemErrorReason } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Layer } from "effect"
 
 export interface Faults {

@@ -8,16 +8,16 @@
  * per credential).
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Effect, Layer, Redacted, Stream } from "effect"
 import * as NodeStream from "@effect/platform-node/NodeStream"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
-import { PgStore } from "../../src/postgres/index.js"
-import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { Configuration } from "../../src/config/Configuration.js"
+import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
+import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
+import { PgStore } from "../../src/postgres/index.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
 const keys = Array.from({ length: count }, (_, i) => `fleet-${i}`)

@@ -1,21 +1,27 @@
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
-import * as AuthDocument from "../../src/document/AuthDocument.js"
-import { AuthManager } from "../../src/manager/AuthManager.js"
 import { type Settings } from "../../src/config/Configuration.js"
-import { AuthStore } from "../../src/stores/AuthStore.js"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../../src/errors/Errors.js"
+import { AuthManager } from "../../src/manager/AuthManager.js"
 import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../../src/stores/AuthStore.js"
 
 /** A manager over a memory store seeded with `json` and the given refresher. */
 export const managerWith = <ROut extends TokenRefresher | TokenRefresherTest, E, R>(
   json: object | undefined,
   refresher: Layer.Layer<ROut, E, R>,
   settings: Partial<Settings> = {}
-) => Layer.scoped(AuthManager, AuthManager.make(settings)).pipe(Layer.provideMerge(Layer.merge(AuthStore.layerMemory(json), refresher)))
+) =>
+  Layer.scoped(AuthManager, AuthManager.make(settings)).pipe(
+    Layer.provideMerge(Layer.merge(AuthStore.layerMemory(json), refresher))
+  )
 
 /** A manager over a memory store and the scripted refresher. */
-export const scripted = (json: object | undefined, script: Parameters<typeof TokenRefresher.layerTest>[0], settings: Partial<Settings> = {}) =>
-  managerWith(json, TokenRefresher.layerTest(script), settings)
+export const scripted = (
+  json: object | undefined,
+  script: Parameters<typeof TokenRefresher.layerTest>[0],
+  settings: Partial<Settings> = {}
+) => managerWith(json, TokenRefresher.layerTest(script), settings)
 
 export const callCount = Effect.map(Effect.flatMap(TokenRefresherTest, (t) => t.calls), (calls) => calls.length)
 
@@ -44,6 +50,7 @@ export const tokenOf = (status: { readonly authToken: Redacted.Redacted<string> 
 export const decode = (json: Record<string, unknown>) => Option.getOrThrow(Option.getRight(AuthDocument.decode(json)))
 
 /** Writes `json` to the store behind the manager's back, as another process would. */
-export const writeBehind = (json: Record<string, unknown>) => Effect.flatMap(AuthStore, (store) => store.save(decode(json)))
+export const writeBehind = (json: Record<string, unknown>) =>
+  Effect.flatMap(AuthStore, (store) => store.save(decode(json)))
 
 export const statusOf = Effect.flatMap(AuthManager, (auth) => auth.state)

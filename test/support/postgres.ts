@@ -16,7 +16,9 @@ const run = promisify(execFile)
 // Debian installs each major version under its own folder: take the newest one there is.
 const newestDebianBin = (): string => {
   const root = "/usr/lib/postgresql"
-  const versions = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a)) : []
+  const versions = existsSync(root)
+    ? readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a))
+    : []
   return join(root, versions[0] ?? "15", "bin")
 }
 
@@ -35,7 +37,9 @@ const freePort = () =>
     server.once("error", reject)
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")))
+      server.close(() =>
+        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))
+      )
     })
   })
 
@@ -59,19 +63,35 @@ export const startCluster = async (settings: ReadonlyArray<string> = []): Promis
   }
   const dir = mkdtempSync(join(tmpdir(), "effect-auth-pg-"))
   if (userInfo().uid === 0) {
-    const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])])
+    const [{ stdout: uid }, { stdout: gid }] = await Promise.all([
+      run("id", ["-u", "postgres"]),
+      run("id", ["-g", "postgres"])
+    ])
     chownSync(dir, Number(uid.trim()), Number(gid.trim()))
   }
   const data = join(dir, "data")
   const log = join(dir, "postgres.log")
   await asOwner(join(postgresBin, "initdb"), [
-    "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"
+    "-D",
+    data,
+    "-U",
+    "postgres",
+    "--auth=trust",
+    "--no-sync",
+    "--encoding=UTF8",
+    "--locale=C.UTF-8",
+    "--no-instructions"
   ])
   const port = await freePort()
   const options = [
-    "-h 127.0.0.1", `-p ${port}`, `-k ${dir}`,
-    "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-    "-c max_connections=300", "-c shared_buffers=32MB",
+    "-h 127.0.0.1",
+    `-p ${port}`,
+    `-k ${dir}`,
+    "-c fsync=off",
+    "-c synchronous_commit=off",
+    "-c full_page_writes=off",
+    "-c max_connections=300",
+    "-c shared_buffers=32MB",
     ...settings.map((setting) => `-c ${setting}`)
   ].join(" ")
   try {

@@ -33,7 +33,9 @@ export interface Endpoint {
   readonly received: (count: number, timeoutMs?: number) => Promise<void>
 }
 
-export const endpoint = async (behaviour: TokenEndpoint.Behaviour | Effect.Effect<TokenEndpoint.Behaviour>): Promise<Endpoint> => {
+export const endpoint = async (
+  behaviour: TokenEndpoint.Behaviour | Effect.Effect<TokenEndpoint.Behaviour>
+): Promise<Endpoint> => {
   const scope = Effect.runSync(Scope.make())
   cleanups.push(() => Effect.runPromise(Scope.close(scope, Exit.void)))
   let arrived = 0
@@ -45,7 +47,10 @@ export const endpoint = async (behaviour: TokenEndpoint.Behaviour | Effect.Effec
       return answer(request)
     })
   const server = await Effect.runPromise(
-    Effect.flatMap(Effect.isEffect(behaviour) ? behaviour : Effect.succeed(behaviour), (answer) => TokenEndpoint.make(counted(answer))).pipe(
+    Effect.flatMap(
+      Effect.isEffect(behaviour) ? behaviour : Effect.succeed(behaviour),
+      (answer) => TokenEndpoint.make(counted(answer))
+    ).pipe(
       Scope.extend(scope)
     )
   )
@@ -111,7 +116,13 @@ export const spawnScript = (
   const program = name in helpers ? join(helpersDir, `${name}.mjs`) : join(examplesDir, `${name}.mjs`)
   const child = spawn(process.execPath, [program, ...args], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", EFFECT_AUTH_LOG_LEVEL: "Debug", XDG_CACHE_HOME: codeCacheHome, ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      NODE_NO_WARNINGS: "1",
+      EFFECT_AUTH_LOG_LEVEL: "Debug",
+      XDG_CACHE_HOME: codeCacheHome,
+      ...env
+    },
     stdio: ["pipe", "pipe", "pipe"]
   })
   let out = ""
@@ -152,7 +163,10 @@ export const spawnScript = (
   const waitFor = (predicate: (message: Message) => boolean, timeoutMs = 15_000) =>
     new Promise<Message>((resolve, reject) => {
       let seen = 0
-      const timer = setTimeout(() => reject(new Error(`timed out; stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)}`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`timed out; stdout: ${out.slice(-2000)} stderr: ${err.slice(-2000)}`)),
+        timeoutMs
+      )
       const check = () => {
         for (; seen < messages.length; seen++) {
           const message = messages[seen]!

@@ -35,7 +35,10 @@ export interface KillsResult {
  */
 export const killWhileWriting = async (options: KillsOptions): Promise<KillsResult> => {
   const random = Random.make(options.seed)
-  const delays = Array.from({ length: options.rounds }, () => Effect.runSync(random.nextIntBetween(0, options.maxDelayMs + 1)))
+  const delays = Array.from(
+    { length: options.rounds },
+    () => Effect.runSync(random.nextIntBetween(0, options.maxDelayMs + 1))
+  )
   let checked = 0
   const broken: Array<string> = []
   await Promise.all(Array.from({ length: options.parallel }, async (_, lane) => {
@@ -68,9 +71,12 @@ export const expectRotationRace = async (options: { readonly processes: number; 
   const home = tempHome()
   writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson({ now: Date.now(), expiresIn: 30_000 })))
   // Every access token the endpoint gives is stale (60 s < 5 min window) and may be refreshed at once.
-  const all = await Promise.all(Array.from({ length: options.processes }, () =>
-    appServer({ codexHome: home, tokenUrl: tokens.url, env: { EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 millis" } })
-  ))
+  const all = await Promise.all(
+    Array.from(
+      { length: options.processes },
+      () => appServer({ codexHome: home, tokenUrl: tokens.url, env: { EFFECT_AUTH_MIN_REFRESH_INTERVAL: "0 millis" } })
+    )
+  )
   for (let round = 0; round < options.rounds; round++) {
     await Promise.all(all.map((server) => poll(server, round % 2 === 0)))
   }

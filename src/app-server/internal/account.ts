@@ -6,11 +6,11 @@
  */
 import { Effect, Option, Redacted, Ref, Schema, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
-import { AuthManager } from "../../manager/AuthManager.js"
 import { type AuthStoreError, TransientRefreshError } from "../../errors/Errors.js"
+import { AuthManager } from "../../manager/AuthManager.js"
 import type { HostRefresher, HostTokens } from "../../manager/HostTokens.js"
-import * as AppServerLogin from "./login.js"
 import { describeIssues } from "../../util/describeIssues.js"
+import * as AppServerLogin from "./login.js"
 import {
   type After,
   ChatgptAuthTokensRefreshResponse,
@@ -41,22 +41,27 @@ const withNothingToAnnounce = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(effect, (result) => [result, noAnnouncement] as const)
 
 const failures = <A, R2>(handler: Effect.Effect<A, RpcFailure | AuthStoreError, R2>) =>
-    handler.pipe(
-      Effect.catchTag("AuthStoreError", (error) =>
-        Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: error.message }))),
-      Effect.catchAllDefect((defect) =>
-        Effect.logError("request failed unexpectedly", defect).pipe(
-          Effect.zipRight(Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: "Internal error" })))
-        ))
+  handler.pipe(
+    Effect.catchTag("AuthStoreError", (error) =>
+      Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: error.message }))),
+    Effect.catchAllDefect((defect) =>
+      Effect.logError("request failed unexpectedly", defect).pipe(
+        Effect.zipRight(Effect.fail(new RpcFailure({ code: ErrorCode.internalError, message: "Internal error" })))
+      )
     )
-
+  )
 
 /** The account's requests on `connection`: a function from a method and its params to the answer. */
 /** Tokens a host app supplied (`chatgptAuthTokens`), with the email of the token's claims. */
 const hostTokensOf = (accessToken: string, accountId: string, planType: string | null): HostTokens => {
   const claims = AuthDocument.jwtPayload(accessToken).pipe(Option.getOrElse(() => ({})))
   const email = (claims as { email?: unknown }).email
-  return { accessToken: Redacted.make(accessToken), accountId, planType, email: typeof email === "string" ? email : null }
+  return {
+    accessToken: Redacted.make(accessToken),
+    accountId,
+    planType,
+    email: typeof email === "string" ? email : null
+  }
 }
 
 const decodeRefreshResponse = Schema.decodeUnknown(ChatgptAuthTokensRefreshResponse)
@@ -71,7 +76,10 @@ const refreshThrough = (request: ClientRequest): HostRefresher => ({ previousAcc
     Effect.flatMap((result) =>
       decodeRefreshResponse(result).pipe(
         Effect.mapError((error) =>
-          new TransientRefreshError({ kind: "client", detail: `the client's answer is not valid: ${describeIssues(error)}` })
+          new TransientRefreshError({
+            kind: "client",
+            detail: `the client's answer is not valid: ${describeIssues(error)}`
+          })
         )
       )
     ),
@@ -115,7 +123,10 @@ export const make = ({ announcing, notify, request, send }: Connection) =>
             requiresOpenaiAuth: true
           }
         }
-        const status = yield* auth.getAuthStatus({ includeToken: includeToken === true, refreshToken: refreshToken === true })
+        const status = yield* auth.getAuthStatus({
+          includeToken: includeToken === true,
+          refreshToken: refreshToken === true
+        })
         return { ...status, authToken: status.authToken === null ? null : Redacted.value(status.authToken) }
       })
 
@@ -151,11 +162,16 @@ export const make = ({ announcing, notify, request, send }: Connection) =>
           case "chatgptAuthTokens": {
             const planType = request.chatgptPlanType ?? null
             yield* external.set(hostTokensOf(request.accessToken, request.chatgptAccountId, planType))
-            const after: After = Effect.zipRight(loginCompleted(null), notifyAccount("chatgptAuthTokens", planTypeOf(planType)))
+            const after: After = Effect.zipRight(
+              loginCompleted(null),
+              notifyAccount("chatgptAuthTokens", planTypeOf(planType))
+            )
             return [{ type: "chatgptAuthTokens" }, after] as const
           }
           default: {
-            const started = yield* logins.start(request.type).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))
+            const started = yield* logins.start(request.type).pipe(
+              Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message }))
+            )
             return [started, Effect.void as After] as const
           }
         }
@@ -181,9 +197,15 @@ export const make = ({ announcing, notify, request, send }: Connection) =>
         case "account/logout":
           return failures(logout)
         case "account/login/cancel":
-          return failures(withNothingToAnnounce(logins.cancel(params).pipe(Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message })))))
+          return failures(withNothingToAnnounce(
+            logins.cancel(params).pipe(
+              Effect.mapError((error) => new RpcFailure({ code: error.code, message: error.message }))
+            )
+          ))
         default:
-          return Effect.fail(new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` }))
+          return Effect.fail(
+            new RpcFailure({ code: ErrorCode.methodNotFound, message: `Method not found: ${quoted(method)}` })
+          )
       }
     }
   })

@@ -9,7 +9,9 @@ import { SignIn } from "../../signin/SignIn.js"
 import { describeIssues } from "../../util/describeIssues.js"
 
 /** A failed request, as AppServer answers it. */
-export class LoginRpcError extends Data.TaggedError("LoginRpcError")<{ readonly code: number; readonly message: string }> {}
+export class LoginRpcError
+  extends Data.TaggedError("LoginRpcError")<{ readonly code: number; readonly message: string }>
+{}
 
 const CancelParams = Schema.Struct({ loginId: Schema.String })
 
@@ -26,13 +28,19 @@ export const make = (send: (message: object) => Effect.Effect<void>, announce: E
     const onComplete = (outcome: Either.Either<unknown, { readonly message: string }>, loginId: string) =>
       send({
         method: "account/login/completed",
-        params: { loginId, success: Either.isRight(outcome), error: Either.isLeft(outcome) ? outcome.left.message : null }
+        params: {
+          loginId,
+          success: Either.isRight(outcome),
+          error: Either.isLeft(outcome) ? outcome.left.message : null
+        }
       })
 
     const withSignIn = <A>(run: (service: SignIn["Type"]) => Effect.Effect<A, LoginRpcError>) =>
       Option.match(signIn, {
         onNone: () =>
-          Effect.fail(new LoginRpcError({ code: -32602, message: "This server is not set up for browser or device sign-in" })),
+          Effect.fail(
+            new LoginRpcError({ code: -32602, message: "This server is not set up for browser or device sign-in" })
+          ),
         onSome: run
       })
 
@@ -67,15 +75,22 @@ export const make = (send: (message: object) => Effect.Effect<void>, announce: E
     const cancel = (params: unknown) =>
       Effect.gen(function*() {
         const { loginId } = yield* Schema.decodeUnknown(CancelParams)(params ?? {}).pipe(
-          Effect.mapError((error) => new LoginRpcError({ code: -32602, message: `Invalid params: ${describeIssues(error)}` }))
+          Effect.mapError((error) =>
+            new LoginRpcError({ code: -32602, message: `Invalid params: ${describeIssues(error)}` })
+          )
         )
         const status = Option.isSome(signIn) ? yield* signIn.value.cancel(loginId) : "notFound"
         return { status }
       })
 
     /** Cancels a browser or device sign-in in progress (before an API key or host tokens replace it). */
-    const cancelInProgress = Effect.flatMap(Ref.getAndSet(lastStarted, Option.none()), (loginId) =>
-      Option.isSome(signIn) && Option.isSome(loginId) ? Effect.asVoid(signIn.value.cancel(loginId.value)) : Effect.void)
+    const cancelInProgress = Effect.flatMap(
+      Ref.getAndSet(lastStarted, Option.none()),
+      (loginId) =>
+        Option.isSome(signIn) && Option.isSome(loginId)
+          ? Effect.asVoid(signIn.value.cancel(loginId.value))
+          : Effect.void
+    )
 
     return { start, cancel, cancelInProgress }
   })

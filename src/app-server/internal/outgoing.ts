@@ -30,17 +30,27 @@ export const makeOutgoing = (send: (message: object) => Effect.Effect<void>) =>
     const request: Wire.ClientRequest = (method, params) =>
       Effect.flatMap(Deferred.make<unknown, Wire.ClientRequestFailure>(), (answer) =>
         Effect.acquireUseRelease(
-          Ref.modify(state, (s): readonly [RequestId | null, Outgoing] =>
-            s.closed ? [null, s] : [s.next, { ...s, next: s.next + 1, pending: HashMap.set(s.pending, s.next, answer) }]),
-          (id) => id === null ? Effect.fail(disconnected) : Effect.zipRight(send({ id, method, params }), Deferred.await(answer)),
+          Ref.modify(
+            state,
+            (s): readonly [RequestId | null, Outgoing] =>
+              s.closed
+                ? [null, s]
+                : [s.next, { ...s, next: s.next + 1, pending: HashMap.set(s.pending, s.next, answer) }]
+          ),
+          (id) =>
+            id === null
+              ? Effect.fail(disconnected)
+              : Effect.zipRight(send({ id, method, params }), Deferred.await(answer)),
           // Answered, or given up on (the caller's time bound): a late answer finds nothing to complete.
-          (id) => id === null ? Effect.void : Ref.update(state, (s) => ({ ...s, pending: HashMap.remove(s.pending, id) }))
+          (id) =>
+            id === null ? Effect.void : Ref.update(state, (s) => ({ ...s, pending: HashMap.remove(s.pending, id) }))
         ))
 
     const answer = (id: RequestId, outcome: Either.Either<unknown, ResponseError>) =>
       Effect.flatMap(Ref.get(state), (s) =>
         Option.match(HashMap.get(s.pending, id), {
-          onNone: () => Effect.logDebug("Ignored a response to no request of this server").pipe(Effect.annotateLogs({ id })),
+          onNone: () =>
+            Effect.logDebug("Ignored a response to no request of this server").pipe(Effect.annotateLogs({ id })),
           onSome: (waiting) =>
             Either.match(outcome, {
               onLeft: (error) =>
@@ -64,4 +74,3 @@ export const makeOutgoing = (send: (message: object) => Effect.Effect<void>) =>
 
     return { request, answer, close }
   })
-

@@ -19,12 +19,28 @@ export class RpcFailure extends Data.TaggedError("RpcFailure")<{ readonly code: 
 
 /** The plan types the Codex protocol knows; anything else is reported as "unknown". */
 const planTypes = new Set([
-  "free", "go", "plus", "pro", "prolite", "promax", "team", "self_serve_business_prolite",
-  "self_serve_business_usage_based", "business", "ent26", "enterprise_cbp_automation",
-  "enterprise_cbp_usage_based", "enterprise", "edu", "edu_plus", "edu_pro", "sci", "sci_plus", "unknown"
+  "free",
+  "go",
+  "plus",
+  "pro",
+  "prolite",
+  "promax",
+  "team",
+  "self_serve_business_prolite",
+  "self_serve_business_usage_based",
+  "business",
+  "ent26",
+  "enterprise_cbp_automation",
+  "enterprise_cbp_usage_based",
+  "enterprise",
+  "edu",
+  "edu_plus",
+  "edu_pro",
+  "sci",
+  "sci_plus",
+  "unknown"
 ])
 export const planTypeOf = (plan: string | null): string => (plan !== null && planTypes.has(plan) ? plan : "unknown")
-
 
 export const OptionalFlag = Schema.optional(Schema.NullOr(Schema.Boolean))
 export const InitializeParams = Schema.Struct({
@@ -46,7 +62,9 @@ export const LoginParams = Schema.Union(
 export const decodeParams = <A, I>(schema: Schema.Schema<A, I>, params: unknown) =>
   Either.match(Schema.decodeUnknownEither(schema)(params ?? {}), {
     onLeft: (error) =>
-      Effect.fail(new RpcFailure({ code: ErrorCode.invalidParams, message: `Invalid params: ${describeIssues(error)}` })),
+      Effect.fail(
+        new RpcFailure({ code: ErrorCode.invalidParams, message: `Invalid params: ${describeIssues(error)}` })
+      ),
     onRight: Effect.succeed
   })
 
@@ -69,10 +87,7 @@ export class ClientRequestFailure extends Data.TaggedError("ClientRequestFailure
 /** Sends a request to the client and waits for its answer (the caller bounds the wait). */
 export type ClientRequest = (method: string, params: object) => Effect.Effect<unknown, ClientRequestFailure>
 
-
 export const quoted = (method: string) => JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method)
-
 
 /** What a state-changing request announces once it is answered. */
 export type After = Effect.Effect<void>
-

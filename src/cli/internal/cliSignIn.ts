@@ -10,14 +10,14 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, Console, Data, Duration, Effect, Option, Redacted, Schedule } from "effect"
+import { Configuration } from "../../config/Configuration.js"
+import type { ClientAuth } from "../../config/Configuration.js"
+import { SignInError } from "../../errors/Errors.js"
 import type { AuthManager } from "../../manager/AuthManager.js"
 import type { AuthState } from "../../manager/AuthState.js"
-import { Configuration } from "../../config/Configuration.js"
-import { SignInError } from "../../errors/Errors.js"
-import { readBoundedText } from "../../util/boundedRead.js"
 import * as OAuthProvider from "../../oauth/OAuthProvider.js"
 import * as SignIn from "../../signin/SignIn.js"
-import type { ClientAuth } from "../../config/Configuration.js"
+import { readBoundedText } from "../../util/boundedRead.js"
 
 export interface Flags {
   readonly device: boolean
@@ -40,7 +40,10 @@ export const options = {
     Options.withDescription("An OpenID Connect / OAuth 2 provider (its issuer URL) instead of ChatGPT"),
     Options.optional
   ),
-  clientId: Options.text("client-id").pipe(Options.withDescription("The client id registered at --issuer"), Options.optional),
+  clientId: Options.text("client-id").pipe(
+    Options.withDescription("The client id registered at --issuer"),
+    Options.optional
+  ),
   clientSecretFile: Options.file("client-secret-file", { exists: "yes" }).pipe(
     Options.withDescription("A file holding the client secret (or set EFFECT_AUTH_CLIENT_SECRET)"),
     Options.optional
@@ -54,7 +57,9 @@ export const options = {
     Options.optional
   ),
   port: Options.integer("port").pipe(
-    Options.withDescription("The 127.0.0.1 port the browser comes back to (default: 1455 then 1457 for ChatGPT, any free port otherwise)"),
+    Options.withDescription(
+      "The 127.0.0.1 port the browser comes back to (default: 1455 then 1457 for ChatGPT, any free port otherwise)"
+    ),
     Options.optional
   )
 }
@@ -81,7 +86,8 @@ const providerOf = (flags: Flags) =>
     const clientId = Option.getOrUndefined(Option.orElse(flags.clientId, () => configuration.signIn.clientId))
     if (clientId === undefined) {
       return yield* new UsageError({
-        message: "--issuer needs the id of the client registered there: give --client-id ID (or set EFFECT_AUTH_CLIENT_ID)."
+        message:
+          "--issuer needs the id of the client registered there: give --client-id ID (or set EFFECT_AUTH_CLIENT_ID)."
       })
     }
     const fs = yield* FileSystem.FileSystem
@@ -100,7 +106,9 @@ const providerOf = (flags: Flags) =>
       clientId,
       clientSecret: secret,
       clientAuth: Option.getOrUndefined(flags.clientAuth),
-      scopes: Option.getOrUndefined(Option.map(flags.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))),
+      scopes: Option.getOrUndefined(
+        Option.map(flags.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))
+      ),
       ports: Option.getOrUndefined(Option.map(flags.port, (port) => [port]))
     })
   })
@@ -112,11 +120,16 @@ const openInBrowser = (url: string) =>
     const display = yield* Config.option(Config.string("DISPLAY"))
     const wayland = yield* Config.option(Config.string("WAYLAND_DISPLAY"))
     const os = process.platform
-    const opener = os === "darwin" ? ["open", url] : os === "win32" ? ["rundll32", "url.dll,FileProtocolHandler", url]
-      : Option.isSome(display) || Option.isSome(wayland) ? ["xdg-open", url] : undefined
+    const opener = os === "darwin" ? ["open", url] : os === "win32" ?
+      ["rundll32", "url.dll,FileProtocolHandler", url]
+      : Option.isSome(display) || Option.isSome(wayland)
+      ? ["xdg-open", url]
+      : undefined
     if (opener === undefined) return false
     const [program, ...args] = opener as [string, ...Array<string>]
-    const code = yield* Command.exitCode(Command.make(program, ...args).pipe(Command.stdout("inherit"), Command.stderr("inherit")))
+    const code = yield* Command.exitCode(
+      Command.make(program, ...args).pipe(Command.stdout("inherit"), Command.stderr("inherit"))
+    )
     return code === 0
   }).pipe(Effect.timeout(Duration.seconds(5)), Effect.orElseSucceed(() => false))
 
@@ -156,9 +169,7 @@ export const run = (flags: Flags, terminal: Terminal) =>
         Effect.zipLeft(login.await, login.closed),
         Effect.zipRight(spinner(label, terminal), Effect.never)
       ).pipe(
-        Effect.onInterrupt(() =>
-          Effect.zipRight(login.cancel, Console.error("Sign-in canceled; nothing was saved."))
-        )
+        Effect.onInterrupt(() => Effect.zipRight(login.cancel, Console.error("Sign-in canceled; nothing was saved.")))
       )
     if (flags.device) {
       const login = yield* signIn.startDevice()

@@ -80,12 +80,17 @@ export const withoutCredentialHeaders = (request: HttpClientRequest.HttpClientRe
 export const withoutFetchRedirects = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<readonly [A, boolean], E, R> =>
-  Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init): Effect.Effect<readonly [A, boolean], E, R> => {
-    const chosen = Option.flatMap(init, (options) => Option.fromNullable(options.redirect))
-    if (Option.exists(chosen, (mode) => mode !== "follow")) return Effect.map(effect, (a): readonly [A, boolean] => [a, false])
-    const options = Option.getOrElse(init, (): globalThis.RequestInit => ({}))
-    return Effect.map(
-      Effect.provideService(effect, FetchHttpClient.RequestInit, { ...options, redirect: "manual" }),
-      (a): readonly [A, boolean] => [a, true]
-    )
-  })
+  Effect.flatMap(
+    Effect.serviceOption(FetchHttpClient.RequestInit),
+    (init): Effect.Effect<readonly [A, boolean], E, R> => {
+      const chosen = Option.flatMap(init, (options) => Option.fromNullable(options.redirect))
+      if (Option.exists(chosen, (mode) => mode !== "follow")) {
+        return Effect.map(effect, (a): readonly [A, boolean] => [a, false])
+      }
+      const options = Option.getOrElse(init, (): globalThis.RequestInit => ({}))
+      return Effect.map(
+        Effect.provideService(effect, FetchHttpClient.RequestInit, { ...options, redirect: "manual" }),
+        (a): readonly [A, boolean] => [a, true]
+      )
+    }
+  )

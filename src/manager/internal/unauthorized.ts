@@ -3,8 +3,8 @@
  * token the API refused (HTTP 401) is still the one the state holds.
  */
 import { Effect, Equivalence, Option, Redacted } from "effect"
-import type { Credentials } from "../AuthState.js"
 import { CredentialsUnavailableError } from "../../errors/Errors.js"
+import type { Credentials } from "../AuthState.js"
 import type { State } from "../RefreshState.js"
 
 const sameSecret = Redacted.getEquivalence(Equivalence.string)
@@ -28,7 +28,9 @@ export const credentialsOf = (state: State): Effect.Effect<Credentials, Credenti
   const { document, method } = state.snapshot
   if (method === null) return Effect.fail(new CredentialsUnavailableError({ reason: "logged_out" }))
   if (state.health._tag === "Poisoned") {
-    return Effect.fail(new CredentialsUnavailableError({ reason: "poisoned", refreshReason: state.health.error.reason }))
+    return Effect.fail(
+      new CredentialsUnavailableError({ reason: "poisoned", refreshReason: state.health.error.reason })
+    )
   }
   return Option.match(tokenOf(state), {
     onNone: () => Effect.fail(new CredentialsUnavailableError({ reason: "logged_out" })),

@@ -6,8 +6,8 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
-import { SignInError } from "../../errors/Errors.js"
 import type { RefreshedTokens } from "../../document/AuthDocument.js"
+import { SignInError } from "../../errors/Errors.js"
 import type { OAuthProvider } from "../../oauth/OAuthProvider.js"
 import { parseTokenResponse } from "../../oauth/TokenRefresher.js"
 import * as OAuthHttp from "../../oauth/TokenRequest.js"
@@ -49,7 +49,9 @@ const refused = (answer: OAuthHttp.Answer, what: string) => {
       : clientRefused(answer, code)
       ? "client_refused"
       : "exchange_failed",
-    detail: `${what} answered HTTP ${answer.status}${code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""}`,
+    detail: `${what} answered HTTP ${answer.status}${
+      code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""
+    }`,
     status: answer.status
   })
 }
@@ -60,13 +62,17 @@ const tokensOf = (answer: OAuthHttp.Answer): Effect.Effect<Obtained, SignInError
   const access = tokens.accessToken
   const refresh = tokens.refreshToken
   if (access === undefined) {
-    return Effect.fail(new SignInError({ reason: "exchange_failed", detail: "the token endpoint answered without an access token" }))
+    return Effect.fail(
+      new SignInError({ reason: "exchange_failed", detail: "the token endpoint answered without an access token" })
+    )
   }
   if (refresh === undefined) {
-    return Effect.fail(new SignInError({
-      reason: "exchange_failed",
-      detail: "the token endpoint gave no refresh token (is the offline_access scope allowed for this client?)"
-    }))
+    return Effect.fail(
+      new SignInError({
+        reason: "exchange_failed",
+        detail: "the token endpoint gave no refresh token (is the offline_access scope allowed for this client?)"
+      })
+    )
   }
   return Effect.succeed({
     accessToken: access,
@@ -79,7 +85,11 @@ const tokensOf = (answer: OAuthHttp.Answer): Effect.Effect<Obtained, SignInError
 /** Exchanges an authorization code (form body, in the order Codex writes it). */
 export const exchangeCode = Effect.fn("SignIn.exchangeCode")(function*(
   provider: OAuthProvider,
-  request: { readonly code: Redacted.Redacted<string>; readonly redirectUri: string; readonly verifier: Redacted.Redacted<string> }
+  request: {
+    readonly code: Redacted.Redacted<string>
+    readonly redirectUri: string
+    readonly verifier: Redacted.Redacted<string>
+  }
 ) {
   const answer = yield* OAuthHttp.send(OAuthHttp.tokenRequest(provider.tokenEndpoint, clientOf(provider), [
     ["grant_type", "authorization_code"],
@@ -117,7 +127,10 @@ const startRfc8628 = (provider: OAuthProvider, endpoint: string) =>
     const verificationUrl = OAuthHttp.stringField(answer.json, "verification_uri") ??
       OAuthHttp.stringField(answer.json, "verification_url")
     if (deviceCode === undefined || userCode === undefined || verificationUrl === undefined) {
-      return yield* new SignInError({ reason: "exchange_failed", detail: "the device authorization answer lacks device_code, user_code or verification_uri" })
+      return yield* new SignInError({
+        reason: "exchange_failed",
+        detail: "the device authorization answer lacks device_code, user_code or verification_uri"
+      })
     }
     const secretCode = Redacted.make(deviceCode)
     const expiresIn = OAuthHttp.numberField(answer.json, "expires_in") ?? 600
@@ -155,18 +168,31 @@ const startRfc8628 = (provider: OAuthProvider, endpoint: string) =>
 /** Codex's device flow: its own user-code and polling endpoints, then a normal code exchange. */
 const startCodex = (provider: OAuthProvider, endpoint: string) =>
   Effect.gen(function*() {
-    const json: OAuthHttp.ClientSettings = { clientId: provider.clientId, clientSecret: Option.none(), clientAuth: "none", bodyFormat: "json" }
-    const answer = yield* OAuthHttp.send(OAuthHttp.tokenRequest(endpoint, json, [["client_id", provider.clientId]])).pipe(
-      Effect.mapError(unreachable)
-    )
+    const json: OAuthHttp.ClientSettings = {
+      clientId: provider.clientId,
+      clientSecret: Option.none(),
+      clientAuth: "none",
+      bodyFormat: "json"
+    }
+    const answer = yield* OAuthHttp.send(OAuthHttp.tokenRequest(endpoint, json, [["client_id", provider.clientId]]))
+      .pipe(
+        Effect.mapError(unreachable)
+      )
     if (answer.status === 404) {
-      return yield* new SignInError({ reason: "unsupported", detail: "device code sign-in is not enabled for this issuer", status: 404 })
+      return yield* new SignInError({
+        reason: "unsupported",
+        detail: "device code sign-in is not enabled for this issuer",
+        status: 404
+      })
     }
     if (answer.status < 200 || answer.status >= 300) return yield* refused(answer, "the device code endpoint")
     const deviceAuthId = OAuthHttp.stringField(answer.json, "device_auth_id")
     const userCode = OAuthHttp.stringField(answer.json, "user_code") ?? OAuthHttp.stringField(answer.json, "usercode")
     if (deviceAuthId === undefined || userCode === undefined) {
-      return yield* new SignInError({ reason: "exchange_failed", detail: "the device code answer lacks device_auth_id or user_code" })
+      return yield* new SignInError({
+        reason: "exchange_failed",
+        detail: "the device code answer lacks device_auth_id or user_code"
+      })
     }
     const interval = Math.max(1, OAuthHttp.numberField(answer.json, "interval") ?? 5)
     // Codex gives the person 15 minutes to enter the code.
@@ -175,13 +201,19 @@ const startCodex = (provider: OAuthProvider, endpoint: string) =>
     const poll = Effect.gen(function*() {
       while (true) {
         const reply = yield* OAuthHttp.send(
-          OAuthHttp.tokenRequest(pollUrl, json, [["device_auth_id", Redacted.make(deviceAuthId)], ["user_code", userCode]])
+          OAuthHttp.tokenRequest(pollUrl, json, [["device_auth_id", Redacted.make(deviceAuthId)], [
+            "user_code",
+            userCode
+          ]])
         ).pipe(Effect.mapError(unreachable))
         if (reply.status >= 200 && reply.status < 300) {
           const code = OAuthHttp.stringField(reply.json, "authorization_code")
           const verifier = OAuthHttp.stringField(reply.json, "code_verifier")
           if (code === undefined || verifier === undefined) {
-            return yield* new SignInError({ reason: "exchange_failed", detail: "the device token answer lacks authorization_code or code_verifier" })
+            return yield* new SignInError({
+              reason: "exchange_failed",
+              detail: "the device token answer lacks authorization_code or code_verifier"
+            })
           }
           return yield* exchangeCode(provider, {
             code: Redacted.make(code),
@@ -207,8 +239,11 @@ const startCodex = (provider: OAuthProvider, endpoint: string) =>
 export const startDevice = (provider: OAuthProvider) =>
   Option.match(provider.deviceAuthorizationEndpoint, {
     onNone: () =>
-      Effect.fail(new SignInError({ reason: "unsupported", detail: `${provider.name} names no device authorization endpoint` })),
-    onSome: (endpoint) => provider.profile === "codex" ? startCodex(provider, endpoint) : startRfc8628(provider, endpoint)
+      Effect.fail(
+        new SignInError({ reason: "unsupported", detail: `${provider.name} names no device authorization endpoint` })
+      ),
+    onSome: (endpoint) =>
+      provider.profile === "codex" ? startCodex(provider, endpoint) : startRfc8628(provider, endpoint)
   })
 
 /** Sends `GET /cancel` to a login server of an older process on this port, as Codex does; errors are ignored. */

@@ -116,7 +116,10 @@ export const serve = <E>(loopback: Loopback, app: HttpApp.Default<E, never>, sco
         yield* Effect.sleep(retryDelay)
       }
     }
-    return yield* new SignInError({ reason: "port_busy", detail: `127.0.0.1 ports ${loopback.ports.join(", ")} are in use` })
+    return yield* new SignInError({
+      reason: "port_busy",
+      detail: `127.0.0.1 ports ${loopback.ports.join(", ")} are in use`
+    })
   })
 
 const portOf = (server: HttpServer.HttpServer) => server.address._tag === "TcpAddress" ? server.address.port : 0

@@ -21,25 +21,24 @@
  *   tokens, so it is part of the credential store and is removed once they
  *   are saved (see `pendingRefresh.ts`).
  */
-import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
-import type { FileOptions } from "../FileOptions.js"
-import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
-import type * as RefreshCoordinator from "../RefreshCoordinator.js"
-import { lockTimeout } from "../RefreshCoordinator.js"
+import { sha256Hex } from "../../util/canonicalJson.js"
+import type * as CredentialStore from "../CredentialStore.js"
+import type { FileOptions } from "../FileOptions.js"
 import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
-import { sha256Hex } from "../../util/canonicalJson.js"
+import type * as RefreshCoordinator from "../RefreshCoordinator.js"
+import { lockTimeout } from "../RefreshCoordinator.js"
 import * as Flock from "./flock.js"
 import type * as PendingFile from "./pendingRefresh.js"
 import { maxPendingBytes, pendingName } from "./pendingRefresh.js"
 
 export { fileName, sidecarName } from "../FileRead.js"
-
 
 /** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
 export const commitLockName = `${fileName}.lock`
@@ -94,8 +93,7 @@ export const makeFiles = ({
       error.reason === "timeout"
         ? fail("lock")(`${error.path}: ${error.problem}`)
         : fail("write")(`cannot lock ${error.path}: ${error.problem}`)
-    const locked = (lockPath: string, waitAtMost: Duration.Duration) =>
-    <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    const locked = (lockPath: string, waitAtMost: Duration.Duration) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       ensureDir.pipe(
         // Only the wait is interruptible: a re-read, compare and write under the lock (milliseconds) is
         // never cut half-way (a temporary file left behind, or a write done but not known to be).
@@ -185,7 +183,9 @@ export const makeFiles = ({
           )
         }
       }
-      if (removed > 0) yield* Effect.logInfo("Removed stale temporary files of auth.json").pipe(Effect.annotateLogs({ removed }))
+      if (removed > 0) {
+        yield* Effect.logInfo("Removed stale temporary files of auth.json").pipe(Effect.annotateLogs({ removed }))
+      }
     })
 
     const remove = Effect.gen(function*() {
@@ -204,7 +204,9 @@ export const makeFiles = ({
         content: Option.match(content, {
           onNone: () => "absent",
           onSome: (info) =>
-            `${identity(info)}:${Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })}:${info.size}`
+            `${identity(info)}:${
+              Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })
+            }:${info.size}`
         })
       }
     })
@@ -244,9 +246,14 @@ export const makeFiles = ({
       const folder = yield* Effect.option(fs.stat(dir))
       if (Option.isNone(folder)) return
       if ((folder.value.mode & 0o002) !== 0) {
-        yield* Effect.logWarning(`${dir} is writable by every user: anyone could replace the credentials. Run: chmod 700 ${dir}`)
+        yield* Effect.logWarning(
+          `${dir} is writable by every user: anyone could replace the credentials. Run: chmod 700 ${dir}`
+        )
       }
-      const writable = yield* fs.access(dir, { writable: true }).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+      const writable = yield* fs.access(dir, { writable: true }).pipe(
+        Effect.as(true),
+        Effect.orElseSucceed(() => false)
+      )
       if (!writable) {
         yield* Effect.logWarning(
           `${dir} is not writable by this user: refreshed tokens cannot be saved and sign-in will fail. ` +
@@ -256,15 +263,19 @@ export const makeFiles = ({
       const content = yield* Effect.option(fs.stat(file))
       if (Option.isSome(content) && (content.value.mode & 0o077) !== 0) {
         yield* Effect.logWarning(
-          `${file} is readable by other users (mode ${(content.value.mode & 0o777).toString(8)}): it holds secrets. Run: chmod 600 ${
-            yield* target
-          }`
+          `${file} is readable by other users (mode ${
+            (content.value.mode & 0o777).toString(8)
+          }): it holds secrets. Run: chmod 600 ${yield* target}`
         )
       }
       const names = yield* fs.readDirectory(dir).pipe(Effect.orElseSucceed(() => []))
       if (writable && names.some(temporaryOf(fileName))) {
         yield* withCommitLock(removeStaleTemporaries).pipe(
-          Effect.catchAll((error) => Effect.logDebug("Stale temporary files left for later").pipe(Effect.annotateLogs({ problem: error.problem })))
+          Effect.catchAll((error) =>
+            Effect.logDebug("Stale temporary files left for later").pipe(
+              Effect.annotateLogs({ problem: error.problem })
+            )
+          )
         )
       }
       // A temporary of the sidecar or of the pending refresh older than a minute is a killed writer's.
@@ -387,14 +398,17 @@ export const makeFiles = ({
     // A refresh whose tokens could not be written to auth.json: beside it, with its protection (0600,
     // atomic), written without Codex's lock, since it is kept when that lock cannot be had.
     const pendingFile = path.join(dir, pendingName)
-    const failPending = (error: PlatformError) => new AuthStoreError({ path: pendingFile, operation: "write", problem: describe(error) })
+    const failPending = (error: PlatformError) =>
+      new AuthStoreError({ path: pendingFile, operation: "write", problem: describe(error) })
     const pending: PendingFile.Backend = {
       location: pendingFile,
       read: FileRead.readOptional(fs, pendingFile, maxPendingBytes),
       write: (text) =>
         Option.match(text, {
-          onNone: () => fs.remove(pendingFile).pipe(Effect.catchIf(isNotFound, () => Effect.void), Effect.mapError(failPending)),
-          onSome: (content) => Effect.zipRight(ensureDir, Effect.mapError(writeAtomically(pendingFile, content), failPending))
+          onNone: () =>
+            fs.remove(pendingFile).pipe(Effect.catchIf(isNotFound, () => Effect.void), Effect.mapError(failPending)),
+          onSome: (content) =>
+            Effect.zipRight(ensureDir, Effect.mapError(writeAtomically(pendingFile, content), failPending))
         })
     }
 

@@ -12,8 +12,8 @@
  * exclude each other through an owner file beside the lock (`ownerLock.ts`);
  * the Codex CLI does not see that one, and the file store warns about it.
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Data, Duration, Effect, Schedule, type Scope } from "effect"
 import { closeSync, constants, openSync } from "node:fs"
 import * as LockPrimitive from "./lockPrimitive.js"
@@ -89,16 +89,21 @@ const addonAttempt = (
   Effect.gen(function*() {
     // "a": O_WRONLY | O_APPEND | O_CREAT, no O_TRUNC.
     const file = yield* fs.open(path, { flag: "a", mode }).pipe(
-      Effect.mapError((error) => new FlockError({ path, reason: "open", problem: describe(error), code: errnoOf(error) }))
+      Effect.mapError((error) =>
+        new FlockError({ path, reason: "open", problem: describe(error), code: errnoOf(error) })
+      )
     )
     const fd = file.fd as number
     return Effect.try({
       try: () => primitive.lock(fd),
-      catch: (cause) => new FlockError({ path, reason: "flock", problem: String((cause as Error).message), code: codeOf(cause) })
+      catch: (cause) =>
+        new FlockError({ path, reason: "flock", problem: String((cause as Error).message), code: codeOf(cause) })
     }).pipe(
       // Closing the descriptor (the scope's earlier finalizer) releases it too; unlocking first does not
       // depend on no other descriptor sharing this open file.
-      Effect.tap((held) => held ? Effect.addFinalizer(() => Effect.ignore(Effect.try(() => primitive.unlock(fd)))) : Effect.void)
+      Effect.tap((held) =>
+        held ? Effect.addFinalizer(() => Effect.ignore(Effect.try(() => primitive.unlock(fd)))) : Effect.void
+      )
     )
   })
 
@@ -147,9 +152,10 @@ export const acquire = (
     // Said once per wait, for whoever wonders why a process is slow: who holds it is not known.
     let said = false
     const sayWaiting = Effect.suspend(() =>
-      said ? Effect.void : ((said = true), Effect.logDebug("Waiting for a lock another process holds").pipe(
-        Effect.annotateLogs({ lock: path })
-      ))
+      said ? Effect.void : ((said = true),
+        Effect.logDebug("Waiting for a lock another process holds").pipe(
+          Effect.annotateLogs({ lock: path })
+        ))
     )
     // An attempt is short and never interrupted halfway: a lock taken always has its release in the scope.
     const once = Effect.flatMap(
@@ -175,6 +181,7 @@ export const acquire = (
   })
 
 /** Runs `effect` holding the lock on `path` (see `acquire`). */
-export const withLock = (fs: FileSystem.FileSystem, path: string, options: AcquireOptions) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | FlockError, Exclude<R, Scope.Scope>> =>
-  Effect.scoped(Effect.zipRight(acquire(fs, path, options), effect))
+export const withLock =
+  (fs: FileSystem.FileSystem, path: string, options: AcquireOptions) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | FlockError, Exclude<R, Scope.Scope>> =>
+    Effect.scoped(Effect.zipRight(acquire(fs, path, options), effect))

@@ -29,17 +29,16 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Either, Option, Schedule, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
-import type { KeyringOptions } from "../FileOptions.js"
-import type * as CredentialStore from "../CredentialStore.js"
 import { AuthStoreError } from "../../errors/Errors.js"
 import { sha256Hex } from "../../util/canonicalJson.js"
 import * as CodexKeyring from "../CodexKeyring.js"
+import type * as CredentialStore from "../CredentialStore.js"
+import type { KeyringOptions } from "../FileOptions.js"
 import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound } from "../FileRead.js"
+import * as Keyring from "../Keyring.js"
 import * as FileBackend from "./fileStore.js"
 import * as Flock from "./flock.js"
-import * as Keyring from "../Keyring.js"
-
 
 type Current = {
   readonly found: Option.Option<CodexKeyring.Found>

@@ -14,8 +14,8 @@
  * host is never broken (its pid means nothing here): waiters then time out
  * with the usual "another process held it" error.
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname, uptime } from "node:os"
@@ -95,7 +95,9 @@ export const attempt = (
         const guarded = yield* fs.writeFileString(breaker, `${line}\n`, { mode, flag: "wx" }).pipe(Effect.either)
         if (guarded._tag === "Left") {
           const age = yield* fs.stat(breaker).pipe(
-            Effect.map((stat) => Option.match(stat.mtime, { onNone: () => 0, onSome: (at) => Date.now() - at.getTime() })),
+            Effect.map((stat) =>
+              Option.match(stat.mtime, { onNone: () => 0, onSome: (at) => Date.now() - at.getTime() })
+            ),
             Effect.orElseSucceed(() => 0)
           )
           if (age > breakerStaleMs) yield* Effect.ignore(fs.remove(breaker))
