@@ -60,6 +60,6 @@ export const plainStatus = (options: StatusOptions, codexHome: string, store: "f
     const state = SharedState.initialState(snapshot, shared)
     // As the store says at start: the next write would not keep the Codex CLI out.
     if (store === "file") yield* FileRead.warnIfCodexUnlocked
-    const where = store === "keyring" ? "Codex's item in the OS keyring" : file
+    const where = store === "keyring" ? "the OS keyring" : file
     yield* report(RefreshState.view(state), RefreshState.statusOf(state, options.includeToken), options, where)
   }))

@@ -250,7 +250,10 @@ describe("effect-auth, the bundled binary, with cli_auth_credentials_store = \"k
     expect(JSON.parse(status.stdout)).toMatchObject({ status: "healthy", authMethod: "apikey" })
     expect((await run(home, ["logout"])).code).toBe(0)
     expect(await items(accountOf(home))).toEqual([])
-    expect(await run(home, ["status"])).toMatchObject({ code: 1, stdout: "Not signed in\n" })
+    expect(await run(home, ["status"])).toMatchObject({
+      code: 1,
+      stdout: "Not signed in (no credentials in the OS keyring). Sign in with: effect-auth login\n"
+    })
   })
 
   it("without a Secret Service on the bus: keyring mode says so; auto keeps the credentials in auth.json", async () => {
