@@ -5,12 +5,12 @@
  * stdout carries protocol lines only; logs go to stderr.
  */
 import * as NodePath from "@effect/platform-node/NodePath"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Path from "@effect/platform/Path"
-import { ConfigError, Console, Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { AppServer } from "../src/app-server/index.js"
 import { Configuration } from "../src/config/Configuration.js"
+import { runProgram } from "../src/node/runProgram.js"
 import { layerStderrLogger } from "../src/node/StderrLogger.js"
 
 const platformOs = process.platform === "darwin" ? "macos" : process.platform === "win32" ? "windows" : process.platform
@@ -47,21 +47,7 @@ const program = Effect.gen(function*() {
   yield* AppServer.serveWhileStarting(stdinLines, writeLine, info, Layer.build(services))
 })
 
-program.pipe(
-  Effect.scoped,
-  Effect.provide(NodePath.layer),
-  // Outside what the program builds, so that everything it logs goes to stderr (stdout is the protocol's).
-  Effect.provide(layerStderrLogger),
-  Effect.provide(Configuration.layerConfig),
-  // A setting that cannot work (a token URL that is not http(s), a bad duration) stops the server
-  // at start, said in one line on stderr: better than a server that fails every refresh.
-  Effect.catchIf(
-    ConfigError.isConfigError,
-    (error) =>
-      Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
-        Effect.zipRight(Effect.sync(() => (process.exitCode = 1)))
-      )
-  ),
-  // Without this, runMain adds its own logger, which writes to stdout.
-  (program) => NodeRuntime.runMain(program, { disablePrettyLogger: true })
-)
+// Logs go to stderr (stdout is the protocol's). A setting that cannot work (a token URL that is not
+// http(s), a bad duration) stops the server at start, said in one line: better than a server that
+// fails every refresh.
+runProgram(program.pipe(Effect.scoped, Effect.provide(NodePath.layer)), { logger: layerStderrLogger })

@@ -9,12 +9,13 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { Context, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Configuration } from "../config/Configuration.js"
 import * as CredentialStore from "./CredentialStore.js"
 import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
 import * as FileBackend from "./internal/fileStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
+import * as StoreServices from "./StoreServices.js"
 
 export type Options = FileOptions
 
@@ -46,13 +47,7 @@ export const layer = (
   CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
   never,
   FileSystem.FileSystem | Path.Path
-> =>
-  Layer.effectContext(
-    Effect.map(make(options), ({ coordinator, credentials }) =>
-      Context.make(CredentialStore.CredentialStore, credentials).pipe(
-        Context.add(RefreshCoordinator.RefreshCoordinator, coordinator)
-      ))
-  )
+> => StoreServices.layerOf(make(options))
 
 /** `layer` in the `codexHome` of the `Configuration` in context. */
 export const layerConfig: Layer.Layer<

@@ -14,7 +14,7 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { Context, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Configuration } from "../config/Configuration.js"
 import type { AuthStoreShape } from "./AuthStore.js"
 import { bind } from "./AuthStore.js"
@@ -22,6 +22,7 @@ import * as CredentialStore from "./CredentialStore.js"
 import { fileOptionsOf, type KeyringOptions } from "./FileOptions.js"
 import * as KeyringBackend from "./internal/keyringStore.js"
 import * as RefreshCoordinator from "./RefreshCoordinator.js"
+import * as StoreServices from "./StoreServices.js"
 
 export type Options = KeyringOptions
 
@@ -66,13 +67,7 @@ export const layer = (
   CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator,
   never,
   FileSystem.FileSystem | Path.Path
-> =>
-  Layer.effectContext(
-    Effect.map(make(options), ({ coordinator, credentials }) =>
-      Context.make(CredentialStore.CredentialStore, credentials).pipe(
-        Context.add(RefreshCoordinator.RefreshCoordinator, coordinator)
-      ))
-  )
+> => StoreServices.layerOf(make(options))
 
 /** `layer` for the `codexHome` of the `Configuration` in context. */
 export const layerConfig: Layer.Layer<
