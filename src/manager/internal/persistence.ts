@@ -244,9 +244,64 @@ const commitOf = (
     }
   }))
 
+// When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
+// still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
+// interruptible, or its bound would not hold.
+const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
+  // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
+  const flightEnded = (flight: RefreshState.Flight) =>
+    stateRef.changes.pipe(
+      Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)),
+      Stream.runDrain
+    )
+  return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
+    Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
+      Option.match(
+        Option.filter(state.inflight, (flight) => Option.contains(sent, flight)),
+        {
+          onNone: () => Effect.void,
+          onSome: (flight) =>
+            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
+              Effect.zipRight(
+                Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
+              ),
+              Effect.flatMap(Option.match({
+                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
+                onSome: () => Effect.logDebug("The refresh in flight is done")
+              }))
+            )
+        }
+      )).pipe(Effect.zipRight(saveBeforeStopping))
+}
+
+// A refresh an earlier run kept: saved now if it applied, removed if the credentials moved on since.
+const resumeKeptOf = (
+  { aside, store }: Saving,
+  keepSaving: (delay: Duration.Duration) => Effect.Effect<void>,
+  removeAside: (always: boolean) => Effect.Effect<void>
+) =>
+(kept: Option.Option<RefreshState.Pending>, resumed: Option.Option<RefreshState.State>) =>
+  Effect.gen(function*() {
+    if (Option.isSome(kept)) {
+      const file = store.pendingLocation ?? store.location
+      if (Option.isSome(resumed)) {
+        yield* Ref.set(aside, kept)
+        yield* Effect.logInfo("Adopted refreshed tokens an earlier run kept but could not save; saving them").pipe(
+          Effect.annotateLogs({ file })
+        )
+        yield* keepSaving(Duration.zero)
+      } else {
+        yield* removeAside(true)
+        yield* Effect.logInfo("Removed a kept refresh that no longer applies: the credentials changed since").pipe(
+          Effect.annotateLogs({ file })
+        )
+      }
+    }
+  })
+
 /** Builds the saving of refreshed tokens over `dependencies`. */
 export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
-  const { settings, stateRef, store, writes } = dependencies
+  const { stateRef, store, writes } = dependencies
   const saving: Saving = {
     ...dependencies,
     update: (f) => SubscriptionRef.update(stateRef, f),
@@ -283,53 +338,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       )
     )
 
-  // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
-  const flightEnded = (flight: RefreshState.Flight) =>
-    stateRef.changes.pipe(
-      Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)),
-      Stream.runDrain
-    )
-  // When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
-  // still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
-  // interruptible, or its bound would not hold.
-  const stopping = (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
-    Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
-      Option.match(
-        Option.filter(state.inflight, (flight) => Option.contains(sent, flight)),
-        {
-          onNone: () => Effect.void,
-          onSome: (flight) =>
-            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
-              Effect.zipRight(
-                Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
-              ),
-              Effect.flatMap(Option.match({
-                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
-                onSome: () => Effect.logDebug("The refresh in flight is done")
-              }))
-            )
-        }
-      )).pipe(Effect.zipRight(saveBeforeStopping))
-
-  // A refresh an earlier run kept: saved now if it applied, removed if the credentials moved on since.
-  const resumeKept = (kept: Option.Option<RefreshState.Pending>, resumed: Option.Option<RefreshState.State>) =>
-    Effect.gen(function*() {
-      if (Option.isSome(kept)) {
-        const file = store.pendingLocation ?? store.location
-        if (Option.isSome(resumed)) {
-          yield* Ref.set(saving.aside, kept)
-          yield* Effect.logInfo("Adopted refreshed tokens an earlier run kept but could not save; saving them").pipe(
-            Effect.annotateLogs({ file })
-          )
-          yield* keepSaving(Duration.zero)
-        } else {
-          yield* removeAside(true)
-          yield* Effect.logInfo("Removed a kept refresh that no longer applies: the credentials changed since").pipe(
-            Effect.annotateLogs({ file })
-          )
-        }
-      }
-    })
+  const stopping = stoppingOf(saving, saveBeforeStopping)
+  const resumeKept = resumeKeptOf(saving, keepSaving, removeAside)
 
   return {
     commit,
