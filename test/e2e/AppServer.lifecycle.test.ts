@@ -7,13 +7,6 @@ import { appServer, cleanup, endpoint, holdFlock, spawnScript, tempHome } from "
 
 afterEach(cleanup)
 
-const until = async (check: () => Promise<boolean>, what: string) => {
-  for (let waited = 0; !(await check()); waited += 20) {
-    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
 describe("example app server: starting and stopping", () => {
   it("SIGTERM during a refresh: the server waits for the answer, saves the rotated token, then exits", async () => {
     const home = tempHome()
@@ -23,11 +16,10 @@ describe("example app server: starting and stopping", () => {
     const tokens = await endpoint((request) => Effect.zipRight(Effect.sleep("1500 millis"), rotating(request)))
     const server = await appServer({ codexHome: home, tokenUrl: tokens.url })
     server.send({ id: "refresh", method: "getAuthStatus", params: { refreshToken: true } })
-    await until(async () => (await tokens.count()) === 1, `the token request; stderr: ${server.stderr()}`).catch(
-      (e) => {
-        throw new Error(`${e.message} ${server.stderr()} ${server.stdout()}`)
-      }
-    )
+    // Awaited as it arrives (the endpoint counts a request before answering it).
+    await tokens.received(1).catch((e) => {
+      throw new Error(`${e.message} ${server.stderr()} ${server.stdout()}`)
+    })
     server.child.kill("SIGTERM")
     await server.exited
     expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe("rt-1")

@@ -15,7 +15,7 @@ import * as Flock from "../../src/stores/internal/flock.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { chatgptJson, secrets } from "../support/fixtures.js"
 import { callCount, decode, rotated } from "../support/manager.js"
-import { appServer, cleanup, endpoint, tempHome } from "../support/processes.js"
+import { appServer, cleanup, endpoint, saysOnStderr, tempHome } from "../support/processes.js"
 
 const homeOf = Effect.map(
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped()),
@@ -203,10 +203,7 @@ describe("the app server waiting for a lock", () => {
     try {
       const server = await appServer({ codexHome: home, tokenUrl: tokens.url })
       server.send({ id: "waits", method: "getAuthStatus", params: { includeToken: true, refreshToken: true } })
-      for (let waited = 0; !server.stderr().includes("Waiting for a lock another process holds"); waited += 10) {
-        if (waited > 15_000) throw new Error(`the server never waited for the lock: ${server.stderr()}`)
-        await new Promise((resolve) => setTimeout(resolve, 10))
-      }
+      await saysOnStderr(server, "Waiting for a lock another process holds", 0)
       server.child.kill("SIGTERM")
       await server.exited
       // It ended while the lock was still held (its bound is 40 s): the wait did not hold it back.

@@ -16,6 +16,7 @@ import {
   type Endpoint,
   endpoint,
   type RunningProcess,
+  saysOnStderr,
   spawnScript,
   tempHome
 } from "../support/processes.js"
@@ -62,24 +63,6 @@ const heldAnswers = async (refreshToken: string) => {
   await tokens.setBehaviour((request) => Effect.zipRight(Deferred.await(gate), rotate(request)))
   return () => Effect.runPromise(Deferred.succeed(gate, undefined))
 }
-
-/** Resolves once `server` wrote `text` on stderr after the first `from` characters (bounded). */
-const saysOnStderr = (server: RunningProcess, text: string, from: number, timeoutMs = 15_000) =>
-  new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (!server.stderr().slice(from).includes(text)) return
-      clearTimeout(timer)
-      server.child.stderr.off("data", check)
-      resolve()
-    }
-    const timer = setTimeout(() => {
-      server.child.stderr.off("data", check)
-      reject(new Error(`the process never said "${text}"; stderr: ${server.stderr().slice(from).slice(-2000)}`))
-    }, timeoutMs)
-    // Registered after the process's own listener: the text is in stderr() when this one runs.
-    server.child.stderr.on("data", check)
-    check()
-  })
 
 const storedRefreshToken = async (): Promise<string> =>
   JSON.parse((await query<{ document: string }>(url, "SELECT document FROM effect_auth_credentials"))[0]!.document)

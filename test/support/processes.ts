@@ -248,3 +248,21 @@ export const holdFlock = (lock: string): Promise<{ readonly release: () => void 
       if (chunk.includes("held")) resolve({ release })
     })
   })
+
+/** Resolves once `server` wrote `text` on stderr after the first `from` characters (bounded). */
+export const saysOnStderr = (server: RunningProcess, text: string, from: number, timeoutMs = 15_000) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!server.stderr().slice(from).includes(text)) return
+      clearTimeout(timer)
+      server.child.stderr.off("data", check)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      server.child.stderr.off("data", check)
+      reject(new Error(`the process never said "${text}"; stderr: ${server.stderr().slice(from).slice(-2000)}`))
+    }, timeoutMs)
+    // Registered after the process's own listener: the text is in stderr() when this one runs.
+    server.child.stderr.on("data", check)
+    check()
+  })
