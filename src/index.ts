@@ -8,9 +8,9 @@
  */
 export { AuthHttpClient } from "./client/AuthHttpClient.js"
 export type { AuthorizedClient } from "./client/AuthHttpClient.js"
-export type { Settings } from "./config/Configuration.js"
 export { Configuration } from "./config/Configuration.js"
 export type { Input as ConfigurationInput, Options as ConfigurationOptions } from "./config/Configuration.js"
+export type { Settings } from "./config/Settings.js"
 export * as AuthDocument from "./document/AuthDocument.js"
 export * from "./errors/Errors.js"
 export { AuthManager } from "./manager/AuthManager.js"

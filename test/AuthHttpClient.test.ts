@@ -19,7 +19,7 @@ import {
 } from "effect"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
 import * as Redirects from "../src/client/internal/redirects.js"
-import { type Settings } from "../src/config/Configuration.js"
+import { type Settings } from "../src/config/Settings.js"
 import { CredentialsUnavailableError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import type { ScriptStep } from "../src/oauth/TokenRefresher.js"

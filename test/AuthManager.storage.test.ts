@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Settings } from "../src/config/Configuration.js"
+import { type Settings } from "../src/config/Settings.js"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStoreError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"

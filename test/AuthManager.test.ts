@@ -15,7 +15,7 @@ import {
   Stream,
   TestClock
 } from "effect"
-import { defaultSettings } from "../src/config/Configuration.js"
+import { defaultSettings } from "../src/config/Settings.js"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { TransientRefreshError } from "../src/errors/Errors.js"
 import { AuthManager, make as makeManager } from "../src/manager/AuthManager.js"

@@ -3,7 +3,7 @@
 // storage changed (`reconcile`).
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, Option, Redacted } from "effect"
-import { defaultSettings } from "../src/config/Configuration.js"
+import { defaultSettings } from "../src/config/Settings.js"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import * as RefreshState from "../src/manager/RefreshState.js"

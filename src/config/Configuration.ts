@@ -18,6 +18,17 @@
  */
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
+import {
+  durationAllowed,
+  durationFits,
+  type DurationRule,
+  isPort,
+  parsePorts,
+  portsAllowed,
+  tablePrefixProblem,
+  tokenUrlProblem
+} from "./Rules.js"
+import type { Settings } from "./Settings.js"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
 export const codexTokenUrl = "https://auth.openai.com/oauth/token"
@@ -26,64 +37,6 @@ export const codexIssuer = "https://auth.openai.com"
 
 /** How a client authenticates to the token endpoint (RFC 6749 §2.3.1). */
 export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
-
-/** How the manager refreshes (`manager` in the options sets any of them). */
-export interface Settings {
-  /** When false, the provider needs no OpenAI credentials at all (getAuthStatus then answers requiresOpenaiAuth: false and no method). */
-  readonly requiresOpenaiAuth: boolean
-  /** An access token this close to its `exp` is stale. */
-  readonly refreshWindow: Duration.Duration
-  /** No second refresh of a snapshot refreshed this recently (also the clock-skew guard). */
-  readonly minRefreshInterval: Duration.Duration
-  /** Without an `exp`, a `last_refresh` older than this is stale. */
-  readonly staleAfter: Duration.Duration
-  readonly backoffBase: Duration.Duration
-  readonly backoffCap: Duration.Duration
-  /** The most of a server's `Retry-After` that is honoured. */
-  readonly maxRetryAfter: Duration.Duration
-  /**
-   * How long callers wait for the token endpoint's answer. Past it they get a transient error, but
-   * the request stays open (up to `answerLimit`): its answer may rotate the refresh token, so it is
-   * still used and saved, and the same refresh token is not sent again meanwhile.
-   */
-  readonly refreshTimeout: Duration.Duration
-  /** How long a token request stays open for its answer at most; then it is abandoned. */
-  readonly answerLimit: Duration.Duration
-  /**
-   * How long closing the manager (SIGTERM, SIGINT) waits for a refresh in flight to finish and
-   * be saved, since its answer may have rotated the refresh token: the refresh timeout and a margin.
-   */
-  readonly shutdownWait: Duration.Duration
-  /**
-   * How long closing the manager tries to save refreshed tokens not saved yet (Codex's lock held by
-   * someone else); then they are kept beside the credentials for the next start (`AuthStore.keepPending`).
-   */
-  readonly shutdownSaveWait: Duration.Duration
-  /** How long storage must be quiet after a change before it is reloaded. */
-  readonly watchDebounce: Duration.Duration
-}
-
-/**
- * How long a token request stays open for its answer at most (5 minutes): past the refresh timeout
- * callers stop waiting, but an answer that comes later may carry a rotated refresh token.
- */
-export const defaultAnswerLimit = Duration.minutes(5)
-
-/** The defaults of every setting. */
-export const defaultSettings: Settings = {
-  requiresOpenaiAuth: true,
-  refreshWindow: Duration.minutes(5),
-  minRefreshInterval: Duration.seconds(30),
-  staleAfter: Duration.days(8),
-  backoffBase: Duration.seconds(1),
-  backoffCap: Duration.minutes(5),
-  maxRetryAfter: Duration.hours(1),
-  watchDebounce: Duration.millis(100),
-  refreshTimeout: Duration.seconds(30),
-  answerLimit: defaultAnswerLimit,
-  shutdownWait: Duration.seconds(40),
-  shutdownSaveWait: Duration.seconds(2)
-}
 
 /**
  * Where the programs keep the credentials, as Codex's `cli_auth_credentials_store` says: `file`
@@ -202,51 +155,7 @@ export type Variable = keyof typeof variables
 const described = <A>(name: Variable, config: Config.Config<A>): Config.Config<A> =>
   Config.withDescription(config, variables[name])
 
-/** Why `url` cannot be a token endpoint, or undefined when it can. */
-export const tokenUrlProblem = (url: string): string | undefined => {
-  if (!URL.canParse(url)) return "it is not a URL"
-  const { protocol } = new URL(url)
-  return protocol === "http:" || protocol === "https:" ? undefined : `its scheme is "${protocol}", not http: or https:`
-}
-
 const defaultRefreshTimeout = Duration.seconds(30)
-
-// ---------------------------------------------------------------------------
-// What each setting allows
-// ---------------------------------------------------------------------------
-
-/** What a duration setting allows: more than zero, or zero too (a window, a debounce); always finite. */
-export type DurationRule = "positive" | "nonNegative"
-
-const durationAllowed: Record<DurationRule, string> = {
-  positive: "a finite duration more than zero (e.g. 30 seconds)",
-  nonNegative: "a finite duration of zero or more (e.g. 5 minutes)"
-}
-
-const durationFits = (duration: Duration.Duration, rule: DurationRule): boolean =>
-  Duration.isFinite(duration) && (rule === "nonNegative" || Duration.toMillis(duration) > 0)
-
-const portsAllowed = "a comma-separated list of ports from 0 to 65535, e.g. 1455,1457 (0 = any free port)"
-
-const isPort = (port: number) => Number.isInteger(port) && port >= 0 && port < 65536
-
-/** The ports of `text` (`1455,1457`), or none when an item is not a port: an empty item is not port 0. */
-export const parsePorts = (text: string): Option.Option<ReadonlyArray<number>> => {
-  const items = text.split(",").map((item) => item.trim())
-  return items.every((item) => /^\d{1,5}$/.test(item) && isPort(Number(item)))
-    ? Option.some(items.map(Number))
-    : Option.none()
-}
-
-// The longest name made of the prefix is `<prefix>_credentials` (12 more characters) and PostgreSQL
-// cuts names at 63: 40 leaves room for tables added later.
-const tablePrefixPattern = /^[a-z_][a-z0-9_]{0,39}$/
-const tablePrefixAllowed =
-  "a lower-case PostgreSQL name: a letter or _, then letters, digits or _, at most 40 characters (e.g. effect_auth)"
-
-/** Why `prefix` cannot prefix the library's tables, or undefined when it can. */
-export const tablePrefixProblem = (prefix: string): string | undefined =>
-  tablePrefixPattern.test(prefix) ? undefined : `Expected ${tablePrefixAllowed} but received "${prefix}"`
 
 /** The manager's durations `Configuration.layer` checks, and what each allows. */
 const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> = [

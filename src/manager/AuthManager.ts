@@ -19,7 +19,7 @@ import {
   SubscriptionRef
 } from "effect"
 import * as Configuration from "../config/Configuration.js"
-import { defaultSettings, type Settings } from "../config/Configuration.js"
+import { defaultAnswerLimit, defaultSettings, type Settings } from "../config/Settings.js"
 import * as AuthDocument from "../document/AuthDocument.js"
 import type { AuthStoreError, CredentialsUnavailableError, RefreshError } from "../errors/Errors.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
@@ -82,7 +82,7 @@ export interface AuthManagerShape {
  */
 export const settingsOf = (configuration: Configuration.Options): Partial<Settings> => ({
   refreshTimeout: configuration.refreshTimeout,
-  answerLimit: Duration.max(Configuration.defaultAnswerLimit, configuration.refreshTimeout),
+  answerLimit: Duration.max(defaultAnswerLimit, configuration.refreshTimeout),
   shutdownWait: Duration.sum(configuration.refreshTimeout, Duration.seconds(10)),
   ...configuration.manager
 })

@@ -6,7 +6,7 @@
  */
 import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
 import { Configuration } from "../config/Configuration.js"
-import type { Settings } from "../config/Configuration.js"
+import type { Settings } from "../config/Settings.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import { bind } from "../stores/AuthStore.js"

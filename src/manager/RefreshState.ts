@@ -8,7 +8,7 @@
  * keyed by the snapshot hash, so adopting a new snapshot starts it healthy.
  */
 import { type Deferred, Duration, Option, Redacted } from "effect"
-import type { Settings } from "../config/Configuration.js"
+import type { Settings } from "../config/Settings.js"
 import * as AuthDocument from "../document/AuthDocument.js"
 import type { AuthSnapshot } from "../document/AuthDocument.js"
 import type { PendingRefresh } from "../document/AuthDocument.js"
@@ -17,7 +17,7 @@ import { TransientRefreshError } from "../errors/Errors.js"
 import type { AuthState, AuthStatus } from "./AuthState.js"
 
 // The manager's public types live in its public module; the state machine works on them.
-export type { Settings } from "../config/Configuration.js"
+export type { Settings } from "../config/Settings.js"
 export type { AuthState } from "./AuthState.js"
 
 export type Health =

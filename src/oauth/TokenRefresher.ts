@@ -7,6 +7,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import * as Configuration from "../config/Configuration.js"
 import type { ClientAuth } from "../config/Configuration.js"
+import * as Rules from "../config/Rules.js"
+import * as Settings from "../config/Settings.js"
 import type { RefreshedTokens } from "../document/AuthDocument.js"
 import {
   type PermanentReason,
@@ -30,7 +32,7 @@ export interface TokenRefresherShape {
  * send the replaced one. Five minutes covers a slow endpoint or network by far; past it, the
  * connection is closed and the request is taken as failed.
  */
-export const answerLimit = Configuration.defaultAnswerLimit
+export const answerLimit = Settings.defaultAnswerLimit
 
 export const defaultTokenUrl = Configuration.codexTokenUrl
 export const defaultClientId = Configuration.codexClientId
@@ -70,7 +72,7 @@ export const httpOptionsOf = (configuration: Configuration.Options): HttpOptions
 })
 
 /** Why `url` cannot be a token endpoint, or undefined when it can. */
-export const tokenUrlProblem = Configuration.tokenUrlProblem
+export const tokenUrlProblem = Rules.tokenUrlProblem
 
 /** One step of a `layerTest` script: what the fake endpoint does on that call. */
 export type ScriptStep = Effect.Effect<RefreshedTokens, PermanentRefreshError | TransientRefreshError>

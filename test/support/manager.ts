@@ -1,5 +1,5 @@
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
-import { type Settings } from "../../src/config/Configuration.js"
+import { type Settings } from "../../src/config/Settings.js"
 import * as AuthDocument from "../../src/document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../../src/errors/Errors.js"
 import { AuthManager } from "../../src/manager/AuthManager.js"

@@ -3,7 +3,7 @@
  * refreshing first when asked to or when the token is stale.
  */
 import { Effect, SubscriptionRef } from "effect"
-import type { Settings } from "../../config/Configuration.js"
+import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import type { AccountInfo, AuthStatus, AuthStatusParams } from "../AuthState.js"
 import * as RefreshState from "../RefreshState.js"

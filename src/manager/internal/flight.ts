@@ -18,7 +18,7 @@ import {
   Scope,
   SubscriptionRef
 } from "effect"
-import type { Settings } from "../../config/Configuration.js"
+import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"

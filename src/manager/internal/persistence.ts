@@ -15,7 +15,7 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
-import type { Settings } from "../../config/Configuration.js"
+import type { Settings } from "../../config/Settings.js"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError } from "../../errors/Errors.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"

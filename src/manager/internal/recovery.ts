@@ -3,7 +3,7 @@
  * again, then one forced refresh in the single flight.
  */
 import { Clock, Deferred, Duration, Effect, Metric, Option, type Redacted, Ref, SubscriptionRef } from "effect"
-import type { Settings } from "../../config/Configuration.js"
+import type { Settings } from "../../config/Settings.js"
 import type { AuthStoreError } from "../../errors/Errors.js"
 import type { AuthState } from "../AuthState.js"
 import type * as HostTokens from "../HostTokens.js"

@@ -2,7 +2,7 @@
  * The storage watch: another process changed the credentials, and they are adopted.
  */
 import { Effect, type Scope, Stream } from "effect"
-import type { Settings } from "../../config/Configuration.js"
+import type { Settings } from "../../config/Settings.js"
 import type { AuthStoreError } from "../../errors/Errors.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"
 
