@@ -27,18 +27,8 @@ export type Options = FileOptions
  */
 export const make = (
   options: Options
-): Effect.Effect<
-  {
-    readonly credentials: CredentialStore.CredentialStoreShape
-    readonly coordinator: RefreshCoordinator.RefreshCoordinatorShape
-  },
-  never,
-  FileSystem.FileSystem | Path.Path
-> =>
-  Effect.map(FileBackend.makeFiles(options), (files) => ({
-    credentials: CredentialStore.make(files.credentials),
-    coordinator: RefreshCoordinator.make(files.coordinator)
-  }))
+): Effect.Effect<StoreServices.StoreServices, never, FileSystem.FileSystem | Path.Path> =>
+  Effect.map(FileBackend.makeFiles(options), StoreServices.fromBackends)
 
 /** Both services over the `auth.json` in `options.codexHome`. */
 export const layer = (

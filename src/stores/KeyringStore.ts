@@ -35,9 +35,7 @@ export type Options = KeyringOptions
 export const make = (
   options: Options
 ): Effect.Effect<
-  {
-    readonly credentials: CredentialStore.CredentialStoreShape
-    readonly coordinator: RefreshCoordinator.RefreshCoordinatorShape
+  StoreServices.StoreServices & {
     /** Whether the keyring answers (a Secret Service is running): what Codex's `auto` asks. */
     readonly available: Effect.Effect<boolean>
   },
@@ -45,8 +43,7 @@ export const make = (
   FileSystem.FileSystem | Path.Path
 > =>
   Effect.map(KeyringBackend.makeKeyring(options), (backends) => ({
-    credentials: CredentialStore.make(backends.credentials),
-    coordinator: RefreshCoordinator.make(backends.coordinator),
+    ...StoreServices.fromBackends(backends),
     available: backends.available
   }))
 

@@ -3,7 +3,9 @@
  * coordination, as one layer.
  */
 import { Context, Effect, Layer } from "effect"
+import * as CredentialStoreModule from "./CredentialStore.js"
 import { CredentialStore, type CredentialStoreShape } from "./CredentialStore.js"
+import * as RefreshCoordinatorModule from "./RefreshCoordinator.js"
 import { RefreshCoordinator, type RefreshCoordinatorShape } from "./RefreshCoordinator.js"
 
 /** What a backend's `make` builds. */
@@ -20,3 +22,12 @@ export const layerOf = <E, R>(
     Effect.map(made, ({ coordinator, credentials }) =>
       Context.make(CredentialStore, credentials).pipe(Context.add(RefreshCoordinator, coordinator)))
   )
+
+/** Both services over a backend's primitives (what its `make` returns holds the two backends). */
+export const fromBackends = (backends: {
+  readonly credentials: CredentialStoreModule.Backend
+  readonly coordinator: RefreshCoordinatorModule.Backend
+}): StoreServices => ({
+  credentials: CredentialStoreModule.make(backends.credentials),
+  coordinator: RefreshCoordinatorModule.make(backends.coordinator)
+})

@@ -158,3 +158,59 @@ export const nestingDepth = (text: string): number => {
   }
   return deepest
 }
+
+// ---------------------------------------------------------------------------
+// Objects whose unknown fields are kept as their exact text
+// ---------------------------------------------------------------------------
+
+/**
+ * A field this library does not know, as the exact JSON text it was written
+ * with: numbers beyond 2^53 keep their digits, and any key (`__proto__`
+ * included) stays an ordinary field, on every rewrite.
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
+  /** For `JSON.stringify` of a document: the value as JavaScript reads it (digits beyond 2^53 are lost there). */
+  toJSON(): unknown {
+    return JSON.parse(this.text)
+  }
+}
+
+// An own data property whatever the key: `object[key] = value` with "__proto__" would set the prototype.
+export const defineField = (object: object, key: string, value: unknown) =>
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true })
+
+/** The fields of a parsed object the schema names, and the others as raw text. */
+export const splitFields = (text: string, known: ReadonlySet<string>) => {
+  const knownFields: Record<string, unknown> = {}
+  const unknownFields = new Map<string, RawJson>()
+  const seen = new Map<string, string>()
+  // The last of a repeated key wins, as with JSON.parse.
+  for (const [key, value] of objectEntries(text)) {
+    seen.delete(key)
+    seen.set(key, value)
+  }
+  for (const [key, value] of seen) {
+    if (known.has(key)) defineField(knownFields, key, value)
+    else unknownFields.set(key, new RawJson(value))
+  }
+  return { knownFields, unknownFields }
+}
+
+export const fieldsOf = (object: object): ReadonlyArray<readonly [string, unknown]> =>
+  Object.keys(object).map((key) => [key, (object as Record<string, unknown>)[key]] as const)
+
+/** The JSON text of an object from the text of its fields, indented for `level` or compact. */
+export const objectText = (fields: ReadonlyArray<readonly [string, string]>, indent: number, level: number): string => {
+  if (fields.length === 0) return "{}"
+  if (indent === 0) return `{${fields.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(",")}}`
+  const inner = " ".repeat(indent * (level + 1))
+  return `{\n${fields.map(([key, value]) => `${inner}${JSON.stringify(key)}: ${value}`).join(",\n")}\n${
+    " ".repeat(indent * level)
+  }}`
+}
+
+export const valueText = (value: unknown, indent: number, level: number): string =>
+  value instanceof RawJson
+    ? value.text
+    : (JSON.stringify(value, null, indent) ?? "null").replace(/\n/g, `\n${" ".repeat(indent * level)}`)

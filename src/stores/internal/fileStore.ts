@@ -24,7 +24,7 @@
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import { Duration, Effect, Either, Option, Random, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, Either, Option, Random, Ref, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
 import { sha256Hex } from "../../util/canonicalJson.js"
@@ -34,6 +34,7 @@ import * as FileRead from "../FileRead.js"
 import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import { lockTimeout } from "../RefreshCoordinator.js"
+import * as FileWatch from "./fileWatch.js"
 import * as Flock from "./flock.js"
 import type * as PendingFile from "./pendingRefresh.js"
 import { maxPendingBytes, pendingName } from "./pendingRefresh.js"
@@ -193,51 +194,8 @@ export const makeFiles = ({
       yield* withCommitLock(Effect.zipRight(removeFile, removeStaleTemporaries))
     }).pipe(Effect.withSpan("AuthStore.remove"))
 
-    // The change feed: the poll stats the folder and the file; a new folder (deleted, moved,
-    // re-created) re-makes the watch. A watch that cannot be made is said once; the poll goes on.
-    const fingerprint = Effect.gen(function*() {
-      const identity = (info: FileSystem.File.Info) => `${info.dev}:${Option.getOrElse(info.ino, () => 0)}`
-      const folder = yield* Effect.option(fs.stat(dir))
-      const content = yield* Effect.option(fs.stat(file))
-      return {
-        folder: Option.map(folder, identity),
-        content: Option.match(content, {
-          onNone: () => "absent",
-          onSome: (info) =>
-            `${identity(info)}:${
-              Option.match(info.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })
-            }:${info.size}`
-        })
-      }
-    })
-    const watchFailure = onceFlag()
-    const watchFolder = fs.watch(dir).pipe(
-      Stream.filter((event) => path.basename(event.path) === fileName),
-      Stream.as(undefined),
-      Stream.catchAll((error) =>
-        Stream.execute(once(
-          watchFailure,
-          Effect.logWarning(
-            `Cannot watch ${dir} for changes; changes by other programs are noticed within ${
-              Duration.format(pollInterval)
-            } instead. On Linux, raising fs.inotify.max_user_watches may help.`
-          ).pipe(Effect.annotateLogs({ problem: describe(error) }))
-        ))
-      )
-    )
-    const changed: Stream.Stream<void> = Stream.unwrapScoped(Effect.gen(function*() {
-      const folder = yield* SubscriptionRef.make(Option.none<string>())
-      const polls = Stream.repeatEffectWithSchedule(fingerprint, Schedule.spaced(pollInterval)).pipe(
-        Stream.tap(({ folder: identity }) => SubscriptionRef.set(folder, identity)),
-        Stream.changesWith((a, b) => a.content === b.content),
-        Stream.as(undefined)
-      )
-      const events = folder.changes.pipe(
-        Stream.changesWith(Option.getEquivalence((a: string, b: string) => a === b)),
-        Stream.flatMap(Option.match({ onNone: () => Stream.empty, onSome: () => watchFolder }), { switch: true })
-      )
-      return Stream.merge(polls, events)
-    }))
+    // The change feed: polls of the folder and the file, and the folder's watch (fileWatch.ts).
+    const changed = FileWatch.changes(fs, path, { dir, file, pollInterval })
 
     const sidecar = path.join(dir, sidecarName)
     // At start: say once what will go wrong and what to do, and clear what killed writers left.
