@@ -147,6 +147,9 @@ export const make = (options: LeaseOptions) => {
         Effect.mapError(fail(lease.key, "lock"))
       )
     }).pipe(
+      // Run as a scope's finalizer, which is uninterruptible: marked interruptible so that the bound
+      // can cut a release stuck on a stalled connection (the lease then expires by itself).
+      Effect.interruptible,
       Effect.timeout(options.ttl),
       Effect.catchAll((error) =>
         Effect.logWarning("Could not release the refresh lock: it expires by itself").pipe(
