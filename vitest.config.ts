@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
 // Two projects, both run by `npm test`:
@@ -16,6 +17,13 @@ const shared = {
 }
 
 export default defineConfig({
+  // The shared core is read from its sources (packages/core/src), as TypeScript sees it.
+  resolve: {
+    alias: [{
+      find: /^@effect-auth-manager\/core\/(.*)$/,
+      replacement: fileURLToPath(new URL("./packages/core/src/$1.ts", import.meta.url))
+    }]
+  },
   test: {
     // The secrets audit spans both projects: it runs once, around the whole run.
     globalSetup: ["test/support/auditSetup.ts"],

@@ -16,8 +16,9 @@ describe("peer dependencies", () => {
     const required = Object.keys(manifest.peerDependencies).filter((name) => !optional.includes(name))
     expect(required.sort()).toEqual(["@effect/platform", "@effect/platform-node", "effect"])
     expect(optional.sort()).toEqual(["@effect/cli", "@effect/experimental", "@effect/sql", "@effect/sql-pg", "pg"])
-    // One dependency: the OS keyring binding (prebuilt per platform, no install script), loaded only by the keyring store.
-    expect(Object.keys(manifest.dependencies ?? {})).toEqual(["@napi-rs/keyring"])
+    // Two dependencies: the Effect-free core shared with the Effect 4 edition, and the OS keyring binding
+    // (prebuilt per platform, no install script), loaded only by the keyring store.
+    expect(Object.keys(manifest.dependencies ?? {})).toEqual(["@effect-auth-manager/core", "@napi-rs/keyring"])
     expect(manifest.allowScripts["fs-ext"]).toBeUndefined()
   })
 

@@ -5,7 +5,7 @@
  */
 import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
 import { AuthDocumentError } from "../errors/Errors.js"
-import { sha256Hex } from "../util/canonicalJson.js"
+import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import { describeIssues } from "../util/describeIssues.js"
 import {
   canonical,

@@ -17,7 +17,7 @@
  */
 import { Effect, Option, Schema } from "effect"
 import { maxFileBytes } from "../util/boundedRead.js"
-import { sha256Hex } from "../util/canonicalJson.js"
+import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import type { Keyring, KeyringError } from "./Keyring.js"
 
 /** Codex's account for the credentials of the folder whose canonical path is `canonicalPath`. */

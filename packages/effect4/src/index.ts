@@ -1,0 +1,4 @@
+/**
+ * effect-auth-manager for Effect 4.
+ */
+export {}
