@@ -32,6 +32,16 @@ export default defineConfig({
     poolOptions: { forks: { isolate: false, maxForks: 2, minForks: 1 } },
     projects: [
       {
+        // The Effect-free core shared by both editions (packages/core), tested once, here.
+        resolve: {
+          alias: [{
+            find: /^@effect-auth-manager\/core\/(.*)$/,
+            replacement: fileURLToPath(new URL("./packages/core/src/$1.ts", import.meta.url))
+          }]
+        },
+        test: { ...shared, name: "core", include: ["packages/core/test/**/*.test.ts"], pool: "threads", isolate: false }
+      },
+      {
         test: {
           ...shared,
           name: "unit",
