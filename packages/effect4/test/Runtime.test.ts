@@ -1,8 +1,8 @@
 import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { HttpClient } from "effect/http"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 
 it.effect("runs under Node 22 with Effect 4's HTTP client and the shared core", () =>
   Effect.gen(function*() {
