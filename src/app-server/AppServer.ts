@@ -6,9 +6,9 @@
  * client one request of its own, `account/chatgptAuthTokens/refresh`, and
  * matches the answer by id. `bin/app-server.ts` runs it on stdio.
  */
+import { nestingDepth } from "@effect-auth-manager/core/rawJson"
 import { type Context, Data, Deferred, Effect, Either, FiberSet, Ref, Stream } from "effect"
 import type { AuthManager } from "../manager/AuthManager.js"
-import { nestingDepth } from "../util/rawJson.js"
 import type * as AppServerAccount from "./internal/account.js"
 import { makeOutgoing } from "./internal/outgoing.js"
 import * as Wire from "./internal/wire.js"

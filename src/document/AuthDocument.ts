@@ -3,10 +3,7 @@
  * and the snapshot hash that keys every piece of refresh state. Pure: no
  * services, no I/O.
  */
-import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
-import { AuthDocumentError } from "../errors/Errors.js"
 import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
-import { describeIssues } from "../util/describeIssues.js"
 import {
   canonical,
   defineField,
@@ -16,9 +13,12 @@ import {
   RawJson,
   splitFields,
   valueText
-} from "../util/rawJson.js"
+} from "@effect-auth-manager/core/rawJson"
+import { Duration, Either, Encoding, Option, Redacted, Schema } from "effect"
+import { AuthDocumentError } from "../errors/Errors.js"
+import { describeIssues } from "../util/describeIssues.js"
 
-export { RawJson } from "../util/rawJson.js"
+export { RawJson } from "@effect-auth-manager/core/rawJson"
 
 const Secret = Schema.Redacted(Schema.String)
 
