@@ -1,0 +1,6 @@
+/**
+ * Test support for users of the Effect 4 edition: a scripted token endpoint
+ * and a scripted Codex-compatible issuer, both on 127.0.0.1.
+ */
+export * as CodexIssuer from "./CodexIssuer.js"
+export * as TokenEndpoint from "./TokenEndpoint.js"
