@@ -6,9 +6,9 @@
  * so any poison is cleared). One sign-in at a time: starting one cancels the
  * one in progress, and each is abandoned after a time limit (10 minutes).
  */
+import * as Pages from "@effect-auth-manager/core/pages"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   Cause,
   Context,
@@ -33,7 +33,7 @@ import * as OAuthProvider from "../oauth/OAuthProvider.js"
 import * as OAuthHttp from "../oauth/TokenRequest.js"
 import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/exchange.js"
 import * as Loopback from "./internal/loopback.js"
-import * as Pages from "./internal/pages.js"
+import { respond } from "./internal/pages.js"
 import { makeLoginId, makePkce, makeState } from "./internal/pkce.js"
 
 /** A sign-in in progress. */
@@ -254,7 +254,7 @@ export const make = (
           const fail = (error: SignInError, status = 400) =>
             Effect.as(
               context.finish(Exit.fail(error)),
-              Pages.failure("The sign-in did not complete", error.message, status)
+              respond(Pages.failure("The sign-in did not complete", error.message, status))
             )
 
           const callback = (params: URLSearchParams) =>
@@ -262,13 +262,15 @@ export const make = (
               // A wrong state is someone else's request: refused, and the sign-in keeps waiting.
               if (params.get("state") !== state) {
                 yield* Effect.logWarning("Sign-in callback with a state that is not ours: refused")
-                return Pages.failure(
+                return respond(Pages.failure(
                   "This sign-in link is not the one that was started",
                   "The address the browser came back with does not belong to the sign-in in progress (state mismatch)."
-                )
+                ))
               }
               if (yield* Ref.getAndSet(claimed, true)) {
-                return Pages.failure("This sign-in is already being completed", "The browser came back twice.", 409)
+                return respond(
+                  Pages.failure("This sign-in is already being completed", "The browser came back twice.", 409)
+                )
               }
               const error = params.get("error")
               if (error !== null) {
@@ -295,26 +297,26 @@ export const make = (
               if (Either.isLeft(exchanged)) return yield* fail(exchanged.left, 502)
               const saved = yield* Effect.either(context.save(exchanged.right))
               if (Either.isLeft(saved)) {
-                return Pages.failure(
+                return respond(Pages.failure(
                   "The sign-in did not complete",
                   saved.left.message,
                   saved.left.reason === "storage" ? 500 : 400
-                )
+                ))
               }
               // Away from the address that carries the code.
-              return HttpServerResponse.redirect(`${origin}/success`, { status: 302, headers: Pages.pageHeaders })
+              return respond(Pages.redirect(`${origin}/success`))
             })
 
           const app = Effect.gen(function*() {
             const request = yield* HttpServerRequest.HttpServerRequest
             const url = new URL(request.url, "http://127.0.0.1")
-            if (request.method !== "GET") return Pages.notFound()
+            if (request.method !== "GET") return respond(Pages.notFound())
             switch (url.pathname) {
               case p.loopback.path:
                 return yield* callback(url.searchParams)
               case "/success":
                 yield* Deferred.succeed(context.successServed, undefined)
-                return Pages.success(p.name)
+                return respond(Pages.success(p.name))
               case "/cancel":
                 // An older login server's owner is told, as Codex's is.
                 yield* Effect.forkIn(
@@ -323,15 +325,15 @@ export const make = (
                   ),
                   layerScope
                 )
-                return HttpServerResponse.text("Login cancelled", { headers: Pages.pageHeaders })
+                return respond(Pages.cancelled())
               default:
-                return Pages.notFound()
+                return respond(Pages.notFound())
             }
           }).pipe(
             Effect.catchAllCause((cause) =>
               Effect.as(
                 Effect.logError("Sign-in callback failed unexpectedly", cause),
-                Pages.failure("The sign-in did not complete", "Something went wrong on this computer.", 500)
+                respond(Pages.failure("The sign-in did not complete", "Something went wrong on this computer.", 500))
               )
             )
           )
