@@ -8,10 +8,11 @@
  * `/codex/device`). Every code and token it makes holds the word SECRET and
  * its JWTs start with `eyJ`, so a test can search output for leaks.
  */
+import { challengeOf } from "@effect-auth-manager/core/pkce"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect, Ref } from "effect"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { fieldsOf, serveOnLoopback } from "./loopback.js"
 import { unsignedJwt } from "./TokenEndpoint.js"
 
@@ -71,7 +72,6 @@ interface State {
 }
 
 const secret = (prefix: string) => `${prefix}_SECRET_${randomBytes(12).toString("base64url")}`
-const challengeOf = (verifier: string) => createHash("sha256").update(verifier).digest("base64url")
 
 const oauthError = (status: number, error: string, description: string) =>
   HttpServerResponse.unsafeJson({ error, error_description: description }, { status })

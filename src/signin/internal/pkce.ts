@@ -1,10 +1,9 @@
 /**
- * PKCE (RFC 7636, S256) and the `state` of an authorization request, from
- * the operating system's secure random source, as the Codex CLI makes them:
- * 64 random bytes for the verifier, 32 for the state, base64url without padding.
+ * PKCE, the `state` and the login id (made by the core) as effects, the
+ * verifier Redacted.
  */
+import * as Core from "@effect-auth-manager/core/pkce"
 import { Effect, Redacted } from "effect"
-import { createHash, randomBytes, randomUUID } from "node:crypto"
 
 export interface Pkce {
   readonly verifier: Redacted.Redacted<string>
@@ -12,13 +11,11 @@ export interface Pkce {
   readonly challenge: string
 }
 
-export const challengeOf = (verifier: string): string => createHash("sha256").update(verifier).digest("base64url")
-
 export const makePkce: Effect.Effect<Pkce> = Effect.sync(() => {
-  const verifier = randomBytes(64).toString("base64url")
-  return { verifier: Redacted.make(verifier), challenge: challengeOf(verifier) }
+  const { challenge, verifier } = Core.makePkce()
+  return { verifier: Redacted.make(verifier), challenge }
 })
 
-export const makeState: Effect.Effect<string> = Effect.sync(() => randomBytes(32).toString("base64url"))
+export const makeState: Effect.Effect<string> = Effect.sync(Core.makeState)
 
-export const makeLoginId: Effect.Effect<string> = Effect.sync(() => randomUUID())
+export const makeLoginId: Effect.Effect<string> = Effect.sync(Core.makeLoginId)
