@@ -1,3 +1,4 @@
+import { variables } from "@effect-auth-manager/core/variables"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Duration, Effect, Exit, Layer, LogLevel, Option, Redacted } from "effect"
@@ -6,7 +7,6 @@ import { homedir } from "node:os"
 import * as ConfigurationReference from "../scripts/configuration-reference.js"
 import * as ConfigurationModule from "../src/config/Configuration.js"
 import { Configuration } from "../src/config/Configuration.js"
-import { variables } from "../src/config/Variables.js"
 import { layerNodeConfigured } from "../src/node/layerNode.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 

@@ -17,61 +17,12 @@ import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 import { captureCli } from "./support/cli.js"
 import { apiKeyJson } from "./support/fixtures.js"
 
-const here = join(import.meta.dirname, "..", "src", "internal")
-const host = (overrides: Partial<Parameters<typeof LockPrimitive.find>[0] & object>) =>
-  LockPrimitive.find({
-    platform: "linux",
-    arch: "x64",
-    from: here,
-    exlock: undefined,
-    nonblock: 2048,
-    load: () => {
-      throw new Error("not loaded in this test")
-    },
-    ...overrides
-  })
-
-const missingModule = () => {
-  const error = new Error("Cannot find module './flock.node'") as NodeJS.ErrnoException
-  error.code = "MODULE_NOT_FOUND"
-  throw error
-}
-
-describe("the lock primitive of each platform", () => {
+describe("the lock primitive of this machine", () => {
   it("linux-x64 (glibc) loads the addon the package ships, which takes flock(2)", () => {
     const primitive = LockPrimitive.get()
     expect(primitive._tag).toBe("Addon")
     if (primitive._tag !== "Addon") return
-    expect(primitive.file).toBe(join(here, "..", "..", "native", "prebuilds", "linux-x64", "flock.node"))
-  })
-
-  it("on musl, where the glibc build does not load, the musl build is the one used", () => {
-    const loaded: Array<string> = []
-    const primitive = host({
-      load: (file) => {
-        loaded.push(file)
-        if (file.includes("linux-x64-musl")) return { lock: () => true, unlock: () => undefined }
-        throw new Error("Error loading shared library libc.so.6: No such file or directory")
-      }
-    })
-    expect(primitive._tag).toBe("Addon")
-    expect(loaded.map((file) => file.split("/").at(-2))).toEqual(["linux-x64", "linux-x64-musl"])
-  })
-
-  it("macOS needs no native code: an open with O_EXLOCK | O_NONBLOCK", () => {
-    expect(host({ platform: "darwin", arch: "arm64", exlock: 32 })).toEqual({ _tag: "OpenExlock", flags: 32 | 2048 })
-    expect(host({ platform: "darwin", arch: "arm64" })._tag).toBe("None")
-  })
-
-  it("an unknown platform, or an addon that does not load, is none, with the reason and no folder advice", () => {
-    const unknown = host({ platform: "freebsd", arch: "x64" })
-    expect(unknown).toEqual({ _tag: "None", reason: "no lock addon is built for freebsd-x64" })
-    const broken = host({ load: missingModule })
-    expect(broken._tag).toBe("None")
-    if (broken._tag !== "None") return
-    expect(broken.reason).toContain("did not load: Cannot find module './flock.node'")
-    expect(broken.reason).not.toMatch(/folder exists|may write/)
-    expect(host({ from: "/" })).toEqual({ _tag: "None", reason: "the package's native/prebuilds folder is missing" })
+    expect(primitive.file).toBe(join(import.meta.dirname, "..", "native", "prebuilds", "linux-x64", "flock.node"))
   })
 })
 

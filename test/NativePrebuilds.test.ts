@@ -1,12 +1,12 @@
 // The flock addon the package ships for each platform: only linux-x64 runs here (test/Flock.test.ts,
 // test/e2e/CodexLock.test.ts); the others are checked as files: the right format and machine, the
 // right C library, and the Node-API entry point exported.
+import * as LockPrimitive from "@effect-auth-manager/core/lockPrimitive"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 import { readElf, readPe } from "./support/binaries.js"
 // @ts-expect-error: a plain ES module without types
 import { buildNative, targets } from "../scripts/build-native.mjs"

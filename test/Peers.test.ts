@@ -1,10 +1,10 @@
 // Optional peers per entry point: package.json says which are optional, and an entry point whose
 // peer is missing says which package to install (the installed case: test/install/Install.test.ts).
+import { loadWithPeers, MissingPeerError } from "@effect-auth-manager/core/peers"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { peers as postgresPeers } from "../src/postgres/entry.js"
-import { loadWithPeers, MissingPeerError } from "../src/util/peers.js"
 
 const manifest = JSON.parse(readFileSync(join(import.meta.dirname, "..", "package.json"), "utf8"))
 

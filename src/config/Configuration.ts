@@ -16,20 +16,23 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
-import { homedir } from "node:os"
 import {
   durationAllowed,
   durationFits,
   type DurationRule,
+  isDatabaseUrl,
   isPort,
+  parsePoolSize,
   parsePorts,
+  poolSizeAllowed,
   portsAllowed,
   tablePrefixProblem,
   tokenUrlProblem
-} from "./Rules.js"
+} from "@effect-auth-manager/core/rules"
+import { type Variable, variables } from "@effect-auth-manager/core/variables"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { homedir } from "node:os"
 import type { Settings } from "./Settings.js"
-import { type Variable, variables } from "./Variables.js"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
 export const codexTokenUrl = "https://auth.openai.com/oauth/token"
@@ -147,7 +150,7 @@ export const check = (options: Options): Option.Option<ConfigError.ConfigError> 
     [["signIn", "timeout"], options.signIn.timeout, "positive"]
   ]
   for (const [path, duration, rule] of durations) {
-    if (duration !== undefined && !durationFits(duration, rule)) {
+    if (duration !== undefined && !durationFits(Duration.toMillis(duration), rule)) {
       return refuse(path, `Expected ${durationAllowed[rule]} but received ${Duration.format(duration)}`)
     }
   }
@@ -162,7 +165,7 @@ export const check = (options: Options): Option.Option<ConfigError.ConfigError> 
     }
   }
   if (Option.isSome(options.database)) {
-    if (!/^postgres(ql)?:\/\//.test(Redacted.value(options.database.value.url))) {
+    if (!isDatabaseUrl(Redacted.value(options.database.value.url))) {
       return refuse(["database", "url"], "Expected a postgres:// URL")
     }
     const prefixProblem = tablePrefixProblem(options.database.value.tablePrefix)
@@ -222,7 +225,7 @@ export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pip
 const ports = (name: Variable) =>
   Config.string(name).pipe(
     Config.mapOrFail((text) =>
-      Option.match(parsePorts(text), {
+      Option.match(Option.fromNullable(parsePorts(text)), {
         onNone: () => Either.left(ConfigError.InvalidData([], `Expected ${portsAllowed} but received "${text}"`)),
         onSome: Either.right
       })
@@ -237,7 +240,7 @@ const durationOf = (name: Variable, rule: DurationRule) =>
       onNone: () =>
         Either.left(ConfigError.InvalidData([], `Expected a duration (e.g. 30 seconds) but received "${text}"`)),
       onSome: (duration) =>
-        !text.trim().startsWith("-") && durationFits(duration, rule)
+        !text.trim().startsWith("-") && durationFits(Duration.toMillis(duration), rule)
           ? Either.right(duration)
           : Either.left(ConfigError.InvalidData([], `Expected ${durationAllowed[rule]} but received "${text}"`))
     })
@@ -358,12 +361,10 @@ export const config: Config.Config<Options> = Config.all({
       "EFFECT_AUTH_DATABASE_POOL_SIZE",
       Config.string("EFFECT_AUTH_DATABASE_POOL_SIZE").pipe(
         Config.mapOrFail((text) => {
-          const size = Number(text.trim())
-          return text.trim() !== "" && Number.isInteger(size) && size >= 1 && size <= 100
+          const size = parsePoolSize(text)
+          return size !== undefined
             ? Either.right(size)
-            : Either.left(
-              ConfigError.InvalidData([], `Expected a whole number of connections from 1 to 100 but received "${text}"`)
-            )
+            : Either.left(ConfigError.InvalidData([], `Expected ${poolSizeAllowed} but received "${text}"`))
         }),
         Config.withDefault(4)
       )

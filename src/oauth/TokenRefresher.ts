@@ -3,11 +3,11 @@
  * says whether a failure is permanent (the token is dead) or transient (try
  * again later). `layerTest` is a scripted fake for tests.
  */
+import * as Rules from "@effect-auth-manager/core/rules"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import * as Configuration from "../config/Configuration.js"
 import type { ClientAuth } from "../config/Configuration.js"
-import * as Rules from "../config/Rules.js"
 import * as Settings from "../config/Settings.js"
 import type { RefreshedTokens } from "../document/AuthDocument.js"
 import {

@@ -2,7 +2,7 @@
  * What `import "effect-auth-manager/postgres"` loads: `./index.js`, once its
  * optional peers are known to be installed (else an error naming them).
  */
-import { loadWithPeers, type Peer } from "../util/peers.js"
+import { loadWithPeers, type Peer } from "@effect-auth-manager/core/peers"
 
 /** The optional peers this entry point needs (the ranges of package.json's `peerDependencies`). */
 export const peers: ReadonlyArray<Peer> = [

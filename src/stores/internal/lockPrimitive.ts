@@ -1,118 +1,18 @@
 /**
- * Which lock primitive this machine offers for Codex's `auth.json.lock`,
- * decided once, on first use, with no install-time step:
- *
- * - Linux (x64 glibc or musl, arm64) and Windows x64: the flock addon the
- *   package ships prebuilt (`native/prebuilds/<target>/flock.node`, built by
- *   scripts/build-native.mjs): flock(2) on Linux, LockFileEx on Windows, the
- *   locks the Codex CLI takes there;
- * - macOS: no native code; an open with `O_EXLOCK | O_NONBLOCK` takes the
- *   same lock as flock(2);
- * - anything else, or an addon that does not load: none. The file store then
- *   says so once and coordinates our own processes through an owner file.
+ * This process's lock primitive for Codex's `auth.json.lock` (found by the
+ * core from this package's files), decided once, on first use.
  */
-import { constants } from "node:fs"
-import { existsSync } from "node:fs"
-import { dirname, join } from "node:path"
+import * as Core from "@effect-auth-manager/core/lockPrimitive"
+import { dirname } from "node:path"
 import { fileURLToPath } from "node:url"
 
-export type Primitive =
-  /** The prebuilt addon: `lock` is true when the lock is now held, false when someone else holds it. */
-  | {
-    readonly _tag: "Addon"
-    readonly file: string
-    readonly lock: (fd: number) => boolean
-    readonly unlock: (fd: number) => void
-  }
-  /** macOS: the lock is taken by the open itself. */
-  | { readonly _tag: "OpenExlock"; readonly flags: number }
-  /** No way to take Codex's lock here; `reason` says why, for the warning. */
-  | { readonly _tag: "None"; readonly reason: string }
-
-/** The prebuilt targets to try for a platform, most likely first (glibc before musl: a glibc build does not load on musl). */
-export const targetsFor = (platform: string, arch: string): ReadonlyArray<string> =>
-  platform === "linux" && arch === "x64"
-    ? ["linux-x64", "linux-x64-musl"]
-    : platform === "linux" && arch === "arm64"
-    ? ["linux-arm64"]
-    : platform === "win32" && arch === "x64"
-    ? ["win32-x64"]
-    : []
-
-interface Host {
-  readonly platform: string
-  readonly arch: string
-  /** Where this module is: the package's root (holding `native/prebuilds`) is above it. */
-  readonly from: string
-  readonly exlock: number | undefined
-  readonly nonblock: number | undefined
-  readonly load: (file: string) => unknown
-}
-
-const nodeHost = (): Host => ({
-  platform: process.platform,
-  arch: process.arch,
-  // In a CommonJS bundle of a program (scripts/bundle.mjs) `import.meta.url` is the bundle's own URL.
-  from: dirname(fileURLToPath(import.meta.url)),
-  exlock: (constants as Record<string, number | undefined>).O_EXLOCK,
-  nonblock: constants.O_NONBLOCK,
-  load: (file) => {
-    const module = { exports: {} as unknown }
-    process.dlopen(module, file)
-    return module.exports
-  }
-})
-
-// The source (src/internal), the tsc output (dist/src/internal) and the bundles (dist/bin) sit 2 or 3 levels below the root.
-const prebuildsFrom = (from: string): string | undefined => {
-  let dir = from
-  for (let level = 0; level < 5; level++) {
-    const candidate = join(dir, "native", "prebuilds")
-    if (existsSync(candidate)) return candidate
-    const parent = dirname(dir)
-    if (parent === dir) break
-    dir = parent
-  }
-  return undefined
-}
-
-const isAddon = (exports: unknown): exports is { lock: (fd: number) => boolean; unlock: (fd: number) => void } =>
-  typeof exports === "object" && exports !== null && typeof (exports as { lock?: unknown }).lock === "function" &&
-  typeof (exports as { unlock?: unknown }).unlock === "function"
-
-/** Finds the primitive for `host`; never throws. */
-export const find = (host: Host = nodeHost()): Primitive => {
-  if (host.platform === "darwin") {
-    return host.exlock !== undefined && host.nonblock !== undefined
-      ? { _tag: "OpenExlock", flags: host.exlock | host.nonblock }
-      : { _tag: "None", reason: "this Node has no fs.constants.O_EXLOCK" }
-  }
-  const targets = targetsFor(host.platform, host.arch)
-  if (targets.length === 0) return { _tag: "None", reason: `no lock addon is built for ${host.platform}-${host.arch}` }
-  const prebuilds = prebuildsFrom(host.from)
-  if (prebuilds === undefined) return { _tag: "None", reason: `the package's native/prebuilds folder is missing` }
-  const failures: Array<string> = []
-  for (const target of targets) {
-    const file = join(prebuilds, target, "flock.node")
-    if (!existsSync(file)) {
-      failures.push(`${file} is missing`)
-      continue
-    }
-    try {
-      const exports = host.load(file)
-      if (isAddon(exports)) return { _tag: "Addon", file, lock: exports.lock, unlock: exports.unlock }
-      failures.push(`${file} is not the flock addon`)
-    } catch (error) {
-      failures.push(`${file} did not load: ${String((error as Error)?.message ?? error).split("\n")[0]}`)
-    }
-  }
-  return { _tag: "None", reason: `the lock addon did not load (${failures.join("; ")})` }
-}
+export type Primitive = Core.Primitive
 
 let current: Primitive | undefined
 
 /** This process's primitive, found on first use. */
-export const get = (): Primitive => (current ??= find())
+export const get = (): Primitive => // In a CommonJS bundle of a program (scripts/bundle.mjs) `import.meta.url` is the bundle's own URL.
+(current ??= Core.find(Core.nodeHost(dirname(fileURLToPath(import.meta.url)))))
 
 /** Tests only: makes `get` answer `primitive` (undefined: find it again). */
 export const setForTesting = (primitive: Primitive | undefined): void => {
