@@ -1,0 +1,246 @@
+/**
+ * The one place that speaks OAuth 2 to a token endpoint, for the refresher
+ * and for sign-in alike: it builds token requests (grant fields, client
+ * authentication, JSON or form body), reads answers within a size limit, and
+ * reads error codes and `Retry-After`.
+ */
+import { Data, Duration, Effect, Option, Redacted, Stream } from "effect"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
+/** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
+import type { ClientAuth } from "../config/Configuration.js"
+
+/** Who the client is, and how its requests to the token endpoint are written. */
+export interface ClientSettings {
+  readonly clientId: string
+  readonly clientSecret: Option.Option<Redacted.Redacted<string>>
+  /** `client_secret_post` when a secret is given and nothing else is said. */
+  readonly clientAuth?: ClientAuth | undefined
+  /** `json` (what the Codex CLI sends to refresh) or `form` (RFC 6749). */
+  readonly bodyFormat: "json" | "form"
+  readonly headers?: Readonly<Record<string, string>> | undefined
+}
+
+/** A field of a token request; secrets stay `Redacted` until the body is written. */
+export type Field = string | Redacted.Redacted<string>
+
+/**
+ * `application/x-www-form-urlencoded` exactly as the Codex CLI writes it
+ * (Rust's `urlencoding::encode`): only `A-Z a-z 0-9 - _ . ~` stay as they are,
+ * a space is `%20`.
+ */
+export const formEncode = (entries: ReadonlyArray<readonly [string, string]>): string =>
+  entries.map(([key, value]) => `${strictEncode(key)}=${strictEncode(value)}`).join("&")
+
+const strictEncode = (value: string) =>
+  encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+const methodOf = (client: ClientSettings): ClientAuth =>
+  client.clientAuth ?? (Option.isSome(client.clientSecret) ? "client_secret_post" : "none")
+
+/**
+ * A POST to `url` with the given grant fields, in order. `client_id` is
+ * placed where the caller put it; with `client_secret_basic` it moves to the
+ * `Authorization` header with the secret.
+ */
+export const tokenRequest = (
+  url: string,
+  client: ClientSettings,
+  fields: ReadonlyArray<readonly [string, Field]>
+): HttpClientRequest.HttpClientRequest => {
+  const method = methodOf(client)
+  const entries: Array<readonly [string, string]> = fields
+    .filter(([key]) => !(method === "client_secret_basic" && key === "client_id"))
+    .map(([key, value]) => [key, typeof value === "string" ? value : Redacted.value(value)])
+  let request = HttpClientRequest.post(url).pipe(
+    HttpClientRequest.acceptJson,
+    HttpClientRequest.setHeaders(client.headers ?? {})
+  )
+  if (Option.isSome(client.clientSecret)) {
+    const secret = Redacted.value(client.clientSecret.value)
+    if (method === "client_secret_post") entries.push(["client_secret", secret])
+    if (method === "client_secret_basic") {
+      // RFC 6749 §2.3.1: each part form-encoded, then Basic.
+      const credentials = `${strictEncode(client.clientId)}:${strictEncode(secret)}`
+      request = HttpClientRequest.setHeader(
+        request,
+        "authorization",
+        `Basic ${Buffer.from(credentials).toString("base64")}`
+      )
+    }
+  }
+  return client.bodyFormat === "form"
+    ? HttpClientRequest.bodyText(request, formEncode(entries), "application/x-www-form-urlencoded")
+    : HttpClientRequest.bodyText(request, JSON.stringify(Object.fromEntries(entries)), "application/json")
+}
+
+/** Why an answer could not be had at all (no status to classify). */
+export class ExchangeFailure extends Data.TaggedError("ExchangeFailure")<{
+  readonly kind: "connection" | "timeout" | "body"
+  readonly detail: string
+  readonly status?: number
+}> {}
+
+/** An answer of the endpoint: its status, headers and body text (bounded). */
+export interface Answer {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly text: string
+  /** The body as JSON, or undefined when it is not JSON. */
+  readonly json: unknown
+}
+
+export interface SendOptions {
+  readonly timeout: Duration.Duration
+  /** A body larger than this is not read further. */
+  readonly maxBodyBytes: number
+  /** What the endpoint is called in messages; by default its origin. */
+  readonly what?: string | undefined
+}
+
+export const defaultSendOptions: SendOptions = { timeout: Duration.seconds(30), maxBodyBytes: 1024 * 1024 }
+
+// Stops reading (and so closes the connection) once the body passes the limit.
+export const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) =>
+  Effect.suspend(() => {
+    let size = 0
+    return response.stream.pipe(
+      Stream.takeUntil((bytes) => (size += bytes.length) > maxBytes),
+      Stream.runCollect,
+      Effect.map((chunks) => ({ size, chunks }))
+    )
+  }).pipe(
+    Effect.mapError(() =>
+      new ExchangeFailure({
+        kind: "connection",
+        detail: "the connection broke while reading the answer",
+        status: response.status
+      })
+    ),
+    Effect.filterOrFail(
+      (acc) => acc.size <= maxBytes,
+      () =>
+        new ExchangeFailure({
+          kind: "body",
+          detail: `the answer was larger than ${maxBytes} bytes`,
+          status: response.status
+        })
+    ),
+    Effect.map((acc) => Buffer.concat(acc.chunks).toString("utf8"))
+  )
+
+export const parseJsonLoosely = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Sends a request and reads the answer, whatever its status. Redirects are
+ * not followed: what the request carries must reach the configured endpoint only.
+ */
+export const send = (request: HttpClientRequest.HttpClientRequest, options: SendOptions = defaultSendOptions) => {
+  const what = options.what ?? hostOf(request.url)
+  return Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const response = yield* client.execute(request).pipe(
+      Effect.mapError((error) =>
+        new ExchangeFailure({ kind: "connection", detail: `${what} could not be reached (${error.reason._tag})` })
+      ),
+      // The HTTP stack may throw on a request it cannot make: that is a failed request, not a crash.
+      Effect.catchDefect(() =>
+        Effect.fail(new ExchangeFailure({ kind: "connection", detail: `the request to ${what} could not be made` }))
+      )
+    )
+    const text = yield* readBody(response, options.maxBodyBytes)
+    return { status: response.status, headers: response.headers, text, json: parseJsonLoosely(text) } satisfies Answer
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: options.timeout,
+      orElse: () =>
+        Effect.fail(
+          new ExchangeFailure({
+            kind: "timeout",
+            detail: `${what} did not answer within ${Duration.format(options.timeout)}`
+          })
+        )
+    })
+  )
+}
+
+// Only the origin: a URL's query may carry something secret.
+const hostOf = (url: string) => {
+  try {
+    return new URL(url).origin
+  } catch {
+    return "the endpoint"
+  }
+}
+
+/** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
+export const errorCode = (body: unknown): string | undefined => {
+  if (body === null || typeof body !== "object") return undefined
+  const { code, error } = body as { readonly error?: unknown; readonly code?: unknown }
+  const nested = error !== null && typeof error === "object" ? (error as { readonly code?: unknown }).code : undefined
+  const found = [nested, error, code].find((candidate) => typeof candidate === "string")
+  return typeof found === "string" ? found.toLowerCase() : undefined
+}
+
+/**
+ * The error codes quoted in messages. Any other text from an endpoint or a
+ * callback is never repeated: an error may echo the token or code it was sent.
+ */
+const knownCodes = new Set([
+  // RFC 6749 §4.1.2.1 and §5.2, RFC 8628 §3.5, OpenID Connect Core §3.1.2.6
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "access_denied",
+  "unsupported_response_type",
+  "server_error",
+  "temporarily_unavailable",
+  "authorization_pending",
+  "slow_down",
+  "expired_token",
+  "interaction_required",
+  "login_required",
+  "consent_required",
+  "account_selection_required",
+  // Codex / OpenAI
+  "refresh_token_expired",
+  "refresh_token_reused",
+  "refresh_token_invalidated",
+  "rate_limit_exceeded",
+  "token_expired"
+])
+
+/** Whether a code is one of the standard (or Codex) error codes, safe to repeat in a message. */
+export const isKnownCode = (code: string): boolean => knownCodes.has(code)
+
+/** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
+export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {
+  if (value === undefined) return Option.none()
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
+  const at = Date.parse(trimmed)
+  return Number.isNaN(at) ? Option.none() : Option.some(Duration.millis(Math.max(0, at - now)))
+}
+
+/** A string field of a JSON object, or undefined. */
+export const stringField = (body: unknown, key: string): string | undefined => {
+  if (body === null || typeof body !== "object") return undefined
+  const value = (body as Record<string, unknown>)[key]
+  return typeof value === "string" ? value : undefined
+}
+
+/** A number field, also when a server sends it as a numeric string (some send `"5"`). */
+export const numberField = (body: unknown, key: string): number | undefined => {
+  if (body === null || typeof body !== "object") return undefined
+  const value = (body as Record<string, unknown>)[key]
+  const number = typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value
+  return typeof number === "number" && Number.isFinite(number) ? number : undefined
+}
