@@ -8,9 +8,10 @@
  * `/codex/device`). Every code and token it makes holds the word SECRET and
  * its JWTs start with `eyJ`, so a test can search output for leaks.
  */
+import { challengeOf } from "@effect-auth-manager/core/pkce"
 import { Clock, Effect, Ref } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { fieldsOf, serveOnLoopback } from "./loopback.js"
 import { unsignedJwt } from "./TokenEndpoint.js"
 
@@ -79,7 +80,6 @@ interface Issuer {
 }
 
 const secret = (prefix: string) => `${prefix}_SECRET_${randomBytes(12).toString("base64url")}`
-const challengeOf = (verifier: string) => createHash("sha256").update(verifier).digest("base64url")
 
 const oauthError = (status: number, error: string, description: string) =>
   HttpServerResponse.jsonUnsafe({ error, error_description: description }, { status })
