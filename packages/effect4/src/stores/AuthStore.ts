@@ -1,0 +1,171 @@
+/**
+ * Where the credentials live: a Codex-compatible `auth.json` on disk, or a
+ * string in memory for tests. Both parse through the same code, so a test on
+ * the memory store sees the errors a user of the file store would.
+ */
+import { Context, Effect, FileSystem, Layer, Option, Path, type Stream } from "effect"
+import * as Configuration from "../config/Configuration.js"
+import type * as AuthDocument from "../document/AuthDocument.js"
+import type { AuthStoreError } from "../errors/Errors.js"
+import * as CredentialStore from "./CredentialStore.js"
+import { type FileOptions, fileOptionsOf } from "./FileOptions.js"
+import * as FileBackend from "./internal/fileStore.js"
+import * as PendingFile from "./internal/pendingRefresh.js"
+import * as RefreshCoordinator from "./RefreshCoordinator.js"
+import type { SharedHealth } from "./RefreshCoordinator.js"
+
+export interface AuthStoreShape {
+  /** Where the credentials are kept, for messages: a file path, or `memory:<key>`. */
+  readonly location: string
+  /** The current snapshot; `AuthDocument.absent` when there is no credential file. */
+  readonly load: Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /** Replaces the credentials atomically, whatever they were (a sign-in), and returns the snapshot written. */
+  readonly save: (doc: AuthDocument.AuthDocument) => Effect.Effect<AuthDocument.AuthSnapshot, AuthStoreError>
+  /**
+   * Writes `next` (none: deletes) only if the store still holds the snapshot
+   * with hash `expected`, atomically with the check (compare-and-swap);
+   * otherwise answers what it holds instead.
+   */
+  readonly compareAndSet: (
+    expected: string,
+    next: Option.Option<AuthDocument.AuthDocument>
+  ) => Effect.Effect<SetResult, AuthStoreError>
+  /** Deletes the credentials; succeeds when there were none. */
+  readonly remove: Effect.Effect<void, AuthStoreError>
+  /**
+   * Emits when the credentials may have been changed by someone else (another
+   * process writing the file). Never fails: a store that cannot watch is silent.
+   */
+  readonly changed: Stream.Stream<void>
+  /**
+   * Runs `effect` holding the store's refresh lock, so that the processes
+   * sharing the credentials refresh one at a time. It may be held across a
+   * token request; writes take the store's own short lock inside it.
+   */
+  readonly withRefreshLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+  /** The refresh state other processes shared; none when there is none, or it cannot be read. */
+  readonly loadShared: Effect.Effect<Option.Option<SharedHealth>>
+  /** Shares the refresh state with other processes (none clears it). Best effort: never fails. */
+  readonly saveShared: (state: Option.Option<SharedHealth>) => Effect.Effect<void>
+  /**
+   * Keeps a refresh whose tokens could not be written (another program held the credentials' lock
+   * as this one stopped) where the next start on the same store finds it; none removes it. Written
+   * without the credentials' lock, with their protection. Only stores with such a place have it
+   * (the file store: a 0600 file beside `auth.json`).
+   */
+  readonly keepPending?: (pending: Option.Option<AuthDocument.PendingRefresh>) => Effect.Effect<void, AuthStoreError>
+  /** The refresh `keepPending` kept; none when there is none or it cannot be read (said). */
+  readonly loadPending?: Effect.Effect<Option.Option<AuthDocument.PendingRefresh>>
+  /** Where `keepPending` keeps it, for messages. */
+  readonly pendingLocation?: string
+}
+
+/** The outcome of a compare-and-set: written, or what the store holds instead. */
+export type SetResult =
+  | { readonly _tag: "Written"; readonly snapshot: AuthDocument.AuthSnapshot }
+  | { readonly _tag: "Conflict"; readonly current: AuthDocument.AuthSnapshot }
+
+/**
+ * One credential of the keyed services, seen as the single-credential store the
+ * manager works on: what the keyed manager gives each manager, and what the
+ * PostgreSQL programs use for their one credential.
+ */
+export const bind = (
+  key: string,
+  credentials: CredentialStore.CredentialStoreShape,
+  coordinator: RefreshCoordinator.RefreshCoordinatorShape
+): AuthStoreShape => ({
+  location: credentials.location(key),
+  load: Effect.map(credentials.get(key), (stored) => stored.snapshot),
+  save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => stored.snapshot),
+  // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
+  compareAndSet: Effect.fnUntraced(function*(expected: string, next: Option.Option<AuthDocument.AuthDocument>) {
+    const stored = yield* credentials.get(key)
+    if (stored.snapshot.hash !== expected) return { _tag: "Conflict", current: stored.snapshot } as const
+    const result = yield* credentials.compareAndSet(key, stored, next)
+    return result._tag === "Written"
+      ? { _tag: "Written", snapshot: result.stored.snapshot } as const
+      : { _tag: "Conflict", current: result.current.snapshot } as const
+  }),
+  remove: Effect.asVoid(credentials.set(key, Option.none())),
+  changed: credentials.changes(key),
+  withRefreshLock: coordinator.withRefreshLock(key),
+  loadShared: coordinator.getHealth(key),
+  saveShared: (state) => coordinator.setHealth(key, state)
+})
+
+/** The file store over `FileSystem`: see `layerFile`. */
+export const makeFile = (
+  options: FileOptions
+): Effect.Effect<AuthStoreShape, never, FileSystem.FileSystem | Path.Path> =>
+  // The keyed services over the file, bound to its one credential: one compare-and-set, one lock path.
+  Effect.map(FileBackend.makeFiles(options), ({ coordinator, credentials, pending }): AuthStoreShape => ({
+    ...bind(
+      options.credentialKey ?? CredentialStore.defaultKey,
+      CredentialStore.make(credentials),
+      RefreshCoordinator.make(coordinator)
+    ),
+    ...PendingFile.operations(pending)
+  }))
+
+/**
+ * The memory store: the keyed memory services bound to one key, with the
+ * same parsing as the file, and the same compare-and-set as every backend.
+ */
+export const makeMemory = (initial?: string | object): Effect.Effect<AuthStoreShape> =>
+  Effect.map(
+    Effect.all([
+      CredentialStore.makeMemory(initial === undefined ? {} : { [CredentialStore.defaultKey]: initial }),
+      RefreshCoordinator.makeMemory
+    ]),
+    ([credentials, coordinator]) => bind(CredentialStore.defaultKey, credentials, coordinator)
+  )
+
+/**
+ * Storage for one user's credentials.
+ *
+ * @example
+ * const program = Effect.flatMap(AuthStore, (store) => store.load)
+ * Effect.runPromise(program.pipe(Effect.provide(AuthStore.layerMemory())))
+ */
+export class AuthStore extends Context.Service<AuthStore, AuthStoreShape>()("effect-auth-manager/AuthStore") {
+  /** The file store in the given folder, built in place: see `makeFile`. */
+  static readonly makeFile = makeFile
+  /** A memory store, built in place: see `makeMemory`. */
+  static readonly makeMemory = makeMemory
+
+  /**
+   * The `auth.json` file in the `codexHome` of the `Configuration` in context
+   * (`Configuration.layerConfig` reads `CODEX_HOME`; `Configuration.layer` sets it in code).
+   */
+  static readonly layerFile: Layer.Layer<
+    AuthStore,
+    never,
+    Configuration.Configuration | FileSystem.FileSystem | Path.Path
+  > = Layer.effect(
+    AuthStore,
+    Effect.flatMap(Configuration.Configuration, (configuration) => makeFile(fileOptionsOf(configuration)))
+  )
+
+  /**
+   * A store in memory, optionally seeded with the JSON text or value an
+   * `auth.json` would hold (it is parsed exactly as the file would be).
+   */
+  static readonly layerMemory = (initial?: string | object): Layer.Layer<AuthStore> =>
+    Layer.effect(AuthStore, makeMemory(initial))
+
+  /**
+   * The credential `key` of the keyed `CredentialStore` and `RefreshCoordinator`
+   * in context (PostgreSQL, for instance), as this single-credential store.
+   */
+  static readonly layerKeyed = (
+    key: string
+  ): Layer.Layer<AuthStore, never, CredentialStore.CredentialStore | RefreshCoordinator.RefreshCoordinator> =>
+    Layer.effect(
+      AuthStore,
+      Effect.map(
+        Effect.all([CredentialStore.CredentialStore, RefreshCoordinator.RefreshCoordinator]),
+        ([credentials, coordinator]) => bind(key, credentials, coordinator)
+      )
+    )
+}

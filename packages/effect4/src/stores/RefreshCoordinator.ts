@@ -1,0 +1,165 @@
+/**
+ * What the processes (or replicas) sharing a credential coordinate about,
+ * apart from the credential itself: a lock held across a refresh, so that
+ * one of them at a time asks the token endpoint, and the health they learned
+ * of a snapshot (dead refresh token, backoff), so that the others do not ask
+ * again. Keyed by credential key; the health also by snapshot hash, so that
+ * new credentials start healthy everywhere. It holds no secret.
+ */
+import { Context, Effect, Layer, Option, Ref, Result, Schema, type Scope, Semaphore } from "effect"
+import { AuthStoreError, PermanentReason, SharedHealthError, TransientKind } from "../errors/Errors.js"
+
+/**
+ * The health of snapshot `hash` that one process shares with the others:
+ * reason codes, statuses and times only (no server text).
+ */
+export const SharedHealth = Schema.Union([
+  Schema.Struct({
+    hash: Schema.String,
+    state: Schema.Literal("poisoned"),
+    reason: PermanentReason,
+    status: Schema.optional(Schema.Number),
+    at: Schema.Number
+  }),
+  Schema.Struct({
+    hash: Schema.String,
+    state: Schema.Literal("cooling-down"),
+    until: Schema.Number,
+    attempts: Schema.Number,
+    kind: TransientKind,
+    // Written by earlier versions; never written now: the record holds codes only, no text.
+    detail: Schema.optional(Schema.String),
+    status: Schema.optional(Schema.Number),
+    at: Schema.Number
+  })
+])
+export type SharedHealth = typeof SharedHealth.Type
+
+/** The JSON text a backend stores a health record as. */
+export const SharedHealthJson = Schema.fromJsonString(SharedHealth)
+
+/** The primitives of a backend; `make` builds the service from them. */
+export interface Backend {
+  readonly location: (key: string) => string
+  /** Holds the refresh lock of `key` until the scope closes; fails after a bounded wait. */
+  readonly lock: (key: string) => Effect.Effect<void, AuthStoreError, Scope.Scope>
+  /** The health text stored for `key`; none when there is none. */
+  readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, SharedHealthError>
+  /**
+   * Stores the health of snapshot `hash` under `key` (none clears whatever
+   * is there). A backend that also holds the credential writes a record only
+   * while the credential still has that hash.
+   */
+  readonly writeHealth: (
+    key: string,
+    text: Option.Option<{ readonly hash: string; readonly text: string }>
+  ) => Effect.Effect<void, SharedHealthError>
+}
+
+export interface RefreshCoordinatorShape {
+  readonly location: (key: string) => string
+  /** Runs `effect` holding `key`'s refresh lock: among all sharers, one at a time. */
+  readonly withRefreshLock: (
+    key: string
+  ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+  /**
+   * The health shared for `key`; none when there is none, or it cannot be
+   * read. It applies only while the credential still has the record's hash.
+   */
+  readonly getHealth: (key: string) => Effect.Effect<Option.Option<SharedHealth>>
+  /** Shares the health of the record's snapshot (none clears it). Best effort: never fails. */
+  readonly setHealth: (key: string, health: Option.Option<SharedHealth>) => Effect.Effect<void>
+}
+
+/**
+ * Refresh coordination, keyed by credential key.
+ *
+ * @example
+ * const once = Effect.flatMap(RefreshCoordinator, (c) => c.withRefreshLock("default")(Effect.log("alone")))
+ */
+export class RefreshCoordinator extends Context.Service<RefreshCoordinator, RefreshCoordinatorShape>()(
+  "effect-auth-manager/RefreshCoordinator"
+) {
+  /** The coordinator over a backend's few primitives: see `make`. */
+  static readonly make = (backend: Backend): RefreshCoordinatorShape => make(backend)
+  /** A backend in memory, to build a coordinator from or to test a backend's contract against. */
+  static readonly makeMemoryBackend: Effect.Effect<Backend> = Effect.suspend(() => makeMemoryBackend)
+  /** Coordination among the managers of this process only. */
+  static readonly layerMemory: Layer.Layer<RefreshCoordinator> = Layer.effect(
+    RefreshCoordinator,
+    Effect.suspend(() => makeMemory)
+  )
+}
+
+/** The health record stored at `location` as `text`; the error when it is not one. */
+export const decodeHealth = (location: string, text: string): Result.Result<SharedHealth, SharedHealthError> =>
+  Result.mapError(
+    Schema.decodeUnknownResult(SharedHealthJson)(text),
+    () => new SharedHealthError({ location, operation: "read", problem: "unexpected content" })
+  )
+
+/** Builds the service from a backend's primitives: decoding, and the best-effort rules. */
+export const make = (backend: Backend): RefreshCoordinatorShape => {
+  // Health is an optimisation, never a reason to fail: a record that cannot be read is ignored (and said).
+  const ignore = (key: string, error: SharedHealthError) =>
+    Effect.logWarning("Ignoring the shared refresh state").pipe(
+      Effect.annotateLogs({ credential: key, location: error.location, problem: error.problem })
+    )
+  const getHealth = Effect.fnUntraced(function*(key: string) {
+    const text = yield* backend.readHealth(key)
+    if (Option.isNone(text)) return Option.none<SharedHealth>()
+    return Option.some(yield* Effect.fromResult(decodeHealth(backend.location(key), text.value)))
+  })
+  return {
+    location: backend.location,
+    withRefreshLock: (key) => (effect) =>
+      Effect.scoped(Effect.andThen(backend.lock(key), effect)).pipe(
+        Effect.withSpan("RefreshCoordinator.withRefreshLock", { attributes: { credential: key } })
+      ),
+    getHealth: (key) =>
+      getHealth(key).pipe(Effect.catch((problem) => Effect.as(ignore(key, problem), Option.none<SharedHealth>()))),
+    setHealth: (key, health) =>
+      backend.writeHealth(
+        key,
+        Option.map(health, (h) => ({ hash: h.hash, text: Schema.encodeSync(SharedHealthJson)(h) }))
+      ).pipe(
+        Effect.catch((error) =>
+          Effect.logWarning("Could not share the refresh state").pipe(
+            Effect.annotateLogs({ credential: key, location: error.location, problem: error.problem })
+          )
+        )
+      )
+  }
+}
+
+/** The memory backend: a semaphore and a health record per key, for the managers of one process. */
+export const makeMemoryBackend: Effect.Effect<Backend> = Effect.gen(function*() {
+  const locks = new Map<string, Semaphore.Semaphore>()
+  const health = yield* Ref.make(new Map<string, string>())
+  const semaphore = (key: string) => {
+    let existing = locks.get(key)
+    if (existing === undefined) {
+      existing = Semaphore.makeUnsafe(1)
+      locks.set(key, existing)
+    }
+    return existing
+  }
+  return {
+    location: (key) => `memory:${key}`,
+    lock: (key) => Effect.asVoid(Effect.acquireRelease(semaphore(key).take(1), () => semaphore(key).release(1))),
+    readHealth: (key) => Effect.map(Ref.get(health), (map) => Option.fromNullishOr(map.get(key))),
+    writeHealth: (key, record) =>
+      Ref.update(health, (map) => {
+        const copy = new Map(map)
+        Option.match(record, { onNone: () => copy.delete(key), onSome: ({ text }) => copy.set(key, text) })
+        return copy
+      })
+  }
+})
+
+/** A coordinator for the managers of this process. */
+export const makeMemory: Effect.Effect<RefreshCoordinatorShape> = Effect.map(makeMemoryBackend, make)
+
+/** A lock that could not be had in time, as the typed error a refresh reports. */
+export const lockTimeout = (location: string, problem: string) =>
+  new AuthStoreError({ path: location, operation: "lock", problem })
