@@ -19,16 +19,6 @@
 import { Config, Context, Duration, Effect, Layer, type LogLevel, Option, Redacted, Schema, SchemaIssue } from "effect"
 import { homedir } from "node:os"
 import {
-  durationAllowed,
-  durationFits,
-  type DurationRule,
-  isPort,
-  portsAllowed,
-  tablePrefixProblem,
-  tokenUrlProblem
-} from "./Rules.js"
-import type { Settings } from "./Settings.js"
-import {
   type ClientAuth,
   codexClientId,
   codexIssuer,
@@ -43,10 +33,20 @@ import {
 } from "./internal/defaults.js"
 import { config } from "./internal/environment.js"
 import { refuse } from "./internal/refuse.js"
+import {
+  durationAllowed,
+  durationFits,
+  type DurationRule,
+  isPort,
+  portsAllowed,
+  tablePrefixProblem,
+  tokenUrlProblem
+} from "./Rules.js"
+import type { Settings } from "./Settings.js"
 
 export {
-  clientAuths,
   type ClientAuth,
+  clientAuths,
   codexClientId,
   codexIssuer,
   codexTokenUrl,
@@ -138,7 +138,6 @@ const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> =
   ["shutdownWait", "positive"],
   ["watchDebounce", "nonNegative"]
 ]
-
 
 /** The first setting of `options` that cannot work, as the `ConfigError` that names it; none when all can. */
 export const check = (options: Options): Option.Option<Config.ConfigError> => {

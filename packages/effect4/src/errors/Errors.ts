@@ -44,7 +44,15 @@ export class PermanentRefreshError extends Schema.TaggedError<PermanentRefreshEr
 }
 
 /** What kind of passing trouble stopped a refresh. */
-export const TransientKind = Schema.Literals(["connection", "timeout", "status", "body", "cooldown", "storage", "client"])
+export const TransientKind = Schema.Literals([
+  "connection",
+  "timeout",
+  "status",
+  "body",
+  "cooldown",
+  "storage",
+  "client"
+])
 export type TransientKind = typeof TransientKind.Type
 
 /**

@@ -6,7 +6,15 @@
 import { Config, Duration, Effect, LogLevel, Option, Redacted, Schema } from "effect"
 import { homedir } from "node:os"
 import type { Options } from "../Configuration.js"
-import { durationAllowed, durationFits, type DurationRule, parsePorts, portsAllowed, tablePrefixProblem, tokenUrlProblem } from "../Rules.js"
+import {
+  durationAllowed,
+  durationFits,
+  type DurationRule,
+  parsePorts,
+  portsAllowed,
+  tablePrefixProblem,
+  tokenUrlProblem
+} from "../Rules.js"
 import type { Settings } from "../Settings.js"
 import { type Variable, variables } from "../Variables.js"
 import {
@@ -30,8 +38,13 @@ const text = (name: Variable) => Config.schema(Schema.String.annotate({ descript
 const redacted = (name: Variable) =>
   Config.schema(Schema.Redacted(Schema.String).annotate({ description: variables[name] }), name)
 
-const literals = <const L extends ReadonlyArray<string>>(name: Variable, values: L) =>
-  Config.schema(Schema.Literals(values).annotate({ description: variables[name] }), name)
+/** One of `values`; anything else is refused with the value and the list. */
+const literals = <const L extends ReadonlyArray<string>>(name: Variable, values: L): Config.Config<L[number]> =>
+  text(name).pipe(Config.mapEffect((value) =>
+    values.includes(value)
+      ? Effect.succeed(value as L[number])
+      : Effect.fail(refuse(name, `Expected one of ${values.join(", ")} but received "${value}"`))
+  ))
 
 // What `Config.Boolean` accepts.
 const trueWords = ["true", "yes", "on", "1", "y"] as const
@@ -51,9 +64,9 @@ const optional = Config.option
 
 // A variable set to nothing is unset, as Codex reads `CODEX_HOME` (and a shell's `HOME`).
 const nonEmpty = (name: Variable | "HOME") =>
-  (name === "HOME" ? Config.String(name) : text(name)).pipe(Config.mapEffect((value) =>
-    value === "" ? Effect.fail(refuse(name, `${name} is empty`)) : Effect.succeed(value)
-  ))
+  (name === "HOME" ? Config.String(name) : text(name)).pipe(
+    Config.mapEffect((value) => value === "" ? Effect.fail(refuse(name, `${name} is empty`)) : Effect.succeed(value))
+  )
 
 /** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`; an empty value is unset. */
 export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pipe(
@@ -107,12 +120,14 @@ const managerConfig: Config.Config<Partial<Settings>> = Config.all({
 })))
 
 const databaseConfig = Config.all({
-  url: redacted("EFFECT_AUTH_DATABASE_URL").pipe(Config.mapEffect((url) =>
-    /^postgres(ql)?:\/\//.test(Redacted.value(url))
-      // The URL holds a password: its value is never repeated.
-      ? Effect.succeed(url)
-      : Effect.fail(refuse("EFFECT_AUTH_DATABASE_URL", "Expected a postgres:// URL"))
-  )),
+  url: redacted("EFFECT_AUTH_DATABASE_URL").pipe(
+    Config.mapEffect((url) =>
+      /^postgres(ql)?:\/\//.test(Redacted.value(url))
+        // The URL holds a password: its value is never repeated.
+        ? Effect.succeed(url)
+        : Effect.fail(refuse("EFFECT_AUTH_DATABASE_URL", "Expected a postgres:// URL"))
+    )
+  ),
   credentialKey: text("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault(defaultCredentialKey)),
   tablePrefix: checked("EFFECT_AUTH_DATABASE_TABLE_PREFIX", tablePrefixProblem).pipe(
     Config.withDefault(defaultTablePrefix)
