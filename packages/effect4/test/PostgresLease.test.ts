@@ -1,0 +1,132 @@
+/**
+ * The refresh lock of the Effect 4 edition's PostgreSQL store, a lease row with a fence, between
+ * two replicas on a real throwaway cluster: one holder at a time (the other waits and is woken by
+ * the release's NOTIFY), and a holder whose lease was taken over does not write.
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Ref, References } from "effect"
+import { Reactivity } from "effect/reactivity"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { PgStore } from "../src/postgres/index.js"
+import { tables } from "../src/postgres/migrations.js"
+import { CredentialStore } from "../src/stores/CredentialStore.js"
+import { RefreshCoordinator } from "../src/stores/RefreshCoordinator.js"
+import { freshPrefix, useCluster } from "./support/pgCluster.js"
+
+const cluster = useCluster()
+
+const apiKeyDoc = (key: string) => AuthDocument.withApiKey(Option.none(), Redacted.make(key))
+
+/** A replica's two services, built in the test's scope. */
+const replica = (prefix: string) =>
+  Effect.map(
+    Layer.build(PgStore.layer({ url: Redacted.make(cluster.url()), prefix })),
+    (context) => ({
+      store: Context.get(context, CredentialStore),
+      coordinator: Context.get(context, RefreshCoordinator)
+    })
+  )
+
+/** Makes every lease of `prefix` expired, as if its holder had been cut off for longer than its life. */
+const expireLeases = (prefix: string) =>
+  Effect.gen(function*() {
+    const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 1 }).pipe(
+      Effect.provide(Reactivity.layer)
+    )
+    const expired = yield* sql`UPDATE ${sql(tables(prefix).leases)}
+      SET expires_at = clock_timestamp() - interval '1 second' RETURNING credential_key`
+    assert.strictEqual(expired.length, 1)
+  }).pipe(Effect.scoped)
+
+/** Completes `said` when a log line containing `text` is written. */
+const hearing = (text: string, said: Deferred.Deferred<void>) =>
+  Logger.layer([
+    Logger.make(({ message }) => {
+      if ([message].flat().join(" ").includes(text)) Deferred.doneUnsafe(said, Exit.void)
+    })
+  ])
+
+describe("PgStore refresh lock (Effect 4)", () => {
+  it.live("one holder at a time: the other replica waits, and the release wakes it", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("lease_one")
+      const a = yield* replica(prefix)
+      const b = yield* replica(prefix)
+      const key = "user"
+      const events = yield* Ref.make<ReadonlyArray<string>>([])
+      const record = (event: string) => Ref.update(events, (all) => [...all, event])
+      const aHolds = yield* Deferred.make<void>()
+      const bWaits = yield* Deferred.make<void>()
+
+      const first = yield* a.coordinator.withRefreshLock(key)(
+        record("a in").pipe(
+          Effect.andThen(Deferred.succeed(aHolds, undefined)),
+          // Holds the lock until the other replica has found it taken.
+          Effect.andThen(Deferred.await(bWaits).pipe(Effect.timeout("10 seconds"))),
+          Effect.andThen(record("a out"))
+        )
+      ).pipe(Effect.forkChild)
+      yield* Deferred.await(aHolds)
+
+      const second = yield* b.coordinator.withRefreshLock(key)(record("b in")).pipe(
+        Effect.provide(hearing("Waiting for the refresh lock", bWaits)),
+        Effect.provideService(References.MinimumLogLevel, "Debug"),
+        Effect.forkChild
+      )
+      yield* Fiber.join(first)
+      // The lease lasts 35 s: getting it well before then means the release's NOTIFY woke the waiter.
+      yield* Fiber.join(second).pipe(Effect.timeout("10 seconds"))
+      assert.deepStrictEqual(yield* Ref.get(events), ["a in", "a out", "b in"])
+    }))
+
+  it.live("a replica whose lease was taken over does not write, and later saves only against what it read", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("lease_lost")
+      const a = yield* replica(prefix)
+      const b = yield* replica(prefix)
+      const key = "user"
+      yield* a.store.set(key, Option.some(apiKeyDoc("sk-before")))
+      const [aRead, bHolds, aTried, bDone] = yield* Effect.all([
+        Deferred.make<void>(),
+        Deferred.make<void>(),
+        Deferred.make<void>(),
+        Deferred.make<void>()
+      ])
+      const bounded = (step: Deferred.Deferred<void>) => Deferred.await(step).pipe(Effect.timeout("10 seconds"))
+
+      // Replica A refreshes, and is cut off for longer than its lease before it saves.
+      const refreshByA = yield* a.coordinator.withRefreshLock(key)(Effect.gen(function*() {
+        const readByA = yield* a.store.get(key)
+        yield* Deferred.succeed(aRead, undefined)
+        yield* bounded(bHolds)
+        // B holds the lease now, and has not written yet: A's save is refused by the fence alone.
+        const lost = yield* Effect.exit(a.store.compareAndSet(key, readByA, Option.some(apiKeyDoc("sk-by-a"))))
+        yield* Deferred.succeed(aTried, undefined)
+        assert.isTrue(Exit.isFailure(lost))
+        const error = Exit.isFailure(lost) ? Option.getOrUndefined(Exit.findErrorOption(lost)) : undefined
+        assert.strictEqual(error?._tag, "AuthStoreError")
+        assert.include(error?.problem, "lost the refresh lock")
+        // Tried again once B let go, under a lease of its own: B's write is what it finds.
+        yield* bounded(bDone)
+        return yield* a.store.compareAndSet(key, readByA, Option.some(apiKeyDoc("sk-by-a")))
+      })).pipe(Effect.forkChild)
+
+      yield* bounded(aRead)
+      yield* expireLeases(prefix)
+      const byB = yield* b.coordinator.withRefreshLock(key)(Effect.gen(function*() {
+        const readByB = yield* b.store.get(key)
+        yield* Deferred.succeed(bHolds, undefined)
+        yield* bounded(aTried)
+        return yield* b.store.compareAndSet(key, readByB, Option.some(apiKeyDoc("sk-by-b")))
+      }))
+      assert.strictEqual(byB._tag, "Written")
+      yield* Deferred.succeed(bDone, undefined)
+      const later = yield* Fiber.join(refreshByA)
+      assert.strictEqual(later._tag, "Conflict")
+
+      const stored = yield* a.store.get(key)
+      assert.strictEqual(byB._tag === "Written" ? byB.stored.revision : "", stored.revision)
+      assert.strictEqual(Redacted.value(Option.getOrThrow(stored.snapshot.document).OPENAI_API_KEY!), "sk-by-b")
+    }))
+})
