@@ -8,7 +8,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
+import packageJson from "../package.json" with { type: "json" }
 import * as AuthDocument from "../src/document/AuthDocument.js"
+import * as Entry from "../src/postgres/entry.js"
 import { PgStore } from "../src/postgres/index.js"
 import { migrate, tables } from "../src/postgres/migrations.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
@@ -120,4 +122,10 @@ describe("PgStore (Effect 4)", () => {
       const error = Exit.isFailure(exit) ? Exit.findErrorOption(exit) : Option.none()
       assert.include(String(Option.getOrUndefined(error)?.message), "maxConnections")
     }))
+
+  it("the ./postgres entry point loads PgStore, and names the peers package.json declares", () => {
+    assert.strictEqual(Entry.PgStore, PgStore)
+    const declared: Record<string, string> = packageJson.peerDependencies
+    for (const peer of Entry.peers) assert.strictEqual(declared[peer.name], peer.range, peer.name)
+  })
 })
