@@ -190,4 +190,3 @@ export class SignIn extends Context.Service<SignIn, SignInShape>()("effect-auth-
       })
     )
 }
-

@@ -19,7 +19,9 @@ export interface Callback {
   readonly verifier: Redacted.Redacted<string>
   /** `http://127.0.0.1:PORT`, once the server is bound. */
   readonly origin: () => string
-  readonly withClient: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, HttpClient.HttpClient>>
+  readonly withClient: <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, Exclude<R, HttpClient.HttpClient>>
   /** Where work that outlives a request runs. */
   readonly layerScope: Scope.Scope
 }

@@ -3,8 +3,8 @@
  * authorization-code exchange (RFC 6749 §4.1.3 with PKCE), RFC 8628 device
  * polling, and Codex's own device endpoints.
  */
-import { HttpClientRequest, type HttpClient } from "effect/http"
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
+import { type HttpClient, HttpClientRequest } from "effect/http"
 import type { RefreshedTokens } from "../../document/AuthDocument.js"
 import { SignInError } from "../../errors/Errors.js"
 import type { OAuthProvider } from "../../oauth/OAuthProvider.js"

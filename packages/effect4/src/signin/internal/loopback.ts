@@ -5,7 +5,7 @@
  * login server there lets go), then retries, then the next port.
  */
 import { Duration, Effect, Exit, Result, Scope } from "effect"
-import { type HttpServer, HttpMiddleware, type HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpMiddleware, type HttpServer, type HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { SignInError } from "../../errors/Errors.js"

@@ -76,8 +76,10 @@ export interface Service {
 
 /** Cancels the sign-in in progress, if any, and waits until its server is closed. */
 export const cancelCurrent = (current: Ref.Ref<Option.Option<Running>>) =>
-  Effect.flatMap(Ref.getAndSet(current, Option.none()), (running) =>
-    Option.match(running, { onNone: () => Effect.void, onSome: (login) => login.cancel }))
+  Effect.flatMap(
+    Ref.getAndSet(current, Option.none()),
+    (running) => Option.match(running, { onNone: () => Effect.void, onSome: (login) => login.cancel })
+  )
 
 /** Starts a sign-in: cancels the one in progress, runs `setup`, and watches the new one until it ends. */
 export const begin = Effect.fnUntraced(function*<Info>(

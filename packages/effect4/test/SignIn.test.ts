@@ -1,0 +1,194 @@
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { TestClock } from "effect/testing"
+import { connect, type Socket } from "node:net"
+import { PermanentRefreshError } from "../src/errors/Errors.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
+import * as OAuthProvider from "../src/oauth/OAuthProvider.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { SignIn } from "../src/signin/SignIn.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import * as CodexIssuer from "../src/testing/CodexIssuer.js"
+
+/** The sign-in stack over a memory store, for a Codex issuer, on ephemeral ports. */
+const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration } = {}) =>
+  Layer.effect(SignIn, SignIn.make(OAuthProvider.codex({ issuer, ports: [0] }), settings)).pipe(
+    Layer.provideMerge(
+      Layer.effect(AuthManager, AuthManager.make({})).pipe(
+        Layer.provideMerge(Layer.merge(
+          AuthStore.layerMemory(),
+          // Sign-in never refreshes: a refresh here would be a defect, and fails for good.
+          TokenRefresher.layerTest([Effect.fail(new PermanentRefreshError({ reason: "reused", status: 401 }))])
+        ))
+      )
+    ),
+    Layer.provideMerge(NodeHttpClient.layerUndici)
+  )
+
+/** What a browser does: follows the redirects by plain HTTP requests; returns each hop. */
+const browse = (url: string) =>
+  Effect.promise(async () => {
+    const hops: Array<{ readonly url: string; readonly status: number; readonly body: string }> = []
+    let next: string | null = url
+    while (next !== null && hops.length < 5) {
+      const response: Response = await fetch(next, { redirect: "manual" })
+      const body = await response.text()
+      hops.push({ url: next, status: response.status, body })
+      const location = response.headers.get("location")
+      next = location === null ? null : new URL(location, next).toString()
+    }
+    return hops
+  })
+
+const portOf = (login: { readonly redirectUri: string }) => Number(new URL(login.redirectUri).port)
+
+describe("SignIn, Codex profile: the browser sign-in", () => {
+  it.live("authorize, callback, exchange, save, success page; no secret on a page", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        expect(login._tag).toBe("Browser")
+        const url = new URL(login.authUrl)
+        expect(url.searchParams.get("redirect_uri")).toBe(login.redirectUri)
+        expect(url.searchParams.get("code_challenge_method")).toBe("S256")
+        const hops = yield* browse(login.authUrl)
+        expect(hops.map((hop) => hop.status)).toEqual([302, 302, 200])
+        expect(hops[1]!.url).toMatch(/\/auth\/callback\?code=ac_SECRET_/)
+        expect(hops[2]!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/success$/)
+        expect(hops[2]!.body).toContain("You are signed in")
+        for (const hop of hops.slice(1)) expect(hop.body).not.toMatch(/SECRET|eyJ/)
+        const state = yield* login.await
+        expect(state).toMatchObject({ method: "chatgpt", email: "ada@example.com", planType: "plus" })
+        const stored = yield* AuthStore.use((store) => store.load)
+        const tokens = Option.getOrThrow(stored.document).tokens!
+        expect(tokens.account_id).toBe("acct_test_1")
+        expect(Redacted.value(tokens.refresh_token)).toMatch(/^rt_SECRET_/)
+        yield* login.closed
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+      const exchange = (yield* issuer.received).find((r) => r.path === "/oauth/token")!
+      expect(exchange.body).toMatch(
+        /^grant_type=authorization_code&code=ac_SECRET_[\w-]+&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauth%2Fcallback&client_id=app_EMoamEEZ73f0CkXaXp7hrann&code_verifier=[\w-]{86}$/
+      )
+    }))
+
+  it.live("a denied sign-in and a callback with another state: nothing saved, a page that says why", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* issuer.setDecision({ _tag: "Error", error: "access_denied" })
+      yield* Effect.gen(function*() {
+        const login = yield* SignIn.use((signIn) => signIn.startBrowser())
+        const forged = yield* browse(`${login.redirectUri}?code=ac_forged&state=not-ours`)
+        expect(forged[0]!.status).toBe(400)
+        expect(forged[0]!.body).toContain("state mismatch")
+        const hops = yield* browse(login.authUrl)
+        expect(hops.map((hop) => hop.status)).toEqual([302, 400])
+        expect((yield* Effect.flip(login.await)).reason).toBe("denied")
+        expect((yield* AuthManager.use((auth) => auth.state)).method).toBe(null)
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+      expect((yield* issuer.received).filter((r) => r.path === "/oauth/token")).toEqual([])
+    }))
+
+  it.effect("a sign-in not completed in 10 minutes is abandoned: nothing saved, its server closed", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        const waiting = yield* Effect.forkChild(login.await)
+        yield* TestClock.adjust(Duration.minutes(9))
+        expect(waiting.pollUnsafe()).toBeUndefined()
+        yield* TestClock.adjust(Duration.minutes(1))
+        expect(Exit.isFailure(yield* Fiber.await(waiting))).toBe(true)
+        expect((yield* Effect.flip(login.await)).reason).toBe("timeout")
+        yield* login.closed
+        expect((yield* AuthManager.use((auth) => auth.state)).method).toBe(null)
+        // The callback server is gone: the browser can no longer come back.
+        const refused = yield* Effect.promise(() => fetch(login.redirectUri).then(() => false, () => true))
+        expect(refused).toBe(true)
+        expect(yield* signIn.cancel(login.loginId)).toBe("notFound")
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+    }))
+})
+
+describe("SignIn, Codex profile: the device sign-in", () => {
+  // The poll waits the issuer's interval (at least a second) between requests: one second here.
+  it.live("shows the user code, and once the person approves it on the issuer's page, saves the tokens", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make({ deviceInterval: 1 })
+      yield* Effect.gen(function*() {
+        const login = yield* SignIn.use((signIn) => signIn.startDevice())
+        expect(login._tag).toBe("Device")
+        expect(login.userCode).toMatch(/^[0-9A-F]{4}-[0-9A-F]{4}$/)
+        expect(login.verificationUrl).toBe(`${issuer.issuer}/codex/device`)
+        // What the person does on the page: enter the code.
+        const approved = yield* Effect.promise(() =>
+          fetch(login.verificationUrl, { method: "POST", body: new URLSearchParams({ user_code: login.userCode }) })
+        )
+        expect(approved.status).toBe(200)
+        const state = yield* login.await
+        expect(state).toMatchObject({ method: "chatgpt", email: "ada@example.com" })
+        yield* login.closed
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+      const received = yield* issuer.received
+      const exchange = received.find((r) => r.path === "/oauth/token")!
+      expect(exchange.fields.redirect_uri).toBe(`${issuer.issuer}/deviceauth/callback`)
+      expect(received.filter((r) => r.path === "/api/accounts/deviceauth/token").length).toBeGreaterThanOrEqual(1)
+    }))
+
+  it.live("an issuer without device sign-in says so: unsupported", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make({ clientId: "another-client" })
+      const error = yield* Effect.flip(SignIn.use((signIn) => signIn.startDevice())).pipe(
+        Effect.provide(stack(issuer.issuer))
+      )
+      expect(error._tag).toBe("SignInError")
+    }))
+})
+
+describe("the loopback server holds nothing up, whatever connections are open", () => {
+  /** A connection to `port` that sends `preface` (nothing: a browser's preconnect) and then waits. */
+  const openSocket = (port: number, preface: string) =>
+    Effect.acquireRelease(
+      Effect.callback<Socket>((resume) => {
+        const socket = connect(port, "127.0.0.1", () => {
+          if (preface === "") return resume(Effect.succeed(socket))
+          socket.write(preface, () => resume(Effect.succeed(socket)))
+        })
+        socket.on("error", () => {})
+      }),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+  /** Completes when the other end has closed `socket`. */
+  const closedByServer = (socket: Socket) =>
+    Effect.callback<void>((resume) => {
+      if (socket.closed) return resume(Effect.void)
+      socket.once("close", () => resume(Effect.void))
+    })
+  // A slowloris: a request line and one header, then nothing more.
+  const slowloris = "GET /auth/callback?state=x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+  it.live("cancel with an idle and a slowloris connection open: the cancel completes, both are cut", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        const idle = yield* openSocket(portOf(login), "")
+        const slow = yield* openSocket(portOf(login), slowloris)
+        expect(yield* signIn.cancel(login.loginId)).toBe("canceled")
+        yield* login.closed
+        yield* closedByServer(idle)
+        yield* closedByServer(slow)
+        expect((yield* Effect.flip(login.await)).reason).toBe("canceled")
+        // The next start binds and answers; starting another cancels it.
+        const next = yield* signIn.startBrowser()
+        yield* openSocket(portOf(next), "")
+        const third = yield* signIn.startBrowser()
+        expect(yield* signIn.cancel(next.loginId)).toBe("notFound")
+        expect(yield* signIn.cancel(third.loginId)).toBe("canceled")
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+    }))
+})
