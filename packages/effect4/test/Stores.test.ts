@@ -28,7 +28,7 @@ interface Backend {
   readonly emitsAtStart: boolean
 }
 
-export const chatgptJson = (refreshToken: string, extra: Record<string, unknown> = {}) => ({
+const chatgptJson = (refreshToken: string, extra: Record<string, unknown> = {}) => ({
   auth_mode: "chatgpt",
   OPENAI_API_KEY: null,
   tokens: {
@@ -239,7 +239,7 @@ storeContract({
 
 const homes: Array<string> = []
 afterAll(() => homes.forEach((home) => rmSync(home, { recursive: true, force: true })))
-export const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
+const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
 
 storeContract({
   name: "auth.json file",

@@ -1,58 +1,43 @@
 /**
- * The pending refresh kept beside `auth.json` when its tokens could not be
+ * The pending refresh kept beside `auth.json` (its file format is the
+ * core's, `@effect-auth-manager/core/pendingRefresh`) when its tokens could not be
  * written there (Codex's lock held by a stuck program when the process
  * stops): the refresh token it replaced and what it received, nothing else.
  * It is part of the credential store, with `auth.json`'s protection (0600,
  * written atomically in the same folder), and is adopted only while
  * `auth.json` still holds the refresh token it replaced.
  */
-import { Duration, Effect, Option, Result, Schema } from "effect"
+import * as Core from "@effect-auth-manager/core/pendingRefresh"
+import { Duration, Effect, Option, Redacted } from "effect"
 import type { PendingRefresh } from "../../document/AuthDocument.js"
 import type { AuthStoreError } from "../../errors/Errors.js"
 
-/** The file's name, beside `auth.json` (not `auth.json.*`: those are Codex's and its temporaries). */
-export const pendingName = "auth-pending-refresh.json"
-/** The most of it that is read: three tokens and two numbers. */
-export const maxPendingBytes = 64 * 1024
+export { maxPendingBytes, pendingName } from "@effect-auth-manager/core/pendingRefresh"
 
-const Secret = Schema.RedactedFromValue(Schema.NonEmptyString)
-
-const PendingFile = Schema.Struct({
-  replaced_refresh_token: Secret,
-  access_token: Schema.optionalKey(Secret),
-  refresh_token: Schema.optionalKey(Secret),
-  id_token: Schema.optionalKey(Secret),
-  expires_in_seconds: Schema.optionalKey(Schema.Number),
-  /** When the refresh was answered, in epoch milliseconds. */
-  refreshed_at: Schema.Number
-})
-const PendingJson = Schema.fromJsonString(PendingFile, { space: 2 })
-
-export const encode = (pending: PendingRefresh): string => {
-  const { tokens } = pending
-  return `${
-    Schema.encodeSync(PendingJson)({
-      replaced_refresh_token: pending.replaced,
-      ...(tokens.accessToken === undefined ? {} : { access_token: tokens.accessToken }),
-      ...(tokens.refreshToken === undefined ? {} : { refresh_token: tokens.refreshToken }),
-      ...(tokens.idToken === undefined ? {} : { id_token: tokens.idToken }),
-      ...(tokens.expiresIn === undefined ? {} : { expires_in_seconds: Duration.toSeconds(tokens.expiresIn) }),
-      refreshed_at: pending.at
-    })
-  }\n`
-}
+/** The file's text (the core's format) for `pending`. */
+export const encode = ({ at, replaced, tokens }: PendingRefresh): string =>
+  Core.encodePending({
+    replaced: Redacted.value(replaced),
+    tokens: {
+      ...(tokens.accessToken === undefined ? {} : { accessToken: Redacted.value(tokens.accessToken) }),
+      ...(tokens.refreshToken === undefined ? {} : { refreshToken: Redacted.value(tokens.refreshToken) }),
+      ...(tokens.idToken === undefined ? {} : { idToken: Redacted.value(tokens.idToken) }),
+      ...(tokens.expiresIn === undefined ? {} : { expiresInMillis: Duration.toMillis(tokens.expiresIn) })
+    },
+    at
+  })
 
 /** The pending refresh `text` holds; none when it is not one (its content is never repeated). */
 export const decode = (text: string): Option.Option<PendingRefresh> =>
-  Option.map(Result.getSuccess(Schema.decodeUnknownResult(PendingJson)(text)), (file) => ({
-    replaced: file.replaced_refresh_token,
+  Option.map(Option.fromNullishOr(Core.decodePending(text)), ({ at, replaced, tokens }) => ({
+    replaced: Redacted.make(replaced),
     tokens: {
-      ...(file.access_token === undefined ? {} : { accessToken: file.access_token }),
-      ...(file.refresh_token === undefined ? {} : { refreshToken: file.refresh_token }),
-      ...(file.id_token === undefined ? {} : { idToken: file.id_token }),
-      ...(file.expires_in_seconds === undefined ? {} : { expiresIn: Duration.seconds(file.expires_in_seconds) })
+      ...(tokens.accessToken === undefined ? {} : { accessToken: Redacted.make(tokens.accessToken) }),
+      ...(tokens.refreshToken === undefined ? {} : { refreshToken: Redacted.make(tokens.refreshToken) }),
+      ...(tokens.idToken === undefined ? {} : { idToken: Redacted.make(tokens.idToken) }),
+      ...(tokens.expiresInMillis === undefined ? {} : { expiresIn: Duration.millis(tokens.expiresInMillis) })
     },
-    at: file.refreshed_at
+    at
   }))
 
 /** How a store reads and writes the file's text. */
