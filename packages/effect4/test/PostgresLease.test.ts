@@ -5,13 +5,31 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Ref, References } from "effect"
+import {
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Queue,
+  Redacted,
+  Ref,
+  References
+} from "effect"
 import { Reactivity } from "effect/reactivity"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { PgStore } from "../src/postgres/index.js"
-import { tables } from "../src/postgres/migrations.js"
+import * as Lease from "../src/postgres/lease.js"
+import { makeHub } from "../src/postgres/listener.js"
+import { migrate, tables } from "../src/postgres/migrations.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
-import { RefreshCoordinator } from "../src/stores/RefreshCoordinator.js"
+import { RefreshCoordinator, type SharedHealth } from "../src/stores/RefreshCoordinator.js"
 import { freshPrefix, useCluster } from "./support/pgCluster.js"
 
 const cluster = useCluster()
@@ -128,5 +146,78 @@ describe("PgStore refresh lock (Effect 4)", () => {
       const stored = yield* a.store.get(key)
       assert.strictEqual(byB._tag === "Written" ? byB.stored.revision : "", stored.revision)
       assert.strictEqual(Redacted.value(Option.getOrThrow(stored.snapshot.document).OPENAI_API_KEY!), "sk-by-b")
+    }))
+
+  it.live("the shared health lands only on the snapshot it is about, and new credentials clear it", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("health")
+      const a = yield* replica(prefix)
+      const b = yield* replica(prefix)
+      const key = "user"
+      const before = yield* a.store.set(key, Option.some(apiKeyDoc("sk-old")))
+      const poisoned = (hash: string): SharedHealth => ({ hash, state: "poisoned", reason: "reused", at: 1 })
+
+      yield* a.coordinator.setHealth(key, Option.some(poisoned(before.snapshot.hash)))
+      assert.deepStrictEqual(yield* b.coordinator.getHealth(key), Option.some(poisoned(before.snapshot.hash)))
+
+      // Signing in again replaces the snapshot: the old one's health goes with it.
+      const after = yield* b.store.set(key, Option.some(apiKeyDoc("sk-new")))
+      assert.deepStrictEqual(yield* a.coordinator.getHealth(key), Option.none())
+      // What was learned of the old snapshot, shared late, does not land on the new one.
+      yield* a.coordinator.setHealth(key, Option.some(poisoned(before.snapshot.hash)))
+      assert.deepStrictEqual(yield* b.coordinator.getHealth(key), Option.none())
+      yield* a.coordinator.setHealth(key, Option.some(poisoned(after.snapshot.hash)))
+      assert.deepStrictEqual(yield* b.coordinator.getHealth(key), Option.some(poisoned(after.snapshot.hash)))
+      yield* b.coordinator.setHealth(key, Option.none())
+      assert.deepStrictEqual(yield* a.coordinator.getHealth(key), Option.none())
+    }))
+
+  it.effect("a held lease is renewed at a third of its life; a renewal that finds it taken over marks it lost", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("renew")
+      const t = tables(prefix)
+      const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 2 }).pipe(
+        Effect.provide(Reactivity.layer)
+      )
+      yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
+      // Each renewal's answer: how many lease rows it extended.
+      const renewals = yield* Queue.unbounded<number>()
+      const leases = Lease.make({
+        connected: () => Effect.succeed(sql),
+        query: (text, values) =>
+          sql.unsafe(text, values).pipe(
+            Effect.map((rows) => ({ rows })),
+            Effect.tap(({ rows }) => Queue.offer(renewals, rows.length))
+          ),
+        hub: makeHub().hub,
+        tables: t,
+        holder: "this test",
+        ttl: Duration.seconds(30),
+        location: (key) => `postgres:${t.credentials}/${key}`,
+        problem: String
+      })
+      const expiresAt = Effect.map(
+        sql<{ readonly at: number }>`SELECT extract(epoch FROM expires_at)::float8 AS at FROM ${sql(t.leases)}`,
+        (rows) => rows[0]!.at
+      )
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* leases.lock("user")
+        const lease = Option.getOrThrow(yield* Effect.service(Lease.CurrentLease))
+        const taken = yield* expiresAt
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual(yield* Queue.take(renewals), 1)
+        assert.isAbove(yield* expiresAt, taken)
+        assert.strictEqual(lease.state, "held")
+
+        // Another replica takes the lease over (this holder was cut off): the next renewal finds it gone.
+        yield* sql`UPDATE ${sql(t.leases)} SET fence = nextval(${t.versions}), holder = 'another replica'`
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual(yield* Queue.take(renewals), 0)
+        assert.strictEqual(lease.state, "lost")
+      }))
+      // Its release leaves the other replica's lease alone.
+      const [row] = yield* sql<{ readonly holder: string }>`SELECT holder FROM ${sql(t.leases)}`
+      assert.strictEqual(row?.holder, "another replica")
     }))
 })
