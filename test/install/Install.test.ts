@@ -81,11 +81,12 @@ const scenario = (name: string, key: string) =>
     const codexEnv = () => ({ CODEX_HOME: home, CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokenUrl })
     const authJson = () => JSON.parse(readFileSync(join(home, "auth.json"), "utf8"))
 
-    it("the package has one prebuilt dependency and no install script; the tree's only install scripts are Effect's platform packages' own", () => {
+    it("the package depends on the core and one prebuilt binding, and has no install script; the tree's only install scripts are Effect's platform packages' own", () => {
       const installedPackage = join(installed.app, "node_modules", "effect-auth-manager")
       const manifest = JSON.parse(readFileSync(join(installedPackage, "package.json"), "utf8"))
-      // The OS keyring binding, prebuilt per platform (no install script), loaded only by the keyring store.
-      expect(Object.keys(manifest.dependencies ?? {})).toEqual(["@napi-rs/keyring"])
+      // The Effect-free core shared by both editions, and the OS keyring binding, prebuilt per platform (no
+      // install script), loaded only by the keyring store.
+      expect(Object.keys(manifest.dependencies ?? {}).sort()).toEqual(["@effect-auth-manager/core", "@napi-rs/keyring"])
       expect(lifecycle.filter((hook) => hook in (manifest.scripts ?? {}))).toEqual([])
       expect(existsSync(join(installedPackage, "native", "prebuilds", "linux-x64", "flock.node"))).toBe(true)
       const all = manifests(join(installed.app, "node_modules"))

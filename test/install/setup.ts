@@ -1,22 +1,12 @@
 // Global setup of `npm run test:install`: builds and packs the package, then installs the tarball into a
 // fresh app in each way users install packages, timing each install and measuring its node_modules. It
 // runs in vitest's main process: an install takes longer than a test worker may stay silent.
-import { spawn } from "node:child_process"
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync
-} from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TestProject } from "vitest/node"
-
-const root = join(import.meta.dirname, "..", "..")
+import { installEditionApps } from "./editionApps.js"
+import { exec, pack, root, version } from "./tools.js"
 
 /**
  * Install scripts that come with Effect's own platform packages (the peers), not with this package:
@@ -34,6 +24,8 @@ export interface Installed {
   readonly megabytes: number
   /** Why the install failed, when it did (the scenario's tests then fail with it). */
   readonly error?: string
+  /** What the package manager said on stderr while installing (its warnings). */
+  readonly warnings?: string
 }
 
 declare module "vitest" {
@@ -42,37 +34,15 @@ declare module "vitest" {
   }
 }
 
-/** Runs a command to its end; fails with its output unless it exits 0. */
-const exec = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) =>
-  new Promise<string>((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    child.once("error", reject)
-    child.once(
-      "exit",
-      (code) =>
-        code === 0
-          ? resolve(stdout)
-          : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${stdout}\n${stderr}`))
-    )
-  })
-
-const version = (name: string) =>
-  JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version as string
-
 export default async function setup(project: TestProject) {
   const work = mkdtempSync(join(tmpdir(), "effect-auth-install-"))
-  // What `npm pack` and `npm publish` do (prepack builds), with the build's output kept apart from pack's JSON.
+  // What `npm pack` and `npm publish` do (prepack builds, the core first), with the build's output kept
+  // apart from pack's JSON. The edition depends on the Effect-free core, which is not on the registry
+  // yet: its tarball is installed beside it.
   await exec("npm", ["run", "build"], { cwd: root })
-  const packed = await exec("npm", ["pack", "--ignore-scripts", "--pack-destination", work, "--json"], { cwd: root })
-  const tarball = join(work, (JSON.parse(packed) as Array<{ filename: string }>)[0]!.filename)
+  const core = await pack(work, "@effect-auth-manager/core")
+  const tarball = await pack(work)
+  const tarballs = [tarball, core]
   // The README's library line, at the versions this repository tests with.
   const peers = ["effect", "@effect/platform", "@effect/platform-node"].map((name) => `${name}@${version(name)}`)
 
@@ -99,7 +69,7 @@ export default async function setup(project: TestProject) {
     copyFileSync(join(import.meta.dirname, "app.mjs"), join(app, "app.mjs"))
     const started = performance.now()
     try {
-      await exec(command[0]!, [...command.slice(1), tarball, ...peers], {
+      await exec(command[0]!, [...command.slice(1), ...tarballs, ...peers], {
         cwd: app,
         env: { ...process.env, PATH: path }
       })
@@ -137,7 +107,13 @@ export default async function setup(project: TestProject) {
   const pnpm = join(tools, "node_modules", ".bin", "pnpm")
   console.log(`pnpm ${(await exec(pnpm, ["--version"], { cwd: work })).trim()}`)
   process.env.npm_config_store_dir = join(work, "pnpm-store")
-  installs.pnpm = await install("pnpm", [pnpm, "add", "--prefer-offline"], path)
+  // pnpm takes the core for the edition's dependency from its tarball only when told so.
+  installs.pnpm = await install("pnpm", [pnpm, "add", "--prefer-offline"], path, {
+    pnpm: { overrides: { "@effect-auth-manager/core": `file:${core}` } }
+  })
+  // npm itself does not know pnpm's setting (and says so).
+  delete process.env.npm_config_store_dir
+  Object.assign(installs, await installEditionApps(work, { effect3: tarball, core }))
 
   project.provide("installs", installs)
   return () => {
