@@ -18,7 +18,8 @@ import {
   Queue,
   Redacted,
   Ref,
-  References
+  References,
+  Stream
 } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
@@ -56,6 +57,17 @@ const expireLeases = (prefix: string) =>
       SET expires_at = clock_timestamp() - interval '1 second' RETURNING credential_key`
     assert.strictEqual(expired.length, 1)
   }).pipe(Effect.scoped)
+
+/** Terminates every session of the replicas (their pools and listeners); returns how many. */
+const terminateSessions = Effect.gen(function*() {
+  const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 1 }).pipe(
+    Effect.provide(Reactivity.layer)
+  )
+  const rows = yield* sql<{ readonly killed: number }>`SELECT count(*)::int AS killed FROM (
+    SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'effect-auth-manager%'
+  ) AS terminated`
+  return rows[0]?.killed ?? 0
+}).pipe(Effect.scoped)
 
 /** Completes `said` when a log line containing `text` is written. */
 const hearing = (text: string, said: Deferred.Deferred<void>) =>
@@ -219,5 +231,36 @@ describe("PgStore refresh lock (Effect 4)", () => {
       // Its release leaves the other replica's lease alone.
       const [row] = yield* sql<{ readonly holder: string }>`SELECT holder FROM ${sql(t.leases)}`
       assert.strictEqual(row?.holder, "another replica")
+    }))
+
+  it.live("sessions lost while a replica holds the lock: the lease outlives them, reads go on, the listener comes back", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("sessions")
+      const a = yield* replica(prefix)
+      const b = yield* replica(prefix)
+      const key = "user"
+      const stored = yield* a.store.set(key, Option.some(apiKeyDoc("sk-user")))
+      const bWaits = yield* Deferred.make<void>()
+      const bHeld = yield* Ref.make(false)
+
+      const second = yield* a.coordinator.withRefreshLock(key)(Effect.gen(function*() {
+        const heard = yield* a.store.changes(key).pipe(Stream.runHead, Effect.forkChild({ startImmediately: true }))
+        // Both replicas' pools and listeners: at least one session each.
+        assert.isAtLeast(yield* terminateSessions, 4)
+        // Reconnected, the listener says "changed" for every key: what was sent meanwhile is lost.
+        yield* Fiber.join(heard).pipe(Effect.timeout("10 seconds"))
+        assert.strictEqual((yield* a.store.get(key)).revision, stored.revision)
+        // The lease is a row, not a session: the other replica still finds it held.
+        const second = yield* b.coordinator.withRefreshLock(key)(Ref.set(bHeld, true)).pipe(
+          Effect.provide(hearing("Waiting for the refresh lock", bWaits)),
+          Effect.provideService(References.MinimumLogLevel, "Debug"),
+          Effect.forkChild
+        )
+        yield* Deferred.await(bWaits).pipe(Effect.timeout("10 seconds"))
+        assert.isFalse(yield* Ref.get(bHeld))
+        return second
+      }))
+      yield* Fiber.join(second).pipe(Effect.timeout("10 seconds"))
+      assert.isTrue(yield* Ref.get(bHeld))
     }))
 })
