@@ -13,7 +13,6 @@ import {
   Exit,
   Fiber,
   Layer,
-  Logger,
   Option,
   Queue,
   Redacted,
@@ -31,7 +30,7 @@ import { makeHub } from "../src/postgres/listener.js"
 import { migrate, tables } from "../src/postgres/migrations.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
 import { RefreshCoordinator, type SharedHealth } from "../src/stores/RefreshCoordinator.js"
-import { freshPrefix, useCluster } from "./support/pgCluster.js"
+import { freshPrefix, hearing, useCluster } from "./support/pgCluster.js"
 
 const cluster = useCluster()
 
@@ -68,14 +67,6 @@ const terminateSessions = Effect.gen(function*() {
   ) AS terminated`
   return rows[0]?.killed ?? 0
 }).pipe(Effect.scoped)
-
-/** Completes `said` when a log line containing `text` is written. */
-const hearing = (text: string, said: Deferred.Deferred<void>) =>
-  Logger.layer([
-    Logger.make(({ message }) => {
-      if ([message].flat().join(" ").includes(text)) Deferred.doneUnsafe(said, Exit.void)
-    })
-  ])
 
 describe("PgStore refresh lock (Effect 4)", () => {
   it.live("one holder at a time: the other replica waits, and the release wakes it", () =>

@@ -5,7 +5,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
 import packageJson from "../package.json" with { type: "json" }
@@ -14,7 +14,7 @@ import * as Entry from "../src/postgres/entry.js"
 import { PgStore } from "../src/postgres/index.js"
 import { migrate, tables } from "../src/postgres/migrations.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
-import { freshPrefix, useCluster } from "./support/pgCluster.js"
+import { freshPrefix, hearing, useCluster } from "./support/pgCluster.js"
 
 const cluster = useCluster()
 
@@ -111,6 +111,28 @@ describe("PgStore (Effect 4)", () => {
       assert.include(message, "up to 4 connections (a pool of 3 and 1 that listens)")
       // The password never shows; the database's address does.
       assert.include(message, "postgres:")
+    }))
+
+  it.live("a database it cannot use at start: the replica starts, fails at once saying why, and connects once it can", () =>
+    Effect.gen(function*() {
+      const role = freshPrefix("late")
+      const url = new URL(cluster.url())
+      url.username = role
+      const connected = yield* Deferred.make<void>()
+      const store = yield* replica(PgStore.layer({ url: Redacted.make(url.toString()), prefix: role })).pipe(
+        Effect.provide(hearing("Connected to the credential database", connected))
+      )
+      const exit = yield* Effect.exit(store.get("user"))
+      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Exit.findErrorOption(exit)) : undefined
+      assert.strictEqual(error?._tag, "AuthStoreError")
+      assert.include(error?.problem, "SQLSTATE 28000")
+
+      // The role appears: the attempts in the background connect, and the store works.
+      const sql = yield* client()
+      yield* sql.unsafe(`CREATE ROLE "${role}" LOGIN SUPERUSER`)
+      yield* Deferred.await(connected).pipe(Effect.timeout("20 seconds"))
+      const written = yield* store.set("user", Option.some(apiKeyDoc("sk-late")))
+      assert.strictEqual((yield* store.get("user")).revision, written.revision)
     }))
 
   it.live("a pool size that cannot work is a ConfigError naming it", () =>

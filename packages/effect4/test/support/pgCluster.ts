@@ -5,6 +5,7 @@
  * or notifications.
  */
 import { afterAll, beforeAll } from "@effect/vitest"
+import { Deferred, Exit, Logger } from "effect"
 
 interface Cluster {
   /** `postgres://postgres@127.0.0.1:PORT/postgres` */
@@ -44,3 +45,11 @@ let prefixes = 0
 /** A table prefix no other test of this process uses. */
 export const freshPrefix = (label: string): string =>
   `t_${label.replace(/\W/g, "_").toLowerCase().slice(0, 16)}_${process.pid % 100_000}_${++prefixes}`
+
+/** A logger that completes `said` when a line containing `text` is written: how a test awaits a step it cannot see. */
+export const hearing = (text: string, said: Deferred.Deferred<void>) =>
+  Logger.layer([
+    Logger.make(({ message }) => {
+      if ([message].flat().join(" ").includes(text)) Deferred.doneUnsafe(said, Exit.void)
+    })
+  ])
