@@ -16,6 +16,16 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
+import {
+  durationAllowed,
+  durationFits,
+  type DurationRule,
+  isDatabaseUrl,
+  isPort,
+  portsAllowed,
+  tablePrefixProblem,
+  tokenUrlProblem
+} from "@effect-auth-manager/core/rules"
 import { Config, Context, Duration, Effect, Layer, type LogLevel, Option, Redacted, Schema, SchemaIssue } from "effect"
 import { homedir } from "node:os"
 import {
@@ -33,15 +43,6 @@ import {
 } from "./internal/defaults.js"
 import { config } from "./internal/environment.js"
 import { refuse } from "./internal/refuse.js"
-import {
-  durationAllowed,
-  durationFits,
-  type DurationRule,
-  isPort,
-  portsAllowed,
-  tablePrefixProblem,
-  tokenUrlProblem
-} from "./Rules.js"
 import type { Settings } from "./Settings.js"
 
 export {
@@ -150,7 +151,7 @@ export const check = (options: Options): Option.Option<Config.ConfigError> => {
     [["signIn", "timeout"], options.signIn.timeout, "positive"]
   ]
   for (const [path, duration, rule] of durations) {
-    if (duration !== undefined && !durationFits(duration, rule)) {
+    if (duration !== undefined && !durationFits(Duration.toMillis(duration), rule)) {
       return refused(path, `Expected ${durationAllowed[rule]} but received ${Duration.format(duration)}`)
     }
   }
@@ -165,7 +166,7 @@ export const check = (options: Options): Option.Option<Config.ConfigError> => {
     }
   }
   if (Option.isSome(options.database)) {
-    if (!/^postgres(ql)?:\/\//.test(Redacted.value(options.database.value.url))) {
+    if (!isDatabaseUrl(Redacted.value(options.database.value.url))) {
       return refused(["database", "url"], "Expected a postgres:// URL")
     }
     const prefixProblem = tablePrefixProblem(options.database.value.tablePrefix)

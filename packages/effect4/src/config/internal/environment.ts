@@ -3,20 +3,23 @@
  * `variables`, each carrying its description, each refused at start with its name, its value and
  * what it allows.
  */
-import { Config, Duration, Effect, LogLevel, Option, Redacted, Schema } from "effect"
-import { homedir } from "node:os"
-import type { Options } from "../Configuration.js"
 import {
   durationAllowed,
   durationFits,
   type DurationRule,
+  isDatabaseUrl,
+  parsePoolSize,
   parsePorts,
+  poolSizeAllowed,
   portsAllowed,
   tablePrefixProblem,
   tokenUrlProblem
-} from "../Rules.js"
+} from "@effect-auth-manager/core/rules"
+import { type Variable, variables } from "@effect-auth-manager/core/variables"
+import { Config, Duration, Effect, LogLevel, Option, Redacted, Schema } from "effect"
+import { homedir } from "node:os"
+import type { Options } from "../Configuration.js"
 import type { Settings } from "../Settings.js"
-import { type Variable, variables } from "../Variables.js"
 import {
   clientAuths,
   codexClientId,
@@ -74,13 +77,14 @@ export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pip
   Config.orElse(() => Config.succeed(undefined).pipe(Config.map(() => `${homedir()}/.codex`)))
 )
 
-const ports = (name: Variable) =>
-  text(name).pipe(Config.mapEffect((value) =>
-    Option.match(parsePorts(value), {
-      onNone: () => Effect.fail(refuse(name, `Expected ${portsAllowed} but received "${value}"`)),
-      onSome: Effect.succeed
-    })
-  ))
+/** A text variable read by `parse` (undefined: refused as not `allowed`). */
+const parsed = <A>(name: Variable, parse: (value: string) => A | undefined, allowed: string) =>
+  text(name).pipe(Config.mapEffect((value) => {
+    const result = parse(value)
+    return result === undefined
+      ? Effect.fail(refuse(name, `Expected ${allowed} but received "${value}"`))
+      : Effect.succeed(result)
+  }))
 
 /** A duration variable; a negative one is refused by its text, since a `Duration` below zero is zero. */
 const durationOf = (name: Variable, rule: DurationRule) =>
@@ -88,18 +92,11 @@ const durationOf = (name: Variable, rule: DurationRule) =>
     Option.match(Duration.fromInput(value.trim() as Duration.Input), {
       onNone: () => Effect.fail(refuse(name, `Expected a duration (e.g. 30 seconds) but received "${value}"`)),
       onSome: (duration) =>
-        !value.trim().startsWith("-") && durationFits(duration, rule)
+        !value.trim().startsWith("-") && durationFits(Duration.toMillis(duration), rule)
           ? Effect.succeed(duration)
           : Effect.fail(refuse(name, `Expected ${durationAllowed[rule]} but received "${value}"`))
     })
   ))
-
-const poolSizeProblem = (value: string) => {
-  const size = Number(value.trim())
-  return value.trim() !== "" && Number.isInteger(size) && size >= 1 && size <= 100
-    ? undefined
-    : `Expected a whole number of connections from 1 to 100 but received "${value}"`
-}
 
 const managerConfig: Config.Config<Partial<Settings>> = Config.all({
   refreshWindow: optional(durationOf("EFFECT_AUTH_REFRESH_WINDOW", "nonNegative")),
@@ -122,7 +119,7 @@ const managerConfig: Config.Config<Partial<Settings>> = Config.all({
 const databaseConfig = Config.all({
   url: redacted("EFFECT_AUTH_DATABASE_URL").pipe(
     Config.mapEffect((url) =>
-      /^postgres(ql)?:\/\//.test(Redacted.value(url))
+      isDatabaseUrl(Redacted.value(url))
         // The URL holds a password: its value is never repeated.
         ? Effect.succeed(url)
         : Effect.fail(refuse("EFFECT_AUTH_DATABASE_URL", "Expected a postgres:// URL"))
@@ -132,8 +129,7 @@ const databaseConfig = Config.all({
   tablePrefix: checked("EFFECT_AUTH_DATABASE_TABLE_PREFIX", tablePrefixProblem).pipe(
     Config.withDefault(defaultTablePrefix)
   ),
-  poolSize: checked("EFFECT_AUTH_DATABASE_POOL_SIZE", poolSizeProblem).pipe(
-    Config.map((value) => Number(value.trim())),
+  poolSize: parsed("EFFECT_AUTH_DATABASE_POOL_SIZE", parsePoolSize, poolSizeAllowed).pipe(
     Config.withDefault(defaultPoolSize)
   )
 })
@@ -165,7 +161,7 @@ export const config: Config.Config<Options> = Config.all({
     codexIssuer: text("CODEX_APP_SERVER_LOGIN_ISSUER").pipe(Config.withDefault(codexIssuer)),
     codexClientId: text("CODEX_APP_SERVER_LOGIN_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
     originator: text("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault(defaultOriginator)),
-    ports: optional(ports("EFFECT_AUTH_LOGIN_PORTS")),
+    ports: optional(parsed("EFFECT_AUTH_LOGIN_PORTS", parsePorts, portsAllowed)),
     timeout: durationOf("EFFECT_AUTH_LOGIN_TIMEOUT", "positive").pipe(Config.withDefault(defaultSignInTimeout))
   }),
   database: optional(databaseConfig),
