@@ -1,13 +1,16 @@
 // The single-credential store over a real auth.json: atomic 0600 writes, the exact text kept, bounded
 // reads, typed errors that name the file and never quote it; and the memory store parsing as the file.
+import * as Core from "@effect-auth-manager/core/lockPrimitive"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { describe, expect, it } from "@effect/vitest"
+import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Option, Redacted, Result, type Scope } from "effect"
 import { execFileSync } from "node:child_process"
+import { join } from "node:path"
 import { Configuration } from "../src/config/Configuration.js"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStore, type AuthStoreShape } from "../src/stores/AuthStore.js"
+import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 
 const secret = "refresh-token-SECRET-2"
 const chatgptJson = (refreshToken: string, extra: Record<string, unknown> = {}) => ({
@@ -24,6 +27,10 @@ const chatgptJson = (refreshToken: string, extra: Record<string, unknown> = {}) 
 })
 const decode = (json: unknown) => Result.getOrThrow(AuthDocument.decode(json))
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
+// Codex's lock through the addon the repository builds (native/prebuilds), as the published package has it.
+const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
+afterEach(() => LockPrimitive.setForTesting(undefined))
 
 /** A fresh CODEX_HOME (not yet created) in a temporary folder, and the store on it. */
 const withStore = <A, E>(

@@ -1,8 +1,9 @@
 // One contract, every backend: memory and the auth.json file here (two instances over the same storage, as
 // two managers of one process, or two processes sharing CODEX_HOME, have).
+import * as Core from "@effect-auth-manager/core/lockPrimitive"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Option, Queue, Redacted, Ref, Result, Stream } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,9 +11,15 @@ import { join } from "node:path"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
 import * as FileStore from "../src/stores/FileStore.js"
+import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 import { RefreshCoordinator, type SharedHealth } from "../src/stores/RefreshCoordinator.js"
 
 type Services = CredentialStore | RefreshCoordinator
+
+// Codex's lock through the addon the repository builds (native/prebuilds), as the published package has it.
+const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
+afterEach(() => LockPrimitive.setForTesting(undefined))
 
 interface Backend {
   readonly name: string
