@@ -81,6 +81,18 @@ describe("PgStore (Effect 4)", () => {
       assert.strictEqual(stored.revision, written.revision)
     }))
 
+  it.live("over the application's own PgClient (layerWithClient), as over a pool of its own", () =>
+    Effect.gen(function*() {
+      const prefix = freshPrefix("own_client")
+      const own = PgStore.layerWithClient({ prefix }).pipe(
+        Layer.provide(PgClient.layer({ url: Redacted.make(cluster.url()), maxConnections: 2 }))
+      )
+      const viaOwn = yield* replica(own)
+      const viaPool = yield* replica(storeLayer(prefix))
+      const written = yield* viaOwn.set("user", Option.some(apiKeyDoc("sk-own")))
+      assert.strictEqual((yield* viaPool.get("user")).revision, written.revision)
+    }))
+
   it.live("migrations are idempotent, and replicas starting at once take turns", () =>
     Effect.gen(function*() {
       const prefix = freshPrefix("migrate")
