@@ -1,63 +1,35 @@
 /**
- * The pending refresh kept beside `auth.json` when its tokens could not be
+ * The pending refresh kept beside `auth.json` (its file format is the
+ * core's, `@effect-auth-manager/core/pendingRefresh`) when its tokens could not be
  * written there (Codex's lock held by a stuck program when the process
  * stops): the refresh token it replaced and what it received, nothing else.
  * It is part of the credential store, with `auth.json`'s protection (0600,
  * written atomically in the same folder), and is adopted only while
  * `auth.json` still holds the refresh token it replaced.
  */
-import { Duration, Effect, Either, Option, Schema } from "effect"
-import type { PendingRefresh } from "../../document/AuthDocument.js"
+import { mapRefreshed } from "@effect-auth-manager/core/authDocument"
+import * as Core from "@effect-auth-manager/core/pendingRefresh"
+import { Effect, Option, Redacted } from "effect"
+import { type PendingRefresh, refreshedFromCore, refreshedToCore } from "../../document/AuthDocument.js"
 import type { AuthStoreError } from "../../errors/Errors.js"
 
-/** The file's name, beside `auth.json` (not `auth.json.*`: those are Codex's and its temporaries). */
-export const pendingName = "auth-pending-refresh.json"
-/** The most of it that is read: three tokens and two numbers. */
-export const maxPendingBytes = 64 * 1024
+export { maxPendingBytes, pendingName } from "@effect-auth-manager/core/pendingRefresh"
 
-const Secret = Schema.Redacted(Schema.NonEmptyString)
-
-const PendingFile = Schema.Struct({
-  replaced_refresh_token: Secret,
-  access_token: Schema.optional(Secret),
-  refresh_token: Schema.optional(Secret),
-  id_token: Schema.optional(Secret),
-  expires_in_seconds: Schema.optional(Schema.Number),
-  /** When the refresh was answered, in epoch milliseconds. */
-  refreshed_at: Schema.Number
-})
-const PendingJson = Schema.parseJson(PendingFile, { space: 2 })
-
-export const encode = (pending: PendingRefresh): string => {
-  const { tokens } = pending
-  return `${
-    Schema.encodeSync(PendingJson)({
-      replaced_refresh_token: pending.replaced,
-      ...(tokens.accessToken === undefined ? {} : { access_token: tokens.accessToken }),
-      ...(tokens.refreshToken === undefined ? {} : { refresh_token: tokens.refreshToken }),
-      ...(tokens.idToken === undefined ? {} : { id_token: tokens.idToken }),
-      ...(tokens.expiresIn === undefined ? {} : { expires_in_seconds: Duration.toSeconds(tokens.expiresIn) }),
-      refreshed_at: pending.at
-    })
-  }\n`
-}
+/** The file's text (the core's format) for `pending`. */
+export const encode = ({ at, replaced, tokens }: PendingRefresh): string =>
+  Core.encodePending({
+    replaced: Redacted.value(replaced),
+    tokens: mapRefreshed(refreshedToCore(tokens), Redacted.value),
+    at
+  })
 
 /** The pending refresh `text` holds; none when it is not one (its content is never repeated). */
 export const decode = (text: string): Option.Option<PendingRefresh> =>
-  Either.match(Schema.decodeUnknownEither(PendingJson)(text), {
-    onLeft: () => Option.none(),
-    onRight: (file) =>
-      Option.some({
-        replaced: file.replaced_refresh_token,
-        tokens: {
-          ...(file.access_token === undefined ? {} : { accessToken: file.access_token }),
-          ...(file.refresh_token === undefined ? {} : { refreshToken: file.refresh_token }),
-          ...(file.id_token === undefined ? {} : { idToken: file.id_token }),
-          ...(file.expires_in_seconds === undefined ? {} : { expiresIn: Duration.seconds(file.expires_in_seconds) })
-        },
-        at: file.refreshed_at
-      })
-  })
+  Option.map(Option.fromNullable(Core.decodePending(text)), ({ at, replaced, tokens }) => ({
+    replaced: Redacted.make(replaced),
+    tokens: refreshedFromCore(mapRefreshed(tokens, Redacted.make)),
+    at
+  }))
 
 /** How a store reads and writes the file's text. */
 export interface Backend {
