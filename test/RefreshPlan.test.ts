@@ -23,7 +23,7 @@ const coolingDown = (until: number): RefreshState.Health => ({
 const planOf = (read: Partial<Parameters<typeof RefreshState.plan>[1]>, state = RefreshState.initial(current)) =>
   RefreshState.plan(
     state,
-    { current, base: current.hash, stored: current, known: Option.none(), ...read },
+    { current, base: current.hash, stored: current, known: undefined, ...read },
     now,
     defaultSettings
   )
@@ -32,26 +32,26 @@ describe("RefreshState.plan: after the lock and the read", () => {
   it("storage holds other credentials: they are adopted, and nothing is sent", () => {
     expect(planOf({ stored: other })).toEqual({ _tag: "Adopt", snapshot: other })
     // Even when another process recorded this snapshot as dead: what storage holds now is newer.
-    expect(planOf({ stored: other, known: Option.some(poisoned) })._tag).toBe("Adopt")
+    expect(planOf({ stored: other, known: poisoned })._tag).toBe("Adopt")
   })
 
   it("another process learned this snapshot is dead: answered from its record, nothing sent", () => {
-    const next = planOf({ known: Option.some(poisoned) })
+    const next = planOf({ known: poisoned })
     expect(next).toMatchObject({ _tag: "Known", health: poisoned })
     expect(next._tag === "Known" && next.error._tag).toBe("PermanentRefreshError")
   })
 
   it("another process is backing off: answered with the time left, nothing sent", () => {
-    const next = planOf({ known: Option.some(coolingDown(now + 5_000)) })
+    const next = planOf({ known: coolingDown(now + 5_000) })
     expect(next._tag).toBe("Known")
     const error = next._tag === "Known" ? next.error : undefined
     expect(error?._tag === "TransientRefreshError" && Duration.toMillis(error.retryAfter!)).toBe(5_000)
   })
 
   it("a backoff that has ended no longer holds the request back; it is kept as the state's health", () => {
-    const next = planOf({ known: Option.some(coolingDown(now - 1)) })
+    const next = planOf({ known: coolingDown(now - 1) })
     expect(next._tag).toBe("Request")
-    expect(next._tag === "Request" && Option.isSome(next.health)).toBe(true)
+    expect(next._tag === "Request" && next.health !== undefined).toBe(true)
   })
 
   it("otherwise the request sends the refresh token of the snapshot being refreshed", () => {
@@ -66,7 +66,7 @@ describe("RefreshState.plan: after the lock and the read", () => {
       RefreshState.adoptUnsaved(unsaved, current.hash, { tokens: {}, replaced: Redacted.make("rt-current"), at: now })(
         RefreshState.initial(current)
       ),
-      { current: unsaved, base: current.hash, stored: current, known: Option.none() },
+      { current: unsaved, base: current.hash, stored: current, known: undefined },
       now,
       defaultSettings
     )
@@ -78,7 +78,7 @@ describe("RefreshState.plan: after the lock and the read", () => {
     expect(
       RefreshState.plan(
         RefreshState.initial(apiKey),
-        { current: apiKey, base: apiKey.hash, stored: apiKey, known: Option.none() },
+        { current: apiKey, base: apiKey.hash, stored: apiKey, known: undefined },
         now,
         defaultSettings
       )
@@ -108,9 +108,9 @@ describe("RefreshState.reconcile: the compare-and-set found storage changed", ()
 
 describe("RefreshState.deathApplies", () => {
   it("a dead refresh token is recorded only if storage still holds what was refreshed, or cannot be read", () => {
-    expect(RefreshState.deathApplies(Option.some(current), current.hash)).toBe(true)
-    expect(RefreshState.deathApplies(Option.none(), current.hash)).toBe(true)
-    expect(RefreshState.deathApplies(Option.some(other), current.hash)).toBe(false)
+    expect(RefreshState.deathApplies(current, current.hash)).toBe(true)
+    expect(RefreshState.deathApplies(undefined, current.hash)).toBe(true)
+    expect(RefreshState.deathApplies(other, current.hash)).toBe(false)
   })
 })
 
@@ -137,7 +137,7 @@ describe("unsaved refreshed tokens when storage changes (RefreshState.adopt, ado
     const next = RefreshState.adopt(other)(unsavedState)
     expect(next.snapshot).toBe(other)
     expect(RefreshState.unsaved(next)).toBe(false)
-    expect(Option.isNone(next.pending)).toBe(true)
+    expect(next.pending).toBeUndefined()
   })
 
   it("the state already moved to a rewrite during the request: the refresh applies onto it, or gives way to newer credentials", () => {

@@ -112,7 +112,7 @@ export const make = (
     // A refresh an earlier run could not save, kept beside the credentials: adopted while they still
     // hold the refresh token it replaced (saved below), removed otherwise.
     const kept = store.loadPending === undefined ? Option.none<RefreshState.Pending>() : yield* store.loadPending
-    const resumed = Option.flatMap(kept, (pending) => RefreshState.resume(first, pending))
+    const resumed = Option.flatMap(kept, (pending) => Option.fromNullable(RefreshState.resume(first, pending)))
     // What another process already learned of these credentials (dead, backing off) applies from the
     // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
     const stateRef = yield* SubscriptionRef.make(

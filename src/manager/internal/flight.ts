@@ -96,7 +96,7 @@ const recordsOf = ({ settings, stateRef, store, writes }: Dependencies) => {
     if (error._tag !== "PermanentRefreshError") return Effect.fail(error)
     return writes.withPermits(1)(Effect.gen(function*() {
       const latest = yield* Effect.option(store.load)
-      if (!RefreshState.deathApplies(latest, base)) {
+      if (!RefreshState.deathApplies(Option.getOrUndefined(latest), base)) {
         yield* countAttempt("adopted")
         return yield* update(stateRef, RefreshState.adopt(Option.getOrThrow(latest)))
       }
@@ -168,8 +168,10 @@ const attemptOf = (dependencies: Dependencies) => {
     store.withRefreshLock(Effect.gen(function*() {
       const stored = yield* store.load
       const known = stored.hash !== base
-        ? Option.none<RefreshState.Health>()
-        : Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
+        ? undefined
+        : Option.getOrUndefined(
+          Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
+        )
       const next = RefreshState.plan(
         yield* SubscriptionRef.get(stateRef),
         { current, base, stored, known },
@@ -191,8 +193,8 @@ const attemptOf = (dependencies: Dependencies) => {
         case "Nothing":
           return
         case "Request": {
-          if (Option.isSome(next.health)) {
-            yield* update(stateRef, RefreshState.withHealth(current.hash, next.health.value))
+          if (next.health !== undefined) {
+            yield* update(stateRef, RefreshState.withHealth(current.hash, next.health))
           }
           // Another run (stopped, or alive beside this one) may have kept a refresh of this very
           // token that it could not save: its tokens are taken, and the replaced token is not sent.
@@ -245,7 +247,7 @@ const startFlightOf = (dependencies: Dependencies) => {
         const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
-          inflight: Option.some(flight)
+          inflight: flight
         }]
       })
       if (decision._tag === "Started") {

@@ -48,16 +48,16 @@ interface Saving extends Dependencies {
 const asideOf = ({ aside, stateRef, store }: Saving) => {
   const keepAside = Effect.gen(function*() {
     const { pending } = yield* SubscriptionRef.get(stateRef)
-    if (store.keepPending === undefined || Option.isNone(pending)) {
+    if (store.keepPending === undefined || pending === undefined) {
       return false
     }
     if (
-      Option.exists(yield* Ref.get(aside), (written) => written === pending.value)
+      Option.exists(yield* Ref.get(aside), (written) => written === pending)
     ) {
       return true
     }
-    return yield* store.keepPending(pending).pipe(
-      Effect.zipRight(Ref.set(aside, pending)),
+    return yield* store.keepPending(Option.some(pending)).pipe(
+      Effect.zipRight(Ref.set(aside, Option.some(pending))),
       Effect.as(true),
       Effect.catchAll((error) =>
         Effect.as(
@@ -251,13 +251,13 @@ const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.E
   // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
   const flightEnded = (flight: RefreshState.Flight) =>
     stateRef.changes.pipe(
-      Stream.takeUntil((state) => !Option.exists(state.inflight, (f) => f === flight)),
+      Stream.takeUntil((state) => state.inflight !== flight),
       Stream.runDrain
     )
   return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
     Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
       Option.match(
-        Option.filter(state.inflight, (flight) => Option.contains(sent, flight)),
+        Option.filter(Option.fromNullable(state.inflight), (flight) => Option.contains(sent, flight)),
         {
           onNone: () => Effect.void,
           onSome: (flight) =>
@@ -334,7 +334,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       store.loadPending,
       Option.filter((pending) =>
         Redacted.value(pending.replaced) === Redacted.value(refreshToken) &&
-        Option.isSome(RefreshState.resume(stored, pending))
+        RefreshState.resume(stored, pending) !== undefined
       )
     )
 

@@ -36,7 +36,7 @@ export const make = Effect.fnUntraced(function*({ host, reload, settings, startF
     const before = yield* SubscriptionRef.get(stateRef)
     if (before.health._tag === "Poisoned") return yield* Effect.fail(before.health.error)
     if (!Unauthorized.holds(before, rejected)) return "replaced" as const
-    if (!Option.exists(before.inflight, (flight) => flight.hash === before.snapshot.hash)) {
+    if (before.inflight?.hash !== before.snapshot.hash) {
       // Another process may have refreshed already: a file read, no request.
       yield* reload
       const current = yield* SubscriptionRef.get(stateRef)
