@@ -4,7 +4,7 @@ import * as Core from "@effect-auth-manager/core/lockPrimitive"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
-import { Effect, FileSystem, Layer, Option, Redacted, Result, type Scope } from "effect"
+import { Effect, FileSystem, Layer, Logger, Option, Redacted, Result, type Scope } from "effect"
 import { execFileSync } from "node:child_process"
 import { join } from "node:path"
 import { Configuration } from "../src/config/Configuration.js"
@@ -210,6 +210,49 @@ describe("AuthStore.layerFile: what is kept beside auth.json", () => {
         expect(yield* fs.exists(`${home}/auth-pending-refresh.json`)).toBe(false)
       })
     ))
+})
+
+describe("AuthStore.layerFile: housekeeping and what it says", () => {
+  const captured = () => {
+    const lines: Array<string> = []
+    return { lines, layer: Logger.layer([Logger.make(({ message }) => lines.push(String(message)))]) }
+  }
+  const storeOn = (home: string) =>
+    Effect.provide(AuthStore, Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })))
+
+  it.live("temporary files a killed writer left (they may hold a refresh token) are removed at start and at sign-out", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson(secret)))
+      yield* fs.writeFileString(`${home}/auth.json.4242.17.tmp`, JSON.stringify(chatgptJson(secret)))
+      yield* fs.writeFileString(`${home}/auth-refresh-state.json.4242.18.tmp`, "{}")
+      yield* fs.utimes(`${home}/auth-refresh-state.json.4242.18.tmp`, new Date(0), new Date(0))
+      const store = yield* storeOn(home)
+      expect((yield* fs.readDirectory(home)).filter((name) => name.endsWith(".tmp"))).toEqual([])
+      yield* fs.writeFileString(`${home}/auth.json.4243.19.tmp`, JSON.stringify(chatgptJson(secret)))
+      yield* store.remove
+      expect((yield* fs.readDirectory(home)).filter((name) => name.startsWith("auth.json") && !name.endsWith(".lock")))
+        .toEqual([])
+    }).pipe(Effect.provide(platform)))
+
+  it.live("an auth.json readable by others, or a folder writable by everyone, is reported at start with the fix", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const home = yield* fs.makeTempDirectoryScoped()
+      yield* fs.writeFileString(`${home}/auth.json`, JSON.stringify(chatgptJson(secret)))
+      yield* fs.chmod(`${home}/auth.json`, 0o644)
+      yield* fs.chmod(home, 0o777)
+      const logs = captured()
+      yield* Effect.provide(storeOn(home), logs.layer)
+      expect(logs.lines.join("\n")).toContain(`chmod 600 ${home}/auth.json`)
+      expect(logs.lines.join("\n")).toContain(`chmod 700 ${home}`)
+      const quiet = captured()
+      yield* fs.chmod(`${home}/auth.json`, 0o600)
+      yield* fs.chmod(home, 0o700)
+      yield* Effect.provide(storeOn(home), quiet.layer)
+      expect(quiet.lines).toEqual([])
+    }).pipe(Effect.provide(platform)))
 })
 
 describe("AuthStore.layerMemory", () => {
