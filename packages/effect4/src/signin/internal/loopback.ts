@@ -77,7 +77,13 @@ const bindOnce = Effect.fnUntraced(function*(port: number, parent: Scope.Scope) 
   const NodeHttpServer = yield* nodeHttpServer
   const scope = yield* Scope.fork(parent, "sequential")
   const node = makeNodeServer()
-  const server = yield* NodeHttpServer.make(() => node.server, { port, host: "127.0.0.1" }).pipe(
+  // No graceful shutdown when serving ends (it would wait up to 20 s for the connections to end):
+  // `node.close` below is how this server ends them.
+  const server = yield* NodeHttpServer.make(() => node.server, {
+    port,
+    host: "127.0.0.1",
+    disablePreemptiveShutdown: true
+  }).pipe(
     Scope.provide(scope),
     Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
   )
