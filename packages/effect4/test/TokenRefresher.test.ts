@@ -244,6 +244,41 @@ describe("TokenRefresher.layerHttp", () => {
       expect(requests[0]?.contentType).toContain("x-www-form-urlencoded")
     }))
 
+  it.effect("with a sign-in issuer: discovers its token endpoint at the first refresh, retried while discovery fails", () =>
+    Effect.gen(function*() {
+      const tokens = yield* TokenEndpoint.make(respond(200, json({ access_token: "a2" })))
+      const discovery = yield* TokenEndpoint.make(respond(503, "{}"))
+      const issuer = new URL(discovery.url).origin
+      const layer = configured({
+        EFFECT_AUTH_ISSUER: issuer,
+        EFFECT_AUTH_CLIENT_ID: "my-client",
+        EFFECT_AUTH_CLIENT_SECRET: "client-secret-SECRET"
+      })
+      const [down, up, again] = yield* Effect.gen(function*() {
+        const down = yield* Effect.flip(refreshWith(refreshToken))
+        yield* discovery.setBehaviour(respond(
+          200,
+          json({
+            issuer,
+            authorization_endpoint: `${issuer}/authorize`,
+            token_endpoint: tokens.url
+          })
+        ))
+        return [down, yield* refreshWith(refreshToken), yield* refreshWith(refreshToken)] as const
+      }).pipe(Effect.provide(layer))
+      expect(down).toBeInstanceOf(TransientRefreshError)
+      expect(down.message).toContain("configuration could not be read")
+      expect(Redacted.value(up.accessToken!)).toBe("a2")
+      expect(Redacted.value(again.accessToken!)).toBe("a2")
+      // Discovered once, then kept.
+      expect(yield* discovery.count).toBe(2)
+      const requests = yield* tokens.requests
+      expect(requests).toHaveLength(2)
+      // An OpenID client with a secret authenticates with HTTP Basic: neither the id nor the secret is in the form.
+      expect(requests[0]?.contentType).toContain("application/x-www-form-urlencoded")
+      expect(requests[0]?.fields).toEqual({ grant_type: "refresh_token", refresh_token: refreshToken })
+    }))
+
   it.effect("a token URL that is not http(s) is a configuration error at start", () =>
     Effect.gen(function*() {
       for (const url of ["htps://auth.example.com/oauth/token", "not a url", "file:///etc/passwd"]) {
