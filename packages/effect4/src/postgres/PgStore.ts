@@ -40,7 +40,7 @@ const maxPoolSize = 100
 const sqlState = /^[0-9A-Z]{5}$/
 
 /** What went wrong, from PostgreSQL's own message (they name objects and codes, never parameter values). */
-export const problemOf = (budget: string) => (error: unknown): string => {
+const problemOf = (budget: string) => (error: unknown): string => {
   const { code, detail } = diagnose(error)
   if (code === undefined) return detail
   if (code === "53300") {

@@ -59,7 +59,7 @@ export const makeHub = () => {
       const removeLease = leases.add(key, wake)
       const removeCredential = credentials.add(key, wake)
       yield* Effect.addFinalizer(() => Effect.sync(() => (removeLease(), removeCredential())))
-      return Queue.take(signals).pipe(Effect.catchCause(() => Effect.void))
+      return Queue.take(signals)
     })
   }
   // The listening session while it is up: it also renews leases (see `lease.ts`).
