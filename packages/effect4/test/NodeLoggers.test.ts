@@ -53,4 +53,3 @@ describe("the programs' loggers", () => {
       expect(verbose.stdout).toEqual([])
     }))
 })
-
