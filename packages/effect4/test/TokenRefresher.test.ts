@@ -1,7 +1,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Result } from "effect"
-import { HttpServerResponse } from "effect/http"
+import { FetchHttpClient, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { Configuration } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
@@ -164,13 +164,32 @@ describe("TokenRefresher.makeHttp against a token endpoint on 127.0.0.1", () => 
       expect(`${error.message} ${JSON.stringify(error)}`.toLowerCase()).not.toContain(refreshToken.toLowerCase())
     }))
 
-  it.effect("a redirect is not followed: the refresh token reaches the configured endpoint only", () =>
+  it.effect("a redirect is not followed, whatever the HTTP client: the refresh token reaches the configured endpoint only", () =>
     Effect.gen(function*() {
       const elsewhere = yield* TokenEndpoint.make(respond(200, json({ access_token: "stolen" })))
-      const { outcome } = yield* refreshAgainst(() =>
+      const endpoint = yield* TokenEndpoint.make(() =>
         Effect.succeed(HttpServerResponse.redirect(elsewhere.url, { status: 307 }))
       )
-      expect(failure(outcome)).toBeInstanceOf(TransientRefreshError)
+      // fetch follows redirects unless told not to, even with a RequestInit of the user's own.
+      const clients = [
+        NodeHttpClient.layerUndici,
+        NodeHttpClient.layerNodeHttp,
+        FetchHttpClient.layer,
+        FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { redirect: "follow" })))
+      ]
+      for (const client of clients) {
+        const outcome = yield* refreshWith(refreshToken).pipe(
+          Effect.result,
+          Effect.provide(
+            Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: endpoint.url })).pipe(
+              Layer.provide(client)
+            )
+          )
+        )
+        expect(failure(outcome)).toBeInstanceOf(TransientRefreshError)
+        expect(failure(outcome)).toMatchObject({ kind: "status", status: 307 })
+      }
+      expect(yield* endpoint.count).toBe(clients.length)
       expect(yield* elsewhere.count).toBe(0)
     }))
 

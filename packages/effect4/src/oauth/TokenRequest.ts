@@ -5,7 +5,7 @@
  * reads error codes and `Retry-After`.
  */
 import { Data, Duration, Effect, Option, Redacted, Stream } from "effect"
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
+import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
 import type { ClientAuth } from "../config/Configuration.js"
 
@@ -137,6 +137,21 @@ export const parseJsonLoosely = (text: string): unknown => {
 }
 
 /**
+ * Node's HTTP clients never follow a redirect; `fetch` does unless told not to, and a 307 would
+ * carry the body (a refresh token, a code) to wherever it points. Whatever client is provided,
+ * the request goes to its own URL only.
+ */
+const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(FetchHttpClient.RequestInit),
+    (init) =>
+      Effect.provideService(effect, FetchHttpClient.RequestInit, {
+        ...Option.getOrElse(init, () => ({})),
+        redirect: "manual"
+      })
+  )
+
+/**
  * Sends a request and reads the answer, whatever its status. Redirects are
  * not followed: what the request carries must reach the configured endpoint only.
  */
@@ -145,6 +160,7 @@ export const send = (request: HttpClientRequest.HttpClientRequest, options: Send
   return Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const response = yield* client.execute(request).pipe(
+      withoutRedirects,
       Effect.mapError((error) =>
         new ExchangeFailure({ kind: "connection", detail: `${what} could not be reached (${error.reason._tag})` })
       ),
