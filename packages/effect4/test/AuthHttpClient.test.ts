@@ -171,7 +171,9 @@ describe("AuthHttpClient: the credentials stay on their origin", () => {
       )
       // The other origin has no credentials: its 401 is returned as it is.
       expect(response.status).toBe(401)
-      expect(response.request.url).toBe(start)
+      // The response is the last hop's, and what it holds of its request carries no credential.
+      expect(response.request.url).toBe(`${elsewhere.origin}/v1/me`)
+      expect(response.request.headers["authorization"]).toBeUndefined()
       expect(yield* home.received).toEqual([
         { path: "/redirect", token: secrets.access, accountId: "acct_123" },
         { path: "/redirect", token: secrets.access, accountId: "acct_123" }
@@ -190,6 +192,19 @@ describe("AuthHttpClient: the credentials stay on their origin", () => {
         return yield* refreshCalls
       }).pipe(Effect.provide(stack(chatgptJson, [rotated])))
       expect(calls).toBe(0)
+    }))
+
+  it.effect("a transport error holds the caller's request, not the one with the token", () =>
+    Effect.gen(function*() {
+      // A port that was listening a moment ago: nothing answers there now.
+      const port = yield* Effect.scoped(Effect.map(makeApi([]), (api) => new URL(api.origin).port))
+      const error = yield* Effect.flip(AuthHttpClient.use((client) => client.get(`http://127.0.0.1:${port}/v1/me`)))
+        .pipe(Effect.provide(stack(chatgptJson, [])))
+      expect(error._tag).toBe("HttpClientError")
+      if (error._tag !== "HttpClientError") return
+      expect(error.reason._tag).toBe("TransportError")
+      expect(error.request.headers["authorization"]).toBeUndefined()
+      expect(JSON.stringify(error)).not.toContain("SECRET")
     }))
 
   it.effect("the response and its errors hold the caller's request, not the one with the token", () =>

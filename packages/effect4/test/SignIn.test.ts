@@ -1,6 +1,7 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { connect, type Socket } from "node:net"
 import { PermanentRefreshError } from "../src/errors/Errors.js"
@@ -10,10 +11,14 @@ import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { SignIn } from "../src/signin/SignIn.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import * as CodexIssuer from "../src/testing/CodexIssuer.js"
+import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 
-/** The sign-in stack over a memory store, for a Codex issuer, on ephemeral ports. */
-const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration } = {}) =>
-  Layer.effect(SignIn, SignIn.make(OAuthProvider.codex({ issuer, ports: [0] }), settings)).pipe(
+/** The sign-in stack over a memory store, for a provider (or the effect that discovers it). */
+const stackFor = (
+  provider: Parameters<typeof SignIn.make>[0],
+  settings: { readonly timeout?: Duration.Duration } = {}
+) =>
+  Layer.effect(SignIn, SignIn.make(provider, settings)).pipe(
     Layer.provideMerge(
       Layer.effect(AuthManager, AuthManager.make({})).pipe(
         Layer.provideMerge(Layer.merge(
@@ -25,6 +30,10 @@ const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration 
     ),
     Layer.provideMerge(NodeHttpClient.layerUndici)
   )
+
+/** The sign-in stack for a Codex issuer, on ephemeral ports. */
+const stack = (issuer: string, settings: { readonly timeout?: Duration.Duration } = {}) =>
+  stackFor(OAuthProvider.codex({ issuer, ports: [0] }), settings)
 
 /** What a browser does: follows the redirects by plain HTTP requests; returns each hop. */
 const browse = (url: string) =>
@@ -145,6 +154,83 @@ describe("SignIn, Codex profile: the device sign-in", () => {
         Effect.provide(stack(issuer.issuer))
       )
       expect(error._tag).toBe("SignInError")
+    }))
+})
+
+describe("SignIn, any OpenID Connect provider", () => {
+  const json = (body: object): TokenEndpoint.Behaviour => () => Effect.succeed(HttpServerResponse.jsonUnsafe(body))
+
+  it.live("discovered on first use: a browser sign-in through its own endpoints", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make({ clientId: "oidc-client" })
+      // A provider whose discovery document points at the scripted issuer's endpoints.
+      const discovery = yield* TokenEndpoint.make(() => Effect.die("set below"))
+      const origin = new URL(discovery.url).origin
+      yield* discovery.setBehaviour(json({
+        issuer: origin,
+        authorization_endpoint: `${issuer.issuer}/oauth/authorize`,
+        token_endpoint: issuer.tokenUrl
+      }))
+      const provider = OAuthProvider.discover({ issuer: origin, clientId: "oidc-client" })
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        expect(yield* discovery.count).toBe(0)
+        const login = yield* signIn.startBrowser()
+        expect(new URL(login.redirectUri).pathname).toBe("/callback")
+        const hops = yield* browse(login.authUrl)
+        expect(hops.map((hop) => hop.status)).toEqual([302, 302, 200])
+        expect((yield* login.await).method).toBe("chatgpt")
+        yield* signIn.provider
+        expect(yield* discovery.count).toBe(1)
+      }).pipe(
+        Effect.provide(stackFor(provider))
+      )
+      const exchange = (yield* issuer.received).find((r) => r.path === "/oauth/token")!
+      expect(exchange.fields.client_id).toBe("oidc-client")
+    }))
+
+  // RFC 8628 waits the interval (at least a second) before each poll: one second here.
+  it.live("an RFC 8628 device sign-in: the user code, then the device code grant", () =>
+    Effect.gen(function*() {
+      const device = yield* TokenEndpoint.make(json({
+        device_code: "dc_SECRET_device",
+        user_code: "WXYZ-1234",
+        verification_uri: "http://127.0.0.1/device",
+        verification_uri_complete: "http://127.0.0.1/device?user_code=WXYZ-1234",
+        expires_in: 600,
+        interval: 0
+      }))
+      const token = yield* TokenEndpoint.make(yield* TokenEndpoint.rotating("never-sent"))
+      yield* token.setBehaviour(json({
+        access_token: "at_SECRET",
+        refresh_token: "rt_SECRET_new",
+        expires_in: 600,
+        token_type: "Bearer"
+      }))
+      const provider = yield* OAuthProvider.discover({
+        issuer: "http://127.0.0.1",
+        clientId: "cli",
+        clientSecret: Redacted.make("client-SECRET"),
+        authorizationEndpoint: "http://127.0.0.1/authorize",
+        tokenEndpoint: token.url,
+        deviceAuthorizationEndpoint: device.url
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+      yield* Effect.gen(function*() {
+        const login = yield* SignIn.use((signIn) => signIn.startDevice())
+        expect(login.userCode).toBe("WXYZ-1234")
+        expect(login.verificationUrlComplete).toEqual(Option.some("http://127.0.0.1/device?user_code=WXYZ-1234"))
+        expect((yield* login.await).method).toBe("chatgpt")
+        const stored = yield* AuthStore.use((store) => store.load)
+        expect(Redacted.value(Option.getOrThrow(stored.document).tokens!.refresh_token)).toBe("rt_SECRET_new")
+      }).pipe(
+        Effect.provide(stackFor(provider))
+      )
+      const [poll] = yield* token.requests
+      // client_secret_basic: the client is named in the Authorization header, not the body.
+      expect(poll!.fields).toEqual({
+        grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+        device_code: "dc_SECRET_device"
+      })
     }))
 })
 
