@@ -1,6 +1,6 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References, Tracer } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { connect, type Socket } from "node:net"
@@ -81,6 +81,39 @@ describe("SignIn, Codex profile: the browser sign-in", () => {
       expect(exchange.body).toMatch(
         /^grant_type=authorization_code&code=ac_SECRET_[\w-]+&redirect_uri=http%3A%2F%2F127\.0\.0\.1%3A\d+%2Fauth%2Fcallback&client_id=app_EMoamEEZ73f0CkXaXp7hrann&code_verifier=[\w-]{86}$/
       )
+    }))
+
+  it.live("the callback's authorization code reaches no span and no log line", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const lines: Array<string> = []
+      const tracer = Tracer.make({
+        span(options) {
+          const span = new Tracer.NativeSpan(options)
+          const end = span.end.bind(span)
+          span.end = (endTime, exit) => {
+            lines.push(`span ${span.name} ${JSON.stringify([...span.attributes])} ${JSON.stringify(span.events)}`)
+            end(endTime, exit)
+          }
+          return span
+        }
+      })
+      const capture = Layer.mergeAll(
+        Logger.layer([Logger.make((options) => void lines.push(String(Logger.formatLogFmt.log(options))))]),
+        Layer.succeed(References.MinimumLogLevel, "All"),
+        Layer.succeed(Tracer.Tracer, tracer)
+      )
+      yield* Effect.gen(function*() {
+        const login = yield* SignIn.use((signIn) => signIn.startBrowser())
+        const hops = yield* browse(login.authUrl)
+        expect(hops[1]!.url).toMatch(/\/auth\/callback\?code=ac_SECRET_/)
+        yield* login.await
+        yield* login.closed
+      }).pipe(Effect.provide(stack(issuer.issuer)), Effect.provide(capture))
+      const text = lines.join("\n")
+      expect(text).toContain("SignIn.exchangeCode")
+      expect(text).toContain("Signed in; credentials saved")
+      expect(text).not.toMatch(/SECRET/)
     }))
 
   it.live("a denied sign-in and a callback with another state: nothing saved, a page that says why", () =>
