@@ -1,0 +1,351 @@
+/**
+ * Saving refreshed tokens: the compare-and-set of a refresh, the retries of a save that failed,
+ * the last save when the manager stops, and the pending refresh kept beside the credentials.
+ */
+import {
+  Duration,
+  Effect,
+  Fiber,
+  Option,
+  Redacted,
+  Ref,
+  Result,
+  Schedule,
+  type Scope,
+  type Semaphore,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import type { Settings } from "../../config/Settings.js"
+import * as AuthDocument from "../../document/AuthDocument.js"
+import { AuthStoreError } from "../../errors/Errors.js"
+import type { AuthStoreShape } from "../../stores/AuthStore.js"
+import * as RefreshState from "../RefreshState.js"
+import { countAttempt } from "./metrics.js"
+
+/** What saving needs of the manager. */
+export interface Dependencies {
+  readonly store: AuthStoreShape
+  readonly settings: Settings
+  readonly stateRef: SubscriptionRef.SubscriptionRef<RefreshState.State>
+  /** Serialises every change of storage made by this process with the adoption that follows it. */
+  readonly writes: Semaphore.Semaphore
+  /** Where the save retries run. */
+  readonly scope: Scope.Scope
+}
+
+interface Saving extends Dependencies {
+  readonly update: (f: (state: RefreshState.State) => RefreshState.State) => Effect.Effect<void>
+  readonly saveRetries: Ref.Ref<boolean>
+  readonly saver: Ref.Ref<Option.Option<Fiber.Fiber<unknown, unknown>>>
+  readonly unsavedWarned: Ref.Ref<boolean>
+  readonly lastSaveProblem: Ref.Ref<string>
+  readonly aside: Ref.Ref<Option.Option<RefreshState.Pending>>
+}
+
+// The pending refresh kept beside the credentials (`AuthStore.keepPending`), when the store has a
+// place for it: written as soon as refreshed tokens cannot be saved, so that not even a crash loses
+// them, and removed once they are saved. `aside` is what it holds now.
+const asideOf = ({ aside, stateRef, store }: Saving) => {
+  const keepAside = Effect.gen(function*() {
+    const { pending } = yield* SubscriptionRef.get(stateRef)
+    if (store.keepPending === undefined || pending === undefined) {
+      return false
+    }
+    if (Option.exists(yield* Ref.get(aside), (written) => written === pending)) {
+      return true
+    }
+    return yield* store.keepPending(Option.some(pending)).pipe(
+      Effect.andThen(Ref.set(aside, Option.some(pending))),
+      Effect.as(true),
+      Effect.catch((error) =>
+        Effect.as(
+          Effect.logWarning("Refreshed tokens could not be kept beside the credentials either").pipe(
+            Effect.annotateLogs({ file: error.path, problem: error.problem })
+          ),
+          false
+        )
+      )
+    )
+  })
+  // `always`: whoever wrote it (a sign-in or sign-out replaces what any kept refresh was for).
+  const removeAside = Effect.fnUntraced(function*(always: boolean) {
+    if (store.keepPending === undefined || (!always && Option.isNone(yield* Ref.get(aside)))) {
+      return
+    }
+    yield* store.keepPending(Option.none()).pipe(
+      Effect.andThen(Ref.set(aside, Option.none())),
+      Effect.catch((error) =>
+        Effect.logWarning("A kept copy of refreshed tokens could not be removed").pipe(
+          Effect.annotateLogs({ file: error.path, problem: error.problem })
+        )
+      )
+    )
+  })
+  return { keepAside, removeAside, clearAside: removeAside(false) }
+}
+
+// Saves unsaved refreshed tokens against what storage is known to hold. If it changed, `adopt`
+// applies them onto what it holds while it still holds the refresh token they replaced, and the
+// save is tried again (a few times at most: then it is retried later); anything else in storage
+// is newer than the refresh, and is used instead.
+const maxReapply = 5
+const saveUnsavedHoldingOf = ({ stateRef, store, update }: Saving) =>
+  Effect.gen(function*() {
+    for (let reapplied = 0; reapplied <= maxReapply; reapplied++) {
+      const state = yield* SubscriptionRef.get(stateRef)
+      if (!RefreshState.unsaved(state)) {
+        return "saved" as const
+      }
+      const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
+      if (result._tag === "Written") {
+        yield* update(RefreshState.adoptSaved(result.snapshot))
+        return "saved" as const
+      }
+      yield* update(RefreshState.adopt(result.current))
+      if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) {
+        return "superseded" as const
+      }
+    }
+    return yield* new AuthStoreError({
+      path: store.location,
+      operation: "write",
+      problem: "storage kept changing during the save"
+    })
+  })
+
+// Tokens still unsaved when the manager stops would be lost with it, and the next start would send
+// the refresh token in storage, already replaced. The retries in the background stop; one last
+// try, short (whoever holds the lock has held it for seconds already); then they are kept beside
+// the credentials for the next start, and that is said in one line.
+const saveBeforeStoppingOf = (
+  { lastSaveProblem, saver, settings, stateRef, store }: Saving,
+  saveUnsaved: Effect.Effect<void, AuthStoreError>,
+  keepAside: Effect.Effect<boolean>
+) =>
+  Effect.gen(function*() {
+    if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return
+    const retrying = yield* Ref.get(saver)
+    if (Option.isSome(retrying)) yield* Fiber.interrupt(retrying.value)
+    const saved = yield* Effect.interruptible(saveUnsaved).pipe(
+      Effect.timeoutOrElse({
+        duration: settings.shutdownSaveWait,
+        orElse: () =>
+          Effect.fail(
+            new AuthStoreError({
+              path: store.location,
+              operation: "lock",
+              problem: `not saved within ${Duration.format(settings.shutdownSaveWait)} while stopping`
+            })
+          )
+      }),
+      Effect.result
+    )
+    if (Result.isSuccess(saved)) return
+    const problem = (yield* Ref.get(lastSaveProblem)) || saved.failure.problem
+    if (yield* keepAside) {
+      return yield* Effect.logError(
+        "Stopping before refreshed tokens could be saved: they are kept beside the credentials, and the next start with this store adopts and saves them"
+      ).pipe(Effect.annotateLogs({ kept: store.pendingLocation ?? store.location, problem }))
+    }
+    yield* Effect.logError(
+      "Stopping with refreshed tokens that could not be saved or kept: signing in again may be needed"
+    ).pipe(Effect.annotateLogs({ file: store.location, problem }))
+  })
+
+// Refreshed tokens that could not be saved stay current (served, and the next refresh sends their
+// refresh token, never the old one); saving them is retried with backoff until storage takes them
+// or someone else writes it.
+const retriesOf = (
+  saving: Saving,
+  saveUnsaved: Effect.Effect<void, AuthStoreError>,
+  keepAside: Effect.Effect<boolean>
+) => {
+  const { lastSaveProblem, saveRetries, saver, scope, settings, unsavedWarned } = saving
+  // Growing from `backoffBase`, never apart by more than `backoffCap`, spread by a draw.
+  const saveRetrySchedule = Schedule.min([
+    Schedule.exponential(settings.backoffBase),
+    Schedule.spaced(settings.backoffCap)
+  ])
+    .pipe(Schedule.jittered)
+  const keepSaving = (delay: Duration.Duration) =>
+    Effect.gen(function*() {
+      if (yield* Ref.getAndSet(saveRetries, true)) return
+      const fiber = yield* Effect.sleep(delay).pipe(
+        Effect.andThen(saveUnsaved),
+        Effect.tapError((error) =>
+          Effect.andThen(
+            Ref.set(lastSaveProblem, error.problem),
+            Effect.logDebug("Saving the refreshed tokens failed again").pipe(
+              Effect.annotateLogs({ problem: error.problem })
+            )
+          )
+        ),
+        Effect.retry(saveRetrySchedule),
+        Effect.ensuring(Ref.set(saveRetries, false)),
+        Effect.forkIn(scope)
+      )
+      yield* Ref.set(saver, Option.some(fiber))
+    }).pipe(Effect.uninterruptible)
+  const keepUnsaved = Effect.fnUntraced(function*(error: AuthStoreError) {
+    yield* Ref.set(lastSaveProblem, error.problem)
+    if (!(yield* Ref.getAndSet(unsavedWarned, true))) {
+      yield* Effect.logWarning(
+        "Refreshed tokens could not be saved: they are used from memory, and saving is retried"
+      ).pipe(
+        Effect.annotateLogs({ file: error.path, problem: error.problem })
+      )
+    }
+    yield* keepAside
+    yield* keepSaving(settings.backoffBase)
+  })
+  return { keepSaving, keepUnsaved }
+}
+
+// The compare-and-set of the refreshed tokens: written only if storage still holds what was
+// refreshed (under Codex's lock). If it changed meanwhile, the tokens become unsaved over what
+// it held, and `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
+const commitOf = (
+  { store, update, writes }: Saving,
+  saveUnsavedHolding: Effect.Effect<"saved" | "superseded", AuthStoreError>,
+  keepUnsaved: (error: AuthStoreError) => Effect.Effect<void>,
+  clearAside: Effect.Effect<void>
+) =>
+(
+  base: string,
+  request: Extract<RefreshState.Plan, { readonly _tag: "Request" }>,
+  tokens: AuthDocument.RefreshedTokens,
+  now: number
+) =>
+  writes.withPermits(1)(Effect.gen(function*() {
+    yield* countAttempt("success")
+    const pending: RefreshState.Pending = { tokens, replaced: request.refreshToken, at: now }
+    const next = AuthDocument.snapshot(AuthDocument.applyRefresh(request.document, tokens, new Date(now)))
+    const written = yield* Effect.result(store.compareAndSet(base, next.document))
+    // Not written: from here on the refreshed tokens are served from memory until they are saved.
+    if (Result.isFailure(written)) {
+      yield* update(RefreshState.adoptUnsaved(next, base, pending))
+      return yield* keepUnsaved(written.failure)
+    }
+    const result = written.success
+    if (result._tag === "Written") {
+      yield* store.saveShared(Option.none())
+      yield* Effect.logDebug("Access token refreshed and saved").pipe(
+        Effect.annotateLogs({ snapshot: result.snapshot.hash.slice(0, 12) })
+      )
+      yield* update(RefreshState.adoptSaved(result.snapshot))
+      return yield* clearAside
+    }
+    yield* update(RefreshState.adoptUnsaved(next, base, pending))
+    yield* update(RefreshState.adopt(result.current))
+    const saved = yield* Effect.result(saveUnsavedHolding)
+    if (Result.isFailure(saved)) return yield* keepUnsaved(saved.failure)
+    yield* clearAside
+    if (saved.success === "superseded") {
+      yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
+    }
+  }))
+
+// When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
+// still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
+// interruptible, or its bound would not hold.
+const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
+  // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
+  const flightEnded = (flight: RefreshState.Flight) =>
+    SubscriptionRef.changes(stateRef).pipe(
+      Stream.takeUntil((state) => state.inflight !== flight),
+      Stream.runDrain
+    )
+  const waitFor = (flight: RefreshState.Flight) =>
+    Effect.gen(function*() {
+      yield* Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved")
+      const ended = yield* Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
+      yield* Option.isSome(ended)
+        ? Effect.logDebug("The refresh in flight is done")
+        : Effect.logWarning("Stopping without the refresh in flight: it did not finish in time")
+    })
+  return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
+    Effect.gen(function*() {
+      const state = yield* SubscriptionRef.get(stateRef)
+      const sent = yield* Ref.get(requested)
+      const flight = state.inflight
+      if (flight !== undefined && Option.contains(sent, flight)) yield* waitFor(flight)
+      yield* saveBeforeStopping
+    })
+}
+
+// A refresh an earlier run kept: saved now if it applied, removed if the credentials moved on since.
+const resumeKeptOf = (
+  { aside, store }: Saving,
+  keepSaving: (delay: Duration.Duration) => Effect.Effect<void>,
+  removeAside: (always: boolean) => Effect.Effect<void>
+) =>
+  Effect.fnUntraced(function*(kept: Option.Option<RefreshState.Pending>, resumed: Option.Option<RefreshState.State>) {
+    if (Option.isNone(kept)) return
+    const file = store.pendingLocation ?? store.location
+    if (Option.isSome(resumed)) {
+      yield* Ref.set(aside, kept)
+      yield* Effect.logInfo("Adopted refreshed tokens an earlier run kept but could not save; saving them").pipe(
+        Effect.annotateLogs({ file })
+      )
+      return yield* keepSaving(Duration.zero)
+    }
+    yield* removeAside(true)
+    yield* Effect.logInfo("Removed a kept refresh that no longer applies: the credentials changed since").pipe(
+      Effect.annotateLogs({ file })
+    )
+  })
+
+/** Builds the saving of refreshed tokens over `dependencies`. */
+export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
+  const { stateRef, store, writes } = dependencies
+  const saving: Saving = {
+    ...dependencies,
+    update: (f) => SubscriptionRef.update(stateRef, f),
+    saveRetries: yield* Ref.make(false),
+    // The fiber of the retries, stopped when the manager stops (interrupting one that ended does nothing).
+    saver: yield* Ref.make(Option.none<Fiber.Fiber<unknown, unknown>>()),
+    unsavedWarned: yield* Ref.make(false),
+    // Why the last save failed (a lock held by another program, a read-only folder): said when stopping.
+    lastSaveProblem: yield* Ref.make(""),
+    aside: yield* Ref.make(Option.none<RefreshState.Pending>())
+  }
+  const { clearAside, keepAside, removeAside } = asideOf(saving)
+  const saveUnsavedHolding = saveUnsavedHoldingOf(saving)
+  const saveUnsaved = writes.withPermits(1)(Effect.tap(saveUnsavedHolding, () => clearAside)).pipe(
+    Effect.flatMap((outcome) =>
+      outcome === "saved"
+        ? Effect.logInfo("Refreshed tokens that could not be saved before are saved now")
+        : Effect.logWarning(
+          "The credentials changed in storage before refreshed tokens could be saved: using the stored ones"
+        )
+    )
+  )
+  const saveBeforeStopping = saveBeforeStoppingOf(saving, saveUnsaved, keepAside)
+  const { keepSaving, keepUnsaved } = retriesOf(saving, saveUnsaved, keepAside)
+  const commit = commitOf(saving, saveUnsavedHolding, keepUnsaved, clearAside)
+
+  // The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds).
+  const keptFor = (stored: AuthDocument.AuthSnapshot, refreshToken: Redacted.Redacted<string>) =>
+    store.loadPending === undefined ? Effect.succeedNone : Effect.map(
+      store.loadPending,
+      Option.filter((pending: RefreshState.Pending) =>
+        Redacted.value(pending.replaced) === Redacted.value(refreshToken) &&
+        RefreshState.resume(stored, pending) !== undefined
+      )
+    )
+
+  return {
+    commit,
+    keptFor,
+    keepSaving,
+    removeAside,
+    /** Records that the pending refresh kept beside the credentials is `kept`. */
+    setAside: (kept: Option.Option<RefreshState.Pending>) => Ref.set(saving.aside, kept),
+    stopping: stoppingOf(saving, saveBeforeStopping),
+    resumeKept: resumeKeptOf(saving, keepSaving, removeAside)
+  }
+})
+
+/** The saving of refreshed tokens (see `make`). */
+export type Persistence = Effect.Success<ReturnType<typeof make>>

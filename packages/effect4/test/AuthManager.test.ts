@@ -1,0 +1,318 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import type { Settings } from "../src/config/Settings.js"
+import * as AuthDocument from "../src/document/AuthDocument.js"
+import { AuthStoreError, PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
+import { AuthManager } from "../src/manager/AuthManager.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
+import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: auth.json documents as the Codex CLI writes them, and a scripted token endpoint.
+// ---------------------------------------------------------------------------------------------
+
+const day = 86_400_000
+const secrets = {
+  access: unsignedJwt({ exp: 4_102_444_800, marker: "access-token-SECRET-1" }),
+  refresh: "refresh-token-SECRET-2",
+  apiKey: "sk-test-api-key-SECRET-3"
+}
+const idToken = unsignedJwt({
+  email: "ada@example.com",
+  "https://api.openai.com/auth": { chatgpt_plan_type: "plus", chatgpt_account_id: "acct_123" }
+})
+
+const chatgptJson = (
+  options: { readonly refreshToken?: string; readonly accessToken?: string; readonly refreshedAgo?: number } = {}
+) => ({
+  auth_mode: "chatgpt",
+  OPENAI_API_KEY: null,
+  tokens: {
+    id_token: idToken,
+    access_token: options.accessToken ?? secrets.access,
+    refresh_token: options.refreshToken ?? secrets.refresh,
+    account_id: "acct_123"
+  },
+  last_refresh: new Date(-(options.refreshedAgo ?? 10 * day)).toISOString()
+})
+
+type Step = Effect.Effect<AuthDocument.RefreshedTokens, PermanentRefreshError | TransientRefreshError>
+
+const dead = (reason: PermanentRefreshError["reason"] = "reused"): Step =>
+  Effect.fail(new PermanentRefreshError({ reason, status: 401 }))
+const down = (): Step => Effect.fail(new TransientRefreshError({ kind: "status", detail: "HTTP 503", status: 503 }))
+const rotated = (access: string, refresh: string): Step =>
+  Effect.succeed({ accessToken: Redacted.make(access), refreshToken: Redacted.make(refresh) })
+
+/** The refresh tokens the scripted endpoint was sent, in order. */
+class Sent extends Context.Service<Sent, Effect.Effect<ReadonlyArray<string>>>()("test/Sent") {}
+
+/** A token endpoint that answers call N with step N (the last one repeats), and records what it was sent. */
+const scripted = (script: ReadonlyArray<Step>) =>
+  Layer.effectContext(Effect.gen(function*() {
+    const sent = yield* Ref.make<ReadonlyArray<string>>([])
+    const refresh = (token: Redacted.Redacted<string>) =>
+      Ref.modify(sent, (all) => [all.length, [...all, Redacted.value(token)]] as const).pipe(
+        Effect.flatMap((call) => script[Math.min(call, script.length - 1)]!)
+      )
+    return Context.make(TokenRefresher, TokenRefresher.of({ refresh })).pipe(Context.add(Sent, Ref.get(sent)))
+  }))
+
+const managerOver = <ROut, E, R>(
+  store: Layer.Layer<ROut, E, R>,
+  script: ReadonlyArray<Step>,
+  settings: Partial<Settings> = {}
+) =>
+  Layer.effect(AuthManager, AuthManager.make(settings)).pipe(Layer.provideMerge(Layer.merge(store, scripted(script))))
+
+const manager = (json: object | undefined, script: ReadonlyArray<Step>, settings: Partial<Settings> = {}) =>
+  managerOver(AuthStore.layerMemory(json), script, settings)
+
+const sent = Effect.flatMap(Sent, (calls) => calls)
+const callCount = Effect.map(sent, (all) => all.length)
+const poll = (includeToken = true) =>
+  Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken, refreshToken: true }))
+const tokenOf = (status: { readonly authToken: Redacted.Redacted<string> | null }) =>
+  status.authToken === null ? null : Redacted.value(status.authToken)
+const statusOf = Effect.flatMap(AuthManager, (auth) => auth.state)
+const stored = Effect.flatMap(AuthStore, (store) => store.load)
+const storedRefreshToken = Effect.map(
+  stored,
+  (snapshot) =>
+    Option.getOrUndefined(snapshot.document)?.tokens?.refresh_token === undefined
+      ? undefined
+      : Redacted.value(Option.getOrThrow(snapshot.document).tokens!.refresh_token)
+)
+const writeBehind = (json: object) =>
+  Effect.flatMap(AuthStore, (store) => Effect.flatMap(Effect.fromResult(AuthDocument.decode(json)), store.save))
+
+// ---------------------------------------------------------------------------------------------
+
+describe("getAuthStatus answers every state", () => {
+  it.effect("logged out, API key: no request", () =>
+    Effect.gen(function*() {
+      expect(tokenOf(yield* poll())).toBeNull()
+      expect((yield* poll()).authMethod).toBeNull()
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(manager(undefined, [dead()]))))
+
+  it.effect("API key: the key, no request", () =>
+    Effect.gen(function*() {
+      const status = yield* poll()
+      expect({ method: status.authMethod, token: tokenOf(status) }).toEqual({ method: "apikey", token: secrets.apiKey })
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(manager({ OPENAI_API_KEY: secrets.apiKey }, [dead()]))))
+
+  it.effect("ChatGPT, healthy: the refreshed token, and the rotated refresh token saved", () =>
+    Effect.gen(function*() {
+      expect(tokenOf(yield* poll())).toBe("new-access")
+      expect(yield* storedRefreshToken).toBe("new-refresh")
+      expect(yield* sent).toEqual([secrets.refresh])
+    }).pipe(Effect.provide(manager(chatgptJson(), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("ChatGPT, cooling down: the cached token is still served", () =>
+    Effect.gen(function*() {
+      expect(tokenOf(yield* poll())).toBe(secrets.access)
+      expect((yield* statusOf).status).toBe("cooling-down")
+    }).pipe(Effect.provide(manager(chatgptJson(), [down()]))))
+
+  it.effect("ChatGPT, poisoned: the method stays, the token is withheld", () =>
+    Effect.gen(function*() {
+      const status = yield* poll()
+      expect({ method: status.authMethod, token: tokenOf(status) }).toEqual({ method: "chatgpt", token: null })
+      expect(yield* statusOf).toMatchObject({ status: "poisoned", reason: "reused" })
+    }).pipe(Effect.provide(manager(chatgptJson(), [dead()]))))
+})
+
+/**
+ * `n` callers of `effect`, each started at once and run until it waits: every one of them has made
+ * its decision (start a refresh, or join the one in flight) before anything else runs.
+ */
+const callers = <A, E, R>(n: number, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fibers: Array<Fiber.Fiber<A, E>> = []
+    for (let i = 0; i < n; i++) fibers.push(yield* Effect.forkChild(effect, { startImmediately: true }))
+    return fibers
+  })
+
+/** A step that answers like `step` once `gate` is open: every caller arrives while its request is out. */
+const gated = (gate: Deferred.Deferred<void>, step: Step): Step => Effect.andThen(Deferred.await(gate), step)
+
+describe("storms: many callers while the request is out make one request", () => {
+  const deadGate = Deferred.makeUnsafe<void>()
+  it.effect("1,000 concurrent polls of a dead refresh token: 1 request, no token; 1,000 more an hour later: still 1", () =>
+    Effect.gen(function*() {
+      const first = yield* callers(1000, poll())
+      yield* Deferred.succeed(deadGate, undefined)
+      const answers = yield* Fiber.joinAll(first)
+      expect(answers.every((s) => s.authMethod === "chatgpt" && s.authToken === null)).toBe(true)
+      yield* TestClock.adjust("1 hour")
+      const second = yield* Fiber.joinAll(yield* callers(1000, poll()))
+      expect(second.every((s) => s.authMethod === "chatgpt" && s.authToken === null)).toBe(true)
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(manager(chatgptJson(), [gated(deadGate, dead())]))))
+
+  // A memory store that counts the refreshes that took its lock: one flight takes it once.
+  class Locks extends Context.Service<Locks, Ref.Ref<number>>()("test/Locks") {}
+  const countingLocks = (json: object) =>
+    Layer.effectContext(Effect.gen(function*() {
+      const locks = yield* Ref.make(0)
+      const store = yield* AuthStore.makeMemory(json)
+      const withRefreshLock: typeof store.withRefreshLock = (effect) =>
+        Effect.andThen(Ref.update(locks, (n) => n + 1), store.withRefreshLock(effect))
+      return Context.make(AuthStore, { ...store, withRefreshLock }).pipe(Context.add(Locks, locks))
+    }))
+
+  const healthyGate = Deferred.makeUnsafe<void>()
+  it.effect("100 concurrent polls with refreshToken: true on healthy credentials: 1 flight, 1 request, every one served its token", () =>
+    Effect.gen(function*() {
+      const polls = yield* callers(100, poll())
+      yield* Deferred.succeed(healthyGate, undefined)
+      const statuses = yield* Fiber.joinAll(polls)
+      expect(new Set(statuses.map(tokenOf))).toEqual(new Set(["new-access"]))
+      expect(yield* callCount).toBe(1)
+      // The callers joined the flight in this process; none queued on the store's lock behind it.
+      expect(yield* Ref.get(yield* Locks)).toBe(1)
+    }).pipe(
+      Effect.provide(
+        managerOver(countingLocks(chatgptJson()), [gated(healthyGate, rotated("new-access", "new-refresh"))])
+      )
+    ))
+
+  it.effect("refresh fails fast with the recorded PermanentRefreshError, the same one each time", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      const first = yield* Effect.flip(auth.refresh)
+      const second = yield* Effect.flip(auth.refresh)
+      expect(first).toMatchObject({ _tag: "PermanentRefreshError", reason: "expired" })
+      expect(second).toBe(first)
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(manager(chatgptJson(), [dead("expired")]))))
+})
+
+describe("the poison clears when the credentials change, and only then", () => {
+  const poisoned = Effect.gen(function*() {
+    yield* poll()
+    expect((yield* statusOf).status).toBe("poisoned")
+  })
+  const layer = () => manager(chatgptJson(), [dead(), rotated("fresh-access", "fresh-refresh")])
+
+  it.effect("loginWithTokens: the new token is served, with no request", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      const auth = yield* AuthManager
+      yield* auth.loginWithTokens({
+        idToken: Redacted.make(idToken),
+        accessToken: Redacted.make("login-access"),
+        refreshToken: Redacted.make("login-refresh"),
+        accountId: "acct_123"
+      })
+      expect((yield* statusOf).status).toBe("healthy")
+      expect(tokenOf(yield* poll())).toBe("login-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("reload of a different document (another process signed in)", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* writeBehind(chatgptJson({ refreshToken: "other-refresh", accessToken: "other-access", refreshedAgo: 0 }))
+      yield* Effect.flatMap(AuthManager, (auth) => auth.reload)
+      expect((yield* statusOf).status).toBe("healthy")
+      expect(tokenOf(yield* poll())).toBe("other-access")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("not on reload of the same document", () =>
+    Effect.gen(function*() {
+      yield* poisoned
+      yield* writeBehind(chatgptJson())
+      yield* Effect.flatMap(AuthManager, (auth) => auth.reload)
+      expect((yield* statusOf).status).toBe("poisoned")
+      expect(tokenOf(yield* poll())).toBeNull()
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(layer())))
+})
+
+describe("transient failures back off (virtual time)", () => {
+  it.effect("no request before the cooldown ends; the next one after it succeeds and is served", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      const { retryAt } = yield* statusOf
+      expect(retryAt).not.toBeNull()
+      // 1 s for the first failures, spread over a tenth above it by a draw.
+      expect(retryAt!).toBeGreaterThanOrEqual(1000)
+      expect(retryAt!).toBeLessThanOrEqual(1100)
+      yield* TestClock.adjust(Duration.millis(retryAt! - 1))
+      expect(tokenOf(yield* poll())).toBe(secrets.access)
+      expect(yield* callCount).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(tokenOf(yield* poll())).toBe("new-access")
+      expect(yield* callCount).toBe(2)
+      expect((yield* statusOf).status).toBe("healthy")
+    }).pipe(Effect.provide(manager(chatgptJson(), [down(), rotated("new-access", "new-refresh")]))))
+})
+
+describe("a refresh result is never thrown away", () => {
+  // A memory store whose writes fail while `failing` holds (a lock held by another program).
+  class Failing extends Context.Service<Failing, Ref.Ref<boolean>>()("test/Failing") {}
+  const flakyStore = (json: object) =>
+    Layer.effectContext(Effect.gen(function*() {
+      const failing = yield* Ref.make(true)
+      const store = yield* AuthStore.makeMemory(json)
+      const refused = new AuthStoreError({
+        path: store.location,
+        operation: "lock",
+        problem: "held by another program"
+      })
+      const compareAndSet: typeof store.compareAndSet = (expected, next) =>
+        Effect.flatMap(Ref.get(failing), (fails) => fails ? Effect.fail(refused) : store.compareAndSet(expected, next))
+      return Context.make(AuthStore, { ...store, compareAndSet }).pipe(Context.add(Failing, failing))
+    }))
+
+  it.effect("rotated tokens that cannot be saved are served, the next refresh sends their refresh token, and they are saved once storage takes them", () =>
+    Effect.gen(function*() {
+      expect(tokenOf(yield* poll())).toBe("new-access")
+      // Not saved: storage still holds the replaced refresh token, the manager does not.
+      expect(yield* storedRefreshToken).toBe(secrets.refresh)
+      yield* TestClock.adjust("1 hour")
+      expect(tokenOf(yield* poll())).toBe("newer-access")
+      expect(yield* sent).toEqual([secrets.refresh, "new-refresh"])
+      yield* Ref.set(yield* Failing, false)
+      yield* TestClock.adjust("10 minutes")
+      expect(yield* storedRefreshToken).toBe("newer-refresh")
+      expect(yield* sent).toEqual([secrets.refresh, "new-refresh"])
+    }).pipe(
+      Effect.provide(
+        managerOver(flakyStore(chatgptJson()), [
+          rotated("new-access", "new-refresh"),
+          rotated("newer-access", "newer-refresh")
+        ])
+      )
+    ))
+
+  it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const answer = yield* Deferred.make<void>()
+      const slow: Step = Effect.andThen(
+        Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
+        rotated("late-access", "late-refresh")
+      )
+      const store = yield* AuthStore.makeMemory(chatgptJson())
+      const scope = yield* Scope.make()
+      const auth = yield* AuthManager.make().pipe(
+        Scope.provide(scope),
+        Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), scripted([slow])))
+      )
+      const polling = yield* Effect.forkChild(auth.getAuthStatus({ refreshToken: true }))
+      yield* Deferred.await(started)
+      // Closing starts (and waits) before the answer comes.
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+      yield* Deferred.succeed(answer, undefined)
+      yield* Fiber.join(closing)
+      yield* Fiber.await(polling)
+      const saved = yield* store.load
+      expect(Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)).toBe("late-refresh")
+    }))
+})
