@@ -4,7 +4,7 @@
  * 401, and the secrets audit. The servers are plain node:http (servers.ts) and time is the edition's
  * test clock, so nothing here waits on real time.
  */
-import type { Edition, Runner, StoreKind, World, WorldOptions } from "./edition.js"
+import type { Scenarios, StoreKind, World, WorldOptions } from "./edition.js"
 import { chatgptAuth, idToken, secrets } from "./fixtures.js"
 import * as Servers from "./servers.js"
 
@@ -22,7 +22,7 @@ export type Group = (typeof groups)[number]
 const concurrentPolls = 200
 const stores: ReadonlyArray<StoreKind> = ["memory", "file"]
 
-export const scenarios = (edition: Edition, { describe, expect, it }: Runner): void => {
+export const scenarios: Scenarios = (edition, { describe, expect, it }) => {
   const group = (name: Group, body: (test: (title: string, run: () => Promise<void>) => void) => void) =>
     describe(`${name} (${edition.name})`, () => {
       const pending = edition.pending?.[name]

@@ -3,6 +3,9 @@
  * store and a refresher, on a test clock) driven through Promises. Each edition implements it with its
  * own public API (test/scenarios/effect3.ts, packages/effect4/test/edition.ts), so the scenarios
  * (scenarios.ts) are written once and run against both.
+ *
+ * Types only, so a declaration file: the Effect 4 package's compiler (its rootDir is packages/) reads
+ * it from here, as it would not read a source file outside its root.
  */
 
 /** How a scripted refresher answers one call. */
@@ -108,3 +111,6 @@ export interface Assertion {
   toBeLessThan(expected: number): void
   toBeLessThanOrEqual(expected: number): void
 }
+
+/** The scenarios, registered with the runner's vitest against one edition (scenarios.ts). */
+export type Scenarios = (edition: Edition, runner: Runner) => void
