@@ -3,17 +3,11 @@
  * reasons, HTTP statuses and file paths only, so they are safe to log, to
  * send over the wire and to show to a person.
  */
+import { permanentReasons } from "@effect-auth-manager/core/classify"
 import { Duration, Schema } from "effect"
 
 /** Why a refresh token can never work again. */
-export const PermanentReason = Schema.Literals([
-  "expired",
-  "reused",
-  "revoked",
-  "invalid_grant",
-  "invalid_client",
-  "other"
-])
+export const PermanentReason = Schema.Literals(permanentReasons)
 export type PermanentReason = typeof PermanentReason.Type
 
 const permanentMessages: Record<PermanentReason, string> = {

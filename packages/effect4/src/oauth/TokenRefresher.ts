@@ -3,19 +3,17 @@
  * says whether a failure is permanent (the token is dead) or transient (try
  * again later). `layerTest` is a scripted fake for tests.
  */
+import { mapRefreshed } from "@effect-auth-manager/core/authDocument"
+import * as Classify from "@effect-auth-manager/core/classify"
 import * as Rules from "@effect-auth-manager/core/rules"
 import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Ref } from "effect"
 import { HttpClient } from "effect/http"
 import * as Configuration from "../config/Configuration.js"
 import type { ClientAuth } from "../config/Configuration.js"
 import * as Settings from "../config/Settings.js"
+import * as AuthDocument from "../document/AuthDocument.js"
 import type { RefreshedTokens } from "../document/AuthDocument.js"
-import {
-  type PermanentReason,
-  PermanentRefreshError,
-  type SignInError,
-  TransientRefreshError
-} from "../errors/Errors.js"
+import { PermanentRefreshError, type SignInError, TransientRefreshError } from "../errors/Errors.js"
 import * as OAuthProvider from "./OAuthProvider.js"
 import * as OAuthHttp from "./TokenRequest.js"
 
@@ -89,19 +87,7 @@ export class TokenRefresherTest extends Context.Service<TokenRefresherTest, Toke
 ) {}
 
 // ---------------------------------------------------------------------------
-// Classification: permanent (the refresh token is dead) or transient (try again later)
-
-const permanentCodes: Record<string, PermanentReason> = {
-  refresh_token_expired: "expired",
-  refresh_token_reused: "reused",
-  refresh_token_invalidated: "revoked",
-  invalid_grant: "invalid_grant",
-  invalid_client: "invalid_client",
-  unauthorized_client: "invalid_client"
-}
-
-// Error codes and Retry-After are read in the one module that speaks OAuth to token endpoints.
-const { parseJsonLoosely } = OAuthHttp
+// Classification (the core's): permanent (the refresh token is dead) or transient (try again later)
 
 /** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
 export const errorCode: (body: unknown) => string | undefined = OAuthHttp.errorCode
@@ -110,65 +96,37 @@ export const errorCode: (body: unknown) => string | undefined = OAuthHttp.errorC
 export const parseRetryAfter: (value: string | undefined, now: number) => Option.Option<Duration.Duration> =
   OAuthHttp.parseRetryAfter
 
-/** What a non-2xx answer means. Pure, so every row of the table can be tested directly. */
+/** What a non-2xx answer means, as this edition's errors (the rules: the core's `classifyFailure`). */
 export const classifyFailure = (
   status: number,
   body: unknown,
   retryAfter: Option.Option<Duration.Duration>
 ): PermanentRefreshError | TransientRefreshError => {
-  const code = errorCode(body)
-  const reason = code === undefined ? undefined : permanentCodes[code]
-  if (reason !== undefined) return new PermanentRefreshError({ reason, status })
-  if (status === 401) return new PermanentRefreshError({ reason: "other", status })
-  // 408, 429 and 5xx are transient by definition. Other 4xx (403, 404, a
-  // 400 without a known code) usually mean a misconfigured endpoint or a
-  // proxy: backing off recovers by itself once fixed, poisoning would not.
-  return new TransientRefreshError({
-    kind: "status",
-    detail: `the token endpoint answered HTTP ${status}${
-      code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""
-    }`,
+  const failure = Classify.classifyFailure(
     status,
-    ...Option.match(retryAfter, { onNone: () => ({}), onSome: (delay) => ({ retryAfter: delay }) })
-  })
-}
-
-const nonEmptyString = (value: unknown): string | undefined =>
-  typeof value === "string" && value.length > 0 ? value : undefined
-
-/** `expires_in` in seconds: a number, or a numeric string as some providers send. */
-const expiresInOf = (value: unknown): Duration.Duration | undefined => {
-  const seconds = typeof value === "number"
-    ? value
-    : typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value)
-    ? Number(value)
-    : Number.NaN
-  return Number.isFinite(seconds) && seconds > 0 ? Duration.seconds(seconds) : undefined
+    body,
+    Option.getOrUndefined(Option.map(retryAfter, Duration.toMillis))
+  )
+  return failure._tag === "Permanent"
+    ? new PermanentRefreshError({ reason: failure.reason, status: failure.status })
+    : new TransientRefreshError({
+      kind: "status",
+      detail: failure.detail,
+      status: failure.status,
+      ...(failure.retryAfter === undefined ? {} : { retryAfter: Duration.millis(failure.retryAfter) })
+    })
 }
 
 /**
- * The tokens of a 2xx answer. Every usable field is kept, and an odd one
- * (`id_token: null`, `expires_in: "3600"`, no `access_token` next to a new
- * `refresh_token`) does not discard the others: a rotated refresh token
- * thrown away here would be replayed next time. None when nothing is usable.
+ * The tokens of a 2xx answer (the core's `parseTokenResponse`), Redacted. Every usable field is
+ * kept: a rotated refresh token thrown away here would be replayed next time. None when nothing is
+ * usable.
  */
-export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens> => {
-  const body = parseJsonLoosely(text)
-  if (body === null || typeof body !== "object" || Array.isArray(body)) return Option.none()
-  const fields = body as Record<string, unknown>
-  const accessToken = nonEmptyString(fields.access_token)
-  const refreshToken = nonEmptyString(fields.refresh_token)
-  const idToken = nonEmptyString(fields.id_token)
-  const expiresIn = expiresInOf(fields.expires_in)
-  if (accessToken === undefined && refreshToken === undefined) return Option.none()
-  return Option.some({
-    ...(accessToken === undefined ? {} : { accessToken: Redacted.make(accessToken) }),
-    ...(refreshToken === undefined ? {} : { refreshToken: Redacted.make(refreshToken) }),
-    ...(idToken === undefined ? {} : { idToken: Redacted.make(idToken) }),
-    // An expiry describes the access token that came with it.
-    ...(expiresIn === undefined || accessToken === undefined ? {} : { expiresIn })
-  })
-}
+export const parseTokenResponse = (text: string): Option.Option<RefreshedTokens> =>
+  Option.map(
+    Option.fromNullishOr(Classify.parseTokenResponse(text)),
+    (tokens) => AuthDocument.refreshedFromCore(mapRefreshed(tokens, Redacted.make))
+  )
 
 const transient = (kind: TransientRefreshError["kind"], detail: string, status?: number) =>
   new TransientRefreshError(status === undefined ? { kind, detail } : { kind, detail, status })

@@ -4,6 +4,7 @@
  * authentication, JSON or form body), reads answers within a size limit, and
  * reads error codes and `Retry-After`.
  */
+import * as Classify from "@effect-auth-manager/core/classify"
 import { Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 /** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
@@ -128,13 +129,7 @@ export const readBody = (response: HttpClientResponse.HttpClientResponse, maxByt
     Effect.map((acc) => Buffer.concat(acc.chunks).toString("utf8"))
   )
 
-export const parseJsonLoosely = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
+export const parseJsonLoosely: (text: string) => unknown = Classify.parseJsonLoosely
 
 /**
  * Node's HTTP clients never follow a redirect; `fetch` does unless told not to, and a 307 would
@@ -195,68 +190,17 @@ const hostOf = (url: string) => {
 }
 
 /** The error code of an error body: `error.code`, a string `error`, or a top-level `code`, lowercased. */
-export const errorCode = (body: unknown): string | undefined => {
-  if (body === null || typeof body !== "object") return undefined
-  const { code, error } = body as { readonly error?: unknown; readonly code?: unknown }
-  const nested = error !== null && typeof error === "object" ? (error as { readonly code?: unknown }).code : undefined
-  const found = [nested, error, code].find((candidate) => typeof candidate === "string")
-  return typeof found === "string" ? found.toLowerCase() : undefined
-}
-
-/**
- * The error codes quoted in messages. Any other text from an endpoint or a
- * callback is never repeated: an error may echo the token or code it was sent.
- */
-const knownCodes = new Set([
-  // RFC 6749 §4.1.2.1 and §5.2, RFC 8628 §3.5, OpenID Connect Core §3.1.2.6
-  "invalid_request",
-  "invalid_client",
-  "invalid_grant",
-  "unauthorized_client",
-  "unsupported_grant_type",
-  "invalid_scope",
-  "access_denied",
-  "unsupported_response_type",
-  "server_error",
-  "temporarily_unavailable",
-  "authorization_pending",
-  "slow_down",
-  "expired_token",
-  "interaction_required",
-  "login_required",
-  "consent_required",
-  "account_selection_required",
-  // Codex / OpenAI
-  "refresh_token_expired",
-  "refresh_token_reused",
-  "refresh_token_invalidated",
-  "rate_limit_exceeded",
-  "token_expired"
-])
+export const errorCode: (body: unknown) => string | undefined = Classify.errorCode
 
 /** Whether a code is one of the standard (or Codex) error codes, safe to repeat in a message. */
-export const isKnownCode = (code: string): boolean => knownCodes.has(code)
+export const isKnownCode: (code: string) => boolean = Classify.isKnownCode
 
 /** `Retry-After` as a delay: whole seconds, or an HTTP date relative to `now`. */
-export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> => {
-  if (value === undefined) return Option.none()
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Option.some(Duration.seconds(Number(trimmed)))
-  const at = Date.parse(trimmed)
-  return Number.isNaN(at) ? Option.none() : Option.some(Duration.millis(Math.max(0, at - now)))
-}
+export const parseRetryAfter = (value: string | undefined, now: number): Option.Option<Duration.Duration> =>
+  Option.map(Option.fromNullishOr(Classify.parseRetryAfter(value, now)), Duration.millis)
 
 /** A string field of a JSON object, or undefined. */
-export const stringField = (body: unknown, key: string): string | undefined => {
-  if (body === null || typeof body !== "object") return undefined
-  const value = (body as Record<string, unknown>)[key]
-  return typeof value === "string" ? value : undefined
-}
+export const stringField: (body: unknown, key: string) => string | undefined = Classify.stringField
 
 /** A number field, also when a server sends it as a numeric string (some send `"5"`). */
-export const numberField = (body: unknown, key: string): number | undefined => {
-  if (body === null || typeof body !== "object") return undefined
-  const value = (body as Record<string, unknown>)[key]
-  const number = typeof value === "string" && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value
-  return typeof number === "number" && Number.isFinite(number) ? number : undefined
-}
+export const numberField: (body: unknown, key: string) => number | undefined = Classify.numberField
