@@ -16,6 +16,7 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
+import { type CredentialsStoreMode, credentialsStoreModes } from "@effect-auth-manager/core/codex"
 import {
   durationAllowed,
   durationFits,
@@ -47,8 +48,7 @@ export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
  * (`auth.json`), `keyring` (the OS keyring, as Codex), `auto` (the keyring when there is one, else
  * the file) or `ephemeral` (in memory only, for this process).
  */
-export type CredentialsStoreMode = "file" | "keyring" | "auto" | "ephemeral"
-export const credentialsStoreModes: ReadonlyArray<CredentialsStoreMode> = ["file", "keyring", "auto", "ephemeral"]
+export { type CredentialsStoreMode, credentialsStoreModes }
 
 /** The whole configuration, every default applied. */
 export interface Options {

@@ -15,34 +15,13 @@
  * single item is written, and a v2 record is then removed, so that no
  * version of Codex reads stale credentials over ours.
  */
+import * as Codex from "@effect-auth-manager/core/codex"
 import { Effect, Option, Schema } from "effect"
 import { maxFileBytes } from "../util/boundedRead.js"
-import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import type { Keyring, KeyringError } from "./Keyring.js"
 
 /** Codex's account for the credentials of the folder whose canonical path is `canonicalPath`. */
-export const accountOf = (canonicalPath: string): string => `cli|${sha256Hex(canonicalPath).slice(0, 16)}`
-
-const v2 = (account: string, ...parts: ReadonlyArray<string>) => [account, "v2", ...parts].join("|")
-export const activeAccount = (account: string) => v2(account, "active")
-const fieldAccount = (account: string, revision: string, field: string) => v2(account, revision, field)
-
-const recordFields = [
-  "manifest",
-  "OPENAI_API_KEY",
-  "tokens.id_token",
-  "tokens.access_token",
-  "tokens.refresh_token",
-  "tokens.account_id"
-] as const
-
-const Manifest = Schema.parseJson(Schema.Struct({
-  auth_mode: Schema.optional(Schema.NullOr(Schema.String)),
-  has_openai_api_key: Schema.Boolean,
-  has_tokens: Schema.Boolean,
-  has_account_id: Schema.Boolean,
-  last_refresh: Schema.optional(Schema.NullOr(Schema.String))
-}))
+export const { accountOf, activeAccount } = Codex
 
 /** What the keyring holds for an account: the document's text and which layout it came from. */
 export interface Found {
@@ -61,33 +40,22 @@ export class ItemProblem extends Schema.TaggedError<ItemProblem>()("ItemProblem"
 /** The v2 record `revision` of `account`, assembled into the `auth.json` document it stands for. */
 const readV2 = (keyring: Keyring, account: string, revision: string) =>
   Effect.gen(function*() {
-    const field = (name: (typeof recordFields)[number], required: boolean) =>
-      Effect.flatMap(keyring.get(fieldAccount(account, revision, name)), (value) =>
-        Option.isNone(value) && required
-          ? Effect.fail(new ItemProblem({ problem: `the keyring's v2 record ${revision} lacks its ${name}` }))
-          : Effect.succeed(Option.getOrNull(value)))
-    const manifestText = yield* field("manifest", true)
-    const manifest = yield* Schema.decodeUnknown(Manifest)(manifestText).pipe(
-      Effect.mapError(() =>
-        new ItemProblem({ problem: `the keyring's v2 record ${revision} has a manifest that cannot be read` })
-      )
-    )
-    // In the order and form Codex writes auth.json: OPENAI_API_KEY always (null when none).
-    const document: Record<string, unknown> = {}
-    if (manifest.auth_mode !== undefined && manifest.auth_mode !== null) document.auth_mode = manifest.auth_mode
-    document.OPENAI_API_KEY = manifest.has_openai_api_key ? yield* field("OPENAI_API_KEY", true) : null
-    if (manifest.has_tokens) {
-      document.tokens = {
-        id_token: yield* field("tokens.id_token", true),
-        access_token: yield* field("tokens.access_token", true),
-        refresh_token: yield* field("tokens.refresh_token", true),
-        account_id: manifest.has_account_id ? yield* field("tokens.account_id", true) : null
-      }
+    const field = (name: Codex.RecordField) =>
+      Effect.flatMap(keyring.get(Codex.fieldAccount(account, revision, name)), (value) =>
+        Option.match(value, {
+          onNone: () =>
+            Effect.fail(new ItemProblem({ problem: `the keyring's v2 record ${revision} lacks its ${name}` })),
+          onSome: Effect.succeed
+        }))
+    const manifest = Codex.parseManifest(yield* field("manifest"))
+    if (manifest === undefined) {
+      return yield* new ItemProblem({
+        problem: `the keyring's v2 record ${revision} has a manifest that cannot be read`
+      })
     }
-    if (manifest.last_refresh !== undefined && manifest.last_refresh !== null) {
-      document.last_refresh = manifest.last_refresh
-    }
-    return JSON.stringify(document)
+    const values: Partial<Record<Codex.RecordField, string>> = {}
+    for (const name of Codex.fieldsOf(manifest)) values[name] = yield* field(name)
+    return Codex.assembleRecord(manifest, values)
   })
 
 /** What the keyring holds for `account`, v2 first; none when it holds nothing. */
@@ -115,7 +83,7 @@ export const read = (
 export const removeV2 = (keyring: Keyring, account: string, revision: string) =>
   Effect.gen(function*() {
     yield* keyring.remove(activeAccount(account))
-    for (const name of recordFields) yield* keyring.remove(fieldAccount(account, revision, name))
+    for (const name of Codex.recordFields) yield* keyring.remove(Codex.fieldAccount(account, revision, name))
   })
 
 /** Writes `text` as Codex 0.169 does (the single item), then removes a v2 record that would shadow it. */

@@ -1,46 +1,19 @@
 /**
  * What the app server's protocol core and its account requests
  * (`appServerAccount.ts`, loaded once the services are built) both use:
- * error codes, failures, parameter schemas and the plan-type mapping.
+ * error codes, failures, parameter schemas and the plan-type mapping (the
+ * protocol's data are the core's, `@effect-auth-manager/core/codex`).
  */
+import * as Codex from "@effect-auth-manager/core/codex"
 import { Data, Effect, Either, Schema } from "effect"
 import { describeIssues } from "../../util/describeIssues.js"
 
 /** JSON-RPC 2.0 error codes. */
-export const ErrorCode = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internalError: -32603
-} as const
+export const ErrorCode = Codex.rpcErrorCode
 
 export class RpcFailure extends Data.TaggedError("RpcFailure")<{ readonly code: number; readonly message: string }> {}
 
-/** The plan types the Codex protocol knows; anything else is reported as "unknown". */
-const planTypes = new Set([
-  "free",
-  "go",
-  "plus",
-  "pro",
-  "prolite",
-  "promax",
-  "team",
-  "self_serve_business_prolite",
-  "self_serve_business_usage_based",
-  "business",
-  "ent26",
-  "enterprise_cbp_automation",
-  "enterprise_cbp_usage_based",
-  "enterprise",
-  "edu",
-  "edu_plus",
-  "edu_pro",
-  "sci",
-  "sci_plus",
-  "unknown"
-])
-export const planTypeOf = (plan: string | null): string => (plan !== null && planTypes.has(plan) ? plan : "unknown")
+export const { planTypeOf, quoted } = Codex
 
 export const OptionalFlag = Schema.optional(Schema.NullOr(Schema.Boolean))
 export const InitializeParams = Schema.Struct({
@@ -86,8 +59,6 @@ export class ClientRequestFailure extends Data.TaggedError("ClientRequestFailure
 
 /** Sends a request to the client and waits for its answer (the caller bounds the wait). */
 export type ClientRequest = (method: string, params: object) => Effect.Effect<unknown, ClientRequestFailure>
-
-export const quoted = (method: string) => JSON.stringify(method.length > 80 ? `${method.slice(0, 80)}…` : method)
 
 /** What a state-changing request announces once it is answered. */
 export type After = Effect.Effect<void>
