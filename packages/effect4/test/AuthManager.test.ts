@@ -1,94 +1,29 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import type { Settings } from "../src/config/Settings.js"
-import * as AuthDocument from "../src/document/AuthDocument.js"
-import { AuthStoreError, PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
+import { AuthStoreError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
-import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
-import { unsignedJwt } from "../src/testing/TokenEndpoint.js"
-
-// ---------------------------------------------------------------------------------------------
-// Fixtures: auth.json documents as the Codex CLI writes them, and a scripted token endpoint.
-// ---------------------------------------------------------------------------------------------
-
-const day = 86_400_000
-const secrets = {
-  access: unsignedJwt({ exp: 4_102_444_800, marker: "access-token-SECRET-1" }),
-  refresh: "refresh-token-SECRET-2",
-  apiKey: "sk-test-api-key-SECRET-3"
-}
-const idToken = unsignedJwt({
-  email: "ada@example.com",
-  "https://api.openai.com/auth": { chatgpt_plan_type: "plus", chatgpt_account_id: "acct_123" }
-})
-
-const chatgptJson = (
-  options: { readonly refreshToken?: string; readonly accessToken?: string; readonly refreshedAgo?: number } = {}
-) => ({
-  auth_mode: "chatgpt",
-  OPENAI_API_KEY: null,
-  tokens: {
-    id_token: idToken,
-    access_token: options.accessToken ?? secrets.access,
-    refresh_token: options.refreshToken ?? secrets.refresh,
-    account_id: "acct_123"
-  },
-  last_refresh: new Date(-(options.refreshedAgo ?? 10 * day)).toISOString()
-})
-
-type Step = Effect.Effect<AuthDocument.RefreshedTokens, PermanentRefreshError | TransientRefreshError>
-
-const dead = (reason: PermanentRefreshError["reason"] = "reused"): Step =>
-  Effect.fail(new PermanentRefreshError({ reason, status: 401 }))
-const down = (): Step => Effect.fail(new TransientRefreshError({ kind: "status", detail: "HTTP 503", status: 503 }))
-const rotated = (access: string, refresh: string): Step =>
-  Effect.succeed({ accessToken: Redacted.make(access), refreshToken: Redacted.make(refresh) })
-
-/** The refresh tokens the scripted endpoint was sent, in order. */
-class Sent extends Context.Service<Sent, Effect.Effect<ReadonlyArray<string>>>()("test/Sent") {}
-
-/** A token endpoint that answers call N with step N (the last one repeats), and records what it was sent. */
-const scripted = (script: ReadonlyArray<Step>) =>
-  Layer.effectContext(Effect.gen(function*() {
-    const sent = yield* Ref.make<ReadonlyArray<string>>([])
-    const refresh = (token: Redacted.Redacted<string>) =>
-      Ref.modify(sent, (all) => [all.length, [...all, Redacted.value(token)]] as const).pipe(
-        Effect.flatMap((call) => script[Math.min(call, script.length - 1)]!)
-      )
-    return Context.make(TokenRefresher, TokenRefresher.of({ refresh })).pipe(Context.add(Sent, Ref.get(sent)))
-  }))
-
-const managerOver = <ROut, E, R>(
-  store: Layer.Layer<ROut, E, R>,
-  script: ReadonlyArray<Step>,
-  settings: Partial<Settings> = {}
-) =>
-  Layer.effect(AuthManager, AuthManager.make(settings)).pipe(Layer.provideMerge(Layer.merge(store, scripted(script))))
-
-const manager = (json: object | undefined, script: ReadonlyArray<Step>, settings: Partial<Settings> = {}) =>
-  managerOver(AuthStore.layerMemory(json), script, settings)
-
-const sent = Effect.flatMap(Sent, (calls) => calls)
-const callCount = Effect.map(sent, (all) => all.length)
-const poll = (includeToken = true) =>
-  Effect.flatMap(AuthManager, (auth) => auth.getAuthStatus({ includeToken, refreshToken: true }))
-const tokenOf = (status: { readonly authToken: Redacted.Redacted<string> | null }) =>
-  status.authToken === null ? null : Redacted.value(status.authToken)
-const statusOf = Effect.flatMap(AuthManager, (auth) => auth.state)
-const stored = Effect.flatMap(AuthStore, (store) => store.load)
-const storedRefreshToken = Effect.map(
-  stored,
-  (snapshot) =>
-    Option.getOrUndefined(snapshot.document)?.tokens?.refresh_token === undefined
-      ? undefined
-      : Redacted.value(Option.getOrThrow(snapshot.document).tokens!.refresh_token)
-)
-const writeBehind = (json: object) =>
-  Effect.flatMap(AuthStore, (store) => Effect.flatMap(Effect.fromResult(AuthDocument.decode(json)), store.save))
-
-// ---------------------------------------------------------------------------------------------
+import {
+  callCount,
+  callers,
+  chatgptJson,
+  dead,
+  down,
+  gated,
+  idToken,
+  manager,
+  managerOver,
+  poll,
+  rotated,
+  secrets,
+  sent,
+  statusOf,
+  storedRefreshToken,
+  tokenOf,
+  writeBehind
+} from "./AuthManager.support.js"
 
 describe("getAuthStatus answers every state", () => {
   it.effect("logged out, API key: no request", () =>
@@ -125,20 +60,6 @@ describe("getAuthStatus answers every state", () => {
       expect(yield* statusOf).toMatchObject({ status: "poisoned", reason: "reused" })
     }).pipe(Effect.provide(manager(chatgptJson(), [dead()]))))
 })
-
-/**
- * `n` callers of `effect`, each started at once and run until it waits: every one of them has made
- * its decision (start a refresh, or join the one in flight) before anything else runs.
- */
-const callers = <A, E, R>(n: number, effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const fibers: Array<Fiber.Fiber<A, E>> = []
-    for (let i = 0; i < n; i++) fibers.push(yield* Effect.forkChild(effect, { startImmediately: true }))
-    return fibers
-  })
-
-/** A step that answers like `step` once `gate` is open: every caller arrives while its request is out. */
-const gated = (gate: Deferred.Deferred<void>, step: Step): Step => Effect.andThen(Deferred.await(gate), step)
 
 describe("storms: many callers while the request is out make one request", () => {
   const deadGate = Deferred.makeUnsafe<void>()
@@ -295,7 +216,7 @@ describe("a refresh result is never thrown away", () => {
     Effect.gen(function*() {
       const started = yield* Deferred.make<void>()
       const answer = yield* Deferred.make<void>()
-      const slow: Step = Effect.andThen(
+      const slow: ScriptStep = Effect.andThen(
         Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
         rotated("late-access", "late-refresh")
       )
@@ -303,7 +224,7 @@ describe("a refresh result is never thrown away", () => {
       const scope = yield* Scope.make()
       const auth = yield* AuthManager.make().pipe(
         Scope.provide(scope),
-        Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), scripted([slow])))
+        Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), TokenRefresher.layerTest([slow])))
       )
       const polling = yield* Effect.forkChild(auth.getAuthStatus({ refreshToken: true }))
       yield* Deferred.await(started)
