@@ -1,8 +1,9 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Ref } from "effect"
-import { HttpClient, HttpClientRequest, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Effect, Layer, Option, Redacted, Ref } from "effect"
+import { HttpClient, HttpClientRequest, HttpClientResponse, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
+import * as Redirects from "../src/client/internal/redirects.js"
 import { CredentialsUnavailableError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
@@ -216,4 +217,45 @@ describe("AuthHttpClient: the credentials stay on their origin", () => {
       expect(response.request.headers["authorization"]).toBeUndefined()
       expect(JSON.stringify(response)).not.toContain("SECRET")
     }))
+})
+
+describe("the redirects the authorized client follows itself", () => {
+  const responseTo = (request: HttpClientRequest.HttpClientRequest, status: number, location?: string) =>
+    HttpClientResponse.fromWeb(
+      request,
+      new Response(null, { status, headers: location === undefined ? {} : { location } })
+    )
+
+  it("303, and 301 or 302 after a POST, go on as a GET without a body; 307 and 308 keep both", () => {
+    const post = HttpClientRequest.post("http://127.0.0.1:1/a").pipe(HttpClientRequest.bodyJsonUnsafe({ q: 1 }))
+    for (const status of [301, 302, 303]) {
+      const next = Option.getOrThrow(Redirects.nextHop(post, responseTo(post, status, "/b")))
+      expect([next.method, next.url, next.body._tag]).toEqual(["GET", "http://127.0.0.1:1/b", "Empty"])
+      expect(next.headers["content-type"]).toBeUndefined()
+    }
+    for (const status of [307, 308]) {
+      const next = Option.getOrThrow(Redirects.nextHop(post, responseTo(post, status, "http://127.0.0.1:2/c")))
+      expect([next.method, next.url, next.body._tag]).toEqual(["POST", "http://127.0.0.1:2/c", "Uint8Array"])
+    }
+  })
+
+  it("nothing to follow: no Location, another scheme, a status that is not a redirect", () => {
+    const get = HttpClientRequest.get("http://127.0.0.1:1/a")
+    expect(Option.isNone(Redirects.nextHop(get, responseTo(get, 302)))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(get, responseTo(get, 302, "file:///etc/passwd")))).toBe(true)
+    expect(Option.isNone(Redirects.nextHop(get, responseTo(get, 304, "/b")))).toBe(true)
+  })
+
+  it("without credentials: every header that carries one is dropped, the others kept", () => {
+    const request = HttpClientRequest.get("http://127.0.0.1:1/a").pipe(
+      HttpClientRequest.setHeaders({
+        authorization: "Bearer x",
+        "proxy-authorization": "Basic y",
+        cookie: "a=b",
+        "chatgpt-account-id": "acct",
+        accept: "application/json"
+      })
+    )
+    expect({ ...Redirects.withoutCredentialHeaders(request).headers }).toEqual({ accept: "application/json" })
+  })
 })
