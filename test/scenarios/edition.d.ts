@@ -23,9 +23,11 @@ export type Refresher =
 export type StoreKind = "memory" | "file"
 
 export interface WorldOptions {
-  /** "file": auth.json in a fresh temporary CODEX_HOME, removed by `close`. */
+  /** "file": auth.json in a fresh temporary CODEX_HOME, removed by `close`, unless `codexHome` names one. */
   readonly store: StoreKind
-  /** The auth.json the store starts with; none for logged out. */
+  /** With "file": an existing CODEX_HOME to share, as a second process on the same machine would (kept by `close`). */
+  readonly codexHome?: string
+  /** The auth.json the store starts with; none for logged out (a shared `codexHome` keeps its own). */
   readonly auth?: Record<string, unknown>
   readonly refresher: Refresher
 }
@@ -54,6 +56,8 @@ export interface Failure {
 }
 
 export interface World {
+  /** The CODEX_HOME of a "file" world. */
+  readonly codexHome: string | undefined
   readonly getAuthStatus: (params?: { includeToken?: boolean; refreshToken?: boolean }) => Promise<Status>
   readonly state: () => Promise<State>
   /** `refresh`: null when it succeeded, else its typed failure. */

@@ -13,6 +13,7 @@ export const groups = [
   "refresh storm",
   "poison",
   "poison clearing",
+  "one CODEX_HOME, two managers",
   "transient backoff",
   "401 recovery",
   "secrets audit"
@@ -167,6 +168,49 @@ export const scenarios: Scenarios = (edition, { describe, expect, it }) => {
         expect((await world.getAuthStatus({ includeToken: true, refreshToken: true })).authToken).toBeNull()
         expect(await world.refreshCalls()).toEqual([secrets.refresh])
       }))
+  })
+
+  group("one CODEX_HOME, two managers", (test) => {
+    // Two managers over one folder, each with its own store, as two processes on one machine have.
+    const second = async (first: World, run: (world: World) => Promise<void>, tokenUrl: string) =>
+      withWorld({ store: "file", codexHome: first.codexHome!, refresher: { _tag: "Http", tokenUrl } }, run)
+
+    test("a dead refresh token found by one is known to the other from its start: no request of its own, the token withheld", () =>
+      withServer(Servers.tokenEndpoint(() => Servers.reused), (endpoint) =>
+        withWorld(
+          { store: "file", auth: chatgptAuth(), refresher: { _tag: "Http", tokenUrl: endpoint.url } },
+          async (first) => {
+            await first.getAuthStatus({ refreshToken: true })
+            expect(endpoint.received).toEqual([secrets.refresh])
+            await second(first, async (other) => {
+              expect(await other.state()).toMatchObject({ status: "poisoned", reason: "reused" })
+              expect(await other.getAuthStatus({ includeToken: true, refreshToken: true })).toMatchObject({
+                authMethod: "chatgpt",
+                authToken: null
+              })
+              expect(endpoint.received).toHaveLength(1)
+            }, endpoint.url)
+          }
+        )))
+
+    test("a refresh by one is adopted by the other, which finds the new tokens stored: one request in all", () =>
+      withServer(Servers.tokenEndpoint(Servers.rotating(secrets.refresh)), (endpoint) =>
+        withWorld(
+          {
+            store: "file",
+            auth: chatgptAuth({ expiresIn: -60_000 }),
+            refresher: { _tag: "Http", tokenUrl: endpoint.url }
+          },
+          (first) =>
+            second(first, async (other) => {
+              const refreshed = await first.getAuthStatus({ includeToken: true, refreshToken: true })
+              const adopted = await other.getAuthStatus({ includeToken: true, refreshToken: true })
+              expect(endpoint.received).toEqual([secrets.refresh])
+              expect(adopted.authToken).toBe(refreshed.authToken)
+              expect(adopted.authToken).not.toBe(secrets.access)
+              expect((await other.stored())?.tokens.refresh_token).toBe("rt-1")
+            }, endpoint.url)
+        )))
   })
 
   group("transient backoff", (test) => {

@@ -115,9 +115,12 @@ const failureOfExit = <A, E>(exit: Exit.Exit<A, E>): Failure | null => {
 }
 
 const makeWorld = async (options: WorldOptions): Promise<World> => {
-  const home = options.store === "file" ? mkdtempSync(join(tmpdir(), "effect-auth-scenario-v4-")) : undefined
+  const home = options.store === "file"
+    ? options.codexHome ?? mkdtempSync(join(tmpdir(), "effect-auth-scenario-v4-"))
+    : undefined
+  const ownHome = options.store === "file" && options.codexHome === undefined
   const authJson = home === undefined ? undefined : join(home, "auth.json")
-  if (authJson !== undefined && options.auth !== undefined) {
+  if (authJson !== undefined && ownHome && options.auth !== undefined) {
     writeFileSync(authJson, JSON.stringify(options.auth), { mode: 0o600 })
   }
   const capture = makeCapture()
@@ -140,6 +143,7 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
     runtime.runPromiseExit(Effect.flatMap(AuthManager, f)).then(failureOfExit)
 
   return {
+    codexHome: home,
     getAuthStatus: (params = {}) =>
       manager((auth) => auth.getAuthStatus(params)).then((status) => ({
         ...status,
@@ -194,7 +198,7 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
     logs: async () => capture.text(),
     close: async () => {
       await runtime.dispose()
-      if (home !== undefined) rmSync(home, { recursive: true, force: true })
+      if (ownHome) rmSync(home!, { recursive: true, force: true })
     }
   }
 }
