@@ -24,7 +24,7 @@ export const runProgram = <A, E>(program: Effect.Effect<A, E, Configuration>, op
     Effect.catchIf(
       (error): error is Extract<E | Config.ConfigError, Config.ConfigError> => error instanceof Config.ConfigError,
       (error) =>
-        Console.error(`Configuration error: ${String(error).replace(/^Error: /, "")}`).pipe(
+        Console.error(`Configuration error: ${error.cause.message}`).pipe(
           Effect.andThen(Effect.sync(() => (process.exitCode = 1)))
         )
     ),
