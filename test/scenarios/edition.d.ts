@@ -30,6 +30,8 @@ export interface WorldOptions {
   /** The auth.json the store starts with; none for logged out (a shared `codexHome` keeps its own). */
   readonly auth?: Record<string, unknown>
   readonly refresher: Refresher
+  /** A Codex issuer to sign in with in a browser (`signInWithBrowser`), its loopback on any free port. */
+  readonly issuer?: string
 }
 
 /** The answer to getAuthStatus, its token read out (test data only). */
@@ -65,6 +67,13 @@ export interface World {
   readonly loginWithApiKey: (apiKey: string) => Promise<void>
   readonly loginWithTokens: (tokens: { idToken: string; access: string; refresh: string }) => Promise<void>
   readonly logout: () => Promise<void>
+  /**
+   * A browser sign-in through the edition's `SignIn` (needs `issuer`): starts it, hands its authorization
+   * URL to `browser`, then waits for the outcome: the new state, or the typed failure.
+   */
+  readonly signInWithBrowser: (
+    browser: (authUrl: string) => Promise<unknown>
+  ) => Promise<{ readonly state: State } | { readonly failure: Failure }>
   readonly reload: () => Promise<Failure | null>
   /** Saves `auth` to the store behind the manager's back, as another process would. */
   readonly writeBehind: (auth: Record<string, unknown>) => Promise<void>

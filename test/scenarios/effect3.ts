@@ -32,6 +32,7 @@ import {
   layerNodeHttpClient,
   PermanentRefreshError,
   type ScriptStep,
+  SignIn,
   TokenRefresher,
   TransientRefreshError
 } from "../../src/index.js"
@@ -93,10 +94,14 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
   const store = authJson === undefined
     ? AuthStore.layerMemory(options.auth)
     : AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
-  const services = AuthHttpClient.layer.pipe(
+  const configuration = Configuration.layer({
+    ...(home === undefined ? {} : { codexHome: home }),
+    ...(options.issuer === undefined ? {} : { signIn: { codexIssuer: options.issuer, ports: Option.some([0]) } })
+  })
+  const services = Layer.merge(AuthHttpClient.layer, SignIn.layer).pipe(
     Layer.provideMerge(AuthManager.layer),
     Layer.provideMerge(Layer.mergeAll(store, refresherOf(options.refresher), layerNodeHttpClient)),
-    Layer.provideMerge(Configuration.layer(home === undefined ? {} : { codexHome: home })),
+    Layer.provideMerge(configuration),
     // Built first, so that the manager's own fibers see the test clock, the seeded draws and the capture.
     Layer.provide(Layer.mergeAll(TestContext.TestContext, Layer.setRandom(Random.make("scenarios")), capture.layer))
   )
@@ -127,6 +132,12 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
         })
       ).then(() => undefined),
     logout: () => manager((auth) => auth.logout).then(() => undefined),
+    signInWithBrowser: async (browser) => {
+      const login = await runtime.runPromise(Effect.flatMap(SignIn, (signIn) => signIn.startBrowser()))
+      await browser(login.authUrl)
+      const exit = await runtime.runPromiseExit(login.await)
+      return Exit.isSuccess(exit) ? { state: exit.value } : { failure: failureOfExit(exit)! }
+    },
     reload: () => managerExit((auth) => auth.reload),
     writeBehind: async (auth) => {
       if (authJson === undefined) {

@@ -16,6 +16,7 @@ export const groups = [
   "one CODEX_HOME, two managers",
   "transient backoff",
   "401 recovery",
+  "browser sign-in",
   "secrets audit"
 ] as const
 export type Group = (typeof groups)[number]
@@ -337,6 +338,53 @@ export const scenarios: Scenarios = (edition, { describe, expect, it }) => {
           expect(second).toMatchObject({ failure: { tag: "CredentialsUnavailableError" } })
           expect(api.received).toHaveLength(1)
           expect(await world.refreshCalls()).toHaveLength(1)
+        })))
+  })
+
+  group("browser sign-in", (test) => {
+    test("a browser sign-in against a Codex issuer saves the new tokens, clears the poison, and serves the new token with no refresh", () =>
+      withServer(Servers.codexIssuer(), (issuer) =>
+        withWorld({
+          store: "file",
+          auth: chatgptAuth(),
+          refresher: { _tag: "Scripted", steps: [{ _tag: "Dead", reason: "reused" }] },
+          issuer: issuer.url
+        }, async (world) => {
+          await world.getAuthStatus({ refreshToken: true })
+          expect((await world.state()).status).toBe("poisoned")
+          let hops: Array<number> = []
+          const outcome = await world.signInWithBrowser(async (authUrl) => {
+            expect(authUrl.startsWith(`${issuer.url}/oauth/authorize?`)).toBe(true)
+            hops = await Servers.browse(authUrl)
+          })
+          // The issuer's redirect, the loopback's redirect to its success page, the page.
+          expect(hops).toEqual([302, 302, 200])
+          expect(outcome).toMatchObject({ state: { method: "chatgpt", status: "healthy" } })
+          expect(issuer.grants).toEqual(["authorization_code"])
+          expect((await world.stored())?.tokens.refresh_token).toBe(Servers.signedIn.refresh)
+          expect((await world.getAuthStatus({ includeToken: true, refreshToken: true })).authToken).toBe(
+            Servers.signedIn.access
+          )
+          expect(await world.refreshCalls()).toEqual([secrets.refresh])
+        })))
+
+    test("an authorization code the issuer refuses: a typed failure, nothing saved", () =>
+      withServer(Servers.codexIssuer(), (issuer) =>
+        withWorld({
+          store: "memory",
+          refresher: { _tag: "Scripted", steps: [{ _tag: "Dead", reason: "reused" }] },
+          issuer: issuer.url
+        }, async (world) => {
+          const outcome = await world.signInWithBrowser(async (authUrl) => {
+            // A code of the browser's own making, with the sign-in's own state.
+            const authorize = await fetch(authUrl, { redirect: "manual" })
+            const callback = new URL(authorize.headers.get("location")!)
+            callback.searchParams.set("code", "ac-forged")
+            await fetch(callback, { redirect: "manual" }).then((response) => response.text())
+          })
+          expect(outcome).toMatchObject({ failure: { tag: "SignInError" } })
+          expect(await world.state()).toMatchObject({ method: null })
+          expect(await world.stored()).toBe(undefined)
         })))
   })
 

@@ -2,6 +2,7 @@
  * The outside world of the scenarios, on 127.0.0.1 and with no Effect in it, so that both editions face
  * the very same servers: an OAuth token endpoint and a protected API, each counting what it receives.
  */
+import { createHash } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { unsignedJwt } from "./fixtures.js"
 
@@ -119,4 +120,94 @@ export const api = async (refuses: (token: string) => boolean): Promise<Api> => 
     }
   })
   return { url: `http://127.0.0.1:${port}/v1/me`, received, close: () => close(server) }
+}
+
+export interface Issuer {
+  /** The issuer's URL: `/oauth/authorize` and `/oauth/token` under it. */
+  readonly url: string
+  /** The grant type of each token request, in order. */
+  readonly grants: Array<string>
+  readonly close: () => Promise<void>
+}
+
+/** What a sign-in at the issuer below obtains. */
+export const signedIn = {
+  email: "grace@example.com",
+  access: unsignedJwt({ exp: 4_102_444_800, marker: "scenario-signin-access-SECRET-8" }),
+  refresh: "scenario-signin-refresh-SECRET-9"
+}
+
+/**
+ * A Codex-style issuer: `/oauth/authorize` sends the browser back to a loopback `redirect_uri` with a
+ * one-time code; `/oauth/token` exchanges it only with the PKCE verifier of its S256 challenge and the
+ * same `redirect_uri`, and answers with `signedIn`'s tokens.
+ */
+export const codexIssuer = async (): Promise<Issuer> => {
+  const codes = new Map<string, { readonly challenge: string; readonly redirectUri: string }>()
+  const grants: Array<string> = []
+  const { port, server } = await listen((request, body, response) => {
+    const url = new URL(request.url ?? "/", "http://127.0.0.1")
+    if (url.pathname === "/oauth/authorize") {
+      const query = url.searchParams
+      const redirectUri = query.get("redirect_uri") ?? ""
+      const state = query.get("state") ?? ""
+      const challenge = query.get("code_challenge") ?? ""
+      if (
+        !/^http:\/\/127\.0\.0\.1:\d+\//.test(redirectUri) || state === "" ||
+        query.get("code_challenge_method") !== "S256"
+      ) {
+        return send(response, { status: 400, body: { error: "invalid_request" } })
+      }
+      const code = `ac-${codes.size + 1}`
+      codes.set(code, { challenge, redirectUri })
+      const target = new URL(redirectUri)
+      target.searchParams.set("code", code)
+      target.searchParams.set("state", state)
+      return response.writeHead(302, { location: target.toString() }).end()
+    }
+    if (url.pathname !== "/oauth/token") return send(response, { status: 404, body: {} })
+    const fields = (request.headers["content-type"] ?? "").includes("json")
+      ? new URLSearchParams(JSON.parse(body) as Record<string, string>)
+      : new URLSearchParams(body)
+    grants.push(fields.get("grant_type") ?? "")
+    const grant = codes.get(fields.get("code") ?? "")
+    codes.delete(fields.get("code") ?? "")
+    const verifier = fields.get("code_verifier") ?? ""
+    const valid = fields.get("grant_type") === "authorization_code" && grant !== undefined &&
+      fields.get("redirect_uri") === grant.redirectUri &&
+      createHash("sha256").update(verifier).digest("base64url") === grant.challenge
+    send(
+      response,
+      valid
+        ? {
+          status: 200,
+          body: {
+            id_token: unsignedJwt({
+              email: signedIn.email,
+              "https://api.openai.com/auth": { chatgpt_plan_type: "pro", chatgpt_account_id: "acct_signin" }
+            }),
+            access_token: signedIn.access,
+            refresh_token: signedIn.refresh,
+            token_type: "Bearer",
+            expires_in: 3600
+          }
+        }
+        : { status: 400, body: { error: "invalid_grant" } }
+    )
+  })
+  return { url: `http://127.0.0.1:${port}`, grants, close: () => close(server) }
+}
+
+/** What a browser does with an authorization URL: follows the redirects; the status of each hop. */
+export const browse = async (url: string): Promise<Array<number>> => {
+  const statuses: Array<number> = []
+  let next: string | null = url
+  while (next !== null && statuses.length < 5) {
+    const response: Response = await fetch(next, { redirect: "manual" })
+    await response.text()
+    statuses.push(response.status)
+    const location = response.headers.get("location")
+    next = location === null ? null : new URL(location, next).toString()
+  }
+  return statuses
 }

@@ -34,6 +34,7 @@ import * as AuthDocument from "../src/document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
+import { SignIn } from "../src/signin/SignIn.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 
 const stepOf = (step: Step): ScriptStep => {
@@ -127,10 +128,14 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
   const store = authJson === undefined
     ? AuthStore.layerMemory(options.auth)
     : AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
-  const services = AuthHttpClient.layer.pipe(
+  const configuration = Configuration.layer({
+    ...(home === undefined ? {} : { codexHome: home }),
+    ...(options.issuer === undefined ? {} : { signIn: { codexIssuer: options.issuer, ports: Option.some([0]) } })
+  })
+  const services = Layer.merge(AuthHttpClient.layer, SignIn.layer).pipe(
     Layer.provideMerge(AuthManager.layer),
     Layer.provideMerge(Layer.mergeAll(store, refresherOf(options.refresher), NodeHttpClient.layerUndici)),
-    Layer.provideMerge(Configuration.layer(home === undefined ? {} : { codexHome: home })),
+    Layer.provideMerge(configuration),
     // Under everything, so that the manager's own fibers see the test clock, the seeded draws and the capture.
     Layer.provideMerge(Layer.mergeAll(TestClock.layer(), seededRandom("scenarios"), capture.layer))
   )
@@ -161,6 +166,12 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
         })
       ).then(() => undefined),
     logout: () => manager((auth) => auth.logout).then(() => undefined),
+    signInWithBrowser: async (browser) => {
+      const login = await runtime.runPromise(Effect.flatMap(SignIn, (signIn) => signIn.startBrowser()))
+      await browser(login.authUrl)
+      const exit = await runtime.runPromiseExit(login.await)
+      return Exit.isSuccess(exit) ? { state: exit.value } : { failure: failureOfExit(exit)! }
+    },
     reload: () => managerExit((auth) => auth.reload),
     writeBehind: async (auth) => {
       if (authJson === undefined) {
