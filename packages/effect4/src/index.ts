@@ -44,6 +44,7 @@ export type {
   Write as CredentialWrite
 } from "./stores/CredentialStore.js"
 export * as FileStore from "./stores/FileStore.js"
+export * as KeyringStore from "./stores/KeyringStore.js"
 export { RefreshCoordinator } from "./stores/RefreshCoordinator.js"
 export type {
   Backend as CoordinatorBackend,
