@@ -167,9 +167,10 @@ export const authorize: {
 })
 
 /** The `HttpClient` in context, authorized by the `AuthManager` in context. */
-export const make: Effect.Effect<AuthorizedClient, never, HttpClient.HttpClient | AuthManager> = Effect.map(
-  Effect.all([HttpClient.HttpClient, AuthManager]),
-  ([client, auth]) => authorize(client, auth)
+export const make: Effect.Effect<AuthorizedClient, never, HttpClient.HttpClient | AuthManager> = Effect.gen(
+  function*() {
+    return authorize(yield* HttpClient.HttpClient, yield* AuthManager)
+  }
 )
 
 // A missing credential, for code that only knows HttpClientError: the typed error is its cause.
