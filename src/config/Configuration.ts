@@ -16,6 +16,7 @@
  * // or piece by piece:
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
+import type * as Classify from "@effect-auth-manager/core/classify"
 import { type CredentialsStoreMode, credentialsStoreModes } from "@effect-auth-manager/core/codex"
 import {
   durationAllowed,
@@ -41,7 +42,7 @@ export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
 export const codexIssuer = "https://auth.openai.com"
 
 /** How a client authenticates to the token endpoint (RFC 6749 §2.3.1). */
-export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
+export type ClientAuth = Classify.ClientAuth
 
 /**
  * Where the programs keep the credentials, as Codex's `cli_auth_credentials_store` says: `file`

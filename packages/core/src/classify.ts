@@ -160,3 +160,63 @@ export const parseTokenResponse = (text: string): RefreshedTokens | undefined =>
     ...(expiresInMillis === undefined || accessToken === undefined ? {} : { expiresInMillis })
   }
 }
+
+// ---------------------------------------------------------------------------
+// Writing a token request
+// ---------------------------------------------------------------------------
+
+/** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
+export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
+
+const strictEncode = (value: string) =>
+  encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/**
+ * `application/x-www-form-urlencoded` exactly as the Codex CLI writes it
+ * (Rust's `urlencoding::encode`): only `A-Z a-z 0-9 - _ . ~` stay as they are,
+ * a space is `%20`.
+ */
+export const formEncode = (entries: ReadonlyArray<readonly [string, string]>): string =>
+  entries.map(([key, value]) => `${strictEncode(key)}=${strictEncode(value)}`).join("&")
+
+/** A token request's body and headers, to send as a POST. */
+export interface TokenRequestParts {
+  readonly contentType: "application/x-www-form-urlencoded" | "application/json"
+  readonly body: string
+  /** `Basic …` with `client_secret_basic`. */
+  readonly authorization?: string
+}
+
+/**
+ * The body (the grant fields in order, JSON or form) and the client authentication of a token
+ * request: `client_secret_post` (the default with a secret) adds the secret to the body,
+ * `client_secret_basic` moves the client id and the secret to the `Authorization` header.
+ */
+export const tokenRequestParts = (
+  client: {
+    readonly clientId: string
+    readonly clientSecret: string | undefined
+    readonly clientAuth?: ClientAuth | undefined
+    readonly bodyFormat: "json" | "form"
+  },
+  fields: ReadonlyArray<readonly [string, string]>
+): TokenRequestParts => {
+  const method = client.clientAuth ?? (client.clientSecret !== undefined ? "client_secret_post" : "none")
+  const entries = fields.filter(([key]) => !(method === "client_secret_basic" && key === "client_id"))
+  let authorization: string | undefined
+  if (client.clientSecret !== undefined) {
+    if (method === "client_secret_post") entries.push(["client_secret", client.clientSecret])
+    // RFC 6749 §2.3.1: each part form-encoded, then Basic.
+    if (method === "client_secret_basic") {
+      authorization = `Basic ${
+        Buffer.from(`${strictEncode(client.clientId)}:${strictEncode(client.clientSecret)}`).toString("base64")
+      }`
+    }
+  }
+  return {
+    ...(client.bodyFormat === "form"
+      ? { contentType: "application/x-www-form-urlencoded" as const, body: formEncode(entries) }
+      : { contentType: "application/json" as const, body: JSON.stringify(Object.fromEntries(entries)) }),
+    ...(authorization === undefined ? {} : { authorization })
+  }
+}

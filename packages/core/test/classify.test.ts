@@ -98,3 +98,38 @@ describe("classify: the tokens of a 2xx answer", () => {
     }
   })
 })
+
+describe("classify: writing a token request", () => {
+  const fields = [["client_id", "my client"], ["grant_type", "refresh_token"], ["refresh_token", "r t!"]] as const
+
+  it("form-encodes as the Codex CLI does: only unreserved characters stay", () => {
+    expect(Classify.formEncode([["a b", "x!'()*~._-"], ["é", "1+1=2&"]])).toBe(
+      "a%20b=x%21%27%28%29%2A~._-&%C3%A9=1%2B1%3D2%26"
+    )
+  })
+
+  it("JSON by default order; a secret goes in the body (post) or, with the client id, in Basic", () => {
+    expect(Classify.tokenRequestParts({ clientId: "my client", clientSecret: undefined, bodyFormat: "json" }, fields))
+      .toEqual({
+        contentType: "application/json",
+        body: "{\"client_id\":\"my client\",\"grant_type\":\"refresh_token\",\"refresh_token\":\"r t!\"}"
+      })
+    expect(Classify.tokenRequestParts({ clientId: "my client", clientSecret: "s&s", bodyFormat: "form" }, fields))
+      .toEqual({
+        contentType: "application/x-www-form-urlencoded",
+        body: "client_id=my%20client&grant_type=refresh_token&refresh_token=r%20t%21&client_secret=s%26s"
+      })
+    const basic = Classify.tokenRequestParts({
+      clientId: "my client",
+      clientSecret: "s:s",
+      clientAuth: "client_secret_basic",
+      bodyFormat: "form"
+    }, fields)
+    expect(basic.body).toBe("grant_type=refresh_token&refresh_token=r%20t%21")
+    expect(Buffer.from(basic.authorization!.replace(/^Basic /, ""), "base64").toString()).toBe("my%20client:s%3As")
+    // "none": the secret, if any, is not sent.
+    expect(
+      Classify.tokenRequestParts({ clientId: "c", clientSecret: "s", clientAuth: "none", bodyFormat: "form" }, [])
+    ).toEqual({ contentType: "application/x-www-form-urlencoded", body: "" })
+  })
+})
