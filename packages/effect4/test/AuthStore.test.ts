@@ -115,6 +115,7 @@ describe("AuthStore.layerFile", () => {
           expect(error.message).toContain(`${home}/auth.json`)
           expect(error.message).toContain(said)
           expect(error.message).not.toContain(secret)
+          expect(error.message).toContain("repair it, or move it away and sign in again")
           expect(yield* fs.readFileString(`${home}/auth.json`)).toBe(content)
         })
       ))

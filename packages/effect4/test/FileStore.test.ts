@@ -77,6 +77,7 @@ describe("auth.json file as the keyed services", () => {
       const error = yield* Effect.flip(credentials.compareAndSet("default", current, Option.some(doc("r2"))))
       expect(error.operation).toBe("lock")
       expect(error.message).toContain("auth.json.lock")
+      expect(error.message).toContain("Another process is busy with the credentials")
       expect((yield* credentials.get("default")).snapshot.hash).toBe(current.snapshot.hash)
       // Released: the same write goes through.
       yield* letGo(codex)
