@@ -213,6 +213,30 @@ describe("AuthStore.layerFile: what is kept beside auth.json", () => {
     ))
 })
 
+describe("AuthStore.layerFile: permissions after every write path", () => {
+  it.live("auth.json, the sidecar, the pending refresh and the locks are 0600 in a 0700 folder", () =>
+    withStore((home, store) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const saved = yield* store.save(decode(chatgptJson(secret)))
+        yield* store.withRefreshLock(store.compareAndSet(saved.hash, Option.some(decode(chatgptJson("r2")))))
+        yield* store.saveShared(Option.some({ hash: saved.hash, state: "poisoned", reason: "reused", at: 1 }))
+        yield* store.keepPending!(Option.some({ replaced: Redacted.make(secret), tokens: {}, at: 1 }))
+        const names = (yield* fs.readDirectory(home)).sort()
+        expect(names).toEqual([
+          "auth-pending-refresh.json",
+          "auth-refresh-state.json",
+          "auth.json",
+          "auth.json.lock",
+          "auth.json.refresh.lock"
+        ])
+        const modes: Array<[string, number]> = [[".", (yield* fs.stat(home)).mode & 0o777]]
+        for (const name of names) modes.push([name, (yield* fs.stat(`${home}/${name}`)).mode & 0o777])
+        expect(modes).toEqual(modes.map(([name]) => [name, name === "." ? 0o700 : 0o600]))
+      })
+    ))
+})
+
 describe("AuthStore.layerFile: housekeeping and what it says", () => {
   const captured = () => {
     const lines: Array<string> = []
