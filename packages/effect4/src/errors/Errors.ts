@@ -3,23 +3,12 @@
  * reasons, HTTP statuses and file paths only, so they are safe to log, to
  * send over the wire and to show to a person.
  */
-import { permanentReasons } from "@effect-auth-manager/core/classify"
+import * as Messages from "@effect-auth-manager/core/messages"
 import { Duration, Schema } from "effect"
 
 /** Why a refresh token can never work again. */
-export const PermanentReason = Schema.Literals(permanentReasons)
+export const PermanentReason = Schema.Literals(Messages.permanentReasons)
 export type PermanentReason = typeof PermanentReason.Type
-
-const permanentMessages: Record<PermanentReason, string> = {
-  expired: "because your refresh token has expired. Please log out and sign in again.",
-  reused: "because your refresh token was already used. Please log out and sign in again.",
-  revoked: "because your refresh token was revoked. Please log out and sign in again.",
-  invalid_grant: "because the authorization server rejected your refresh token (invalid_grant). " +
-    "Please log out and sign in again.",
-  invalid_client: "because the authorization server does not accept this client (invalid_client). " +
-    "Check the configured client id and client secret, then sign in again.",
-  other: "because the authorization server refused the refresh (HTTP 401). Please log out and sign in again."
-}
 
 /**
  * The refresh token is dead. Retrying with the same credentials can never
@@ -33,20 +22,12 @@ export class PermanentRefreshError extends Schema.TaggedError<PermanentRefreshEr
   }
 ) {
   override get message(): string {
-    return `Your access token could not be refreshed ${permanentMessages[this.reason]}`
+    return Messages.permanentMessage(this.reason)
   }
 }
 
 /** What kind of passing trouble stopped a refresh. */
-export const TransientKind = Schema.Literals([
-  "connection",
-  "timeout",
-  "status",
-  "body",
-  "cooldown",
-  "storage",
-  "client"
-])
+export const TransientKind = Schema.Literals(Messages.transientKinds)
 export type TransientKind = typeof TransientKind.Type
 
 /**
@@ -64,12 +45,11 @@ export class TransientRefreshError extends Schema.TaggedError<TransientRefreshEr
   }
 ) {
   override get message(): string {
-    const wait = this.retryAfter === undefined ? "" : ` (the server asked to wait ${Duration.format(this.retryAfter)})`
-    // Tokens a host app supplied are refreshed by that app only (kind "client").
-    return this.kind === "client"
-      ? `Your access token could not be refreshed: ${this.detail}. The app that supplied it must supply new tokens.`
-      : `Your access token could not be refreshed right now: ${this.detail}${wait}. ` +
-        "The current token is still used, and the refresh will be retried after a backoff."
+    return Messages.transientMessage({
+      kind: this.kind,
+      detail: this.detail,
+      retryAfter: this.retryAfter === undefined ? undefined : Duration.toMillis(this.retryAfter)
+    })
   }
 }
 
@@ -80,7 +60,7 @@ export class TransientRefreshError extends Schema.TaggedError<TransientRefreshEr
 export class AuthDocumentError extends Schema.TaggedError<AuthDocumentError>()(
   "AuthDocumentError",
   {
-    reason: Schema.Literals(["not-json", "not-an-object", "unexpected-content"]),
+    reason: Schema.Literals(Messages.documentReasons),
     detail: Schema.String
   }
 ) {
@@ -97,29 +77,14 @@ export class AuthStoreError extends Schema.TaggedError<AuthStoreError>()(
   "AuthStoreError",
   {
     path: Schema.String,
-    operation: Schema.Literals(["read", "write", "remove", "lock"]),
+    operation: Schema.Literals(Messages.storeOperations),
     problem: Schema.String,
     /** What to do about it, when the backend knows better than the default advice (which is for files). */
     advice: Schema.optional(Schema.String)
   }
 ) {
   override get message(): string {
-    // The keyring store's locations are `keyring:<service>/<account>` (its lock is still a file).
-    if (this.path.startsWith("keyring:") && this.operation !== "lock") {
-      return `Could not ${this.operation} the credentials in the OS keyring (${this.path}): ${this.problem}.`
-    }
-    if (this.path.startsWith("postgres:") && this.advice === undefined) {
-      const advice = this.operation === "lock"
-        ? "Another replica is busy with the credentials; the next poll tries again."
-        : "Check the database (its connection, and this role's rights on the table); the next poll tries again."
-      return `Could not ${this.operation} the credentials in PostgreSQL (${this.path}): ${this.problem}. ${advice}`
-    }
-    const advice = this.advice ?? (this.operation === "read"
-      ? "The file was left untouched: repair it, or move it away and sign in again."
-      : this.operation === "lock"
-      ? "Another process is busy with the credentials; the next poll tries again."
-      : "Check that the folder exists and that this user may write to it.")
-    return `Could not ${this.operation} the credentials in ${this.path}: ${this.problem}. ${advice}`
+    return Messages.authStoreMessage(this)
   }
 }
 
@@ -137,7 +102,7 @@ export class SharedHealthError extends Schema.TaggedError<SharedHealthError>()(
   }
 ) {
   override get message(): string {
-    return `Could not ${this.operation} the shared refresh state at ${this.location}: ${this.problem}`
+    return Messages.sharedHealthMessage(this)
   }
 }
 
@@ -154,11 +119,7 @@ export class CredentialsUnavailableError extends Schema.TaggedError<CredentialsU
   }
 ) {
   override get message(): string {
-    return this.reason === "logged_out"
-      ? "There are no credentials to authorize the request: nobody is signed in. Sign in first (effect-auth login)."
-      : `The saved credentials can no longer be used: the access token could not be refreshed ${
-        permanentMessages[this.refreshReason ?? "other"]
-      }`
+    return Messages.credentialsUnavailableMessage(this)
   }
 }
 
@@ -166,36 +127,8 @@ export class CredentialsUnavailableError extends Schema.TaggedError<CredentialsU
 export type RefreshError = PermanentRefreshError | TransientRefreshError | AuthStoreError
 
 /** Why a sign-in did not end with credentials. */
-export const SignInReason = Schema.Literals([
-  "canceled",
-  "timeout",
-  "denied",
-  "expired",
-  "exchange_failed",
-  "client_refused",
-  "unreachable",
-  "port_busy",
-  "discovery_failed",
-  "unsupported",
-  "storage"
-])
+export const SignInReason = Schema.Literals(Messages.signInReasons)
 export type SignInReason = typeof SignInReason.Type
-
-const signInAdvice: Record<SignInReason, string> = {
-  canceled: "The sign-in was canceled.",
-  timeout: "The sign-in was not completed in time. Start it again and finish it in the browser.",
-  denied: "The sign-in was refused at the provider. Start it again if that was a mistake.",
-  expired: "The device code expired before it was entered. Start the sign-in again for a new code.",
-  exchange_failed: "The provider did not accept the sign-in. Start it again.",
-  client_refused: "The provider refused this program's client: the client id or client secret is wrong, " +
-    "or the client may not use this kind of sign-in. Correct them to match the client registered at the provider, " +
-    "then sign in again.",
-  unreachable: "The provider could not be reached. Check the network and the issuer URL, then try again.",
-  port_busy: "No local port was free for the browser to come back to. Close the other sign-in, or choose another port.",
-  discovery_failed: "The provider's configuration could not be read. Check the issuer URL.",
-  unsupported: "The provider does not offer this kind of sign-in.",
-  storage: "Signed in, but the credentials could not be saved."
-}
 
 /**
  * A sign-in ended without credentials. `detail` says what happened in words
@@ -210,20 +143,14 @@ export class SignInError extends Schema.TaggedError<SignInError>()(
   }
 ) {
   override get message(): string {
-    return this.detail === undefined ? signInAdvice[this.reason] : `${signInAdvice[this.reason]} (${this.detail})`
+    return Messages.signInMessage(this)
   }
 }
-
-const jwtLike = /eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g
 
 /**
  * Text that came from outside (an error of the platform, a server's words),
  * made safe to show: the given secret values and anything shaped like a JWT
  * replaced by "[redacted]", on one line, at most `maxLength` characters.
  */
-export const scrubText = (text: string, secrets: ReadonlyArray<string> = [], maxLength = 500): string => {
-  let safe = text.replace(jwtLike, "[redacted]")
-  for (const secret of secrets) if (secret.length >= 8) safe = safe.split(secret).join("[redacted]")
-  safe = safe.replace(/\s*\n\s*/g, " ")
-  return safe.length > maxLength ? `${safe.slice(0, maxLength)}…` : safe
-}
+export const scrubText: (text: string, secrets?: ReadonlyArray<string>, maxLength?: number) => string =
+  Messages.scrubText

@@ -24,23 +24,12 @@ export interface ClientSettings {
 /** A field of a token request; secrets stay `Redacted` until the body is written. */
 export type Field = string | Redacted.Redacted<string>
 
-/**
- * `application/x-www-form-urlencoded` exactly as the Codex CLI writes it
- * (Rust's `urlencoding::encode`): only `A-Z a-z 0-9 - _ . ~` stay as they are,
- * a space is `%20`.
- */
-export const formEncode = (entries: ReadonlyArray<readonly [string, string]>): string =>
-  entries.map(([key, value]) => `${strictEncode(key)}=${strictEncode(value)}`).join("&")
-
-const strictEncode = (value: string) =>
-  encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-
-const methodOf = (client: ClientSettings): ClientAuth =>
-  client.clientAuth ?? (Option.isSome(client.clientSecret) ? "client_secret_post" : "none")
+/** `application/x-www-form-urlencoded` exactly as the Codex CLI writes it (the core's). */
+export const formEncode: (entries: ReadonlyArray<readonly [string, string]>) => string = Classify.formEncode
 
 /**
- * A POST to `url` with the given grant fields, in order. `client_id` is
- * placed where the caller put it; with `client_secret_basic` it moves to the
+ * A POST to `url` with the given grant fields, in order, written by the core's `tokenRequestParts`:
+ * `client_id` is placed where the caller put it; with `client_secret_basic` it moves to the
  * `Authorization` header with the secret.
  */
 export const tokenRequest = (
@@ -48,30 +37,26 @@ export const tokenRequest = (
   client: ClientSettings,
   fields: ReadonlyArray<readonly [string, Field]>
 ): HttpClientRequest.HttpClientRequest => {
-  const method = methodOf(client)
-  const entries: Array<readonly [string, string]> = fields
-    .filter(([key]) => !(method === "client_secret_basic" && key === "client_id"))
-    .map(([key, value]) => [key, typeof value === "string" ? value : Redacted.value(value)])
-  let request = HttpClientRequest.post(url).pipe(
+  const parts = Classify.tokenRequestParts(
+    {
+      clientId: client.clientId,
+      clientSecret: Option.getOrUndefined(Option.map(client.clientSecret, Redacted.value)),
+      clientAuth: client.clientAuth,
+      bodyFormat: client.bodyFormat
+    },
+    fields.map(([key, value]) => [key, typeof value === "string" ? value : Redacted.value(value)])
+  )
+  const request = HttpClientRequest.post(url).pipe(
     HttpClientRequest.acceptJson,
     HttpClientRequest.setHeaders(client.headers ?? {})
   )
-  if (Option.isSome(client.clientSecret)) {
-    const secret = Redacted.value(client.clientSecret.value)
-    if (method === "client_secret_post") entries.push(["client_secret", secret])
-    if (method === "client_secret_basic") {
-      // RFC 6749 §2.3.1: each part form-encoded, then Basic.
-      const credentials = `${strictEncode(client.clientId)}:${strictEncode(secret)}`
-      request = HttpClientRequest.setHeader(
-        request,
-        "authorization",
-        `Basic ${Buffer.from(credentials).toString("base64")}`
-      )
-    }
-  }
-  return client.bodyFormat === "form"
-    ? HttpClientRequest.bodyText(request, formEncode(entries), "application/x-www-form-urlencoded")
-    : HttpClientRequest.bodyText(request, JSON.stringify(Object.fromEntries(entries)), "application/json")
+  return HttpClientRequest.bodyText(
+    parts.authorization === undefined
+      ? request
+      : HttpClientRequest.setHeader(request, "authorization", parts.authorization),
+    parts.body,
+    parts.contentType
+  )
 }
 
 /** Why an answer could not be had at all (no status to classify). */
