@@ -63,18 +63,10 @@ const editions: ReadonlyArray<Edition> = [
   },
   {
     name: "Effect 4 edition (effect 4.1)",
-    load: async () => {
-      const src = join(root, "packages", "effect4", "src")
-      const parts = await Promise.all(
-        ["manager/AuthManager.ts", "stores/AuthStore.ts", "oauth/TokenRefresher.ts", "config/Configuration.ts"].map((
-          file
-        ) => importPath(join(src, file)))
-      )
-      return {
-        effect: await importPath(join(root, "packages", "effect4", "node_modules", "effect", "dist", "index.js")),
-        lib: Object.assign({}, ...parts)
-      }
-    },
+    load: async () => ({
+      effect: await importPath(join(root, "packages", "effect4", "node_modules", "effect", "dist", "index.js")),
+      lib: await importPath(join(root, "packages", "effect4", "src", "index.ts"))
+    }),
     packageName: "@effect-auth-manager/effect4",
     packageDir: join(root, "packages", "effect4"),
     effectDir: join(root, "packages", "effect4", "node_modules", "effect"),

@@ -11,14 +11,11 @@ import type { Installed } from "./setup.js"
 import { execOutput, pack, root, version } from "./tools.js"
 
 /**
- * Whether the Effect 4 edition's fresh app is installed and run. It needs the edition to build and to
- * export the names the v4 forms use (`AuthManager`, `layerNode`, `./testing`).
+ * Whether the Effect 4 edition's fresh app is installed and run: it needs the edition to build and to
+ * export the names the v4 forms use (`AuthManager`, `layerNode`, `./testing`). Set to false, with the
+ * reason, while it cannot.
  */
-export const effect4App = {
-  ready: false,
-  reason: "the Effect 4 edition is still being ported: its build (tsc -p packages/effect4/tsconfig.build.json) " +
-    "does not pass yet, and its entry point exports nothing"
-}
+export const effect4App: { readonly ready: boolean; readonly reason: string } = { ready: true, reason: "" }
 
 const snippets = (file: string): ReadonlyArray<{ readonly code: string }> =>
   extractSnippets(readFileSync(join(root, file), "utf8"))

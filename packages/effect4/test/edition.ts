@@ -28,14 +28,19 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Edition, Failure, Refresher, Step, World, WorldOptions } from "../../../test/scenarios/edition.js"
-import { AuthHttpClient } from "../src/client/AuthHttpClient.js"
-import { Configuration } from "../src/config/Configuration.js"
-import * as AuthDocument from "../src/document/AuthDocument.js"
-import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
-import { AuthManager } from "../src/manager/AuthManager.js"
-import { type ScriptStep, TokenRefresher, TokenRefresherTest } from "../src/oauth/TokenRefresher.js"
-import { SignIn } from "../src/signin/SignIn.js"
-import { AuthStore } from "../src/stores/AuthStore.js"
+import {
+  AuthDocument,
+  AuthHttpClient,
+  AuthManager,
+  AuthStore,
+  Configuration,
+  PermanentRefreshError,
+  type ScriptStep,
+  SignIn,
+  TokenRefresher,
+  TransientRefreshError
+} from "../src/index.js"
+import { TokenRefresherTest } from "../src/testing/index.js"
 
 const stepOf = (step: Step): ScriptStep => {
   switch (step._tag) {
