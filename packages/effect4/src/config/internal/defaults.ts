@@ -1,4 +1,5 @@
 /** The defaults both ways of configuring share (in code and from the environment). */
+import type * as Classify from "@effect-auth-manager/core/classify"
 import { Duration } from "effect"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
@@ -11,11 +12,10 @@ export const codexIssuer = "https://auth.openai.com"
  * (`auth.json`), `keyring` (the OS keyring, as Codex), `auto` (the keyring when there is one, else
  * the file) or `ephemeral` (in memory only, for this process).
  */
-export type CredentialsStoreMode = "file" | "keyring" | "auto" | "ephemeral"
-export const credentialsStoreModes: ReadonlyArray<CredentialsStoreMode> = ["file", "keyring", "auto", "ephemeral"]
+export { type CredentialsStoreMode, credentialsStoreModes } from "@effect-auth-manager/core/codex"
 
 /** How a client authenticates to the token endpoint (RFC 6749 §2.3.1). */
-export type ClientAuth = "none" | "client_secret_post" | "client_secret_basic"
+export type ClientAuth = Classify.ClientAuth
 export const clientAuths: ReadonlyArray<ClientAuth> = ["none", "client_secret_post", "client_secret_basic"]
 
 export const defaultRefreshTimeout = Duration.seconds(30)
