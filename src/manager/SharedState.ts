@@ -1,8 +1,10 @@
 /**
  * The refresh state that processes sharing one `auth.json` share: a sidecar
  * file beside it, `{hash, state, reason, until, at, …}`, with no secret in it.
- * It applies only while `auth.json` still has that hash.
+ * It applies only while `auth.json` still has that hash. The record and its
+ * rules are the core's (`@effect-auth-manager/core/sharedHealth`).
  */
+import * as Shared from "@effect-auth-manager/core/sharedHealth"
 import { Option } from "effect"
 import type { AuthSnapshot } from "../document/AuthDocument.js"
 import { PermanentRefreshError, TransientRefreshError } from "../errors/Errors.js"
@@ -17,50 +19,22 @@ export type SharedState = SharedHealth
 export const SharedStateJson = SharedHealthJson
 
 /** What to share about snapshot `hash` in `health`; none when healthy. */
-export const fromHealth = (hash: string, health: Health, at: number): Option.Option<SharedState> => {
-  switch (health._tag) {
-    case "Healthy":
-      return Option.none()
-    case "Poisoned": {
-      const { reason, status } = health.error
-      return Option.some({ hash, state: "poisoned", reason, ...(status === undefined ? {} : { status }), at })
-    }
-    case "CoolingDown": {
-      const { kind, status } = health.error
-      return Option.some({
-        hash,
-        state: "cooling-down",
-        until: health.until,
-        attempts: health.attempts,
-        kind,
-        ...(status === undefined ? {} : { status }),
-        at
-      })
-    }
-  }
-}
+export const fromHealth = (hash: string, health: Health, at: number): Option.Option<SharedState> =>
+  Option.fromNullable(Shared.sharedOf(hash, health, at))
 
 /** The health another process recorded for snapshot `hash`, if it still applies. */
-export const toHealth = (shared: SharedState, hash: string): Option.Option<Health> => {
-  if (shared.hash !== hash) return Option.none()
-  const status = shared.status === undefined ? {} : { status: shared.status }
-  return Option.some(
-    shared.state === "poisoned"
-      ? { _tag: "Poisoned", error: new PermanentRefreshError({ reason: shared.reason, ...status }) }
+export const toHealth = (shared: SharedState, hash: string): Option.Option<Health> =>
+  Option.map(Option.fromNullable(Shared.sharedFacts(shared, hash)), (facts): Health => {
+    const status = facts.status === undefined ? {} : { status: facts.status }
+    return facts._tag === "Poisoned"
+      ? { _tag: "Poisoned", error: new PermanentRefreshError({ reason: facts.reason, ...status }) }
       : {
         _tag: "CoolingDown",
-        until: shared.until,
-        attempts: shared.attempts,
-        error: new TransientRefreshError({
-          kind: shared.kind,
-          detail: `another process's refresh failed (${shared.kind}${
-            shared.status === undefined ? "" : `, HTTP ${shared.status}`
-          })`,
-          ...status
-        })
+        until: facts.until,
+        attempts: facts.attempts,
+        error: new TransientRefreshError({ kind: facts.kind, detail: facts.detail, ...status })
       }
-  )
-}
+  })
 
 /**
  * The state of `snapshot` as a process finds it: what another process already
