@@ -10,6 +10,9 @@ import { sha256Hex } from "./canonicalJson.js"
 // The keyring items
 // ---------------------------------------------------------------------------
 
+/** The service name of every item Codex keeps its CLI credentials under. */
+export const keyringService = "Codex Auth"
+
 /**
  * Codex's keyring account for the credentials of the folder whose canonical path is
  * `canonicalPath` (service `Codex Auth`): `cli|` and the first 16 hex digits of its SHA-256.

@@ -7,6 +7,7 @@ describe("codex: the keyring items", () => {
     const account = Codex.accountOf("/home/ada/.codex")
     expect(account).toBe(`cli|${createHash("sha256").update("/home/ada/.codex").digest("hex").slice(0, 16)}`)
     expect(Codex.activeAccount(account)).toBe(`${account}|v2|active`)
+    expect(Codex.keyringService).toBe("Codex Auth")
     expect(Codex.fieldAccount(account, "r7", "tokens.refresh_token")).toBe(`${account}|v2|r7|tokens.refresh_token`)
   })
 
