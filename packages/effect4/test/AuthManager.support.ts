@@ -51,10 +51,13 @@ export const rotated = (access: string, refresh: string): ScriptStep =>
 export const gated = (gate: Deferred.Deferred<void>, step: ScriptStep): ScriptStep =>
   Effect.andThen(Deferred.await(gate), step)
 
+/** The scripted endpoint's answers: call N runs step N (the last one repeats), or `f(N)`. */
+export type Script = ReadonlyArray<ScriptStep> | ((call: number) => ScriptStep)
+
 /** A manager over the store `store` provides and the scripted refresher. */
 export const managerOver = <ROut, E, R>(
   store: Layer.Layer<ROut, E, R>,
-  script: ReadonlyArray<ScriptStep>,
+  script: Script,
   settings: Partial<Settings> = {}
 ) =>
   Layer.effect(AuthManager, AuthManager.make(settings)).pipe(
@@ -64,7 +67,7 @@ export const managerOver = <ROut, E, R>(
 /** A manager over a memory store seeded with `json` (none: logged out) and the scripted refresher. */
 export const manager = (
   json: object | undefined,
-  script: ReadonlyArray<ScriptStep>,
+  script: Script,
   settings: Partial<Settings> = {}
 ) => managerOver(AuthStore.layerMemory(json), script, settings)
 
