@@ -18,6 +18,7 @@
  */
 import type * as Classify from "@effect-auth-manager/core/classify"
 import { type CredentialsStoreMode, credentialsStoreModes } from "@effect-auth-manager/core/codex"
+import * as Providers from "@effect-auth-manager/core/providers"
 import {
   durationAllowed,
   durationFits,
@@ -37,9 +38,7 @@ import { homedir } from "node:os"
 import type { Settings } from "./Settings.js"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
-export const codexTokenUrl = "https://auth.openai.com/oauth/token"
-export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
-export const codexIssuer = "https://auth.openai.com"
+export const { codexClientId, codexIssuer, codexTokenUrl } = Providers
 
 /** How a client authenticates to the token endpoint (RFC 6749 §2.3.1). */
 export type ClientAuth = Classify.ClientAuth
