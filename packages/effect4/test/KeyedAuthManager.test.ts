@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { KeyedAuthManager } from "../src/manager/KeyedAuthManager.js"
 import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
@@ -29,6 +29,18 @@ describe("KeyedAuthManager", () => {
       for (let i = 0; i < 5; i++) expect((yield* poll("alice")).authToken).toBeNull()
       expect(tokenOf(yield* poll("bob"))).toBe("bob-access-2")
       expect(yield* sent).toEqual(["alice-refresh", "bob-refresh"])
+      // Each manager's counters carry its key.
+      const attempts = (yield* Metric.snapshot).flatMap((metric) =>
+        metric.id === "effect_auth_refresh_attempts_total" && metric.type === "Counter"
+          ? [{ ...metric.attributes, count: metric.state.count }]
+          : []
+      )
+      expect(attempts).toEqual(
+        expect.arrayContaining([
+          { outcome: "permanent", credential: "alice", count: 1 },
+          { outcome: "success", credential: "bob", count: 1 }
+        ])
+      )
     }).pipe(Effect.provide(layer([dead(), rotated("bob-access-2", "bob-refresh-2")]))))
 
   const gate = Deferred.makeUnsafe<void>()
