@@ -134,6 +134,12 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
         : s)
   })
 
+  const endFlight = (flight: Flight) =>
+    Ref.update(
+      state,
+      (s) => Option.exists(s.flight, (current) => current === flight) ? { ...s, flight: Option.none() } : s
+    )
+
   const ask = (flight: Flight, previousAccountId: string) =>
     askHost(flight, previousAccountId).pipe(
       Effect.exit,
@@ -156,11 +162,10 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
             })
           )
       ),
-      Effect.flatMap((exit) => Deferred.done(flight.done, exit)),
-      Effect.ensuring(Ref.update(state, (s) =>
-        Option.exists(s.flight, (current) => current === flight)
-          ? { ...s, flight: Option.none() }
-          : s))
+      // The flight ends before its callers are answered: a report that follows an answer is not
+      // joined to the request that gave it.
+      Effect.flatMap((exit) => Effect.andThen(endFlight(flight), Deferred.done(flight.done, exit))),
+      Effect.ensuring(endFlight(flight))
     )
 
   /**
