@@ -13,6 +13,9 @@ const order = [
   ["signin", "client"],
   ["node", "postgres", "app-server", "cli", "testing"]
 ]
+// The two editions (Effect 3 in src/, Effect 4 in packages/effect4/src/) have the same folders and
+// follow the same rules; the Effect-free core (packages/core/src) sits below both.
+const edition = "(src|packages/effect4/src)"
 const rank = Object.fromEntries(order.flatMap((group, i) => group.map((name) => [name, i])))
 const higherThan = (name) => Object.keys(rank).filter((other) => rank[other] > rank[name])
 
@@ -29,8 +32,8 @@ module.exports = {
       name: "no-other-internals",
       comment: "A folder's internal/ is used by that folder only.",
       severity: "error",
-      from: { path: "^src/([^/]+)/" },
-      to: { path: "^src/([^/]+)/internal/", pathNot: "^src/$1/" }
+      from: { path: `^${edition}/([^/]+)/` },
+      to: { path: "^(src|packages/effect4/src)/[^/]+/internal/", pathNot: "^$1/$2/" }
     },
     {
       name: "bin-uses-public-modules",
@@ -50,22 +53,35 @@ module.exports = {
       }
     },
     {
+      name: "core-is-effect-free",
+      comment: "packages/core is shared by both editions: it imports no Effect package and neither edition.",
+      severity: "error",
+      from: { path: "^packages/core/src/" },
+      to: { path: "(^|/)node_modules/(effect|@effect/[^/]+)/|^src/|^packages/effect4/" }
+    },
+    {
+      name: "editions-apart",
+      comment: "The editions share the core, never each other's code.",
+      severity: "error",
+      from: { path: "^(src|packages/effect4/src)/" },
+      to: { path: "^(src|packages/effect4/src)/", pathNot: "^$1/" }
+    },
+    {
       name: "library-not-on-tests-or-programs",
       severity: "error",
-      from: { path: "^src/" },
-      to: { path: "^(test|bin|examples|bench)/" }
+      from: { path: `^${edition}/` },
+      to: { path: "^(test|bin|examples|bench|packages/effect4/test)/" }
     },
     ...Object.keys(rank).filter((name) => higherThan(name).length > 0).map((name) => ({
       name: `${name}-below-${higherThan(name).join("-")}`,
-      comment: `src/${name} sits below ${higherThan(name).join(", ")}: it must not import them.`,
+      comment: `${name}/ sits below ${higherThan(name).join(", ")}: it must not import them (in either edition).`,
       severity: "error",
-      from: { path: `^src/${name}/` },
-      to: { path: `^src/(${higherThan(name).join("|")})/` }
+      from: { path: `^${edition}/${name}/` },
+      to: { path: `^$1/(${higherThan(name).join("|")})/` }
     }))
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    exclude: { path: "node_modules" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
     enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "types", "node", "default"] }
