@@ -4,7 +4,11 @@
  * parameters, its device endpoints, ports 1455 then 1457); `oidc` is any
  * OpenID Connect / OAuth 2 provider (discovery, RFC 8252 loopback on an
  * ephemeral port, RFC 8628 device grant, `client_secret_post` / `_basic`).
+ * The profiles, the authorize URL and discovery's rules are the core's
+ * (`@effect-auth-manager/core/providers`); here the provider holds its
+ * secret Redacted and its absent values as `Option`.
  */
+import * as Providers from "@effect-auth-manager/core/providers"
 import { Effect, Option, type Redacted } from "effect"
 import { type HttpClient, HttpClientRequest } from "effect/http"
 import * as Configuration from "../config/Configuration.js"
@@ -12,25 +16,10 @@ import type { ClientAuth } from "../config/Configuration.js"
 import { SignInError } from "../errors/Errors.js"
 import * as OAuthHttp from "./TokenRequest.js"
 
-export const codexIssuer = Configuration.codexIssuer
-export const codexClientId = Configuration.codexClientId
-export const codexScopes = [
-  "openid",
-  "profile",
-  "email",
-  "offline_access",
-  "api.connectors.read",
-  "api.connectors.invoke"
-]
+export const { codexClientId, codexIssuer, codexScopes } = Providers
 
 /** Where the browser comes back to: 127.0.0.1 only, the first port that can be bound. */
-export interface Loopback {
-  /** Tried in order; 0 is an ephemeral port (RFC 8252 §7.3). */
-  readonly ports: ReadonlyArray<number>
-  readonly path: string
-  /** On a busy first port, ask the older login server there to `/cancel` first (what Codex does). */
-  readonly cancelPrevious: boolean
-}
+export type Loopback = Providers.Loopback
 
 export interface OAuthProvider {
   readonly profile: "codex" | "oidc"
@@ -52,42 +41,23 @@ export interface OAuthProvider {
   readonly refreshBody: "json" | "form"
 }
 
-export interface CodexOptions {
-  readonly issuer?: string | undefined
-  readonly clientId?: string | undefined
+export interface CodexOptions extends Providers.CodexOptions {
   /** The `originator` authorize parameter; Codex's CLI sends `codex_cli_rs`. */
   readonly originator?: string | undefined
-  /** Default `[1455, 1457]`, the ports registered for the Codex client. */
-  readonly ports?: ReadonlyArray<number> | undefined
 }
 
-const trimSlash = (url: string) => url.replace(/\/+$/, "")
+/** This edition's provider from the core's: the absent values as `Option`. */
+const fromCore = (provider: Providers.Provider<Redacted.Redacted<string>>): OAuthProvider => ({
+  ...provider,
+  deviceAuthorizationEndpoint: Option.fromNullishOr(provider.deviceAuthorizationEndpoint),
+  clientSecret: Option.fromNullishOr(provider.clientSecret)
+})
 
 /** The Codex profile (what `codex login` and the Codex app server send). */
-export const codex = (options: CodexOptions = {}): OAuthProvider => {
-  const issuer = trimSlash(options.issuer ?? codexIssuer)
-  return {
-    profile: "codex",
-    name: issuer === codexIssuer ? "ChatGPT" : issuer,
-    issuer,
-    authorizationEndpoint: `${issuer}/oauth/authorize`,
-    tokenEndpoint: `${issuer}/oauth/token`,
-    deviceAuthorizationEndpoint: Option.some(`${issuer}/api/accounts/deviceauth/usercode`),
-    clientId: options.clientId ?? codexClientId,
-    clientSecret: Option.none(),
-    clientAuth: "none",
-    scopes: codexScopes,
-    authorizeParams: [
-      ["id_token_add_organizations", "true"],
-      ["codex_cli_simplified_flow", "true"]
-    ],
-    loopback: { ports: options.ports ?? [1455, 1457], path: "/auth/callback", cancelPrevious: true },
-    refreshBody: "json"
-  }
-}
+export const codex = (options: CodexOptions = {}): OAuthProvider => fromCore(Providers.codex(options))
 
 /** The authorize URL of a browser sign-in: standard parameters first, in the order Codex sends them. */
-export const authorizeUrl = (
+export const authorizeUrl: (
   provider: OAuthProvider,
   request: {
     readonly redirectUri: string
@@ -95,101 +65,27 @@ export const authorizeUrl = (
     readonly state: string
     readonly originator?: string
   }
-): string => {
-  const head: Array<readonly [string, string]> = [
-    ["response_type", "code"],
-    ["client_id", provider.clientId],
-    ["redirect_uri", request.redirectUri],
-    ["scope", provider.scopes.join(" ")],
-    ["code_challenge", request.challenge],
-    ["code_challenge_method", "S256"],
-    ...provider.authorizeParams,
-    ["state", request.state],
-    ...(provider.profile === "codex" ? [["originator", request.originator ?? "codex_cli_rs"] as const] : [])
-  ]
-  const separator = provider.authorizationEndpoint.includes("?") ? "&" : "?"
-  return `${provider.authorizationEndpoint}${separator}${OAuthHttp.formEncode(head)}`
-}
+) => string = Providers.authorizeUrl
 
-export interface OidcOptions {
-  readonly issuer: string
-  readonly clientId: string
-  readonly clientSecret?: Redacted.Redacted<string> | undefined
-  /** Default: `client_secret_basic` with a secret (OpenID Connect's default), else `none`. */
-  readonly clientAuth?: ClientAuth | undefined
-  /** Default `openid profile email offline_access`. */
-  readonly scopes?: ReadonlyArray<string> | undefined
-  /** Given endpoints skip discovery (both of these are needed for that). */
-  readonly authorizationEndpoint?: string | undefined
-  readonly tokenEndpoint?: string | undefined
-  readonly deviceAuthorizationEndpoint?: string | undefined
-  /** Default `[0]`: an ephemeral port, as RFC 8252 §7.3 recommends. */
-  readonly ports?: ReadonlyArray<number> | undefined
-  /**
-   * Extra authorize parameters. Default: `prompt=consent` when `offline_access`
-   * is asked for, which OpenID Connect Core §11 requires for a refresh token.
-   */
-  readonly authorizeParams?: ReadonlyArray<readonly [string, string]> | undefined
-  /** Default `/callback`. */
-  readonly redirectPath?: string | undefined
-}
-
-const defaultScopes = ["openid", "profile", "email", "offline_access"]
-
-const oidcFrom = (
-  options: OidcOptions,
-  endpoints: { readonly authorization: string; readonly token: string; readonly device: Option.Option<string> }
-): OAuthProvider => ({
-  profile: "oidc",
-  name: trimSlash(options.issuer),
-  issuer: trimSlash(options.issuer),
-  authorizationEndpoint: endpoints.authorization,
-  tokenEndpoint: endpoints.token,
-  deviceAuthorizationEndpoint: endpoints.device,
-  clientId: options.clientId,
-  clientSecret: Option.fromNullishOr(options.clientSecret),
-  clientAuth: options.clientAuth ?? (options.clientSecret === undefined ? "none" : "client_secret_basic"),
-  scopes: options.scopes ?? defaultScopes,
-  authorizeParams: options.authorizeParams ??
-    ((options.scopes ?? defaultScopes).includes("offline_access") ? [["prompt", "consent"]] : []),
-  loopback: { ports: options.ports ?? [0], path: options.redirectPath ?? "/callback", cancelPrevious: false },
-  refreshBody: "form"
-})
+/** A generic provider's settings (its endpoints are discovered unless both are given). */
+export type OidcOptions = Providers.OidcOptions<Redacted.Redacted<string>>
 
 /**
  * A generic provider: its endpoints from `{issuer}/.well-known/openid-configuration`
  * unless given. The discovered `issuer` must be the configured one (RFC 8414 §3.3).
  */
 export const discover = Effect.fn("OAuthProvider.discover")(function*(options: OidcOptions) {
-  if (options.authorizationEndpoint !== undefined && options.tokenEndpoint !== undefined) {
-    return oidcFrom(options, {
-      authorization: options.authorizationEndpoint,
-      token: options.tokenEndpoint,
-      device: Option.fromNullishOr(options.deviceAuthorizationEndpoint)
-    })
-  }
-  const issuer = trimSlash(options.issuer)
+  const given = Providers.givenEndpoints(options)
+  if (given !== undefined) return fromCore(Providers.oidcFrom(options, given))
+  const url = Providers.discoveryUrl(options.issuer)
   const failed = (detail: string) => new SignInError({ reason: "discovery_failed", detail })
-  const answer = yield* OAuthHttp.send(
-    HttpClientRequest.get(`${issuer}/.well-known/openid-configuration`).pipe(HttpClientRequest.acceptJson)
-  ).pipe(Effect.mapError((failure) => failed(failure.detail)))
-  if (answer.status !== 200) {
-    return yield* failed(`${issuer}/.well-known/openid-configuration answered HTTP ${answer.status}`)
-  }
-  const field = (key: string) => OAuthHttp.stringField(answer.json, key)
-  if (field("issuer") !== undefined && trimSlash(field("issuer")!) !== issuer) {
-    return yield* failed(`the provider calls itself ${field("issuer")}, not ${issuer}`)
-  }
-  const authorization = options.authorizationEndpoint ?? field("authorization_endpoint")
-  const token = options.tokenEndpoint ?? field("token_endpoint")
-  if (authorization === undefined || token === undefined) {
-    return yield* failed("the configuration names no authorization_endpoint or token_endpoint")
-  }
-  return oidcFrom(options, {
-    authorization,
-    token,
-    device: Option.fromNullishOr(options.deviceAuthorizationEndpoint ?? field("device_authorization_endpoint"))
-  })
+  const answer = yield* OAuthHttp.send(HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson)).pipe(
+    Effect.mapError((failure) => failed(failure.detail))
+  )
+  if (answer.status !== 200) return yield* failed(`${url} answered HTTP ${answer.status}`)
+  const endpoints = Providers.discovered(options, answer.json)
+  if ("problem" in endpoints) return yield* failed(endpoints.problem)
+  return fromCore(Providers.oidcFrom(options, endpoints))
 })
 
 /** The settings the token refresher needs to refresh what this provider issued. */
@@ -213,7 +109,7 @@ export const fromConfiguration = (configuration: Configuration.Options): {
 } => {
   const config = {
     ...configuration.signIn,
-    codexPorts: Option.getOrElse(configuration.signIn.ports, () => [1455, 1457]),
+    codexPorts: Option.getOrElse(configuration.signIn.ports, () => Providers.codexPorts),
     oidcPorts: Option.getOrElse(configuration.signIn.ports, () => [0])
   }
   return {
@@ -236,9 +132,7 @@ export const fromConfiguration = (configuration: Configuration.Options): {
               clientId,
               clientSecret: Option.getOrUndefined(config.clientSecret),
               clientAuth: Option.getOrUndefined(config.clientAuth),
-              scopes: Option.getOrUndefined(
-                Option.map(config.scopes, (scopes) => scopes.split(/[\s,]+/).filter((s) => s.length > 0))
-              ),
+              scopes: Option.getOrUndefined(Option.map(config.scopes, Providers.parseScopes)),
               ports: config.oidcPorts
             })
         })
