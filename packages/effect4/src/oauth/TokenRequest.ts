@@ -7,7 +7,6 @@
 import * as Classify from "@effect-auth-manager/core/classify"
 import { Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
-/** How the client proves who it is at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
 import type { ClientAuth } from "../config/Configuration.js"
 
 /** Who the client is, and how its requests to the token endpoint are written. */
