@@ -81,13 +81,16 @@ export const {
   coolDown,
   deathApplies,
   decide,
+  credentialsOf,
   endFlight,
+  holds,
   initial,
   isStale,
   plan,
   reconcile,
   resume,
   staleAt,
+  tokenOf,
   withHealth
 } = machine
 

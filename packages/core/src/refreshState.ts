@@ -129,6 +129,18 @@ export interface View<T extends Types> {
   readonly lastRefreshAt: number | null
 }
 
+/** What an API request can carry now, or why it carries nothing. */
+export type Credentials<T extends Types> =
+  | { readonly _tag: "LoggedOut" }
+  | { readonly _tag: "Poisoned"; readonly reason: T["Permanent"]["reason"] }
+  | {
+    readonly _tag: "Credentials"
+    readonly method: AuthMethod
+    readonly token: T["Secret"]
+    /** Codex sends the account id it saved with the tokens; the id_token's claim otherwise. */
+    readonly accountId: string | null
+  }
+
 /** What a poll answers: the token only when asked for, never a poisoned one. */
 export interface Status<T extends Types> {
   readonly authMethod: AuthMethod | null
@@ -406,6 +418,37 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     return { _tag: "Request", document, refreshToken, health: known }
   }
 
+  /** The token a request would carry now: the API key, or the access token of credentials not poisoned. */
+  const tokenOf = (state: S): T["Secret"] | undefined => {
+    const doc = edition.document(state.snapshot)
+    if (state.snapshot.method === "apikey") return doc?.OPENAI_API_KEY ?? undefined
+    if (state.snapshot.method === "chatgpt" && state.health._tag !== "Poisoned") return doc?.tokens?.access_token
+    return undefined
+  }
+
+  /** Whether `token` is the one a request would carry now (a 401 for any other one is already dealt with). */
+  const holds = (state: S, token: T["Secret"]): boolean => {
+    const current = tokenOf(state)
+    return current !== undefined && edition.reveal(current) === edition.reveal(token)
+  }
+
+  /** The credentials for a request, or why there are none: logged out, or poisoned (and why). */
+  const credentialsOf = (state: S): Credentials<T> => {
+    const { method } = state.snapshot
+    if (method === null) return { _tag: "LoggedOut" }
+    if (state.health._tag === "Poisoned") return { _tag: "Poisoned", reason: state.health.error.reason }
+    const token = tokenOf(state)
+    if (token === undefined) return { _tag: "LoggedOut" }
+    return {
+      _tag: "Credentials",
+      method,
+      token,
+      accountId: method === "chatgpt"
+        ? edition.document(state.snapshot)?.tokens?.account_id ?? state.snapshot.claims.accountId
+        : null
+    }
+  }
+
   /** A dead refresh token is recorded only if storage still holds what was refreshed (unreadable: it does). */
   const deathApplies = (latest: T["Snapshot"] | undefined, base: string): boolean =>
     latest === undefined || latest.hash === base
@@ -428,6 +471,9 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     plan,
     reconcile,
     deathApplies,
+    tokenOf,
+    holds,
+    credentialsOf,
     timingOf
   }
 }

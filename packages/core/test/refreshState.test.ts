@@ -233,4 +233,27 @@ describe("refreshState: health, backoff, what clients see", () => {
     expect(machine.statusOf(key, true)).toEqual({ authMethod: "apikey", authToken: "sk-1", requiresOpenaiAuth: true })
     expect(machine.statusOf(machine.initial(read({})), true).authMethod).toBeNull()
   })
+
+  it("what a request carries: the key, or the access token of credentials not poisoned, and why not", () => {
+    const state = machine.initial(current)
+    expect(machine.credentialsOf(state)).toEqual({
+      _tag: "Credentials",
+      method: "chatgpt",
+      token: secrets.access,
+      accountId: "acct_123"
+    })
+    expect(machine.holds(state, secrets.access)).toBe(true)
+    expect(machine.holds(state, "an older token")).toBe(false)
+    expect(machine.credentialsOf({ ...state, health: poisoned })).toEqual({ _tag: "Poisoned", reason: "reused" })
+    expect(machine.tokenOf({ ...state, health: poisoned })).toBeUndefined()
+    expect(machine.holds({ ...state, health: poisoned }, secrets.access)).toBe(false)
+    expect(machine.tokenOf({ ...state, health: coolingDown(now + 1) })).toBe(secrets.access)
+    expect(machine.credentialsOf(machine.initial(read({ OPENAI_API_KEY: "sk-1" })))).toEqual({
+      _tag: "Credentials",
+      method: "apikey",
+      token: "sk-1",
+      accountId: null
+    })
+    expect(machine.credentialsOf(machine.initial(read({})))).toEqual({ _tag: "LoggedOut" })
+  })
 })
