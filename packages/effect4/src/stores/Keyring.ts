@@ -9,11 +9,12 @@
  * credentials in a file never loads it. Every call is bounded in time and
  * interruptible (its promise is abandoned through an `AbortSignal`).
  */
+import { keyringService } from "@effect-auth-manager/core/codex"
 import { Data, Duration, Effect, Option } from "effect"
 import { createRequire } from "node:module"
 
 /** The service name of every item Codex keeps its CLI credentials under. */
-export const service = "Codex Auth"
+export const service = keyringService
 
 /** Why the keyring could not be used: unreachable (no Secret Service), locked, ambiguous, too slow. */
 export class KeyringError extends Data.TaggedError("KeyringError")<{

@@ -6,12 +6,14 @@
  * again. Keyed by credential key; the health also by snapshot hash, so that
  * new credentials start healthy everywhere. It holds no secret.
  */
+import { decodeSharedHealth } from "@effect-auth-manager/core/sharedHealth"
 import { Context, Effect, Layer, Option, Ref, Result, Schema, type Scope, Semaphore } from "effect"
 import { AuthStoreError, PermanentReason, SharedHealthError, TransientKind } from "../errors/Errors.js"
 
 /**
  * The health of snapshot `hash` that one process shares with the others:
- * reason codes, statuses and times only (no server text).
+ * reason codes, statuses and times only (no server text). Read by the core's
+ * `decodeSharedHealth`; this Schema is its typed form for users and writers.
  */
 export const SharedHealth = Schema.Union([
   Schema.Struct({
@@ -93,8 +95,8 @@ export class RefreshCoordinator extends Context.Service<RefreshCoordinator, Refr
 
 /** The health record stored at `location` as `text`; the error when it is not one. */
 export const decodeHealth = (location: string, text: string): Result.Result<SharedHealth, SharedHealthError> =>
-  Result.mapError(
-    Schema.decodeUnknownResult(SharedHealthJson)(text),
+  Result.fromNullishOr(
+    decodeSharedHealth(text),
     () => new SharedHealthError({ location, operation: "read", problem: "unexpected content" })
   )
 
