@@ -27,13 +27,22 @@ export const idToken = unsignedJwt({
 
 /** A ChatGPT auth.json, last refreshed 10 days before the test clock's 0 unless said otherwise. */
 export const chatgptJson = (
-  options: { readonly refreshToken?: string; readonly accessToken?: string; readonly refreshedAgo?: number } = {}
+  options: {
+    readonly refreshToken?: string
+    readonly accessToken?: string
+    readonly refreshedAgo?: number
+    /** The access token's `exp`, in milliseconds from the test clock's 0. */
+    readonly expiresIn?: number
+  } = {}
 ) => ({
   auth_mode: "chatgpt",
   OPENAI_API_KEY: null,
   tokens: {
     id_token: idToken,
-    access_token: options.accessToken ?? secrets.access,
+    access_token: options.accessToken ??
+      (options.expiresIn === undefined
+        ? secrets.access
+        : unsignedJwt({ exp: Math.floor(options.expiresIn / 1000), marker: "access-token-SECRET-1" })),
     refresh_token: options.refreshToken ?? secrets.refresh,
     account_id: "acct_123"
   },

@@ -113,6 +113,47 @@ describe("storms: many callers while the request is out make one request", () =>
     }).pipe(Effect.provide(manager(chatgptJson(), [dead("expired")]))))
 })
 
+describe("polls refresh a stale token without being asked, and only then", () => {
+  it.effect("a token 1 minute from its expiry: refreshed by the first of 50 polls, once", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      for (let i = 0; i < 50; i++) yield* auth.getAuthStatus({ includeToken: true })
+      expect(tokenOf(yield* auth.getAuthStatus({ includeToken: true }))).toBe("new-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(manager(chatgptJson({ expiresIn: 60_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("a token an hour from its expiry: not refreshed until 5 minutes before it, to the millisecond", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      yield* auth.getAuthStatus({ includeToken: true })
+      yield* TestClock.adjust(Duration.millis(3_600_000 - 300_000 - 1))
+      yield* auth.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      yield* auth.getAuthStatus({ includeToken: true })
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(manager(chatgptJson({ expiresIn: 3_600_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("noRefresh: a stale token is answered as it is, with no request", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      const status = yield* auth.getAuthStatus({ includeToken: true, noRefresh: true })
+      expect(tokenOf(status)).not.toBe("new-access")
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(manager(chatgptJson({ expiresIn: 60_000 }), [rotated("new-access", "new-refresh")]))))
+
+  it.effect("a provider that needs no OpenAI auth: no method, no token, no request", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      expect(yield* auth.getAuthStatus({ includeToken: true, refreshToken: true })).toEqual({
+        authMethod: null,
+        authToken: null,
+        requiresOpenaiAuth: false
+      })
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(manager(chatgptJson(), [dead()], { requiresOpenaiAuth: false }))))
+})
+
 describe("the poison clears when the credentials change, and only then", () => {
   const poisoned = Effect.gen(function*() {
     yield* poll()
