@@ -130,6 +130,26 @@ describe("a token endpoint that hangs or answers late (virtual time)", () => {
     ))
 })
 
+describe("stopping", () => {
+  it.effect("the wait for a request that never answers is bounded (shutdownWait), and its callers are answered", () =>
+    Effect.gen(function*() {
+      const asked = yield* Deferred.make<void>()
+      const store = yield* AuthStore.makeMemory(chatgptJson())
+      const scope = yield* Scope.make()
+      const manager = yield* managerIn(scope, store, [Effect.andThen(Deferred.succeed(asked, undefined), Effect.never)])
+      const [waiting] = yield* callers(1, manager.auth.refresh.pipe(Effect.flip))
+      yield* Deferred.await(asked)
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+      // Callers stop waiting at the refresh timeout; stopping waits for the answer, up to its own bound.
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* Fiber.join(waiting!)).toMatchObject({ _tag: "TransientRefreshError", kind: "timeout" })
+      expect(closing.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(closing)
+      expect(refreshTokenOf(yield* store.load)).toBe(secrets.refresh)
+    }))
+})
+
 describe("a refresh kept beside the credentials", () => {
   // A memory store with a place for a pending refresh, whose writes fail while `failing` holds.
   const keepingStore = Effect.fnUntraced(function*(json: object) {
