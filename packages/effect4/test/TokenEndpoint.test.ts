@@ -1,6 +1,6 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 
@@ -60,6 +60,22 @@ describe("TokenEndpoint", () => {
         message: "test endpoint: refresh_token_expired"
       })
       assert.strictEqual(yield* endpoint.count, 2)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.effect("closing its scope ends it at once, even while a scripted answer never comes (on the TestClock)", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const arrived = yield* Deferred.make<void>()
+      const endpoint = yield* TokenEndpoint.make(() =>
+        Effect.andThen(Deferred.succeed(arrived, undefined), Effect.never)
+      )
+        .pipe(Scope.provide(scope))
+      const request = yield* Effect.forkChild(refresh(endpoint.url, "rt"))
+      yield* Deferred.await(arrived)
+      yield* Scope.close(scope, Exit.void)
+      // The request ends too (a 503 or a cut connection), with no token in it.
+      const exit = yield* Fiber.await(request)
+      assert.isTrue(Exit.isFailure(exit) || exit.value.status === 503)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
   it("unsignedJwt carries its claims in a readable payload", () => {

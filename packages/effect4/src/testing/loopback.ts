@@ -13,8 +13,18 @@ export const serveOnLoopback = <E>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest | Scope.Scope>
 ): Effect.Effect<number, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const server = yield* NodeHttpServer.make(() => createServer(), { port: 0, host: "127.0.0.1" })
-    yield* server.serve(app)
+    const node = createServer()
+    // A test's server ends with its scope, whatever it is answering: no graceful shutdown (which
+    // waits for open connections, on the test's clock), every connection cut once serving has stopped.
+    const server = yield* NodeHttpServer.make(() => node, {
+      port: 0,
+      host: "127.0.0.1",
+      disablePreemptiveShutdown: true
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => node.closeAllConnections()))
+    // Effect 4 answers a request uninterruptibly: a scripted answer that never comes (a hanging
+    // endpoint) would hold the scope open for ever.
+    yield* server.serve(Effect.interruptible(app))
     return server.address._tag === "UnixPathAddress" ? 0 : server.address.port
   }).pipe(Effect.orDie)
 

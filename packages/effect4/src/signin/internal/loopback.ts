@@ -109,7 +109,9 @@ export const serve = Effect.fnUntraced(function*<E>(
       if (Result.isSuccess(bound)) {
         // The server's request span would record the callback's URL (`url.full`, `url.query`),
         // which carries the authorization code: no span for a request with a query.
-        yield* bound.success.serve(app).pipe(
+        // Effect 4 answers a request uninterruptibly: a cancel must be able to stop a callback that
+        // is still exchanging its code.
+        yield* bound.success.serve(Effect.interruptible(app)).pipe(
           Effect.provideService(HttpMiddleware.TracerDisabledWhen, (request) => request.url.includes("?")),
           Scope.provide(scope)
         )
