@@ -20,13 +20,18 @@ export type Refresher =
   /** The edition's HTTP refresher against a real token endpoint. */
   | { readonly _tag: "Http"; readonly tokenUrl: string }
 
-export type StoreKind = "memory" | "file"
+export type StoreKind = "memory" | "file" | "postgres"
 
 export interface WorldOptions {
   /** "file": auth.json in a fresh temporary CODEX_HOME, removed by `close`, unless `codexHome` names one. */
   readonly store: StoreKind
   /** With "file": an existing CODEX_HOME to share, as a second process on the same machine would (kept by `close`). */
   readonly codexHome?: string
+  /**
+   * With "postgres" (required): the database and the tables' prefix, the credential under the default key.
+   * A second world on the same ones is a second replica. `auth` is saved there before the manager starts.
+   */
+  readonly database?: { readonly url: string; readonly prefix: string }
   /** The auth.json the store starts with; none for logged out (a shared `codexHome` keeps its own). */
   readonly auth?: Record<string, unknown>
   readonly refresher: Refresher
@@ -104,6 +109,7 @@ export interface Edition {
 /** The part of vitest the scenarios use, handed over by each edition's runner (each has its own vitest). */
 export interface Runner {
   readonly describe: (name: string, body: () => void) => void
+  readonly afterAll: (body: () => Promise<unknown>) => void
   readonly it: {
     (name: string, body: () => Promise<void>): void
     readonly todo: (name: string) => void

@@ -4,6 +4,7 @@
  * 401, and the secrets audit. The servers are plain node:http (servers.ts) and time is the edition's
  * test clock, so nothing here waits on real time.
  */
+import { type Cluster, startCluster } from "../support/postgres.js"
 import type { Scenarios, StoreKind, World, WorldOptions } from "./edition.js"
 import { chatgptAuth, idToken, secrets } from "./fixtures.js"
 import * as Servers from "./servers.js"
@@ -14,6 +15,7 @@ export const groups = [
   "poison",
   "poison clearing",
   "one CODEX_HOME, two managers",
+  "one database, two replicas",
   "transient backoff",
   "401 recovery",
   "browser sign-in",
@@ -24,7 +26,7 @@ export type Group = (typeof groups)[number]
 const concurrentPolls = 200
 const stores: ReadonlyArray<StoreKind> = ["memory", "file"]
 
-export const scenarios: Scenarios = (edition, { describe, expect, it }) => {
+export const scenarios: Scenarios = (edition, { afterAll, describe, expect, it }) => {
   const group = (name: Group, body: (test: (title: string, run: () => Promise<void>) => void) => void) =>
     describe(`${name} (${edition.name})`, () => {
       const pending = edition.pending?.[name]
@@ -171,47 +173,78 @@ export const scenarios: Scenarios = (edition, { describe, expect, it }) => {
       }))
   })
 
-  group("one CODEX_HOME, two managers", (test) => {
-    // Two managers over one folder, each with its own store, as two processes on one machine have.
-    const second = async (first: World, run: (world: World) => Promise<void>, tokenUrl: string) =>
-      withWorld({ store: "file", codexHome: first.codexHome!, refresher: { _tag: "Http", tokenUrl } }, run)
+  // Two managers over one store, each with its own connection to it: two processes on one machine
+  // (one CODEX_HOME), or two replicas of a server (one database).
+  const sharing = (
+    name: "one CODEX_HOME, two managers" | "one database, two replicas",
+    shared: () => Promise<Pick<WorldOptions, "store" | "database">>
+  ) =>
+    group(name, (test) => {
+      const pair = (
+        first: Omit<WorldOptions, "store">,
+        run: (first: World, second: () => Promise<World>) => Promise<void>
+      ) =>
+        shared().then((where) =>
+          withWorld({ ...where, ...first }, async (world) => {
+            const opened: Array<World> = []
+            const second = async () => {
+              const other = await edition.makeWorld({
+                ...where,
+                ...(where.store === "file" ? { codexHome: world.codexHome! } : {}),
+                refresher: first.refresher
+              })
+              opened.push(other)
+              return other
+            }
+            try {
+              await run(world, second)
+            } finally {
+              await Promise.all(opened.map((other) => other.close()))
+            }
+          })
+        )
 
-    test("a dead refresh token found by one is known to the other from its start: no request of its own, the token withheld", () =>
-      withServer(Servers.tokenEndpoint(() => Servers.reused), (endpoint) =>
-        withWorld(
-          { store: "file", auth: chatgptAuth(), refresher: { _tag: "Http", tokenUrl: endpoint.url } },
-          async (first) => {
+      test("a dead refresh token found by one is known to the other from its start: no request of its own, the token withheld", () =>
+        withServer(Servers.tokenEndpoint(() => Servers.reused), (endpoint) =>
+          pair({ auth: chatgptAuth(), refresher: { _tag: "Http", tokenUrl: endpoint.url } }, async (first, second) => {
             await first.getAuthStatus({ refreshToken: true })
             expect(endpoint.received).toEqual([secrets.refresh])
-            await second(first, async (other) => {
-              expect(await other.state()).toMatchObject({ status: "poisoned", reason: "reused" })
-              expect(await other.getAuthStatus({ includeToken: true, refreshToken: true })).toMatchObject({
-                authMethod: "chatgpt",
-                authToken: null
-              })
-              expect(endpoint.received).toHaveLength(1)
-            }, endpoint.url)
-          }
-        )))
+            const other = await second()
+            expect(await other.state()).toMatchObject({ status: "poisoned", reason: "reused" })
+            expect(await other.getAuthStatus({ includeToken: true, refreshToken: true })).toMatchObject({
+              authMethod: "chatgpt",
+              authToken: null
+            })
+            expect(endpoint.received).toHaveLength(1)
+          })))
 
-    test("a refresh by one is adopted by the other, which finds the new tokens stored: one request in all", () =>
-      withServer(Servers.tokenEndpoint(Servers.rotating(secrets.refresh)), (endpoint) =>
-        withWorld(
-          {
-            store: "file",
-            auth: chatgptAuth({ expiresIn: -60_000 }),
-            refresher: { _tag: "Http", tokenUrl: endpoint.url }
-          },
-          (first) =>
-            second(first, async (other) => {
+      test("a refresh by one is adopted by the other, which finds the new tokens stored: one request in all", () =>
+        withServer(Servers.tokenEndpoint(Servers.rotating(secrets.refresh)), (endpoint) =>
+          pair(
+            { auth: chatgptAuth({ expiresIn: -60_000 }), refresher: { _tag: "Http", tokenUrl: endpoint.url } },
+            async (first, second) => {
+              const other = await second()
               const refreshed = await first.getAuthStatus({ includeToken: true, refreshToken: true })
               const adopted = await other.getAuthStatus({ includeToken: true, refreshToken: true })
               expect(endpoint.received).toEqual([secrets.refresh])
               expect(adopted.authToken).toBe(refreshed.authToken)
               expect(adopted.authToken).not.toBe(secrets.access)
               expect((await other.stored())?.tokens.refresh_token).toBe("rt-1")
-            }, endpoint.url)
-        )))
+            }
+          )))
+    })
+
+  sharing("one CODEX_HOME, two managers", async () => ({ store: "file" }))
+
+  // One throwaway PostgreSQL cluster for the group; each test its own tables (a prefix of its own).
+  let cluster: Promise<Cluster> | undefined
+  let tables = 0
+  afterAll(async () => {
+    if (cluster !== undefined) await (await cluster).stop()
+  })
+  sharing("one database, two replicas", async () => {
+    cluster ??= startCluster()
+    return { store: "postgres", database: { url: (await cluster).url, prefix: `scenario_${++tables}` } }
   })
 
   group("transient backoff", (test) => {

@@ -1,6 +1,6 @@
 // The behavioural contract (test/scenarios at the repository's root), written once for both editions,
 // run against the Effect 4 edition. The Effect 3 edition runs the same scenarios in test/Scenarios.test.ts.
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import type { Scenarios } from "../../../test/scenarios/edition.js"
 import { effect4 } from "./edition.js"
 
@@ -10,4 +10,4 @@ import { effect4 } from "./edition.js"
 const contract = new URL("../../../test/scenarios/scenarios.ts", import.meta.url).href
 const { scenarios }: { readonly scenarios: Scenarios } = await import(contract)
 
-scenarios(effect4, { describe, expect, it })
+scenarios(effect4, { afterAll, describe, expect, it })

@@ -40,6 +40,7 @@ import {
   TokenRefresher,
   TransientRefreshError
 } from "../src/index.js"
+import { PgStore } from "../src/postgres/index.js"
 import { TokenRefresherTest } from "../src/testing/index.js"
 
 const stepOf = (step: Step): ScriptStep => {
@@ -120,6 +121,25 @@ const failureOfExit = <A, E>(exit: Exit.Exit<A, E>): Failure | null => {
   return failureOf(failure.value)
 }
 
+/** The world's store: memory, the auth.json of its CODEX_HOME, or a credential in PostgreSQL (seeded first). */
+const storeOf = async (options: WorldOptions) => {
+  if (options.store === "memory") return AuthStore.layerMemory(options.auth)
+  if (options.store === "file") {
+    return AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
+  }
+  const database = options.database!
+  const store = AuthStore.layerKeyed("default").pipe(
+    Layer.provide(PgStore.layer({ url: Redacted.make(database.url), prefix: database.prefix }))
+  )
+  if (options.auth !== undefined) {
+    const seeding = ManagedRuntime.make(store)
+    const doc = Result.getOrThrow(AuthDocument.decode(options.auth))
+    await seeding.runPromise(Effect.flatMap(AuthStore, (saved) => saved.save(doc)))
+    await seeding.dispose()
+  }
+  return store
+}
+
 const makeWorld = async (options: WorldOptions): Promise<World> => {
   const home = options.store === "file"
     ? options.codexHome ?? mkdtempSync(join(tmpdir(), "effect-auth-scenario-v4-"))
@@ -130,9 +150,7 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
     writeFileSync(authJson, JSON.stringify(options.auth), { mode: 0o600 })
   }
   const capture = makeCapture()
-  const store = authJson === undefined
-    ? AuthStore.layerMemory(options.auth)
-    : AuthStore.layerFile.pipe(Layer.provide(Layer.merge(NodeFileSystem.layer, NodePath.layer)))
+  const store = await storeOf(options)
   const configuration = Configuration.layer({
     ...(home === undefined ? {} : { codexHome: home }),
     ...(options.issuer === undefined ? {} : { signIn: { codexIssuer: options.issuer, ports: Option.some([0]) } })
@@ -220,4 +238,12 @@ const makeWorld = async (options: WorldOptions): Promise<World> => {
 }
 
 /** The Effect 4 edition (packages/effect4/src), as the scenarios drive it. */
-export const effect4: Edition = { name: "Effect 4 edition", makeWorld }
+export const effect4: Edition = {
+  name: "Effect 4 edition",
+  makeWorld,
+  pending: {
+    "one database, two replicas": "its PgStore cannot save a credential yet: AuthStore.layerKeyed(\"default\") over " +
+      "PgStore.layer fails the first save with an AuthStoreError \"Could not read the credentials in PostgreSQL " +
+      "(…): Do not know how to serialize a BigInt\""
+  }
+}
