@@ -3,12 +3,11 @@
  * authorization-code exchange (RFC 6749 §4.1.3 with PKCE), RFC 8628 device
  * polling, and Codex's own device endpoints.
  */
+import * as Answers from "@effect-auth-manager/core/signInAnswers"
 import { Clock, Duration, Effect, Option, Redacted } from "effect"
 import { type HttpClient, HttpClientRequest } from "effect/http"
-import type { RefreshedTokens } from "../../document/AuthDocument.js"
 import { SignInError } from "../../errors/Errors.js"
 import type { OAuthProvider } from "../../oauth/OAuthProvider.js"
-import { parseTokenResponse } from "../../oauth/TokenRefresher.js"
 import * as OAuthHttp from "../../oauth/TokenRequest.js"
 
 /** What a sign-in obtained. */
@@ -33,51 +32,20 @@ const unreachable = (failure: OAuthHttp.ExchangeFailure) =>
     ...(failure.status === undefined ? {} : { status: failure.status })
   })
 
-// A 401 from a token endpoint is its answer to client authentication (RFC 6749 section 5.2): starting
-// the sign-in again cannot help, the client's id or secret must change.
-const clientRefused = (answer: OAuthHttp.Answer, code: string | undefined) =>
-  code === "invalid_client" || code === "unauthorized_client" || answer.status === 401
+const refused = (answer: OAuthHttp.Answer, what: string) =>
+  new SignInError(Answers.refusal(what, answer.status, answer.json))
 
-const refused = (answer: OAuthHttp.Answer, what: string) => {
-  const code = OAuthHttp.errorCode(answer.json)
-  return new SignInError({
-    reason: code === "access_denied"
-      ? "denied"
-      : code === "expired_token"
-      ? "expired"
-      : clientRefused(answer, code)
-      ? "client_refused"
-      : "exchange_failed",
-    detail: `${what} answered HTTP ${answer.status}${
-      code !== undefined && OAuthHttp.isKnownCode(code) ? ` (${code})` : ""
-    }`,
-    status: answer.status
-  })
-}
+const exchangeFailed = (problem: Answers.Problem) =>
+  new SignInError({ reason: "exchange_failed", detail: problem.problem })
 
 /** Reads a token answer (as the refresher does); a 2xx without an access and a refresh token is a failed sign-in. */
 const tokensOf = (answer: OAuthHttp.Answer): Effect.Effect<Obtained, SignInError> => {
-  const tokens = Option.getOrElse(parseTokenResponse(answer.text), () => ({}) as RefreshedTokens)
-  const access = tokens.accessToken
-  const refresh = tokens.refreshToken
-  if (access === undefined) {
-    return Effect.fail(
-      new SignInError({ reason: "exchange_failed", detail: "the token endpoint answered without an access token" })
-    )
-  }
-  if (refresh === undefined) {
-    return Effect.fail(
-      new SignInError({
-        reason: "exchange_failed",
-        detail: "the token endpoint gave no refresh token (is the offline_access scope allowed for this client?)"
-      })
-    )
-  }
-  return Effect.succeed({
-    accessToken: access,
-    refreshToken: refresh,
-    idToken: Option.fromNullishOr(tokens.idToken),
-    expiresIn: Option.fromNullishOr(tokens.expiresIn)
+  const tokens = Answers.signInTokens(answer.text)
+  return Answers.isProblem(tokens) ? Effect.fail(exchangeFailed(tokens)) : Effect.succeed({
+    accessToken: Redacted.make(tokens.accessToken),
+    refreshToken: Redacted.make(tokens.refreshToken),
+    idToken: Option.map(Option.fromNullishOr(tokens.idToken), Redacted.make),
+    expiresIn: Option.map(Option.fromNullishOr(tokens.expiresInMillis), Duration.millis)
   })
 }
 
@@ -121,22 +89,12 @@ const startRfc8628 = (provider: OAuthProvider, endpoint: string) =>
       ["scope", provider.scopes.join(" ")]
     ])).pipe(Effect.mapError(unreachable))
     if (answer.status !== 200) return yield* refused(answer, "the device authorization endpoint")
-    const deviceCode = OAuthHttp.stringField(answer.json, "device_code")
-    const userCode = OAuthHttp.stringField(answer.json, "user_code")
-    const verificationUrl = OAuthHttp.stringField(answer.json, "verification_uri") ??
-      OAuthHttp.stringField(answer.json, "verification_url")
-    if (deviceCode === undefined || userCode === undefined || verificationUrl === undefined) {
-      return yield* new SignInError({
-        reason: "exchange_failed",
-        detail: "the device authorization answer lacks device_code, user_code or verification_uri"
-      })
-    }
-    const secretCode = Redacted.make(deviceCode)
-    const expiresIn = OAuthHttp.numberField(answer.json, "expires_in") ?? 600
-    const deadline = (yield* Clock.currentTimeMillis) + expiresIn * 1000
+    const start = Answers.deviceAuthorization(answer.json)
+    if (Answers.isProblem(start)) return yield* exchangeFailed(start)
+    const secretCode = Redacted.make(start.deviceCode)
+    const deadline = (yield* Clock.currentTimeMillis) + start.expiresIn * 1000
     const poll = Effect.gen(function*() {
-      // A provider's interval of 0 would be a request storm: at least a second apart.
-      let interval = Math.max(1, OAuthHttp.numberField(answer.json, "interval") ?? 5)
+      let interval = start.interval
       while (true) {
         yield* Effect.sleep(Duration.seconds(interval))
         if (yield* pollingTimeOver(deadline)) return yield* new SignInError({ reason: "expired" })
@@ -145,21 +103,16 @@ const startRfc8628 = (provider: OAuthProvider, endpoint: string) =>
           ["device_code", secretCode],
           ["client_id", provider.clientId]
         ])).pipe(Effect.mapError(unreachable))
-        if (reply.status >= 200 && reply.status < 300) return yield* tokensOf(reply)
-        const code = OAuthHttp.errorCode(reply.json)
-        if (code === "authorization_pending") continue
-        // RFC 8628 §3.5: slow down by 5 seconds for this and every later request.
-        if (code === "slow_down") {
-          interval += 5
-          continue
-        }
-        return yield* refused(reply, "the token endpoint")
+        const step = Answers.devicePollStep(reply.status, reply.json, interval)
+        if (step.next === "tokens") return yield* tokensOf(reply)
+        if (step.next === "refused") return yield* refused(reply, "the token endpoint")
+        interval = step.interval
       }
     })
     return {
-      userCode,
-      verificationUrl,
-      verificationUrlComplete: Option.fromNullishOr(OAuthHttp.stringField(answer.json, "verification_uri_complete")),
+      userCode: start.userCode,
+      verificationUrl: start.verificationUrl,
+      verificationUrlComplete: Option.fromNullishOr(start.verificationUrlComplete),
       poll
     } satisfies DeviceStart
   })
@@ -185,49 +138,35 @@ const startCodex = (provider: OAuthProvider, endpoint: string) =>
       })
     }
     if (answer.status < 200 || answer.status >= 300) return yield* refused(answer, "the device code endpoint")
-    const deviceAuthId = OAuthHttp.stringField(answer.json, "device_auth_id")
-    const userCode = OAuthHttp.stringField(answer.json, "user_code") ?? OAuthHttp.stringField(answer.json, "usercode")
-    if (deviceAuthId === undefined || userCode === undefined) {
-      return yield* new SignInError({
-        reason: "exchange_failed",
-        detail: "the device code answer lacks device_auth_id or user_code"
-      })
-    }
-    const interval = Math.max(1, OAuthHttp.numberField(answer.json, "interval") ?? 5)
-    // Codex gives the person 15 minutes to enter the code.
-    const deadline = (yield* Clock.currentTimeMillis) + 15 * 60 * 1000
+    const start = Answers.codexDeviceStart(answer.json)
+    if (Answers.isProblem(start)) return yield* exchangeFailed(start)
+    const deadline = (yield* Clock.currentTimeMillis) + Answers.codexDeviceLifetime
     const pollUrl = `${provider.issuer}/api/accounts/deviceauth/token`
     const poll = Effect.gen(function*() {
       while (true) {
         const reply = yield* OAuthHttp.send(
-          OAuthHttp.tokenRequest(pollUrl, json, [["device_auth_id", Redacted.make(deviceAuthId)], [
+          OAuthHttp.tokenRequest(pollUrl, json, [["device_auth_id", Redacted.make(start.deviceAuthId)], [
             "user_code",
-            userCode
+            start.userCode
           ]])
         ).pipe(Effect.mapError(unreachable))
-        if (reply.status >= 200 && reply.status < 300) {
-          const code = OAuthHttp.stringField(reply.json, "authorization_code")
-          const verifier = OAuthHttp.stringField(reply.json, "code_verifier")
-          if (code === undefined || verifier === undefined) {
-            return yield* new SignInError({
-              reason: "exchange_failed",
-              detail: "the device token answer lacks authorization_code or code_verifier"
-            })
-          }
+        const step = Answers.codexPollStep(reply.status, start.interval)
+        if (step.next === "tokens") {
+          const grant = Answers.codexDeviceGrant(reply.json)
+          if (Answers.isProblem(grant)) return yield* exchangeFailed(grant)
           return yield* exchangeCode(provider, {
-            code: Redacted.make(code),
-            verifier: Redacted.make(verifier),
+            code: Redacted.make(grant.code),
+            verifier: Redacted.make(grant.verifier),
             redirectUri: `${provider.issuer}/deviceauth/callback`
           })
         }
-        // 403 and 404 mean the person has not entered the code yet.
-        if (reply.status !== 403 && reply.status !== 404) return yield* refused(reply, "the device token endpoint")
+        if (step.next === "refused") return yield* refused(reply, "the device token endpoint")
         if (yield* pollingTimeOver(deadline)) return yield* new SignInError({ reason: "expired" })
-        yield* Effect.sleep(Duration.seconds(interval))
+        yield* Effect.sleep(Duration.seconds(step.interval))
       }
     })
     return {
-      userCode,
+      userCode: start.userCode,
       verificationUrl: `${provider.issuer}/codex/device`,
       verificationUrlComplete: Option.none(),
       poll
