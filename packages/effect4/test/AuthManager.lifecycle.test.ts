@@ -21,7 +21,8 @@ import {
   secrets,
   statusOf,
   storedRefreshToken,
-  tokenOf
+  tokenOf,
+  writeBehind
 } from "./AuthManager.support.js"
 
 /** A manager over `store` and its own scripted refresher, held by `scope`; with the refresh tokens it sent. */
@@ -205,6 +206,21 @@ describe("a refresh kept beside the credentials", () => {
       expect(refreshTokenOf(yield* store.load)).toBe("signed-in")
       expect(yield* Ref.get(kept)).toEqual(Option.none())
     }))
+})
+
+describe("the watch of storage", () => {
+  it.effect("credentials another process writes are adopted with no reload asked, once storage is quiet for the debounce", () =>
+    Effect.gen(function*() {
+      yield* poll()
+      expect((yield* statusOf).status).toBe("poisoned")
+      yield* writeBehind(chatgptJson({ refreshToken: "other-refresh", accessToken: "other-access", refreshedAgo: 0 }))
+      yield* TestClock.adjust("99 millis")
+      expect((yield* statusOf).status).toBe("poisoned")
+      yield* TestClock.adjust("1 millis")
+      expect((yield* statusOf).status).toBe("healthy")
+      expect(tokenOf(yield* poll())).toBe("other-access")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(manager(chatgptJson(), [dead()]))))
 })
 
 describe("getAuthStatus never fails because of a refresh", () => {
