@@ -11,6 +11,7 @@
  * either.
  */
 import { sha256Hex } from "./canonicalJson.js"
+import { type IdTokenClaims, idTokenClaims, jwtPayload, noClaims } from "./jwt.js"
 import {
   canonical,
   defineField,
@@ -22,6 +23,7 @@ import {
   valueText
 } from "./rawJson.js"
 
+export { type IdTokenClaims, idTokenClaims, idTokenProblem, jwtPayload, noClaims } from "./jwt.js"
 export { RawJson } from "./rawJson.js"
 
 /** The `tokens` object of `auth.json`. */
@@ -53,14 +55,6 @@ export interface AuthDocument<S = string> {
 
 export type AuthMethod = "chatgpt" | "apikey"
 
-/** Who the id_token says the user is. Claims are read without verifying the signature. */
-export interface IdTokenClaims {
-  readonly email: string | null
-  readonly planType: string | null
-  readonly userId: string | null
-  readonly accountId: string | null
-}
-
 /** Why a text is not a credential file. `detail` never quotes the content: it holds secrets. */
 export interface DocumentError {
   readonly reason: "not-json" | "not-an-object" | "unexpected-content"
@@ -82,8 +76,6 @@ const documentKeys: ReadonlySet<string> = new Set([
 const tokenKeyOrder = ["id_token", "access_token", "refresh_token", "account_id"] as const
 const tokenKeys: ReadonlySet<string> = new Set(tokenKeyOrder)
 const secretTokenKeys: ReadonlySet<string> = new Set(["id_token", "access_token", "refresh_token"])
-
-export const noClaims: IdTokenClaims = { email: null, planType: null, userId: null, accountId: null }
 
 // ---------------------------------------------------------------------------
 // Reading and writing the text
@@ -282,59 +274,6 @@ const storedExpiry = <S>(doc: AuthDocument<S>): number | undefined => {
   const refreshed = instant(doc.last_refresh)
   return at !== undefined && (refreshed === undefined || at > refreshed) ? at : undefined
 }
-
-// ---------------------------------------------------------------------------
-// JWTs
-// ---------------------------------------------------------------------------
-
-const base64UrlText = (text: string): string | undefined => {
-  const stripped = text.replace(/[\n\r]/g, "")
-  if (stripped.length % 4 === 1 || !/^[-_A-Z0-9]*?={0,2}$/i.test(stripped)) return undefined
-  return Buffer.from(stripped, "base64url").toString("utf8")
-}
-
-/** A JWT's payload (a JSON object), read without verifying its signature; undefined when there is none. */
-export const jwtPayload = (jwt: string): Record<string, unknown> | undefined => {
-  const payload = jwt.split(".")[1]
-  const text = payload === undefined ? undefined : base64UrlText(payload)
-  if (text === undefined) return undefined
-  try {
-    const value: unknown = JSON.parse(text)
-    return isRecord(value) ? value : undefined
-  } catch {
-    return undefined
-  }
-}
-
-const stringField = (record: unknown, key: string): string | null => {
-  if (record === null || typeof record !== "object") return null
-  const value = (record as Record<string, unknown>)[key]
-  return typeof value === "string" ? value : null
-}
-
-/** The user the id_token names; `accountId` is the stored `account_id`, used when the token has none. */
-export const idTokenClaims = (idToken: string, accountId: string | null | undefined): IdTokenClaims => {
-  const claims = jwtPayload(idToken)
-  if (claims === undefined) return { ...noClaims, accountId: accountId ?? null }
-  const auth = claims["https://api.openai.com/auth"]
-  return {
-    email: stringField(claims, "email") ?? stringField(claims["https://api.openai.com/profile"], "email"),
-    planType: stringField(auth, "chatgpt_plan_type"),
-    userId: stringField(auth, "chatgpt_user_id") ?? stringField(auth, "user_id"),
-    accountId: stringField(auth, "chatgpt_account_id") ?? accountId ?? null
-  }
-}
-
-/**
- * What is wrong with an id_token that the Codex CLI could not read (it must
- * be a JWT whose payload is a JSON object), or undefined.
- */
-export const idTokenProblem = (idToken: string): string | undefined =>
-  idToken.split(".").length !== 3
-    ? "the id_token is not a JWT (three dot-separated parts)"
-    : jwtPayload(idToken) === undefined
-    ? "the id_token's payload is not base64url-encoded JSON claims"
-    : undefined
 
 // ---------------------------------------------------------------------------
 // Rewrites: a refresh, a sign-in
