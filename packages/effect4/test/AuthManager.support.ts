@@ -73,9 +73,9 @@ export const managerOver = <ROut, E, R>(
     Layer.provideMerge(Layer.merge(store, TokenRefresher.layerTest(script)))
   )
 
-/** A manager over a memory store seeded with `json` (none: logged out) and the scripted refresher. */
+/** A manager over a memory store seeded with `json`, an object or text (none: logged out), and the scripted refresher. */
 export const manager = (
-  json: object | undefined,
+  json: string | object | undefined,
   script: Script,
   settings: Partial<Settings> = {}
 ) => managerOver(AuthStore.layerMemory(json), script, settings)

@@ -61,6 +61,21 @@ describe("getAuthStatus answers every state", () => {
     }).pipe(Effect.provide(manager(chatgptJson(), [dead()]))))
 })
 
+describe("starting", () => {
+  it.effect("on credentials that cannot be read: it starts logged out, leaves them alone, and a sign-in replaces them", () =>
+    Effect.gen(function*() {
+      const auth = yield* AuthManager
+      expect(yield* statusOf).toMatchObject({ method: null, status: "healthy" })
+      expect((yield* poll()).authMethod).toBeNull()
+      expect(yield* Effect.flip(Effect.flatMap(AuthStore, (store) => store.load))).toMatchObject({
+        _tag: "AuthStoreError"
+      })
+      yield* auth.loginWithApiKey(Redacted.make(secrets.apiKey))
+      expect(tokenOf(yield* poll())).toBe(secrets.apiKey)
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(manager("{ this is not json", [dead()]))))
+})
+
 describe("storms: many callers while the request is out make one request", () => {
   const deadGate = Deferred.makeUnsafe<void>()
   it.effect("1,000 concurrent polls of a dead refresh token: 1 request, no token; 1,000 more an hour later: still 1", () =>
