@@ -84,13 +84,10 @@ export const unsaved = <T extends Types>(state: State<T>): boolean => state.stor
 // The machine
 // ---------------------------------------------------------------------------
 
-/** The machine over an edition's types. */
-export const make = <T extends Types>(edition: Edition<T>) => {
-  type S = State<T>
-  const healthy: Health<T> = { _tag: "Healthy" }
-  const skip: Decision<T> = { _tag: "Skip" }
-  const start: Decision<T> = { _tag: "Start" }
-  // Settings are made once and read on every poll: their milliseconds are worked out once each.
+const healthy = { _tag: "Healthy" } as const
+
+/** The settings' milliseconds, worked out once per settings object: they are read on every poll. */
+const timingCache = <T extends Types>(edition: Edition<T>) => {
   const timings = new WeakMap<object, Timing>()
   const timingOf = (settings: T["Settings"]): Timing => {
     if (typeof settings !== "object" || settings === null) return edition.timing(settings)
@@ -98,6 +95,14 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     if (timing === undefined) timings.set(settings, timing = edition.timing(settings))
     return timing
   }
+  return timingOf
+}
+
+/** Deciding: what a call does, when a snapshot is stale, what a refresh holding the lock does, what it records. */
+const decisions = <T extends Types>(edition: Edition<T>, timingOf: (settings: T["Settings"]) => Timing) => {
+  type S = State<T>
+  const skip: Decision<T> = { _tag: "Skip" }
+  const start: Decision<T> = { _tag: "Start" }
 
   const initial = (snapshot: T["Snapshot"]): S => ({
     snapshot,
@@ -143,6 +148,67 @@ export const make = <T extends Types>(edition: Edition<T>) => {
   /** Whether a poll should refresh without being asked: the access token is about to expire. */
   const isStale = (snapshot: T["Snapshot"], now: number, settings: T["Settings"]): boolean =>
     now >= staleAt(snapshot, settings)
+
+  /** Records what is known of snapshot `hash` (dead, backing off), if it is still the current one. */
+  const withHealth = (hash: string, health: Health<T>) => (state: S): S =>
+    state.snapshot.hash === hash ? { ...state, health } : state
+
+  /**
+   * Records a transient failure of snapshot `hash` at `now`. `jitter` in [0, 1)
+   * spreads the delay over a tenth above its ceiling (`backoffDelay`); a
+   * server's `Retry-After` is a floor, capped at `maxRetryAfter`.
+   */
+  const coolDown =
+    (hash: string, error: T["Transient"], now: number, jitter: number, settings: T["Settings"]) => (state: S): S => {
+      const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
+      const delay = backoffDelay(attempts, jitter, edition.retryAfter(error), timingOf(settings))
+      return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
+    }
+
+  const endFlight = (flight: T["Flight"]) => (state: S): S =>
+    state.inflight === flight ? { ...state, inflight: undefined } : state
+
+  /**
+   * After the lock and the read of storage: `current` is the snapshot being
+   * refreshed, `base` the hash storage held when it was made (they differ only
+   * while refreshed tokens are unsaved), `stored` what storage holds now and
+   * `known` what another process recorded of `current`.
+   */
+  const plan = (
+    state: S,
+    read: {
+      readonly current: T["Snapshot"]
+      readonly base: string
+      readonly stored: T["Snapshot"]
+      readonly known: Health<T> | undefined
+    },
+    now: number,
+    settings: T["Settings"]
+  ): Plan<T> => {
+    const { base, current, known, stored } = read
+    if (stored.hash !== base) return { _tag: "Adopt", snapshot: stored }
+    if (known !== undefined) {
+      const decision = decide(withHealth(current.hash, known)(state), now, settings)
+      if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
+        return { _tag: "Known", health: known, error: decision.error }
+      }
+    }
+    const document = edition.document(current)
+    const refreshToken = document?.tokens?.refresh_token
+    if (document === undefined || refreshToken === undefined) return { _tag: "Nothing" }
+    return { _tag: "Request", document, refreshToken, health: known }
+  }
+
+  /** A dead refresh token is recorded only if storage still holds what was refreshed (unreadable: it does). */
+  const deathApplies = (latest: T["Snapshot"] | undefined, base: string): boolean =>
+    latest === undefined || latest.hash === base
+
+  return { initial, decide, staleAt, isStale, withHealth, coolDown, endFlight, plan, deathApplies }
+}
+
+/** Adopting what storage holds, and keeping refreshed tokens not saved yet. */
+const adoptions = <T extends Types>(edition: Edition<T>) => {
+  type S = State<T>
 
   /**
    * A compare-and-set of refreshed tokens found storage changed during the
@@ -221,24 +287,12 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     return kept !== undefined ? { ...state, snapshot: kept, health: healthy, pending } : state
   }
 
-  /** Records what is known of snapshot `hash` (dead, backing off), if it is still the current one. */
-  const withHealth = (hash: string, health: Health<T>) => (state: S): S =>
-    state.snapshot.hash === hash ? { ...state, health } : state
+  return { reconcile, adoptSaved, adopt, resume, adoptKept, adoptUnsaved }
+}
 
-  /**
-   * Records a transient failure of snapshot `hash` at `now`. `jitter` in [0, 1)
-   * spreads the delay over a tenth above its ceiling (`backoffDelay`); a
-   * server's `Retry-After` is a floor, capped at `maxRetryAfter`.
-   */
-  const coolDown =
-    (hash: string, error: T["Transient"], now: number, jitter: number, settings: T["Settings"]) => (state: S): S => {
-      const attempts = state.health._tag === "CoolingDown" ? state.health.attempts + 1 : 1
-      const delay = backoffDelay(attempts, jitter, edition.retryAfter(error), timingOf(settings))
-      return withHealth(hash, { _tag: "CoolingDown", until: now + delay, attempts, error })(state)
-    }
-
-  const endFlight = (flight: T["Flight"]) => (state: S): S =>
-    state.inflight === flight ? { ...state, inflight: undefined } : state
+/** What clients see of the state, and what a request carries. */
+const answers = <T extends Types>(edition: Edition<T>) => {
+  type S = State<T>
 
   /** What clients may see of the state: no secret in it. */
   const view = (state: S): View<T> => ({
@@ -278,37 +332,6 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     return { authMethod: null, authToken: null, requiresOpenaiAuth: true }
   }
 
-  /**
-   * After the lock and the read of storage: `current` is the snapshot being
-   * refreshed, `base` the hash storage held when it was made (they differ only
-   * while refreshed tokens are unsaved), `stored` what storage holds now and
-   * `known` what another process recorded of `current`.
-   */
-  const plan = (
-    state: S,
-    read: {
-      readonly current: T["Snapshot"]
-      readonly base: string
-      readonly stored: T["Snapshot"]
-      readonly known: Health<T> | undefined
-    },
-    now: number,
-    settings: T["Settings"]
-  ): Plan<T> => {
-    const { base, current, known, stored } = read
-    if (stored.hash !== base) return { _tag: "Adopt", snapshot: stored }
-    if (known !== undefined) {
-      const decision = decide(withHealth(current.hash, known)(state), now, settings)
-      if (decision._tag === "Poisoned" || decision._tag === "CoolingDown") {
-        return { _tag: "Known", health: known, error: decision.error }
-      }
-    }
-    const document = edition.document(current)
-    const refreshToken = document?.tokens?.refresh_token
-    if (document === undefined || refreshToken === undefined) return { _tag: "Nothing" }
-    return { _tag: "Request", document, refreshToken, health: known }
-  }
-
   /** The token a request would carry now: the API key, or the access token of credentials not poisoned. */
   const tokenOf = (state: S): T["Secret"] | undefined => {
     const doc = edition.document(state.snapshot)
@@ -340,31 +363,11 @@ export const make = <T extends Types>(edition: Edition<T>) => {
     }
   }
 
-  /** A dead refresh token is recorded only if storage still holds what was refreshed (unreadable: it does). */
-  const deathApplies = (latest: T["Snapshot"] | undefined, base: string): boolean =>
-    latest === undefined || latest.hash === base
+  return { view, statusOf, tokenOf, holds, credentialsOf }
+}
 
-  return {
-    initial,
-    decide,
-    staleAt,
-    isStale,
-    adopt,
-    resume,
-    adoptKept,
-    adoptSaved,
-    adoptUnsaved,
-    withHealth,
-    coolDown,
-    endFlight,
-    view,
-    statusOf,
-    plan,
-    reconcile,
-    deathApplies,
-    tokenOf,
-    holds,
-    credentialsOf,
-    timingOf
-  }
+/** The machine over an edition's types. */
+export const make = <T extends Types>(edition: Edition<T>) => {
+  const timingOf = timingCache(edition)
+  return { ...decisions(edition, timingOf), ...adoptions(edition), ...answers(edition), timingOf }
 }
