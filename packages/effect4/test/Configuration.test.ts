@@ -180,6 +180,23 @@ describe("Configuration.layerConfig", () => {
       expect(c.codexHome).toBe("/home/someone/.codex")
     }))
 
+  it.effect("from the process environment, a variable set to nothing is unset (Effect 4's fromEnv)", () =>
+    Effect.gen(function*() {
+      const c = yield* Effect.flatten(
+        Effect.exit(Effect.scoped(Effect.map(Layer.build(Configuration.layerConfig), Context.get(Configuration)))).pipe(
+          Effect.provideService(
+            ConfigProvider.ConfigProvider,
+            ConfigProvider.fromEnv({
+              env: { CODEX_HOME: "", HOME: "/home/someone", EFFECT_AUTH_LOGIN_PORTS: "", EFFECT_AUTH_CLIENT_SECRET: "" }
+            })
+          )
+        )
+      )
+      expect(c.codexHome).toBe("/home/someone/.codex")
+      expect(c.signIn.ports).toEqual(Option.none())
+      expect(c.tokenEndpoint.clientSecret).toEqual(Option.none())
+    }))
+
   it.effect("EFFECT_AUTH_LOGIN_PORTS with an empty item is refused (it is not port 0); an explicit 0 is any free port", () =>
     Effect.gen(function*() {
       for (const value of [" ", "1455,,1457", "1455,", ",1455", "1455,65536", "1455,-1", "1455,1e3"]) {
