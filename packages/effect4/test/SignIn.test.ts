@@ -289,6 +289,23 @@ describe("the loopback server holds nothing up, whatever connections are open", 
   // A slowloris: a request line and one header, then nothing more.
   const slowloris = "GET /auth/callback?state=x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
+  it.effect("after a sign-in that succeeded, connections the browser keeps open hold nothing up (on the TestClock)", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        // A browser's preconnect, open before and after it got its pages (fetch keeps its own open too).
+        const preconnect = yield* openSocket(portOf(login), "")
+        yield* browse(login.authUrl)
+        yield* login.await
+        yield* login.closed
+        yield* closedByServer(preconnect)
+        const next = yield* signIn.startBrowser()
+        expect(yield* signIn.cancel(next.loginId)).toBe("canceled")
+      }).pipe(Effect.provide(stack(issuer.issuer)))
+    }))
+
   // On the TestClock: a close that waited for a timer (a graceful shutdown) would never complete.
   it.effect("cancel with an idle and a slowloris connection open: the cancel completes, both are cut", () =>
     Effect.gen(function*() {
