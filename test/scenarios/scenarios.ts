@@ -236,16 +236,21 @@ export const scenarios: Scenarios = (edition, { afterAll, describe, expect, it }
 
   sharing("one CODEX_HOME, two managers", async () => ({ store: "file" }))
 
-  // One throwaway PostgreSQL cluster for the group; each test its own tables (a prefix of its own).
-  let cluster: Promise<Cluster> | undefined
+  // One throwaway PostgreSQL cluster for the group, started as the scenarios are collected so that it
+  // comes up while the groups before it run; each test its own tables (a prefix of its own).
+  const cluster: Promise<Cluster> | undefined = edition.pending?.["one database, two replicas"] === undefined
+    ? startCluster()
+    : undefined
+  // Its failure is the group's tests' to report, not an unhandled rejection before them.
+  cluster?.catch(() => undefined)
   let tables = 0
   afterAll(async () => {
-    if (cluster !== undefined) await (await cluster).stop()
+    await cluster?.then((started) => started.stop(), () => undefined)
   })
-  sharing("one database, two replicas", async () => {
-    cluster ??= startCluster()
-    return { store: "postgres", database: { url: (await cluster).url, prefix: `scenario_${++tables}` } }
-  })
+  sharing("one database, two replicas", async () => ({
+    store: "postgres",
+    database: { url: (await cluster!).url, prefix: `scenario_${++tables}` }
+  }))
 
   group("transient backoff", (test) => {
     const down = (retryAfterSeconds?: number): WorldOptions => ({
