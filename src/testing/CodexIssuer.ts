@@ -9,6 +9,7 @@
  * its JWTs start with `eyJ`, so a test can search output for leaks.
  */
 import { challengeOf } from "@effect-auth-manager/core/pkce"
+import * as TestIssuer from "@effect-auth-manager/core/testIssuer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect, Ref } from "effect"
@@ -27,7 +28,7 @@ export interface Options {
 }
 
 /** What `/oauth/authorize` does with the next requests. */
-export type Decision = { readonly _tag: "Approve" } | { readonly _tag: "Error"; readonly error: string }
+export type Decision = TestIssuer.Decision
 
 /** A request the issuer received at one of its POST endpoints (secrets in clear: test data only). */
 export interface Received {
@@ -51,26 +52,6 @@ export interface CodexIssuer {
   readonly approveDevice: (userCode: string) => Effect.Effect<boolean>
 }
 
-interface CodeGrant {
-  readonly challenge: string
-  readonly redirectUri: string
-  readonly clientId: string
-  readonly used: boolean
-}
-
-interface DeviceGrant {
-  readonly deviceAuthId: string
-  readonly approved: boolean
-}
-
-interface State {
-  readonly decision: Decision
-  readonly codes: ReadonlyMap<string, CodeGrant>
-  readonly devices: ReadonlyMap<string, DeviceGrant>
-  readonly refreshTokens: ReadonlyMap<string, "current" | "used">
-  readonly issued: number
-}
-
 const secret = (prefix: string) => `${prefix}_SECRET_${randomBytes(12).toString("base64url")}`
 
 const oauthError = (status: number, error: string, description: string) =>
@@ -81,13 +62,7 @@ export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const clientId = options.clientId ?? "app_EMoamEEZ73f0CkXaXp7hrann"
     const lifetime = options.accessTokenLifetimeSeconds ?? 3600
-    const state = yield* Ref.make<State>({
-      decision: { _tag: "Approve" },
-      codes: new Map(),
-      devices: new Map(),
-      refreshTokens: new Map(),
-      issued: 0
-    })
+    const state = yield* Ref.make(TestIssuer.initialIssuer)
     const authorizeRequests = yield* Ref.make<ReadonlyArray<ReadonlyArray<readonly [string, string]>>>([])
     const received = yield* Ref.make<ReadonlyArray<Received>>([])
     let issuer = ""
@@ -95,11 +70,7 @@ export const make = (options: Options = {}) =>
     const issueTokens = Effect.gen(function*() {
       const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
       const refreshToken = secret("rt")
-      const n = yield* Ref.modify(state, (s) => [s.issued + 1, {
-        ...s,
-        issued: s.issued + 1,
-        refreshTokens: new Map([...s.refreshTokens, [refreshToken, "current" as const]])
-      }])
+      const n = yield* Ref.modify(state, TestIssuer.issue(refreshToken))
       return HttpServerResponse.unsafeJson({
         id_token: unsignedJwt({
           iss: issuer,
@@ -124,25 +95,19 @@ export const make = (options: Options = {}) =>
       Effect.gen(function*() {
         yield* Ref.update(authorizeRequests, (all) => [...all, [...query.entries()]])
         const redirectUri = query.get("redirect_uri") ?? ""
-        const valid = query.get("response_type") === "code" && query.get("client_id") === clientId &&
-          query.get("code_challenge_method") === "S256" && (query.get("code_challenge") ?? "").length >= 43 &&
-          /^http:\/\/(127\.0\.0\.1|localhost):\d+\//.test(redirectUri) && (query.get("state") ?? "").length > 0
-        if (!valid) return HttpServerResponse.text("invalid authorize request", { status: 400 })
+        if (!TestIssuer.isValidAuthorize(query, clientId)) {
+          return HttpServerResponse.text("invalid authorize request", { status: 400 })
+        }
         const target = new URL(redirectUri)
         const decision = (yield* Ref.get(state)).decision
         if (decision._tag === "Error") {
           target.searchParams.set("error", decision.error)
         } else {
           const code = secret("ac")
-          yield* Ref.update(state, (s) => ({
-            ...s,
-            codes: new Map([...s.codes, [code, {
-              challenge: query.get("code_challenge") ?? "",
-              redirectUri,
-              clientId,
-              used: false
-            }]])
-          }))
+          yield* Ref.update(
+            state,
+            TestIssuer.grantCode(code, { challenge: query.get("code_challenge") ?? "", redirectUri, clientId })
+          )
           target.searchParams.set("code", code)
         }
         target.searchParams.set("state", query.get("state") ?? "")
@@ -152,29 +117,12 @@ export const make = (options: Options = {}) =>
     const token = (fields: Record<string, string>) =>
       Effect.gen(function*() {
         if (fields.grant_type === "authorization_code") {
-          const code = fields.code ?? ""
-          const verdict = yield* Ref.modify(state, (s): readonly [string | null, State] => {
-            const grant = s.codes.get(code)
-            if (grant === undefined) return ["unknown authorization code", s]
-            if (grant.used) return ["authorization code already used", s]
-            const codes = new Map([...s.codes, [code, { ...grant, used: true }]])
-            if (fields.client_id !== grant.clientId) return ["client_id does not match", { ...s, codes }]
-            if (fields.redirect_uri !== grant.redirectUri) return ["redirect_uri does not match", { ...s, codes }]
-            if (challengeOf(fields.code_verifier ?? "") !== grant.challenge) {
-              return ["PKCE verification failed", { ...s, codes }]
-            }
-            return [null, { ...s, codes }]
-          })
-          return verdict === null ? yield* issueTokens : oauthError(400, "invalid_grant", verdict)
+          const problem = yield* Ref.modify(state, TestIssuer.redeem(fields))
+          return problem === undefined ? yield* issueTokens : oauthError(400, "invalid_grant", problem)
         }
         if (fields.grant_type === "refresh_token") {
           const presented = fields.refresh_token ?? ""
-          const known = yield* Ref.modify(state, (s): readonly ["current" | "used" | undefined, State] => {
-            const status = s.refreshTokens.get(presented)
-            return status === "current"
-              ? [status, { ...s, refreshTokens: new Map([...s.refreshTokens, [presented, "used" as const]]) }]
-              : [status, s]
-          })
+          const known = yield* Ref.modify(state, TestIssuer.presentRefreshToken(presented))
           if (known === "used") {
             return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused", message: "already used" } }, {
               status: 401
@@ -190,10 +138,7 @@ export const make = (options: Options = {}) =>
         if (fields.client_id !== clientId) return oauthError(400, "invalid_client", "unknown client")
         const userCode = `${randomBytes(2).toString("hex")}-${randomBytes(2).toString("hex")}`.toUpperCase()
         const deviceAuthId = secret("da")
-        yield* Ref.update(
-          state,
-          (s) => ({ ...s, devices: new Map([...s.devices, [userCode, { deviceAuthId, approved: false }]]) })
-        )
+        yield* Ref.update(state, TestIssuer.startDevice(userCode, deviceAuthId))
         return HttpServerResponse.unsafeJson({
           device_auth_id: deviceAuthId,
           user_code: userCode,
@@ -203,27 +148,19 @@ export const make = (options: Options = {}) =>
 
     const deviceToken = (fields: Record<string, string>) =>
       Effect.gen(function*() {
-        const device = (yield* Ref.get(state)).devices.get(fields.user_code ?? "")
-        if (device === undefined || device.deviceAuthId !== fields.device_auth_id) {
-          return oauthError(404, "not_found", "unknown device authorization")
-        }
-        if (!device.approved) return oauthError(403, "authorization_pending", "the user has not approved yet")
+        const poll = TestIssuer.devicePoll(yield* Ref.get(state), fields)
+        if (poll === "unknown") return oauthError(404, "not_found", "unknown device authorization")
+        if (poll === "pending") return oauthError(403, "authorization_pending", "the user has not approved yet")
         const verifier = randomBytes(64).toString("base64url")
         const code = secret("ac")
-        yield* Ref.update(state, (s) => {
-          const devices = new Map(s.devices)
-          devices.delete(fields.user_code ?? "")
-          return {
-            ...s,
-            devices,
-            codes: new Map([...s.codes, [code, {
-              challenge: challengeOf(verifier),
-              redirectUri: `${issuer}/deviceauth/callback`,
-              clientId,
-              used: false
-            }]])
-          }
-        })
+        yield* Ref.update(
+          state,
+          TestIssuer.handOver(fields.user_code ?? "", code, {
+            challenge: challengeOf(verifier),
+            redirectUri: `${issuer}/deviceauth/callback`,
+            clientId
+          })
+        )
         return HttpServerResponse.unsafeJson({
           authorization_code: code,
           code_challenge: challengeOf(verifier),
@@ -231,15 +168,7 @@ export const make = (options: Options = {}) =>
         })
       })
 
-    const approveDevice = (userCode: string) =>
-      Ref.modify(state, (s): readonly [boolean, State] => {
-        const device = s.devices.get(userCode.trim().toUpperCase())
-        if (device === undefined) return [false, s]
-        return [true, {
-          ...s,
-          devices: new Map([...s.devices, [userCode.trim().toUpperCase(), { ...device, approved: true }]])
-        }]
-      })
+    const approveDevice = (userCode: string) => Ref.modify(state, TestIssuer.approve(userCode))
 
     const devicePage = HttpServerResponse.text(
       `<!doctype html><html><body><form method="post" action="/codex/device">

@@ -4,9 +4,10 @@
  * Published as `effect-auth-manager/testing` so users can test their own
  * servers against it.
  */
+import * as TestIssuer from "@effect-auth-manager/core/testIssuer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Clock, Effect, Encoding, Ref } from "effect"
+import { Clock, Effect, Ref } from "effect"
 import { fieldsOf, serveOnLoopback } from "./loopback.js"
 
 /** One request the endpoint received. It holds the refresh token in clear: test data only. */
@@ -40,18 +41,7 @@ export const codedError = (status: number, code: string): Behaviour => () =>
   Effect.succeed(HttpServerResponse.unsafeJson({ error: { code, message: `test endpoint: ${code}` } }, { status }))
 
 /** A JWT with the given payload and no valid signature: claims are read, never verified. */
-export const unsignedJwt = (payload: Record<string, unknown>): string =>
-  [
-    Encoding.encodeBase64Url(JSON.stringify({ alg: "none", typ: "JWT" })),
-    Encoding.encodeBase64Url(JSON.stringify(payload)),
-    "signature"
-  ].join(".")
-
-interface RotationState {
-  readonly current: string
-  readonly used: ReadonlySet<string>
-  readonly issued: number
-}
+export const unsignedJwt: (payload: Record<string, unknown>) => string = TestIssuer.unsignedJwt
 
 /**
  * A healthy provider that rotates refresh tokens: each valid refresh token
@@ -65,16 +55,12 @@ export const rotating = (
   options: { readonly idToken?: boolean } = {}
 ): Effect.Effect<Behaviour> =>
   Effect.map(
-    Ref.make<RotationState>({ current: firstRefreshToken, used: new Set(), issued: 0 }),
+    Ref.make(TestIssuer.rotation(firstRefreshToken)),
     (tokens) => (request) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const presented = request.fields.refresh_token ?? ""
-        const answer = yield* Ref.modify(tokens, (state): readonly [number | "reused" | "unknown", RotationState] => {
-          if (presented !== state.current) return [state.used.has(presented) ? "reused" : "unknown", state]
-          const issued = state.issued + 1
-          return [issued, { current: `rt-${issued}`, used: new Set([...state.used, presented]), issued }]
-        })
+        const answer = yield* Ref.modify(tokens, TestIssuer.present(presented))
         if (answer === "reused") {
           return HttpServerResponse.unsafeJson({ error: { code: "refresh_token_reused" } }, { status: 401 })
         }
