@@ -3,7 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References, Tracer } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
-import { connect, type Socket } from "node:net"
+import { type AddressInfo, connect, createServer, type Socket } from "node:net"
 import { PermanentRefreshError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import * as OAuthProvider from "../src/oauth/OAuthProvider.js"
@@ -152,6 +152,48 @@ describe("SignIn, Codex profile: the browser sign-in", () => {
         expect(refused).toBe(true)
         expect(yield* signIn.cancel(login.loginId)).toBe("notFound")
       }).pipe(Effect.provide(stack(issuer.issuer)))
+    }))
+})
+
+describe("SignIn, Codex profile: the fixed port", () => {
+  /** A port of 127.0.0.1 nothing listens on (at the time it is asked for). */
+  const freePort = Effect.callback<number>((resume) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resume(Effect.succeed(port)))
+    })
+  })
+
+  it.live("a sign-in whose service stops ends as canceled: nobody waits for ever", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const login = yield* SignIn.use((signIn) => signIn.startBrowser()).pipe(Effect.provide(stack(issuer.issuer)))
+      const error = yield* Effect.flip(login.await)
+      expect([error.reason, error.detail]).toEqual(["canceled", "the sign-in service stopped"])
+      yield* login.closed
+    }))
+
+  // The second sign-in retries its bind every 200 ms until the first lets go: real time.
+  it.live("a second sign-in on the port asks the first to let go (GET /cancel), as Codex does, then binds", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const port = yield* freePort
+      const provider = OAuthProvider.codex({ issuer: issuer.issuer, ports: [port] })
+      // The first sign-in's service stays up, in the test's scope.
+      const firstService = yield* Layer.build(stackFor(provider))
+      const first = yield* SignIn.use((signIn) => signIn.startBrowser()).pipe(Effect.provide(firstService))
+      expect(portOf(first)).toBe(port)
+      const second = yield* Effect.gen(function*() {
+        const signIn = yield* SignIn
+        const login = yield* signIn.startBrowser()
+        yield* login.cancel
+        return login
+      }).pipe(Effect.provide(stackFor(provider)))
+      expect(portOf(second)).toBe(port)
+      const error = yield* Effect.flip(first.await)
+      expect(error.reason).toBe("canceled")
+      expect(error.detail).toBe("another sign-in took over the port")
     }))
 })
 

@@ -105,6 +105,15 @@ export const begin = Effect.fnUntraced(function*<Info>(
       return Effect.andThen(logOutcome(outcome, loginId), options.onComplete?.(outcome, loginId) ?? Effect.void)
     })
 
+  // The service's scope closing (its layer released) ends the sign-in too, whatever else was under
+  // way: nobody waits for ever. Added first, so it runs once the sign-in's server is closed.
+  yield* Scope.addFinalizer(
+    scope,
+    finish(Exit.fail(new SignInError({ reason: "canceled", detail: "the sign-in service stopped" }))).pipe(
+      Effect.andThen(Deferred.succeed(closed, undefined))
+    )
+  )
+
   // The save and the completion are one step under `announce`, and a canceled login saves nothing.
   // Waiting for `announce` stays interruptible (a cancel may hold it); the save itself is not.
   const save = (tokens: Obtained) =>
