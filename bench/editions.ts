@@ -142,7 +142,7 @@ const userApp = (work: string, edition: Edition, index: number) => {
   return app
 }
 
-/** Spawn to the first line on stdout, which must be `expected`. */
+/** Spawn to the line `expected` on stdout (log lines before it are passed over). */
 const firstAnswer = (cwd: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv, expected: string) =>
   new Promise<number>((resolve, reject) => {
     const began = performance.now()
@@ -156,14 +156,15 @@ const firstAnswer = (cwd: string, args: ReadonlyArray<string>, env: NodeJS.Proce
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk
-      if (!stdout.includes("\n")) return
+      if (!stdout.split("\n").includes(expected)) return
       clearTimeout(timer)
-      if (stdout.trim() === expected) resolve(performance.now() - began)
-      else reject(new Error(`answered ${stdout.trim()}, not ${expected}\n${stderr}`))
+      resolve(performance.now() - began)
     })
     child.once("exit", (code) => {
       clearTimeout(timer)
-      if (!stdout.includes("\n")) reject(new Error(`exited (${code}) with no answer\n${stderr}`))
+      if (!stdout.split("\n").includes(expected)) {
+        reject(new Error(`exited (${code}) without answering ${expected}\n${stdout}\n${stderr}`))
+      }
     })
   })
 
