@@ -1,6 +1,6 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References, Tracer } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References, Result, Tracer } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { type AddressInfo, connect, createServer, type Socket } from "node:net"
@@ -120,8 +120,16 @@ describe("SignIn, Codex profile: the browser sign-in", () => {
     Effect.gen(function*() {
       const issuer = yield* CodexIssuer.make()
       yield* issuer.setDecision({ _tag: "Error", error: "access_denied" })
+      const outcomes: Array<readonly [string, string]> = []
       yield* Effect.gen(function*() {
-        const login = yield* SignIn.use((signIn) => signIn.startBrowser())
+        const login = yield* SignIn.use((signIn) =>
+          signIn.startBrowser({
+            onComplete: (outcome, loginId) =>
+              Effect.sync(() =>
+                void outcomes.push([loginId, Result.isFailure(outcome) ? outcome.failure.reason : "ok"])
+              )
+          })
+        )
         const forged = yield* browse(`${login.redirectUri}?code=ac_forged&state=not-ours`)
         expect(forged[0]!.status).toBe(400)
         expect(forged[0]!.body).toContain("state mismatch")
@@ -129,6 +137,8 @@ describe("SignIn, Codex profile: the browser sign-in", () => {
         expect(hops.map((hop) => hop.status)).toEqual([302, 400])
         expect((yield* Effect.flip(login.await)).reason).toBe("denied")
         expect((yield* AuthManager.use((auth) => auth.state)).method).toBe(null)
+        // Told once, with the outcome and the login's id.
+        expect(outcomes).toEqual([[login.loginId, "denied"]])
       }).pipe(Effect.provide(stack(issuer.issuer)))
       expect((yield* issuer.received).filter((r) => r.path === "/oauth/token")).toEqual([])
     }))
