@@ -13,6 +13,12 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 120_000,
-    hookTimeout: 120_000
+    hookTimeout: 120_000,
+    // Two workers that keep their loaded modules from one file to the next: loading Effect and the
+    // edition afresh for each file was half the run. So a file must not rely on module-level state
+    // another file left (compare a metric before and after, not with zero).
+    pool: "forks",
+    isolate: false,
+    maxWorkers: 2
   }
 })
