@@ -7,6 +7,15 @@ import { defineConfig } from "vitest/config"
 // - e2e: test/e2e/**, real processes (the bundled example programs, built once by the e2e global
 //   setup), real OAuth servers, real databases and browsers.
 // Soak runs (hundreds of kills) are not tests: `npm run soak`.
+// The shared core is read from its sources (packages/core/src), as TypeScript sees it, in every
+// project (a project does not inherit the root's resolve).
+const resolve = {
+  alias: [{
+    find: /^@effect-auth-manager\/core\/(.*)$/,
+    replacement: fileURLToPath(new URL("./packages/core/src/$1.ts", import.meta.url))
+  }]
+}
+
 const shared = {
   setupFiles: ["test/support/setup.ts"],
   // A test should take well under 15 s on a quiet 2-core machine. The limit only catches a hang: no
@@ -17,13 +26,6 @@ const shared = {
 }
 
 export default defineConfig({
-  // The shared core is read from its sources (packages/core/src), as TypeScript sees it.
-  resolve: {
-    alias: [{
-      find: /^@effect-auth-manager\/core\/(.*)$/,
-      replacement: fileURLToPath(new URL("./packages/core/src/$1.ts", import.meta.url))
-    }]
-  },
   test: {
     // The secrets audit spans both projects: it runs once, around the whole run.
     globalSetup: ["test/support/auditSetup.ts"],
@@ -33,15 +35,11 @@ export default defineConfig({
     projects: [
       {
         // The Effect-free core shared by both editions (packages/core), tested once, here.
-        resolve: {
-          alias: [{
-            find: /^@effect-auth-manager\/core\/(.*)$/,
-            replacement: fileURLToPath(new URL("./packages/core/src/$1.ts", import.meta.url))
-          }]
-        },
+        resolve,
         test: { ...shared, name: "core", include: ["packages/core/test/**/*.test.ts"], pool: "threads", isolate: false }
       },
       {
+        resolve,
         test: {
           ...shared,
           name: "unit",
@@ -58,6 +56,7 @@ export default defineConfig({
         }
       },
       {
+        resolve,
         test: {
           ...shared,
           name: "e2e",
