@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { variables } from "../src/config/Variables.js"
+import { variables } from "@effect-auth-manager/core/variables"
 
 export const docPath = join(import.meta.dirname, "..", "docs", "configuration.md")
 export const begin = "<!-- generated from Configuration.variables by npm run docs:config: do not edit -->"
