@@ -111,14 +111,18 @@ export const clients = ({ expect, group, withServer, withWorld }: Context): void
   })
 
   group("secrets audit", (test) => {
-    test("no token reaches a log line, a span, an error or the state, through poison, outage, recovery, rotation, sign-in, a 401 and sign-out", () =>
+    test("no token reaches a log line, a span, an error or the state, through poison, outage, recovery, rotation, sign-ins, a 401 and sign-out", () =>
       withServer(
         Servers.tokenEndpoint(() => Servers.reused),
         (endpoint) =>
           withServer(Servers.api(() => true), (api) =>
-            withWorld(
-              { store: "file", auth: chatgptAuth(), refresher: { _tag: "Http", tokenUrl: endpoint.url } },
-              async (world) => {
+            withServer(Servers.codexIssuer(), (issuer) =>
+              withWorld({
+                store: "file",
+                auth: chatgptAuth(),
+                refresher: { _tag: "Http", tokenUrl: endpoint.url },
+                issuer: issuer.url
+              }, async (world) => {
                 const printed: Array<string> = []
                 const record = (failure: { message: string; printed: string } | null) =>
                   failure !== null && printed.push(failure.message, failure.printed)
@@ -136,18 +140,29 @@ export const clients = ({ expect, group, withServer, withWorld }: Context): void
                 if ("failure" in answered) record(answered.failure)
                 await world.loginWithApiKey(secrets.apiKey)
                 await world.loginWithTokens({ idToken, access: secrets.loginAccess, refresh: secrets.loginRefresh })
-                printed.push(JSON.stringify(await world.state()))
+                const signedIn = await world.signInWithBrowser(Servers.browse)
+                if ("failure" in signedIn) record(signedIn.failure)
+                printed.push(JSON.stringify(signedIn), JSON.stringify(await world.state()))
                 await world.logout()
 
                 // Poison, outage, rotation, and the one refresh the API's 401 asked for.
                 expect(endpoint.received).toEqual([secrets.refresh, secrets.newRefresh, secrets.newRefresh, "rt-1"])
+                expect(issuer.grants).toEqual(["authorization_code"])
                 const text = `${await world.logs()}\n${printed.join("\n")}`
                 // The audit reads real output: the poison and the outage were logged and printed.
                 expect(text).toContain("already used")
                 expect(text).toContain("503")
-                for (const secret of [...Object.values(secrets), "rt-1", "rt-2"]) expect(text).not.toContain(secret)
-              }
-            ))
+                const all = [
+                  ...Object.values(secrets),
+                  "rt-1",
+                  "rt-2",
+                  Servers.signedIn.access,
+                  Servers.signedIn.refresh
+                ]
+                for (const secret of all) expect(text).not.toContain(secret)
+                // Nor the authorization code the browser carried to the loopback.
+                expect(text).not.toMatch(/ac-\d/)
+              })))
       ))
   })
 }
