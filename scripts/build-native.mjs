@@ -12,7 +12,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-const source = join(root, "native", "src", "flock.c")
+const source = join(root, "packages", "core", "native", "src", "flock.c")
 const headers = join(root, "node_modules", "node-api-headers")
 const include = join(headers, "include")
 
@@ -58,7 +58,7 @@ const has = (command) => {
   }
 }
 
-export const buildNative = (only = Object.keys(targets), prebuilds = join(root, "native", "prebuilds")) => {
+export const buildNative = (only = Object.keys(targets), prebuilds = join(root, "packages", "core", "native", "prebuilds")) => {
   const skipMissing = process.env.EFFECT_AUTH_NATIVE !== "require"
   const work = mkdtempSync(join(tmpdir(), "flock-build-"))
   try {
@@ -106,5 +106,5 @@ export const buildNative = (only = Object.keys(targets), prebuilds = join(root, 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (!existsSync(include)) throw new Error("node-api-headers is not installed: run npm ci first")
   buildNative(process.argv.slice(2).length > 0 ? process.argv.slice(2) : undefined)
-  writeFileSync(join(root, "native", "prebuilds", ".gitattributes"), "*.node binary\n")
+  writeFileSync(join(root, "packages", "core", "native", "prebuilds", ".gitattributes"), "*.node binary\n")
 }

@@ -12,7 +12,7 @@ import { readElf, readPe } from "./support/binaries.js"
 import { buildNative, targets } from "../scripts/build-native.mjs"
 
 const root = join(import.meta.dirname, "..")
-const prebuilt = (target: string, dir = join(root, "native", "prebuilds")) =>
+const prebuilt = (target: string, dir = join(root, "packages", "core", "native", "prebuilds")) =>
   readFileSync(join(dir, target, "flock.node"))
 const entryPoint = "napi_register_module_v1"
 const EM_X86_64 = 62

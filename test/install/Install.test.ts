@@ -88,7 +88,9 @@ const scenario = (name: string, key: string) =>
       // install script), loaded only by the keyring store.
       expect(Object.keys(manifest.dependencies ?? {}).sort()).toEqual(["@effect-auth-manager/core", "@napi-rs/keyring"])
       expect(lifecycle.filter((hook) => hook in (manifest.scripts ?? {}))).toEqual([])
-      expect(existsSync(join(installedPackage, "native", "prebuilds", "linux-x64", "flock.node"))).toBe(true)
+      // Codex's lock: the prebuilt addon ships in the core, shared by both editions.
+      const core = join(installed.app, "node_modules", "@effect-auth-manager", "core")
+      expect(existsSync(join(core, "native", "prebuilds", "linux-x64", "flock.node"))).toBe(true)
       const all = manifests(join(installed.app, "node_modules"))
       expect(all.length).toBeGreaterThan(50)
       const withScripts = all.flatMap((file) => {

@@ -16,7 +16,9 @@
  * process's answer.
  */
 import { constants, existsSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 
 export type Primitive =
   /** The prebuilt addon: `lock` is true when the lock is now held, false when someone else holds it. */
@@ -45,7 +47,7 @@ export const targetsFor = (platform: string, arch: string): ReadonlyArray<string
 export interface Host {
   readonly platform: string
   readonly arch: string
-  /** A folder of the edition's package: the package's root (holding `native/prebuilds`) is at most 4 levels above it. */
+  /** Where to look: `native/prebuilds` in this folder or at most 4 levels above it. */
   readonly from: string
   readonly exlock: number | undefined
   readonly nonblock: number | undefined
@@ -53,8 +55,20 @@ export interface Host {
   readonly load: (file: string) => unknown
 }
 
-/** This process's host, the package's files looked for from `from` (e.g. the folder of the module calling it). */
-export const nodeHost = (from: string): Host => ({
+/**
+ * The core's own folder: the prebuilt addons ship in this package (`native/prebuilds`), whichever edition
+ * loads it and wherever a program's bundle sits (resolved like any dependency, from here).
+ */
+const corePackage = (): string => {
+  try {
+    return dirname(createRequire(import.meta.url).resolve("@effect-auth-manager/core/package.json"))
+  } catch {
+    return dirname(fileURLToPath(import.meta.url))
+  }
+}
+
+/** This process's host, the addon looked for from `from` (by default the core package's own folder). */
+export const nodeHost = (from: string = corePackage()): Host => ({
   platform: process.platform,
   arch: process.arch,
   from,
@@ -68,8 +82,7 @@ export const nodeHost = (from: string): Host => ({
   }
 })
 
-// An edition's sources (src/stores/internal), its tsc output (dist/src/stores/internal) and its bundles
-// (dist/bin) sit 1 to 4 levels below its root.
+// The core's folder holds native/prebuilds itself; a folder given by a test may sit a few levels below.
 const prebuildsFrom = (host: Host): string | undefined => {
   let dir = host.from
   for (let level = 0; level < 5; level++) {

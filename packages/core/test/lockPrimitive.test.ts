@@ -1,4 +1,4 @@
-import { find, type Host, targetsFor } from "@effect-auth-manager/core/lockPrimitive"
+import { find, type Host, nodeHost, targetsFor } from "@effect-auth-manager/core/lockPrimitive"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 
@@ -88,5 +88,15 @@ describe("the lock primitive of each platform", () => {
       _tag: "None",
       reason: expect.stringContaining("linux-x64-musl/flock.node is missing")
     })
+  })
+})
+
+describe("this machine", () => {
+  it("finds the addon the core package ships, from the core's own folder", () => {
+    const primitive = find(nodeHost())
+    if (process.platform === "linux" && process.arch === "x64") {
+      expect(primitive._tag).toBe("Addon")
+      expect(primitive._tag === "Addon" && primitive.file).toMatch(/core[/\\]native[/\\]prebuilds[/\\]linux-x64/)
+    }
   })
 })

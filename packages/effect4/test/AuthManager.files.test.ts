@@ -18,7 +18,7 @@ import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 import { chatgptJson, rotated, secrets, tokenOf } from "./AuthManager.support.js"
 
 // The addon the repository builds (native/prebuilds), which takes flock(2) as the Codex CLI does.
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
 afterEach(() => LockPrimitive.setForTesting(undefined))
 

@@ -28,7 +28,7 @@ const chatgptJson = (refreshToken: string, extra: Record<string, unknown> = {}) 
 const decode = (json: unknown) => Result.getOrThrow(AuthDocument.decode(json))
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
 // Codex's lock through the addon the repository builds (native/prebuilds), as the published package has it.
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
 afterEach(() => LockPrimitive.setForTesting(undefined))
 

@@ -18,7 +18,7 @@ import * as FileStore from "../src/stores/FileStore.js"
 import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer)
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
 afterEach(() => LockPrimitive.setForTesting(undefined))
 

@@ -13,7 +13,7 @@ import * as Flock from "../src/stores/internal/flock.js"
 import * as LockPrimitive from "../src/stores/internal/lockPrimitive.js"
 
 // The addon the repository builds (native/prebuilds): what the published package carries beside its code.
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
 afterEach(() => LockPrimitive.setForTesting(undefined))
 

@@ -36,7 +36,7 @@ const KeyringSession =
 let session: Session
 const homes: Array<string> = []
 const previousBus = process.env.DBUS_SESSION_BUS_ADDRESS
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 
 // The binding reaches the Secret Service through the session bus in this process's environment.
 beforeAll(async () => {

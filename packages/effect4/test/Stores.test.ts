@@ -17,7 +17,7 @@ import { RefreshCoordinator, type SharedHealth } from "../src/stores/RefreshCoor
 type Services = CredentialStore | RefreshCoordinator
 
 // Codex's lock through the addon the repository builds (native/prebuilds), as the published package has it.
-const repositoryAddon = Core.find(Core.nodeHost(join(import.meta.dirname, "..", "..", "..")))
+const repositoryAddon = Core.find(Core.nodeHost())
 beforeEach(() => LockPrimitive.setForTesting(repositoryAddon))
 afterEach(() => LockPrimitive.setForTesting(undefined))
 
