@@ -141,7 +141,7 @@ export const clients = ({ expect, group, withServer, withWorld }: Context): void
                 await world.loginWithApiKey(secrets.apiKey)
                 await world.loginWithTokens({ idToken, access: secrets.loginAccess, refresh: secrets.loginRefresh })
                 const signedIn = await world.signInWithBrowser(Servers.browse)
-                if ("failure" in signedIn) record(signedIn.failure)
+                expect(signedIn).toMatchObject({ state: { method: "chatgpt", status: "healthy" } })
                 printed.push(JSON.stringify(signedIn), JSON.stringify(await world.state()))
                 await world.logout()
 

@@ -125,6 +125,7 @@ export interface Assertion {
   toBeNull(): void
   toHaveLength(expected: number): void
   toContain(expected: unknown): void
+  toMatch(expected: RegExp): void
   toBeGreaterThan(expected: number): void
   toBeGreaterThanOrEqual(expected: number): void
   toBeLessThan(expected: number): void
