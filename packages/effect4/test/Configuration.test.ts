@@ -1,10 +1,10 @@
+import { variables } from "@effect-auth-manager/core/variables"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Context, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { homedir } from "node:os"
 import type * as ConfigurationModule from "../src/config/Configuration.js"
 import { Configuration } from "../src/config/Configuration.js"
-import { variables } from "../src/config/Variables.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 
 /** A value for every variable, each one distinct. */
