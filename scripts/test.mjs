@@ -1,6 +1,9 @@
-// `npm test`: the Effect 3 edition's suite under this Node, then the Effect 4 edition's under Node 22
-// (scripts/node22.mjs), then one closing line for both. Arguments (a file filter, say) go to both runs.
-import { spawnSync } from "node:child_process"
+// `npm test`: both editions' suites at once — the Effect 3 edition's under this Node, the Effect 4
+// edition's under Node 22 (scripts/node22.mjs) — then one closing line for both. The Effect 3 suite's
+// end-to-end tests mostly wait on the processes they start, so the two runs share the machine well; the
+// Effect 4 run's output is held and printed after the Effect 3 run's, so each reads as one block.
+// Arguments (a file filter, say) go to both runs.
+import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
@@ -10,19 +13,35 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const args = process.argv.slice(2)
 const results = mkdtempSync(join(tmpdir(), "effect-auth-tests-"))
 const reporters = (name) => ["--reporter=default", "--reporter=json", `--outputFile=${join(results, name)}`]
-const run = (commandArgs) => spawnSync(process.execPath, commandArgs, { stdio: "inherit", cwd: root }).status ?? 1
 const vitest = (folder) => join(root, folder, "node_modules", "vitest", "vitest.mjs")
 
-const effect3 = run([vitest("."), "run", ...reporters("effect3.json"), ...args])
-const effect4 = run([
-  join(root, "scripts", "node22.mjs"),
-  vitest("packages/effect4"),
-  "run",
-  "--root",
-  join(root, "packages", "effect4"),
-  ...reporters("effect4.json"),
-  ...args
+const run = (commandArgs, { held }) =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, commandArgs, { cwd: root, stdio: held ? "pipe" : "inherit" })
+    const output = []
+    if (held) {
+      child.stdout.on("data", (chunk) => output.push(chunk))
+      child.stderr.on("data", (chunk) => output.push(chunk))
+    }
+    for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => child.kill(signal))
+    child.on("close", (code) => resolve({ code: code ?? 1, output: Buffer.concat(output) }))
+  })
+
+const [effect3, effect4] = await Promise.all([
+  run([vitest("."), "run", ...reporters("effect3.json"), ...args], { held: false }),
+  run([
+    join(root, "scripts", "node22.mjs"),
+    vitest("packages/effect4"),
+    "run",
+    "--root",
+    join(root, "packages", "effect4"),
+    ...reporters("effect4.json"),
+    ...args
+  ], { held: true })
 ])
+process.stdout.write("\n── The Effect 4 edition (Node 22) ──\n")
+process.stdout.write(effect4.output)
+
 const totals = ["effect3.json", "effect4.json"].map((name) => {
   try {
     return JSON.parse(readFileSync(join(results, name), "utf8"))
@@ -35,4 +54,4 @@ console.log(
   `Tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests")} skipped ` +
     `(Effect 3 edition ${totals[0].numTotalTests}, Effect 4 edition ${totals[1].numTotalTests})`
 )
-process.exit(effect3 || effect4 || (totals.some((r) => r.numTotalTests === 0) ? 1 : 0))
+process.exit(effect3.code || effect4.code || (totals.some((r) => r.numTotalTests === 0) ? 1 : 0))
