@@ -101,6 +101,17 @@ describe("SignIn, Codex profile, in process", () => {
       expect(text).not.toMatch(/SECRET/)
     }).pipe(Effect.scoped))
 
+  it.scopedLive("a sign-in whose service stops ends as canceled: nobody waits for ever", () =>
+    Effect.gen(function*() {
+      const issuer = yield* CodexIssuer.make()
+      const login = yield* Effect.flatMap(SignIn, (signIn) => signIn.startBrowser()).pipe(
+        Effect.provide(stack(issuer.issuer))
+      )
+      const error = yield* Effect.flip(login.await).pipe(Effect.timeout("10 seconds"))
+      expect([error.reason, error.detail]).toEqual(["canceled", "the sign-in service stopped"])
+      yield* login.closed.pipe(Effect.timeout("10 seconds"))
+    }))
+
   it.effect("a sign-in not completed in 10 minutes is abandoned: nothing saved, its server closed", () =>
     Effect.gen(function*() {
       const issuer = yield* CodexIssuer.make()

@@ -182,6 +182,15 @@ export const make = (
             return Effect.zipRight(logged, options.onComplete?.(outcome, loginId) ?? Effect.void)
           })
 
+        // The service stopping (its layer released) ends a sign-in still open: whoever awaits it is told,
+        // and `closed` holds once its server is (this finalizer, added first, runs last).
+        yield* Scope.addFinalizer(
+          scope,
+          finish(Exit.fail(new SignInError({ reason: "canceled", detail: "the sign-in service stopped" }))).pipe(
+            Effect.zipRight(Deferred.succeed(closed, undefined))
+          )
+        )
+
         // The save and the completion are one step under `announce`, and a canceled login saves nothing.
         // Waiting for `announce` stays interruptible (a cancel may hold it); the save itself is not.
         const save = (tokens: Obtained) =>
