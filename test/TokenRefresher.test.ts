@@ -1,4 +1,4 @@
-import { HttpServerResponse } from "@effect/platform"
+import { FetchHttpClient, HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
@@ -159,6 +159,39 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       const requests = yield* endpoint.requests
       expect(requests).toHaveLength(1)
       expect(requests[0]?.contentType).toContain("x-www-form-urlencoded")
+    }))
+
+  it.scoped("a redirect is not followed, whatever the HTTP client: the refresh token reaches the configured endpoint only", () =>
+    Effect.gen(function*() {
+      const elsewhere = yield* TokenEndpoint.make(respond(200, json({ access_token: "stolen" })))
+      const endpoint = yield* TokenEndpoint.make(() =>
+        Effect.succeed(HttpServerResponse.redirect(elsewhere.url, { status: 307 }))
+      )
+      // fetch follows redirects unless told not to, even with a RequestInit of the user's own.
+      const clients = [
+        NodeHttpClient.layerUndici,
+        NodeHttpClient.layer,
+        FetchHttpClient.layer,
+        FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { redirect: "follow" })))
+      ]
+      for (const client of clients) {
+        const outcome = yield* Effect.flatMap(
+          TokenRefresher,
+          (refresher) => refresher.refresh(Redacted.make(secrets.refresh))
+        )
+          .pipe(
+            Effect.either,
+            Effect.provide(
+              Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: endpoint.url })).pipe(
+                Layer.provide(client)
+              )
+            )
+          )
+        const error = outcome._tag === "Left" ? outcome.left : undefined
+        expect([error?._tag, error?.status]).toEqual(["TransientRefreshError", 307])
+      }
+      expect((yield* endpoint.requests).length).toBe(clients.length)
+      expect((yield* elsewhere.requests).length).toBe(0)
     }))
 
   // Every failure answer (status, body, connection, timeout, redirect) is a row of the one

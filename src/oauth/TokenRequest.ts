@@ -5,6 +5,7 @@
  * reads error codes and `Retry-After`.
  */
 import * as Classify from "@effect-auth-manager/core/classify"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -117,6 +118,21 @@ export const readBody = (response: HttpClientResponse.HttpClientResponse, maxByt
 export const parseJsonLoosely: (text: string) => unknown = Classify.parseJsonLoosely
 
 /**
+ * Node's HTTP clients never follow a redirect; `fetch` does unless told not to, and a 307 would
+ * carry the body (a refresh token, a code) to wherever it points. Whatever client is provided,
+ * the request goes to its own URL only.
+ */
+const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(
+    Effect.serviceOption(FetchHttpClient.RequestInit),
+    (init) =>
+      Effect.provideService(effect, FetchHttpClient.RequestInit, {
+        ...Option.getOrElse(init, () => ({})),
+        redirect: "manual"
+      })
+  )
+
+/**
  * Sends a request and reads the answer, whatever its status. Redirects are
  * not followed: what the request carries must reach the configured endpoint only.
  */
@@ -136,6 +152,7 @@ export const send = (request: HttpClientRequest.HttpClientRequest, options: Send
     const text = yield* readBody(response, options.maxBodyBytes)
     return { status: response.status, headers: response.headers, text, json: parseJsonLoosely(text) } satisfies Answer
   }).pipe(
+    withoutRedirects,
     Effect.timeoutFail({
       duration: options.timeout,
       onTimeout: () =>
