@@ -18,7 +18,7 @@ import {
 import { type Variable, variables } from "@effect-auth-manager/core/variables"
 import { Config, Duration, Effect, LogLevel, Option, Redacted, Schema } from "effect"
 import { homedir } from "node:os"
-import type { Options } from "../Configuration.js"
+import type { Options } from "../Options.js"
 import type { Settings } from "../Settings.js"
 import {
   clientAuths,
