@@ -32,6 +32,11 @@ export interface Options {
    * a holder gone for longer loses it. A wait for the lock gives up after this long too.
    */
   readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * The most refresh locks this replica holds at once (default 64); more flights wait for a slot
+   * holding none, so that a burst on one replica leaves the keys it has not started to the others.
+   */
+  readonly maxHeldLocks?: number | undefined
 }
 
 /** The most connections a pool may be given. */
@@ -99,7 +104,8 @@ const make = <E>(
       holder,
       ttl: Duration.decode(options.lockTimeout ?? Duration.seconds(35)),
       location,
-      problem
+      problem,
+      slots: yield* Lease.makeSlots(Math.max(1, Math.floor(options.maxHeldLocks ?? 64)))
     })
     const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
 
@@ -107,7 +113,9 @@ const make = <E>(
       location,
       read: statements.read,
       swap: statements.swap,
-      changes: made.hub.changes
+      changes: made.hub.changes,
+      // One notification per write, sent as it commits.
+      exactChanges: true
     })
     const coordinator = makeCoordinator({
       location,

@@ -10,7 +10,7 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Queue, Schedule, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
 import { retryLostSession } from "./connection.js"
@@ -79,7 +79,20 @@ export interface LeaseOptions {
   readonly ttl: Duration.Duration
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
+  /** A slot is taken before a lease and given back after it (see `makeSlots`). */
+  readonly slots: Queue.Queue<void>
 }
+
+/**
+ * The slots of the leases one process may hold at once: a queue of `count` tokens. (Not a
+ * semaphore: a freed slot wakes one waiter, where a semaphore wakes every waiter to race for it,
+ * which with a thousand flights waiting was most of a replica's work.)
+ */
+export const makeSlots = (count: number) =>
+  Effect.tap(
+    Queue.bounded<void>(count),
+    (slots) => Queue.offerAll(slots, Array.from({ length: count }, () => undefined))
+  )
 
 type Taken = {
   readonly fence: string | null
@@ -100,6 +113,11 @@ const prefetchedOf = (taken: Taken): Prefetched => ({
 
 export const make = (options: LeaseOptions) => {
   const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
+  // The leases this process may hold at once. A replica asked for thousands of stale keys at once
+  // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
+  // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
+  const takeSlot = Queue.take(options.slots)
+  const freeSlot = Queue.offer(options.slots, undefined)
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
 
@@ -207,11 +225,21 @@ export const make = (options: LeaseOptions) => {
       const deadline = (yield* Clock.currentTimeMillis) + ttlMs
       let said = false
       while (true) {
-        const taken = yield* Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
-          if (taken.fence === null) return Effect.succeed({ lease: Option.none<Lease>(), taken })
-          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-          return Effect.as(Scope.addFinalizer(scope, release(lease)), { lease: Option.some(lease), taken })
-        }))
+        // A slot first, holding no lease while it waits: a lease is held only by a flight that can
+        // go on at once, so the keys this process has not started yet stay free for the others.
+        const taken = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.zipRight(
+            restore(takeSlot),
+            Effect.flatMap(Effect.onError(take(sql, key), () => freeSlot), (taken) => {
+              if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
+              const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+              return Effect.as(
+                Scope.addFinalizer(scope, Effect.ensuring(release(lease), freeSlot)),
+                { lease: Option.some(lease), taken }
+              )
+            })
+          )
+        )
         if (Option.isSome(taken.lease)) return taken.lease.value
         const now = yield* Clock.currentTimeMillis
         if (now >= deadline) {

@@ -52,6 +52,11 @@ export interface Backend {
    * a backend that cannot watch is silent.
    */
   readonly changes: (key: string) => Stream.Stream<void>
+  /**
+   * Whether `changes` emits once per write, as it commits (a database's notifications), rather
+   * than in bursts around one (a file watched): the manager then reloads at once, with no debounce.
+   */
+  readonly exactChanges?: boolean | undefined
 }
 
 /** One credential as read: its parsed snapshot and the revision a compare-and-set is made against. */
@@ -80,6 +85,8 @@ export interface CredentialStoreShape {
   readonly set: (key: string, next: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<Stored, AuthStoreError>
   /** Emits when `key` may have been changed by someone else. Never fails. */
   readonly changes: (key: string) => Stream.Stream<void>
+  /** Whether `changes` emits once per write (see `Backend.exactChanges`). */
+  readonly exactChanges?: boolean | undefined
 }
 
 /**
@@ -169,7 +176,8 @@ export const make = (backend: Backend): CredentialStoreShape => {
         Effect.map(written(key, next)),
         Effect.withSpan("CredentialStore.set", { attributes: { credential: key } })
       ),
-    changes: backend.changes
+    changes: backend.changes,
+    exactChanges: backend.exactChanges
   }
 }
 

@@ -8,7 +8,8 @@ import type { AuthStoreShape } from "../../stores/AuthStore.js"
 
 /**
  * Adopts what storage holds (`reload`) after each change another process makes (a different hash
- * clears poison and cooldown), for as long as `scope` is open.
+ * clears poison and cooldown), for as long as `scope` is open. A store whose changes come once per
+ * write (a database's notifications) is reloaded at once; a file's bursts of events are debounced.
  */
 export const start = (
   store: AuthStoreShape,
@@ -16,8 +17,7 @@ export const start = (
   settings: Settings,
   scope: Scope.Scope
 ) =>
-  store.changed.pipe(
-    Stream.debounce(settings.watchDebounce),
+  (store.exactChanges === true ? store.changed : Stream.debounce(store.changed, settings.watchDebounce)).pipe(
     // Nothing a reload meets (a bad file, a defect) may end the watch.
     Stream.runForEach(() =>
       reload.pipe(
