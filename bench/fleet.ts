@@ -63,6 +63,8 @@ interface Row {
   readonly load: string
   /** Answers (K × N) that were the key's fresh token; the row is exact when all were, with N requests. */
   readonly fresh_served?: number
+  /** Replica × key pairs holding the key's fresh token once every replica has answered. */
+  readonly fresh_held?: number
   readonly exact?: boolean
 }
 const rows: Array<Row> = []
@@ -176,14 +178,30 @@ const keyed = async (k: number, n: number) => {
   if (replayed > 0) log(`  ${replayed} refresh tokens were sent more than once`)
   const wrong =
     answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
-  log(`K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${k * n} fresh tokens served`)
+  // What the wrong answers were: no token, the stale one, or another.
+  const stalePerReplica = answers.map((served) => served.filter((token, i) => token === stale[i]).length)
+  const none = answers.flat().filter((token) => token === null).length
+  // What every replica holds once all have answered (a replica that gave up waiting for a lease
+  // answered with the stale, still valid, token, and adopts the fresh one when it is written).
+  const ended = await ask<Array<string | null>>(fleet, "peek")
+  const endedFresh = ended.flat().filter((token, j) => token !== null && claims(token).rt === `${label}-rt-${j % n}`)
+    .length
+  log(
+    `K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${
+      k * n
+    } fresh tokens served, ${endedFresh}/${k * n} held at the end`
+  )
   const exact = requests === n && wrong === 0
   if (!exact) {
     inexact++
     // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
+    log(`  wrong answers: ${none} without a token; the stale token served per replica: ${stalePerReplica.join(", ")}`)
     const said = new Set(
       fleet.flatMap((replica) =>
-        replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
+        [
+          ...replica.stderr().split("\n"),
+          ...replica.messages.flatMap((m) => m.method === "<not json>" ? [String(m.params)] : [])
+        ].filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
           .map((line) =>
             line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300)
           )
@@ -201,6 +219,7 @@ const keyed = async (k: number, n: number) => {
     heap_per_credential_kb: round(perCredential.reduce((a, b) => a + b, 0) / k, 2),
     load: `${loadBefore} → ${load()}`,
     fresh_served: k * n - wrong,
+    fresh_held: endedFresh,
     exact
   })
   if (profile !== undefined) {

@@ -215,14 +215,16 @@ export const make = (options: LeaseOptions) => {
     )
 
   // Waits for the lease: woken when it is released or the credential changes, else when it would
-  // expire; bounded by the lease's life (a holder alive for longer renews it: the wait gives up).
+  // expire; bounded by the lease's life from when another replica was first found holding it (a
+  // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
+  // does not count: it lasts as long as the flights ahead of it, each bounded by its own.
   // Each try is uninterruptible up to the release being registered, so a lease taken is never left
   // behind by an interruption; the waits between tries are interruptible.
   const acquire = (key: string, scope: Scope.Scope) =>
     Effect.scoped(Effect.gen(function*() {
       const sql = yield* options.connected(key, "lock")
       const next = yield* options.hub.leaseSignals(key)
-      const deadline = (yield* Clock.currentTimeMillis) + ttlMs
+      let deadline: number | undefined
       let said = false
       while (true) {
         // A slot first, holding no lease while it waits: a lease is held only by a flight that can
@@ -242,6 +244,7 @@ export const make = (options: LeaseOptions) => {
         )
         if (Option.isSome(taken.lease)) return taken.lease.value
         const now = yield* Clock.currentTimeMillis
+        deadline ??= now + ttlMs
         if (now >= deadline) {
           return yield* new AuthStoreError({
             path: options.location(key),
