@@ -115,7 +115,8 @@ const make = <E>(
       swap: statements.swap,
       changes: made.hub.changes,
       // One notification per write, sent as it commits.
-      exactChanges: true
+      exactChanges: true,
+      changedKeys: made.hub.changedKeys
     })
     const coordinator = makeCoordinator({
       location,

@@ -57,6 +57,12 @@ export interface Backend {
    * than in bursts around one (a file watched): the manager then reloads at once, with no debounce.
    */
   readonly exactChanges?: boolean | undefined
+  /**
+   * Every key's changes in one feed, when the backend can give it: a key that may have been
+   * changed, or none when any may have (the feed was cut). A holder of many keys then watches them
+   * all with one subscription instead of one per key.
+   */
+  readonly changedKeys?: Stream.Stream<Option.Option<string>> | undefined
 }
 
 /** One credential as read: its parsed snapshot and the revision a compare-and-set is made against. */
@@ -87,6 +93,8 @@ export interface CredentialStoreShape {
   readonly changes: (key: string) => Stream.Stream<void>
   /** Whether `changes` emits once per write (see `Backend.exactChanges`). */
   readonly exactChanges?: boolean | undefined
+  /** Every key's changes in one feed, when the backend can give it (see `Backend.changedKeys`). */
+  readonly changedKeys?: Stream.Stream<Option.Option<string>> | undefined
 }
 
 /**
@@ -177,7 +185,8 @@ export const make = (backend: Backend): CredentialStoreShape => {
         Effect.withSpan("CredentialStore.set", { attributes: { credential: key } })
       ),
     changes: backend.changes,
-    exactChanges: backend.exactChanges
+    exactChanges: backend.exactChanges,
+    changedKeys: backend.changedKeys
   }
 }
 

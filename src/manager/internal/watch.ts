@@ -18,16 +18,18 @@ export const start = (
   scope: Scope.Scope
 ) =>
   (store.exactChanges === true ? store.changed : Stream.debounce(store.changed, settings.watchDebounce)).pipe(
-    // Nothing a reload meets (a bad file, a defect) may end the watch.
-    Stream.runForEach(() =>
-      reload.pipe(
-        Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
-        Effect.catchAllDefect((defect) =>
-          Effect.logWarning("Reloading the credentials failed; the watch goes on").pipe(
-            Effect.annotateLogs({ problem: defect instanceof Error ? defect.name : "defect" })
-          )
-        )
-      )
-    ),
+    Stream.runForEach(() => reloadQuietly(reload)),
     Effect.forkIn(scope)
+  )
+
+/** `reload`, whose failures are said and absorbed: nothing a reload meets (a bad file, a defect) may end a watch. */
+export const reloadQuietly = (reload: Effect.Effect<unknown, AuthStoreError>): Effect.Effect<void> =>
+  reload.pipe(
+    Effect.asVoid,
+    Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
+    Effect.catchAllDefect((defect) =>
+      Effect.logWarning("Reloading the credentials failed; the watch goes on").pipe(
+        Effect.annotateLogs({ problem: defect instanceof Error ? defect.name : "defect" })
+      )
+    )
   )
