@@ -48,7 +48,8 @@ const mapBackend = (initial: Map<string, string>) => {
       }),
     changes: () => Stream.never,
     // As PostgreSQL's: one change per write (here none), so the manager does not debounce them.
-    exactChanges: true
+    exactChanges: true,
+    changedKeys: Stream.never
   })
 }
 

@@ -7,7 +7,6 @@
  * `heap` collects garbage and prints `{"heap": bytes}` (the bench's memory
  * per credential).
  */
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import { writeFileSync } from "node:fs"
@@ -16,6 +15,7 @@ import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Configuration } from "../../src/config/Configuration.js"
 import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
+import { layerNodeHttpClient } from "../../src/node/layerNode.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { PgStore } from "../../src/postgres/index.js"
 
@@ -77,7 +77,8 @@ Effect.runPromise(program.pipe(
   Effect.provide(KeyedAuthManager.KeyedAuthManager.layer.pipe(
     Layer.provide(Layer.mergeAll(PgStore.layerConfig, TokenRefresher.layerHttp)),
     Layer.provide(Configuration.layerConfig),
-    Layer.provide(NodeHttpClient.layer)
+    // The library's own HTTP client (connections kept open between token requests).
+    Layer.provide(layerNodeHttpClient)
   )),
   Effect.scoped
 )).then(() => writeProfile().then(() => process.exit(0)), (error) => {
