@@ -107,6 +107,7 @@ const make = <E>(
       problem,
       slots: yield* Lease.makeSlots(Math.max(1, Math.floor(options.maxHeldLocks ?? 64)))
     })
+    yield* Effect.forkScoped(leases.renewing)
     const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
 
     const credentials = makeCredentialStore({

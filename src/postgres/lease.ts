@@ -151,7 +151,11 @@ export const make = (options: LeaseOptions) => {
       Effect.mapError(fail(key, "lock"))
     )
 
-  const release = (lease: Lease) =>
+  // Decided when it runs: a lease released by the write of the refreshed tokens needs no statement
+  // (nor the bound's timer).
+  const release = (lease: Lease) => Effect.suspend(() => lease.state === "committed" ? Effect.void : releaseNow(lease))
+
+  const releaseNow = (lease: Lease) =>
     Effect.gen(function*() {
       // A lost lease stays lost: what its holder saves later is fenced by a lease of its own. A
       // lease released by the write of the refreshed tokens is gone already.
@@ -176,43 +180,51 @@ export const make = (options: LeaseOptions) => {
       )
     )
 
-  // Renewed at a third of its life while the refresh goes on: a holder that is alive keeps it, a
-  // holder that is gone (its process dead or cut off) loses it when it expires. The renewal runs on
-  // the listening connection: on the pool it would wait behind every statement queued there, and a
+  // Renewed at a third of their life while their refreshes go on: a holder that is alive keeps
+  // them, a holder that is gone (its process dead or cut off) loses them when they expire. All the
+  // leases this process holds are renewed in one statement, by one fiber. The renewal runs on the
+  // listening connection: on the pool it would wait behind every statement queued there, and a
   // busy replica would lose leases it is still using (another replica would then send their refresh
   // tokens again). The pool is the fallback while that connection is down.
-  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" ` +
-    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' WHERE credential_key = $2 AND fence = $3 RETURNING fence"
-  const renew = (lease: Lease) =>
-    Effect.gen(function*() {
-      const rows = yield* options.query(renewal, [ttlMs, lease.key, lease.fence]).pipe(
-        Effect.map((result) => result.rows),
-        Effect.orElse(() =>
-          Effect.flatMap(options.connected(lease.key, "lock"), (sql) =>
-            sql`UPDATE ${sql(options.tables.leases)}
-              SET expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
-              WHERE credential_key = ${lease.key} AND fence = ${lease.fence} RETURNING fence`)
-        ),
-        Effect.mapError(fail(lease.key, "lock"))
-      )
-      if (rows.length > 0 || lease.state !== "held") return
+  const held = new Set<Lease>()
+  const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
+  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" AS l ` +
+    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' " +
+    "FROM unnest($2::text[], $3::bigint[]) AS h(credential_key, fence) " +
+    "WHERE l.credential_key = h.credential_key AND l.fence = h.fence RETURNING l.credential_key, l.fence::text AS fence"
+  const renewAll = Effect.gen(function*() {
+    for (const lease of held) if (lease.state !== "held") held.delete(lease)
+    if (held.size === 0) return
+    const leases = Array.from(held)
+    const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
+    const rows = (yield* options.query(renewal, values).pipe(
+      Effect.map((result) => result.rows),
+      Effect.orElse(() =>
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(renewal, values))
+      ),
+      Effect.mapError(fail(leases[0]!.key, "lock"))
+    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
+    const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
+    for (const lease of leases) {
+      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
       lease.state = "lost"
+      held.delete(lease)
       yield* Effect.logError(
         "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
           "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
-    }).pipe(
-      Effect.catchAll((error) =>
-        Effect.logDebug("Could not renew the refresh lock; trying again").pipe(
-          Effect.annotateLogs({ problem: error.problem })
-        )
-      ),
-      Effect.repeat({
-        schedule: Schedule.spaced(Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))),
-        while: () => lease.state === "held"
-      }),
-      Effect.delay(Duration.millis(Math.max(1, Math.floor(ttlMs / 3))))
-    )
+    }
+  })
+  /** Renews the held leases every third of their life, for as long as it runs. */
+  const renewing: Effect.Effect<void> = renewAll.pipe(
+    Effect.catchAll((error) =>
+      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
+        Effect.annotateLogs({ problem: error.problem })
+      )
+    ),
+    Effect.repeat(Schedule.spaced(period)),
+    Effect.asVoid
+  )
 
   // Waits for the lease: woken when it is released or the credential changes, else when it would
   // expire; bounded by the lease's life from when another replica was first found holding it (a
@@ -269,7 +281,8 @@ export const make = (options: LeaseOptions) => {
   const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
     Effect.gen(function*() {
       const lease = yield* acquire(key, yield* Effect.scope)
-      yield* Effect.forkScoped(renew(lease))
+      held.add(lease)
+      yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(lease)))
       yield* Effect.locallyScoped(currentLease, Option.some(lease))
     })
 
@@ -288,5 +301,5 @@ export const make = (options: LeaseOptions) => {
       }))
     })
 
-  return { lock, tryHold }
+  return { lock, tryHold, renewing }
 }
