@@ -11,7 +11,8 @@
  * The 1-minute load average (/proc/loadavg) is recorded with every row: the machine is shared.
  * `npm run bench:fleet` (builds the bundles itself); it prints the table and writes the rows to
  * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
- * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_OUT (bench/fleet.json).
+ * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (10: a replica's unused managers
+ * are released after this long, and the heap measured again), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -40,6 +41,8 @@ const parts = new Set(list("FLEET_PARTS", "keyed,propagation"))
 const signIns = Number(process.env.FLEET_SIGNINS ?? 30)
 const timeoutMs = Number(process.env.FLEET_TIMEOUT_S ?? 900) * 1000
 const out = process.env.FLEET_OUT ?? join(import.meta.dirname, "fleet.json")
+// How long a replica keeps an unused manager: its heap is measured again once they are released.
+const idleTtlMs = Number(process.env.FLEET_IDLE_TTL_S ?? 10) * 1000
 
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!
 const log = (text: string) => process.stderr.write(`${text}\n`)
@@ -63,6 +66,8 @@ interface Row {
   readonly load: string
   /** Answers (K × N) that were the key's fresh token; the row is exact when all were, with N requests. */
   readonly fresh_served?: number
+  /** Heap per credential (as `heap_per_credential_kb`) once the idle managers were released. */
+  readonly heap_after_release_kb?: number
   /** Replica × key pairs holding the key's fresh token once every replica has answered. */
   readonly fresh_held?: number
   readonly exact?: boolean
@@ -136,6 +141,7 @@ const keyed = async (k: number, n: number) => {
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url,
       EFFECT_AUTH_LOG_LEVEL: "WARN",
       FLEET_KEYS: String(n),
+      FLEET_IDLE_TTL_MS: String(idleTtlMs),
       ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
     }))
   await Promise.all(
@@ -156,7 +162,7 @@ const keyed = async (k: number, n: number) => {
       ])
     )
   }
-  const heapBefore = await ask<{ heap: number }>(fleet, "heap")
+  const heapBefore = await ask<{ heap: number; live: number }>(fleet, "heap")
   // Every replica makes its N managers, each reading its credential: they are then idle and hold the stale tokens.
   const held = await ask<Array<string | null>>(fleet, "peek")
   if (!held.every((served) => served.every((token, i) => token === stale[i]))) {
@@ -192,6 +198,11 @@ const keyed = async (k: number, n: number) => {
     } fresh tokens served, ${endedFresh}/${k * n} held at the end`
   )
   const exact = requests === n && wrong === 0
+  // The idle release: every manager unused for the idle time is released, and the heap goes back.
+  await new Promise((resolve) => setTimeout(resolve, idleTtlMs + 2_000))
+  const released = await ask<{ heap: number; live: number }>(fleet, "heap")
+  const afterRelease = released.map((after, i) => (after.heap - heapBefore[i]!.heap) / n / 1024)
+  log(`  after the idle release: ${released.map((r) => r.live).join(", ")} managers alive`)
   if (!exact) {
     inexact++
     // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
@@ -217,6 +228,7 @@ const keyed = async (k: number, n: number) => {
     refreshes_per_s: round(requests / (elapsed / 1000), 0),
     propagation_p99_ms: null,
     heap_per_credential_kb: round(perCredential.reduce((a, b) => a + b, 0) / k, 2),
+    heap_after_release_kb: round(afterRelease.reduce((a, b) => a + b, 0) / k, 2),
     load: `${loadBefore} → ${load()}`,
     fresh_served: k * n - wrong,
     fresh_held: endedFresh,
