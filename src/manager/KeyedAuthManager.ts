@@ -1,8 +1,8 @@
 /**
  * Many credentials in one server: one `AuthManager` per credential key,
  * made on first use and released when it has been idle for a while. Each key
- * has its own snapshot, poison, cooldown and single flight; its logs, spans
- * and metrics carry the key (a name, never a secret).
+ * has its own snapshot, poison, cooldown and single flight; its logs and spans
+ * carry the key (a name, never a secret); the metrics count all keys together.
  */
 import { Context, Duration, Effect, Layer, Option, RcMap, type Scope, Stream } from "effect"
 import { Configuration } from "../config/Configuration.js"
@@ -43,12 +43,15 @@ interface Live {
   missed: boolean
 }
 
-/** Tags the logs, spans and metrics of `effect` with the credential key. */
+/**
+ * Tags the logs and spans of `effect` with the credential key. Not the metrics: a label per key
+ * would keep a counter per credential ever used, for the life of the process (a metric's labels
+ * must be few), where the managers themselves are released when idle.
+ */
 const withKey = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   effect.pipe(
     Effect.annotateLogs("credential", key),
-    Effect.annotateSpans("credential", key),
-    Effect.tagMetrics("credential", key)
+    Effect.annotateSpans("credential", key)
   )
 
 const keyed = (key: string, manager: AuthManager.AuthManagerShape): AuthManager.AuthManagerShape => {
