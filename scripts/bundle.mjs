@@ -155,7 +155,7 @@ export const bundle = async (outdir = join(root, "dist", "bin"), programs = entr
         platform: "node",
         format: "cjs",
         target: "node20",
-        minify: process.env.BUNDLE_NO_MINIFY === undefined,
+        minify: true,
         legalComments: "none",
         // pg's optional native binding: never used, never installed.
         external: ["pg-native"],

@@ -39,6 +39,9 @@ export interface Options {
   readonly maxHeldLocks?: number | undefined
 }
 
+/** The refresh locks a replica holds at once unless told otherwise. */
+const defaultMaxHeldLocks = 64
+
 /** The most connections a pool may be given. */
 const maxPoolSize = 100
 
@@ -105,7 +108,7 @@ const make = <E>(
       ttl: Duration.decode(options.lockTimeout ?? Duration.seconds(35)),
       location,
       problem,
-      slots: yield* Lease.makeSlots(Math.max(1, Math.floor(options.maxHeldLocks ?? 64)))
+      slots: yield* Lease.makeSlots(options.maxHeldLocks ?? defaultMaxHeldLocks)
     })
     yield* Effect.forkScoped(leases.renewing)
     const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
@@ -157,6 +160,12 @@ export const layerWithClient = (
   options: Options = {}
 ): Layer.Layer<CredentialStore | RefreshCoordinator, never, PgClient.PgClient | SqlClient.SqlClient> =>
   Layer.scopedContext(Effect.gen(function*() {
+    const held = options.maxHeldLocks ?? defaultMaxHeldLocks
+    if (!Number.isInteger(held) || held < 1) {
+      return yield* Effect.dieMessage(
+        `${held} refresh locks held at once cannot be used: it must be a whole number from 1`
+      )
+    }
     const pg = yield* PgClient.PgClient
     const sql = yield* SqlClient.SqlClient
     const connect = Effect.as(
@@ -196,6 +205,15 @@ export const layer = (
   if (invalid !== undefined) {
     return Layer.fail(
       ConfigError.InvalidData(["maxConnections"], `The pool size ${poolSize} cannot be used: ${invalid}`)
+    )
+  }
+  const held = options.maxHeldLocks ?? defaultMaxHeldLocks
+  if (!Number.isInteger(held) || held < 1) {
+    return Layer.fail(
+      ConfigError.InvalidData(
+        ["maxHeldLocks"],
+        `${held} refresh locks held at once cannot be used: it must be a whole number from 1`
+      )
     )
   }
   // One connection is kept open: a replica keeps its place under a connection limit.
