@@ -11,7 +11,7 @@
  * The 1-minute load average (/proc/loadavg) is recorded with every row: the machine is shared.
  * `npm run bench:fleet` (builds the bundles itself); it prints the table and writes the rows to
  * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
- * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (10: a replica's unused managers
+ * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (60: a replica's unused managers
  * are released after this long, and the heap measured again), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
@@ -42,7 +42,9 @@ const signIns = Number(process.env.FLEET_SIGNINS ?? 30)
 const timeoutMs = Number(process.env.FLEET_TIMEOUT_S ?? 900) * 1000
 const out = process.env.FLEET_OUT ?? join(import.meta.dirname, "fleet.json")
 // How long a replica keeps an unused manager: its heap is measured again once they are released.
-const idleTtlMs = Number(process.env.FLEET_IDLE_TTL_S ?? 10) * 1000
+// Longer than a replica takes to make its N managers (minutes at N = 10,000 on a busy machine): a
+// manager released before the heap is read would make the heap per credential look smaller.
+const idleTtlMs = Number(process.env.FLEET_IDLE_TTL_S ?? 60) * 1000
 
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!
 const log = (text: string) => process.stderr.write(`${text}\n`)
