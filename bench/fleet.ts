@@ -11,7 +11,8 @@
  * The 1-minute load average (/proc/loadavg) is recorded with every row: the machine is shared.
  * `npm run bench:fleet` (builds the bundles itself); it prints the table and writes the rows to
  * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
- * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_OUT (bench/fleet.json).
+ * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (60: a replica's unused managers
+ * are released after this long, and the heap measured again), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -40,6 +41,10 @@ const parts = new Set(list("FLEET_PARTS", "keyed,propagation"))
 const signIns = Number(process.env.FLEET_SIGNINS ?? 30)
 const timeoutMs = Number(process.env.FLEET_TIMEOUT_S ?? 900) * 1000
 const out = process.env.FLEET_OUT ?? join(import.meta.dirname, "fleet.json")
+// How long a replica keeps an unused manager: its heap is measured again once they are released.
+// Longer than a replica takes to make its N managers (minutes at N = 10,000 on a busy machine): a
+// manager released before the heap is read would make the heap per credential look smaller.
+const idleTtlMs = Number(process.env.FLEET_IDLE_TTL_S ?? 60) * 1000
 
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!
 const log = (text: string) => process.stderr.write(`${text}\n`)
@@ -63,6 +68,10 @@ interface Row {
   readonly load: string
   /** Answers (K × N) that were the key's fresh token; the row is exact when all were, with N requests. */
   readonly fresh_served?: number
+  /** Heap per credential (as `heap_per_credential_kb`) once the idle managers were released. */
+  readonly heap_after_release_kb?: number
+  /** Replica × key pairs holding the key's fresh token once every replica has answered. */
+  readonly fresh_held?: number
   readonly exact?: boolean
 }
 const rows: Array<Row> = []
@@ -134,6 +143,7 @@ const keyed = async (k: number, n: number) => {
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url,
       EFFECT_AUTH_LOG_LEVEL: "WARN",
       FLEET_KEYS: String(n),
+      FLEET_IDLE_TTL_MS: String(idleTtlMs),
       ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
     }))
   await Promise.all(
@@ -154,7 +164,7 @@ const keyed = async (k: number, n: number) => {
       ])
     )
   }
-  const heapBefore = await ask<{ heap: number }>(fleet, "heap")
+  const heapBefore = await ask<{ heap: number; live: number }>(fleet, "heap")
   // Every replica makes its N managers, each reading its credential: they are then idle and hold the stale tokens.
   const held = await ask<Array<string | null>>(fleet, "peek")
   if (!held.every((served) => served.every((token, i) => token === stale[i]))) {
@@ -176,14 +186,35 @@ const keyed = async (k: number, n: number) => {
   if (replayed > 0) log(`  ${replayed} refresh tokens were sent more than once`)
   const wrong =
     answers.flat().filter((token, j) => token === null || claims(token).rt !== `${label}-rt-${j % n}`).length
-  log(`K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${k * n} fresh tokens served`)
+  // What the wrong answers were: no token, the stale one, or another.
+  const stalePerReplica = answers.map((served) => served.filter((token, i) => token === stale[i]).length)
+  const none = answers.flat().filter((token) => token === null).length
+  // What every replica holds once all have answered (a replica that gave up waiting for a lease
+  // answered with the stale, still valid, token, and adopts the fresh one when it is written).
+  const ended = await ask<Array<string | null>>(fleet, "peek")
+  const endedFresh = ended.flat().filter((token, j) => token !== null && claims(token).rt === `${label}-rt-${j % n}`)
+    .length
+  log(
+    `K=${k} N=${n}: ${requests} requests in ${elapsed.toFixed(0)} ms; ${k * n - wrong}/${
+      k * n
+    } fresh tokens served, ${endedFresh}/${k * n} held at the end`
+  )
   const exact = requests === n && wrong === 0
+  // The idle release: every manager unused for the idle time is released, and the heap goes back.
+  await new Promise((resolve) => setTimeout(resolve, idleTtlMs + 2_000))
+  const released = await ask<{ heap: number; live: number }>(fleet, "heap")
+  const afterRelease = released.map((after, i) => (after.heap - heapBefore[i]!.heap) / n / 1024)
+  log(`  after the idle release: ${released.map((r) => r.live).join(", ")} managers alive`)
   if (!exact) {
     inexact++
     // Why: the distinct warnings the replicas logged (messages and problems, never tokens).
+    log(`  wrong answers: ${none} without a token; the stale token served per replica: ${stalePerReplica.join(", ")}`)
     const said = new Set(
       fleet.flatMap((replica) =>
-        replica.stderr().split("\n").filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
+        [
+          ...replica.stderr().split("\n"),
+          ...replica.messages.flatMap((m) => m.method === "<not json>" ? [String(m.params)] : [])
+        ].filter((line) => line.includes("level=WARN") || line.includes("level=ERROR"))
           .map((line) =>
             line.replace(/^timestamp=\S+ /, "").replace(/fiber=#\d+ /, "").replace(/credential=\S+ ?/, "").slice(0, 300)
           )
@@ -199,8 +230,10 @@ const keyed = async (k: number, n: number) => {
     refreshes_per_s: round(requests / (elapsed / 1000), 0),
     propagation_p99_ms: null,
     heap_per_credential_kb: round(perCredential.reduce((a, b) => a + b, 0) / k, 2),
+    heap_after_release_kb: round(afterRelease.reduce((a, b) => a + b, 0) / k, 2),
     load: `${loadBefore} → ${load()}`,
     fresh_served: k * n - wrong,
+    fresh_held: endedFresh,
     exact
   })
   if (profile !== undefined) {

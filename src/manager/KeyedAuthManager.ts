@@ -1,10 +1,10 @@
 /**
  * Many credentials in one server: one `AuthManager` per credential key,
  * made on first use and released when it has been idle for a while. Each key
- * has its own snapshot, poison, cooldown and single flight; its logs, spans
- * and metrics carry the key (a name, never a secret).
+ * has its own snapshot, poison, cooldown and single flight; its logs and spans
+ * carry the key (a name, never a secret); the metrics count all keys together.
  */
-import { Context, Duration, Effect, Layer, RcMap, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, Option, RcMap, type Scope, Stream } from "effect"
 import { Configuration } from "../config/Configuration.js"
 import type { Settings } from "../config/Settings.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
@@ -14,6 +14,7 @@ import { CredentialStore } from "../stores/CredentialStore.js"
 import { RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import * as AuthManager from "./AuthManager.js"
 import type { AuthStatus, AuthStatusParams } from "./AuthState.js"
+import * as Watch from "./internal/watch.js"
 
 export interface Options {
   /** Settings of every manager, over the defaults (`layer` takes them from the `Configuration`). */
@@ -36,12 +37,21 @@ export interface KeyedAuthManagerShape {
   readonly keys: Effect.Effect<ReadonlyArray<string>>
 }
 
-/** Tags the logs, spans and metrics of `effect` with the credential key. */
+/** A key's manager while it is alive (none while it is being made, `missed` a change heard then). */
+interface Live {
+  manager: AuthManager.AuthManagerShape | undefined
+  missed: boolean
+}
+
+/**
+ * Tags the logs and spans of `effect` with the credential key. Not the metrics: a label per key
+ * would keep a counter per credential ever used, for the life of the process (a metric's labels
+ * must be few), where the managers themselves are released when idle.
+ */
 const withKey = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   effect.pipe(
     Effect.annotateLogs("credential", key),
-    Effect.annotateSpans("credential", key),
-    Effect.tagMetrics("credential", key)
+    Effect.annotateSpans("credential", key)
   )
 
 const keyed = (key: string, manager: AuthManager.AuthManagerShape): AuthManager.AuthManagerShape => {
@@ -69,17 +79,65 @@ export const make = (options: Options = {}) =>
     const coordinator = yield* RefreshCoordinator
     const refresher = yield* TokenRefresher
     const settings = options.settings ?? {}
+    const feed = credentials.changedKeys
+    const live = new Map<string, Live>()
     const managers = yield* RcMap.make({
       lookup: (key: string) =>
-        AuthManager.make(settings).pipe(
-          Effect.provideService(AuthStore, bind(key, credentials, coordinator)),
-          Effect.provideService(TokenRefresher, refresher),
-          // What the manager forks (its watch of storage) carries the key too.
-          withKey(key),
-          Effect.map((manager) => keyed(key, manager))
-        ),
+        Effect.gen(function*() {
+          // Registered before the manager reads storage: a change heard meanwhile is reloaded after.
+          const entry: Live = { manager: undefined, missed: false }
+          live.set(key, entry)
+          yield* Effect.addFinalizer(() => Effect.sync(() => live.get(key) === entry && live.delete(key)))
+          const bound = bind(key, credentials, coordinator)
+          const manager = yield* AuthManager.make(settings).pipe(
+            // With one feed of every key's changes, the managers are watched by one fiber (below),
+            // not one each.
+            Effect.provideService(AuthStore, feed === undefined ? bound : { ...bound, changed: Stream.empty }),
+            Effect.provideService(TokenRefresher, refresher),
+            // What the manager forks (its flights) carries the key too.
+            withKey(key),
+            Effect.map((manager) => keyed(key, manager))
+          )
+          entry.manager = manager
+          if (entry.missed) yield* reloadOf(key)
+          return manager
+        }),
       idleTimeToLive: options.idleTimeToLive ?? Duration.minutes(5)
     })
+
+    // ---- one watch of every key (a store with one feed of changes) ---------------------------
+    const scope = yield* Effect.scope
+    // The keys being reloaded, and whether another change came meanwhile (one more reload then).
+    const reloading = new Map<string, { again: boolean }>()
+    const reloadOf = (key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const entry = live.get(key)
+        if (entry === undefined) return Effect.void
+        const manager = entry.manager
+        if (manager === undefined) return Effect.sync(() => (entry.missed = true))
+        const running = reloading.get(key)
+        if (running !== undefined) return Effect.sync(() => (running.again = true))
+        const mark = { again: false }
+        reloading.set(key, mark)
+        return Effect.suspend(() => {
+          mark.again = false
+          return Watch.reloadQuietly(manager.reload)
+        }).pipe(
+          Effect.repeat({ while: () => mark.again }),
+          Effect.ensuring(Effect.sync(() => reloading.delete(key))),
+          Effect.forkIn(scope),
+          Effect.asVoid
+        )
+      })
+    if (feed !== undefined) {
+      yield* feed.pipe(
+        Stream.runForEach(Option.match({
+          onNone: () => Effect.forEach(live.keys(), reloadOf, { discard: true }),
+          onSome: reloadOf
+        })),
+        Effect.forkScoped
+      )
+    }
     const get = (key: string) => RcMap.get(managers, key)
     return KeyedAuthManager.of({
       get,

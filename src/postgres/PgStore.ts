@@ -32,7 +32,15 @@ export interface Options {
    * a holder gone for longer loses it. A wait for the lock gives up after this long too.
    */
   readonly lockTimeout?: Duration.DurationInput | undefined
+  /**
+   * The most refresh locks this replica holds at once (default 64); more flights wait for a slot
+   * holding none, so that a burst on one replica leaves the keys it has not started to the others.
+   */
+  readonly maxHeldLocks?: number | undefined
 }
+
+/** The refresh locks a replica holds at once unless told otherwise. */
+const defaultMaxHeldLocks = 64
 
 /** The most connections a pool may be given. */
 const maxPoolSize = 100
@@ -99,15 +107,20 @@ const make = <E>(
       holder,
       ttl: Duration.decode(options.lockTimeout ?? Duration.seconds(35)),
       location,
-      problem
+      problem,
+      slots: yield* Lease.makeSlots(options.maxHeldLocks ?? defaultMaxHeldLocks)
     })
+    yield* Effect.forkScoped(leases.renewing)
     const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
 
     const credentials = makeCredentialStore({
       location,
       read: statements.read,
       swap: statements.swap,
-      changes: made.hub.changes
+      changes: made.hub.changes,
+      // One notification per write, sent as it commits.
+      exactChanges: true,
+      changedKeys: made.hub.changedKeys
     })
     const coordinator = makeCoordinator({
       location,
@@ -147,6 +160,12 @@ export const layerWithClient = (
   options: Options = {}
 ): Layer.Layer<CredentialStore | RefreshCoordinator, never, PgClient.PgClient | SqlClient.SqlClient> =>
   Layer.scopedContext(Effect.gen(function*() {
+    const held = options.maxHeldLocks ?? defaultMaxHeldLocks
+    if (!Number.isInteger(held) || held < 1) {
+      return yield* Effect.dieMessage(
+        `${held} refresh locks held at once cannot be used: it must be a whole number from 1`
+      )
+    }
     const pg = yield* PgClient.PgClient
     const sql = yield* SqlClient.SqlClient
     const connect = Effect.as(
@@ -186,6 +205,15 @@ export const layer = (
   if (invalid !== undefined) {
     return Layer.fail(
       ConfigError.InvalidData(["maxConnections"], `The pool size ${poolSize} cannot be used: ${invalid}`)
+    )
+  }
+  const held = options.maxHeldLocks ?? defaultMaxHeldLocks
+  if (!Number.isInteger(held) || held < 1) {
+    return Layer.fail(
+      ConfigError.InvalidData(
+        ["maxHeldLocks"],
+        `${held} refresh locks held at once cannot be used: it must be a whole number from 1`
+      )
     )
   }
   // One connection is kept open: a replica keeps its place under a connection limit.

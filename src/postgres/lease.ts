@@ -10,7 +10,7 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Queue, Schedule, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
 import { retryLostSession } from "./connection.js"
@@ -79,7 +79,20 @@ export interface LeaseOptions {
   readonly ttl: Duration.Duration
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
+  /** A slot is taken before a lease and given back after it (see `makeSlots`). */
+  readonly slots: Queue.Queue<void>
 }
+
+/**
+ * The slots of the leases one process may hold at once: a queue of `count` tokens. (Not a
+ * semaphore: a freed slot wakes one waiter, where a semaphore wakes every waiter to race for it,
+ * which with a thousand flights waiting was most of a replica's work.)
+ */
+export const makeSlots = (count: number) =>
+  Effect.tap(
+    Queue.bounded<void>(count),
+    (slots) => Queue.offerAll(slots, Array.from({ length: count }, () => undefined))
+  )
 
 type Taken = {
   readonly fence: string | null
@@ -100,6 +113,11 @@ const prefetchedOf = (taken: Taken): Prefetched => ({
 
 export const make = (options: LeaseOptions) => {
   const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
+  // The leases this process may hold at once. A replica asked for thousands of stale keys at once
+  // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
+  // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
+  const takeSlot = Queue.take(options.slots)
+  const freeSlot = Queue.offer(options.slots, undefined)
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
 
@@ -133,7 +151,11 @@ export const make = (options: LeaseOptions) => {
       Effect.mapError(fail(key, "lock"))
     )
 
-  const release = (lease: Lease) =>
+  // Decided when it runs: a lease released by the write of the refreshed tokens needs no statement
+  // (nor the bound's timer).
+  const release = (lease: Lease) => Effect.suspend(() => lease.state === "committed" ? Effect.void : releaseNow(lease))
+
+  const releaseNow = (lease: Lease) =>
     Effect.gen(function*() {
       // A lost lease stays lost: what its holder saves later is fenced by a lease of its own. A
       // lease released by the write of the refreshed tokens is gone already.
@@ -158,62 +180,83 @@ export const make = (options: LeaseOptions) => {
       )
     )
 
-  // Renewed at a third of its life while the refresh goes on: a holder that is alive keeps it, a
-  // holder that is gone (its process dead or cut off) loses it when it expires. The renewal runs on
-  // the listening connection: on the pool it would wait behind every statement queued there, and a
+  // Renewed at a third of their life while their refreshes go on: a holder that is alive keeps
+  // them, a holder that is gone (its process dead or cut off) loses them when they expire. All the
+  // leases this process holds are renewed in one statement, by one fiber. The renewal runs on the
+  // listening connection: on the pool it would wait behind every statement queued there, and a
   // busy replica would lose leases it is still using (another replica would then send their refresh
   // tokens again). The pool is the fallback while that connection is down.
-  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" ` +
-    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' WHERE credential_key = $2 AND fence = $3 RETURNING fence"
-  const renew = (lease: Lease) =>
-    Effect.gen(function*() {
-      const rows = yield* options.query(renewal, [ttlMs, lease.key, lease.fence]).pipe(
-        Effect.map((result) => result.rows),
-        Effect.orElse(() =>
-          Effect.flatMap(options.connected(lease.key, "lock"), (sql) =>
-            sql`UPDATE ${sql(options.tables.leases)}
-              SET expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
-              WHERE credential_key = ${lease.key} AND fence = ${lease.fence} RETURNING fence`)
-        ),
-        Effect.mapError(fail(lease.key, "lock"))
-      )
-      if (rows.length > 0 || lease.state !== "held") return
+  const held = new Set<Lease>()
+  const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
+  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" AS l ` +
+    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' " +
+    "FROM unnest($2::text[], $3::bigint[]) AS h(credential_key, fence) " +
+    "WHERE l.credential_key = h.credential_key AND l.fence = h.fence RETURNING l.credential_key, l.fence::text AS fence"
+  const renewAll = Effect.gen(function*() {
+    for (const lease of held) if (lease.state !== "held") held.delete(lease)
+    if (held.size === 0) return
+    const leases = Array.from(held)
+    const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
+    const rows = (yield* options.query(renewal, values).pipe(
+      Effect.map((result) => result.rows),
+      Effect.orElse(() =>
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(renewal, values))
+      ),
+      Effect.mapError(fail(leases[0]!.key, "lock"))
+    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
+    const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
+    for (const lease of leases) {
+      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
       lease.state = "lost"
+      held.delete(lease)
       yield* Effect.logError(
         "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
           "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
-    }).pipe(
-      Effect.catchAll((error) =>
-        Effect.logDebug("Could not renew the refresh lock; trying again").pipe(
-          Effect.annotateLogs({ problem: error.problem })
-        )
-      ),
-      Effect.repeat({
-        schedule: Schedule.spaced(Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))),
-        while: () => lease.state === "held"
-      }),
-      Effect.delay(Duration.millis(Math.max(1, Math.floor(ttlMs / 3))))
-    )
+    }
+  })
+  /** Renews the held leases every third of their life, for as long as it runs. */
+  const renewing: Effect.Effect<void> = renewAll.pipe(
+    Effect.catchAll((error) =>
+      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
+        Effect.annotateLogs({ problem: error.problem })
+      )
+    ),
+    Effect.repeat(Schedule.spaced(period)),
+    Effect.asVoid
+  )
 
   // Waits for the lease: woken when it is released or the credential changes, else when it would
-  // expire; bounded by the lease's life (a holder alive for longer renews it: the wait gives up).
+  // expire; bounded by the lease's life from when another replica was first found holding it (a
+  // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
+  // does not count: it lasts as long as the flights ahead of it, each bounded by its own.
   // Each try is uninterruptible up to the release being registered, so a lease taken is never left
   // behind by an interruption; the waits between tries are interruptible.
   const acquire = (key: string, scope: Scope.Scope) =>
     Effect.scoped(Effect.gen(function*() {
       const sql = yield* options.connected(key, "lock")
       const next = yield* options.hub.leaseSignals(key)
-      const deadline = (yield* Clock.currentTimeMillis) + ttlMs
+      let deadline: number | undefined
       let said = false
       while (true) {
-        const taken = yield* Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
-          if (taken.fence === null) return Effect.succeed({ lease: Option.none<Lease>(), taken })
-          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-          return Effect.as(Scope.addFinalizer(scope, release(lease)), { lease: Option.some(lease), taken })
-        }))
+        // A slot first, holding no lease while it waits: a lease is held only by a flight that can
+        // go on at once, so the keys this process has not started yet stay free for the others.
+        const taken = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.zipRight(
+            restore(takeSlot),
+            Effect.flatMap(Effect.onError(take(sql, key), () => freeSlot), (taken) => {
+              if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
+              const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+              return Effect.as(
+                Scope.addFinalizer(scope, Effect.ensuring(release(lease), freeSlot)),
+                { lease: Option.some(lease), taken }
+              )
+            })
+          )
+        )
         if (Option.isSome(taken.lease)) return taken.lease.value
         const now = yield* Clock.currentTimeMillis
+        deadline ??= now + ttlMs
         if (now >= deadline) {
           return yield* new AuthStoreError({
             path: options.location(key),
@@ -238,7 +281,8 @@ export const make = (options: LeaseOptions) => {
   const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
     Effect.gen(function*() {
       const lease = yield* acquire(key, yield* Effect.scope)
-      yield* Effect.forkScoped(renew(lease))
+      held.add(lease)
+      yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(lease)))
       yield* Effect.locallyScoped(currentLease, Option.some(lease))
     })
 
@@ -257,5 +301,5 @@ export const make = (options: LeaseOptions) => {
       }))
     })
 
-  return { lock, tryHold }
+  return { lock, tryHold, renewing }
 }

@@ -8,7 +8,7 @@
  * filtering each notification through every subscriber was most of the work).
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
-import { Duration, Effect, Queue, Redacted, Ref, Schedule, type Scope, Stream } from "effect"
+import { Duration, Effect, Option, Queue, Redacted, Ref, Schedule, type Scope, Stream } from "effect"
 import pg, { type Client, type ClientConfig, type Notification } from "pg"
 
 type Subscriber = () => void
@@ -22,6 +22,8 @@ export interface Hub {
    * its credential, a reconnection); returns the wait for the next one since the subscription.
    */
   readonly leaseSignals: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+  /** Every key's changes in one feed: a key that may have changed, none when any may have (a reconnection). */
+  readonly changedKeys: Stream.Stream<Option.Option<string>>
 }
 
 const registry = () => {
@@ -43,7 +45,21 @@ const registry = () => {
 export const makeHub = () => {
   const credentials = registry()
   const leases = registry()
+  const everyKey = new Set<(key: Option.Option<string>) => void>()
   const hub: Hub = {
+    changedKeys: Stream.asyncPush<Option.Option<string>>(
+      (emit) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const subscriber = (key: Option.Option<string>) => void emit.single(key)
+            everyKey.add(subscriber)
+            return subscriber
+          }),
+          (subscriber) => Effect.sync(() => everyKey.delete(subscriber))
+        ),
+      // Every key is kept: a burst of notifications is a burst of distinct keys.
+      { bufferSize: "unbounded" }
+    ),
     changes: (key) =>
       Stream.asyncPush<void>(
         (emit) =>
@@ -83,9 +99,16 @@ export const makeHub = () => {
     hub,
     query,
     setClient: (client: Client | undefined) => (current = client),
-    credentialChanged: credentials.signal,
+    credentialChanged: (key: string) => {
+      credentials.signal(key)
+      if (everyKey.size > 0) everyKey.forEach((subscriber) => subscriber(Option.some(key)))
+    },
     leaseChanged: leases.signal,
-    everything: () => (credentials.signalAll(), leases.signalAll())
+    everything: () => {
+      credentials.signalAll()
+      leases.signalAll()
+      everyKey.forEach((subscriber) => subscriber(Option.none()))
+    }
   }
 }
 

@@ -39,6 +39,8 @@ export interface AuthStoreShape {
    * process writing the file). Never fails: a store that cannot watch is silent.
    */
   readonly changed: Stream.Stream<void>
+  /** Whether `changed` emits once per write, as it commits: reloaded at once, with no debounce. */
+  readonly exactChanges?: boolean | undefined
   /**
    * Runs `effect` holding the store's refresh lock, so that the processes
    * sharing the credentials refresh one at a time. It may be held across a
@@ -169,6 +171,7 @@ export const bind = (
     ),
   remove: Effect.asVoid(credentials.set(key, Option.none())),
   changed: credentials.changes(key),
+  exactChanges: credentials.exactChanges,
   withRefreshLock: coordinator.withRefreshLock(key),
   loadShared: coordinator.getHealth(key),
   saveShared: (state) => coordinator.setHealth(key, state)

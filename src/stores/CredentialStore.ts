@@ -52,6 +52,17 @@ export interface Backend {
    * a backend that cannot watch is silent.
    */
   readonly changes: (key: string) => Stream.Stream<void>
+  /**
+   * Whether `changes` emits once per write, as it commits (a database's notifications), rather
+   * than in bursts around one (a file watched): the manager then reloads at once, with no debounce.
+   */
+  readonly exactChanges?: boolean | undefined
+  /**
+   * Every key's changes in one feed, when the backend can give it: a key that may have been
+   * changed, or none when any may have (the feed was cut). A holder of many keys then watches them
+   * all with one subscription instead of one per key.
+   */
+  readonly changedKeys?: Stream.Stream<Option.Option<string>> | undefined
 }
 
 /** One credential as read: its parsed snapshot and the revision a compare-and-set is made against. */
@@ -80,6 +91,10 @@ export interface CredentialStoreShape {
   readonly set: (key: string, next: Option.Option<AuthDocument.AuthDocument>) => Effect.Effect<Stored, AuthStoreError>
   /** Emits when `key` may have been changed by someone else. Never fails. */
   readonly changes: (key: string) => Stream.Stream<void>
+  /** Whether `changes` emits once per write (see `Backend.exactChanges`). */
+  readonly exactChanges?: boolean | undefined
+  /** Every key's changes in one feed, when the backend can give it (see `Backend.changedKeys`). */
+  readonly changedKeys?: Stream.Stream<Option.Option<string>> | undefined
 }
 
 /**
@@ -169,7 +184,9 @@ export const make = (backend: Backend): CredentialStoreShape => {
         Effect.map(written(key, next)),
         Effect.withSpan("CredentialStore.set", { attributes: { credential: key } })
       ),
-    changes: backend.changes
+    changes: backend.changes,
+    exactChanges: backend.exactChanges,
+    changedKeys: backend.changedKeys
   }
 }
 

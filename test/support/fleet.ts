@@ -4,18 +4,19 @@
  * keys `fleet-0` … `fleet-{FLEET_KEYS - 1}` at once when a line arrives on
  * stdin, and prints one JSON line: the access token served for each key. The
  * line `peek` asks with `noRefresh` (what each manager holds, no request);
- * `heap` collects garbage and prints `{"heap": bytes}` (the bench's memory
- * per credential).
+ * `heap` collects garbage and prints `{"heap": bytes, "live": managers alive}` (the bench's
+ * memory per credential, and its idle release).
  */
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { Configuration } from "../../src/config/Configuration.js"
+import { settingsOf } from "../../src/manager/AuthManager.js"
 import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
+import { layerNodeHttpClient } from "../../src/node/layerNode.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { PgStore } from "../../src/postgres/index.js"
 
@@ -55,7 +56,10 @@ const program = Effect.gen(function*() {
     Stream.splitLines,
     Stream.runForEach((line) =>
       line.trim() === "heap"
-        ? Effect.sync(() => process.stdout.write(`${JSON.stringify({ heap: heap() })}\n`))
+        ? Effect.flatMap(
+          auth.keys,
+          (live) => Effect.sync(() => process.stdout.write(`${JSON.stringify({ heap: heap(), live: live.length })}\n`))
+        )
         : Effect.forEach(
           keys,
           (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh: line.trim() === "peek" }),
@@ -73,11 +77,25 @@ const program = Effect.gen(function*() {
   )
 })
 
+// FLEET_IDLE_TTL_MS: how long an unused manager lives (the bench's measure of the idle release).
+const idleTtl = process.env.FLEET_IDLE_TTL_MS
+const keyedLayer = idleTtl === undefined
+  ? KeyedAuthManager.KeyedAuthManager.layer
+  : Layer.scoped(
+    KeyedAuthManager.KeyedAuthManager,
+    Effect.flatMap(Configuration, (configuration) =>
+      KeyedAuthManager.make({
+        settings: settingsOf(configuration),
+        idleTimeToLive: Duration.millis(Number(idleTtl))
+      }))
+  )
+
 Effect.runPromise(program.pipe(
-  Effect.provide(KeyedAuthManager.KeyedAuthManager.layer.pipe(
+  Effect.provide(keyedLayer.pipe(
     Layer.provide(Layer.mergeAll(PgStore.layerConfig, TokenRefresher.layerHttp)),
     Layer.provide(Configuration.layerConfig),
-    Layer.provide(NodeHttpClient.layer)
+    // The library's own HTTP client (connections kept open between token requests).
+    Layer.provide(layerNodeHttpClient)
   )),
   Effect.scoped
 )).then(() => writeProfile().then(() => process.exit(0)), (error) => {
