@@ -1,4 +1,4 @@
-// `npm test`: both editions' suites at once — the Effect 3 edition's under this Node, the Effect 4
+// `npm test`: both editions' suites at once — the Effect 3 edition's on the Node that runs npm, the Effect 4
 // edition's under Node 22 (scripts/node22.mjs) — then one closing line for both. The Effect 3 suite's
 // end-to-end tests mostly wait on the processes they start, so the two runs share the machine well; the
 // Effect 4 run's output is held and printed after the Effect 3 run's, so each reads as one block.
@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { env, node } from "./nodeEnv.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const args = process.argv.slice(2)
@@ -17,7 +18,7 @@ const vitest = (folder) => join(root, folder, "node_modules", "vitest", "vitest.
 
 const run = (commandArgs, { held }) =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, commandArgs, { cwd: root, stdio: held ? "pipe" : "inherit" })
+    const child = spawn(node, commandArgs, { cwd: root, env, stdio: held ? "pipe" : "inherit" })
     const output = []
     if (held) {
       child.stdout.on("data", (chunk) => output.push(chunk))
