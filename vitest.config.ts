@@ -31,7 +31,7 @@ export default defineConfig({
     globalSetup: ["test/support/auditSetup.ts"],
     // The e2e files run in two reused worker processes (they mostly wait on the programs they
     // spawn); see the e2e project.
-    poolOptions: { forks: { isolate: false, maxForks: 3, minForks: 1 } },
+    poolOptions: { forks: { isolate: false, maxForks: 2, minForks: 1 } },
     projects: [
       {
         // The Effect-free core shared by both editions (packages/core), tested once, here.
