@@ -58,7 +58,10 @@ const has = (command) => {
   }
 }
 
-export const buildNative = (only = Object.keys(targets), prebuilds = join(root, "packages", "core", "native", "prebuilds")) => {
+export const buildNative = (
+  only = Object.keys(targets),
+  prebuilds = join(root, "packages", "core", "native", "prebuilds")
+) => {
   const skipMissing = process.env.EFFECT_AUTH_NATIVE !== "require"
   const work = mkdtempSync(join(tmpdir(), "flock-build-"))
   try {

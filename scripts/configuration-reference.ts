@@ -3,9 +3,9 @@
  * configuration attaches to each variable (`Config.withDescription(variables[name])`).
  * `npm run docs:config` rewrites it; test/Configuration.test.ts fails when it is stale.
  */
+import { variables } from "@effect-auth-manager/core/variables"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { variables } from "@effect-auth-manager/core/variables"
 
 export const docPath = join(import.meta.dirname, "..", "docs", "configuration.md")
 export const begin = "<!-- generated from Configuration.variables by npm run docs:config: do not edit -->"

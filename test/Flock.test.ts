@@ -22,7 +22,9 @@ describe("the lock primitive of this machine", () => {
     const primitive = LockPrimitive.get()
     expect(primitive._tag).toBe("Addon")
     if (primitive._tag !== "Addon") return
-    expect(primitive.file).toBe(join(import.meta.dirname, "..", "packages", "core", "native", "prebuilds", "linux-x64", "flock.node"))
+    expect(primitive.file).toBe(
+      join(import.meta.dirname, "..", "packages", "core", "native", "prebuilds", "linux-x64", "flock.node")
+    )
   })
 })
 

@@ -21,13 +21,13 @@
  *   tokens, so it is part of the credential store and is removed once they
  *   are saved (see `pendingRefresh.ts`).
  */
+import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Either, Option, Random, Ref, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
-import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import type * as CredentialStore from "../CredentialStore.js"
 import type { FileOptions } from "../FileOptions.js"
 import * as FileRead from "../FileRead.js"

@@ -25,12 +25,12 @@
  *   `fileFallback` (Codex's `auto`), `auth.json` is read while the keyring
  *   holds nothing.
  */
+import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import { Duration, Effect, Either, Option, Schedule, Stream } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError } from "../../errors/Errors.js"
-import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
 import * as CodexKeyring from "../CodexKeyring.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import type { KeyringOptions } from "../FileOptions.js"
