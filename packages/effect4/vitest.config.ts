@@ -11,14 +11,33 @@ export default defineConfig({
     }]
   },
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    // Two workers that keep their loaded modules from one file to the next: loading Effect and the
-    // edition afresh for each file was half the run. So a file must not rely on module-level state
-    // another file left (compare a metric before and after, not with zero).
     pool: "forks",
-    isolate: false,
-    maxWorkers: 2
+    maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "effect4",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/Keyring*.test.ts"],
+          // Workers keep their loaded modules from one file to the next: loading Effect and the edition
+          // afresh for each file was half the run. So a file must not rely on module-level state another
+          // file left (compare a metric before and after, not with zero).
+          isolate: false
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "effect4-keyring",
+          include: ["test/Keyring*.test.ts"],
+          // The keyring binding keeps its D-Bus connection for the life of the process: each file, with
+          // a Secret Service of its own, runs in a fresh one.
+          isolate: true
+        }
+      }
+    ]
   }
 })
