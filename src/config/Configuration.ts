@@ -24,7 +24,6 @@ import {
   durationFits,
   type DurationRule,
   isDatabaseUrl,
-  isPort,
   parsePoolSize,
   parsePorts,
   poolSizeAllowed,
@@ -32,6 +31,14 @@ import {
   tablePrefixProblem,
   tokenUrlProblem
 } from "@effect-auth-manager/core/rules"
+import {
+  codexHomeIn,
+  codexHomeOf,
+  defaults,
+  managerDurations,
+  type PlainSettings,
+  settingsProblem
+} from "@effect-auth-manager/core/settings"
 import { type Variable, variables } from "@effect-auth-manager/core/variables"
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 import { homedir } from "node:os"
@@ -123,68 +130,47 @@ export interface Input {
 const described = <A>(name: Variable, config: Config.Config<A>): Config.Config<A> =>
   Config.withDescription(config, variables[name])
 
-const defaultRefreshTimeout = Duration.seconds(30)
+const defaultRefreshTimeout = Duration.millis(defaults.refreshTimeoutMillis)
+const defaultSignInTimeout = Duration.millis(defaults.signInTimeoutMillis)
 
-/** The manager's durations `Configuration.layer` checks, and what each allows. */
-const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> = [
-  ["refreshWindow", "nonNegative"],
-  // Zero is no guard at all (tests and benchmarks force refreshes with it); below zero is a typo.
-  ["minRefreshInterval", "nonNegative"],
-  ["staleAfter", "positive"],
-  ["backoffBase", "positive"],
-  ["backoffCap", "positive"],
-  ["maxRetryAfter", "nonNegative"],
-  ["shutdownWait", "positive"],
-  ["watchDebounce", "nonNegative"]
-]
+/** `options` in the core's plain terms: durations in milliseconds, absent as undefined. */
+const plainOf = (options: Options): PlainSettings => ({
+  refreshTimeoutMillis: Duration.toMillis(options.refreshTimeout),
+  manager: Object.fromEntries(
+    managerDurations.flatMap(([name]) => {
+      const duration = options.manager[name]
+      return duration === undefined ? [] : [[name, Duration.toMillis(duration)]]
+    })
+  ),
+  signInTimeoutMillis: Duration.toMillis(options.signIn.timeout),
+  tokenUrl: options.tokenEndpoint.url,
+  ports: Option.getOrUndefined(options.signIn.ports),
+  database: Option.getOrUndefined(
+    Option.map(options.database, (database) => ({
+      url: Redacted.value(database.url),
+      tablePrefix: database.tablePrefix
+    }))
+  )
+})
 
 /** The first setting of `options` that cannot work, as the `ConfigError` that names it; none when all can. */
-export const check = (options: Options): Option.Option<ConfigError.ConfigError> => {
-  const refuse = (path: ReadonlyArray<string>, message: string) =>
-    Option.some(ConfigError.InvalidData([...path], message))
-  const durations: ReadonlyArray<readonly [ReadonlyArray<string>, Duration.Duration | undefined, DurationRule]> = [
-    [["refreshTimeout"], options.refreshTimeout, "positive"],
-    ...managerDurations.map(([name, rule]) =>
-      [["manager", name], options.manager[name] as Duration.Duration | undefined, rule] as const
-    ),
-    [["signIn", "timeout"], options.signIn.timeout, "positive"]
-  ]
-  for (const [path, duration, rule] of durations) {
-    if (duration !== undefined && !durationFits(Duration.toMillis(duration), rule)) {
-      return refuse(path, `Expected ${durationAllowed[rule]} but received ${Duration.format(duration)}`)
-    }
-  }
-  const urlProblem = tokenUrlProblem(options.tokenEndpoint.url)
-  if (urlProblem !== undefined) {
-    return refuse(["tokenEndpoint", "url"], `Expected an http:// or https:// URL, but ${urlProblem}`)
-  }
-  if (Option.isSome(options.signIn.ports)) {
-    const ports = options.signIn.ports.value
-    if (ports.length === 0 || !ports.every(isPort)) {
-      return refuse(["signIn", "ports"], `Expected ${portsAllowed} but received [${ports.join(", ")}]`)
-    }
-  }
-  if (Option.isSome(options.database)) {
-    if (!isDatabaseUrl(Redacted.value(options.database.value.url))) {
-      return refuse(["database", "url"], "Expected a postgres:// URL")
-    }
-    const prefixProblem = tablePrefixProblem(options.database.value.tablePrefix)
-    if (prefixProblem !== undefined) return refuse(["database", "tablePrefix"], prefixProblem)
-  }
-  return Option.none()
-}
+export const check = (options: Options): Option.Option<ConfigError.ConfigError> =>
+  Option.map(
+    Option.fromNullable(settingsProblem(plainOf(options))),
+    (problem) => ConfigError.InvalidData([...problem.path], problem.message)
+  )
 
 /** `Input` with every default applied. */
 export const resolve = (input: Input = {}): Options => ({
   // An empty folder name is no folder: as in Codex, it is the default.
-  codexHome: input.codexHome !== undefined && input.codexHome !== "" ? input.codexHome : `${homedir()}/.codex`,
+  codexHome: codexHomeOf(input.codexHome, homedir()),
   credentialsStore: Option.fromNullable(input.credentialsStore),
   refreshTimeout: input.refreshTimeout ?? defaultRefreshTimeout,
   tokenEndpoint: {
     url: codexTokenUrl,
     clientId: codexClientId,
     clientSecret: Option.none(),
-    bodyFormat: "json",
+    bodyFormat: defaults.bodyFormat,
     ...input.tokenEndpoint
   },
   manager: input.manager ?? {},
@@ -196,16 +182,16 @@ export const resolve = (input: Input = {}): Options => ({
     scopes: Option.none(),
     codexIssuer,
     codexClientId,
-    originator: "codex_cli_rs",
+    originator: defaults.originator,
     ports: Option.none(),
-    timeout: Duration.minutes(10),
+    timeout: defaultSignInTimeout,
     ...input.signIn
   },
   database: Option.map(Option.fromNullable(input.database), (database) => ({
     url: database.url,
-    credentialKey: database.credentialKey ?? "default",
-    tablePrefix: database.tablePrefix ?? "effect_auth",
-    poolSize: database.poolSize ?? 4
+    credentialKey: database.credentialKey ?? defaults.credentialKey,
+    tablePrefix: database.tablePrefix ?? defaults.tablePrefix,
+    poolSize: database.poolSize ?? defaults.poolSize
   })),
   logLevel: Option.fromNullable(input.logLevel)
 })
@@ -218,8 +204,8 @@ const nonEmpty = (name: string) =>
 
 /** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`; an empty value is unset. */
 export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pipe(
-  Config.orElse(() => nonEmpty("HOME").pipe(Config.map((home) => `${home}/.codex`))),
-  Config.orElse(() => Config.sync(() => `${homedir()}/.codex`))
+  Config.orElse(() => nonEmpty("HOME").pipe(Config.map(codexHomeIn))),
+  Config.orElse(() => Config.sync(() => codexHomeIn(homedir())))
 )
 
 const ports = (name: Variable) =>
@@ -280,7 +266,7 @@ export const config: Config.Config<Options> = Config.all({
     clientSecret: described("EFFECT_AUTH_CLIENT_SECRET", optional(Config.redacted("EFFECT_AUTH_CLIENT_SECRET"))),
     bodyFormat: described(
       "EFFECT_AUTH_REFRESH_BODY",
-      Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault("json" as const))
+      Config.literal("json", "form")("EFFECT_AUTH_REFRESH_BODY").pipe(Config.withDefault(defaults.bodyFormat))
     )
   }),
   manager: Config.all({
@@ -328,10 +314,10 @@ export const config: Config.Config<Options> = Config.all({
     ),
     originator: described(
       "EFFECT_AUTH_LOGIN_ORIGINATOR",
-      Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault("codex_cli_rs"))
+      Config.string("EFFECT_AUTH_LOGIN_ORIGINATOR").pipe(Config.withDefault(defaults.originator))
     ),
     ports: described("EFFECT_AUTH_LOGIN_PORTS", ports("EFFECT_AUTH_LOGIN_PORTS")),
-    timeout: described("EFFECT_AUTH_LOGIN_TIMEOUT", duration("EFFECT_AUTH_LOGIN_TIMEOUT", Duration.minutes(10)))
+    timeout: described("EFFECT_AUTH_LOGIN_TIMEOUT", duration("EFFECT_AUTH_LOGIN_TIMEOUT", defaultSignInTimeout))
   }),
   database: optional(Config.all({
     url: described(
@@ -339,13 +325,13 @@ export const config: Config.Config<Options> = Config.all({
       Config.redacted("EFFECT_AUTH_DATABASE_URL").pipe(
         Config.validate({
           message: "EFFECT_AUTH_DATABASE_URL must be a postgres:// URL",
-          validation: (url) => /^postgres(ql)?:\/\//.test(Redacted.value(url))
+          validation: (url) => isDatabaseUrl(Redacted.value(url))
         })
       )
     ),
     credentialKey: described(
       "EFFECT_AUTH_CREDENTIAL_KEY",
-      Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault("default"))
+      Config.string("EFFECT_AUTH_CREDENTIAL_KEY").pipe(Config.withDefault(defaults.credentialKey))
     ),
     tablePrefix: described(
       "EFFECT_AUTH_DATABASE_TABLE_PREFIX",
@@ -354,7 +340,7 @@ export const config: Config.Config<Options> = Config.all({
           const problem = tablePrefixProblem(prefix)
           return problem === undefined ? Either.right(prefix) : Either.left(ConfigError.InvalidData([], problem))
         }),
-        Config.withDefault("effect_auth")
+        Config.withDefault(defaults.tablePrefix)
       )
     ),
     poolSize: described(
@@ -366,7 +352,7 @@ export const config: Config.Config<Options> = Config.all({
             ? Either.right(size)
             : Either.left(ConfigError.InvalidData([], `Expected ${poolSizeAllowed} but received "${text}"`))
         }),
-        Config.withDefault(4)
+        Config.withDefault(defaults.poolSize)
       )
     )
   })),

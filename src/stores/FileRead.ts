@@ -4,6 +4,7 @@
  * through these, and so does `effect-auth status`, which loads only this
  * module of the store to answer sooner.
  */
+import { maxSidecarBytes } from "@effect-auth-manager/core/fileRules"
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
@@ -12,10 +13,8 @@ import { readBoundedText } from "../util/boundedRead.js"
 import { snapshotOf } from "./CredentialStore.js"
 import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
 
-export const fileName = "auth.json"
-export const sidecarName = "auth-refresh-state.json"
-/** The most of the sidecar that is read: it holds a hash and a few codes. */
-export const maxSidecarBytes = 64 * 1024
+/** The file, its shared-health sidecar, and the most of the sidecar that is read (the core's names). */
+export { fileName, maxSidecarBytes, sidecarName } from "@effect-auth-manager/core/fileRules"
 
 export const describe = (error: PlatformError): string =>
   error._tag === "SystemError" ? `${error.reason}${error.description ? ` (${error.description})` : ""}` : error.message

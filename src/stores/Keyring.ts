@@ -10,6 +10,7 @@
  * interruptible (its promise is abandoned through an `AbortSignal`).
  */
 import { keyringService } from "@effect-auth-manager/core/codex"
+import { keyringProblem } from "@effect-auth-manager/core/fileRules"
 import { Data, Duration, Effect, Option } from "effect"
 import { createRequire } from "node:module"
 
@@ -74,10 +75,7 @@ export interface Keyring {
 const describe = (cause: unknown) => {
   // The first line: some messages go on with a "Caused by" chain and a native stack trace.
   const message = (cause instanceof Error ? cause.message : String(cause)).trim().split("\n")[0]!.trim()
-  return /no secret service provider|dbus session|org\.freedesktop\.secrets/i.test(message)
-    ? `${message}. The keyring needs a Secret Service (gnome-keyring, KeePassXC…) on the D-Bus session bus; ` +
-      `without one, keep the credentials in auth.json (cli_auth_credentials_store = "file")`
-    : message
+  return keyringProblem(message)
 }
 
 /** The keyring, every call bounded by `timeout`. */

@@ -38,7 +38,7 @@ export const isDatabaseUrl = (url: string): boolean => /^postgres(ql)?:\/\//.tes
 // The longest name made of the prefix is `<prefix>_credentials` (12 more characters) and PostgreSQL
 // cuts names at 63: 40 leaves room for tables added later.
 const tablePrefixPattern = /^[a-z_][a-z0-9_]{0,39}$/
-const tablePrefixAllowed =
+export const tablePrefixAllowed =
   "a lower-case PostgreSQL name: a letter or _, then letters, digits or _, at most 40 characters (e.g. effect_auth)"
 
 /** Why `prefix` cannot prefix the library's tables, or undefined when it can. */

@@ -22,6 +22,28 @@
  *   are saved (see `pendingRefresh.ts`).
  */
 import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
+import {
+  cannotOpenLock,
+  cannotReplace,
+  commitLockName,
+  fileName,
+  inPlaceNote,
+  killedWriterAfterMs,
+  lockFallbackWarning,
+  maxSidecarBytes,
+  notWritableWarning,
+  openToOthers,
+  openToOthersWarning,
+  otherKeyProblem,
+  refreshLockName,
+  setAsideName,
+  setAsideNote,
+  sidecarName,
+  temporaryName,
+  temporaryOf,
+  writableByAll,
+  writableByAllWarning
+} from "@effect-auth-manager/core/fileRules"
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
@@ -31,7 +53,7 @@ import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import type { FileOptions } from "../FileOptions.js"
 import * as FileRead from "../FileRead.js"
-import { describe, fileName, isNotFound, maxSidecarBytes, sidecarName } from "../FileRead.js"
+import { describe, isNotFound } from "../FileRead.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import { lockTimeout } from "../RefreshCoordinator.js"
 import * as FileWatch from "./fileWatch.js"
@@ -39,22 +61,7 @@ import * as Flock from "./flock.js"
 import type * as PendingFile from "./pendingRefresh.js"
 import { maxPendingBytes, pendingName } from "./pendingRefresh.js"
 
-export { fileName, sidecarName } from "../FileRead.js"
-
-/** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
-export const commitLockName = `${fileName}.lock`
-/** Ours: one refresh at a time among the processes of this library. */
-export const refreshLockName = `${fileName}.refresh.lock`
-
-/** Temporary files of an atomic write of `name`: `name.<pid>.<n>.tmp`. */
-const temporaryOf = (name: string) => (entry: string) =>
-  entry.startsWith(`${name}.`) && entry.endsWith(".tmp") && entry.length > name.length + 5
-
-/** Errors opening the refresh lock that mean this process cannot write the folder, not that someone holds it. */
-const cannotOpenLock = new Set(["EROFS", "EACCES", "EPERM"])
-
-/** Errors after which a file can still be rewritten in place, though not replaced. */
-const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
+export { commitLockName, fileName, refreshLockName, sidecarName } from "@effect-auth-manager/core/fileRules"
 
 /**
  * The file store over `FileSystem`: the backends of the keyed services
@@ -122,7 +129,7 @@ export const makeFiles = ({
         }))
         yield* once(
           inPlaceLogged,
-          Effect.logInfo("auth.json cannot be replaced atomically, so it is rewritten in place under the lock").pipe(
+          Effect.logInfo(inPlaceNote).pipe(
             Effect.annotateLogs({ file: destination, why })
           )
         )
@@ -131,7 +138,7 @@ export const makeFiles = ({
     const writeAtomically = (destination: string, text: string) =>
       Effect.gen(function*() {
         const bytes = new TextEncoder().encode(text)
-        const temporary = `${destination}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
+        const temporary = temporaryName(destination, process.pid, yield* Random.nextIntBetween(0, 2 ** 31))
         const replaced = yield* Effect.scoped(Effect.gen(function*() {
           const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
           yield* handle.writeAll(bytes)
@@ -154,9 +161,9 @@ export const makeFiles = ({
         onNone: () => Effect.void,
         onSome: (text) =>
           Either.isRight(AuthDocument.parse(text)) ? Effect.void : Effect.gen(function*() {
-            const kept = `${file}.unreadable-${Date.now()}`
+            const kept = setAsideName(file, Date.now())
             yield* fs.rename(file, kept).pipe(Effect.mapError((error) => fail("write")(describe(error))))
-            yield* Effect.logWarning("auth.json could not be read, so it was kept aside before writing").pipe(
+            yield* Effect.logWarning(setAsideNote).pipe(
               Effect.annotateLogs({ kept })
             )
           })
@@ -203,28 +210,15 @@ export const makeFiles = ({
       yield* Flock.warnIfCodexUnlocked
       const folder = yield* Effect.option(fs.stat(dir))
       if (Option.isNone(folder)) return
-      if ((folder.value.mode & 0o002) !== 0) {
-        yield* Effect.logWarning(
-          `${dir} is writable by every user: anyone could replace the credentials. Run: chmod 700 ${dir}`
-        )
-      }
+      if (writableByAll(folder.value.mode)) yield* Effect.logWarning(writableByAllWarning(dir))
       const writable = yield* fs.access(dir, { writable: true }).pipe(
         Effect.as(true),
         Effect.orElseSucceed(() => false)
       )
-      if (!writable) {
-        yield* Effect.logWarning(
-          `${dir} is not writable by this user: refreshed tokens cannot be saved and sign-in will fail. ` +
-            `Make it writable (chown it to this user, or chmod u+rwx ${dir}).`
-        )
-      }
+      if (!writable) yield* Effect.logWarning(notWritableWarning(dir))
       const content = yield* Effect.option(fs.stat(file))
-      if (Option.isSome(content) && (content.value.mode & 0o077) !== 0) {
-        yield* Effect.logWarning(
-          `${file} is readable by other users (mode ${
-            (content.value.mode & 0o777).toString(8)
-          }): it holds secrets. Run: chmod 600 ${yield* target}`
-        )
+      if (Option.isSome(content) && openToOthers(content.value.mode)) {
+        yield* Effect.logWarning(openToOthersWarning(file, content.value.mode, yield* target))
       }
       const names = yield* fs.readDirectory(dir).pipe(Effect.orElseSucceed(() => []))
       if (writable && names.some(temporaryOf(fileName))) {
@@ -240,7 +234,7 @@ export const makeFiles = ({
       const now = Date.now()
       for (const name of names.filter((entry) => temporaryOf(sidecarName)(entry) || temporaryOf(pendingName)(entry))) {
         const old = yield* fs.stat(path.join(dir, name)).pipe(
-          Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > 60_000)),
+          Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > killedWriterAfterMs)),
           Effect.orElseSucceed(() => false)
         )
         if (old) yield* Effect.ignore(fs.remove(path.join(dir, name)))
@@ -254,7 +248,7 @@ export const makeFiles = ({
       new AuthStoreError({
         path: file,
         operation,
-        problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+        problem: otherKeyProblem(credentialKey, key)
       })
     // A file has no version: the revision is a hash of its exact text.
     const entryOf = (text: string): CredentialStore.Entry => ({ text, revision: sha256Hex(text) })
@@ -303,10 +297,9 @@ export const makeFiles = ({
       Effect.zipRight(
         once(
           lockFallbackSaid,
-          Effect.logWarning(
-            `Cannot open the refresh lock ${refreshLockPath}: refreshing without it, one at a time in this process only; ` +
-              `refreshed tokens are served from memory until ${dir} can be written.`
-          ).pipe(Effect.annotateLogs({ code: error.code ?? null }))
+          Effect.logWarning(lockFallbackWarning(refreshLockPath, dir)).pipe(
+            Effect.annotateLogs({ code: error.code ?? null })
+          )
         ),
         Effect.void
       )
@@ -340,7 +333,7 @@ export const makeFiles = ({
             new SharedHealthError({
               location: sidecar,
               operation: "write",
-              problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+              problem: otherKeyProblem(credentialKey, key)
             })
           )
           : Option.match(record, {

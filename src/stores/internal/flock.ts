@@ -12,6 +12,7 @@
  * exclude each other through an owner file beside the lock (`ownerLock.ts`);
  * the Codex CLI does not see that one, and the file store warns about it.
  */
+import * as Rules from "@effect-auth-manager/core/fileRules"
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Data, Duration, Effect, Schedule, type Scope } from "effect"
@@ -43,9 +44,7 @@ export const reach = (): { readonly codex: true } | { readonly codex: false; rea
 }
 
 /** The warning said at start where `reach` is not the Codex CLI: what it means, what to do, and why. */
-export const codexLockWarning = (reason: string): string =>
-  "Codex's lock on auth.json cannot be taken here: do not run the Codex CLI on this CODEX_HOME at the same time. " +
-  `Processes of effect-auth-manager still wait for each other (through auth.json.lock.owner files). Why: ${reason}`
+export const codexLockWarning = Rules.codexLockWarning
 
 /** Logs `codexLockWarning` when the lock here does not exclude the Codex CLI. */
 export const warnIfCodexUnlocked: Effect.Effect<void> = Effect.suspend(() => {
@@ -67,8 +66,6 @@ const codeOf = (cause: unknown): string | undefined => {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code
   return typeof code === "string" ? code : undefined
 }
-
-const busyCodes = new Set(["EAGAIN", "EWOULDBLOCK"])
 
 // 2, 4, 8… ms, never more than 50 ms apart, jittered so that waiters do not move in step.
 const backoff = Schedule.exponential(Duration.millis(2)).pipe(
@@ -116,7 +113,7 @@ const openExlockAttempt = (flags: number, path: string, mode: number): Attempt =
       fd = openSync(path, flags | constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, mode)
     } catch (cause) {
       const code = codeOf(cause)
-      return code !== undefined && busyCodes.has(code)
+      return code !== undefined && Rules.lockBusy.has(code)
         ? Effect.succeed(false)
         : Effect.fail(new FlockError({ path, reason: "open", problem: String((cause as Error).message), code }))
     }

@@ -14,11 +14,12 @@
  * host is never broken (its pid means nothing here): waiters then time out
  * with the usual "another process held it" error.
  */
+import * as Rules from "@effect-auth-manager/core/fileRules"
 import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import { hostname, uptime } from "node:os"
+import { uptime } from "node:os"
 
 export interface OwnerLockProblem {
   readonly message: string
@@ -29,25 +30,6 @@ const codeOf = (error: PlatformError): string | undefined =>
   error._tag === "SystemError" ? (error.cause as NodeJS.ErrnoException | undefined)?.code ?? undefined : undefined
 
 const problemOf = (error: PlatformError): OwnerLockProblem => ({ message: error.message, code: codeOf(error) })
-
-/** A `.break` file older than this is a killed breaker's. */
-const breakerStaleMs = 5_000
-
-/** The owner line, and whether the process it names is gone. */
-const parse = (text: string) => {
-  const match = /^(\d+) (\S+) ([0-9a-f]+)$/.exec(text.trim())
-  return match === null ? undefined : { pid: Number(match[1]), host: match[2]! }
-}
-
-const processGone = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return false
-  } catch (error) {
-    // EPERM: it exists, under another user.
-    return (error as NodeJS.ErrnoException).code === "ESRCH"
-  }
-}
 
 const bootTime = () => Date.now() - uptime() * 1000
 
@@ -62,11 +44,11 @@ export const attempt = (
   mode: number
 ): Effect.Effect<Effect.Effect<boolean, OwnerLockProblem, Scope.Scope>, OwnerLockProblem, Scope.Scope> =>
   Effect.gen(function*() {
-    const owner = `${lockPath}.owner`
-    const breaker = `${owner}.break`
-    const line = `${process.pid} ${hostname().replace(/\s/g, "_")} ${randomBytes(8).toString("hex")}`
-    // Not "<name>.….tmp": the file store clears those of auth.json at start as a killed writer's.
-    const temporary = `${owner}.${process.pid}.${randomBytes(4).toString("hex")}.pending`
+    const owner = Rules.ownerName(lockPath)
+    const breaker = Rules.breakerName(owner)
+    const here = Rules.thisHost()
+    const line = Rules.ownerLine(process.pid, here, randomBytes(8).toString("hex"))
+    const temporary = Rules.ownerTemporaryName(owner, process.pid, randomBytes(4).toString("hex"))
     yield* Effect.acquireRelease(
       fs.writeFileString(temporary, `${line}\n`, { mode, flag: "wx" }),
       () => Effect.ignore(fs.remove(temporary))
@@ -80,14 +62,16 @@ export const attempt = (
 
     const stale = (text: string) =>
       Effect.gen(function*() {
-        const parsed = parse(text)
         const info = yield* Effect.option(fs.stat(owner))
         const modified = Option.flatMap(info, (stat) => stat.mtime).pipe(Option.map((date) => date.getTime()))
-        // Created whole by link(2): an unreadable line is not someone's half-written one.
-        if (parsed === undefined) return true
-        if (parsed.host !== hostname().replace(/\s/g, "_")) return false
-        if (Option.exists(modified, (at) => at < bootTime())) return true
-        return parsed.pid !== process.pid && processGone(parsed.pid)
+        return Rules.ownerIsStale({
+          text,
+          here,
+          pid: process.pid,
+          modifiedMs: Option.getOrUndefined(modified),
+          bootMs: bootTime(),
+          gone: Rules.processGone
+        })
       })
 
     const breakStale = (seen: string) =>
@@ -100,7 +84,7 @@ export const attempt = (
             ),
             Effect.orElseSucceed(() => 0)
           )
-          if (age > breakerStaleMs) yield* Effect.ignore(fs.remove(breaker))
+          if (age > Rules.breakerStaleMs) yield* Effect.ignore(fs.remove(breaker))
           return
         }
         const now = yield* readOwner
@@ -114,8 +98,6 @@ export const attempt = (
         yield* Effect.addFinalizer(() => release)
         return true
       }
-      // Anything but "it exists" (no hard links on this file system, no permission) is said, not waited on.
-      if (codeOf(linked.left) !== "EEXIST") return yield* Effect.fail(problemOf(linked.left))
       // Anything but "it exists" (no hard links on this file system, no permission) is said, not waited on.
       if (codeOf(linked.left) !== "EEXIST") return yield* Effect.fail(problemOf(linked.left))
       const text = yield* readOwner

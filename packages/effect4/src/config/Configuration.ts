@@ -17,15 +17,12 @@
  * AuthManager.layer.pipe(Layer.provide(Configuration.layer({ codexHome: "/srv/codex" })))
  */
 import {
-  durationAllowed,
-  durationFits,
-  type DurationRule,
-  isDatabaseUrl,
-  isPort,
-  portsAllowed,
-  tablePrefixProblem,
-  tokenUrlProblem
-} from "@effect-auth-manager/core/rules"
+  codexHomeOf,
+  defaults,
+  managerDurations,
+  type PlainSettings,
+  settingsProblem
+} from "@effect-auth-manager/core/settings"
 import { Config, Context, Duration, Effect, Layer, Option, Redacted, Schema, SchemaIssue } from "effect"
 import { homedir } from "node:os"
 import {
@@ -42,7 +39,6 @@ import {
 import { config } from "./internal/environment.js"
 import { refuse } from "./internal/refuse.js"
 import type { Input, Options } from "./Options.js"
-import type { Settings } from "./Settings.js"
 
 export {
   type ClientAuth,
@@ -58,65 +54,44 @@ export type { Input, Options } from "./Options.js"
 /** The `Config.ConfigError` that refuses a setting: `refusal(["database", "url"], "Expected a postgres:// URL")`. */
 export { refuse as refusal } from "./internal/refuse.js"
 
-/** The manager's durations `Configuration.layer` checks, and what each allows. */
-const managerDurations: ReadonlyArray<readonly [keyof Settings, DurationRule]> = [
-  ["refreshWindow", "nonNegative"],
-  // Zero is no guard at all (tests and benchmarks force refreshes with it); below zero is a typo.
-  ["minRefreshInterval", "nonNegative"],
-  ["staleAfter", "positive"],
-  ["backoffBase", "positive"],
-  ["backoffCap", "positive"],
-  ["maxRetryAfter", "nonNegative"],
-  ["shutdownWait", "positive"],
-  ["watchDebounce", "nonNegative"]
-]
+/** `options` in the core's plain terms: durations in milliseconds, absent as undefined. */
+const plainOf = (options: Options): PlainSettings => ({
+  refreshTimeoutMillis: Duration.toMillis(options.refreshTimeout),
+  manager: Object.fromEntries(
+    managerDurations.flatMap(([name]) => {
+      const duration = options.manager[name]
+      return duration === undefined ? [] : [[name, Duration.toMillis(duration)]]
+    })
+  ),
+  signInTimeoutMillis: Duration.toMillis(options.signIn.timeout),
+  tokenUrl: options.tokenEndpoint.url,
+  ports: Option.getOrUndefined(options.signIn.ports),
+  database: Option.getOrUndefined(
+    Option.map(options.database, (database) => ({
+      url: Redacted.value(database.url),
+      tablePrefix: database.tablePrefix
+    }))
+  )
+})
 
 /** The first setting of `options` that cannot work, as the `ConfigError` that names it; none when all can. */
-export const check = (options: Options): Option.Option<Config.ConfigError> => {
-  const refused = (path: ReadonlyArray<string>, message: string) => Option.some(refuse(path, message))
-  const durations: ReadonlyArray<readonly [ReadonlyArray<string>, Duration.Duration | undefined, DurationRule]> = [
-    [["refreshTimeout"], options.refreshTimeout, "positive"],
-    ...managerDurations.map(([name, rule]) =>
-      [["manager", name], options.manager[name] as Duration.Duration | undefined, rule] as const
-    ),
-    [["signIn", "timeout"], options.signIn.timeout, "positive"]
-  ]
-  for (const [path, duration, rule] of durations) {
-    if (duration !== undefined && !durationFits(Duration.toMillis(duration), rule)) {
-      return refused(path, `Expected ${durationAllowed[rule]} but received ${Duration.format(duration)}`)
-    }
-  }
-  const urlProblem = tokenUrlProblem(options.tokenEndpoint.url)
-  if (urlProblem !== undefined) {
-    return refused(["tokenEndpoint", "url"], `Expected an http:// or https:// URL, but ${urlProblem}`)
-  }
-  if (Option.isSome(options.signIn.ports)) {
-    const ports = options.signIn.ports.value
-    if (ports.length === 0 || !ports.every(isPort)) {
-      return refused(["signIn", "ports"], `Expected ${portsAllowed} but received [${ports.join(", ")}]`)
-    }
-  }
-  if (Option.isSome(options.database)) {
-    if (!isDatabaseUrl(Redacted.value(options.database.value.url))) {
-      return refused(["database", "url"], "Expected a postgres:// URL")
-    }
-    const prefixProblem = tablePrefixProblem(options.database.value.tablePrefix)
-    if (prefixProblem !== undefined) return refused(["database", "tablePrefix"], prefixProblem)
-  }
-  return Option.none()
-}
+export const check = (options: Options): Option.Option<Config.ConfigError> =>
+  Option.map(
+    Option.fromNullishOr(settingsProblem(plainOf(options))),
+    (problem) => refuse(problem.path, problem.message)
+  )
 
 /** `Input` with every default applied. */
 export const resolve = (input: Input = {}): Options => ({
   // An empty folder name is no folder: as in Codex, it is the default.
-  codexHome: input.codexHome !== undefined && input.codexHome !== "" ? input.codexHome : `${homedir()}/.codex`,
+  codexHome: codexHomeOf(input.codexHome, homedir()),
   credentialsStore: Option.fromNullishOr(input.credentialsStore),
   refreshTimeout: input.refreshTimeout ?? defaultRefreshTimeout,
   tokenEndpoint: {
     url: codexTokenUrl,
     clientId: codexClientId,
     clientSecret: Option.none(),
-    bodyFormat: "json",
+    bodyFormat: defaults.bodyFormat,
     ...input.tokenEndpoint
   },
   manager: input.manager ?? {},

@@ -1,4 +1,5 @@
 /** How the manager refreshes: every setting, and its default. */
+import { defaultAnswerLimitMillis, defaultManager } from "@effect-auth-manager/core/settings"
 import { Duration } from "effect"
 
 /** How the manager refreshes (`manager` in the options sets any of them). */
@@ -41,20 +42,20 @@ export interface Settings {
  * How long a token request stays open for its answer at most (5 minutes): past the refresh timeout
  * callers stop waiting, but an answer that comes later may carry a rotated refresh token.
  */
-export const defaultAnswerLimit = Duration.minutes(5)
+export const defaultAnswerLimit = Duration.millis(defaultAnswerLimitMillis)
 
-/** The defaults of every setting. */
+/** The defaults of every setting (the core's, in milliseconds, as `Duration`s). */
 export const defaultSettings: Settings = {
-  requiresOpenaiAuth: true,
-  refreshWindow: Duration.minutes(5),
-  minRefreshInterval: Duration.seconds(30),
-  staleAfter: Duration.days(8),
-  backoffBase: Duration.seconds(1),
-  backoffCap: Duration.minutes(5),
-  maxRetryAfter: Duration.hours(1),
-  watchDebounce: Duration.millis(100),
-  refreshTimeout: Duration.seconds(30),
+  requiresOpenaiAuth: defaultManager.requiresOpenaiAuth,
+  refreshWindow: Duration.millis(defaultManager.refreshWindow),
+  minRefreshInterval: Duration.millis(defaultManager.minRefreshInterval),
+  staleAfter: Duration.millis(defaultManager.staleAfter),
+  backoffBase: Duration.millis(defaultManager.backoffBase),
+  backoffCap: Duration.millis(defaultManager.backoffCap),
+  maxRetryAfter: Duration.millis(defaultManager.maxRetryAfter),
+  watchDebounce: Duration.millis(defaultManager.watchDebounce),
+  refreshTimeout: Duration.millis(defaultManager.refreshTimeout),
   answerLimit: defaultAnswerLimit,
-  shutdownWait: Duration.seconds(40),
-  shutdownSaveWait: Duration.seconds(2)
+  shutdownWait: Duration.millis(defaultManager.shutdownWait),
+  shutdownSaveWait: Duration.millis(defaultManager.shutdownSaveWait)
 }

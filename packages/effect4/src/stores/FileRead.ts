@@ -4,6 +4,7 @@
  * through these, and so does a status command, which loads only this module
  * of the store to answer sooner.
  */
+import { maxSidecarBytes } from "@effect-auth-manager/core/fileRules"
 import { Effect, type FileSystem, Option, Result } from "effect"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { readBoundedText } from "../util/boundedRead.js"
@@ -13,10 +14,8 @@ import { decodeHealth, type SharedHealth } from "./RefreshCoordinator.js"
 
 export { describe, isNotFound } from "./internal/platformError.js"
 
-export const fileName = "auth.json"
-export const sidecarName = "auth-refresh-state.json"
-/** The most of the sidecar that is read: it holds a hash and a few codes. */
-export const maxSidecarBytes = 64 * 1024
+/** The file, its shared-health sidecar, and the most of the sidecar that is read (the core's names). */
+export { fileName, maxSidecarBytes, sidecarName } from "@effect-auth-manager/core/fileRules"
 
 /** The text of the file at `path`, none when there is none; the problem when it cannot be read. */
 export const readOptional = (

@@ -1,11 +1,10 @@
 /** The defaults both ways of configuring share (in code and from the environment). */
 import type * as Classify from "@effect-auth-manager/core/classify"
+import { defaults } from "@effect-auth-manager/core/settings"
 import { Duration } from "effect"
 
 /** The Codex defaults: the token endpoint, its client, and the sign-in issuer. */
-export const codexTokenUrl = "https://auth.openai.com/oauth/token"
-export const codexClientId = "app_EMoamEEZ73f0CkXaXp7hrann"
-export const codexIssuer = "https://auth.openai.com"
+export const { codexClientId, codexIssuer, codexTokenUrl } = defaults
 
 /**
  * Where the programs keep the credentials, as Codex's `cli_auth_credentials_store` says: `file`
@@ -18,9 +17,13 @@ export { type CredentialsStoreMode, credentialsStoreModes } from "@effect-auth-m
 export type ClientAuth = Classify.ClientAuth
 export const clientAuths: ReadonlyArray<ClientAuth> = ["none", "client_secret_post", "client_secret_basic"]
 
-export const defaultRefreshTimeout = Duration.seconds(30)
-export const defaultSignInTimeout = Duration.minutes(10)
-export const defaultOriginator = "codex_cli_rs"
-export const defaultCredentialKey = "default"
-export const defaultTablePrefix = "effect_auth"
-export const defaultPoolSize = 4
+// The core's defaults (in milliseconds), as this edition holds them.
+export const defaultRefreshTimeout = Duration.millis(defaults.refreshTimeoutMillis)
+export const defaultSignInTimeout = Duration.millis(defaults.signInTimeoutMillis)
+export const {
+  bodyFormat: defaultBodyFormat,
+  credentialKey: defaultCredentialKey,
+  originator: defaultOriginator,
+  poolSize: defaultPoolSize,
+  tablePrefix: defaultTablePrefix
+} = defaults

@@ -15,6 +15,7 @@ import {
   tablePrefixProblem,
   tokenUrlProblem
 } from "@effect-auth-manager/core/rules"
+import { codexHomeIn } from "@effect-auth-manager/core/settings"
 import { type Variable, variables } from "@effect-auth-manager/core/variables"
 import { Config, Duration, Effect, LogLevel, Option, Redacted, Schema } from "effect"
 import { homedir } from "node:os"
@@ -26,6 +27,7 @@ import {
   codexIssuer,
   codexTokenUrl,
   credentialsStoreModes,
+  defaultBodyFormat,
   defaultCredentialKey,
   defaultOriginator,
   defaultPoolSize,
@@ -73,8 +75,8 @@ const nonEmpty = (name: Variable | "HOME") =>
 
 /** `CODEX_HOME`, else `$HOME/.codex`, else the user's home folder's `.codex`; an empty value is unset. */
 export const codexHomeConfig: Config.Config<string> = nonEmpty("CODEX_HOME").pipe(
-  Config.orElse(() => nonEmpty("HOME").pipe(Config.map((home) => `${home}/.codex`))),
-  Config.orElse(() => Config.succeed(undefined).pipe(Config.map(() => `${homedir()}/.codex`)))
+  Config.orElse(() => nonEmpty("HOME").pipe(Config.map(codexHomeIn))),
+  Config.orElse(() => Config.succeed(undefined).pipe(Config.map(() => codexHomeIn(homedir()))))
 )
 
 /** A text variable read by `parse` (undefined: refused as not `allowed`). */
@@ -149,7 +151,7 @@ export const config: Config.Config<Options> = Config.all({
     ).pipe(Config.withDefault(codexTokenUrl)),
     clientId: text("EFFECT_AUTH_CLIENT_ID").pipe(Config.withDefault(codexClientId)),
     clientSecret: optional(redacted("EFFECT_AUTH_CLIENT_SECRET")),
-    bodyFormat: literals("EFFECT_AUTH_REFRESH_BODY", ["json", "form"]).pipe(Config.withDefault("json"))
+    bodyFormat: literals("EFFECT_AUTH_REFRESH_BODY", ["json", "form"]).pipe(Config.withDefault(defaultBodyFormat))
   }),
   manager: managerConfig,
   signIn: Config.all({

@@ -20,30 +20,38 @@
  *   are saved (see `pendingRefresh.ts`).
  */
 import { sha256Hex } from "@effect-auth-manager/core/canonicalJson"
+import {
+  cannotOpenLock,
+  commitLockName,
+  fileName,
+  killedWriterAfterMs,
+  lockFallbackWarning,
+  maxSidecarBytes,
+  notWritableWarning,
+  openToOthers,
+  openToOthersWarning,
+  otherKeyProblem,
+  refreshLockName,
+  sidecarName,
+  temporaryOf,
+  writableByAll,
+  writableByAllWarning
+} from "@effect-auth-manager/core/fileRules"
 import { Duration, Effect, FileSystem, Option, Path, type PlatformError, Ref, Result, Semaphore, Stream } from "effect"
 import { AuthStoreError, SharedHealthError } from "../../errors/Errors.js"
 import type * as CredentialStore from "../CredentialStore.js"
 import type { FileOptions } from "../FileOptions.js"
 import * as FileRead from "../FileRead.js"
-import { fileName, maxSidecarBytes, sidecarName } from "../FileRead.js"
 import type * as RefreshCoordinator from "../RefreshCoordinator.js"
 import { lockTimeout } from "../RefreshCoordinator.js"
 import * as FileWatch from "./fileWatch.js"
-import { makeWriter, temporaryOf } from "./fileWrite.js"
+import { makeWriter } from "./fileWrite.js"
 import * as Flock from "./flock.js"
 import type * as PendingFile from "./pendingRefresh.js"
 import { maxPendingBytes, pendingName } from "./pendingRefresh.js"
 import { describe, isNotFound } from "./platformError.js"
 
-export { fileName, sidecarName } from "../FileRead.js"
-
-/** Codex's lock: flock on it excludes the Codex CLI's writes of `auth.json` and ours. */
-export const commitLockName = `${fileName}.lock`
-/** Ours: one refresh at a time among the processes of this library. */
-export const refreshLockName = `${fileName}.refresh.lock`
-
-/** Errors opening the refresh lock that mean this process cannot write the folder, not that someone holds it. */
-const cannotOpenLock = new Set(["EROFS", "EACCES", "EPERM"])
+export { commitLockName, fileName, refreshLockName, sidecarName } from "@effect-auth-manager/core/fileRules"
 
 /** A flock that could not be had, as the store's error: a timeout is someone else busy; anything else
  * (EACCES, EROFS) is this user unable to use the folder, and says so. */
@@ -64,26 +72,13 @@ const checkFolder = (
     yield* Flock.warnIfCodexUnlocked
     const folder = yield* Effect.option(fs.stat(dir))
     if (Option.isNone(folder)) return
-    if ((folder.value.mode & 0o002) !== 0) {
-      yield* Effect.logWarning(
-        `${dir} is writable by every user: anyone could replace the credentials. Run: chmod 700 ${dir}`
-      )
-    }
+    if (writableByAll(folder.value.mode)) yield* Effect.logWarning(writableByAllWarning(dir))
     const writable = yield* fs.access(dir, { writable: true }).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
-    if (!writable) {
-      yield* Effect.logWarning(
-        `${dir} is not writable by this user: refreshed tokens cannot be saved and sign-in will fail. ` +
-          `Make it writable (chown it to this user, or chmod u+rwx ${dir}).`
-      )
-    }
+    if (!writable) yield* Effect.logWarning(notWritableWarning(dir))
     const file = path.join(dir, fileName)
     const content = yield* Effect.option(fs.stat(file))
-    if (Option.isSome(content) && (content.value.mode & 0o077) !== 0) {
-      yield* Effect.logWarning(
-        `${file} is readable by other users (mode ${
-          (content.value.mode & 0o777).toString(8)
-        }): it holds secrets. Run: chmod 600 ${yield* writer.target}`
-      )
+    if (Option.isSome(content) && openToOthers(content.value.mode)) {
+      yield* Effect.logWarning(openToOthersWarning(file, content.value.mode, yield* writer.target))
     }
     const names = yield* fs.readDirectory(dir).pipe(Effect.orElseSucceed(() => []))
     if (writable && names.some(temporaryOf(fileName))) {
@@ -97,7 +92,7 @@ const checkFolder = (
     const now = Date.now()
     for (const name of names.filter((entry) => temporaryOf(sidecarName)(entry) || temporaryOf(pendingName)(entry))) {
       const old = yield* fs.stat(path.join(dir, name)).pipe(
-        Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > 60_000)),
+        Effect.map((info) => Option.exists(info.mtime, (mtime) => now - mtime.getTime() > killedWriterAfterMs)),
         Effect.orElseSucceed(() => false)
       )
       if (old) yield* Effect.ignore(fs.remove(path.join(dir, name)))
@@ -181,7 +176,7 @@ const otherKey = (location: string, credentialKey: string, key: string, operatio
   new AuthStoreError({
     path: location,
     operation,
-    problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+    problem: otherKeyProblem(credentialKey, key)
   })
 
 // A file has no version: the revision is a hash of its exact text.
@@ -259,10 +254,9 @@ const coordinatorBackend = Effect.fnUntraced(function*(options: {
   const inProcessOnly = (error: Flock.FlockError) =>
     FileWatch.once(
       lockFallbackSaid,
-      Effect.logWarning(
-        `Cannot open the refresh lock ${refreshLockPath}: refreshing without it, one at a time in this process only; ` +
-          `refreshed tokens are served from memory until ${dir} can be written.`
-      ).pipe(Effect.annotateLogs({ code: error.code ?? null }))
+      Effect.logWarning(lockFallbackWarning(refreshLockPath, dir)).pipe(
+        Effect.annotateLogs({ code: error.code ?? null })
+      )
     )
   const refreshLock = Effect.gen(function*() {
     // Bounded as the file lock is: a refresh in this process holds it no longer than that.
@@ -285,7 +279,7 @@ const coordinatorBackend = Effect.fnUntraced(function*(options: {
     new SharedHealthError({
       location: sidecar,
       operation: "write",
-      problem: `auth.json holds one credential ("${credentialKey}"), not "${key}"`
+      problem: otherKeyProblem(credentialKey, key)
     })
   const backend: RefreshCoordinator.Backend = {
     location: () => sidecar,

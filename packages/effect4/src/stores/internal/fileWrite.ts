@@ -5,19 +5,20 @@
  * bind-mounted single file: EBUSY; EPERM, EXDEV), an unreadable file kept
  * aside rather than overwritten, and the temporaries a killed writer left.
  */
+import {
+  cannotReplace,
+  inPlaceNote,
+  setAsideName,
+  setAsideNote,
+  temporaryName,
+  temporaryOf
+} from "@effect-auth-manager/core/fileRules"
 import { Effect, type FileSystem, Option, type Path, type PlatformError, Random, Ref, Result } from "effect"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError } from "../../errors/Errors.js"
 import { readText } from "../FileRead.js"
 import { once } from "./fileWatch.js"
 import { describe, errnoOf, isNotFound } from "./platformError.js"
-
-/** Temporary files of an atomic write of `name`: `name.<pid>.<n>.tmp`. */
-export const temporaryOf = (name: string) => (entry: string) =>
-  entry.startsWith(`${name}.`) && entry.endsWith(".tmp") && entry.length > name.length + 5
-
-/** Errors after which a file can still be rewritten in place, though not replaced. */
-const cannotReplace = new Set(["EBUSY", "EPERM", "EXDEV", "EACCES"])
 
 export interface Folder {
   readonly dir: string
@@ -54,7 +55,7 @@ export const makeWriter = (fs: FileSystem.FileSystem, path: Path.Path, { dir, fi
       }))
       yield* once(
         inPlaceLogged,
-        Effect.logInfo("auth.json cannot be replaced atomically, so it is rewritten in place under the lock").pipe(
+        Effect.logInfo(inPlaceNote).pipe(
           Effect.annotateLogs({ file: destination, why })
         )
       )
@@ -63,7 +64,7 @@ export const makeWriter = (fs: FileSystem.FileSystem, path: Path.Path, { dir, fi
   const writeAtomically = (destination: string, text: string): Effect.Effect<void, PlatformError.PlatformError> =>
     Effect.gen(function*() {
       const bytes = new TextEncoder().encode(text)
-      const temporary = `${destination}.${process.pid}.${yield* Random.nextIntBetween(0, 2 ** 31)}.tmp`
+      const temporary = temporaryName(destination, process.pid, yield* Random.nextIntBetween(0, 2 ** 31))
       const replaced = yield* Effect.scoped(Effect.gen(function*() {
         const handle = yield* fs.open(temporary, { flag: "wx", mode: 0o600 })
         yield* handle.writeAll(bytes)
@@ -86,9 +87,9 @@ export const makeWriter = (fs: FileSystem.FileSystem, path: Path.Path, { dir, fi
       onNone: () => Effect.void,
       onSome: (text) =>
         Result.isSuccess(AuthDocument.parse(text)) ? Effect.void : Effect.gen(function*() {
-          const kept = `${file}.unreadable-${Date.now()}`
+          const kept = setAsideName(file, Date.now())
           yield* fs.rename(file, kept).pipe(Effect.mapError((error) => fail("write")(describe(error))))
-          yield* Effect.logWarning("auth.json could not be read, so it was kept aside before writing").pipe(
+          yield* Effect.logWarning(setAsideNote).pipe(
             Effect.annotateLogs({ kept })
           )
         })

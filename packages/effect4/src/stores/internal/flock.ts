@@ -13,6 +13,7 @@
  * (`ownerLock.ts`); the Codex CLI does not see that one, and the file store
  * warns about it.
  */
+import * as Rules from "@effect-auth-manager/core/fileRules"
 import { Data, Duration, Effect, type FileSystem, Schedule, type Scope } from "effect"
 import { closeSync, constants, openSync } from "node:fs"
 import * as LockPrimitive from "./lockPrimitive.js"
@@ -42,9 +43,7 @@ export const reach = (): { readonly codex: true } | { readonly codex: false; rea
 }
 
 /** The warning said at start where `reach` is not the Codex CLI: what it means, what to do, and why. */
-export const codexLockWarning = (reason: string): string =>
-  "Codex's lock on auth.json cannot be taken here: do not run the Codex CLI on this CODEX_HOME at the same time. " +
-  `Processes of effect-auth-manager still wait for each other (through auth.json.lock.owner files). Why: ${reason}`
+export const codexLockWarning = Rules.codexLockWarning
 
 /** Logs `codexLockWarning` when the lock here does not exclude the Codex CLI. */
 export const warnIfCodexUnlocked: Effect.Effect<void> = Effect.suspend(() => {
@@ -58,8 +57,6 @@ const codeOf = (cause: unknown): string | undefined => {
 }
 
 const messageOf = (cause: unknown): string => String((cause as Error | undefined)?.message ?? cause)
-
-const busyCodes = new Set(["EAGAIN", "EWOULDBLOCK"])
 
 // 2, 4, 8… ms, never more than 50 ms apart, jittered so that waiters do not move in step.
 const backoff = Schedule.min([Schedule.exponential(Duration.millis(2)), Schedule.spaced(Duration.millis(50))]).pipe(
@@ -107,7 +104,7 @@ const openExlockAttempt = (flags: number, path: string, mode: number): Attempt =
       fd = openSync(path, flags | constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, mode)
     } catch (cause) {
       const code = codeOf(cause)
-      return code !== undefined && busyCodes.has(code)
+      return code !== undefined && Rules.lockBusy.has(code)
         ? Effect.succeed(false)
         : Effect.fail(new FlockError({ path, reason: "open", problem: messageOf(cause), code }))
     }
