@@ -250,7 +250,9 @@ const settle = (
     }
   })
 
-describe("fault matrix of the token endpoint: classification, requests over 50 polls, auth.json untouched", () => {
+// The rows run concurrently: each has its own servers, folder, TestClock and seeded Random, and mostly
+// waits on its loopback I/O (24 s one after another, 9 s together, on a quiet machine).
+describe.concurrent("fault matrix of the token endpoint: classification, requests over 50 polls, auth.json untouched", () => {
   for (const row of rows) {
     it.scoped(row.name, () =>
       Effect.gen(function*() {
