@@ -6,11 +6,11 @@
  * so any poison is cleared). One sign-in at a time: starting one cancels the
  * one in progress, and each is abandoned after a time limit (10 minutes).
  */
+import * as Jwt from "@effect-auth-manager/core/jwt"
 import * as Pages from "@effect-auth-manager/core/pages"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import {
-  Cause,
   Context,
   Deferred,
   Duration,
@@ -25,7 +25,6 @@ import {
   Scope
 } from "effect"
 import { Configuration } from "../config/Configuration.js"
-import * as AuthDocument from "../document/AuthDocument.js"
 import { SignInError } from "../errors/Errors.js"
 import { AuthManager } from "../manager/AuthManager.js"
 import { type AuthState } from "../manager/AuthState.js"
@@ -33,6 +32,7 @@ import * as OAuthProvider from "../oauth/OAuthProvider.js"
 import * as OAuthHttp from "../oauth/TokenRequest.js"
 import { exchangeCode, type Obtained, startDevice as beginDevice } from "./internal/exchange.js"
 import * as Loopback from "./internal/loopback.js"
+import * as Outcome from "./internal/outcome.js"
 import { respond } from "./internal/pages.js"
 import { makeLoginId, makePkce, makeState } from "./internal/pkce.js"
 
@@ -103,17 +103,12 @@ interface LoginContext {
   readonly successServed: Deferred.Deferred<void>
 }
 
+// The account the id_token names (Codex's claim, read by the core), saved beside the tokens.
 const accountIdOf = (idToken: Option.Option<Redacted.Redacted<string>>): string | null =>
-  Option.flatMap(idToken, (token) => AuthDocument.jwtPayload(Redacted.value(token))).pipe(
-    Option.flatMap((claims) => {
-      const auth = claims["https://api.openai.com/auth"]
-      const id = auth !== null && typeof auth === "object"
-        ? (auth as Record<string, unknown>).chatgpt_account_id
-        : undefined
-      return typeof id === "string" ? Option.some(id) : Option.none()
-    }),
-    Option.getOrNull
-  )
+  Option.match(idToken, {
+    onNone: () => null,
+    onSome: (token) => Jwt.idTokenClaims(Redacted.value(token), null).accountId
+  })
 
 /** Builds the service for the provider (or the effect that discovers it). */
 export const make = (
@@ -159,28 +154,7 @@ export const make = (
         const successServed = yield* Deferred.make<void>()
         const announce = options.announce ?? (yield* Effect.makeSemaphore(1))
 
-        const finish = (exit: Exit.Exit<AuthState, SignInError>) =>
-          Effect.flatMap(Deferred.done(done, exit), (first) => {
-            if (!first) {
-              return Effect.void
-            }
-            const outcome: Either.Either<AuthState, SignInError> = Exit.match(exit, {
-              onFailure: (cause) =>
-                Either.left(
-                  Option.getOrElse(Cause.failureOption(cause), () =>
-                    new SignInError({ reason: "canceled" }))
-                ),
-              onSuccess: (state) => Either.right(state)
-            })
-            const logged = Either.match(outcome, {
-              onLeft: (error) =>
-                Effect.logInfo("Sign-in ended without credentials").pipe(
-                  Effect.annotateLogs({ loginId, reason: error.reason, detail: error.detail ?? null })
-                ),
-              onRight: () => Effect.logInfo("Signed in; credentials saved").pipe(Effect.annotateLogs({ loginId }))
-            })
-            return Effect.zipRight(logged, options.onComplete?.(outcome, loginId) ?? Effect.void)
-          })
+        const finish = Outcome.finisher(done, loginId, options.onComplete)
 
         // The service stopping (its layer released) ends a sign-in still open: whoever awaits it is told,
         // and `closed` holds once its server is (this finalizer, added first, runs last).
@@ -195,10 +169,13 @@ export const make = (
         // Waiting for `announce` stays interruptible (a cancel may hold it); the save itself is not.
         const save = (tokens: Obtained) =>
           announce.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
-            if (yield* Deferred.isDone(done)) return yield* Deferred.await(done)
+            if (yield* Deferred.isDone(done)) {
+              return yield* Deferred.await(done)
+            }
             const saved = yield* Effect.exit(
               auth.loginWithTokens({
-                idToken: Option.getOrElse(tokens.idToken, () => Redacted.make("")),
+                idToken: Option.getOrElse(tokens.idToken, () =>
+                  Redacted.make("")),
                 accessToken: tokens.accessToken,
                 refreshToken: tokens.refreshToken,
                 accountId: accountIdOf(tokens.idToken),

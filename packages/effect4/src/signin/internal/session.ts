@@ -3,9 +3,9 @@
  * server, the device polling), its outcome settled once, the save under
  * `announce`, the time limit, a cancel, and the scope closed at the end.
  */
+import * as Jwt from "@effect-auth-manager/core/jwt"
 import { makeLoginId } from "@effect-auth-manager/core/pkce"
 import { Cause, Deferred, Duration, Effect, Exit, Option, Redacted, Ref, Result, Scope, Semaphore } from "effect"
-import * as AuthDocument from "../../document/AuthDocument.js"
 import { SignInError } from "../../errors/Errors.js"
 import type { AuthManagerShape } from "../../manager/AuthManager.js"
 import type { AuthState } from "../../manager/AuthState.js"
@@ -38,17 +38,12 @@ export interface Started {
 // How long a finished browser sign-in keeps its server up for the browser to fetch /success.
 const successGrace = Duration.seconds(5)
 
+// The account the id_token names (Codex's claim, read by the core), saved beside the tokens.
 const accountIdOf = (idToken: Option.Option<Redacted.Redacted<string>>): string | null =>
-  Option.flatMap(idToken, (token) => AuthDocument.jwtPayload(Redacted.value(token))).pipe(
-    Option.flatMap((claims) => {
-      const auth = claims["https://api.openai.com/auth"]
-      const id = auth !== null && typeof auth === "object"
-        ? (auth as Record<string, unknown>).chatgpt_account_id
-        : undefined
-      return typeof id === "string" ? Option.some(id) : Option.none()
-    }),
-    Option.getOrNull
-  )
+  Option.match(idToken, {
+    onNone: () => null,
+    onSome: (token) => Jwt.idTokenClaims(Redacted.value(token), null).accountId
+  })
 
 const outcomeOf = (exit: Exit.Exit<AuthState, SignInError>): Result.Result<AuthState, SignInError> =>
   Exit.match(exit, {
