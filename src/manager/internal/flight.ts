@@ -3,21 +3,7 @@
  * refresh lock, read storage, plan, request and compare-and-set; a late answer is still awaited
  * and committed. Callers join the flight in progress.
  */
-import {
-  Clock,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Fiber,
-  Metric,
-  Option,
-  Random,
-  Redacted,
-  Ref,
-  Scope,
-  SubscriptionRef
-} from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Fiber, Metric, Option, Random, Redacted, Ref, Scope } from "effect"
 import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
@@ -33,7 +19,8 @@ export interface Dependencies {
   readonly store: AuthStoreShape
   readonly refresher: TokenRefresherShape
   readonly settings: Settings
-  readonly stateRef: SubscriptionRef.SubscriptionRef<RefreshState.State>
+  /** The state (a `SubscriptionRef` for a manager; a plain `Ref` for a keyed manager's light credential). */
+  readonly stateRef: Ref.Ref<RefreshState.State>
   readonly writes: Effect.Semaphore
   /** Where flights run, closed only after the flight in progress is waited for. */
   readonly scope: Scope.Scope
@@ -52,16 +39,16 @@ export type Claim =
   }
 
 const update = (
-  stateRef: SubscriptionRef.SubscriptionRef<RefreshState.State>,
+  stateRef: Ref.Ref<RefreshState.State>,
   f: (state: RefreshState.State) => RefreshState.State
-) => SubscriptionRef.update(stateRef, f)
+) => Ref.update(stateRef, f)
 
 // How a failed request is recorded: a dead refresh token poisons the snapshot, a passing trouble backs off.
 const recordsOf = ({ settings, stateRef, store, writes }: Dependencies) => {
   // Tells the other processes sharing the credentials what this one learned about snapshot `hash`.
   const share = (hash: string, now: number) =>
     Effect.flatMap(
-      SubscriptionRef.get(stateRef),
+      Ref.get(stateRef),
       (state) =>
         state.snapshot.hash === hash ? store.saveShared(SharedState.fromHealth(hash, state.health, now)) : Effect.void
     )
@@ -165,7 +152,27 @@ const attemptOf = (dependencies: Dependencies) => {
   const { recordFailure, recordTransient } = recordsOf(dependencies)
   const answer = answerOf(dependencies)
   return (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
-    store.withRefreshLock(Effect.gen(function*() {
+    store.withRefreshLock(Effect.suspend(() => {
+      // Abandoned while it waited for the lock: the newer credentials were adopted, nothing to do.
+      if (flight.claim.phase === "abandoned") return Effect.void
+      flight.claim.phase = "running"
+      return underLock(current, base, flight)
+    })).pipe(
+      // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
+      Effect.catchTag("AuthStoreError", (error) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          recordTransient(
+            current.hash,
+            new TransientRefreshError({
+              kind: "storage",
+              detail: `could not ${error.operation} ${error.path}: ${error.problem}`
+            }),
+            now
+          )))
+    )
+
+  function underLock(current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) {
+    return Effect.gen(function*() {
       const stored = yield* store.load
       const known = stored.hash !== base
         ? undefined
@@ -173,7 +180,7 @@ const attemptOf = (dependencies: Dependencies) => {
           Option.flatMap(yield* store.loadShared, (shared) => SharedState.toHealth(shared, current.hash))
         )
       const next = RefreshState.plan(
-        yield* SubscriptionRef.get(stateRef),
+        yield* Ref.get(stateRef),
         { current, base, stored, known },
         yield* Clock.currentTimeMillis,
         settings
@@ -218,19 +225,8 @@ const attemptOf = (dependencies: Dependencies) => {
           })
         }
       }
-    })).pipe(
-      // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
-      Effect.catchTag("AuthStoreError", (error) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          recordTransient(
-            current.hash,
-            new TransientRefreshError({
-              kind: "storage",
-              detail: `could not ${error.operation} ${error.path}: ${error.problem}`
-            }),
-            now
-          )))
-    )
+    })
+  }
 }
 
 // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
@@ -240,11 +236,18 @@ const startFlightOf = (dependencies: Dependencies) => {
   return (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
     Effect.uninterruptible(Effect.gen(function*() {
       const done = yield* Deferred.make<void, RefreshError>()
+      const ended = yield* Deferred.make<void>()
       const now = yield* Clock.currentTimeMillis
-      const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
+      const decision = yield* Ref.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
         const next = decide(state, now)
         if (next._tag !== "Start") return [next, state]
-        const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
+        const flight: RefreshState.Flight = {
+          hash: state.snapshot.hash,
+          base: state.stored,
+          done,
+          ended,
+          claim: { phase: "waiting", fiber: undefined }
+        }
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
           inflight: flight
@@ -253,20 +256,48 @@ const startFlightOf = (dependencies: Dependencies) => {
       if (decision._tag === "Started") {
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+        const { claim } = decision.flight
+        claim.fiber = yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
           Effect.withSpan("AuthManager.refreshFlight", {
             attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
           }),
           Effect.interruptible,
           Effect.exit,
-          Effect.flatMap((exit) => Deferred.done(done, exit)),
-          Effect.ensuring(update(stateRef, RefreshState.endFlight(decision.flight))),
+          // Abandoned while waiting for the lock (and so interrupted): the newer credentials
+          // storage gave are the callers' answer.
+          Effect.flatMap((exit) =>
+            claim.phase === "abandoned"
+              ? Effect.zipRight(countAttempt("adopted"), Deferred.succeed(done, undefined))
+              : Deferred.done(done, exit)
+          ),
+          Effect.ensuring(
+            Effect.zipRight(
+              update(stateRef, RefreshState.endFlight(decision.flight)),
+              Deferred.succeed(ended, undefined)
+            )
+          ),
           Effect.forkIn(scope)
         )
       }
       return decision
     }))
 }
+
+/**
+ * Called after `state` adopted what storage holds: a flight still waiting for the refresh lock
+ * whose base storage no longer holds has nothing left to do (another process refreshed, or
+ * someone signed in), and stops waiting. Without it, every process that was waiting would take
+ * the lock in turn only to find the newer credentials: with K replicas, K − 1 lock hand-offs per
+ * refresh. A flight that holds the lock is never stopped.
+ */
+export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const flight = state.inflight
+    if (flight === undefined || flight.claim.phase !== "waiting" || state.stored === flight.base) return Effect.void
+    flight.claim.phase = "abandoned"
+    const fiber = flight.claim.fiber
+    return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
+  })
 
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
@@ -277,7 +308,7 @@ export const make = (dependencies: Dependencies) => {
 
   const refreshUntraced = Effect.fnUntraced(function*() {
     const now = yield* Clock.currentTimeMillis
-    const first = RefreshState.decide(yield* SubscriptionRef.get(stateRef), now, settings)
+    const first = RefreshState.decide(yield* Ref.get(stateRef), now, settings)
     const decision: Claim = first._tag === "Start" ? yield* startFlight(decideNow) : first
     switch (decision._tag) {
       case "Skip":

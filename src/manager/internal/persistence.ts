@@ -2,19 +2,7 @@
  * Saving refreshed tokens: the compare-and-set of a refresh, the retries of a save that failed,
  * the last save when the manager stops, and the pending refresh kept beside the credentials.
  */
-import {
-  Duration,
-  Effect,
-  Either,
-  Fiber,
-  Option,
-  Redacted,
-  Ref,
-  Schedule,
-  Scope,
-  Stream,
-  SubscriptionRef
-} from "effect"
+import { Deferred, Duration, Effect, Either, Fiber, Option, Redacted, Ref, Schedule, Scope } from "effect"
 import type { Settings } from "../../config/Settings.js"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError } from "../../errors/Errors.js"
@@ -26,7 +14,8 @@ import { countAttempt } from "./metrics.js"
 export interface Dependencies {
   readonly store: AuthStoreShape
   readonly settings: Settings
-  readonly stateRef: SubscriptionRef.SubscriptionRef<RefreshState.State>
+  /** The state (a `SubscriptionRef` for a manager; a plain `Ref` for a keyed manager's light credential). */
+  readonly stateRef: Ref.Ref<RefreshState.State>
   /** Serialises every change of storage made by this process with the adoption that follows it. */
   readonly writes: Effect.Semaphore
   /** Where the save retries run. */
@@ -47,7 +36,7 @@ interface Saving extends Dependencies {
 // them, and removed once they are saved. `aside` is what it holds now.
 const asideOf = ({ aside, stateRef, store }: Saving) => {
   const keepAside = Effect.gen(function*() {
-    const { pending } = yield* SubscriptionRef.get(stateRef)
+    const { pending } = yield* Ref.get(stateRef)
     if (store.keepPending === undefined || pending === undefined) {
       return false
     }
@@ -95,7 +84,7 @@ const maxReapply = 5
 const saveUnsavedHoldingOf = ({ stateRef, store, update }: Saving) =>
   Effect.gen(function*() {
     for (let reapplied = 0; reapplied <= maxReapply; reapplied++) {
-      const state = yield* SubscriptionRef.get(stateRef)
+      const state = yield* Ref.get(stateRef)
       if (!RefreshState.unsaved(state)) {
         return "saved" as const
       }
@@ -105,7 +94,7 @@ const saveUnsavedHoldingOf = ({ stateRef, store, update }: Saving) =>
         return "saved" as const
       }
       yield* update(RefreshState.adopt(result.current))
-      if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) {
+      if (!RefreshState.unsaved(yield* Ref.get(stateRef))) {
         return "superseded" as const
       }
     }
@@ -126,7 +115,7 @@ const saveBeforeStoppingOf = (
   keepAside: Effect.Effect<boolean>
 ) =>
   Effect.gen(function*() {
-    if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return
+    if (!RefreshState.unsaved(yield* Ref.get(stateRef))) return
     yield* Effect.flatMap(Ref.get(saver), Option.match({ onNone: () => Effect.void, onSome: Fiber.interrupt }))
     const saved = yield* Effect.interruptible(saveUnsaved).pipe(
       Effect.timeoutFail({
@@ -249,13 +238,9 @@ const commitOf = (
 // interruptible, or its bound would not hold.
 const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
   // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
-  const flightEnded = (flight: RefreshState.Flight) =>
-    stateRef.changes.pipe(
-      Stream.takeUntil((state) => state.inflight !== flight),
-      Stream.runDrain
-    )
+  const flightEnded = (flight: RefreshState.Flight) => Deferred.await(flight.ended)
   return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
-    Effect.flatMap(Effect.zip(SubscriptionRef.get(stateRef), Ref.get(requested)), ([state, sent]) =>
+    Effect.flatMap(Effect.zip(Ref.get(stateRef), Ref.get(requested)), ([state, sent]) =>
       Option.match(
         Option.filter(Option.fromNullable(state.inflight), (flight) => Option.contains(sent, flight)),
         {
@@ -304,7 +289,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const { stateRef, store, writes } = dependencies
   const saving: Saving = {
     ...dependencies,
-    update: (f) => SubscriptionRef.update(stateRef, f),
+    update: (f) => Ref.update(stateRef, f),
     saveRetries: yield* Ref.make(false),
     // The fiber of the retries, stopped when the manager stops (interrupting one that ended does nothing).
     saver: yield* Ref.make(Option.none<Fiber.RuntimeFiber<unknown, unknown>>()),
