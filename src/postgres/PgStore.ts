@@ -42,6 +42,9 @@ export interface Options {
 /** The refresh locks a replica holds at once unless told otherwise. */
 const defaultMaxHeldLocks = 64
 
+/** The most calls one statement serves (see `batch.ts`). */
+const maxBatchSize = 500
+
 /** The most connections a pool may be given. */
 const maxPoolSize = 100
 
@@ -72,7 +75,12 @@ const budgetOf = (poolSize: number | undefined) =>
     : `This replica needs up to ${poolSize + 1} connections (a pool of ${poolSize} and 1 that listens)`
 
 const make = <E>(
-  options: Options & { readonly poolSize?: number | undefined; readonly where: string },
+  options: Options & {
+    readonly poolSize?: number | undefined
+    /** The statements of one kind run at once when the pool's size is not known (a pool given). */
+    readonly statementsAtOnce?: number | undefined
+    readonly where: string
+  },
   connect: Effect.Effect<Connected, E, Scope.Scope>
 ) =>
   Effect.gen(function*() {
@@ -99,7 +107,10 @@ const make = <E>(
         ({ sql }) => sql
       )
 
-    const leases = Lease.make({
+    // Calls of one kind made at once (thousands of stale credentials asked at once) are served by
+    // one statement each batch, up to the pool's size of statements at once (see `batch.ts`).
+    const batches = { maxSize: maxBatchSize, concurrency: options.poolSize ?? options.statementsAtOnce ?? 4 }
+    const leases = yield* Lease.make({
       connected,
       query: made.query,
       hub: made.hub,
@@ -108,7 +119,8 @@ const make = <E>(
       ttl: Duration.decode(options.lockTimeout ?? Duration.seconds(35)),
       location,
       problem,
-      slots: yield* Lease.makeSlots(options.maxHeldLocks ?? defaultMaxHeldLocks)
+      slots: yield* Lease.makeSlots(options.maxHeldLocks ?? defaultMaxHeldLocks),
+      batches
     })
     yield* Effect.forkScoped(leases.renewing)
     const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
@@ -172,7 +184,9 @@ export const layerWithClient = (
       Effect.provideService(migrate(options.prefix ?? "effect_auth"), SqlClient.SqlClient, sql),
       { sql, pg }
     )
-    return servicesOf(yield* make({ ...options, where: whereOf(pg.config) }, connect))
+    return servicesOf(
+      yield* make({ ...options, statementsAtOnce: pg.config.maxConnections, where: whereOf(pg.config) }, connect)
+    )
   }))
 
 export interface ConnectionOptions extends Options {

@@ -13,8 +13,9 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, FiberRef, Option, Queue, Schedule, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
+import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
-import type { Hub } from "./listener.js"
+import { type Hub, quoteIdentifier } from "./listener.js"
 
 /** The credential row as read in the statement that took a lease. */
 export interface Prefetched {
@@ -81,6 +82,8 @@ export interface LeaseOptions {
   readonly problem: (cause: unknown) => string
   /** A slot is taken before a lease and given back after it (see `makeSlots`). */
   readonly slots: Queue.Queue<void>
+  /** How the takes and releases of many keys are gathered into statements (see `batch.ts`). */
+  readonly batches: { readonly maxSize: number; readonly concurrency: number }
 }
 
 /**
@@ -95,6 +98,7 @@ export const makeSlots = (count: number) =>
   )
 
 type Taken = {
+  readonly credential_key: string
   readonly fence: string | null
   readonly holder: string | null
   readonly remaining: number | null
@@ -111,195 +115,269 @@ const prefetchedOf = (taken: Taken): Prefetched => ({
   health: Option.fromNullable(taken.health)
 })
 
-export const make = (options: LeaseOptions) => {
-  const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
-  // The leases this process may hold at once. A replica asked for thousands of stale keys at once
-  // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
-  // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
-  const takeSlot = Queue.take(options.slots)
-  const freeSlot = Queue.offer(options.slots, undefined)
-  const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
-    new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
+/**
+ * The statements on the leases, each for many keys at once (see `batch.ts`); their text is fixed
+ * when the store starts. Each locks the lease rows in the order of their keys, before any
+ * credential row, as every statement on several keys does: two replicas (or a take and a
+ * renewal) locking the same keys never wait for each other in a circle.
+ */
+const statementsOf = (tables: LeaseOptions["tables"]) => {
+  const leases = quoteIdentifier(tables.leases)
+  const credentials = quoteIdentifier(tables.credentials)
+  return {
+    // Takes each lease that is free or expired, and then reads the credential rows of the keys
+    // taken; for the others says who holds the lease and for how long. (The outer SELECT sees the
+    // leases as they were before the INSERT: only read for the keys not taken.) The rows are read
+    // with a lock, after every lease is taken (the array is made first): if the previous holder's
+    // write committed while this statement waited for its lease, the locking read returns that
+    // write, not the row as it was when the statement began.
+    take: `WITH taken AS (
+        INSERT INTO ${leases} (credential_key, fence, holder, expires_at)
+        SELECT k, nextval($2), $3, clock_timestamp() + $4 * interval '1 millisecond'
+        FROM unnest($1::text[]) AS k ORDER BY k
+        ON CONFLICT (credential_key) DO UPDATE
+          SET fence = excluded.fence, holder = excluded.holder, expires_at = excluded.expires_at
+        WHERE ${leases}.expires_at <= clock_timestamp()
+        RETURNING credential_key, fence
+      ), credential AS (
+        SELECT credential_key, document, version::text AS version, health FROM ${credentials}
+        WHERE credential_key = ANY (ARRAY(SELECT credential_key FROM taken)) FOR SHARE
+      ) SELECT k AS credential_key, t.fence::text AS fence, l.holder,
+          greatest(0, extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::float8 AS remaining,
+          c.credential_key IS NOT NULL AS present, c.document, c.version, c.health
+        FROM unnest($1::text[]) AS k
+        LEFT JOIN taken AS t ON t.credential_key = k
+        LEFT JOIN credential AS c ON c.credential_key = k
+        LEFT JOIN ${leases} AS l ON l.credential_key = k`,
+    // Releases the leases still held by their fences, and says so on the lease channel.
+    release: `WITH released AS (
+        DELETE FROM ${leases} AS l USING (
+          SELECT l.credential_key FROM ${leases} AS l
+          JOIN unnest($1::text[], $2::bigint[]) AS r(credential_key, fence)
+            ON l.credential_key = r.credential_key AND l.fence = r.fence
+          ORDER BY l.credential_key FOR UPDATE OF l
+        ) AS locked WHERE l.credential_key = locked.credential_key
+        RETURNING l.credential_key
+      ) SELECT pg_notify($3, credential_key) FROM released`,
+    renewal: `WITH locked AS (
+        SELECT l.credential_key FROM ${leases} AS l
+        JOIN unnest($2::text[], $3::bigint[]) AS h(credential_key, fence)
+          ON l.credential_key = h.credential_key AND l.fence = h.fence
+        ORDER BY l.credential_key FOR UPDATE OF l
+      ) UPDATE ${leases} AS l SET expires_at = clock_timestamp() + $1 * interval '1 millisecond'
+      FROM locked WHERE l.credential_key = locked.credential_key
+      RETURNING l.credential_key, l.fence::text AS fence`
+  }
+}
 
-  // One round trip: take the lease if it is free or expired, and then read the credential row;
-  // else say who holds the lease and for how long. (The outer SELECT sees the lease as it was
-  // before the INSERT: only read when it was not taken.) The row is read with a lock: if the
-  // previous holder's write committed while this statement waited for its lease, the locking read
-  // returns that write, not the row as it was when the statement began.
-  const take = (sql: SqlClient.SqlClient, key: string) =>
-    sql<Taken>`WITH taken AS (
-      INSERT INTO ${sql(options.tables.leases)} (credential_key, fence, holder, expires_at)
-      VALUES (${key}, nextval(${options.tables.versions}), ${options.holder}, clock_timestamp() + ${ttlMs} * interval '1 millisecond')
-      ON CONFLICT (credential_key) DO UPDATE SET fence = excluded.fence, holder = excluded.holder, expires_at = excluded.expires_at
-      WHERE ${sql(options.tables.leases)}.expires_at <= clock_timestamp()
-      RETURNING fence
-    ), credential AS (
-      SELECT document, version::text AS version, health FROM ${sql(options.tables.credentials)}
-      WHERE credential_key = ${key} AND EXISTS (SELECT 1 FROM taken) FOR SHARE
-    ) SELECT (SELECT fence::text FROM taken) AS fence, l.holder,
-        greatest(0, extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::float8 AS remaining,
-        EXISTS (SELECT 1 FROM credential) AS present, (SELECT document FROM credential) AS document,
-        (SELECT version FROM credential) AS version, (SELECT health FROM credential) AS health
-      FROM (SELECT 1) AS one LEFT JOIN ${sql(options.tables.leases)} AS l ON l.credential_key = ${key}`.pipe(
-      // A session lost before the statement ran (a terminated backend still in the pool) is not a
-      // reason to fail the refresh: the statement runs again on a fresh connection.
-      retryLostSession,
-      Effect.map((rows): Taken =>
-        rows[0] ??
-          { fence: null, holder: null, remaining: null, present: null, document: null, version: null, health: null }
-      ),
-      Effect.mapError(fail(key, "lock"))
-    )
+const nothingTaken = (key: string): Taken => ({
+  credential_key: key,
+  fence: null,
+  holder: null,
+  remaining: null,
+  present: null,
+  document: null,
+  version: null,
+  health: null
+})
 
-  // Decided when it runs: a lease released by the write of the refreshed tokens needs no statement
-  // (nor the bound's timer).
-  const release = (lease: Lease) => Effect.suspend(() => lease.state === "committed" ? Effect.void : releaseNow(lease))
+export const make = (options: LeaseOptions) =>
+  Effect.gen(function*() {
+    const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
+    const text = statementsOf(options.tables)
+    // The leases this process may hold at once. A replica asked for thousands of stale keys at once
+    // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
+    // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
+    const takeSlot = Queue.take(options.slots)
+    const freeSlot = Queue.offer(options.slots, undefined)
+    const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
+      new AuthStoreError({
+        path: options.location(key),
+        operation,
+        problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
+      })
 
-  const releaseNow = (lease: Lease) =>
-    Effect.gen(function*() {
-      // A lost lease stays lost: what its holder saves later is fenced by a lease of its own. A
-      // lease released by the write of the refreshed tokens is gone already.
-      if (lease.state === "committed") return
-      if (lease.state === "held") lease.state = "released"
-      const sql = yield* options.connected(lease.key, "lock")
-      yield* sql`WITH released AS (
-        DELETE FROM ${sql(options.tables.leases)} WHERE credential_key = ${lease.key} AND fence = ${lease.fence}
-        RETURNING credential_key
-      ) SELECT pg_notify(${options.tables.leaseChannel}, credential_key) FROM released`.pipe(
-        Effect.mapError(fail(lease.key, "lock"))
-      )
-    }).pipe(
-      // Run as a scope's finalizer, which is uninterruptible: marked interruptible so that the bound
-      // can cut a release stuck on a stalled connection (the lease then expires by itself).
-      Effect.interruptible,
-      Effect.timeout(options.ttl),
-      Effect.catchAll((error) =>
-        Effect.logWarning("Could not release the refresh lock: it expires by itself").pipe(
-          Effect.annotateLogs({ credential: lease.key, problem: "problem" in error ? error.problem : "timed out" })
-        )
-      )
-    )
-
-  // Renewed at a third of their life while their refreshes go on: a holder that is alive keeps
-  // them, a holder that is gone (its process dead or cut off) loses them when they expire. All the
-  // leases this process holds are renewed in one statement, by one fiber. The renewal runs on the
-  // listening connection: on the pool it would wait behind every statement queued there, and a
-  // busy replica would lose leases it is still using (another replica would then send their refresh
-  // tokens again). The pool is the fallback while that connection is down.
-  const held = new Set<Lease>()
-  const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
-  const renewal = `UPDATE "${options.tables.leases.replaceAll("\"", "\"\"")}" AS l ` +
-    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' " +
-    "FROM unnest($2::text[], $3::bigint[]) AS h(credential_key, fence) " +
-    "WHERE l.credential_key = h.credential_key AND l.fence = h.fence RETURNING l.credential_key, l.fence::text AS fence"
-  const renewAll = Effect.gen(function*() {
-    for (const lease of held) if (lease.state !== "held") held.delete(lease)
-    if (held.size === 0) return
-    const leases = Array.from(held)
-    const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
-    const rows = (yield* options.query(renewal, values).pipe(
-      Effect.map((result) => result.rows),
-      Effect.orElse(() =>
-        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(renewal, values))
-      ),
-      Effect.mapError(fail(leases[0]!.key, "lock"))
-    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
-    const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
-    for (const lease of leases) {
-      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
-      lease.state = "lost"
-      held.delete(lease)
-      yield* Effect.logError(
-        "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
-          "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
-      ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
-    }
-  })
-  /** Renews the held leases every third of their life, for as long as it runs. */
-  const renewing: Effect.Effect<void> = renewAll.pipe(
-    Effect.catchAll((error) =>
-      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
-        Effect.annotateLogs({ problem: error.problem })
-      )
-    ),
-    Effect.repeat(Schedule.spaced(period)),
-    Effect.asVoid
-  )
-
-  // Waits for the lease: woken when it is released or the credential changes, else when it would
-  // expire; bounded by the lease's life from when another replica was first found holding it (a
-  // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
-  // does not count: it lasts as long as the flights ahead of it, each bounded by its own.
-  // Each try is uninterruptible up to the release being registered, so a lease taken is never left
-  // behind by an interruption; the waits between tries are interruptible.
-  const acquire = (key: string, scope: Scope.Scope) =>
-    Effect.scoped(Effect.gen(function*() {
-      const sql = yield* options.connected(key, "lock")
-      const next = yield* options.hub.leaseSignals(key)
-      let deadline: number | undefined
-      let said = false
-      while (true) {
-        // A slot first, holding no lease while it waits: a lease is held only by a flight that can
-        // go on at once, so the keys this process has not started yet stay free for the others.
-        const taken = yield* Effect.uninterruptibleMask((restore) =>
-          Effect.zipRight(
-            restore(takeSlot),
-            Effect.flatMap(Effect.onError(take(sql, key), () => freeSlot), (taken) => {
-              if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
-              const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-              return Effect.as(
-                Scope.addFinalizer(scope, Effect.ensuring(release(lease), freeSlot)),
-                { lease: Option.some(lease), taken }
+    // The takes of many keys in one statement, each key once (an INSERT … ON CONFLICT DO UPDATE
+    // cannot change a row twice). A statement begun is finished: a lease it takes is always handed
+    // to its caller, who releases it.
+    const takeMany = yield* Batch.make({
+      ...options.batches,
+      distinct: (key: string) => key,
+      uninterruptible: true,
+      run: (keys: ReadonlyArray<string>) =>
+        Effect.flatMap(options.connected(keys[0]!, "lock"), (sql) =>
+          sql.unsafe<Taken>(text.take, [keys, options.tables.versions, options.holder, ttlMs]).pipe(
+            // A session lost before the statement ran (a terminated backend still in the pool) is not
+            // a reason to fail the refreshes: the statement runs again on a fresh connection.
+            retryLostSession,
+            Effect.map((rows) => {
+              const byKey = new Map(rows.map((row) => [row.credential_key, row]))
+              return keys.map((key) =>
+                byKey.get(key) ?? nothingTaken(key)
               )
             })
+          ))
+    })
+    const take = (key: string) => Effect.mapError(takeMany(key), fail(key, "lock"))
+
+    const releaseMany = yield* Batch.make({
+      ...options.batches,
+      run: (leases: ReadonlyArray<Lease>) =>
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) =>
+          Effect.as(
+            sql.unsafe(text.release, [
+              leases.map((lease) => lease.key),
+              leases.map((lease) => lease.fence),
+              options.tables.leaseChannel
+            ]),
+            leases.map(() => undefined)
+          ))
+    })
+
+    // Decided when it runs: a lease released by the write of the refreshed tokens needs no statement
+    // (nor the bound's timer).
+    const release = (lease: Lease) =>
+      Effect.suspend(() => lease.state === "committed" ? Effect.void : releaseNow(lease))
+
+    const releaseNow = (lease: Lease) =>
+      Effect.suspend(() => {
+        // A lost lease stays lost: what its holder saves later is fenced by a lease of its own. A
+        // lease released by the write of the refreshed tokens is gone already.
+        if (lease.state === "committed") return Effect.void
+        if (lease.state === "held") lease.state = "released"
+        return Effect.mapError(releaseMany(lease), fail(lease.key, "lock"))
+      }).pipe(
+        // Run as a scope's finalizer, which is uninterruptible: marked interruptible so that the bound
+        // can cut a release stuck on a stalled connection (the lease then expires by itself).
+        Effect.interruptible,
+        Effect.timeout(options.ttl),
+        Effect.catchAll((error) =>
+          Effect.logWarning("Could not release the refresh lock: it expires by itself").pipe(
+            Effect.annotateLogs({ credential: lease.key, problem: "problem" in error ? error.problem : "timed out" })
           )
         )
-        if (Option.isSome(taken.lease)) return taken.lease.value
-        const now = yield* Clock.currentTimeMillis
-        deadline ??= now + ttlMs
-        if (now >= deadline) {
-          return yield* new AuthStoreError({
-            path: options.location(key),
-            operation: "lock",
-            problem: `another replica (${taken.taken.holder ?? "unknown"}) has held the refresh lock for over ${
-              Duration.format(options.ttl)
-            }`
-          })
-        }
-        if (!said) {
-          said = true
-          yield* Effect.logDebug("Waiting for the refresh lock, held by another replica").pipe(
-            Effect.annotateLogs({ credential: key, holder: taken.taken.holder ?? "unknown" })
-          )
-        }
-        const expiresIn = Math.ceil((taken.taken.remaining ?? 0) + 1)
-        yield* Effect.raceFirst(next, Effect.sleep(Duration.millis(Math.min(expiresIn, deadline - now))))
+      )
+
+    // Renewed at a third of their life while their refreshes go on: a holder that is alive keeps
+    // them, a holder that is gone (its process dead or cut off) loses them when they expire. All the
+    // leases this process holds are renewed in one statement, by one fiber. The renewal runs on the
+    // listening connection: on the pool it would wait behind every statement queued there, and a
+    // busy replica would lose leases it is still using (another replica would then send their refresh
+    // tokens again). The pool is the fallback while that connection is down.
+    const held = new Set<Lease>()
+    const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
+    const renewAll = Effect.gen(function*() {
+      for (const lease of held) if (lease.state !== "held") held.delete(lease)
+      if (held.size === 0) return
+      const leases = Array.from(held)
+      const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
+      const rows = (yield* options.query(text.renewal, values).pipe(
+        Effect.map((result) => result.rows),
+        Effect.orElse(() =>
+          Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(text.renewal, values))
+        ),
+        Effect.mapError(fail(leases[0]!.key, "lock"))
+      )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
+      const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
+      for (const lease of leases) {
+        if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
+        lease.state = "lost"
+        held.delete(lease)
+        yield* Effect.logError(
+          "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
+            "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
+        ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
       }
-    }))
-
-  /** Holds `key`'s lease until the scope closes; the current fiber's writes are fenced by it meanwhile. */
-  const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
-    Effect.gen(function*() {
-      const lease = yield* acquire(key, yield* Effect.scope)
-      held.add(lease)
-      yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(lease)))
-      yield* Effect.locallyScoped(currentLease, Option.some(lease))
     })
+    /** Renews the held leases every third of their life, for as long as it runs. */
+    const renewing: Effect.Effect<void> = renewAll.pipe(
+      Effect.catchAll((error) =>
+        Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
+          Effect.annotateLogs({ problem: error.problem })
+        )
+      ),
+      Effect.repeat(Schedule.spaced(period)),
+      Effect.asVoid
+    )
 
-  /**
-   * Takes `key`'s lease if it is free, without waiting, until the scope closes: how a holder that
-   * lost its lease saves its refreshed tokens later, never while another replica refreshes.
-   */
-  const tryHold = (key: string): Effect.Effect<Option.Option<Lease>, AuthStoreError, Scope.Scope> =>
-    Effect.gen(function*() {
-      const sql = yield* options.connected(key, "write")
-      const scope = yield* Effect.scope
-      return yield* Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
-        if (taken.fence === null) return Effect.succeed(Option.none<Lease>())
-        const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-        return Effect.as(Scope.addFinalizer(scope, release(lease)), Option.some(lease))
+    // One try: a slot first, holding no lease while it waits (a lease is held only by a flight that
+    // can go on at once, so the keys this process has not started yet stay free for the others),
+    // then the take. Uninterruptible once the slot is had, up to the release being registered: a
+    // lease taken is never left behind by an interruption.
+    const tryOnce = (key: string, scope: Scope.Scope) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(
+          restore(takeSlot),
+          Effect.flatMap(Effect.onError(take(key), () => freeSlot), (taken) => {
+            if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
+            const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+            return Effect.as(
+              Scope.addFinalizer(scope, Effect.ensuring(release(lease), freeSlot)),
+              { lease: Option.some(lease), taken }
+            )
+          })
+        )
+      )
+
+    // Waits for the lease: woken when it is released or the credential changes, else when it would
+    // expire; bounded by the lease's life from when another replica was first found holding it (a
+    // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
+    // does not count: it lasts as long as the flights ahead of it, each bounded by its own. The
+    // waits between tries are interruptible.
+    const acquire = (key: string, scope: Scope.Scope) =>
+      Effect.scoped(Effect.gen(function*() {
+        yield* options.connected(key, "lock")
+        const next = yield* options.hub.leaseSignals(key)
+        let deadline: number | undefined
+        let said = false
+        while (true) {
+          const taken = yield* tryOnce(key, scope)
+          if (Option.isSome(taken.lease)) return taken.lease.value
+          const now = yield* Clock.currentTimeMillis
+          deadline ??= now + ttlMs
+          if (now >= deadline) {
+            return yield* new AuthStoreError({
+              path: options.location(key),
+              operation: "lock",
+              problem: `another replica (${taken.taken.holder ?? "unknown"}) has held the refresh lock for over ${
+                Duration.format(options.ttl)
+              }`
+            })
+          }
+          if (!said) {
+            said = true
+            yield* Effect.logDebug("Waiting for the refresh lock, held by another replica").pipe(
+              Effect.annotateLogs({ credential: key, holder: taken.taken.holder ?? "unknown" })
+            )
+          }
+          const expiresIn = Math.ceil((taken.taken.remaining ?? 0) + 1)
+          yield* Effect.raceFirst(next, Effect.sleep(Duration.millis(Math.min(expiresIn, deadline - now))))
+        }
       }))
-    })
 
-  return { lock, tryHold, renewing }
-}
+    /** Holds `key`'s lease until the scope closes; the current fiber's writes are fenced by it meanwhile. */
+    const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const lease = yield* acquire(key, yield* Effect.scope)
+        held.add(lease)
+        yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(lease)))
+        yield* Effect.locallyScoped(currentLease, Option.some(lease))
+      })
+
+    /**
+     * Takes `key`'s lease if it is free, without waiting, until the scope closes: how a holder that
+     * lost its lease saves its refreshed tokens later, never while another replica refreshes.
+     */
+    const tryHold = (key: string): Effect.Effect<Option.Option<Lease>, AuthStoreError, Scope.Scope> =>
+      Effect.gen(function*() {
+        yield* options.connected(key, "write")
+        const scope = yield* Effect.scope
+        return yield* Effect.uninterruptible(Effect.flatMap(take(key), (taken) => {
+          if (taken.fence === null) return Effect.succeed(Option.none<Lease>())
+          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+          return Effect.as(Scope.addFinalizer(scope, release(lease)), Option.some(lease))
+        }))
+      })
+
+    return { lock, tryHold, renewing }
+  })

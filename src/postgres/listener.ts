@@ -124,7 +124,8 @@ const clientConfig = (config: PgClient.PgClientConfig, applicationName: string):
   application_name: applicationName
 })
 
-const quoteIdentifier = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
+/** `name` as an SQL identifier, for the statements whose text is fixed when a store starts. */
+export const quoteIdentifier = (name: string) => `"${name.replaceAll("\"", "\"\"")}"`
 
 /**
  * Listens on `channels` for the scope's life (one connection, reopened when lost), feeding `made`.
