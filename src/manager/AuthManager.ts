@@ -90,6 +90,16 @@ export const settingsOf = (configuration: Configuration.Options): Partial<Settin
 /** Builds the manager over the `AuthStore` and `TokenRefresher` in context. */
 export const make = (
   options: Partial<Settings> = {}
+): Effect.Effect<AuthManagerShape, never, AuthStore | TokenRefresher | Scope.Scope> => makeFrom(options, undefined)
+
+/**
+ * Builds the manager, starting from `state` when given instead of reading storage: how a keyed
+ * manager hands a credential it held lightly (unsaved tokens included) to a full manager. Not
+ * public.
+ */
+export const makeFrom = (
+  options: Partial<Settings>,
+  state: RefreshState.State | undefined
 ): Effect.Effect<AuthManagerShape, never, AuthStore | TokenRefresher | Scope.Scope> =>
   Effect.gen(function*() {
     const settings: Settings = { ...defaultSettings, ...options }
@@ -103,7 +113,7 @@ export const make = (
 
     // A server must start even on an unreadable file: it reports logged out,
     // leaves the file alone, and a later sign-in keeps the old file aside.
-    const first = yield* store.load.pipe(
+    const first = state !== undefined ? state.snapshot : yield* store.load.pipe(
       Effect.catchTag(
         "AuthStoreError",
         (error) => Effect.logWarning(error.message).pipe(Effect.as(AuthDocument.absent))
@@ -111,12 +121,18 @@ export const make = (
     )
     // A refresh an earlier run could not save, kept beside the credentials: adopted while they still
     // hold the refresh token it replaced (saved below), removed otherwise.
-    const kept = store.loadPending === undefined ? Option.none<RefreshState.Pending>() : yield* store.loadPending
+    const kept = state !== undefined || store.loadPending === undefined
+      ? Option.none<RefreshState.Pending>()
+      : yield* store.loadPending
     const resumed = Option.flatMap(kept, (pending) => Option.fromNullable(RefreshState.resume(first, pending)))
     // What another process already learned of these credentials (dead, backing off) applies from the
     // first poll: a poisoned snapshot's token is withheld here too, not only after a refresh attempt.
     const stateRef = yield* SubscriptionRef.make(
-      Option.isSome(resumed) ? resumed.value : SharedState.initialState(first, yield* store.loadShared)
+      state !== undefined
+        ? { ...state, inflight: undefined }
+        : Option.isSome(resumed)
+        ? resumed.value
+        : SharedState.initialState(first, yield* store.loadShared)
     )
     // The flight whose token request has been sent: its answer may rotate the refresh token. A flight
     // still waiting for a lock (another process may hold it for 40 s) or reading files is stopped at once.
@@ -136,6 +152,8 @@ export const make = (
     const accounts = Accounts.make({ store, stateRef, writes, removeAside: persistence.removeAside })
 
     yield* persistence.resumeKept(kept, resumed)
+    // Handed over with tokens not saved yet: saving them goes on here.
+    if (state !== undefined && RefreshState.unsaved(state)) yield* persistence.keepSaving(Duration.zero)
     yield* Watch.start(store, accounts.reload, settings, scope)
 
     const host = yield* HostTokens.make(scope)

@@ -1,12 +1,14 @@
 /**
- * Many credentials in one server: one `AuthManager` per credential key,
- * made on first use and released when it has been idle for a while. Each key
- * has its own snapshot, poison, cooldown and single flight; its logs and spans
- * carry the key (a name, never a secret); the metrics count all keys together.
+ * Many credentials in one server. Each key has its own snapshot, poison, cooldown and single
+ * flight; its logs and spans carry the key (a name, never a secret); the metrics count all keys
+ * together. Over a store with one feed of every key's changes (PostgreSQL, memory), a key is held
+ * lightly: its state alone, a poll answered from it, its refresh woken when needed (see
+ * `internal/cells.ts`); its full `AuthManager` is made only when asked for (`get`, `use`). Keys
+ * unused for a while are let go; the next use reads them again.
  */
-import { Context, Duration, Effect, Layer, Option, RcMap, type Scope, Stream } from "effect"
+import { Context, Duration, Effect, ExecutionStrategy, Layer, Option, RcMap, Scope, Stream } from "effect"
 import { Configuration } from "../config/Configuration.js"
-import type { Settings } from "../config/Settings.js"
+import { defaultSettings, type Settings } from "../config/Settings.js"
 import { TokenRefresher } from "../oauth/TokenRefresher.js"
 import { AuthStore } from "../stores/AuthStore.js"
 import { bind } from "../stores/AuthStore.js"
@@ -14,6 +16,7 @@ import { CredentialStore } from "../stores/CredentialStore.js"
 import { RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import * as AuthManager from "./AuthManager.js"
 import type { AuthStatus, AuthStatusParams } from "./AuthState.js"
+import * as Cells from "./internal/cells.js"
 import * as Watch from "./internal/watch.js"
 
 export interface Options {
@@ -79,7 +82,27 @@ export const make = (options: Options = {}) =>
     const coordinator = yield* RefreshCoordinator
     const refresher = yield* TokenRefresher
     const settings = options.settings ?? {}
+    const idleTimeToLive = Duration.decode(options.idleTimeToLive ?? Duration.minutes(5))
     const feed = credentials.changedKeys
+    const layerScope = yield* Effect.scope
+
+    // ---- keys held lightly (a store with one feed of every key's changes) ---------------------
+    // Polls of a key are answered from its cell; a key's full manager is made only when asked for
+    // (`get`, `use`), taking the cell's state over. A store without such a feed gives each key a
+    // manager watching its own changes.
+    const cellScope = yield* Scope.fork(layerScope, ExecutionStrategy.sequential)
+    const cells = feed === undefined ? undefined : yield* Cells.make({
+      credentials,
+      coordinator,
+      refresher,
+      settings: { ...defaultSettings, ...settings },
+      scope: cellScope,
+      idleTimeToLive,
+      withKey
+    })
+    // When stopping, the keys' refreshes in flight are waited for and saved, then the rest stops.
+    if (cells !== undefined) yield* Scope.addFinalizer(layerScope, cells.stopping)
+
     const live = new Map<string, Live>()
     const managers = yield* RcMap.make({
       lookup: (key: string) =>
@@ -88,8 +111,9 @@ export const make = (options: Options = {}) =>
           const entry: Live = { manager: undefined, missed: false }
           live.set(key, entry)
           yield* Effect.addFinalizer(() => Effect.sync(() => live.get(key) === entry && live.delete(key)))
+          const handed = cells === undefined ? undefined : yield* cells.handOver(key)
           const bound = bind(key, credentials, coordinator)
-          const manager = yield* AuthManager.make(settings).pipe(
+          const manager = yield* AuthManager.makeFrom(settings, handed).pipe(
             // With one feed of every key's changes, the managers are watched by one fiber (below),
             // not one each.
             Effect.provideService(AuthStore, feed === undefined ? bound : { ...bound, changed: Stream.empty }),
@@ -102,7 +126,7 @@ export const make = (options: Options = {}) =>
           if (entry.missed) yield* reloadOf(key)
           return manager
         }),
-      idleTimeToLive: options.idleTimeToLive ?? Duration.minutes(5)
+      idleTimeToLive
     })
 
     // ---- one watch of every key (a store with one feed of changes) ---------------------------
@@ -112,7 +136,7 @@ export const make = (options: Options = {}) =>
     const reloadOf = (key: string): Effect.Effect<void> =>
       Effect.suspend(() => {
         const entry = live.get(key)
-        if (entry === undefined) return Effect.void
+        if (entry === undefined) return cells === undefined ? Effect.void : cells.reload(key)
         const manager = entry.manager
         if (manager === undefined) return Effect.sync(() => (entry.missed = true))
         const running = reloading.get(key)
@@ -132,19 +156,28 @@ export const make = (options: Options = {}) =>
     if (feed !== undefined) {
       yield* feed.pipe(
         Stream.runForEach(Option.match({
-          onNone: () => Effect.forEach(live.keys(), reloadOf, { discard: true }),
+          onNone: () =>
+            Effect.zipRight(
+              Effect.forEach(live.keys(), reloadOf, { discard: true }),
+              cells === undefined ? Effect.void : cells.reloadAll
+            ),
           onSome: reloadOf
         })),
         Effect.forkScoped
       )
     }
     const get = (key: string) => RcMap.get(managers, key)
+    const viaManager = (key: string, params: AuthStatusParams | undefined) =>
+      Effect.scoped(Effect.flatMap(get(key), (manager) => manager.getAuthStatus(params)))
     return KeyedAuthManager.of({
       get,
       use: (key, f) => Effect.scoped(Effect.flatMap(get(key), f)),
       getAuthStatus: (key, params) =>
-        Effect.scoped(Effect.flatMap(get(key), (manager) => manager.getAuthStatus(params))),
-      keys: Effect.map(RcMap.keys(managers), (keys) => Array.from(keys))
+        cells === undefined || live.has(key) ? viaManager(key, params) : cells.status(key, params),
+      keys: Effect.map(
+        Effect.zip(RcMap.keys(managers), cells === undefined ? Effect.succeed([]) : cells.keys),
+        ([full, light]) => Array.from(new Set([...full, ...light]))
+      )
     })
   })
 

@@ -223,7 +223,8 @@ export const makeMemoryBackend = (initial: Readonly<Record<string, string | obje
           }
         ).pipe(Effect.tap((result) => Either.isRight(result) ? PubSub.publish(changed, key) : Effect.void)),
       changes: (key) =>
-        Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined))
+        Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined)),
+      changedKeys: Stream.map(Stream.fromPubSub(changed), Option.some)
     }
     return backend
   })

@@ -329,6 +329,11 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   return {
     commit,
     keptFor,
+    /** Stops the save retries in the background (the state is handed to another manager). */
+    stopSaving: Effect.flatMap(
+      Ref.get(saving.saver),
+      Option.match({ onNone: () => Effect.void, onSome: Fiber.interrupt })
+    ),
     keepSaving,
     removeAside,
     /** Records that the pending refresh kept beside the credentials is `kept`. */

@@ -1,0 +1,299 @@
+/**
+ * The keyed manager's credentials held lightly. Each key is a cell: its state alone (snapshot,
+ * health, flight in progress) in one map, read by polls with no fiber, stream or timer of its own.
+ * A refresh wakes the key's flight and saving, the very ones a manager runs (`flight.ts`,
+ * `persistence.ts`), for as long as it lasts; the cell sleeps again once its tokens are saved. Ten
+ * thousand idle credentials are ten thousand snapshots, and a refresh is one flight.
+ *
+ * A key whose full manager is asked for (`KeyedAuthManager.get`) is handed over to it with its
+ * state (unsaved tokens included), once its flight has ended.
+ */
+import { Deferred, Duration, Effect, FiberId, Metric, Option, Ref, Schedule, type Scope } from "effect"
+import type { Settings } from "../../config/Settings.js"
+import * as AuthDocument from "../../document/AuthDocument.js"
+import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
+import { bind } from "../../stores/AuthStore.js"
+import type { CredentialStoreShape } from "../../stores/CredentialStore.js"
+import type { RefreshCoordinatorShape } from "../../stores/RefreshCoordinator.js"
+import type { AuthStatus, AuthStatusParams } from "../AuthState.js"
+import * as RefreshState from "../RefreshState.js"
+import * as SharedState from "../SharedState.js"
+import * as Flight from "./flight.js"
+import { cooldownHits, counted, joinedCallers, poisonHits } from "./metrics.js"
+import * as Persistence from "./persistence.js"
+
+/** A key's flight and saving, made when it refreshes and dropped when it is done. */
+interface Awake {
+  readonly flight: Flight.Flight
+  readonly persistence: Persistence.Persistence
+  readonly writes: Effect.Semaphore
+  readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
+}
+
+interface Cell {
+  readonly key: string
+  readonly state: Ref.Ref<RefreshState.State>
+  /** When a poll last asked for it (epoch milliseconds): unused for `idleTimeToLive`, it is let go. */
+  usedAt: number
+  awake: Awake | undefined
+  /** A reload runs; `again`: another change came meanwhile, one more reload after it. */
+  reloading: { again: boolean } | undefined
+}
+
+/** What the cells need of the keyed manager. */
+export interface Dependencies {
+  readonly credentials: CredentialStoreShape
+  readonly coordinator: RefreshCoordinatorShape
+  readonly refresher: TokenRefresherShape
+  readonly settings: Settings
+  /** Where flights, save retries and the idle sweep run; closed after `stopping`. */
+  readonly scope: Scope.Scope
+  readonly idleTimeToLive: Duration.Duration
+  /** Tags an effect's logs and spans with the credential key. */
+  readonly withKey: (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+const notRequired: AuthStatus = { authMethod: null, authToken: null, requiresOpenaiAuth: false }
+
+/** Builds the cells over `dependencies`. */
+export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
+  const { coordinator, credentials, refresher, scope, settings, withKey } = dependencies
+  const clock = yield* Effect.clock
+  const cells = new Map<string, Cell>()
+  const opening = new Map<string, Deferred.Deferred<Cell>>()
+
+  // ---- opening a key: its credential and what other processes learned of it ----------------
+  // A key that cannot be read is logged out here (and said), as a manager starts: the next change
+  // heard for it reads it again.
+  const load = (key: string) =>
+    Effect.zipWith(
+      credentials.get(key).pipe(
+        Effect.map((stored) => stored.snapshot),
+        Effect.catchTag("AuthStoreError", (error) => Effect.as(Effect.logWarning(error.message), AuthDocument.absent))
+      ),
+      coordinator.getHealth(key),
+      SharedState.initialState,
+      { concurrent: true }
+    )
+
+  // Concurrent polls of a key not open yet share one read, run apart from them: one of them giving
+  // up does not cut it for the others.
+  const open = (key: string): Effect.Effect<Cell> =>
+    Effect.suspend(() => {
+      const existing = cells.get(key)
+      if (existing !== undefined) return Effect.succeed(existing)
+      const pending = opening.get(key)
+      if (pending !== undefined) return Deferred.await(pending)
+      const made = Deferred.unsafeMake<Cell>(FiberId.none)
+      opening.set(key, made)
+      return load(key).pipe(
+        withKey(key),
+        Effect.map((state): Cell => {
+          const cell: Cell = {
+            key,
+            state: Ref.unsafeMake(state),
+            usedAt: clock.unsafeCurrentTimeMillis(),
+            awake: undefined,
+            reloading: undefined
+          }
+          cells.set(key, cell)
+          return cell
+        }),
+        Effect.exit,
+        Effect.flatMap((exit) => Deferred.done(made, exit)),
+        Effect.ensuring(Effect.sync(() => opening.delete(key))),
+        Effect.forkIn(scope),
+        Effect.zipRight(Deferred.await(made))
+      )
+    })
+
+  // ---- a refresh: the key's flight and saving, woken for it -----------------------------------
+  const wake = (cell: Cell): Effect.Effect<Awake> =>
+    Effect.suspend(() => {
+      if (cell.awake !== undefined) return Effect.succeed(cell.awake)
+      const store = bind(cell.key, credentials, coordinator)
+      const writes = Effect.unsafeMakeSemaphore(1)
+      const requested = Ref.unsafeMake(Option.none<RefreshState.Flight>())
+      return Effect.map(
+        Persistence.make({ store, settings, stateRef: cell.state, writes, scope }),
+        (persistence) => {
+          const flight = Flight.make({
+            store,
+            refresher,
+            settings,
+            stateRef: cell.state,
+            writes,
+            scope,
+            requested,
+            persistence
+          })
+          // Another poll may have woken it meanwhile: one flight and saving per key.
+          return (cell.awake ??= { flight, persistence, writes, requested })
+        }
+      )
+    })
+
+  /** Whether the cell's flight and saving are done with: no flight, nothing unsaved. */
+  const restful = (state: RefreshState.State) => state.inflight === undefined && !RefreshState.unsaved(state)
+
+  const sleepIfDone = (cell: Cell) =>
+    Effect.map(Ref.get(cell.state), (state) => {
+      if (cell.awake !== undefined && restful(state)) cell.awake = undefined
+    })
+
+  // As a manager's poll: a refresh only when asked or stale; a poisoned snapshot answers from its
+  // poison record; a decision that makes no request does not wake the key.
+  const refreshed = (cell: Cell, state: RefreshState.State): Effect.Effect<void> => {
+    const decision = RefreshState.decide(state, clock.unsafeCurrentTimeMillis(), settings)
+    switch (decision._tag) {
+      case "Skip":
+        return Effect.void
+      case "Poisoned":
+        return Metric.increment(poisonHits)
+      case "CoolingDown":
+        return Metric.increment(cooldownHits)
+      case "Join":
+        return Effect.zipRight(Metric.increment(joinedCallers), Effect.ignore(Deferred.await(decision.flight.done)))
+      case "Start":
+        return Effect.flatMap(wake(cell), (awake) => awake.flight.refreshQuietly).pipe(
+          Effect.zipRight(sleepIfDone(cell)),
+          withKey(cell.key)
+        )
+    }
+  }
+
+  const answer = (cell: Cell, params: AuthStatusParams | undefined): Effect.Effect<AuthStatus> =>
+    Effect.flatMap(Ref.get(cell.state), (state) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      cell.usedAt = now
+      const includeToken = params?.includeToken === true
+      const reply = Effect.sync(() => RefreshState.statusOf(state, includeToken))
+      if (state.snapshot.method !== "chatgpt" || params?.noRefresh === true) return reply
+      if (params?.refreshToken !== true && now < RefreshState.staleAt(state.snapshot, settings)) return reply
+      if (state.health._tag === "Poisoned") return counted(poisonHits, reply)
+      return Effect.zipRight(
+        refreshed(cell, state),
+        Effect.map(Ref.get(cell.state), (after) => RefreshState.statusOf(after, includeToken))
+      )
+    })
+
+  /** `getAuthStatus` of `key`, as a manager answers it. */
+  const status = (key: string, params?: AuthStatusParams): Effect.Effect<AuthStatus> =>
+    !settings.requiresOpenaiAuth
+      ? Effect.succeed(notRequired)
+      : Effect.flatMap(open(key), (cell) => answer(cell, params))
+
+  // ---- another process changed a key: adopted ---------------------------------------------------
+  // A reload must not make older credentials current: one read before this process saved newer ones
+  // (its flight's write) would. While the key is awake, the reload is serialised with its saving
+  // (as a manager's); asleep, it adopts only if the state did not change during the read.
+  const reloadCell = (cell: Cell): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const awake = cell.awake
+        if (awake !== undefined) {
+          return yield* awake.writes.withPermits(1)(
+            Effect.flatMap(
+              credentials.get(cell.key),
+              (stored) => Ref.updateAndGet(cell.state, RefreshState.adopt(stored.snapshot))
+            )
+          ).pipe(Effect.flatMap(Flight.abandonIfAdopted))
+        }
+        const before = yield* Ref.get(cell.state)
+        const stored = yield* credentials.get(cell.key)
+        const adopted = yield* Ref.modify(
+          cell.state,
+          (state) =>
+            state === before && cell.awake === undefined
+              ? [true, RefreshState.adopt(stored.snapshot)(state)] as const
+              : [false, state] as const
+        )
+        if (adopted) return
+      }
+    }).pipe(
+      Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
+      withKey(cell.key)
+    )
+
+  /** Reads `key` again, if it is held here; reloads of one key coalesce (one more if a change came during one). */
+  const reload = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const cell = cells.get(key)
+      if (cell === undefined) return Effect.void
+      if (cell.reloading !== undefined) return Effect.sync(() => (cell.reloading!.again = true))
+      const mark = { again: false }
+      cell.reloading = mark
+      return Effect.suspend(() => {
+        mark.again = false
+        return reloadCell(cell)
+      }).pipe(
+        Effect.repeat({ while: () => mark.again }),
+        Effect.ensuring(Effect.sync(() => (cell.reloading = undefined))),
+        Effect.forkIn(scope),
+        Effect.asVoid
+      )
+    })
+
+  // ---- letting go ---------------------------------------------------------------------------------
+  /**
+   * Hands `key` to its full manager: its state once its flight has ended (none when not held);
+   * its save retries stop, the manager's go on.
+   */
+  const handOver = (key: string): Effect.Effect<RefreshState.State | undefined> =>
+    Effect.gen(function*() {
+      const cell = cells.get(key)
+      if (cell === undefined) return undefined
+      while (true) {
+        const { inflight } = yield* Ref.get(cell.state)
+        if (inflight === undefined) break
+        yield* Deferred.await(inflight.ended)
+      }
+      if (cells.get(key) === cell) cells.delete(key)
+      if (cell.awake !== undefined) yield* cell.awake.persistence.stopSaving
+      return yield* Ref.get(cell.state)
+    })
+
+  // Keys unused for their idle time, with no flight and nothing unsaved, are let go; looked at
+  // every half of that time.
+  const idleMs = Duration.toMillis(dependencies.idleTimeToLive)
+  const sweep = Effect.suspend(() =>
+    Effect.forEach(Array.from(cells.values()), (cell) =>
+      Effect.map(Ref.get(cell.state), (state) => {
+        if (!restful(state)) return
+        cell.awake = undefined
+        if (clock.unsafeCurrentTimeMillis() - cell.usedAt >= idleMs && cells.get(cell.key) === cell) {
+          cells.delete(cell.key)
+        }
+      }), { discard: true })
+  )
+  yield* sweep.pipe(
+    Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, idleMs / 2)))),
+    Effect.forkIn(scope)
+  )
+
+  /**
+   * When stopping: every key's flight whose request was sent is waited for and its answer saved,
+   * as a manager's (bounded by `shutdownWait`, then `shutdownSaveWait`), all keys at once.
+   */
+  const stopping = Effect.suspend(() =>
+    Effect.forEach(
+      Array.from(cells.values()).flatMap((cell) => cell.awake === undefined ? [] : [[cell, cell.awake] as const]),
+      ([cell, awake]) => withKey(cell.key)(awake.persistence.stopping(awake.requested)),
+      { concurrency: "unbounded", discard: true }
+    )
+  )
+
+  return {
+    status,
+    reload,
+    /** Reads every key held here again (the change feed was cut). */
+    reloadAll: Effect.suspend(() => Effect.forEach(Array.from(cells.keys()), reload, { discard: true })),
+    handOver,
+    stopping,
+    keys: Effect.sync(() => Array.from(cells.keys())),
+    has: (key: string) => cells.has(key) || opening.has(key)
+  }
+})
+
+/** The cells of a keyed manager (see `make`). */
+export type Cells = Effect.Effect.Success<ReturnType<typeof make>>
