@@ -123,7 +123,14 @@ const make = <E>(
       batches
     })
     yield* Effect.forkScoped(leases.renewing)
-    const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
+    const statements = yield* makeStatements({
+      connected,
+      tryHold: leases.tryHold,
+      tables: t,
+      location,
+      problem,
+      batches
+    })
 
     const credentials = makeCredentialStore({
       location,

@@ -10,11 +10,16 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Option, type Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
+import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
 import * as Lease from "./lease.js"
+import { quoteIdentifier } from "./listener.js"
 import type { tables } from "./migrations.js"
 
 type Row = { readonly document: string; readonly version: string }
+
+/** A credential row as the batched read returns it. */
+type Stored = Row & { readonly credential_key: string; readonly health: string | null }
 
 export interface StatementsOptions {
   readonly connected: (
@@ -26,6 +31,8 @@ export interface StatementsOptions {
   readonly tables: ReturnType<typeof tables>
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
+  /** How the reads and writes of many keys are gathered into statements (see `batch.ts`). */
+  readonly batches: { readonly maxSize: number; readonly concurrency: number }
 }
 
 const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>
@@ -34,10 +41,42 @@ const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>
 const versionOf = (revision: string): Option.Option<string> =>
   revision === "absent" || !/^\d+$/.test(revision) ? Option.none() : Option.some(revision)
 
-export const makeStatements = (options: StatementsOptions) => {
+export const makeStatements = (options: StatementsOptions) =>
+  Effect.map(
+    // The rows of many keys read at once, in one statement: a plain read and a read of the health
+    // share it.
+    Batch.make({
+      ...options.batches,
+      run: (keys: ReadonlyArray<string>) =>
+        Effect.flatMap(options.connected(keys[0]!, "read"), (sql) =>
+          sql.unsafe<Stored>(
+            `SELECT credential_key, document, version::text AS version, health FROM ${
+              quoteIdentifier(options.tables.credentials)
+            } WHERE credential_key = ANY ($1::text[])`,
+            [keys]
+          ).pipe(
+            retryLostSession,
+            Effect.map((rows) => {
+              const byKey = new Map(rows.map((row) => [row.credential_key, row]))
+              return keys.map((key) => Option.fromNullable(byKey.get(key)))
+            })
+          ))
+    }),
+    (readMany) => makeWith(options, readMany)
+  )
+
+const makeWith = (
+  options: StatementsOptions,
+  readMany: (key: string) => Effect.Effect<Option.Option<Stored>, unknown>
+) => {
   const t = options.tables
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
-    new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
+    new AuthStoreError({
+      path: options.location(key),
+      operation,
+      problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
+    })
+  const readRow = (key: string) => Effect.mapError(readMany(key), fail(key, "read"))
   const using = <A>(
     key: string,
     operation: AuthStoreError["operation"],
@@ -55,15 +94,7 @@ export const makeStatements = (options: StatementsOptions) => {
     Effect.flatMap(prefetched(key), (cached) =>
       Option.isSome(cached)
         ? Effect.succeed(cached.value.entry)
-        : using(
-          key,
-          "read",
-          (sql) =>
-            retryLostSession(
-              sql<Row>`SELECT document, version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`
-            )
-        )
-          .pipe(Effect.map(entryOf)))
+        : Effect.map(readRow(key), Option.map((row) => ({ text: row.document, revision: row.version }))))
 
   // What the key holds after a write that did not happen, and whether the fence still holds.
   const readFenced = (key: string, fence: string) =>
@@ -209,15 +240,7 @@ export const makeStatements = (options: StatementsOptions) => {
     Effect.flatMap(prefetched(key), (cached) =>
       Option.isSome(cached)
         ? Effect.succeed(cached.value.health)
-        : using(key, "read", (sql) =>
-          retryLostSession(
-            sql<{ readonly health: string | null }>`SELECT health FROM ${
-              sql(t.credentials)
-            } WHERE credential_key = ${key}`
-          ))
-          .pipe(
-            Effect.map((rows) => Option.flatMap(Option.fromNullable(rows[0]), (row) => Option.fromNullable(row.health)))
-          ))
+        : Effect.map(readRow(key), Option.flatMap((row) => Option.fromNullable(row.health))))
 
   // A health record is written only while the row still holds its snapshot: what was learned
   // of an old one never lands on new credentials.

@@ -3,11 +3,25 @@
 // statements a store sends are counted from its SQL spans; what PostgreSQL did, from its rows and
 // from a trigger that logs every lease taken.
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Redacted, Ref, Tracer } from "effect"
+import { Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Ref, Tracer } from "effect"
+import * as AuthDocument from "../../src/document/AuthDocument.js"
 import * as PgStore from "../../src/postgres/PgStore.js"
 import { CredentialStore } from "../../src/stores/CredentialStore.js"
 import { RefreshCoordinator } from "../../src/stores/RefreshCoordinator.js"
 import { freshDatabase, query } from "../support/database.js"
+import { chatgptJson } from "../support/fixtures.js"
+
+const doc = (refreshToken: string) => Either.getOrThrow(AuthDocument.decode(chatgptJson({ refreshToken })))
+
+const refreshTokenOf = (stored: { readonly snapshot: AuthDocument.AuthSnapshot }) =>
+  Option.match(stored.snapshot.document, {
+    onNone: () => "none",
+    onSome: (document) =>
+      Option.match(Option.fromNullable(document.tokens), {
+        onNone: () => "none",
+        onSome: (tokens) => Redacted.value(tokens.refresh_token)
+      })
+  })
 
 /** A tracer that keeps the SQL statements' spans: what each store sent, counted by their text. */
 const recording = Effect.map(Effect.tracer, (native) => {
@@ -26,6 +40,7 @@ const recording = Effect.map(Effect.tracer, (native) => {
 })
 
 const takes = /INSERT INTO "effect_auth_leases"/
+const reads = /^\s*SELECT [^;]* FROM "effect_auth_credentials"/
 
 /** A store on `url`, as one replica has: its own pool and listener, room to hold many leases. */
 const replica = (url: string) =>
@@ -122,5 +137,38 @@ describe("PostgreSQL statements for many keys at once", () => {
       // Every lease taken was released: none is left for its expiry.
       const [row] = yield* sql<{ n: string }>(url, "SELECT count(*)::text AS n FROM lease_log")
       expect(Number(row!.n)).toBeGreaterThanOrEqual(25)
+    }))
+
+  it.scopedLive("reads of many keys at once, of credentials and of health: few statements, each its own row", () =>
+    Effect.gen(function*() {
+      const { statements, tracer } = yield* recording
+      yield* Effect.gen(function*() {
+        const { replicas } = yield* fleet
+        const [writer, reader] = replicas
+        const keys = Array.from({ length: 100 }, (_, i) => `read-${i}`)
+        // Every other key holds a credential, every fourth one a health record too; the others are absent.
+        yield* Effect.forEach(keys, (key, i) =>
+          i % 2 === 1 ? Effect.void : Effect.gen(function*() {
+            const written = yield* writer.store.set(key, Option.some(doc(`rt-${key}`)))
+            if (i % 4 === 0) {
+              const hash = written.snapshot.hash
+              yield* writer.coordinator.setHealth(
+                key,
+                Option.some({ hash, state: "poisoned", reason: "reused", at: i })
+              )
+            }
+          }), { concurrency: 8, discard: true })
+        const before = statements(reads)
+        const [stored, health] = yield* Effect.all([
+          Effect.forEach(keys, (key) => reader.store.get(key), { concurrency: "unbounded" }),
+          Effect.forEach(keys, (key) => reader.coordinator.getHealth(key), { concurrency: "unbounded" })
+        ], { concurrency: "unbounded" })
+        expect(stored.map(refreshTokenOf)).toEqual(keys.map((key, i) => i % 2 === 0 ? `rt-${key}` : "none"))
+        expect(health.map((record) => Option.map(record, (r) => r.at))).toEqual(
+          keys.map((_, i) => i % 4 === 0 ? Option.some(i) : Option.none())
+        )
+        // 200 reads (one each before).
+        expect(statements(reads) - before).toBeLessThanOrEqual(keys.length / 2)
+      }).pipe(Effect.withTracer(tracer))
     }))
 })
