@@ -84,8 +84,16 @@ export const toText = (doc: AuthDocument, indent = 2): string => Core.toText(rev
  */
 export const toJson = (doc: AuthDocument): Record<string, unknown> => JSON.parse(toText(doc, 0))
 
+const snapshots = new WeakMap<AuthDocument, AuthSnapshot>()
+
 /** Builds the snapshot of a document. */
-export const snapshot = (doc: AuthDocument): AuthSnapshot => snapshotOf(doc, reveal(doc))
+export const snapshot = (doc: AuthDocument): AuthSnapshot => {
+  // A document is never changed once made: its snapshot (a hash of its canonical text) is worked
+  // out once, however many times it is asked for (a refresh writes it, then adopts what it wrote).
+  let made = snapshots.get(doc)
+  if (made === undefined) snapshots.set(doc, made = snapshotOf(doc, reveal(doc)))
+  return made
+}
 
 const fromCore = (decoded: Core.Decoded): Either.Either<Core.AuthDocument, AuthDocumentError> =>
   decoded._tag === "Document"

@@ -152,16 +152,38 @@ export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
       })
   })
 
+/** How many keys' last credential a store keeps parsed (see `make`). */
+const recentLimit = 1024
+
 /** Builds the service from a backend's primitives. */
 export const make = (backend: Backend): CredentialStoreShape => {
-  const decode = (key: string, entry: Option.Option<Entry>) => decodeEntry(backend.location(key), key, entry)
+  // The credential last read or written under each of the most recent keys: a read of the same
+  // revision (which changes on every write) is not parsed again. A refresh reads its credential
+  // under the lock and again for its compare-and-set; a replica hears its own writes and reads them.
+  const recent = new Map<string, Stored>()
+  const remember = (stored: Stored) => {
+    recent.delete(stored.key)
+    recent.set(stored.key, stored)
+    if (recent.size > recentLimit) recent.delete(recent.keys().next().value!)
+    return stored
+  }
+  const decode = (key: string, entry: Option.Option<Entry>): Effect.Effect<Stored, AuthStoreError> => {
+    if (Option.isNone(entry)) return decodeEntry(backend.location(key), key, entry)
+    const hit = recent.get(key)
+    return hit !== undefined && hit.revision === entry.value.revision
+      ? Effect.succeed(hit)
+      : Effect.map(decodeEntry(backend.location(key), key, entry), remember)
+  }
   // What was written is known without parsing it again (the hash is worked out from the document).
   const written =
-    (key: string, doc: Option.Option<AuthDocument.AuthDocument>) => (entry: Option.Option<Entry>): Stored => ({
-      key,
-      snapshot: Option.match(doc, { onNone: () => AuthDocument.absent, onSome: AuthDocument.snapshot }),
-      revision: Option.match(entry, { onNone: () => absentRevision, onSome: (e) => e.revision })
-    })
+    (key: string, doc: Option.Option<AuthDocument.AuthDocument>) => (entry: Option.Option<Entry>): Stored => {
+      const stored: Stored = {
+        key,
+        snapshot: Option.match(doc, { onNone: () => AuthDocument.absent, onSome: AuthDocument.snapshot }),
+        revision: Option.match(entry, { onNone: () => absentRevision, onSome: (e) => e.revision })
+      }
+      return Option.isSome(entry) ? remember(stored) : stored
+    }
   return {
     location: backend.location,
     get: (key) =>
