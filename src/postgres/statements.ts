@@ -41,33 +41,96 @@ const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>
 const versionOf = (revision: string): Option.Option<string> =>
   revision === "absent" || !/^\d+$/.test(revision) ? Option.none() : Option.some(revision)
 
+/** A write of refreshed tokens under a lease: the common write, gathered with others (see `batch.ts`). */
+interface FencedWrite {
+  readonly key: string
+  readonly version: string
+  readonly fence: string
+  readonly write: Write
+}
+
+/** The statements on many keys at once, their text fixed when the store starts. */
+const batchedOf = (tables: StatementsOptions["tables"]) => {
+  const credentials = quoteIdentifier(tables.credentials)
+  const leases = quoteIdentifier(tables.leases)
+  return {
+    read: `SELECT credential_key, document, version::text AS version, health FROM ${credentials}
+      WHERE credential_key = ANY ($1::text[])`,
+    // Each write happens only while its lease is still this replica's (the lease rows are locked
+    // first, in the order of their keys, as by every statement on several keys); a write made
+    // releases its lease and is announced, in the same statement.
+    fencedWrite: `WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
+          AS i(credential_key, version, document, hash, fence)
+      ), lease AS (
+        SELECT l.credential_key FROM ${leases} AS l
+        JOIN input AS i ON l.credential_key = i.credential_key AND l.fence = i.fence
+        ORDER BY l.credential_key FOR UPDATE OF l
+      ), written AS (
+        UPDATE ${credentials} AS c SET document = i.document, hash = i.hash, version = nextval($6),
+          health = NULL, health_hash = NULL, updated_at = now()
+        FROM input AS i
+        WHERE c.credential_key = i.credential_key AND c.version = i.version
+          AND c.credential_key = ANY (ARRAY(SELECT credential_key FROM lease))
+        RETURNING c.credential_key, c.document, c.version
+      ), released AS (
+        DELETE FROM ${leases} AS l USING written AS w, input AS i
+        WHERE l.credential_key = w.credential_key AND i.credential_key = w.credential_key AND l.fence = i.fence
+      ) SELECT credential_key, document, version::text AS version, pg_notify($7, credential_key) FROM written`
+  }
+}
+
+const byKeyOf = <R extends { readonly credential_key: string }>(rows: ReadonlyArray<R>) =>
+  new Map(rows.map((row) => [row.credential_key, row]))
+
 export const makeStatements = (options: StatementsOptions) =>
-  Effect.map(
-    // The rows of many keys read at once, in one statement: a plain read and a read of the health
-    // share it.
-    Batch.make({
+  Effect.gen(function*() {
+    const text = batchedOf(options.tables)
+    // The rows of many keys read at once: a plain read and a read of the health share the statement.
+    const readMany = yield* Batch.make({
       ...options.batches,
       run: (keys: ReadonlyArray<string>) =>
         Effect.flatMap(options.connected(keys[0]!, "read"), (sql) =>
-          sql.unsafe<Stored>(
-            `SELECT credential_key, document, version::text AS version, health FROM ${
-              quoteIdentifier(options.tables.credentials)
-            } WHERE credential_key = ANY ($1::text[])`,
-            [keys]
-          ).pipe(
+          sql.unsafe<Stored>(text.read, [keys]).pipe(
             retryLostSession,
             Effect.map((rows) => {
-              const byKey = new Map(rows.map((row) => [row.credential_key, row]))
+              const byKey = byKeyOf(rows)
               return keys.map((key) => Option.fromNullable(byKey.get(key)))
             })
           ))
-    }),
-    (readMany) => makeWith(options, readMany)
-  )
+    })
+    // The refreshed tokens of many keys written at once, each key once (an UPDATE … FROM changes a
+    // row once). Not tried again after a lost session: whether a write committed cannot be known.
+    const writeMany = yield* Batch.make({
+      ...options.batches,
+      distinct: (write: FencedWrite) => write.key,
+      run: (writes: ReadonlyArray<FencedWrite>) =>
+        Effect.flatMap(options.connected(writes[0]!.key, "write"), (sql) =>
+          sql.unsafe<Row & { readonly credential_key: string }>(text.fencedWrite, [
+            writes.map((w) =>
+              w.key
+            ),
+            writes.map((w) => w.version),
+            writes.map((w) => w.write.text),
+            writes.map((w) => w.write.hash),
+            writes.map((w) => w.fence),
+            options.tables.versions,
+            options.tables.channel
+          ]).pipe(Effect.map((rows) => {
+            const byKey = byKeyOf(rows)
+            return writes.map((w): ReadonlyArray<Row> => {
+              const row = byKey.get(w.key)
+              return row === undefined ? [] : [row]
+            })
+          })))
+    })
+    return makeWith(options, readMany, writeMany)
+  })
 
 const makeWith = (
   options: StatementsOptions,
-  readMany: (key: string) => Effect.Effect<Option.Option<Stored>, unknown>
+  readMany: (key: string) => Effect.Effect<Option.Option<Stored>, unknown>,
+  writeMany: (write: FencedWrite) => Effect.Effect<ReadonlyArray<Row>, unknown>
 ) => {
   const t = options.tables
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
@@ -203,7 +266,9 @@ const makeWith = (
         const rows = Option.isNone(version)
           ? Option.isSome(next) ? yield* s.insertIfAbsent(next.value) : []
           : Option.isSome(next)
-          ? yield* s.updateIf(version.value, next.value)
+          ? Option.isSome(fence)
+            ? yield* writeMany({ key, version: version.value, fence: fence.value, write: next.value })
+            : yield* s.updateIf(version.value, next.value)
           : yield* s.deleteWhere(version)
         return written(rows)
       }).pipe(Effect.mapError(fail(key, "write")))

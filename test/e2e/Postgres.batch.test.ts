@@ -41,6 +41,20 @@ const recording = Effect.map(Effect.tracer, (native) => {
 
 const takes = /INSERT INTO "effect_auth_leases"/
 const reads = /^\s*SELECT [^;]* FROM "effect_auth_credentials"/
+const fencedWrites = /UPDATE "effect_auth_credentials"/
+
+/** Resolves once `count` calls of it were made. */
+const countdown = (count: number) =>
+  Effect.map(
+    Effect.zip(Ref.make(0), Deferred.make<void>()),
+    ([seen, all]) => ({
+      arrive: Effect.flatMap(
+        Ref.updateAndGet(seen, (n) => n + 1),
+        (n) => n === count ? Deferred.succeed(all, undefined) : Effect.void
+      ),
+      all: Deferred.await(all)
+    })
+  )
 
 /** A store on `url`, as one replica has: its own pool and listener, room to hold many leases. */
 const replica = (url: string) =>
@@ -170,5 +184,111 @@ describe("PostgreSQL statements for many keys at once", () => {
         // 200 reads (one each before).
         expect(statements(reads) - before).toBeLessThanOrEqual(keys.length / 2)
       }).pipe(Effect.withTracer(tracer))
+    }))
+
+  it.scopedLive("refreshed tokens of many keys saved at once: one statement; a lease taken over is not written over", () =>
+    Effect.gen(function*() {
+      const { statements, tracer } = yield* recording
+      yield* Effect.gen(function*() {
+        const { replicas, url } = yield* fleet
+        const [one] = replicas
+        const keys = Array.from({ length: 40 }, (_, i) => `save-${i}`)
+        const lost = keys[17]!
+        yield* Effect.forEach(keys, (key) => one.store.set(key, Option.some(doc(`rt-${key}`))), {
+          concurrency: 8,
+          discard: true
+        })
+        const holding = yield* countdown(keys.length)
+        const go = yield* Deferred.make<void>()
+        const saving = yield* Effect.fork(
+          Effect.forEach(keys, (key) =>
+            one.coordinator.withRefreshLock(key)(Effect.gen(function*() {
+              const read = yield* one.store.get(key)
+              yield* holding.arrive
+              yield* Deferred.await(go)
+              return yield* Effect.either(one.store.compareAndSet(key, read, Option.some(doc(`rt-${key}-next`))))
+            })), { concurrency: "unbounded" })
+        )
+        // Every refresh holds its lease; then one lease expires and another replica takes it over.
+        yield* holding.all
+        yield* sql(
+          url,
+          `UPDATE effect_auth_leases SET fence = nextval('effect_auth_versions'), holder = 'another replica',
+            expires_at = clock_timestamp() + interval '1 minute' WHERE credential_key = $1`,
+          [lost]
+        )
+        const before = statements(fencedWrites)
+        yield* Deferred.succeed(go, undefined)
+        const saved = yield* Fiber.join(saving)
+        saved.forEach((result, i) => {
+          if (keys[i] === lost) {
+            expect(Either.isLeft(result) && result.left.problem).toContain("lost the refresh lock before saving")
+          } else expect(Either.isRight(result) && result.right._tag).toBe("Written")
+        })
+        const rows = yield* sql<{ credential_key: string; document: string }>(
+          url,
+          "SELECT credential_key, document FROM effect_auth_credentials ORDER BY credential_key"
+        )
+        expect(
+          Object.fromEntries(rows.map((row) => [row.credential_key, JSON.parse(row.document).tokens.refresh_token]))
+        )
+          .toEqual(Object.fromEntries(keys.map((key) => [key, key === lost ? `rt-${key}` : `rt-${key}-next`])))
+        // The leases written under were released by their writes; the one taken over is the other replica's.
+        expect(yield* sql(url, "SELECT credential_key, holder FROM effect_auth_leases")).toEqual([
+          { credential_key: lost, holder: "another replica" }
+        ])
+        // 40 writes (one statement each before).
+        expect(statements(fencedWrites) - before).toBeLessThanOrEqual(keys.length / 4)
+      }).pipe(Effect.withTracer(tracer))
+    }))
+
+  it.scopedLive("two replicas locking and saving the same keys in opposite orders: keys locked in order, no deadlock", () =>
+    Effect.gen(function*() {
+      const { replicas, url } = yield* fleet
+      // The order in which each take statement (each transaction) goes through its keys.
+      yield* sql(
+        url,
+        `CREATE SEQUENCE take_order;
+        CREATE TABLE take_log (tx bigint NOT NULL, credential_key text NOT NULL, n bigint NOT NULL);
+        CREATE FUNCTION log_take() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN INSERT INTO take_log VALUES (txid_current(), NEW.credential_key, nextval('take_order')); RETURN NEW; END $$;
+        CREATE TRIGGER log_take BEFORE INSERT ON effect_auth_leases FOR EACH ROW EXECUTE FUNCTION log_take();`
+      )
+      const keys = Array.from({ length: 100 }, (_, i) => `both-${String(i).padStart(3, "0")}`)
+      yield* Effect.forEach(keys, (key) => replicas[0].store.set(key, Option.some(doc(`rt-${key}`))), {
+        concurrency: 8,
+        discard: true
+      })
+      const orders = [keys, [...keys].reverse()]
+      // Each replica refreshes every key, in its own order: a save under the lease, on what it read.
+      const saved = yield* Effect.forEach(
+        replicas,
+        (replica, r) =>
+          Effect.forEach(orders[r]!, (key) =>
+            replica.coordinator.withRefreshLock(key)(Effect.gen(function*() {
+              const read = yield* replica.store.get(key)
+              return yield* replica.store.compareAndSet(key, read, Option.some(doc(`${refreshTokenOf(read)}-${r}`)))
+            })), { concurrency: "unbounded" }),
+        { concurrency: "unbounded" }
+      )
+      expect(saved.flat().every((result) => result._tag === "Written")).toBe(true)
+      // Each key was saved by both, one after the other: each read what the other had saved.
+      const rows = yield* sql<{ document: string }>(url, "SELECT document FROM effect_auth_credentials")
+      const tokens = rows.map((row) => JSON.parse(row.document).tokens.refresh_token as string)
+      expect(tokens.every((token) => /^rt-both-\d{3}-(0-1|1-0)$/.test(token))).toBe(true)
+      expect(tokens).toHaveLength(keys.length)
+      // Every take statement went through its keys in order (the reversed replica's too), so no two
+      // wait for each other in a circle; some took many keys.
+      const unordered = yield* sql(
+        url,
+        `SELECT tx FROM (SELECT tx, credential_key, lag(credential_key) OVER (PARTITION BY tx ORDER BY n) AS previous
+          FROM take_log) AS steps WHERE previous >= credential_key`
+      )
+      expect(unordered).toEqual([])
+      const [widest] = yield* sql<{ keys: number }>(
+        url,
+        "SELECT max(keys)::int AS keys FROM (SELECT count(*) AS keys FROM take_log GROUP BY tx) AS statements"
+      )
+      expect(widest!.keys).toBeGreaterThan(10)
     }))
 })
