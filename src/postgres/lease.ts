@@ -181,22 +181,21 @@ const nothingTaken = (key: string): Taken => ({
   health: null
 })
 
-export const make = (options: LeaseOptions) =>
-  Effect.gen(function*() {
-    const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
-    const text = statementsOf(options.tables)
-    // The leases this process may hold at once. A replica asked for thousands of stale keys at once
-    // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
-    // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
-    const takeSlot = Queue.take(options.slots)
-    const freeSlot = Queue.offer(options.slots, undefined)
-    const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
-      new AuthStoreError({
-        path: options.location(key),
-        operation,
-        problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
-      })
+/** An `AuthStoreError` for `key` from a failed statement, or from the connection's own error. */
+const failWith =
+  (options: Pick<LeaseOptions, "location" | "problem">) =>
+  (key: string, operation: AuthStoreError["operation"]) =>
+  (cause: unknown) =>
+    new AuthStoreError({
+      path: options.location(key),
+      operation,
+      problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
+    })
 
+/** The takes and the releases, each gathered into statements for many keys (see `batch.ts`). */
+const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, ttlMs: number) =>
+  Effect.gen(function*() {
+    const fail = failWith(options)
     // The takes of many keys in one statement, each key once (an INSERT … ON CONFLICT DO UPDATE
     // cannot change a row twice). A statement begun is finished: a lease it takes is always handed
     // to its caller, who releases it.
@@ -205,18 +204,19 @@ export const make = (options: LeaseOptions) =>
       distinct: (key: string) => key,
       uninterruptible: true,
       run: (keys: ReadonlyArray<string>) =>
-        Effect.flatMap(options.connected(keys[0]!, "lock"), (sql) =>
-          sql.unsafe<Taken>(text.take, [keys, options.tables.versions, options.holder, ttlMs]).pipe(
-            // A session lost before the statement ran (a terminated backend still in the pool) is not
-            // a reason to fail the refreshes: the statement runs again on a fresh connection.
-            retryLostSession,
-            Effect.map((rows) => {
-              const byKey = new Map(rows.map((row) => [row.credential_key, row]))
-              return keys.map((key) =>
-                byKey.get(key) ?? nothingTaken(key)
-              )
-            })
-          ))
+        Effect.flatMap(
+          options.connected(keys[0]!, "lock"),
+          (sql) =>
+            sql.unsafe<Taken>(text.take, [keys, options.tables.versions, options.holder, ttlMs]).pipe(
+              // A session lost before the statement ran (a terminated backend still in the pool) is not
+              // a reason to fail the refreshes: the statement runs again on a fresh connection.
+              retryLostSession,
+              Effect.map((rows) => {
+                const byKey = new Map(rows.map((row) => [row.credential_key, row]))
+                return keys.map((key) => byKey.get(key) ?? nothingTaken(key))
+              })
+            )
+        )
     })
     const take = (key: string) => Effect.mapError(takeMany(key), fail(key, "lock"))
 
@@ -233,6 +233,70 @@ export const make = (options: LeaseOptions) =>
             leases.map(() => undefined)
           ))
     })
+
+    return { take, releaseMany }
+  })
+
+/**
+ * The renewal of the leases in `held` (their holders add and remove them), for as long as
+ * `renewing` runs: at a third of their life while their refreshes go on, so that a holder that is
+ * alive keeps them and a holder that is gone (its process dead or cut off) loses them when they
+ * expire. All of them in one statement, by one fiber, on the listening connection: on the pool it
+ * would wait behind every statement queued there, and a busy replica would lose leases it is still
+ * using (another replica would then send their refresh tokens again). The pool is the fallback
+ * while that connection is down.
+ */
+const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
+  const fail = failWith(options)
+  const held = new Set<Lease>()
+  const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
+  const renewAll = Effect.gen(function*() {
+    for (const lease of held) if (lease.state !== "held") held.delete(lease)
+    if (held.size === 0) return
+    const leases = Array.from(held)
+    const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
+    const rows = (yield* options.query(statement, values).pipe(
+      Effect.map((result) => result.rows),
+      Effect.orElse(() =>
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(statement, values))
+      ),
+      Effect.mapError(fail(leases[0]!.key, "lock"))
+    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
+    const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
+    for (const lease of leases) {
+      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
+      lease.state = "lost"
+      held.delete(lease)
+      yield* Effect.logError(
+        "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
+          "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
+      ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
+    }
+  })
+  /** Renews the held leases every third of their life, for as long as it runs. */
+  const renewing: Effect.Effect<void> = renewAll.pipe(
+    Effect.catchAll((error) =>
+      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
+        Effect.annotateLogs({ problem: error.problem })
+      )
+    ),
+    Effect.repeat(Schedule.spaced(period)),
+    Effect.asVoid
+  )
+  return { held, renewing }
+}
+
+export const make = (options: LeaseOptions) =>
+  Effect.gen(function*() {
+    const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
+    const text = statementsOf(options.tables)
+    // The leases this process may hold at once. A replica asked for thousands of stale keys at once
+    // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
+    // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
+    const takeSlot = Queue.take(options.slots)
+    const freeSlot = Queue.offer(options.slots, undefined)
+    const fail = failWith(options)
+    const { releaseMany, take } = yield* batched(options, text, ttlMs)
 
     // Decided when it runs: a lease released by the write of the refreshed tokens needs no statement
     // (nor the bound's timer).
@@ -258,47 +322,7 @@ export const make = (options: LeaseOptions) =>
         )
       )
 
-    // Renewed at a third of their life while their refreshes go on: a holder that is alive keeps
-    // them, a holder that is gone (its process dead or cut off) loses them when they expire. All the
-    // leases this process holds are renewed in one statement, by one fiber. The renewal runs on the
-    // listening connection: on the pool it would wait behind every statement queued there, and a
-    // busy replica would lose leases it is still using (another replica would then send their refresh
-    // tokens again). The pool is the fallback while that connection is down.
-    const held = new Set<Lease>()
-    const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
-    const renewAll = Effect.gen(function*() {
-      for (const lease of held) if (lease.state !== "held") held.delete(lease)
-      if (held.size === 0) return
-      const leases = Array.from(held)
-      const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
-      const rows = (yield* options.query(text.renewal, values).pipe(
-        Effect.map((result) => result.rows),
-        Effect.orElse(() =>
-          Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(text.renewal, values))
-        ),
-        Effect.mapError(fail(leases[0]!.key, "lock"))
-      )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
-      const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
-      for (const lease of leases) {
-        if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
-        lease.state = "lost"
-        held.delete(lease)
-        yield* Effect.logError(
-          "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
-            "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
-        ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
-      }
-    })
-    /** Renews the held leases every third of their life, for as long as it runs. */
-    const renewing: Effect.Effect<void> = renewAll.pipe(
-      Effect.catchAll((error) =>
-        Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
-          Effect.annotateLogs({ problem: error.problem })
-        )
-      ),
-      Effect.repeat(Schedule.spaced(period)),
-      Effect.asVoid
-    )
+    const { held, renewing } = renewal(options, text.renewal, ttlMs)
 
     // One try: a slot first, holding no lease while it waits (a lease is held only by a flight that
     // can go on at once, so the keys this process has not started yet stay free for the others),

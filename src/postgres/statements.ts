@@ -43,11 +43,19 @@ const versionOf = (revision: string): Option.Option<string> =>
 
 /** A write of refreshed tokens under a lease: the common write, gathered with others (see `batch.ts`). */
 interface FencedWrite {
-  readonly key: string
+  readonly lease: Lease.Lease
   readonly version: string
-  readonly fence: string
   readonly write: Write
 }
+
+/** The parameters of the batched write: a column (an array) each. */
+const columnsOf = (writes: ReadonlyArray<FencedWrite>) => [
+  writes.map((w) => w.lease.key),
+  writes.map((w) => w.version),
+  writes.map((w) => w.write.text),
+  writes.map((w) => w.write.hash),
+  writes.map((w) => w.lease.fence)
+]
 
 /** The statements on many keys at once, their text fixed when the store starts. */
 const batchedOf = (tables: StatementsOptions["tables"]) => {
@@ -103,26 +111,26 @@ export const makeStatements = (options: StatementsOptions) =>
     // row once). Not tried again after a lost session: whether a write committed cannot be known.
     const writeMany = yield* Batch.make({
       ...options.batches,
-      distinct: (write: FencedWrite) => write.key,
+      distinct: (write: FencedWrite) => write.lease.key,
       run: (writes: ReadonlyArray<FencedWrite>) =>
-        Effect.flatMap(options.connected(writes[0]!.key, "write"), (sql) =>
-          sql.unsafe<Row & { readonly credential_key: string }>(text.fencedWrite, [
-            writes.map((w) =>
-              w.key
-            ),
-            writes.map((w) => w.version),
-            writes.map((w) => w.write.text),
-            writes.map((w) => w.write.hash),
-            writes.map((w) => w.fence),
-            options.tables.versions,
-            options.tables.channel
-          ]).pipe(Effect.map((rows) => {
-            const byKey = byKeyOf(rows)
-            return writes.map((w): ReadonlyArray<Row> => {
-              const row = byKey.get(w.key)
-              return row === undefined ? [] : [row]
-            })
-          })))
+        Effect.flatMap(options.connected(writes[0]!.lease.key, "write"), (sql) =>
+          Effect.map(
+            sql.unsafe<Row & { readonly credential_key: string }>(text.fencedWrite, [
+              ...columnsOf(writes),
+              options.tables.versions,
+              options.tables.channel
+            ]),
+            (rows) => {
+              const byKey = byKeyOf(rows)
+              return writes.map((w): ReadonlyArray<Row> => {
+                const row = byKey.get(w.lease.key)
+                if (row === undefined) return []
+                // Released by the write, as soon as that is known: the renewal no longer looks for it.
+                w.lease.state = "committed"
+                return [row]
+              })
+            }
+          ))
     })
     return makeWith(options, readMany, writeMany)
   })
@@ -266,8 +274,8 @@ const makeWith = (
         const rows = Option.isNone(version)
           ? Option.isSome(next) ? yield* s.insertIfAbsent(next.value) : []
           : Option.isSome(next)
-          ? Option.isSome(fence)
-            ? yield* writeMany({ key, version: version.value, fence: fence.value, write: next.value })
+          ? Option.isSome(lease)
+            ? yield* writeMany({ lease: lease.value, version: version.value, write: next.value })
             : yield* s.updateIf(version.value, next.value)
           : yield* s.deleteWhere(version)
         return written(rows)
