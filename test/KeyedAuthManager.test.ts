@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, PubSub, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, PubSub, Queue, Stream, TestClock } from "effect"
 import * as AuthDocument from "../src/document/AuthDocument.js"
+import { AuthStoreError } from "../src/errors/Errors.js"
 import * as KeyedAuthManager from "../src/manager/KeyedAuthManager.js"
 import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import * as CredentialStore from "../src/stores/CredentialStore.js"
@@ -107,4 +108,96 @@ describe("KeyedAuthManager", () => {
       expect(yield* served("bob")).toBe("bob-access-other")
       expect(yield* callCount).toBe(0)
     }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
+
+  it.scoped("a refresh waiting for another replica's lock stops once that replica's write is adopted, without the lock or a request", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
+        bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
+      })
+      const store = CredentialStore.make(backend)
+      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
+      // This replica's lock waits are seen: a key is in `asked` once its flight asks for the lock.
+      const asked = yield* Queue.unbounded<string>()
+      const watched: RefreshCoordinator.RefreshCoordinatorShape = {
+        ...coordinator,
+        withRefreshLock: (key) => (effect) =>
+          Effect.zipRight(Queue.offer(asked, key), coordinator.withRefreshLock(key)(effect))
+      }
+      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(CredentialStore.CredentialStore, store),
+          Layer.succeed(RefreshCoordinator.RefreshCoordinator, watched)
+        ))
+      )
+      // Another replica holds both keys' locks (its refreshes are in flight) until told to let go.
+      const letGo = yield* Deferred.make<void>()
+      const holding = yield* Deferred.make<void>()
+      yield* coordinator.withRefreshLock("alice")(
+        coordinator.withRefreshLock("bob")(
+          Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(letGo))
+        )
+      ).pipe(Effect.forkScoped)
+      yield* Deferred.await(holding)
+      const other = CredentialStore.make(backend)
+      const writeElsewhere = (key: string, accessToken: string) =>
+        other.set(key, Option.some(decode(chatgptJson({ accessToken, refreshToken: `${key}-refresh-2` }))))
+      const refreshing = (key: string) =>
+        Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
+
+      // A key held lightly: its flight waits for the lock; the other replica writes; the poll answers.
+      const alice = yield* refreshing("alice")
+      expect(yield* Queue.take(asked)).toBe("alice")
+      yield* writeElsewhere("alice", "alice-access-other")
+      expect(yield* Fiber.join(alice)).toBe("alice-access-other")
+
+      // A key with its full manager: the same.
+      const bobManager = yield* auth.get("bob")
+      const bob = yield* Effect.fork(
+        Effect.map(bobManager.getAuthStatus({ includeToken: true, refreshToken: true }), tokenOf)
+      )
+      expect(yield* Queue.take(asked)).toBe("bob")
+      yield* writeElsewhere("bob", "bob-access-other")
+      expect(yield* Fiber.join(bob)).toBe("bob-access-other")
+      // Both answered while the other replica still holds the locks; nobody asked the endpoint.
+      expect(yield* Deferred.isDone(letGo)).toBe(false)
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
+
+  it.scoped("a key held lightly is handed to its full manager with refreshed tokens not saved yet, which it serves and saves", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" })
+      })
+      // Storage refuses the first write (the refreshed tokens), then takes them.
+      let refusals = 1
+      const store = CredentialStore.make({
+        ...backend,
+        swap: (key, expected, next) =>
+          Effect.suspend(() =>
+            refusals-- > 0
+              ? Effect.fail(new AuthStoreError({ path: `memory:${key}`, operation: "write", problem: "injected" }))
+              : backend.swap(key, expected, next)
+          )
+      })
+      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(CredentialStore.CredentialStore, store),
+          RefreshCoordinator.RefreshCoordinator.layerMemory
+        ))
+      )
+      const light = yield* auth.getAuthStatus("alice", { includeToken: true, refreshToken: true })
+      expect(tokenOf(light)).toBe("alice-access-2")
+      // Not saved: storage still holds the replaced refresh token.
+      const held = (yield* Effect.flatMap(backend.read("alice"), Effect.orElseFail(() => "absent"))).text
+      expect(JSON.parse(held).tokens.refresh_token).toBe("alice-refresh")
+      // The full manager takes the state over: it serves the refreshed token, sends no request, and saves it.
+      const manager = yield* auth.get("alice")
+      expect(tokenOf(yield* manager.getAuthStatus({ includeToken: true }))).toBe("alice-access-2")
+      // Its save retry starts at once (no wait): the clock moved on, storage holds the refreshed tokens.
+      yield* TestClock.adjust("1 second")
+      const saved = (yield* Effect.flatMap(backend.read("alice"), Effect.orElseFail(() => "absent"))).text
+      expect(JSON.parse(saved).tokens.refresh_token).toBe("alice-refresh-2")
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("alice-access-2", "alice-refresh-2")]))))
 })

@@ -10,9 +10,10 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Queue, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
+import * as Slots from "../util/slots.js"
 import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
 import { type Hub, quoteIdentifier } from "./listener.js"
@@ -80,22 +81,14 @@ export interface LeaseOptions {
   readonly ttl: Duration.Duration
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
-  /** A slot is taken before a lease and given back after it (see `makeSlots`). */
-  readonly slots: Queue.Queue<void>
+  /** A slot is taken before a lease and given back after it (see `util/slots.ts`). */
+  readonly slots: Slots.Slots
   /** How the takes and releases of many keys are gathered into statements (see `batch.ts`). */
   readonly batches: { readonly maxSize: number; readonly concurrency: number }
 }
 
-/**
- * The slots of the leases one process may hold at once: a queue of `count` tokens. (Not a
- * semaphore: a freed slot wakes one waiter, where a semaphore wakes every waiter to race for it,
- * which with a thousand flights waiting was most of a replica's work.)
- */
-export const makeSlots = (count: number) =>
-  Effect.tap(
-    Queue.bounded<void>(count),
-    (slots) => Queue.offerAll(slots, Array.from({ length: count }, () => undefined))
-  )
+/** The slots of the leases one process may hold at once. */
+export const makeSlots = (count: number) => Effect.sync(() => Slots.make(count))
 
 type Taken = {
   readonly credential_key: string
@@ -293,8 +286,8 @@ export const make = (options: LeaseOptions) =>
     // The leases this process may hold at once. A replica asked for thousands of stale keys at once
     // would otherwise take every lease it can and then hold them while its flights queue for its CPU,
     // its pool and the token endpoint: the other replicas would wait, and give up after `ttl`.
-    const takeSlot = Queue.take(options.slots)
-    const freeSlot = Queue.offer(options.slots, undefined)
+    const takeSlot = options.slots.take
+    const freeSlot = options.slots.free
     const fail = failWith(options)
     const { releaseMany, take } = yield* batched(options, text, ttlMs)
 

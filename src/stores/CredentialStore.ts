@@ -152,26 +152,29 @@ export const snapshotOf = (location: string) => (text: Option.Option<string>) =>
       })
   })
 
-/** How many keys' last credential a store keeps parsed (see `make`). */
-const recentLimit = 1024
+/** How many keys' last credential a store remembers having parsed (see `make`). */
+const recentLimit = 65_536
 
 /** Builds the service from a backend's primitives. */
 export const make = (backend: Backend): CredentialStoreShape => {
-  // The credential last read or written under each of the most recent keys: a read of the same
-  // revision (which changes on every write) is not parsed again. A refresh reads its credential
-  // under the lock and again for its compare-and-set; a replica hears its own writes and reads them.
-  const recent = new Map<string, Stored>()
+  // The credential last read or written under each key, while something still holds its snapshot
+  // (a manager, a keyed manager's key): a read of the same revision (which changes on every write)
+  // is not parsed again. A refresh reads its credential under the lock, having read it when it
+  // started; a replica hears its own writes and reads them. Held weakly: a credential let go is not
+  // kept by this memory (only its key and revision are, for at most `recentLimit` keys).
+  const recent = new Map<string, { readonly revision: string; readonly snapshot: WeakRef<AuthDocument.AuthSnapshot> }>()
   const remember = (stored: Stored) => {
     recent.delete(stored.key)
-    recent.set(stored.key, stored)
+    recent.set(stored.key, { revision: stored.revision, snapshot: new WeakRef(stored.snapshot) })
     if (recent.size > recentLimit) recent.delete(recent.keys().next().value!)
     return stored
   }
   const decode = (key: string, entry: Option.Option<Entry>): Effect.Effect<Stored, AuthStoreError> => {
     if (Option.isNone(entry)) return decodeEntry(backend.location(key), key, entry)
     const hit = recent.get(key)
-    return hit !== undefined && hit.revision === entry.value.revision
-      ? Effect.succeed(hit)
+    const snapshot = hit !== undefined && hit.revision === entry.value.revision ? hit.snapshot.deref() : undefined
+    return snapshot !== undefined
+      ? Effect.succeed({ key, snapshot, revision: entry.value.revision })
       : Effect.map(decodeEntry(backend.location(key), key, entry), remember)
   }
   // What was written is known without parsing it again (the hash is worked out from the document).
