@@ -294,4 +294,28 @@ describe("PostgreSQL statements for many keys at once", () => {
       )
       expect(widest!.keys).toBeGreaterThan(10)
     }))
+
+  it.scopedLive("a statement that fails fails each of its callers, each with the error of its own key", () =>
+    Effect.gen(function*() {
+      const { replicas, url } = yield* fleet
+      const [one] = replicas
+      const keys = Array.from({ length: 30 }, (_, i) => `broken-${i}`)
+      yield* sql(url, "ALTER TABLE effect_auth_credentials RENAME TO effect_auth_elsewhere")
+      const [reads, locks] = yield* Effect.all([
+        Effect.forEach(keys, (key) => Effect.flip(one.store.get(key)), { concurrency: "unbounded" }),
+        Effect.forEach(keys, (key) => Effect.flip(one.coordinator.withRefreshLock(key)(Effect.void)), {
+          concurrency: "unbounded"
+        })
+      ], { concurrency: "unbounded" })
+      yield* sql(url, "ALTER TABLE effect_auth_elsewhere RENAME TO effect_auth_credentials")
+      for (const [errors, operation] of [[reads, "read"], [locks, "lock"]] as const) {
+        expect(errors.map((error) => error._tag)).toEqual(keys.map(() => "AuthStoreError"))
+        expect(errors.map((error) => error.path)).toEqual(keys.map((key) => one.store.location(key)))
+        expect(errors.every((error) => error.operation === operation)).toBe(true)
+        expect(errors.every((error) => error.problem.includes("does not exist (SQLSTATE 42P01)"))).toBe(true)
+      }
+      // What failed took no lease; the store works again once the table is back.
+      expect(yield* sql(url, "SELECT * FROM effect_auth_leases")).toEqual([])
+      expect(refreshTokenOf(yield* one.store.set(keys[0]!, Option.some(doc("rt-back"))))).toBe("rt-back")
+    }))
 })
