@@ -10,7 +10,7 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scheduler, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
 import * as Slots from "../util/slots.js"
@@ -239,6 +239,9 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
  * using (another replica would then send their refresh tokens again). The pool is the fallback
  * while that connection is down.
  */
+/** A scheduler that runs each of its fibers' steps on the next turn of the event loop, behind no queue. */
+const ownScheduler = Scheduler.make((task) => void setImmediate(task))
+
 const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
   const fail = failWith(options)
   const held = new Set<Lease>()
@@ -266,7 +269,12 @@ const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
     }
   })
-  /** Renews the held leases every third of their life, for as long as it runs. */
+  /**
+   * Renews the held leases every third of their life, for as long as it runs. On a scheduler of
+   * its own: a replica busy with thousands of flights runs a fiber woken by a timer only after
+   * the fibers queued before it, which took longer than a lease's life; a lease not renewed in
+   * time is taken over by another replica, which then sends the same refresh token again.
+   */
   const renewing: Effect.Effect<void> = renewAll.pipe(
     Effect.catchAll((error) =>
       Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
@@ -274,7 +282,8 @@ const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
       )
     ),
     Effect.repeat(Schedule.spaced(period)),
-    Effect.asVoid
+    Effect.asVoid,
+    Effect.withScheduler(ownScheduler)
   )
   return { held, renewing }
 }

@@ -1,0 +1,36 @@
+// The refresh lock on PostgreSQL outlives its life while its holder is alive: the lease is renewed.
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Layer, Redacted } from "effect"
+import * as PgStore from "../../src/postgres/PgStore.js"
+import { RefreshCoordinator } from "../../src/stores/RefreshCoordinator.js"
+import { freshDatabase } from "../support/database.js"
+
+const replica = (url: string) =>
+  Effect.map(
+    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "900 millis" })),
+    Context.get(RefreshCoordinator)
+  )
+
+describe("PgStore refresh lock", () => {
+  it.live(
+    "a holder that lives keeps its lease past the lease's life: another replica's wait ends without it",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("lease"))
+        const holder = yield* replica(url)
+        const other = yield* replica(url)
+        const held = yield* Deferred.make<void>()
+        const letGo = yield* Deferred.make<void>()
+        yield* holder.withRefreshLock("renewed")(
+          Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(letGo))
+        ).pipe(Effect.forkScoped)
+        yield* Deferred.await(held)
+        // The other replica waits for the lease; unless it is renewed, it expires after 900 ms and
+        // is taken. Renewed, the wait ends on its own bound (900 ms after the lease was first seen held).
+        const waited = yield* Effect.exit(other.withRefreshLock("renewed")(Effect.void))
+        expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
+        yield* Deferred.succeed(letGo, undefined)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+})
