@@ -230,6 +230,9 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
     return { take, releaseMany }
   })
 
+/** A scheduler that runs each of its fibers' steps on the next turn of the event loop, behind no queue. */
+const ownScheduler = Scheduler.make((task) => void setImmediate(task))
+
 /**
  * The renewal of the leases in `held` (their holders add and remove them), for as long as
  * `renewing` runs: at a third of their life while their refreshes go on, so that a holder that is
@@ -239,9 +242,6 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
  * using (another replica would then send their refresh tokens again). The pool is the fallback
  * while that connection is down.
  */
-/** A scheduler that runs each of its fibers' steps on the next turn of the event loop, behind no queue. */
-const ownScheduler = Scheduler.make((task) => void setImmediate(task))
-
 const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
   const fail = failWith(options)
   const held = new Set<Lease>()
