@@ -200,4 +200,35 @@ describe("KeyedAuthManager", () => {
       expect(JSON.parse(saved).tokens.refresh_token).toBe("alice-refresh-2")
       expect(yield* callCount).toBe(1)
     }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("alice-access-2", "alice-refresh-2")]))))
+
+  it.scoped("a key read by one poll for others too: that poll giving up does not leave the others waiting", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" })
+      })
+      // Reads wait until the gate opens; `reading` counts the reads begun.
+      const gate = yield* Deferred.make<void>()
+      const reading = yield* Queue.unbounded<void>()
+      const store = CredentialStore.make({
+        ...backend,
+        read: (key) =>
+          Effect.zipRight(Queue.offer(reading, undefined), Effect.zipRight(Deferred.await(gate), backend.read(key)))
+      })
+      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(CredentialStore.CredentialStore, store),
+          RefreshCoordinator.RefreshCoordinator.layerMemory
+        ))
+      )
+      const served = Effect.map(auth.getAuthStatus("alice", { includeToken: true, noRefresh: true }), tokenOf)
+      const first = yield* Effect.fork(served)
+      yield* Queue.take(reading)
+      const second = yield* Effect.fork(served)
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(first)
+      // The second poll reads the key itself once the first gave up.
+      yield* Queue.take(reading)
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(second)).toBe("alice-access-1")
+    }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
 })

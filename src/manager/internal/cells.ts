@@ -76,14 +76,14 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       { concurrent: true }
     )
 
-  // Concurrent polls of a key not open yet share one read, run apart from them: one of them giving
-  // up does not cut it for the others.
+  // Concurrent polls of a key not open yet share one read. If the poll that reads gives up (it is
+  // interrupted), the others read it themselves.
   const open = (key: string): Effect.Effect<Cell> =>
     Effect.suspend(() => {
       const existing = cells.get(key)
       if (existing !== undefined) return Effect.succeed(existing)
       const pending = opening.get(key)
-      if (pending !== undefined) return Deferred.await(pending)
+      if (pending !== undefined) return Effect.catchAllCause(Deferred.await(pending), () => open(key))
       const made = Deferred.unsafeMake<Cell>(FiberId.none)
       opening.set(key, made)
       return load(key).pipe(
@@ -99,11 +99,10 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
           cells.set(key, cell)
           return cell
         }),
-        Effect.exit,
-        Effect.flatMap((exit) => Deferred.done(made, exit)),
-        Effect.ensuring(Effect.sync(() => opening.delete(key))),
-        Effect.forkIn(scope),
-        Effect.zipRight(Deferred.await(made))
+        Effect.onExit((exit) => {
+          opening.delete(key)
+          return Deferred.done(made, exit)
+        })
       )
     })
 
@@ -290,8 +289,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
     reloadAll: Effect.suspend(() => Effect.forEach(Array.from(cells.keys()), reload, { discard: true })),
     handOver,
     stopping,
-    keys: Effect.sync(() => Array.from(cells.keys())),
-    has: (key: string) => cells.has(key) || opening.has(key)
+    keys: Effect.sync(() => Array.from(cells.keys()))
   }
 })
 
