@@ -22,7 +22,10 @@ import * as Watch from "./internal/watch.js"
 export interface Options {
   /** Settings of every manager, over the defaults (`layer` takes them from the `Configuration`). */
   readonly settings?: Partial<Settings> | undefined
-  /** A manager unused for this long is released (default 5 minutes); the next use makes it again. */
+  /**
+   * A key unused for this long is let go (default 5 minutes; a key held lightly within a quarter
+   * of that more); the next use reads it again.
+   */
   readonly idleTimeToLive?: Duration.DurationInput | undefined
 }
 

@@ -252,8 +252,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       return yield* Ref.get(cell.state)
     })
 
-  // Keys unused for their idle time, with no flight and nothing unsaved, are let go; looked at
-  // every half of that time.
+  // Keys unused for their idle time, with no flight and nothing unsaved, are let go (within a
+  // quarter of that time more: they are looked at every quarter of it).
   const idleMs = Duration.toMillis(dependencies.idleTimeToLive)
   const sweep = Effect.suspend(() =>
     Effect.forEach(Array.from(cells.values()), (cell) =>
@@ -266,7 +266,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       }), { discard: true })
   )
   yield* sweep.pipe(
-    Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, idleMs / 2)))),
+    Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, idleMs / 4)))),
     Effect.forkIn(scope)
   )
 
