@@ -251,10 +251,14 @@ const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
     if (held.size === 0) return
     const leases = Array.from(held)
     const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
+    // Each way is bounded by the renewal's period: a stalled connection does not stop the renewals.
     const rows = (yield* options.query(statement, values).pipe(
+      Effect.timeoutFail({ duration: period, onTimeout: () => "the listening connection did not answer" }),
       Effect.map((result) => result.rows),
       Effect.orElse(() =>
-        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(statement, values))
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(statement, values)).pipe(
+          Effect.timeoutFail({ duration: period, onTimeout: () => "the pool did not answer in time" })
+        )
       ),
       Effect.mapError(fail(leases[0]!.key, "lock"))
     )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
