@@ -150,6 +150,58 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
   )
 
   it.scoped(
+    "stopping while the refresh's own save waits for Codex's lock: the answer is not lost with the interrupted save, it is kept beside auth.json",
+    () => {
+      const log = logLines()
+      return Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const home = yield* fs.makeTempDirectoryScoped()
+        writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson()), { mode: 0o600 })
+        // A stuck Codex holds auth.json.lock for longer than the manager waits when it stops.
+        const holder = yield* Scope.make()
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(
+          Scope.extend(holder)
+        )
+        const scope = yield* Scope.make()
+        const auth = Context.get(
+          yield* Layer.buildWithScope(
+            Layer.scoped(
+              AuthManager,
+              AuthManager.make({ shutdownWait: Duration.seconds(1), shutdownSaveWait: Duration.seconds(1) })
+            ).pipe(
+              Layer.provide(Layer.merge(
+                Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+                TokenRefresher.layerTest([rotated(secrets.newAccess, secrets.newRefresh)])
+              )),
+              Layer.provide(NodeContext.layer)
+            ),
+            scope
+          ),
+          AuthManager
+        )
+        // The token endpoint answered; the save of that answer waits for Codex's lock when SIGTERM comes.
+        const refreshing = yield* Effect.fork(auth.refresh)
+        yield* log.logged(waitingForLock).pipe(within(10, "the save's wait for Codex's lock"))
+        const stopping = yield* Effect.fork(Scope.close(scope, Exit.void))
+        // The wait for the flight ends (1 s), then the last save's (1 s): the save in flight is cut.
+        yield* log.logged("Stopping: waiting for the refresh in flight").pipe(within(10, "the wait for the flight"))
+        yield* TestClock.adjust("1 second")
+        yield* log.logged("did not finish in time").pipe(within(10, "the end of the wait for the flight"))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(stopping).pipe(within(10, "stopping"))
+        yield* Fiber.await(refreshing)
+        const kept = `${home}/auth-pending-refresh.json`
+        expect(JSON.parse(readFileSync(kept, "utf8"))).toMatchObject({
+          replaced_refresh_token: secrets.refresh,
+          refresh_token: secrets.newRefresh
+        })
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens.refresh_token).toBe(secrets.refresh)
+        yield* Scope.close(holder, Exit.void)
+      }).pipe(Effect.provide(Layer.merge(NodeContext.layer, log.layer)), Logger.withMinimumLogLevel(LogLevel.Debug))
+    }
+  )
+
+  it.scoped(
     "a process about to send a refresh token another one replaced but could not save adopts the kept tokens instead",
     () => {
       const log = logLines()

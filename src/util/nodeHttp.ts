@@ -11,10 +11,11 @@ export { make as makeServer } from "@effect/platform-node/NodeHttpServer"
 /**
  * Node's HTTP client on an agent that keeps its connections open between requests, as Node's own
  * global agent does: a server refreshing many credentials does not open (and, over TLS, negotiate)
- * a connection per token request. An idle connection is closed after 4 s, before the 5 s after
- * which a Node server closes its own, so a request is not sent on a connection being closed.
+ * a connection per token request. An idle connection is closed after 2 s, well before the 5 s
+ * after which a Node server closes its own, so a request is not sent on a connection being closed
+ * even by a busy process whose timers run late (such a request fails, and its refresh backs off).
  */
 export const clientLayer = Layer.provide(
   layerWithoutAgent,
-  makeAgentLayer({ keepAlive: true, timeout: 4_000, scheduling: "lifo" })
+  makeAgentLayer({ keepAlive: true, timeout: 2_000, scheduling: "lifo" })
 )
