@@ -148,7 +148,11 @@ export const makeMemoryBackend: Effect.Effect<Backend> = Effect.gen(function*() 
   }
   return {
     location: (key) => `memory:${key}`,
-    lock: (key) => Effect.asVoid(Effect.acquireRelease(semaphore(key).take(1), () => semaphore(key).release(1))),
+    // The wait for the lock can be given up (an acquisition in `acquireRelease` could not be).
+    lock: (key) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.andThen(restore(semaphore(key).take(1)), Effect.addFinalizer(() => semaphore(key).release(1)))
+      ),
     readHealth: (key) => Effect.map(Ref.get(health), (map) => Option.fromNullishOr(map.get(key))),
     writeHealth: (key, record) =>
       Ref.update(health, (map) => {

@@ -202,9 +202,11 @@ const retriesOf = (
   return { keepSaving, keepUnsaved }
 }
 
-// The compare-and-set of the refreshed tokens: written only if storage still holds what was
-// refreshed (under Codex's lock). If it changed meanwhile, the tokens become unsaved over what
-// it held, and `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
+// The refreshed tokens are made current (unsaved) first, before any wait: from the answer on, they
+// are this process's credentials whatever happens to the save (a shutdown that interrupts it while
+// it waits for the lock still finds them, saves them or keeps them aside). Then the save, written
+// only if storage still holds what was refreshed (under Codex's lock); if storage changed meanwhile,
+// `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
 const commitOf = (
   { store, update, writes }: Saving,
   saveUnsavedHolding: Effect.Effect<"saved" | "superseded", AuthStoreError>,
@@ -217,34 +219,24 @@ const commitOf = (
   tokens: AuthDocument.RefreshedTokens,
   now: number
 ) =>
-  writes.withPermits(1)(Effect.gen(function*() {
+  Effect.gen(function*() {
     yield* countAttempt("success")
     const pending: RefreshState.Pending = { tokens, replaced: request.refreshToken, at: now }
     const next = AuthDocument.snapshot(AuthDocument.applyRefresh(request.document, tokens, new Date(now)))
-    const written = yield* Effect.result(store.compareAndSet(base, next.document))
-    // Not written: from here on the refreshed tokens are served from memory until they are saved.
-    if (Result.isFailure(written)) {
-      yield* update(RefreshState.adoptUnsaved(next, base, pending))
-      return yield* keepUnsaved(written.failure)
-    }
-    const result = written.success
-    if (result._tag === "Written") {
+    yield* update(RefreshState.adoptUnsaved(next, base, pending))
+    const saved = yield* Effect.result(writes.withPermits(1)(saveUnsavedHolding))
+    // Not saved: the refreshed tokens are served from memory, and saving is retried.
+    if (Result.isFailure(saved)) return yield* keepUnsaved(saved.failure)
+    if (saved.success === "saved") {
       yield* store.saveShared(Option.none())
       yield* Effect.logDebug("Access token refreshed and saved").pipe(
-        Effect.annotateLogs({ snapshot: result.snapshot.hash.slice(0, 12) })
+        Effect.annotateLogs({ snapshot: next.hash.slice(0, 12) })
       )
-      yield* update(RefreshState.adoptSaved(result.snapshot))
-      return yield* clearAside
-    }
-    yield* update(RefreshState.adoptUnsaved(next, base, pending))
-    yield* update(RefreshState.adopt(result.current))
-    const saved = yield* Effect.result(saveUnsavedHolding)
-    if (Result.isFailure(saved)) return yield* keepUnsaved(saved.failure)
-    yield* clearAside
-    if (saved.success === "superseded") {
+    } else {
       yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
     }
-  }))
+    yield* clearAside
+  })
 
 // When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
 // still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
