@@ -202,6 +202,64 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
   )
 
   it.scoped(
+    "a second refresh while the first's tokens wait to be saved: the save of the first keeps the second's tokens, and both land in order",
+    () => {
+      const log = logLines()
+      return Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const home = yield* fs.makeTempDirectoryScoped()
+        writeFileSync(`${home}/auth.json`, JSON.stringify(chatgptJson()), { mode: 0o600 })
+        const holder = yield* Scope.make()
+        yield* Flock.acquire(fs, `${home}/auth.json.lock`, { waitAtMost: Duration.seconds(1) }).pipe(
+          Scope.extend(holder)
+        )
+        const scope = yield* Scope.make()
+        const auth = Context.get(
+          yield* Layer.buildWithScope(
+            // No minimum interval: a second refresh may follow the first at once.
+            Layer.scoped(AuthManager, AuthManager.make({ minRefreshInterval: Duration.zero })).pipe(
+              Layer.provide(Layer.merge(
+                Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
+                TokenRefresher.layerTest([rotated("access-1", "refresh-1"), rotated("access-2", "refresh-2")])
+              )),
+              Layer.provide(NodeContext.layer)
+            ),
+            scope
+          ),
+          AuthManager
+        )
+        // The first refresh is answered; its save gives up on Codex's lock (5 s): unsaved, served.
+        const first = yield* Effect.fork(auth.refresh)
+        yield* log.logged(waitingForLock).pipe(within(10, "the first save's wait"))
+        yield* TestClock.adjust("5 seconds")
+        yield* Fiber.join(first).pipe(Effect.either, within(10, "the first refresh"))
+        expect(tokenOf(yield* auth.getAuthStatus({ includeToken: true }))).toBe("access-1")
+        // Its save is retried (after 1 s) and waits for Codex's lock again.
+        yield* TestClock.adjust("1 second")
+        yield* log.logged(waitingForLock, 2).pipe(within(10, "the retried save's wait"))
+        // Meanwhile a second refresh sends refresh-1 and gets access-2, made current at once, its own
+        // save waiting behind the retried one.
+        const firstHash = (yield* auth.state).hash
+        const secondCurrent = yield* Effect.fork(
+          Stream.runHead(Stream.filter(auth.changes, (state) => state.hash !== firstHash))
+        )
+        const second = yield* Effect.fork(auth.refresh)
+        yield* Fiber.join(secondCurrent).pipe(within(10, "the second refresh's answer"))
+        // Codex lets go: the retried save writes the first tokens, then the second's onto them.
+        yield* Scope.close(holder, Exit.void)
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(second).pipe(within(10, "the second refresh"))
+        expect(JSON.parse(readFileSync(`${home}/auth.json`, "utf8")).tokens).toMatchObject({
+          access_token: "access-2",
+          refresh_token: "refresh-2"
+        })
+        expect(tokenOf(yield* auth.getAuthStatus({ includeToken: true }))).toBe("access-2")
+        yield* Scope.close(scope, Exit.void).pipe(within(10, "stopping"))
+      }).pipe(Effect.provide(Layer.merge(NodeContext.layer, log.layer)), Logger.withMinimumLogLevel(LogLevel.Debug))
+    }
+  )
+
+  it.scoped(
     "a process about to send a refresh token another one replaced but could not save adopts the kept tokens instead",
     () => {
       const log = logLines()

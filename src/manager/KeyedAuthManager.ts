@@ -126,7 +126,9 @@ export const make = (options: Options = {}) =>
             Effect.map((manager) => keyed(key, manager))
           )
           entry.manager = manager
-          if (entry.missed) yield* reloadOf(key)
+          // Handed over from a key held lightly: a change heard by that key's reload in flight is
+          // read again here.
+          if (entry.missed || handed !== undefined) yield* reloadOf(key)
           return manager
         }),
       idleTimeToLive

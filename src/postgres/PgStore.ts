@@ -17,6 +17,7 @@ import { Configuration } from "../config/Configuration.js"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { CredentialStore, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import { make as makeCoordinator, RefreshCoordinator } from "../stores/RefreshCoordinator.js"
+import * as Priority from "../util/priority.js"
 import { type Connected, supervise } from "./connection.js"
 import * as Lease from "./lease.js"
 import { listen, makeHub } from "./listener.js"
@@ -144,6 +145,9 @@ const make = <E>(
     const coordinator = makeCoordinator({
       location,
       lock: leases.lock,
+      // A refresh holding a lease runs ahead of everything else in this replica: other replicas
+      // wait for it, and a busy replica would otherwise hold its leases for as long as its queue.
+      whileHeld: Priority.first,
       readHealth: (key) =>
         Effect.mapError(
           statements.readHealth(key),

@@ -10,6 +10,7 @@
  * runs at once: batching adds no wait of its own.
  */
 import { Chunk, Deferred, Effect, Exit, Queue, type Scope } from "effect"
+import * as Priority from "../util/priority.js"
 
 export interface Options<I, A, E> {
   /** The most calls one statement serves. */
@@ -23,6 +24,8 @@ export interface Options<I, A, E> {
   readonly distinct?: ((item: I) => string) | undefined
   /** A statement begun is finished even if the store stops meanwhile (one that takes leases). */
   readonly uninterruptible?: boolean | undefined
+  /** Run ahead of everything else in the process (`util/priority.ts`): what other replicas wait for. */
+  readonly first?: boolean | undefined
   /** Runs one statement for `items`: what each of them gets, in the same order. */
   readonly run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>
 }
@@ -92,7 +95,8 @@ export const make = <I, A, E>(
         settle(batch, yield* Effect.exit(options.uninterruptible === true ? statement : restore(statement)))
       })
     )
-    for (let i = 0; i < Math.max(1, options.concurrency); i++) yield* Effect.forkScoped(Effect.forever(next))
+    const worker = options.first === true ? Priority.first(Effect.forever(next)) : Effect.forever(next)
+    for (let i = 0; i < Math.max(1, options.concurrency); i++) yield* Effect.forkScoped(worker)
     return (item: I) =>
       Effect.flatMap(
         Deferred.make<A, E>(),

@@ -10,9 +10,10 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scheduler, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
+import * as Priority from "../util/priority.js"
 import * as Slots from "../util/slots.js"
 import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
@@ -34,6 +35,11 @@ export interface Lease {
   state: "held" | "lost" | "released" | "committed"
   /** What the holder reads first, read with the lease (one round trip); gone at its first write. */
   prefetched: Prefetched | undefined
+  /**
+   * A write under it was sent and has not answered yet: the write releases the lease as it
+   * commits, so the renewal, finding no row meanwhile, does not take it for lost.
+   */
+  writing?: boolean
 }
 
 /** The lease the current refresh holds: what a write under the refresh lock is fenced by. */
@@ -215,6 +221,8 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
 
     const releaseMany = yield* Batch.make({
       ...options.batches,
+      // What other replicas wait for.
+      first: true,
       run: (leases: ReadonlyArray<Lease>) =>
         Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) =>
           Effect.as(
@@ -229,9 +237,6 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
 
     return { take, releaseMany }
   })
-
-/** A scheduler that runs each of its fibers' steps on the next turn of the event loop, behind no queue. */
-const ownScheduler = Scheduler.make((task) => void setImmediate(task))
 
 /**
  * The renewal of the leases in `held` (their holders add and remove them), for as long as
@@ -264,7 +269,7 @@ const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
     )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
     const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
     for (const lease of leases) {
-      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held") continue
+      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held" || lease.writing === true) continue
       lease.state = "lost"
       held.delete(lease)
       yield* Effect.logError(
@@ -287,7 +292,7 @@ const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
     ),
     Effect.repeat(Schedule.spaced(period)),
     Effect.asVoid,
-    Effect.withScheduler(ownScheduler)
+    Priority.first
   )
   return { held, renewing }
 }

@@ -18,8 +18,11 @@ export interface Hub {
   /** Emits when `key`'s credential may have changed (also after every (re)connection). */
   readonly changes: (key: string) => Stream.Stream<void>
   /**
-   * Subscribes, for the scope's life, to what may free `key`'s lease (a release, a change of
-   * its credential, a reconnection); returns the wait for the next one since the subscription.
+   * Subscribes, for the scope's life, to what frees `key`'s lease without a write (a release, a
+   * reconnection); returns the wait for the next one since the subscription. A write of refreshed
+   * tokens releases its lease too, but wakes no waiter: the waiter's manager adopts the write and
+   * stops waiting (woken, every waiting replica would take the lease in turn only to find the
+   * write). A waiter that does not adopt it tries again when the lease would have expired.
    */
   readonly leaseSignals: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
   /** Every key's changes in one feed: a key that may have changed, none when any may have (a reconnection). */
@@ -74,8 +77,7 @@ export const makeHub = () => {
         const signals = yield* Queue.sliding<void>(1)
         const wake = () => void Queue.unsafeOffer(signals, undefined)
         const removeLease = leases.add(key, wake)
-        const removeCredential = credentials.add(key, wake)
-        yield* Effect.addFinalizer(() => Effect.sync(() => (removeLease(), removeCredential())))
+        yield* Effect.addFinalizer(() => Effect.sync(removeLease))
         return Queue.take(signals)
       })
   }

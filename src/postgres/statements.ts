@@ -111,6 +111,8 @@ export const makeStatements = (options: StatementsOptions) =>
     // row once). Not tried again after a lost session: whether a write committed cannot be known.
     const writeMany = yield* Batch.make({
       ...options.batches,
+      // What other replicas wait for: the write releases the lease.
+      first: true,
       distinct: (write: FencedWrite) => write.lease.key,
       run: (writes: ReadonlyArray<FencedWrite>) =>
         Effect.flatMap(options.connected(writes[0]!.lease.key, "write"), (sql) =>
@@ -275,7 +277,13 @@ const makeWith = (
           ? Option.isSome(next) ? yield* s.insertIfAbsent(next.value) : []
           : Option.isSome(next)
           ? Option.isSome(lease)
-            ? yield* writeMany({ lease: lease.value, version: version.value, write: next.value })
+            ? yield* Effect.ensuring(
+              Effect.suspend(() => {
+                lease.value.writing = true
+                return writeMany({ lease: lease.value, version: version.value, write: next.value })
+              }),
+              Effect.sync(() => (lease.value.writing = false))
+            )
             : yield* s.updateIf(version.value, next.value)
           : yield* s.deleteWhere(version)
         return written(rows)

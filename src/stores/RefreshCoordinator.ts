@@ -45,6 +45,11 @@ export interface Backend {
   readonly location: (key: string) => string
   /** Holds the refresh lock of `key` until the scope closes; fails after a bounded wait. */
   readonly lock: (key: string) => Effect.Effect<void, AuthStoreError, Scope.Scope>
+  /**
+   * How the work done while holding the lock runs, when the backend says (PostgreSQL: ahead of
+   * everything else in the process, since other replicas wait for it).
+   */
+  readonly whileHeld?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
   /** The health text stored for `key`; none when there is none. */
   readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, SharedHealthError>
   /**
@@ -111,7 +116,7 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
   return {
     location: backend.location,
     withRefreshLock: (key) => (effect) =>
-      Effect.scoped(Effect.zipRight(backend.lock(key), effect)).pipe(
+      Effect.scoped(Effect.zipRight(backend.lock(key), backend.whileHeld?.(effect) ?? effect)).pipe(
         Effect.withSpan("RefreshCoordinator.withRefreshLock", { attributes: { credential: key } })
       ),
     getHealth: (key) =>

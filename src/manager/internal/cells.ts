@@ -26,6 +26,14 @@ import * as Persistence from "./persistence.js"
 interface Awake {
   readonly flight: Flight.Flight
   readonly persistence: Persistence.Persistence
+}
+
+/**
+ * What a key keeps once it has refreshed, even asleep: the lock that serialises its saves with its
+ * reloads, and the flight whose request was sent (what stopping waits for). Kept apart from the
+ * flight and saving, so that dropping those never splits either.
+ */
+interface Kept {
   readonly writes: Effect.Semaphore
   readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
 }
@@ -36,8 +44,11 @@ interface Cell {
   /** When a poll last asked for it (epoch milliseconds): unused for `idleTimeToLive`, it is let go. */
   usedAt: number
   awake: Awake | undefined
+  kept: Kept | undefined
   /** A reload runs; `again`: another change came meanwhile, one more reload after it. */
   reloading: { again: boolean } | undefined
+  /** Handed to the key's full manager: no flight starts here any more. */
+  handed: boolean
 }
 
 /** What the cells need of the keyed manager. */
@@ -61,6 +72,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const clock = yield* Effect.clock
   const cells = new Map<string, Cell>()
   const opening = new Map<string, Deferred.Deferred<Cell>>()
+  const missedWhileOpening = new Set<string>()
 
   // ---- opening a key: its credential and what other processes learned of it ----------------
   // A key that cannot be read is logged out here (and said), as a manager starts: the next change
@@ -94,11 +106,15 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             state: Ref.unsafeMake(state),
             usedAt: clock.unsafeCurrentTimeMillis(),
             awake: undefined,
-            reloading: undefined
+            kept: undefined,
+            reloading: undefined,
+            handed: false
           }
           cells.set(key, cell)
           return cell
         }),
+        // A change heard while the key was being read: it is read again.
+        Effect.tap(() => missedWhileOpening.delete(key) ? reload(key) : Effect.void),
         Effect.onExit((exit) => {
           opening.delete(key)
           return Deferred.done(made, exit)
@@ -111,8 +127,10 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
     Effect.suspend(() => {
       if (cell.awake !== undefined) return Effect.succeed(cell.awake)
       const store = bind(cell.key, credentials, coordinator)
-      const writes = Effect.unsafeMakeSemaphore(1)
-      const requested = Ref.unsafeMake(Option.none<RefreshState.Flight>())
+      const { requested, writes } = cell.kept ??= {
+        writes: Effect.unsafeMakeSemaphore(1),
+        requested: Ref.unsafeMake(Option.none<RefreshState.Flight>())
+      }
       return Effect.map(
         Persistence.make({ store, settings, stateRef: cell.state, writes, scope }),
         (persistence) => {
@@ -127,7 +145,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             persistence
           })
           // Another poll may have woken it meanwhile: one flight and saving per key.
-          return (cell.awake ??= { flight, persistence, writes, requested })
+          return (cell.awake ??= { flight, persistence })
         }
       )
     })
@@ -154,6 +172,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       case "Join":
         return Effect.zipRight(Metric.increment(joinedCallers), Effect.ignore(Deferred.await(decision.flight.done)))
       case "Start":
+        // A key handed to its full manager meanwhile starts no flight of its own here.
+        if (cell.handed) return Effect.void
         return Effect.flatMap(wake(cell), (awake) => awake.flight.refreshQuietly).pipe(
           Effect.zipRight(sleepIfDone(cell)),
           withKey(cell.key)
@@ -189,9 +209,9 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const reloadCell = (cell: Cell): Effect.Effect<void> =>
     Effect.gen(function*() {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const awake = cell.awake
-        if (awake !== undefined) {
-          return yield* awake.writes.withPermits(1)(
+        const kept = cell.kept
+        if (cell.awake !== undefined && kept !== undefined) {
+          return yield* kept.writes.withPermits(1)(
             Effect.flatMap(
               credentials.get(cell.key),
               (stored) => Ref.updateAndGet(cell.state, RefreshState.adopt(stored.snapshot))
@@ -218,7 +238,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const reload = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const cell = cells.get(key)
-      if (cell === undefined) return Effect.void
+      if (cell === undefined) return Effect.sync(() => opening.has(key) && missedWhileOpening.add(key))
       if (cell.reloading !== undefined) return Effect.sync(() => (cell.reloading!.again = true))
       const mark = { again: false }
       cell.reloading = mark
@@ -235,13 +255,16 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
 
   // ---- letting go ---------------------------------------------------------------------------------
   /**
-   * Hands `key` to its full manager: its state once its flight has ended (none when not held);
-   * its save retries stop, the manager's go on.
+   * Hands `key` to its full manager: its state once its first read and its flight have ended (none
+   * when not held); no flight starts here any more; its save retries stop, the manager's go on.
    */
   const handOver = (key: string): Effect.Effect<RefreshState.State | undefined> =>
     Effect.gen(function*() {
+      const reading = opening.get(key)
+      if (reading !== undefined) yield* Effect.exit(Deferred.await(reading))
       const cell = cells.get(key)
       if (cell === undefined) return undefined
+      cell.handed = true
       while (true) {
         const { inflight } = yield* Ref.get(cell.state)
         if (inflight === undefined) break
@@ -271,13 +294,18 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   )
 
   /**
-   * When stopping: every key's flight whose request was sent is waited for and its answer saved,
-   * as a manager's (bounded by `shutdownWait`, then `shutdownSaveWait`), all keys at once.
+   * When stopping: every key with a flight or unsaved tokens has its flight whose request was sent
+   * waited for and its answer saved, as a manager's (bounded by `shutdownWait`, then
+   * `shutdownSaveWait`), all keys at once.
    */
   const stopping = Effect.suspend(() =>
     Effect.forEach(
-      Array.from(cells.values()).flatMap((cell) => cell.awake === undefined ? [] : [[cell, cell.awake] as const]),
-      ([cell, awake]) => withKey(cell.key)(awake.persistence.stopping(awake.requested)),
+      Array.from(cells.values()),
+      (cell) =>
+        Effect.flatMap(Ref.get(cell.state), (state) =>
+          restful(state) ?
+            Effect.void :
+            Effect.flatMap(wake(cell), (awake) => withKey(cell.key)(awake.persistence.stopping(cell.kept!.requested)))),
       { concurrency: "unbounded", discard: true }
     )
   )

@@ -82,6 +82,7 @@ export const {
   deathApplies,
   decide,
   endFlight,
+  holds,
   initial,
   isStale,
   plan,

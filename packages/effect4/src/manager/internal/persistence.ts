@@ -99,8 +99,16 @@ const saveUnsavedHoldingOf = ({ stateRef, store, update }: Saving) =>
       }
       const result = yield* store.compareAndSet(state.stored, state.snapshot.document)
       if (result._tag === "Written") {
-        yield* update(RefreshState.adoptSaved(result.snapshot))
-        return "saved" as const
+        // The state may have moved on during the write (a refresh of the very tokens being saved,
+        // made current before its own save waits): what was written is then adopted under it, and
+        // its newer tokens applied onto it, still to be saved (the next turn saves them).
+        yield* update((now) =>
+          now.snapshot === state.snapshot
+            ? RefreshState.adoptSaved(result.snapshot)(now)
+            : RefreshState.adopt(result.snapshot)(now)
+        )
+        if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) return "saved" as const
+        continue
       }
       yield* update(RefreshState.adopt(result.current))
       if (!RefreshState.unsaved(yield* SubscriptionRef.get(stateRef))) {
@@ -208,7 +216,7 @@ const retriesOf = (
 // only if storage still holds what was refreshed (under Codex's lock); if storage changed meanwhile,
 // `saveUnsavedHolding` applies them onto what it holds now, or gives way to it.
 const commitOf = (
-  { store, update, writes }: Saving,
+  { stateRef, store, update, writes }: Saving,
   saveUnsavedHolding: Effect.Effect<"saved" | "superseded", AuthStoreError>,
   keepUnsaved: (error: AuthStoreError) => Effect.Effect<void>,
   clearAside: Effect.Effect<void>
@@ -227,7 +235,13 @@ const commitOf = (
     const saved = yield* Effect.result(writes.withPermits(1)(saveUnsavedHolding))
     // Not saved: the refreshed tokens are served from memory, and saving is retried.
     if (Result.isFailure(saved)) return yield* keepUnsaved(saved.failure)
-    if (saved.success === "saved") {
+    // Saved, and ours: the current credentials carry the access token this refresh received (a
+    // sign-in or newer credentials may have replaced them meanwhile).
+    const current = yield* SubscriptionRef.get(stateRef)
+    const ours = tokens.accessToken === undefined
+      ? current.snapshot.hash === next.hash
+      : RefreshState.holds(current, tokens.accessToken)
+    if (saved.success === "saved" && ours) {
       yield* store.saveShared(Option.none())
       yield* Effect.logDebug("Access token refreshed and saved").pipe(
         Effect.annotateLogs({ snapshot: next.hash.slice(0, 12) })
