@@ -339,10 +339,11 @@ export const make = (options: LeaseOptions) =>
     // can go on at once, so the keys this process has not started yet stay free for the others),
     // then the take. Uninterruptible once the slot is had, up to the release being registered: a
     // lease taken is never left behind by an interruption.
+    // (The wait for a slot is the only interruptible part: see `util/slots.ts`.)
     const tryOnce = (key: string, scope: Scope.Scope) =>
-      Effect.uninterruptibleMask((restore) =>
+      Effect.uninterruptible(
         Effect.zipRight(
-          restore(takeSlot),
+          takeSlot,
           Effect.flatMap(Effect.onError(take(key), () => freeSlot), (taken) => {
             if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
             const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
@@ -354,8 +355,8 @@ export const make = (options: LeaseOptions) =>
         )
       )
 
-    // Waits for the lease: woken when it is released or the credential changes, else when it would
-    // expire; bounded by the lease's life from when another replica was first found holding it (a
+    // Waits for the lease: woken when it is released without a write, else when it would expire (a
+    // write that releases it is adopted by the waiter's manager, which stops the wait); bounded by the lease's life from when another replica was first found holding it (a
     // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
     // does not count: it lasts as long as the flights ahead of it, each bounded by its own. The
     // waits between tries are interruptible.

@@ -14,7 +14,10 @@ interface Waiter {
 }
 
 export interface Slots {
-  /** Waits for a slot and holds it; interrupted while waiting, it holds none. */
+  /**
+   * Waits for a slot and holds it; interrupted while waiting, it holds none. Call it where
+   * interruption is masked (the wait alone can be interrupted), then register the slot's return.
+   */
   readonly take: Effect.Effect<void>
   /** Gives a slot back (to the first waiter, if any). */
   readonly free: Effect.Effect<void>
@@ -34,20 +37,21 @@ export const make = (count: number): Slots => {
     }
     free++
   }
-  const take = Effect.suspend(() => {
+  // Uninterruptible but for the wait itself: a slot had is never lost to an interruption. One that
+  // lands as the slot is handed over (the wait already woken) passes the slot on.
+  const take = Effect.uninterruptible(Effect.suspend(() => {
     if (free > 0) {
       free--
       return Effect.void
     }
     const waiter: Waiter = { woken: false, resume: undefined }
-    return Effect.async<void>((resume) => {
+    return Effect.interruptible(Effect.async<void>((resume) => {
       waiter.resume = resume
       waiting.add(waiter)
       return Effect.sync(() => waiting.delete(waiter))
-    }).pipe(
-      // Interrupted just as the slot was handed to it: the slot goes on to the next.
+    })).pipe(
       Effect.onInterrupt(() => Effect.sync(() => waiter.woken && hand()))
     )
-  })
+  }))
   return { take, free: Effect.sync(hand), available: () => free }
 }

@@ -278,6 +278,8 @@ const startFlightOf = (dependencies: Dependencies) => {
           ),
           Effect.forkIn(scope)
         )
+        // Abandoned before its fiber was known: stopped now.
+        if (claim.phase === "abandoned") yield* Fiber.interruptFork(claim.fiber)
       }
       return decision
     }))
