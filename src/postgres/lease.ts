@@ -355,8 +355,9 @@ export const make = (options: LeaseOptions) =>
         )
       )
 
-    // Waits for the lease: woken when it is released without a write, else when it would expire (a
-    // write that releases it is adopted by the waiter's manager, which stops the wait); bounded by the lease's life from when another replica was first found holding it (a
+    // Waits for the lease: woken when it is released, a moment after its credential changes (a write
+    // that releases it: a manager's refresh adopts the write meanwhile, which stops the wait), else
+    // when it would expire; bounded by the lease's life from when another replica was first found holding it (a
     // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
     // does not count: it lasts as long as the flights ahead of it, each bounded by its own. The
     // waits between tries are interruptible.

@@ -18,16 +18,23 @@ export interface Hub {
   /** Emits when `key`'s credential may have changed (also after every (re)connection). */
   readonly changes: (key: string) => Stream.Stream<void>
   /**
-   * Subscribes, for the scope's life, to what frees `key`'s lease without a write (a release, a
-   * reconnection); returns the wait for the next one since the subscription. A write of refreshed
-   * tokens releases its lease too, but wakes no waiter: the waiter's manager adopts the write and
-   * stops waiting (woken, every waiting replica would take the lease in turn only to find the
-   * write). A waiter that does not adopt it tries again when the lease would have expired.
+   * Subscribes, for the scope's life, to what frees `key`'s lease (a release, a change of its
+   * credential, a reconnection); returns the wait for the next one since the subscription. A
+   * change of the credential (a write of refreshed tokens releases its lease) wakes the waiter a
+   * moment later (`adoptionGrace`): a waiter that is a manager's refresh adopts the write meanwhile
+   * and stops waiting; woken at once, every waiting replica would take the lease in turn only to
+   * find the write.
    */
   readonly leaseSignals: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
   /** Every key's changes in one feed: a key that may have changed, none when any may have (a reconnection). */
   readonly changedKeys: Stream.Stream<Option.Option<string>>
 }
+
+/**
+ * How long after a credential's change a waiter for its lease is woken: about a reload's round
+ * trip, so that a manager's refresh waiting for the lease adopts the change first and stops.
+ */
+const adoptionGrace = 250
 
 const registry = () => {
   const byKey = new Map<string, Set<Subscriber>>()
@@ -77,7 +84,8 @@ export const makeHub = () => {
         const signals = yield* Queue.sliding<void>(1)
         const wake = () => void Queue.unsafeOffer(signals, undefined)
         const removeLease = leases.add(key, wake)
-        yield* Effect.addFinalizer(() => Effect.sync(removeLease))
+        const removeCredential = credentials.add(key, () => void setTimeout(wake, adoptionGrace).unref())
+        yield* Effect.addFinalizer(() => Effect.sync(() => (removeLease(), removeCredential())))
         return Queue.take(signals)
       })
   }
