@@ -229,6 +229,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
         )
         if (adopted) return
       }
+      // The key kept changing here during each read (its own refreshes): the next change reads it again.
+      yield* Effect.logDebug("Reading the credential again gave way to this process's own changes")
     }).pipe(
       Effect.catchTag("AuthStoreError", (error) => Effect.logWarning(error.message)),
       withKey(cell.key)
