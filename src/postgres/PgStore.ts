@@ -109,8 +109,13 @@ const make = <E>(
       )
 
     // Calls of one kind made at once (thousands of stale credentials asked at once) are served by
-    // one statement each batch, up to the pool's size of statements at once (see `batch.ts`).
-    const batches = { maxSize: maxBatchSize, concurrency: options.poolSize ?? options.statementsAtOnce ?? 4 }
+    // one statement each batch, up to the pool's size of statements at once (see `batch.ts`); a
+    // statement is waited for at most a lock's life (a stalled connection fails its callers).
+    const batches = {
+      maxSize: maxBatchSize,
+      concurrency: options.poolSize ?? options.statementsAtOnce ?? 4,
+      timeout: Duration.decode(options.lockTimeout ?? Duration.seconds(35))
+    }
     const leases = yield* Lease.make({
       connected,
       query: made.query,

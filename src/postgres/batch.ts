@@ -9,7 +9,7 @@
  * a kind run at once (the pool's size, so the pool is used), and a lone call
  * runs at once: batching adds no wait of its own.
  */
-import { Chunk, Deferred, Effect, Exit, Queue, type Scope } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Queue, type Scope } from "effect"
 import * as Priority from "../util/priority.js"
 
 export interface Options<I, A, E> {
@@ -26,6 +26,12 @@ export interface Options<I, A, E> {
   readonly uninterruptible?: boolean | undefined
   /** Run ahead of everything else in the process (`util/priority.ts`): what other replicas wait for. */
   readonly first?: boolean | undefined
+  /**
+   * How long its callers wait for a statement (a stalled connection, a lock never granted); then
+   * they fail with a sentence saying so, and the statement, left to end by itself, is not waited
+   * for. Unbounded when absent.
+   */
+  readonly timeout?: Duration.Duration | undefined
   /** Runs one statement for `items`: what each of them gets, in the same order. */
   readonly run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>
 }
@@ -72,10 +78,10 @@ const distinctOf = <I, A, E>(batch: ReadonlyArray<Pending<I, A, E>>, key: (item:
  */
 export const make = <I, A, E>(
   options: Options<I, A, E>
-): Effect.Effect<(item: I) => Effect.Effect<A, E>, never, Scope.Scope> =>
+): Effect.Effect<(item: I) => Effect.Effect<A, E | string>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* Effect.acquireRelease(
-      Queue.unbounded<Pending<I, A, E>>(),
+      Queue.unbounded<Pending<I, A, E | string>>(),
       (queue) =>
         Effect.flatMap(Queue.takeAll(queue), (left) =>
           Effect.zipRight(
@@ -91,15 +97,31 @@ export const make = <I, A, E>(
           if (later.length > 0) yield* Queue.offerAll(queue, later)
           batch = now
         }
-        const statement = options.run(batch.map((pending) => pending.item))
-        settle(batch, yield* Effect.exit(options.uninterruptible === true ? statement : restore(statement)))
+        const run = options.run(batch.map((pending) => pending.item))
+        if (options.timeout === undefined) {
+          settle(batch, yield* Effect.exit(options.uninterruptible === true ? run : restore(run)))
+          return
+        }
+        // Bounded: the wait for the statement can be cut, the statement itself is left to end by
+        // itself (an uninterruptible one is still finished).
+        const statement = options.uninterruptible === true ? Effect.uninterruptible(run) : run
+        const timeout = options.timeout
+        settle(
+          batch,
+          yield* Effect.exit(restore(
+            Effect.timeoutFail(Effect.disconnect(statement), {
+              duration: timeout,
+              onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
+            })
+          ))
+        )
       })
     )
     const worker = options.first === true ? Priority.first(Effect.forever(next)) : Effect.forever(next)
     for (let i = 0; i < Math.max(1, options.concurrency); i++) yield* Effect.forkScoped(worker)
     return (item: I) =>
       Effect.flatMap(
-        Deferred.make<A, E>(),
+        Deferred.make<A, E | string>(),
         (deferred) => Effect.zipRight(Queue.offer(queue, { item, deferred }), Deferred.await(deferred))
       )
   })

@@ -90,7 +90,11 @@ export interface LeaseOptions {
   /** A slot is taken before a lease and given back after it (see `util/slots.ts`). */
   readonly slots: Slots.Slots
   /** How the takes and releases of many keys are gathered into statements (see `batch.ts`). */
-  readonly batches: { readonly maxSize: number; readonly concurrency: number }
+  readonly batches: {
+    readonly maxSize: number
+    readonly concurrency: number
+    readonly timeout?: Duration.Duration | undefined
+  }
 }
 
 /** The slots of the leases one process may hold at once. */

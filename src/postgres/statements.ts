@@ -7,7 +7,7 @@
  * table (the lease row is locked by the statement, so a takeover waits for it).
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Either, Option, type Scope } from "effect"
+import { type Duration, Effect, Either, Option, type Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
 import * as Batch from "./batch.js"
@@ -32,7 +32,11 @@ export interface StatementsOptions {
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
   /** How the reads and writes of many keys are gathered into statements (see `batch.ts`). */
-  readonly batches: { readonly maxSize: number; readonly concurrency: number }
+  readonly batches: {
+    readonly maxSize: number
+    readonly concurrency: number
+    readonly timeout?: Duration.Duration | undefined
+  }
 }
 
 const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>

@@ -1,6 +1,7 @@
 // The refresh lock on PostgreSQL outlives its life while its holder is alive: the lease is renewed.
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, Redacted } from "effect"
+import pg from "pg"
 import * as PgStore from "../../src/postgres/PgStore.js"
 import { RefreshCoordinator } from "../../src/stores/RefreshCoordinator.js"
 import { freshDatabase } from "../support/database.js"
@@ -30,6 +31,27 @@ describe("PgStore refresh lock", () => {
         const waited = yield* Effect.exit(other.withRefreshLock("renewed")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
         yield* Deferred.succeed(letGo, undefined)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "a lock statement that the database does not answer fails its callers within the lock's life",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("stalled"))
+        const replicaOf = yield* replica(url)
+        // Another session holds the lease table: every lock statement waits behind it.
+        const blocker = new pg.Client({ connectionString: url })
+        yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            await blocker.connect()
+            await blocker.query("BEGIN; LOCK TABLE effect_auth_leases IN ACCESS EXCLUSIVE MODE")
+          }),
+          () => Effect.promise(() => blocker.query("ROLLBACK").then(() => blocker.end()))
+        )
+        const waited = yield* Effect.exit(replicaOf.withRefreshLock("stalled")(Effect.void))
+        expect(Exit.isFailure(waited) && String(waited.cause)).toContain("the database did not answer within")
       }).pipe(Effect.scoped),
     30_000
   )
