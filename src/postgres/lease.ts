@@ -10,14 +10,14 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, FiberRef, Option, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
-import * as Priority from "../util/priority.js"
 import * as Slots from "../util/slots.js"
 import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
 import { type Hub, quoteIdentifier } from "./listener.js"
+import * as Renewal from "./renewal.js"
 
 /** The credential row as read in the statement that took a lease. */
 export interface Prefetched {
@@ -242,65 +242,6 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
     return { take, releaseMany }
   })
 
-/**
- * The renewal of the leases in `held` (their holders add and remove them), for as long as
- * `renewing` runs: at a third of their life while their refreshes go on, so that a holder that is
- * alive keeps them and a holder that is gone (its process dead or cut off) loses them when they
- * expire. All of them in one statement, by one fiber, on the listening connection: on the pool it
- * would wait behind every statement queued there, and a busy replica would lose leases it is still
- * using (another replica would then send their refresh tokens again). The pool is the fallback
- * while that connection is down.
- */
-const renewal = (options: LeaseOptions, statement: string, ttlMs: number) => {
-  const fail = failWith(options)
-  const held = new Set<Lease>()
-  const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
-  const renewAll = Effect.gen(function*() {
-    for (const lease of held) if (lease.state !== "held") held.delete(lease)
-    if (held.size === 0) return
-    const leases = Array.from(held)
-    const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
-    // Each way is bounded by the renewal's period: a stalled connection does not stop the renewals.
-    const rows = (yield* options.query(statement, values).pipe(
-      Effect.timeoutFail({ duration: period, onTimeout: () => "the listening connection did not answer" }),
-      Effect.map((result) => result.rows),
-      Effect.orElse(() =>
-        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) => sql.unsafe(statement, values)).pipe(
-          Effect.timeoutFail({ duration: period, onTimeout: () => "the pool did not answer in time" })
-        )
-      ),
-      Effect.mapError(fail(leases[0]!.key, "lock"))
-    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
-    const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
-    for (const lease of leases) {
-      if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held" || lease.writing === true) continue
-      lease.state = "lost"
-      held.delete(lease)
-      yield* Effect.logError(
-        "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
-          "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
-      ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
-    }
-  })
-  /**
-   * Renews the held leases every third of their life, for as long as it runs. On a scheduler of
-   * its own: a replica busy with thousands of flights runs a fiber woken by a timer only after
-   * the fibers queued before it, which took longer than a lease's life; a lease not renewed in
-   * time is taken over by another replica, which then sends the same refresh token again.
-   */
-  const renewing: Effect.Effect<void> = renewAll.pipe(
-    Effect.catchAll((error) =>
-      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
-        Effect.annotateLogs({ problem: error.problem })
-      )
-    ),
-    Effect.repeat(Schedule.spaced(period)),
-    Effect.asVoid,
-    Priority.first
-  )
-  return { held, renewing }
-}
-
 export const make = (options: LeaseOptions) =>
   Effect.gen(function*() {
     const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
@@ -337,7 +278,12 @@ export const make = (options: LeaseOptions) =>
         )
       )
 
-    const { held, renewing } = renewal(options, text.renewal, ttlMs)
+    const { held, renewing } = Renewal.make({
+      ...options,
+      fail: failWith(options),
+      statement: text.renewal,
+      ttlMs
+    })
 
     // One try: a slot first, holding no lease while it waits (a lease is held only by a flight that
     // can go on at once, so the keys this process has not started yet stay free for the others),
