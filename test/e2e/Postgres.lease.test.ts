@@ -8,7 +8,7 @@ import { freshDatabase } from "../support/database.js"
 
 const replica = (url: string) =>
   Effect.map(
-    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "900 millis" })),
+    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "2 seconds" })),
     Context.get(RefreshCoordinator)
   )
 
@@ -26,8 +26,8 @@ describe("PgStore refresh lock", () => {
           Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(letGo))
         ).pipe(Effect.forkScoped)
         yield* Deferred.await(held)
-        // The other replica waits for the lease; unless it is renewed, it expires after 900 ms and
-        // is taken. Renewed, the wait ends on its own bound (900 ms after the lease was first seen held).
+        // The other replica waits for the lease; unless it is renewed, it expires after 2 s and
+        // is taken. Renewed, the wait ends on its own bound (2 s after the lease was first seen held).
         const waited = yield* Effect.exit(other.withRefreshLock("renewed")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
         yield* Deferred.succeed(letGo, undefined)

@@ -49,6 +49,16 @@ interface Cell {
   reloading: { again: boolean } | undefined
   /** Handed to the key's full manager: no flight starts here any more. */
   handed: boolean
+  /** What a poll answers in the current state, worked out once per state (polls outnumber changes). */
+  answered: Answered | undefined
+}
+
+interface Answered {
+  readonly state: RefreshState.State
+  /** From this instant a poll refreshes without being asked (`RefreshState.staleAt`). */
+  readonly staleAt: number
+  readonly withToken: AuthStatus
+  readonly withoutToken: AuthStatus
 }
 
 /** What the cells need of the keyed manager. */
@@ -108,7 +118,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             awake: undefined,
             kept: undefined,
             reloading: undefined,
-            handed: false
+            handed: false,
+            answered: undefined
           }
           cells.set(key, cell)
           return cell
@@ -181,18 +192,30 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
     }
   }
 
+  const answeredOf = (cell: Cell, state: RefreshState.State): Answered =>
+    cell.answered?.state === state ? cell.answered : (cell.answered = {
+      state,
+      staleAt: RefreshState.staleAt(state.snapshot, settings),
+      withToken: RefreshState.statusOf(state, true),
+      withoutToken: RefreshState.statusOf(state, false)
+    })
+
   const answer = (cell: Cell, params: AuthStatusParams | undefined): Effect.Effect<AuthStatus> =>
     Effect.flatMap(Ref.get(cell.state), (state) => {
       const now = clock.unsafeCurrentTimeMillis()
       cell.usedAt = now
       const includeToken = params?.includeToken === true
-      const reply = Effect.sync(() => RefreshState.statusOf(state, includeToken))
+      const answered = answeredOf(cell, state)
+      const reply = Effect.succeed(includeToken ? answered.withToken : answered.withoutToken)
       if (state.snapshot.method !== "chatgpt" || params?.noRefresh === true) return reply
-      if (params?.refreshToken !== true && now < RefreshState.staleAt(state.snapshot, settings)) return reply
+      if (params?.refreshToken !== true && now < answered.staleAt) return reply
       if (state.health._tag === "Poisoned") return counted(poisonHits, reply)
       return Effect.zipRight(
         refreshed(cell, state),
-        Effect.map(Ref.get(cell.state), (after) => RefreshState.statusOf(after, includeToken))
+        Effect.map(Ref.get(cell.state), (after) => {
+          const fresh = answeredOf(cell, after)
+          return includeToken ? fresh.withToken : fresh.withoutToken
+        })
       )
     })
 
