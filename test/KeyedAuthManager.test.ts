@@ -231,4 +231,94 @@ describe("KeyedAuthManager", () => {
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(second)).toBe("alice-access-1")
     }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
+
+  it.scoped("keys asked for at once take turns: one adopted while it waits for its turn takes no lock and makes no request", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
+        bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
+      })
+      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
+      // The first lock asked for is held until `go`: its key's refresh takes the only turn meanwhile.
+      const asked = yield* Queue.unbounded<string>()
+      const go = yield* Deferred.make<void>()
+      const gated: RefreshCoordinator.RefreshCoordinatorShape = {
+        ...coordinator,
+        withRefreshLock: (key) => (effect) =>
+          Effect.zipRight(
+            Queue.offer(asked, key),
+            coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
+          )
+      }
+      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {}, refreshesAtOnce: 1 }).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(CredentialStore.CredentialStore, CredentialStore.make(backend)),
+          Layer.succeed(RefreshCoordinator.RefreshCoordinator, gated)
+        ))
+      )
+      const polls = yield* Effect.forEach(
+        ["alice", "bob"],
+        (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
+      )
+      const first = yield* Queue.take(asked)
+      const waiting = first === "alice" ? "bob" : "alice"
+      // Another replica refreshes the key that waits for its turn: adopted, its poll answers.
+      const other = CredentialStore.make(backend)
+      yield* other.set(
+        waiting,
+        Option.some(decode(chatgptJson({ accessToken: `${waiting}-access-other`, refreshToken: "x" })))
+      )
+      expect(yield* Fiber.join(polls[first === "alice" ? 1 : 0]!)).toBe(`${waiting}-access-other`)
+      yield* Deferred.succeed(go, undefined)
+      expect(yield* Fiber.join(polls[first === "alice" ? 0 : 1]!)).toBe("access-2")
+      // One lock asked for, one request: the adopted key never started.
+      expect(yield* Queue.size(asked)).toBe(0)
+      expect(yield* callCount).toBe(1)
+    }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("access-2", "refresh-2")]))))
+
+  it.effect("a number of refreshes at once that cannot be used is refused, saying what is allowed", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Effect.scoped(KeyedAuthManager.KeyedAuthManager.make({ refreshesAtOnce: 0 })))
+      expect(String(exit)).toContain("refreshesAtOnce 0 cannot be used: it must be a whole number from 1")
+    }).pipe(Effect.provide(Layer.mergeAll(
+      CredentialStore.CredentialStore.layerMemory({}),
+      RefreshCoordinator.RefreshCoordinator.layerMemory,
+      TokenRefresher.layerTest([])
+    ))))
+
+  it.scoped("keys changed elsewhere are read together, a few reads for many keys, and each is adopted", () =>
+    Effect.gen(function*() {
+      const keys = Array.from({ length: 60 }, (_, i) => `user-${i}`)
+      const backend = yield* CredentialStore.makeMemoryBackend(
+        Object.fromEntries(keys.map((key) => [key, chatgptJson({ accessToken: `${key}-access-1`, refreshToken: "r" })]))
+      )
+      const reads: Array<number> = []
+      const store = CredentialStore.make({
+        ...backend,
+        readMany: (many) =>
+          Effect.zipRight(Effect.sync(() => reads.push(many.length)), Effect.forEach(many, (key) => backend.read(key)))
+      })
+      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(CredentialStore.CredentialStore, store),
+          RefreshCoordinator.RefreshCoordinator.layerMemory
+        ))
+      )
+      const served = (key: string) =>
+        Effect.map(auth.getAuthStatus(key, { includeToken: true, noRefresh: true }), tokenOf)
+      expect(yield* Effect.forEach(keys, served)).toEqual(keys.map((key) => `${key}-access-1`))
+      // Another replica writes every key at once.
+      const other = CredentialStore.make(backend)
+      yield* Effect.forEach(
+        keys,
+        (key) =>
+          other.set(key, Option.some(decode(chatgptJson({ accessToken: `${key}-access-2`, refreshToken: "r2" }))))
+      )
+      const all = Effect.zipLeft(Effect.forEach(keys, served), Effect.yieldNow())
+      yield* Effect.repeat(all, { until: (tokens) => tokens.every((token, i) => token === `${keys[i]}-access-2`) })
+      // Every key was read, in far fewer reads than keys.
+      expect(reads.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(60)
+      expect(reads.length).toBeLessThan(20)
+      expect(yield* callCount).toBe(0)
+    }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
 })

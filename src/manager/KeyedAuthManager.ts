@@ -27,7 +27,16 @@ export interface Options {
    * of that more); the next use reads it again.
    */
   readonly idleTimeToLive?: Duration.DurationInput | undefined
+  /**
+   * The most keys held lightly that refresh at once (default 64); the others wait for a turn,
+   * holding nothing meanwhile, and one adopted meanwhile makes no request (see `internal/turns.ts`).
+   * It also bounds the token requests this process has in flight for them.
+   */
+  readonly refreshesAtOnce?: number | undefined
 }
+
+/** How many keys held lightly refresh at once unless told otherwise. */
+const defaultRefreshesAtOnce = 64
 
 export interface KeyedAuthManagerShape {
   /** The manager of `key`, held until the scope closes. */
@@ -86,6 +95,12 @@ export const make = (options: Options = {}) =>
     const refresher = yield* TokenRefresher
     const settings = options.settings ?? {}
     const idleTimeToLive = Duration.decode(options.idleTimeToLive ?? Duration.minutes(5))
+    const refreshesAtOnce = options.refreshesAtOnce ?? defaultRefreshesAtOnce
+    if (!Number.isInteger(refreshesAtOnce) || refreshesAtOnce < 1) {
+      return yield* Effect.dieMessage(
+        `refreshesAtOnce ${refreshesAtOnce} cannot be used: it must be a whole number from 1`
+      )
+    }
     const feed = credentials.changedKeys
     const layerScope = yield* Effect.scope
 
@@ -101,6 +116,7 @@ export const make = (options: Options = {}) =>
       settings: { ...defaultSettings, ...settings },
       scope: cellScope,
       idleTimeToLive,
+      refreshesAtOnce,
       withKey
     })
     // When stopping, the keys' refreshes in flight are waited for and saved, then the rest stops.

@@ -28,11 +28,12 @@ export interface Flight {
   /** Completed when the flight has ended, its answer saved or kept (it may outlive `done`). */
   readonly ended: Deferred.Deferred<void>
   /**
-   * Where it is: waiting for the refresh lock, running under it, or abandoned while waiting
-   * because storage meanwhile gave newer credentials (see `Flight.abandonIfAdopted`).
+   * Where it is: waiting for its turn (a keyed manager's, see `internal/turns.ts`), waiting for
+   * the refresh lock, running under it, or abandoned while waiting because storage meanwhile gave
+   * newer credentials (see `Flight.abandonIfAdopted`).
    */
   readonly claim: {
-    phase: "waiting" | "running" | "abandoned"
+    phase: "queued" | "waiting" | "running" | "abandoned"
     fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
   }
 }

@@ -138,8 +138,10 @@ const transient = (kind: TransientRefreshError["kind"], detail: string, status?:
 export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
   Effect.gen(function*() {
     const options: HttpOptions = { ...httpOptionsOf(Configuration.resolve()), ...overrides }
-    // Redirects are not followed: the refresh token must reach the configured endpoint only.
-    const client = yield* HttpClient.HttpClient
+    // Redirects are not followed: the refresh token must reach the configured endpoint only. The
+    // endpoint is another party's server: this process's trace context is not sent to it (the
+    // request still has its span here).
+    const client = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
     const sendOptions = { timeout: options.timeout, maxBodyBytes: options.maxBodyBytes, what: "the token endpoint" }
 
     const requestFor = (refreshToken: Redacted.Redacted<string>) =>
@@ -149,22 +151,26 @@ export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
         ["refresh_token", refreshToken]
       ])
 
-    const refresh = Effect.fn("TokenRefresher.refresh")(function*(refreshToken: Redacted.Redacted<string>) {
-      const answer = yield* OAuthHttp.send(requestFor(refreshToken), sendOptions).pipe(
-        Effect.provideService(HttpClient.HttpClient, client),
-        Effect.mapError((failure) => transient(failure.kind, failure.detail, failure.status))
-      )
-      if (answer.status >= 200 && answer.status < 300) {
-        return yield* Option.match(parseTokenResponse(answer.text), {
-          onNone: () => Effect.fail(transient("body", "the token endpoint answered without any token", answer.status)),
-          onSome: (tokens) => Effect.succeed(tokens)
-        })
+    // A span per request, without the stack trace of where it was called (a cost paid per refresh).
+    const refresh = Effect.fn("TokenRefresher.refresh", { captureStackTrace: false })(
+      function*(refreshToken: Redacted.Redacted<string>) {
+        const answer = yield* OAuthHttp.send(requestFor(refreshToken), sendOptions).pipe(
+          Effect.provideService(HttpClient.HttpClient, client),
+          Effect.mapError((failure) => transient(failure.kind, failure.detail, failure.status))
+        )
+        if (answer.status >= 200 && answer.status < 300) {
+          return yield* Option.match(parseTokenResponse(answer.text), {
+            onNone: () =>
+              Effect.fail(transient("body", "the token endpoint answered without any token", answer.status)),
+            onSome: (tokens) => Effect.succeed(tokens)
+          })
+        }
+        const now = yield* Clock.currentTimeMillis
+        return yield* Effect.fail(
+          classifyFailure(answer.status, answer.json, parseRetryAfter(answer.headers["retry-after"], now))
+        )
       }
-      const now = yield* Clock.currentTimeMillis
-      return yield* Effect.fail(
-        classifyFailure(answer.status, answer.json, parseRetryAfter(answer.headers["retry-after"], now))
-      )
-    })
+    )
 
     return TokenRefresher.of({ refresh })
   })

@@ -88,30 +88,34 @@ export interface SendOptions {
 
 export const defaultSendOptions: SendOptions = { timeout: Duration.seconds(30), maxBodyBytes: 1024 * 1024 }
 
-// Stops reading (and so closes the connection) once the body passes the limit.
-export const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) =>
+// A body whose length is declared (and not chunked) is read whole: the HTTP client reads no more
+// than the declared length. Otherwise it is read piece by piece, and reading stops (and so the
+// connection closes) once the body passes the limit.
+export const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) => {
+  const declared = response.headers["content-length"]
+  const length = declared === undefined || response.headers["transfer-encoding"] !== undefined
+    ? undefined
+    : Number(declared)
+  if (length === undefined || !Number.isSafeInteger(length) || length < 0) return readPieces(response, maxBytes)
+  if (length > maxBytes) return Effect.fail(tooLarge(response.status, maxBytes))
+  return Effect.mapError(response.text, () => brokenWhileReading(response.status))
+}
+
+const tooLarge = (status: number, maxBytes: number) =>
+  new ExchangeFailure({ kind: "body", detail: `the answer was larger than ${maxBytes} bytes`, status })
+
+const brokenWhileReading = (status: number) =>
+  new ExchangeFailure({ kind: "connection", detail: "the connection broke while reading the answer", status })
+
+const readPieces = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) =>
   response.stream.pipe(
     Stream.runFoldWhile(
       { size: 0, chunks: Chunk.empty<Uint8Array>() },
       (acc) => acc.size <= maxBytes,
       (acc, bytes) => ({ size: acc.size + bytes.length, chunks: Chunk.append(acc.chunks, bytes) })
     ),
-    Effect.mapError(() =>
-      new ExchangeFailure({
-        kind: "connection",
-        detail: "the connection broke while reading the answer",
-        status: response.status
-      })
-    ),
-    Effect.filterOrFail(
-      (acc) => acc.size <= maxBytes,
-      () =>
-        new ExchangeFailure({
-          kind: "body",
-          detail: `the answer was larger than ${maxBytes} bytes`,
-          status: response.status
-        })
-    ),
+    Effect.mapError(() => brokenWhileReading(response.status)),
+    Effect.filterOrFail((acc) => acc.size <= maxBytes, () => tooLarge(response.status, maxBytes)),
     Effect.map((acc) => Buffer.concat(Chunk.toArray(acc.chunks)).toString("utf8"))
   )
 

@@ -141,6 +141,7 @@ const make = <E>(
     const credentials = makeCredentialStore({
       location,
       read: statements.read,
+      readMany: statements.readMany,
       swap: statements.swap,
       changes: made.hub.changes,
       // One notification per write, sent as it commits.

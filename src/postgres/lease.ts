@@ -314,7 +314,7 @@ export const make = (options: LeaseOptions) =>
     const acquire = (key: string, scope: Scope.Scope) =>
       Effect.scoped(Effect.gen(function*() {
         yield* options.connected(key, "lock")
-        const next = yield* options.hub.leaseSignals(key)
+        let next: Effect.Effect<void> | undefined
         let deadline: number | undefined
         let said = false
         while (true) {
@@ -322,6 +322,12 @@ export const make = (options: LeaseOptions) =>
           if (Option.isSome(taken.lease)) return taken.lease.value
           const now = yield* Clock.currentTimeMillis
           deadline ??= now + ttlMs
+          // Held by another replica: only now subscribed to what frees it (most takes find the lease
+          // free), then tried once more at once, so that a release in between is not missed.
+          if (next === undefined) {
+            next = yield* options.hub.leaseSignals(key)
+            continue
+          }
           if (now >= deadline) {
             return yield* new AuthStoreError({
               path: options.location(key),

@@ -7,7 +7,7 @@
  * table (the lease row is locked by the statement, so a takeover waits for it).
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { type Duration, Effect, Either, Option, type Scope } from "effect"
+import { Duration, Effect, Either, Option, type Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
 import * as Batch from "./batch.js"
@@ -138,7 +138,48 @@ export const makeStatements = (options: StatementsOptions) =>
             }
           ))
     })
-    return makeWith(options, readMany, writeMany)
+    // Many keys read at once by their caller (the keys changed elsewhere), in statements of at most
+    // a batch's size, each bounded as a batch's.
+    const readKeys = (keys: ReadonlyArray<string>) =>
+      Effect.forEach(chunksOf(keys, options.batches.maxSize), (chunk) =>
+        Effect.flatMap(options.connected(chunk[0]!, "read"), (sql) =>
+          sql.unsafe<Stored>(text.read, [chunk]).pipe(
+            retryLostSession,
+            bounded(options.batches.timeout),
+            Effect.map((rows) => {
+              const byKey = byKeyOf(rows)
+              return chunk.map((key) =>
+                Option.map(
+                  Option.fromNullable(byKey.get(key)),
+                  (row): Entry => ({ text: row.document, revision: row.version })
+                )
+              )
+            }),
+            Effect.mapError((cause) =>
+              new AuthStoreError({
+                path: options.location(chunk[0]!),
+                operation: "read",
+                problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
+              })
+            )
+          ))).pipe(Effect.map((chunks) =>
+            chunks.flat()
+          ))
+    return { ...makeWith(options, readMany, writeMany), readMany: keysOrNone(readKeys) }
+  })
+
+const keysOrNone =
+  <A, E>(f: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, E>) => (keys: ReadonlyArray<string>) =>
+    keys.length === 0 ? Effect.succeed<ReadonlyArray<A>>([]) : f(keys)
+
+const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
+// A statement waited for at most `timeout` (a stalled connection): then it fails saying so.
+const bounded = (timeout: Duration.Duration | undefined) => <A, E, R>(statement: Effect.Effect<A, E, R>) =>
+  timeout === undefined ? statement : Effect.timeoutFail(statement, {
+    duration: timeout,
+    onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
   })
 
 const makeWith = (

@@ -38,6 +38,13 @@ export interface Backend {
   readonly location: (key: string) => string
   readonly read: (key: string) => Effect.Effect<Option.Option<Entry>, AuthStoreError>
   /**
+   * Reads many keys at once (one statement, say), in their order; when absent, `read` is used
+   * for each. A holder of many keys reads the keys changed elsewhere so.
+   */
+  readonly readMany?:
+    | ((keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<Entry>>, AuthStoreError>)
+    | undefined
+  /**
    * Writes `next` (none removes) if the key still holds `expected` (or any
    * revision when `expected` is none), atomically with the check. Right: the
    * entry written (none after a removal); Left: what the key holds instead.
@@ -81,6 +88,11 @@ export interface CredentialStoreShape {
   readonly location: (key: string) => string
   /** The credential under `key`; the `absent` snapshot when there is none. */
   readonly get: (key: string) => Effect.Effect<Stored, AuthStoreError>
+  /**
+   * The credentials under `keys`, in their order, read at once when the backend can (see
+   * `Backend.readMany`): fails as a whole. Absent from a service not made by `make`.
+   */
+  readonly getMany?: ((keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Stored>, AuthStoreError>) | undefined
   /** Writes `next` (none: signs out) only if `key` still holds the revision of `expected`. */
   readonly compareAndSet: (
     key: string,
@@ -187,12 +199,27 @@ export const make = (backend: Backend): CredentialStoreShape => {
       }
       return Option.isSome(entry) ? remember(stored) : stored
     }
+  const readMany = backend.readMany
   return {
     location: backend.location,
+    getMany: (keys) =>
+      (readMany === undefined
+        ? Effect.forEach(keys, (key) => Effect.flatMap(backend.read(key), (entry) => decode(key, entry)), {
+          concurrency: "unbounded"
+        })
+        : Effect.flatMap(readMany(keys), (entries) =>
+          entries.length === keys.length
+            ? Effect.forEach(keys, (key, i) => decode(key, entries[i]!))
+            : Effect.dieMessage(`a read of ${keys.length} keys gave ${entries.length} entries`))).pipe(
+          Effect.withSpan("CredentialStore.getMany", {
+            attributes: { credentials: keys.length },
+            captureStackTrace: false
+          })
+        ),
     get: (key) =>
       backend.read(key).pipe(
         Effect.flatMap((entry) => decode(key, entry)),
-        Effect.withSpan("CredentialStore.get", { attributes: { credential: key } })
+        Effect.withSpan("CredentialStore.get", { attributes: { credential: key }, captureStackTrace: false })
       ),
     compareAndSet: (key, expected, next) =>
       backend.swap(key, Option.some(expected.revision), Option.map(next, toWrite)).pipe(
@@ -200,14 +227,14 @@ export const make = (backend: Backend): CredentialStoreShape => {
           onRight: (entry) => Effect.succeed<SetResult>({ _tag: "Written", stored: written(key, next)(entry) }),
           onLeft: (current) => Effect.map(decode(key, current), (current): SetResult => ({ _tag: "Conflict", current }))
         })),
-        Effect.withSpan("CredentialStore.compareAndSet", { attributes: { credential: key } })
+        Effect.withSpan("CredentialStore.compareAndSet", { attributes: { credential: key }, captureStackTrace: false })
       ),
     set: (key, next) =>
       backend.swap(key, Option.none(), Option.map(next, toWrite)).pipe(
         // Without an expected revision there is no conflict: both sides are what was written.
         Effect.map(Either.merge),
         Effect.map(written(key, next)),
-        Effect.withSpan("CredentialStore.set", { attributes: { credential: key } })
+        Effect.withSpan("CredentialStore.set", { attributes: { credential: key }, captureStackTrace: false })
       ),
     changes: backend.changes,
     exactChanges: backend.exactChanges,

@@ -117,7 +117,10 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
     location: backend.location,
     withRefreshLock: (key) => (effect) =>
       Effect.scoped(Effect.zipRight(backend.lock(key), backend.whileHeld?.(effect) ?? effect)).pipe(
-        Effect.withSpan("RefreshCoordinator.withRefreshLock", { attributes: { credential: key } })
+        Effect.withSpan("RefreshCoordinator.withRefreshLock", {
+          attributes: { credential: key },
+          captureStackTrace: false
+        })
       ),
     getHealth: (key) =>
       backend.readHealth(key).pipe(

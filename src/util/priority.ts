@@ -9,7 +9,25 @@
  */
 import { Effect, Scheduler } from "effect"
 
-export const scheduler: Scheduler.Scheduler = Scheduler.make((task) => void setImmediate(task))
+// The steps scheduled since the last turn run together on the next one: one `setImmediate` per
+// turn, not one per step (each is a turn of the event loop, with its poll for I/O). Steps
+// scheduled meanwhile run on the turn after, so that I/O is still polled between.
+let tasks: Array<Scheduler.Task> = []
+let pending = false
+const runTasks = () => {
+  pending = false
+  const now = tasks
+  tasks = []
+  for (const task of now) task()
+}
+
+export const scheduler: Scheduler.Scheduler = Scheduler.make((task) => {
+  tasks.push(task)
+  if (!pending) {
+    pending = true
+    setImmediate(runTasks)
+  }
+})
 
 /** Runs `effect` (and the fibers it forks) on the scheduler behind no queue. */
 export const first = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>

@@ -21,6 +21,7 @@ import * as SharedState from "../SharedState.js"
 import * as Flight from "./flight.js"
 import { cooldownHits, counted, joinedCallers, poisonHits } from "./metrics.js"
 import * as Persistence from "./persistence.js"
+import * as Turns from "./turns.js"
 
 /** A key's flight and saving, made when it refreshes and dropped when it is done. */
 interface Awake {
@@ -45,8 +46,6 @@ interface Cell {
   usedAt: number
   awake: Awake | undefined
   kept: Kept | undefined
-  /** A reload runs; `again`: another change came meanwhile, one more reload after it. */
-  reloading: { again: boolean } | undefined
   /** Handed to the key's full manager: no flight starts here any more. */
   handed: boolean
   /** What a poll answers in the current state, worked out once per state (polls outnumber changes). */
@@ -70,11 +69,17 @@ export interface Dependencies {
   /** Where flights, save retries and the idle sweep run; closed after `stopping`. */
   readonly scope: Scope.Scope
   readonly idleTimeToLive: Duration.Duration
+  /** The most keys refreshing at once; the others wait for a turn (see `turns.ts`). */
+  readonly refreshesAtOnce: number
   /** Tags an effect's logs and spans with the credential key. */
   readonly withKey: (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
 const notRequired: AuthStatus = { authMethod: null, authToken: null, requiresOpenaiAuth: false }
+
+/** The most keys changed elsewhere read in one go, and how many such reads run at once. */
+const readLimit = 500
+const readersAtOnce = 2
 
 /** Builds the cells over `dependencies`. */
 export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
@@ -83,6 +88,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const cells = new Map<string, Cell>()
   const opening = new Map<string, Deferred.Deferred<Cell>>()
   const missedWhileOpening = new Set<string>()
+  const turns = yield* Turns.make(dependencies.refreshesAtOnce, scope)
 
   // ---- opening a key: its credential and what other processes learned of it ----------------
   // A key that cannot be read is logged out here (and said), as a manager starts: the next change
@@ -117,7 +123,6 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             usedAt: clock.unsafeCurrentTimeMillis(),
             awake: undefined,
             kept: undefined,
-            reloading: undefined,
             handed: false,
             answered: undefined
           }
@@ -153,7 +158,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             writes,
             scope,
             requested,
-            persistence
+            persistence,
+            turns
           })
           // Another poll may have woken it meanwhile: one flight and saving per key.
           return (cell.awake ??= { flight, persistence })
@@ -259,23 +265,84 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       withKey(cell.key)
     )
 
-  /** Reads `key` again, if it is held here; reloads of one key coalesce (one more if a change came during one). */
+  // The keys changed elsewhere are read together: each change marks its key, and a few readers
+  // read the marked keys in batches (one read of many keys), adopting each that is calm (no flight
+  // past its turn or its wait for the lock, nothing unsaved) if its state did not change during
+  // the read. A key that is not calm, or changed meanwhile, is read again by itself, serialised
+  // with its saving (`reloadCell`). A key marked again while it is read is read once more.
+  const marked = new Set<string>()
+  let readers = 0
+
+  const calm = (state: RefreshState.State) =>
+    (state.inflight === undefined || state.inflight.claim.phase === "queued" ||
+      state.inflight.claim.phase === "waiting") && !RefreshState.unsaved(state)
+
+  const readTogether = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const together: Array<{ readonly cell: Cell; readonly before: RefreshState.State }> = []
+      const alone: Array<Cell> = []
+      for (const key of keys) {
+        const cell = cells.get(key)
+        if (cell === undefined) continue
+        const before = yield* Ref.get(cell.state)
+        if (calm(before)) together.push({ cell, before })
+        else alone.push(cell)
+      }
+      const read = together.length === 0 ? undefined : yield* Effect.either(
+        credentials.getMany === undefined
+          ? Effect.forEach(together, ({ cell }) => credentials.get(cell.key), { concurrency: "unbounded" })
+          : credentials.getMany(together.map(({ cell }) => cell.key))
+      )
+      if (read !== undefined && read._tag === "Left") {
+        // Said once for the batch; the next change of each key reads it again.
+        yield* Effect.logWarning(read.left.message).pipe(Effect.annotateLogs({ credentials: together.length }))
+      } else if (read !== undefined) {
+        for (let i = 0; i < together.length; i++) {
+          const { before, cell } = together[i]!
+          const stored = read.right[i]!
+          const adopted = yield* Ref.modify(cell.state, (state) => {
+            if (state !== before) return [undefined, state] as const
+            const next = RefreshState.adopt(stored.snapshot)(state)
+            return [next, next] as const
+          })
+          if (adopted === undefined) alone.push(cell)
+          else yield* Flight.abandonIfAdopted(adopted)
+        }
+      }
+      if (alone.length > 0) yield* Effect.forEach(alone, reloadCell, { concurrency: "unbounded", discard: true })
+    })
+
+  const reader: Effect.Effect<void> = Effect.suspend(() => {
+    if (marked.size === 0) return Effect.void
+    const keys: Array<string> = []
+    for (const key of marked) {
+      marked.delete(key)
+      keys.push(key)
+      if (keys.length >= readLimit) break
+    }
+    return Effect.zipRight(readTogether(keys), reader)
+  })
+
+  const startReader: Effect.Effect<void> = Effect.suspend(() => {
+    if (readers >= readersAtOnce || marked.size === 0) return Effect.void
+    readers++
+    return reader.pipe(
+      // A key marked as the last reader stopped is read by the next one.
+      Effect.ensuring(Effect.suspend(() => {
+        readers--
+        return startReader
+      })),
+      Effect.forkIn(scope),
+      Effect.asVoid
+    )
+  })
+
+  /** Reads `key` again, if it is held here (see above). */
   const reload = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
-      const cell = cells.get(key)
-      if (cell === undefined) return Effect.sync(() => opening.has(key) && missedWhileOpening.add(key))
-      if (cell.reloading !== undefined) return Effect.sync(() => (cell.reloading!.again = true))
-      const mark = { again: false }
-      cell.reloading = mark
-      return Effect.suspend(() => {
-        mark.again = false
-        return reloadCell(cell)
-      }).pipe(
-        Effect.repeat({ while: () => mark.again }),
-        Effect.ensuring(Effect.sync(() => (cell.reloading = undefined))),
-        Effect.forkIn(scope),
-        Effect.asVoid
-      )
+      if (!cells.has(key)) return Effect.sync(() => opening.has(key) && missedWhileOpening.add(key))
+      marked.add(key)
+      return startReader
     })
 
   // ---- letting go ---------------------------------------------------------------------------------
@@ -319,19 +386,26 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   )
 
   /**
-   * When stopping: every key with a flight or unsaved tokens has its flight whose request was sent
-   * waited for and its answer saved, as a manager's (bounded by `shutdownWait`, then
-   * `shutdownSaveWait`), all keys at once.
+   * When stopping: no flight waiting for its turn starts any more (its callers are interrupted);
+   * every key with a flight or unsaved tokens has its flight whose request was sent waited for and
+   * its answer saved, as a manager's (bounded by `shutdownWait`, then `shutdownSaveWait`), all
+   * keys at once.
    */
-  const stopping = Effect.suspend(() =>
-    Effect.forEach(
-      Array.from(cells.values()),
-      (cell) =>
-        Effect.flatMap(Ref.get(cell.state), (state) =>
-          restful(state) ?
-            Effect.void :
-            Effect.flatMap(wake(cell), (awake) => withKey(cell.key)(awake.persistence.stopping(cell.kept!.requested)))),
-      { concurrency: "unbounded", discard: true }
+  const stopping = Effect.zipRight(
+    turns.close,
+    Effect.suspend(() =>
+      Effect.forEach(
+        Array.from(cells.values()),
+        (cell) =>
+          Effect.flatMap(Ref.get(cell.state), (state) =>
+            restful(state) ?
+              Effect.void :
+              Effect.flatMap(
+                wake(cell),
+                (awake) => withKey(cell.key)(awake.persistence.stopping(cell.kept!.requested))
+              )),
+        { concurrency: "unbounded", discard: true }
+      )
     )
   )
 

@@ -13,6 +13,7 @@ import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, joinedCallers, poisonHits } from "./metrics.js"
 import type { Persistence } from "./persistence.js"
+import type { Turns } from "./turns.js"
 
 /** What the flight needs of the manager. */
 export interface Dependencies {
@@ -27,6 +28,8 @@ export interface Dependencies {
   /** The flight whose token request has been sent: its answer may rotate the refresh token. */
   readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
   readonly persistence: Persistence
+  /** A keyed manager's flights take turns (see `turns.ts`); a manager's flight starts at once. */
+  readonly turns?: Turns | undefined
 }
 
 export type Claim =
@@ -229,9 +232,12 @@ const attemptOf = (dependencies: Dependencies) => {
   }
 }
 
+/** How a flight still waiting for its turn ends when it is abandoned (see `abandonIfAdopted`). */
+const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], Effect.Effect<void>>()
+
 // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
 const startFlightOf = (dependencies: Dependencies) => {
-  const { scope, stateRef } = dependencies
+  const { scope, stateRef, turns } = dependencies
   const attempt = attemptOf(dependencies)
   return (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
     Effect.uninterruptible(Effect.gen(function*() {
@@ -246,7 +252,7 @@ const startFlightOf = (dependencies: Dependencies) => {
           base: state.stored,
           done,
           ended,
-          claim: { phase: "waiting", fiber: undefined }
+          claim: { phase: turns === undefined ? "waiting" : "queued", fiber: undefined }
         }
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
@@ -254,12 +260,19 @@ const startFlightOf = (dependencies: Dependencies) => {
         }]
       })
       if (decision._tag === "Started") {
+        const { claim } = decision.flight
+        const finish = Effect.zipRight(
+          update(stateRef, RefreshState.endFlight(decision.flight)),
+          Deferred.succeed(ended, undefined)
+        )
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        const { claim } = decision.flight
-        claim.fiber = yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+        const run = Effect.suspend(() =>
+          claim.phase === "abandoned" ? Effect.void : attempt(decision.snapshot, decision.base, decision.flight)
+        ).pipe(
           Effect.withSpan("AuthManager.refreshFlight", {
-            attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
+            attributes: { snapshot: decision.snapshot.hash.slice(0, 12) },
+            captureStackTrace: false
           }),
           Effect.interruptible,
           Effect.exit,
@@ -270,14 +283,31 @@ const startFlightOf = (dependencies: Dependencies) => {
               ? Effect.zipRight(countAttempt("adopted"), Deferred.succeed(done, undefined))
               : Deferred.done(done, exit)
           ),
-          Effect.ensuring(
-            Effect.zipRight(
-              update(stateRef, RefreshState.endFlight(decision.flight)),
-              Deferred.succeed(ended, undefined)
-            )
-          ),
-          Effect.forkIn(scope)
+          Effect.ensuring(finish)
         )
+        if (turns !== undefined) {
+          // Abandoned before its turn: over at once, with nothing done.
+          waitingForTurn.set(
+            claim,
+            Effect.uninterruptible(Effect.zipRight(
+              Effect.zipRight(countAttempt("adopted"), Deferred.succeed(done, undefined)),
+              finish
+            ))
+          )
+          yield* turns.enqueue({
+            claim,
+            run: Effect.suspend(() => {
+              waitingForTurn.delete(claim)
+              return run
+            }),
+            cancel: Effect.suspend(() => {
+              waitingForTurn.delete(claim)
+              return Effect.uninterruptible(Effect.zipRight(Deferred.interrupt(done), finish))
+            })
+          })
+          return decision
+        }
+        claim.fiber = yield* Effect.forkIn(run, scope)
         // Abandoned before its fiber was known: stopped now.
         if (claim.phase === "abandoned") yield* Fiber.interruptFork(claim.fiber)
       }
@@ -295,7 +325,15 @@ const startFlightOf = (dependencies: Dependencies) => {
 export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void> =>
   Effect.suspend(() => {
     const flight = state.inflight
-    if (flight === undefined || flight.claim.phase !== "waiting" || state.stored === flight.base) return Effect.void
+    if (flight === undefined || state.stored === flight.base) return Effect.void
+    const { phase } = flight.claim
+    if (phase === "queued") {
+      flight.claim.phase = "abandoned"
+      const finish = waitingForTurn.get(flight.claim)
+      waitingForTurn.delete(flight.claim)
+      return finish ?? Effect.void
+    }
+    if (phase !== "waiting") return Effect.void
     flight.claim.phase = "abandoned"
     const fiber = flight.claim.fiber
     return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)

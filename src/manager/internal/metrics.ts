@@ -22,8 +22,15 @@ export const joinedCallers = counter(
   "effect_auth_refresh_joined_total",
   "Refresh calls that joined a refresh already in flight"
 )
-export const countAttempt = (outcome: "success" | "permanent" | "transient" | "adopted" | "shared") =>
-  Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))
+type Outcome = "success" | "permanent" | "transient" | "adopted" | "shared"
+// Each outcome's counter made once: a tagged counter made per refresh is a new key hashed and
+// looked up in the registry every time.
+const attempts = Object.fromEntries(
+  (["success", "permanent", "transient", "adopted", "shared"] as const).map((outcome) =>
+    [outcome, Metric.increment(Metric.tagged(refreshAttempts, "outcome", outcome))] as const
+  )
+) as Record<Outcome, Effect.Effect<void>>
+export const countAttempt = (outcome: Outcome): Effect.Effect<void> => attempts[outcome]
 const unauthorizedRecoveries = counter(
   "effect_auth_unauthorized_recoveries_total",
   "Tokens an API refused (HTTP 401), by what recovery did: replaced, reloaded, refreshed, unchanged, poisoned, failed"

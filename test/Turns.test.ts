@@ -1,0 +1,83 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Scope } from "effect"
+import * as Turns from "../src/manager/internal/turns.js"
+import type * as RefreshState from "../src/manager/RefreshState.js"
+
+/** An entry whose run waits for its gate; what starts and what is cancelled is written down. */
+const entryOf = (name: string, log: { started: Array<string>; cancelled: Array<string> }) =>
+  Effect.map(Deferred.make<void>(), (gate) => {
+    const claim: RefreshState.Flight["claim"] = { phase: "queued", fiber: undefined }
+    const entry: Turns.Entry = {
+      claim,
+      run: Effect.zipRight(Effect.sync(() => log.started.push(name)), Deferred.await(gate)),
+      cancel: Effect.sync(() => log.cancelled.push(name))
+    }
+    return { entry, claim, open: Deferred.succeed(gate, undefined) }
+  })
+
+describe("Turns", () => {
+  it.scoped("at most `limit` run at once; a batch starts in a random order, and before the batch after it", () =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const turns = yield* Turns.make(2, scope)
+      const log = { started: Array<string>(), cancelled: Array<string>() }
+      const first = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => `a${i}`), (name) => entryOf(name, log))
+      for (const { entry } of first) yield* turns.enqueue(entry)
+      yield* Effect.yieldNow()
+      expect(log.started.length).toBe(2)
+      expect(yield* turns.size).toEqual({ running: 2, waiting: 8 })
+      // One ends: the eight waiting become the batch being started; a second batch arrives meanwhile.
+      yield* first[0]!.open
+      yield* Effect.yieldNow()
+      const second = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => `b${i}`), (name) => entryOf(name, log))
+      for (const { entry } of second) yield* turns.enqueue(entry)
+      const gates = new Map([...first, ...second].map((made, i) => [i < 10 ? `a${i}` : `b${i - 10}`, made.open]))
+      // The running entries end one by one: two run at any time until all twenty have run.
+      const opened = new Set<string>(["a0"])
+      while (opened.size < 20) {
+        const next = log.started.find((name) => !opened.has(name))!
+        opened.add(next)
+        yield* gates.get(next)!
+        yield* Effect.yieldNow()
+        yield* Effect.yieldNow()
+        expect((yield* turns.size).running).toBe(Math.min(2, 20 - opened.size))
+      }
+      expect(new Set(log.started).size).toBe(20)
+      // Every a before every b; the batch of eight not in the order it came.
+      expect(log.started.slice(0, 10).every((name) => name.startsWith("a"))).toBe(true)
+      expect(log.started.slice(2, 10)).not.toEqual(first.slice(2).map((_, i) => `a${i + 2}`))
+      expect(log.cancelled).toEqual([])
+    }))
+
+  it.scoped("an entry abandoned while it waits never starts and takes no turn; closing cancels the rest", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const turns = yield* Turns.make(1, scope)
+      const log = { started: Array<string>(), cancelled: Array<string>() }
+      const [a, b, c, d] = yield* Effect.forEach(["a", "b", "c", "d"], (name) => entryOf(name, log))
+      for (const made of [a!, b!, c!, d!]) yield* turns.enqueue(made.entry)
+      yield* Effect.yieldNow()
+      expect(log.started).toEqual(["a"])
+      // b and c are abandoned while they wait (their newer credentials were adopted).
+      b!.claim.phase = "abandoned"
+      c!.claim.phase = "abandoned"
+      yield* a!.open
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
+      expect(log.started).toEqual(["a", "d"])
+      // Closing with one running and one more waiting: the waiting one is cancelled, none starts.
+      const [e] = yield* Effect.forEach(["e"], (name) => entryOf(name, log))
+      yield* turns.enqueue(e!.entry)
+      yield* turns.close
+      yield* d!.open
+      yield* Effect.yieldNow()
+      expect(log.started).toEqual(["a", "d"])
+      expect(log.cancelled).toEqual(["e"])
+      expect(e!.claim.phase).toBe("abandoned")
+      // After closing, an entry is cancelled at once.
+      const [f] = yield* Effect.forEach(["f"], (name) => entryOf(name, log))
+      yield* turns.enqueue(f!.entry)
+      expect(log.cancelled).toEqual(["e", "f"])
+      yield* Scope.close(scope, Exit.void)
+    }))
+})
