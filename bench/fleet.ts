@@ -12,7 +12,8 @@
  * `npm run bench:fleet` (builds the bundles itself); it prints the table and writes the rows to
  * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
  * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (60: a replica's unused managers
- * are released after this long, and the heap measured again), FLEET_OUT (bench/fleet.json).
+ * are released after this long, and the heap measured again), FLEET_REFRESHES_AT_ONCE (the keyed
+ * manager's `refreshesAtOnce`; its default when unset), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -144,6 +145,9 @@ const keyed = async (k: number, n: number) => {
       EFFECT_AUTH_LOG_LEVEL: "WARN",
       FLEET_KEYS: String(n),
       FLEET_IDLE_TTL_MS: String(idleTtlMs),
+      ...(process.env.FLEET_REFRESHES_AT_ONCE === undefined
+        ? {}
+        : { FLEET_REFRESHES_AT_ONCE: process.env.FLEET_REFRESHES_AT_ONCE }),
       ...(profile === undefined ? {} : { FLEET_CPU_PROFILE: join(profile, `k${k}n${n}-${++profiled}.cpuprofile`) })
     }))
   await Promise.all(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, PubSub, Queue, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, HashMap, Layer, Logger, Option, PubSub, Queue, Stream, TestClock } from "effect"
 import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStoreError } from "../src/errors/Errors.js"
 import * as KeyedAuthManager from "../src/manager/KeyedAuthManager.js"
@@ -321,4 +321,42 @@ describe("KeyedAuthManager", () => {
       expect(reads.length).toBeLessThan(20)
       expect(yield* callCount).toBe(0)
     }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
+
+  it.effect("a flight that waited for its turn carries its own key in its logs, not the key of the flight that started it", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ readonly message: string; readonly credential: unknown }> = []
+      const collector = Logger.make(({ annotations, message }) => {
+        lines.push({
+          message: String(message),
+          credential: HashMap.get(annotations, "credential").pipe(Option.getOrUndefined)
+        })
+      })
+      const statuses = yield* Effect.gen(function*() {
+        const auth = yield* KeyedAuthManager.KeyedAuthManager
+        return yield* Effect.forEach(
+          ["alice", "bob"],
+          (key) => auth.getAuthStatus(key, { includeToken: true, refreshToken: true }),
+          { concurrency: "unbounded" }
+        )
+      }).pipe(
+        Effect.provide(
+          Layer.scoped(
+            KeyedAuthManager.KeyedAuthManager,
+            KeyedAuthManager.KeyedAuthManager.make({ settings: {}, refreshesAtOnce: 1 })
+          ).pipe(Layer.provide(Layer.mergeAll(
+            CredentialStore.CredentialStore.layerMemory({
+              alice: chatgptJson({ refreshToken: "alice-refresh" }),
+              bob: chatgptJson({ refreshToken: "bob-refresh" })
+            }),
+            RefreshCoordinator.RefreshCoordinator.layerMemory
+          )))
+        ),
+        Effect.provide(Logger.replace(Logger.defaultLogger, collector))
+      )
+      // The second flight (started when the first ended) got the dead token: its key is the one with no token.
+      const deadKey = statuses[0]!.authToken === null ? "alice" : "bob"
+      expect(statuses.filter((status) => status.authToken === null).length).toBe(1)
+      const dead = lines.filter((line) => line.message.includes("Refresh token is dead"))
+      expect(dead.map((line) => line.credential)).toEqual([deadKey])
+    }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("access-2", "refresh-2"), dead("reused")]))))
 })

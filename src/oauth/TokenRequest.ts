@@ -9,6 +9,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import { Chunk, Data, Duration, Effect, Option, Redacted, Stream } from "effect"
 
 import type { ClientAuth } from "../config/Configuration.js"
@@ -88,17 +89,23 @@ export interface SendOptions {
 
 export const defaultSendOptions: SendOptions = { timeout: Duration.seconds(30), maxBodyBytes: 1024 * 1024 }
 
-// A body whose length is declared (and not chunked) is read whole: the HTTP client reads no more
-// than the declared length. Otherwise it is read piece by piece, and reading stops (and so the
-// connection closes) once the body passes the limit.
+// A body whose length is declared, neither chunked nor compressed, is read whole: no more than the
+// declared length arrives (and Node's client is also told the limit). Otherwise (a compressed body
+// may be decompressed by the client, `fetch` does) it is read piece by piece, and reading stops
+// (and so the connection closes) once the body passes the limit.
 export const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) => {
   const declared = response.headers["content-length"]
-  const length = declared === undefined || response.headers["transfer-encoding"] !== undefined
+  const encoding = response.headers["content-encoding"]
+  const length = declared === undefined || response.headers["transfer-encoding"] !== undefined ||
+      (encoding !== undefined && encoding.trim().toLowerCase() !== "identity")
     ? undefined
     : Number(declared)
   if (length === undefined || !Number.isSafeInteger(length) || length < 0) return readPieces(response, maxBytes)
   if (length > maxBytes) return Effect.fail(tooLarge(response.status, maxBytes))
-  return Effect.mapError(response.text, () => brokenWhileReading(response.status))
+  return Effect.mapError(
+    HttpIncomingMessage.withMaxBodySize(response.text, Option.some(maxBytes)),
+    () => brokenWhileReading(response.status)
+  )
 }
 
 const tooLarge = (status: number, maxBytes: number) =>

@@ -175,9 +175,10 @@ const keysOrNone =
 const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
-// A statement waited for at most `timeout` (a stalled connection): then it fails saying so.
+// A statement waited for at most `timeout` (a stalled connection): then it fails saying so, and the
+// statement is left to end by itself (its interruption waits for the database to cancel it).
 const bounded = (timeout: Duration.Duration | undefined) => <A, E, R>(statement: Effect.Effect<A, E, R>) =>
-  timeout === undefined ? statement : Effect.timeoutFail(statement, {
+  timeout === undefined ? statement : Effect.timeoutFail(Effect.disconnect(statement), {
     duration: timeout,
     onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
   })

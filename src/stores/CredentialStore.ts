@@ -90,9 +90,14 @@ export interface CredentialStoreShape {
   readonly get: (key: string) => Effect.Effect<Stored, AuthStoreError>
   /**
    * The credentials under `keys`, in their order, read at once when the backend can (see
-   * `Backend.readMany`): fails as a whole. Absent from a service not made by `make`.
+   * `Backend.readMany`): fails as a whole when the read does; a key whose text is not a document
+   * is that key's error. Absent from a service not made by `make`.
    */
-  readonly getMany?: ((keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Stored>, AuthStoreError>) | undefined
+  readonly getMany?:
+    | ((
+      keys: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<Either.Either<Stored, AuthStoreError>>, AuthStoreError>)
+    | undefined
   /** Writes `next` (none: signs out) only if `key` still holds the revision of `expected`. */
   readonly compareAndSet: (
     key: string,
@@ -204,12 +209,16 @@ export const make = (backend: Backend): CredentialStoreShape => {
     location: backend.location,
     getMany: (keys) =>
       (readMany === undefined
-        ? Effect.forEach(keys, (key) => Effect.flatMap(backend.read(key), (entry) => decode(key, entry)), {
-          concurrency: "unbounded"
-        })
+        ? Effect.forEach(
+          keys,
+          (key) => Effect.either(Effect.flatMap(backend.read(key), (entry) => decode(key, entry))),
+          {
+            concurrency: "unbounded"
+          }
+        )
         : Effect.flatMap(readMany(keys), (entries) =>
           entries.length === keys.length
-            ? Effect.forEach(keys, (key, i) => decode(key, entries[i]!))
+            ? Effect.forEach(keys, (key, i) => Effect.either(decode(key, entries[i]!)))
             : Effect.dieMessage(`a read of ${keys.length} keys gave ${entries.length} entries`))).pipe(
           Effect.withSpan("CredentialStore.getMany", {
             attributes: { credentials: keys.length },

@@ -18,7 +18,19 @@ const runTasks = () => {
   pending = false
   const now = tasks
   tasks = []
-  for (const task of now) task()
+  let i = 0
+  try {
+    for (; i < now.length; i++) now[i]!()
+  } finally {
+    // A task that threw leaves the others to the next turn, not lost.
+    if (i + 1 < now.length) {
+      tasks = [...now.slice(i + 1), ...tasks]
+      if (!pending) {
+        pending = true
+        setImmediate(runTasks)
+      }
+    }
+  }
 }
 
 export const scheduler: Scheduler.Scheduler = Scheduler.make((task) => {

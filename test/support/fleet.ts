@@ -77,16 +77,19 @@ const program = Effect.gen(function*() {
   )
 })
 
-// FLEET_IDLE_TTL_MS: how long an unused manager lives (the bench's measure of the idle release).
+// FLEET_IDLE_TTL_MS: how long an unused manager lives (the bench's measure of the idle release);
+// FLEET_REFRESHES_AT_ONCE: the keyed manager's `refreshesAtOnce`.
 const idleTtl = process.env.FLEET_IDLE_TTL_MS
-const keyedLayer = idleTtl === undefined
+const atOnce = process.env.FLEET_REFRESHES_AT_ONCE
+const keyedLayer = idleTtl === undefined && atOnce === undefined
   ? KeyedAuthManager.KeyedAuthManager.layer
   : Layer.scoped(
     KeyedAuthManager.KeyedAuthManager,
     Effect.flatMap(Configuration, (configuration) =>
       KeyedAuthManager.make({
         settings: settingsOf(configuration),
-        idleTimeToLive: Duration.millis(Number(idleTtl))
+        ...(idleTtl === undefined ? {} : { idleTimeToLive: Duration.millis(Number(idleTtl)) }),
+        ...(atOnce === undefined ? {} : { refreshesAtOnce: Number(atOnce) })
       }))
   )
 

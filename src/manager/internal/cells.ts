@@ -159,7 +159,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
             scope,
             requested,
             persistence,
-            turns
+            turns,
+            annotate: withKey(cell.key)
           })
           // Another poll may have woken it meanwhile: one flight and saving per key.
           return (cell.awake ??= { flight, persistence })
@@ -272,6 +273,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   // with its saving (`reloadCell`). A key marked again while it is read is read once more.
   const marked = new Set<string>()
   let readers = 0
+  // Set when the manager stops: no reader starts any more.
+  let stopped = false
 
   const calm = (state: RefreshState.State) =>
     (state.inflight === undefined || state.inflight.claim.phase === "queued" ||
@@ -290,7 +293,9 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       }
       const read = together.length === 0 ? undefined : yield* Effect.either(
         credentials.getMany === undefined
-          ? Effect.forEach(together, ({ cell }) => credentials.get(cell.key), { concurrency: "unbounded" })
+          ? Effect.forEach(together, ({ cell }) => Effect.either(credentials.get(cell.key)), {
+            concurrency: "unbounded"
+          })
           : credentials.getMany(together.map(({ cell }) => cell.key))
       )
       if (read !== undefined && read._tag === "Left") {
@@ -299,7 +304,13 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       } else if (read !== undefined) {
         for (let i = 0; i < together.length; i++) {
           const { before, cell } = together[i]!
-          const stored = read.right[i]!
+          const got = read.right[i]!
+          // A key that could not be read is read alone, which says why (with its key).
+          if (got._tag === "Left") {
+            alone.push(cell)
+            continue
+          }
+          const stored = got.right
           const adopted = yield* Ref.modify(cell.state, (state) => {
             if (state !== before) return [undefined, state] as const
             const next = RefreshState.adopt(stored.snapshot)(state)
@@ -309,7 +320,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
           else yield* Flight.abandonIfAdopted(adopted)
         }
       }
-      if (alone.length > 0) yield* Effect.forEach(alone, reloadCell, { concurrency: "unbounded", discard: true })
+      // Each on its own fiber: one waiting for its key's save holds up no other key.
+      for (const cell of alone) yield* Effect.forkIn(reloadCell(cell), scope)
     })
 
   const reader: Effect.Effect<void> = Effect.suspend(() => {
@@ -324,9 +336,10 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   })
 
   const startReader: Effect.Effect<void> = Effect.suspend(() => {
-    if (readers >= readersAtOnce || marked.size === 0) return Effect.void
+    if (stopped || readers >= readersAtOnce || marked.size === 0) return Effect.void
     readers++
-    return reader.pipe(
+    // Interruptible (it may be started from the last reader's finalizer): stopping cuts it.
+    return Effect.interruptible(reader).pipe(
       // A key marked as the last reader stopped is read by the next one.
       Effect.ensuring(Effect.suspend(() => {
         readers--
@@ -392,7 +405,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
    * keys at once.
    */
   const stopping = Effect.zipRight(
-    turns.close,
+    Effect.zipRight(Effect.sync(() => (stopped = true)), turns.close),
     Effect.suspend(() =>
       Effect.forEach(
         Array.from(cells.values()),

@@ -30,6 +30,11 @@ export interface Dependencies {
   readonly persistence: Persistence
   /** A keyed manager's flights take turns (see `turns.ts`); a manager's flight starts at once. */
   readonly turns?: Turns | undefined
+  /**
+   * Tags the flight's logs and spans (a keyed manager's key): a flight that waited for its turn is
+   * started from another fiber (one of another key), whose tags it must not carry.
+   */
+  readonly annotate?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
 }
 
 export type Claim =
@@ -286,6 +291,10 @@ const startFlightOf = (dependencies: Dependencies) => {
           Effect.ensuring(finish)
         )
         if (turns !== undefined) {
+          // Started later from another fiber: under this one's parent span and the flight's own tags.
+          const parent = yield* Effect.option(Effect.currentParentSpan)
+          const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
+          const started = Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
           // Abandoned before its turn: over at once, with nothing done.
           waitingForTurn.set(
             claim,
@@ -298,7 +307,7 @@ const startFlightOf = (dependencies: Dependencies) => {
             claim,
             run: Effect.suspend(() => {
               waitingForTurn.delete(claim)
-              return run
+              return started
             }),
             cancel: Effect.suspend(() => {
               waitingForTurn.delete(claim)
@@ -316,14 +325,15 @@ const startFlightOf = (dependencies: Dependencies) => {
 }
 
 /**
- * Called after `state` adopted what storage holds: a flight still waiting for the refresh lock
- * whose base storage no longer holds has nothing left to do (another process refreshed, or
+ * Called after `state` adopted what storage holds: a flight still waiting for its turn (it ends at
+ * once, nothing sent) or for the refresh lock (it is interrupted) whose base storage no longer
+ * holds has nothing left to do (another process refreshed, or
  * someone signed in), and stops waiting. Without it, every process that was waiting would take
  * the lock in turn only to find the newer credentials: with K replicas, K − 1 lock hand-offs per
  * refresh. A flight that holds the lock is never stopped.
  */
 export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void> =>
-  Effect.suspend(() => {
+  Effect.uninterruptible(Effect.suspend(() => {
     const flight = state.inflight
     if (flight === undefined || state.stored === flight.base) return Effect.void
     const { phase } = flight.claim
@@ -337,7 +347,7 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
     flight.claim.phase = "abandoned"
     const fiber = flight.claim.fiber
     return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
-  })
+  }))
 
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {

@@ -1,7 +1,8 @@
 /**
  * The refreshes of a keyed manager take turns: at most `limit` flights run at once, the others
  * wait in a plain list, holding no fiber, no lock and no connection. A key whose newer credentials
- * arrive while it waits (another replica refreshed it) leaves the list with nothing done.
+ * arrive while it waits (another replica refreshed it) ends at once with nothing done (it is
+ * skipped when its turn would have come).
  *
  * The keys asked for at the same time are started in a random order, each process its own: when
  * several replicas are asked for the same thousands of keys at once, each starts with different
@@ -9,7 +10,7 @@
  * of every replica queueing for the same lock of the same key in the same order. Order is kept
  * between batches: a key waits for the batch it arrived in and the batch before it, no longer.
  */
-import { Effect, Random, Scope } from "effect"
+import { Effect, Fiber, Random, Scope } from "effect"
 import type * as RefreshState from "../RefreshState.js"
 
 /** A flight waiting for its turn. */
@@ -77,8 +78,10 @@ export const make = (limit: number, scope: Scope.Scope): Effect.Effect<Turns> =>
             return startNext
           })),
           Effect.forkIn(scope),
-          Effect.map((fiber) => {
+          Effect.flatMap((fiber) => {
             entry.claim.fiber = fiber
+            // Abandoned before its fiber was known (its newer credentials adopted meanwhile): stopped.
+            return entry.claim.phase === "abandoned" ? Fiber.interruptFork(fiber) : Effect.void
           })
         )
       })
@@ -94,12 +97,13 @@ export const make = (limit: number, scope: Scope.Scope): Effect.Effect<Turns> =>
     yield* Scope.addFinalizer(scope, close)
 
     return {
+      // Uninterruptible: a turn taken is always given back, by the flight's end.
       enqueue: (entry) =>
-        Effect.suspend(() => {
+        Effect.uninterruptible(Effect.suspend(() => {
           if (closed) return entry.cancel
           next.push(entry)
           return startNext
-        }),
+        })),
       close,
       size: Effect.sync(() => ({
         running,
