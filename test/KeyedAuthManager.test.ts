@@ -24,6 +24,21 @@ const layer = (script: ReadonlyArray<ScriptStep>) =>
     ))
   )
 
+/** A keyed manager over `store` and `coordinator` (memory's by default), built in the test's scope. */
+const keyedOver = (
+  store: CredentialStore.CredentialStoreShape,
+  coordinator?: RefreshCoordinator.RefreshCoordinatorShape,
+  options: KeyedAuthManager.Options = {}
+) =>
+  KeyedAuthManager.KeyedAuthManager.make({ settings: {}, ...options }).pipe(
+    Effect.provide(Layer.merge(
+      Layer.succeed(CredentialStore.CredentialStore, store),
+      coordinator === undefined
+        ? RefreshCoordinator.RefreshCoordinator.layerMemory
+        : Layer.succeed(RefreshCoordinator.RefreshCoordinator, coordinator)
+    ))
+  )
+
 const poll = (key: string) =>
   Effect.flatMap(
     KeyedAuthManager.KeyedAuthManager,
@@ -72,12 +87,7 @@ describe("KeyedAuthManager", () => {
         changedKeys: Stream.fromPubSub(feed)
       })
       const other = CredentialStore.make(backend)
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, store),
-          RefreshCoordinator.RefreshCoordinator.layerMemory
-        ))
-      )
+      const auth = yield* keyedOver(store)
       const served = (key: string) =>
         Effect.map(auth.getAuthStatus(key, { includeToken: true, noRefresh: true }), tokenOf)
       expect(yield* served("alice")).toBe("alice-access-1")
@@ -124,12 +134,7 @@ describe("KeyedAuthManager", () => {
         withRefreshLock: (key) => (effect) =>
           Effect.zipRight(Queue.offer(asked, key), coordinator.withRefreshLock(key)(effect))
       }
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, store),
-          Layer.succeed(RefreshCoordinator.RefreshCoordinator, watched)
-        ))
-      )
+      const auth = yield* keyedOver(store, watched)
       // Another replica holds both keys' locks (its refreshes are in flight) until told to let go.
       const letGo = yield* Deferred.make<void>()
       const holding = yield* Deferred.make<void>()
@@ -180,12 +185,7 @@ describe("KeyedAuthManager", () => {
               : backend.swap(key, expected, next)
           )
       })
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, store),
-          RefreshCoordinator.RefreshCoordinator.layerMemory
-        ))
-      )
+      const auth = yield* keyedOver(store)
       const light = yield* auth.getAuthStatus("alice", { includeToken: true, refreshToken: true })
       expect(tokenOf(light)).toBe("alice-access-2")
       // Not saved: storage still holds the replaced refresh token.
@@ -214,12 +214,7 @@ describe("KeyedAuthManager", () => {
         read: (key) =>
           Effect.zipRight(Queue.offer(reading, undefined), Effect.zipRight(Deferred.await(gate), backend.read(key)))
       })
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, store),
-          RefreshCoordinator.RefreshCoordinator.layerMemory
-        ))
-      )
+      const auth = yield* keyedOver(store)
       const served = Effect.map(auth.getAuthStatus("alice", { includeToken: true, noRefresh: true }), tokenOf)
       const first = yield* Effect.fork(served)
       yield* Queue.take(reading)
@@ -250,12 +245,7 @@ describe("KeyedAuthManager", () => {
             coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
           )
       }
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {}, refreshesAtOnce: 1 }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, CredentialStore.make(backend)),
-          Layer.succeed(RefreshCoordinator.RefreshCoordinator, gated)
-        ))
-      )
+      const auth = yield* keyedOver(CredentialStore.make(backend), gated, { refreshesAtOnce: 1 })
       const polls = yield* Effect.forEach(
         ["alice", "bob"],
         (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
@@ -298,12 +288,7 @@ describe("KeyedAuthManager", () => {
         readMany: (many) =>
           Effect.zipRight(Effect.sync(() => reads.push(many.length)), Effect.forEach(many, (key) => backend.read(key)))
       })
-      const auth = yield* KeyedAuthManager.KeyedAuthManager.make({ settings: {} }).pipe(
-        Effect.provide(Layer.merge(
-          Layer.succeed(CredentialStore.CredentialStore, store),
-          RefreshCoordinator.RefreshCoordinator.layerMemory
-        ))
-      )
+      const auth = yield* keyedOver(store)
       const served = (key: string) =>
         Effect.map(auth.getAuthStatus(key, { includeToken: true, noRefresh: true }), tokenOf)
       expect(yield* Effect.forEach(keys, served)).toEqual(keys.map((key) => `${key}-access-1`))

@@ -7,19 +7,16 @@
  * table (the lease row is locked by the statement, so a takeover waits for it).
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Duration, Effect, Either, Option, type Scope } from "effect"
+import { type Duration, Effect, Either, Option, type Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
 import * as Batch from "./batch.js"
-import { retryLostSession } from "./connection.js"
 import * as Lease from "./lease.js"
 import { quoteIdentifier } from "./listener.js"
 import type { tables } from "./migrations.js"
+import * as Reads from "./reads.js"
 
 type Row = { readonly document: string; readonly version: string }
-
-/** A credential row as the batched read returns it. */
-type Stored = Row & { readonly credential_key: string; readonly health: string | null }
 
 export interface StatementsOptions {
   readonly connected: (
@@ -102,14 +99,7 @@ export const makeStatements = (options: StatementsOptions) =>
     const readMany = yield* Batch.make({
       ...options.batches,
       run: (keys: ReadonlyArray<string>) =>
-        Effect.flatMap(options.connected(keys[0]!, "read"), (sql) =>
-          sql.unsafe<Stored>(text.read, [keys]).pipe(
-            retryLostSession,
-            Effect.map((rows) => {
-              const byKey = byKeyOf(rows)
-              return keys.map((key) => Option.fromNullable(byKey.get(key)))
-            })
-          ))
+        Effect.flatMap(options.connected(keys[0]!, "read"), (sql) => Reads.rowsOf(sql, text.read, keys))
     })
     // The refreshed tokens of many keys written at once, each key once (an UPDATE … FROM changes a
     // row once). Not tried again after a lost session: whether a write committed cannot be known.
@@ -138,63 +128,33 @@ export const makeStatements = (options: StatementsOptions) =>
             }
           ))
     })
-    // Many keys read at once by their caller (the keys changed elsewhere), in statements of at most
-    // a batch's size, each bounded as a batch's.
-    const readKeys = (keys: ReadonlyArray<string>) =>
-      Effect.forEach(chunksOf(keys, options.batches.maxSize), (chunk) =>
-        Effect.flatMap(options.connected(chunk[0]!, "read"), (sql) =>
-          sql.unsafe<Stored>(text.read, [chunk]).pipe(
-            retryLostSession,
-            bounded(options.batches.timeout),
-            Effect.map((rows) => {
-              const byKey = byKeyOf(rows)
-              return chunk.map((key) =>
-                Option.map(
-                  Option.fromNullable(byKey.get(key)),
-                  (row): Entry => ({ text: row.document, revision: row.version })
-                )
-              )
-            }),
-            Effect.mapError((cause) =>
-              new AuthStoreError({
-                path: options.location(chunk[0]!),
-                operation: "read",
-                problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
-              })
-            )
-          ))).pipe(Effect.map((chunks) =>
-            chunks.flat()
-          ))
-    return { ...makeWith(options, readMany, writeMany), readMany: keysOrNone(readKeys) }
+    // Many keys read at once by their caller (the keys changed elsewhere).
+    const readKeys = Reads.entriesOf({
+      connected: options.connected,
+      text: text.read,
+      maxSize: options.batches.maxSize,
+      timeout: options.batches.timeout,
+      fail: failOf(options)
+    })
+    return { ...makeWith(options, readMany, writeMany), readMany: readKeys }
   })
 
-const keysOrNone =
-  <A, E>(f: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, E>) => (keys: ReadonlyArray<string>) =>
-    keys.length === 0 ? Effect.succeed<ReadonlyArray<A>>([]) : f(keys)
-
-const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
-// A statement waited for at most `timeout` (a stalled connection): then it fails saying so, and the
-// statement is left to end by itself (its interruption waits for the database to cancel it).
-const bounded = (timeout: Duration.Duration | undefined) => <A, E, R>(statement: Effect.Effect<A, E, R>) =>
-  timeout === undefined ? statement : Effect.timeoutFail(Effect.disconnect(statement), {
-    duration: timeout,
-    onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
-  })
-
-const makeWith = (
-  options: StatementsOptions,
-  readMany: (key: string) => Effect.Effect<Option.Option<Stored>, unknown>,
-  writeMany: (write: FencedWrite) => Effect.Effect<ReadonlyArray<Row>, unknown>
-) => {
-  const t = options.tables
-  const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
+/** An `AuthStoreError` for `key` from a failed statement, or from the connection's own error. */
+const failOf =
+  (options: StatementsOptions) => (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({
       path: options.location(key),
       operation,
       problem: cause instanceof AuthStoreError ? cause.problem : options.problem(cause)
     })
+
+const makeWith = (
+  options: StatementsOptions,
+  readMany: (key: string) => Effect.Effect<Option.Option<Reads.StoredRow>, unknown>,
+  writeMany: (write: FencedWrite) => Effect.Effect<ReadonlyArray<Row>, unknown>
+) => {
+  const t = options.tables
+  const fail = failOf(options)
   const readRow = (key: string) => Effect.mapError(readMany(key), fail(key, "read"))
   const using = <A>(
     key: string,

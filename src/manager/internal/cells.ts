@@ -21,6 +21,7 @@ import * as SharedState from "../SharedState.js"
 import * as Flight from "./flight.js"
 import { cooldownHits, counted, joinedCallers, poisonHits } from "./metrics.js"
 import * as Persistence from "./persistence.js"
+import * as Together from "./together.js"
 import * as Turns from "./turns.js"
 
 /** A key's flight and saving, made when it refreshes and dropped when it is done. */
@@ -76,10 +77,6 @@ export interface Dependencies {
 }
 
 const notRequired: AuthStatus = { authMethod: null, authToken: null, requiresOpenaiAuth: false }
-
-/** The most keys changed elsewhere read in one go, and how many such reads run at once. */
-const readLimit = 500
-const readersAtOnce = 2
 
 /** Builds the cells over `dependencies`. */
 export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
@@ -266,96 +263,13 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       withKey(cell.key)
     )
 
-  // The keys changed elsewhere are read together: each change marks its key, and a few readers
-  // read the marked keys in batches (one read of many keys), adopting each that is calm (no flight
-  // past its turn or its wait for the lock, nothing unsaved) if its state did not change during
-  // the read. A key that is not calm, or changed meanwhile, is read again by itself, serialised
-  // with its saving (`reloadCell`). A key marked again while it is read is read once more.
-  const marked = new Set<string>()
-  let readers = 0
-  // Set when the manager stops: no reader starts any more.
-  let stopped = false
+  const together = Together.make({ credentials, scope, held: (key) => cells.get(key), readAlone: reloadCell })
 
-  const calm = (state: RefreshState.State) =>
-    (state.inflight === undefined || state.inflight.claim.phase === "queued" ||
-      state.inflight.claim.phase === "waiting") && !RefreshState.unsaved(state)
-
-  const readTogether = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      const together: Array<{ readonly cell: Cell; readonly before: RefreshState.State }> = []
-      const alone: Array<Cell> = []
-      for (const key of keys) {
-        const cell = cells.get(key)
-        if (cell === undefined) continue
-        const before = yield* Ref.get(cell.state)
-        if (calm(before)) together.push({ cell, before })
-        else alone.push(cell)
-      }
-      const read = together.length === 0 ? undefined : yield* Effect.either(
-        credentials.getMany === undefined
-          ? Effect.forEach(together, ({ cell }) => Effect.either(credentials.get(cell.key)), {
-            concurrency: "unbounded"
-          })
-          : credentials.getMany(together.map(({ cell }) => cell.key))
-      )
-      if (read !== undefined && read._tag === "Left") {
-        // Said once for the batch; the next change of each key reads it again.
-        yield* Effect.logWarning(read.left.message).pipe(Effect.annotateLogs({ credentials: together.length }))
-      } else if (read !== undefined) {
-        for (let i = 0; i < together.length; i++) {
-          const { before, cell } = together[i]!
-          const got = read.right[i]!
-          // A key that could not be read is read alone, which says why (with its key).
-          if (got._tag === "Left") {
-            alone.push(cell)
-            continue
-          }
-          const stored = got.right
-          const adopted = yield* Ref.modify(cell.state, (state) => {
-            if (state !== before) return [undefined, state] as const
-            const next = RefreshState.adopt(stored.snapshot)(state)
-            return [next, next] as const
-          })
-          if (adopted === undefined) alone.push(cell)
-          else yield* Flight.abandonIfAdopted(adopted)
-        }
-      }
-      // Each on its own fiber: one waiting for its key's save holds up no other key.
-      for (const cell of alone) yield* Effect.forkIn(reloadCell(cell), scope)
-    })
-
-  const reader: Effect.Effect<void> = Effect.suspend(() => {
-    if (marked.size === 0) return Effect.void
-    const keys: Array<string> = []
-    for (const key of marked) {
-      marked.delete(key)
-      keys.push(key)
-      if (keys.length >= readLimit) break
-    }
-    return Effect.zipRight(readTogether(keys), reader)
-  })
-
-  const startReader: Effect.Effect<void> = Effect.suspend(() => {
-    if (stopped || readers >= readersAtOnce || marked.size === 0) return Effect.void
-    readers++
-    // Interruptible (it may be started from the last reader's finalizer): stopping cuts it.
-    return Effect.interruptible(reader).pipe(
-      // A key marked as the last reader stopped is read by the next one.
-      Effect.ensuring(Effect.suspend(() => {
-        readers--
-        return startReader
-      })),
-      Effect.forkIn(scope),
-      Effect.asVoid
-    )
-  })
-
-  /** Reads `key` again, if it is held here (see above). */
+  /** Reads `key` again, if it is held here (with other keys changed meanwhile: `together.ts`). */
   const reload = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (!cells.has(key)) return Effect.sync(() => opening.has(key) && missedWhileOpening.add(key))
-      marked.add(key)
-      return startReader
+      return together.mark(key)
     })
 
   // ---- letting go ---------------------------------------------------------------------------------
@@ -405,7 +319,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
    * keys at once.
    */
   const stopping = Effect.zipRight(
-    Effect.zipRight(Effect.sync(() => (stopped = true)), turns.close),
+    Effect.zipRight(together.stop, turns.close),
     Effect.suspend(() =>
       Effect.forEach(
         Array.from(cells.values()),
