@@ -13,7 +13,8 @@
  * bench/fleet.json. FLEET_N (1000,10000), FLEET_K (1,2,4,8), FLEET_PARTS (keyed,propagation),
  * FLEET_SIGNINS (30), FLEET_TIMEOUT_S (900, per wait), FLEET_IDLE_TTL_S (60: a replica's unused managers
  * are released after this long, and the heap measured again), FLEET_REFRESHES_AT_ONCE (the keyed
- * manager's `refreshesAtOnce`; its default when unset), FLEET_OUT (bench/fleet.json).
+ * manager's `refreshesAtOnce`; its default when unset), FLEET_NODE_OPTIONS (NODE_OPTIONS of the keyed
+ * replicas, e.g. `--max-semi-space-size=64`; recorded in each row), FLEET_OUT (bench/fleet.json).
  */
 import { HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
@@ -46,6 +47,8 @@ const out = process.env.FLEET_OUT ?? join(import.meta.dirname, "fleet.json")
 // Longer than a replica takes to make its N managers (minutes at N = 10,000 on a busy machine): a
 // manager released before the heap is read would make the heap per credential look smaller.
 const idleTtlMs = Number(process.env.FLEET_IDLE_TTL_S ?? 60) * 1000
+// Node's options for the keyed replicas (e.g. a larger young generation: docs/fleet.md).
+const nodeOptions = process.env.FLEET_NODE_OPTIONS
 
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!
 const log = (text: string) => process.stderr.write(`${text}\n`)
@@ -74,6 +77,8 @@ interface Row {
   /** Replica × key pairs holding the key's fresh token once every replica has answered. */
   readonly fresh_held?: number
   readonly exact?: boolean
+  /** The replicas' NODE_OPTIONS, when the row was measured with some (FLEET_NODE_OPTIONS). */
+  readonly node_options?: string
 }
 const rows: Array<Row> = []
 let inexact = 0
@@ -143,6 +148,7 @@ const keyed = async (k: number, n: number) => {
       EFFECT_AUTH_DATABASE_URL: database.url,
       CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokens.url,
       EFFECT_AUTH_LOG_LEVEL: "WARN",
+      ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }),
       FLEET_KEYS: String(n),
       FLEET_IDLE_TTL_MS: String(idleTtlMs),
       ...(process.env.FLEET_REFRESHES_AT_ONCE === undefined
@@ -239,7 +245,8 @@ const keyed = async (k: number, n: number) => {
     load: `${loadBefore} → ${load()}`,
     fresh_served: k * n - wrong,
     fresh_held: endedFresh,
-    exact
+    exact,
+    ...(nodeOptions === undefined ? {} : { node_options: nodeOptions })
   })
   if (profile !== undefined) {
     const statements = await database.client.query(

@@ -6,7 +6,7 @@
  * with a revision; `make` adds the parsing, so every backend reads and
  * rejects a document exactly as the file store does.
  */
-import { Context, Effect, Either, Layer, Option, PubSub, Ref, Stream } from "effect"
+import { Context, Effect, Either, Layer, Option, PubSub, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import { AuthStoreError } from "../errors/Errors.js"
 
@@ -258,31 +258,27 @@ export const make = (backend: Backend): CredentialStoreShape => {
 export const makeMemoryBackend = (initial: Readonly<Record<string, string | object>> = {}) =>
   Effect.gen(function*() {
     let version = 0
-    const entries = yield* Ref.make(
-      new Map<string, Entry>(
-        Object.entries(initial).map(([key, value]) => [
-          key,
-          { text: typeof value === "string" ? value : JSON.stringify(value), revision: String(++version) }
-        ])
-      )
+    // Changed in place, each change one step (a copy per write would cost a write of one key the
+    // whole map: a keyed manager holds thousands).
+    const entries = new Map<string, Entry>(
+      Object.entries(initial).map(([key, value]) => [
+        key,
+        { text: typeof value === "string" ? value : JSON.stringify(value), revision: String(++version) }
+      ])
     )
     const changed = yield* PubSub.unbounded<string>()
     const backend: Backend = {
       location: (key) => `memory:${key}`,
-      read: (key) => Effect.map(Ref.get(entries), (map) => Option.fromNullable(map.get(key))),
+      read: (key) => Effect.sync(() => Option.fromNullable(entries.get(key))),
       swap: (key, expected, next) =>
-        Ref.modify(
-          entries,
-          (map): readonly [Either.Either<Option.Option<Entry>, Option.Option<Entry>>, Map<string, Entry>] => {
-            const current = Option.fromNullable(map.get(key))
-            const currentRevision = Option.match(current, { onNone: () => absentRevision, onSome: (e) => e.revision })
-            if (Option.isSome(expected) && expected.value !== currentRevision) return [Either.left(current), map]
-            const copy = new Map(map)
-            const entry = Option.map(next, ({ text }): Entry => ({ text, revision: String(++version) }))
-            Option.match(entry, { onNone: () => copy.delete(key), onSome: (e) => copy.set(key, e) })
-            return [Either.right(entry), copy]
-          }
-        ).pipe(Effect.tap((result) => Either.isRight(result) ? PubSub.publish(changed, key) : Effect.void)),
+        Effect.sync((): Either.Either<Option.Option<Entry>, Option.Option<Entry>> => {
+          const current = Option.fromNullable(entries.get(key))
+          const currentRevision = Option.match(current, { onNone: () => absentRevision, onSome: (e) => e.revision })
+          if (Option.isSome(expected) && expected.value !== currentRevision) return Either.left(current)
+          const entry = Option.map(next, ({ text }): Entry => ({ text, revision: String(++version) }))
+          Option.match(entry, { onNone: () => entries.delete(key), onSome: (e) => entries.set(key, e) })
+          return Either.right(entry)
+        }).pipe(Effect.tap((result) => Either.isRight(result) ? PubSub.publish(changed, key) : Effect.void)),
       changes: (key) =>
         Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined)),
       changedKeys: Stream.map(Stream.fromPubSub(changed), Option.some)

@@ -6,7 +6,7 @@
  * with a revision; `make` adds the parsing, so every backend reads and
  * rejects a document exactly as the file store does.
  */
-import { Context, Effect, Layer, Option, PubSub, Ref, Result, Stream } from "effect"
+import { Context, Effect, Layer, Option, PubSub, Result, Stream } from "effect"
 import * as AuthDocument from "../document/AuthDocument.js"
 import { AuthStoreError } from "../errors/Errors.js"
 
@@ -181,28 +181,27 @@ type SwapOutcome = Result.Result<Option.Option<Entry>, Option.Option<Entry>>
 export const makeMemoryBackend = (initial: Readonly<Record<string, string | object>> = {}): Effect.Effect<Backend> =>
   Effect.gen(function*() {
     let version = 0
-    const entries = yield* Ref.make(
-      new Map<string, Entry>(
-        Object.entries(initial).map(([key, value]) => [
-          key,
-          { text: typeof value === "string" ? value : JSON.stringify(value), revision: String(++version) }
-        ])
-      )
+    // Changed in place, each change one step (a copy per write would cost a write of one key the
+    // whole map: a keyed manager holds thousands).
+    const entries = new Map<string, Entry>(
+      Object.entries(initial).map(([key, value]) => [
+        key,
+        { text: typeof value === "string" ? value : JSON.stringify(value), revision: String(++version) }
+      ])
     )
     const changed = yield* PubSub.unbounded<string>()
     const swap = (key: string, expected: Option.Option<string>, next: Option.Option<Write>) =>
-      Ref.modify(entries, (map): readonly [SwapOutcome, Map<string, Entry>] => {
-        const current = Option.fromNullishOr(map.get(key))
+      Effect.sync((): SwapOutcome => {
+        const current = Option.fromNullishOr(entries.get(key))
         const currentRevision = Option.match(current, { onNone: () => absentRevision, onSome: (e) => e.revision })
-        if (Option.isSome(expected) && expected.value !== currentRevision) return [Result.fail(current), map]
-        const copy = new Map(map)
+        if (Option.isSome(expected) && expected.value !== currentRevision) return Result.fail(current)
         const entry = Option.map(next, ({ text }): Entry => ({ text, revision: String(++version) }))
-        Option.match(entry, { onNone: () => copy.delete(key), onSome: (e) => copy.set(key, e) })
-        return [Result.succeed(entry), copy]
+        Option.match(entry, { onNone: () => entries.delete(key), onSome: (e) => entries.set(key, e) })
+        return Result.succeed(entry)
       }).pipe(Effect.tap((result) => Result.isSuccess(result) ? PubSub.publish(changed, key) : Effect.void))
     return {
       location: (key) => `memory:${key}`,
-      read: (key) => Effect.map(Ref.get(entries), (map) => Option.fromNullishOr(map.get(key))),
+      read: (key) => Effect.sync(() => Option.fromNullishOr(entries.get(key))),
       swap,
       changes: (key) =>
         Stream.fromPubSub(changed).pipe(Stream.filter((changedKey) => changedKey === key), Stream.as(undefined))

@@ -7,7 +7,7 @@
  * new credentials start healthy everywhere. It holds no secret.
  */
 import { decodeSharedHealth } from "@effect-auth-manager/core/sharedHealth"
-import { Context, Effect, Layer, Option, Ref, Result, Schema, type Scope, Semaphore } from "effect"
+import { Context, Effect, Layer, Option, Result, Schema, type Scope, Semaphore } from "effect"
 import { AuthStoreError, PermanentReason, SharedHealthError, TransientKind } from "../errors/Errors.js"
 
 /**
@@ -137,7 +137,8 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
 /** The memory backend: a semaphore and a health record per key, for the managers of one process. */
 export const makeMemoryBackend: Effect.Effect<Backend> = Effect.gen(function*() {
   const locks = new Map<string, Semaphore.Semaphore>()
-  const health = yield* Ref.make(new Map<string, string>())
+  // Changed in place: a copy per write would cost a write the whole map.
+  const health = new Map<string, string>()
   const semaphore = (key: string) => {
     let existing = locks.get(key)
     if (existing === undefined) {
@@ -153,12 +154,10 @@ export const makeMemoryBackend: Effect.Effect<Backend> = Effect.gen(function*() 
       Effect.uninterruptibleMask((restore) =>
         Effect.andThen(restore(semaphore(key).take(1)), Effect.addFinalizer(() => semaphore(key).release(1)))
       ),
-    readHealth: (key) => Effect.map(Ref.get(health), (map) => Option.fromNullishOr(map.get(key))),
+    readHealth: (key) => Effect.sync(() => Option.fromNullishOr(health.get(key))),
     writeHealth: (key, record) =>
-      Ref.update(health, (map) => {
-        const copy = new Map(map)
-        Option.match(record, { onNone: () => copy.delete(key), onSome: ({ text }) => copy.set(key, text) })
-        return copy
+      Effect.sync(() => {
+        Option.match(record, { onNone: () => health.delete(key), onSome: ({ text }) => health.set(key, text) })
       })
   }
 })
