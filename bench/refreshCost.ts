@@ -120,16 +120,11 @@ const round = async (r: number) => {
   process.env.CODEX_REFRESH_TOKEN_URL_OVERRIDE = tokenUrl
   process.env.EFFECT_AUTH_LOG_LEVEL = "WARN"
   const keys = Array.from({ length: n }, (_, i) => `cost-${i}`)
+  const stale = keys.map((_, i) => TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), i }))
   const documents = keys.map((key, i) =>
-    [
-      key,
-      chatgptJson({
-        now: Date.now(),
-        accessToken: TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000), i }),
-        refreshToken: `${database}-rt-${i}`
-      })
-    ] as const
+    [key, chatgptJson({ now: Date.now(), accessToken: stale[i]!, refreshToken: `${database}-rt-${i}` })] as const
   )
+  const staleTokens = new Set(stale)
   const memory = process.env.REFRESH_COST_STORE === "memory"
   let issued = 0
   const tokensNow = (): RefreshedTokens => ({
@@ -161,7 +156,12 @@ const round = async (r: number) => {
   )
   return Effect.runPromise(Effect.scoped(
     Effect.gen(function*() {
-      const auth = yield* KeyedAuthManager.KeyedAuthManager
+      // REFRESH_COST_REPLICAS=K (PostgreSQL only): K keyed managers, each on a store of its own (its
+      // pool, its listener), in this one process: the fleet's CPU per refresh, all replicas counted.
+      const replicas = yield* Effect.forEach(
+        Array.from({ length: memory ? 1 : Math.max(1, Number(process.env.REFRESH_COST_REPLICAS ?? 1)) }),
+        () => Effect.map(Layer.build(layer), (context) => Context.get(context, KeyedAuthManager.KeyedAuthManager))
+      )
       if (!memory) {
         const client = new pg.Client({ connectionString: url.toString() })
         yield* Effect.promise(() => client.connect())
@@ -169,9 +169,17 @@ const round = async (r: number) => {
         yield* Effect.promise(() => client.end())
       }
       const askAll = (noRefresh: boolean) =>
-        Effect.forEach(keys, (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh }), {
-          concurrency: "unbounded"
-        })
+        Effect.map(
+          Effect.forEach(
+            replicas,
+            (auth) =>
+              Effect.forEach(keys, (key) => auth.getAuthStatus(key, { includeToken: true, noRefresh }), {
+                concurrency: "unbounded"
+              }),
+            { concurrency: "unbounded" }
+          ),
+          (answers) => answers.flat()
+        )
       yield* askAll(true)
       fibers = 0
       // REFRESH_COST_REFS=1: which fiber refs are set, how often, and how large the maps copied are.
@@ -221,7 +229,7 @@ const round = async (r: number) => {
         const cpuResult = yield* Effect.promise(() => post("Profiler.stop"))
         writeFileSync(cpuProfile, JSON.stringify(cpuResult.profile))
       }
-      const fresh = served.filter((s) => s.authToken !== null && Redacted.value(s.authToken).length > 0).length
+      const fresh = served.filter((s) => s.authToken !== null && !staleTokens.has(Redacted.value(s.authToken))).length
       let bytes = 0
       const sites = new Map<string, number>()
       const nameOf = (frame: Frame) =>
@@ -241,9 +249,11 @@ const round = async (r: number) => {
       process.stdout.write(
         `round ${r + 1}: N=${n} in ${elapsed.toFixed(0)} ms (${
           (n / (elapsed / 1000)).toFixed(0)
-        }/s), ${fresh} served; per refresh: CPU ${(perRefresh(cpu.user + cpu.system) / 1000).toFixed(2)} ms (GC ${
-          perRefresh(gcDuring).toFixed(2)
-        } ms), ${perRefresh(fibers).toFixed(1)} fibers, ${(perRefresh(bytes) / 1024).toFixed(0)} KB allocated\n`
+        }/s), ${fresh}/${served.length} fresh tokens served; per refresh: CPU ${
+          (perRefresh(cpu.user + cpu.system) / 1000).toFixed(2)
+        } ms (GC ${perRefresh(gcDuring).toFixed(2)} ms), ${perRefresh(fibers).toFixed(1)} fibers, ${
+          (perRefresh(bytes) / 1024).toFixed(0)
+        } KB allocated\n`
       )
       const names = new Map<unknown, string>(
         Object.entries(FiberRef).filter(([, v]) =>
@@ -275,7 +285,7 @@ const round = async (r: number) => {
       for (const [site, size] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, top)) {
         process.stdout.write(`  ${(perRefresh(size) / 1024).toFixed(1).padStart(7)} KB  ${site}\n`)
       }
-    }).pipe(Effect.provide(layer))
+    })
   ))
 }
 
