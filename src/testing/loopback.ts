@@ -10,13 +10,18 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { createServer } from "node:http"
 
-/** Serves `app` on 127.0.0.1 until the scope closes; the port it listens on. */
+/**
+ * Serves `app` on 127.0.0.1 until the scope closes; the port it listens on. Its queue of
+ * connections not yet accepted holds 4,096 (Node's default, 511, is less than eight replicas each
+ * opening 64 connections at once: a connection dropped from a full queue is retried by the kernel
+ * only after 1, 3, 7, 15, 31 s…, longer than a refresh's timeout).
+ */
 export const serveOnLoopback = <E, R>(
   app: HttpApp.Default<E, R>
 ): Effect.Effect<number, never, Scope.Scope | Exclude<R, HttpServerRequest.HttpServerRequest | Scope.Scope>> =>
   Layer.build(
     HttpServer.serve(app).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" }))
+      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1", backlog: 4096 }))
     )
   ).pipe(
     Effect.map((context) => {
