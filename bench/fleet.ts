@@ -4,8 +4,8 @@
  * endpoint (effect-auth-manager/testing) that answers every refresh at once. It measures
  *   1. refreshes per second: N stale credentials, K keyed replicas each asked for all N at once;
  *      exactly N requests, no refresh token sent twice and every replica ending on every key's
- *      fresh token are checked (a poll waits for its key's turn at most the refresh timeout: at
- *      N = 10,000 some polls answer with the token held, and the time is until the N-th request);
+ *      fresh token are checked; the time is until the N-th request (a poll whose key's refresh
+ *      failed for now answers with the token held: the bench polls again, as clients do);
  *   2. heap per idle credential: each replica's heap (after a full GC) with its N managers made
  *      and idle, minus its heap before it made any, over N;
  *   3. change propagation: an API-key sign-in through one of 4 app servers → `account/updated` on
@@ -73,9 +73,9 @@ interface Row {
   /** The 1-minute load average before → after the row's measurement. */
   readonly load: string
   /**
-   * Answers (K × N) that were the key's fresh token (a poll whose key waited over the refresh
-   * timeout for its turn answers with the token it held); the row is exact with N requests, none
-   * sent twice, and `fresh_held` = K × N.
+   * Answers (K × N) of the first polls that were the key's fresh token (a poll whose key's refresh
+   * failed for now answers with the token it held); the row is exact with N requests, none sent
+   * twice, and `fresh_held` = K × N.
    */
   readonly fresh_served?: number
   /** Heap per credential (as `heap_per_credential_kb`) once the idle managers were released. */
@@ -195,9 +195,8 @@ const keyed = async (k: number, n: number) => {
   const polled = ask<Array<string | null>>(fleet, "poll").catch(() =>
     fleet.map(() => Array<string | null>(n).fill(null))
   )
-  // The time is until the endpoint has had N requests: a poll waits for its key's turn no longer
-  // than the refresh timeout (30 s) and then answers with the token it holds, so at N = 10,000 the
-  // polls may answer before every key is refreshed.
+  // The time is until the endpoint has had N requests: a poll whose key's refresh failed for now
+  // (it backs off) answers with the token it holds, before its key is refreshed.
   const requested = tokens.received(before + n, timeoutMs).then(() => performance.now(), () => undefined)
   const answers = await polled
   // Clients poll again and again: a key whose request failed for now (its refresh backs off) is
