@@ -18,13 +18,12 @@
  * manager's `refreshesAtOnce`; its default when unset), FLEET_NODE_OPTIONS (NODE_OPTIONS of the keyed
  * replicas, e.g. `--max-semi-space-size=64`; recorded in each row), FLEET_OUT (bench/fleet.json).
  */
-import { HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
 import { readFileSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import pg, { type Client } from "pg"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import buildBundles from "../test/support/bundles.js"
+import { issuing } from "../test/support/endpoint.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 import { startCluster } from "../test/support/postgres.js"
 import {
@@ -92,20 +91,6 @@ const record = (row: Row) => {
   rows.push(row)
   log(JSON.stringify(row))
 }
-
-/** A token endpoint that accepts any refresh token: a new access token (1 h, carrying the refresh token it answered) each time. */
-const issuing: TokenEndpoint.Behaviour = (request) =>
-  Effect.sync(() =>
-    HttpServerResponse.unsafeJson({
-      token_type: "Bearer",
-      access_token: TokenEndpoint.unsignedJwt({
-        exp: Math.floor(Date.now() / 1000) + 3600,
-        rt: request.fields.refresh_token
-      }),
-      refresh_token: `${request.fields.refresh_token}-next`,
-      expires_in: 3600
-    })
-  )
 
 // ---- the databases -------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@
  * `npm run bench:refresh-cost`; REFRESH_COST_N (2000), REFRESH_COST_ROUNDS (2: the first warms up).
  * Use it to see what a change to the refresh path costs before running `bench:fleet`.
  */
-import { HttpServerResponse } from "@effect/platform"
 import { Context, Effect, FiberRef, Layer, Redacted, Supervisor, Tracer } from "effect"
 import { fork } from "node:child_process"
 import { writeFileSync } from "node:fs"
@@ -26,24 +25,13 @@ import { PgStore } from "../src/postgres/index.js"
 import { CredentialStore } from "../src/stores/CredentialStore.js"
 import { RefreshCoordinator } from "../src/stores/RefreshCoordinator.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import { issuing } from "../test/support/endpoint.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 import { startCluster } from "../test/support/postgres.js"
 import { putCredentials } from "../test/support/putCredentials.js"
 
 // ---- the token endpoint's own process: `refreshCost.ts endpoint` prints its URL ----------------
 if (process.argv[2] === "endpoint") {
-  const issuing: TokenEndpoint.Behaviour = (request) =>
-    Effect.sync(() =>
-      HttpServerResponse.unsafeJson({
-        token_type: "Bearer",
-        access_token: TokenEndpoint.unsignedJwt({
-          exp: Math.floor(Date.now() / 1000) + 3600,
-          rt: request.fields.refresh_token
-        }),
-        refresh_token: `${request.fields.refresh_token}-next`,
-        expires_in: 3600
-      })
-    )
   await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint.make(issuing)
     process.send!(endpoint.url)
@@ -182,14 +170,20 @@ const round = async (r: number) => {
         )
       yield* askAll(true)
       fibers = 0
+      fibersBySpan.clear()
       // REFRESH_COST_REFS=1: which fiber refs are set, how often, and how large the maps copied are.
       const sets = new Map<unknown, number>()
       const setsBySpan = new Map<string, number>()
       let mapSizes = 0
+      // Puts the fiber runtime's own method back once the poll is measured (the next round patches it again).
+      let unpatch = () => {}
       if (process.env.REFRESH_COST_REFS) {
         yield* Effect.withFiberRuntime<void>((fiber) => {
           const proto = Object.getPrototypeOf(fiber)
           const original = proto.setFiberRef
+          unpatch = () => {
+            proto.setFiberRef = original
+          }
           proto.setFiberRef = function(this: FiberInternals, ref: unknown, value: unknown) {
             sets.set(ref, (sets.get(ref) ?? 0) + 1)
             const span = Context.getOption(this.getFiberRef(FiberRef.currentContext), Tracer.ParentSpan)
@@ -220,6 +214,7 @@ const round = async (r: number) => {
       const t0 = performance.now()
       const served = yield* askAll(false).pipe(Effect.supervised(new Counting()))
       const elapsed = performance.now() - t0
+      unpatch()
       const cpu = process.cpuUsage(cpu0)
       const gcDuring = gcMs
       const { profile } = sampling

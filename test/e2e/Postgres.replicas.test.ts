@@ -1,7 +1,6 @@
 // Replicas on one PostgreSQL database: separate app-server processes, one token endpoint.
 // The replicas are started once for the file; each test gives them new credentials (a new
 // snapshot starts healthy everywhere) and a new endpoint behaviour.
-import { HttpServerResponse } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
 import { writeFileSync } from "node:fs"
@@ -9,6 +8,7 @@ import { connect, createServer } from "node:net"
 import pg from "pg"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 import { freshDatabase, query } from "../support/database.js"
+import { issuing } from "../support/endpoint.js"
 import { chatgptJson, idToken } from "../support/fixtures.js"
 import {
   appServer,
@@ -326,18 +326,7 @@ describe("many credentials on many replicas", () => {
     const fleetUrl = await freshDatabase("fleet")
     const presented: Array<string> = []
     const fleetTokens = await endpoint((request) =>
-      Effect.sync(() => {
-        presented.push(request.fields.refresh_token ?? "")
-        return HttpServerResponse.unsafeJson({
-          token_type: "Bearer",
-          access_token: TokenEndpoint.unsignedJwt({
-            exp: Math.floor(Date.now() / 1000) + 3600,
-            rt: request.fields.refresh_token
-          }),
-          refresh_token: `${request.fields.refresh_token}-next`,
-          expires_in: 3600
-        })
-      })
+      Effect.zipRight(Effect.sync(() => presented.push(request.fields.refresh_token ?? "")), issuing(request))
     )
     // The replicas create the schema as they start.
     const fleet = Array.from({ length: 4 }, () =>
