@@ -2,8 +2,10 @@ import { FetchHttpClient, HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import * as Net from "node:net"
 import { Configuration } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
+import { layerNodeHttpClient } from "../src/node/layerNode.js"
 import {
   classifyFailure,
   errorCode,
@@ -12,6 +14,7 @@ import {
   TokenRefresherTest
 } from "../src/oauth/TokenRefresher.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import * as Priority from "../src/util/priority.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
 
@@ -125,6 +128,48 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
       const error = Option.getOrThrow(Option.getLeft(outcome))
       expect(error).toBeInstanceOf(TransientRefreshError)
       expect(error).toMatchObject({ kind: "connection" })
+    }))
+
+  // A refresh holding a PostgreSQL lease runs on the priority scheduler, whose steps run a turn of
+  // the event loop later (as any fiber does on a busy server). The platform's `node:http` client
+  // listens for a request's errors from fibers it starts after making the request: an error
+  // emitted before they run was heard by no one, and the refresh waited for the whole answer
+  // limit (both cases below hang with that client). The library's client answers at once.
+  it.scopedLive("a connection reset or refused while the refresh's steps run late is a transient failure at once", () =>
+    Effect.gen(function*() {
+      const resetting = yield* Effect.acquireRelease(
+        Effect.async<Net.Server>((resume) => {
+          const server = Net.createServer((socket) => socket.resetAndDestroy())
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) => Effect.sync(() => server.close())
+      )
+      const resetUrl = `http://127.0.0.1:${(resetting.address() as Net.AddressInfo).port}/oauth/token`
+      // A port nothing listens on: the one the resetting server had, closed again.
+      const free = yield* Effect.async<number>((resume) => {
+        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as Net.AddressInfo
+          probe.close(() => resume(Effect.succeed(port)))
+        })
+      })
+      for (const tokenUrl of [resetUrl, `http://127.0.0.1:${free}/oauth/token`]) {
+        const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make("x")))
+          .pipe(
+            Priority.first,
+            Effect.either,
+            // On the real clock: a guard against the hang this test is about (a refused connection takes
+          // milliseconds), so that it fails with a sentence rather than at the test's timeout.
+            Effect.timeoutFail({ duration: Duration.seconds(20), onTimeout: () => `${tokenUrl}: no answer, no error` }),
+            Effect.provide(
+              Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl })).pipe(
+                Layer.provide(layerNodeHttpClient)
+              )
+            )
+          )
+        const error = Option.getOrThrow(Option.getLeft(outcome))
+        expect(error).toBeInstanceOf(TransientRefreshError)
+        expect(error).toMatchObject({ kind: "connection" })
+      }
     }))
 
   it.scoped("sends an RFC 6749 form body with a client secret when configured", () =>

@@ -15,9 +15,10 @@ import * as StoreMode from "../stores/StoreMode.js"
 import * as StderrLogger from "./StderrLogger.js"
 
 /**
- * Node's HTTP client (`NodeHttpClient.layer`), built on its first request: a program that
- * never makes one (a `status`, an app server until a token needs refreshing) neither loads
- * `node:http`, `node:https` and undici nor creates their agents before its first answer.
+ * Node's HTTP client (the platform's over undici, `NodeHttpClient.layerUndici`: see
+ * `util/nodeHttp.ts` for why not its `node:http` one), built on its first request: a program that
+ * never makes one (a `status`, an app server until a token needs refreshing) neither loads undici
+ * nor creates its agent before its first answer.
  */
 export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.scoped(
   HttpClient.HttpClient,

@@ -1,13 +1,13 @@
 import { HttpServerResponse } from "@effect/platform"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer } from "effect"
+import { layerNodeHttpClient } from "../../src/node/layerNode.js"
 import { type HttpOptions, TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import * as TokenEndpoint from "../../src/testing/TokenEndpoint.js"
 
-/** The HTTP refresher pointed at a local endpoint, over the HTTP client `layerNode` ships (node:http). */
+/** The HTTP refresher pointed at a local endpoint, over the HTTP client `layerNode` ships. */
 export const httpRefresher = (url: string, options: Partial<HttpOptions> = {}) =>
   Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: url, ...options })).pipe(
-    Layer.provide(NodeHttpClient.layer)
+    Layer.provide(layerNodeHttpClient)
   )
 
 /**
