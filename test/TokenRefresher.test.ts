@@ -158,7 +158,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
             Priority.first,
             Effect.either,
             // On the real clock: a guard against the hang this test is about (a refused connection takes
-          // milliseconds), so that it fails with a sentence rather than at the test's timeout.
+            // milliseconds), so that it fails with a sentence rather than at the test's timeout.
             Effect.timeoutFail({ duration: Duration.seconds(20), onTimeout: () => `${tokenUrl}: no answer, no error` }),
             Effect.provide(
               Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl })).pipe(
