@@ -266,6 +266,44 @@ describe("KeyedAuthManager", () => {
       expect(yield* callCount).toBe(1)
     }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("access-2", "refresh-2")]))))
 
+  it.scoped("a poll whose refresh waits for its turn waits no longer than the refresh timeout; the refresh stays in line", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
+        bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
+      })
+      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
+      // The first key's refresh takes the only turn and waits for `go` under its lock.
+      const asked = yield* Queue.unbounded<string>()
+      const go = yield* Deferred.make<void>()
+      const gated: RefreshCoordinator.RefreshCoordinatorShape = {
+        ...coordinator,
+        withRefreshLock: (key) => (effect) =>
+          Effect.zipRight(
+            Queue.offer(asked, key),
+            coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
+          )
+      }
+      const auth = yield* keyedOver(CredentialStore.make(backend), gated, { refreshesAtOnce: 1 })
+      const polls = yield* Effect.forEach(
+        ["alice", "bob"],
+        (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
+      )
+      const first = yield* Queue.take(asked)
+      const waiting = first === "alice" ? "bob" : "alice"
+      // The default refresh timeout (30 s) passes: the waiting key's poll answers with what it holds.
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* Fiber.join(polls[first === "alice" ? 1 : 0]!)).toBe(`${waiting}-access-1`)
+      // Its refresh was not dropped: it runs once the turn is free, and a later poll gets its result.
+      yield* Deferred.succeed(go, undefined)
+      expect(yield* Fiber.join(polls[first === "alice" ? 0 : 1]!)).toBe("access-2")
+      expect(yield* Queue.take(asked)).toBe(waiting)
+      expect(tokenOf(yield* auth.getAuthStatus(waiting, { includeToken: true, refreshToken: true }))).toBe("access-3")
+      expect(yield* callCount).toBe(2)
+    }).pipe(
+      Effect.provide(TokenRefresher.layerTest([rotated("access-2", "refresh-2"), rotated("access-3", "refresh-3")]))
+    ))
+
   it.effect("a number of refreshes at once that cannot be used is refused, saying what is allowed", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Effect.scoped(KeyedAuthManager.KeyedAuthManager.make({ refreshesAtOnce: 0 })))

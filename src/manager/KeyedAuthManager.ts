@@ -30,7 +30,8 @@ export interface Options {
   /**
    * The most keys held lightly that refresh at once (default 64); the others wait for a turn,
    * holding nothing meanwhile, and one adopted meanwhile makes no request (see `internal/turns.ts`).
-   * It also bounds the token requests this process has in flight for them.
+   * It also bounds the token requests this process has in flight for them. A caller whose key waits
+   * for its turn waits no longer than the refresh timeout: a poll then answers with what it holds.
    */
   readonly refreshesAtOnce?: number | undefined
 }

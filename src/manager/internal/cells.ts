@@ -185,7 +185,10 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       case "CoolingDown":
         return Metric.increment(cooldownHits)
       case "Join":
-        return Effect.zipRight(Metric.increment(joinedCallers), Effect.ignore(Deferred.await(decision.flight.done)))
+        return Effect.zipRight(
+          Metric.increment(joinedCallers),
+          Effect.ignore(Flight.awaitFlight(decision.flight, settings))
+        )
       case "Start":
         // A key handed to its full manager meanwhile starts no flight of its own here.
         if (cell.handed) return Effect.void

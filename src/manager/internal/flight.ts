@@ -349,6 +349,25 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
     return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
   }))
 
+/**
+ * The wait of a flight's caller. A keyed manager's flight still waiting for its turn (`queued`) may
+ * wait behind thousands of keys asked for at once: its caller waits no longer than the refresh
+ * timeout from its call, then gets a passing error (a poll answers with the credentials it holds)
+ * while the flight stays in line; a later call joins it or finds its result. A flight that has
+ * started is waited for as a manager's: until its answer, or the refresh timeout after its request.
+ */
+export const awaitFlight = (flight: RefreshState.Flight, settings: Settings): Effect.Effect<void, RefreshError> =>
+  flight.claim.phase !== "queued" ? Deferred.await(flight.done) : Effect.timeoutFail(Deferred.await(flight.done), {
+    duration: settings.refreshTimeout,
+    onTimeout: () =>
+      new TransientRefreshError({
+        kind: "timeout",
+        detail: `the refresh waited over ${
+          Duration.format(settings.refreshTimeout)
+        } for its turn among the credentials refreshing at once; it stays in line, and a later call gets its result`
+      })
+  })
+
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
   const { settings, stateRef } = dependencies
@@ -371,9 +390,9 @@ export const make = (dependencies: Dependencies) => {
         return yield* Effect.fail(decision.error)
       case "Join":
         yield* Metric.increment(joinedCallers)
-        return yield* Deferred.await(decision.flight.done)
+        return yield* awaitFlight(decision.flight, settings)
       case "Started":
-        return yield* Deferred.await(decision.flight.done)
+        return yield* awaitFlight(decision.flight, settings)
     }
   })
 
