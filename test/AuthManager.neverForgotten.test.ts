@@ -2,7 +2,7 @@
 // while Codex's lock is held by a stuck program, not when the token endpoint answers after the
 // callers' timeout. Real files and a real endpoint on 127.0.0.1; time is the TestClock.
 import { FileSystem } from "@effect/platform"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Context,
@@ -26,6 +26,7 @@ import {
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import * as Configuration from "../src/config/Configuration.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
+import { layerNodeHttpClient } from "../src/node/layerNode.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { AuthStore } from "../src/stores/AuthStore.js"
 import * as Flock from "../src/stores/internal/flock.js"
@@ -334,7 +335,7 @@ describe("a refresh that may have rotated the token is never forgotten", () => {
         AuthManager.layer.pipe(
           Layer.provideMerge(Layer.merge(
             AuthStore.layerMemory(chatgptJson()),
-            TokenRefresher.layerHttp.pipe(Layer.provide(NodeHttpClient.layer))
+            TokenRefresher.layerHttp.pipe(Layer.provide(layerNodeHttpClient))
           )),
           Layer.provide(
             Configuration.Configuration.layer({

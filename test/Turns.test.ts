@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, FiberId, Option, Scope, TestClock } from "effect"
+import { type RefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import * as Turns from "../src/manager/internal/turns.js"
 import type * as RefreshState from "../src/manager/RefreshState.js"
 
@@ -19,7 +20,7 @@ describe("Turns", () => {
   it.scoped("at most `limit` run at once; a batch starts in a random order, and before the batch after it", () =>
     Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const turns = yield* Turns.make(2, scope)
+      const turns = yield* Turns.make(2, scope, Duration.seconds(30))
       const log = { started: Array<string>(), cancelled: Array<string>() }
       const first = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => `a${i}`), (name) => entryOf(name, log))
       for (const { entry } of first) yield* turns.enqueue(entry)
@@ -52,7 +53,7 @@ describe("Turns", () => {
   it.scoped("an entry abandoned while it waits never starts and takes no turn; closing cancels the rest", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const turns = yield* Turns.make(1, scope)
+      const turns = yield* Turns.make(1, scope, Duration.seconds(30))
       const log = { started: Array<string>(), cancelled: Array<string>() }
       const [a, b, c, d] = yield* Effect.forEach(["a", "b", "c", "d"], (name) => entryOf(name, log))
       for (const made of [a!, b!, c!, d!]) yield* turns.enqueue(made.entry)
@@ -79,5 +80,48 @@ describe("Turns", () => {
       yield* turns.enqueue(f!.entry)
       expect(log.cancelled).toEqual(["e", "f"])
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("a caller of a flight in line waits until the flight's answer or its own deadline, whichever comes first", () =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const turns = yield* Turns.make(1, scope, Duration.seconds(30))
+      const flightOf = Effect.map(Deferred.make<void, RefreshError>(), (done): RefreshState.Flight => ({
+        hash: "h",
+        base: "b",
+        done,
+        ended: Deferred.unsafeMake(FiberId.none),
+        claim: { phase: "queued", fiber: undefined }
+      }))
+      const late = yield* flightOf
+      const answered = yield* flightOf
+      // Two callers of one flight, 10 s apart; a caller of another flight, answered in time.
+      const early = yield* Effect.fork(Effect.either(turns.await(late)))
+      yield* TestClock.adjust(Duration.seconds(10))
+      const joined = yield* Effect.fork(Effect.either(turns.await(late)))
+      const intime = yield* Effect.fork(Effect.either(turns.await(answered)))
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* Turns.settle(answered, Exit.void)
+      expect((yield* Fiber.join(intime))._tag).toBe("Right")
+      // The first caller's deadline (30 s from its call): it alone is told to stop waiting.
+      yield* TestClock.adjust(Duration.seconds(15))
+      const first = yield* Fiber.join(early)
+      expect(first._tag === "Left" && first.left).toBeInstanceOf(TransientRefreshError)
+      expect(first._tag === "Left" && first.left.message).toMatch(/waited over 30s for its turn/)
+      expect(Option.isNone(yield* Fiber.poll(joined))).toBe(true)
+      // The flight ends before the second caller's deadline: it gets the flight's answer, once.
+      yield* TestClock.adjust(Duration.seconds(5))
+      yield* Turns.settle(late, Exit.fail(new TransientRefreshError({ kind: "status", detail: "the flight's own" })))
+      const second = yield* Fiber.join(joined)
+      expect(second._tag === "Left" && second.left.message).toMatch(/the flight's own/)
+      yield* TestClock.adjust(Duration.seconds(60))
+      // A flight that has started is waited for as any: no deadline of the line.
+      const started = yield* flightOf
+      started.claim.phase = "running"
+      const waiting = yield* Effect.fork(turns.await(started))
+      yield* TestClock.adjust(Duration.minutes(5))
+      expect(Option.isNone(yield* Fiber.poll(waiting))).toBe(true)
+      yield* Turns.settle(started, Exit.void)
+      yield* Fiber.join(waiting)
     }))
 })

@@ -35,7 +35,20 @@ export interface Flight {
   readonly claim: {
     phase: "queued" | "waiting" | "running" | "abandoned"
     fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+    /**
+     * The callers that joined it while it waited for its turn, each with a deadline of its own
+     * (see `internal/turns.ts`): told its answer with `done`.
+     */
+    waiters?: Array<Waiter> | undefined
   }
+}
+
+/** A caller of a flight in line: answered by the flight, or by its deadline, whichever comes first. */
+export interface Waiter {
+  readonly answer: Deferred.Deferred<void, RefreshError>
+  /** Epoch milliseconds. */
+  readonly deadline: number
+  answered: boolean
 }
 
 /**

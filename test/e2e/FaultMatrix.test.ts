@@ -5,19 +5,19 @@
  * tests of TokenRefresher cover what is not a failure row); the table in
  * docs/benchmarks.md is this file's table.
  *
- * It runs on the stack the library ships (`layerNode`: NodeHttpClient over
- * node:http, the file store), against raw node:http servers on 127.0.0.1. The
+ * It runs on the stack the library ships (`layerNode`: its HTTP client, the
+ * platform's over undici, and the file store), against raw node:http servers on 127.0.0.1. The
  * backoff's jitter comes from a seeded Random, and the clock only moves once the
  * previous poll has finished (or, for the row that never answers, once its request
  * has arrived), so every run makes the same requests.
  */
 import { FileSystem } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Layer, Option, Random, TestClock } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import { layerNodeHttpClient } from "../../src/node/layerNode.js"
 import { AuthManager } from "../../src/manager/AuthManager.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { AuthStore } from "../../src/stores/AuthStore.js"
@@ -284,7 +284,7 @@ describe.concurrent("fault matrix of the token endpoint: classification, request
             Layer.effect(AuthStore, AuthStore.makeFile({ codexHome: home })),
             Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: server.url, timeout: refreshTimeout }))
           )),
-          Layer.provide(Layer.merge(NodeContext.layer, NodeHttpClient.layer))
+          Layer.provide(Layer.merge(NodeContext.layer, layerNodeHttpClient))
         )
         yield* Effect.gen(function*() {
           const auth = yield* AuthManager

@@ -85,7 +85,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const cells = new Map<string, Cell>()
   const opening = new Map<string, Deferred.Deferred<Cell>>()
   const missedWhileOpening = new Set<string>()
-  const turns = yield* Turns.make(dependencies.refreshesAtOnce, scope)
+  const turns = yield* Turns.make(dependencies.refreshesAtOnce, scope, settings.refreshTimeout)
 
   // ---- opening a key: its credential and what other processes learned of it ----------------
   // A key that cannot be read is logged out here (and said), as a manager starts: the next change
@@ -187,7 +187,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       case "Join":
         return Effect.zipRight(
           Metric.increment(joinedCallers),
-          Effect.ignore(Flight.awaitFlight(decision.flight, settings))
+          Effect.ignore(turns.await(decision.flight))
         )
       case "Start":
         // A key handed to its full manager meanwhile starts no flight of its own here.

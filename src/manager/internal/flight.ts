@@ -3,7 +3,21 @@
  * refresh lock, read storage, plan, request and compare-and-set; a late answer is still awaited
  * and committed. Callers join the flight in progress.
  */
-import { Clock, Deferred, Duration, Effect, Either, Fiber, Metric, Option, Random, Redacted, Ref, Scope } from "effect"
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Metric,
+  Option,
+  Random,
+  Redacted,
+  Ref,
+  Scope
+} from "effect"
 import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
@@ -13,7 +27,7 @@ import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, joinedCallers, poisonHits } from "./metrics.js"
 import type { Persistence } from "./persistence.js"
-import type { Turns } from "./turns.js"
+import * as Turns from "./turns.js"
 
 /** What the flight needs of the manager. */
 export interface Dependencies {
@@ -29,7 +43,7 @@ export interface Dependencies {
   readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
   readonly persistence: Persistence
   /** A keyed manager's flights take turns (see `turns.ts`); a manager's flight starts at once. */
-  readonly turns?: Turns | undefined
+  readonly turns?: Turns.Turns | undefined
   /**
    * Tags the flight's logs and spans (a keyed manager's key): a flight that waited for its turn is
    * started from another fiber (one of another key), whose tags it must not carry.
@@ -125,7 +139,7 @@ const answerOf = ({ refresher, settings, stateRef }: Dependencies) =>
       stateRef,
       RefreshState.coolDown(hash, error, yield* Clock.currentTimeMillis, yield* Random.next, settings)
     )
-    yield* Deferred.fail(flight.done, error)
+    yield* Turns.settle(flight, Exit.fail(error))
     yield* Effect.logWarning(
       "The token endpoint has not answered in time: callers get an error, and the request stays open for its answer"
     ).pipe(
@@ -285,8 +299,8 @@ const startFlightOf = (dependencies: Dependencies) => {
           // storage gave are the callers' answer.
           Effect.flatMap((exit) =>
             claim.phase === "abandoned"
-              ? Effect.zipRight(countAttempt("adopted"), Deferred.succeed(done, undefined))
-              : Deferred.done(done, exit)
+              ? Effect.zipRight(countAttempt("adopted"), Turns.settle(decision.flight, Exit.void))
+              : Turns.settle(decision.flight, exit)
           ),
           Effect.ensuring(finish)
         )
@@ -299,7 +313,7 @@ const startFlightOf = (dependencies: Dependencies) => {
           waitingForTurn.set(
             claim,
             Effect.uninterruptible(Effect.zipRight(
-              Effect.zipRight(countAttempt("adopted"), Deferred.succeed(done, undefined)),
+              Effect.zipRight(countAttempt("adopted"), Turns.settle(decision.flight, Exit.void)),
               finish
             ))
           )
@@ -311,7 +325,10 @@ const startFlightOf = (dependencies: Dependencies) => {
             }),
             cancel: Effect.suspend(() => {
               waitingForTurn.delete(claim)
-              return Effect.uninterruptible(Effect.zipRight(Deferred.interrupt(done), finish))
+              return Effect.uninterruptible(Effect.zipRight(
+                Effect.flatMap(Effect.fiberId, (id) => Turns.settle(decision.flight, Exit.interrupt(id))),
+                finish
+              ))
             })
           })
           return decision
@@ -349,29 +366,13 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
     return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
   }))
 
-/**
- * The wait of a flight's caller. A keyed manager's flight still waiting for its turn (`queued`) may
- * wait behind thousands of keys asked for at once: its caller waits no longer than the refresh
- * timeout from its call, then gets a passing error (a poll answers with the credentials it holds)
- * while the flight stays in line; a later call joins it or finds its result. A flight that has
- * started is waited for as a manager's: until its answer, or the refresh timeout after its request.
- */
-export const awaitFlight = (flight: RefreshState.Flight, settings: Settings): Effect.Effect<void, RefreshError> =>
-  flight.claim.phase !== "queued" ? Deferred.await(flight.done) : Effect.timeoutFail(Deferred.await(flight.done), {
-    duration: settings.refreshTimeout,
-    onTimeout: () =>
-      new TransientRefreshError({
-        kind: "timeout",
-        detail: `the refresh waited over ${
-          Duration.format(settings.refreshTimeout)
-        } for its turn among the credentials refreshing at once; it stays in line, and a later call gets its result`
-      })
-  })
-
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
-  const { settings, stateRef } = dependencies
+  const { settings, stateRef, turns } = dependencies
   const startFlight = startFlightOf(dependencies)
+  // A keyed manager's callers of a flight in line wait no longer than the refresh timeout.
+  const awaitFlight = (flight: RefreshState.Flight) =>
+    turns === undefined ? Deferred.await(flight.done) : turns.await(flight)
 
   const decideNow = (state: RefreshState.State, now: number) => RefreshState.decide(state, now, settings)
 
@@ -390,9 +391,9 @@ export const make = (dependencies: Dependencies) => {
         return yield* Effect.fail(decision.error)
       case "Join":
         yield* Metric.increment(joinedCallers)
-        return yield* awaitFlight(decision.flight, settings)
+        return yield* awaitFlight(decision.flight)
       case "Started":
-        return yield* awaitFlight(decision.flight, settings)
+        return yield* awaitFlight(decision.flight)
     }
   })
 

@@ -9,8 +9,15 @@
  * keys, and by the time it reaches the others' keys it has mostly adopted their answers, instead
  * of every replica queueing for the same lock of the same key in the same order. Order is kept
  * between batches: a key waits for the batch it arrived in and the batch before it, no longer.
+ *
+ * A caller of a flight in line waits no longer than `deadline` from its call: then it gets a
+ * passing error (a poll answers with the credentials it holds) while the flight stays in line. The
+ * deadlines are kept by one fiber for all the callers, not a timer and two fibers each: every
+ * caller's is its call's instant plus the same duration, so the callers are in deadline order as
+ * they arrive, and that fiber sleeps until the first one's.
  */
-import { Effect, Fiber, Random, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, FiberId, Random, Scope } from "effect"
+import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import type * as RefreshState from "../RefreshState.js"
 
 /** A flight waiting for its turn. */
@@ -30,14 +37,77 @@ export interface Turns {
   readonly close: Effect.Effect<void>
   /** How many flights run and wait now. */
   readonly size: Effect.Effect<{ readonly running: number; readonly waiting: number }>
+  /**
+   * The wait of a flight's caller: until its answer; for a flight still in line, no longer than the
+   * deadline from now (a passing error then, the flight staying in line).
+   */
+  readonly await: (flight: RefreshState.Flight) => Effect.Effect<void, RefreshError>
 }
 
 /**
- * Turns for at most `limit` flights at once, run in `scope`. When the scope closes (or `close`),
- * the flights still waiting are cancelled (their callers are interrupted), and none starts any more.
+ * Gives a flight's answer to its callers: those waiting on `done`, and those that joined it in
+ * line (see `Turns.await`). Every end of a keyed manager's flight goes through here.
  */
-export const make = (limit: number, scope: Scope.Scope): Effect.Effect<Turns> =>
+export const settle = (flight: RefreshState.Flight, exit: Exit.Exit<void, RefreshError>): Effect.Effect<void> =>
+  Effect.zipRight(
+    Deferred.done(flight.done, exit),
+    Effect.sync(() => {
+      const waiters = flight.claim.waiters
+      if (waiters === undefined) return
+      flight.claim.waiters = undefined
+      for (const waiter of waiters) answer(waiter, exit)
+    })
+  )
+
+const answer = (waiter: RefreshState.Waiter, exit: Exit.Exit<void, RefreshError>) => {
+  if (waiter.answered) return
+  waiter.answered = true
+  Deferred.unsafeDone(waiter.answer, exit)
+}
+
+/**
+ * Turns for at most `limit` flights at once, run in `scope`, whose callers wait in line no longer
+ * than `deadline`. When the scope closes (or `close`), the flights still waiting are cancelled
+ * (their callers are interrupted), and none starts any more.
+ */
+export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Duration): Effect.Effect<Turns> =>
   Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const deadlineMs = Duration.toMillis(deadline)
+    const late = Exit.fail(
+      new TransientRefreshError({
+        kind: "timeout",
+        detail: `the refresh waited over ${
+          Duration.format(deadline)
+        } for its turn among the credentials refreshing at once; it stays in line, and a later call gets its result`
+      })
+    )
+    // The callers in line, in the order of their deadlines (from `first` on), and how the one fiber
+    // that keeps them is woken when it sleeps for want of any.
+    let line: Array<RefreshState.Waiter> = []
+    let first = 0
+    let idle: Deferred.Deferred<void> | undefined
+    const keepDeadlines: Effect.Effect<never> = Effect.suspend(() => {
+      while (first < line.length && line[first]!.answered) first++
+      // Those answered are dropped from the front, now and then rather than one by one.
+      if (first > 1024 && first * 2 > line.length) {
+        line = line.slice(first)
+        first = 0
+      }
+      if (first === line.length) {
+        line = []
+        first = 0
+        const wake = idle = Deferred.unsafeMake<void>(FiberId.none)
+        return Deferred.await(wake)
+      }
+      const now = clock.unsafeCurrentTimeMillis()
+      const next = line[first]!
+      if (next.deadline > now) return Effect.sleep(Duration.millis(next.deadline - now))
+      while (first < line.length && line[first]!.deadline <= now) answer(line[first++]!, late)
+      return Effect.void
+    }).pipe(Effect.forever)
+    yield* Effect.forkIn(keepDeadlines, scope)
+
     let running = 0
     let closed = false
     // The batch being started (in random order) and the one gathering meanwhile.
@@ -108,6 +178,23 @@ export const make = (limit: number, scope: Scope.Scope): Effect.Effect<Turns> =>
       size: Effect.sync(() => ({
         running,
         waiting: [...current, ...next].filter((entry) => entry.claim.phase === "queued").length
-      }))
+      })),
+      await: (flight) =>
+        Effect.suspend(() => {
+          // Started already (or over): waited for as a manager's flight is.
+          if (flight.claim.phase !== "queued") return Deferred.await(flight.done)
+          const waiter: RefreshState.Waiter = {
+            answer: Deferred.unsafeMake(FiberId.none),
+            deadline: clock.unsafeCurrentTimeMillis() + deadlineMs,
+            answered: false
+          }
+          ;(flight.claim.waiters ??= []).push(waiter)
+          line.push(waiter)
+          if (idle !== undefined) {
+            Deferred.unsafeDone(idle, Exit.void)
+            idle = undefined
+          }
+          return Deferred.await(waiter.answer)
+        })
     }
   })
