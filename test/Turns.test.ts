@@ -124,4 +124,39 @@ describe("Turns", () => {
       yield* Turns.settle(started, Exit.void)
       yield* Fiber.join(waiting)
     }))
+
+  it.scoped("a flight refused by closed turns is over at once: its caller is not left in line", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const turns = yield* Turns.make(1, scope, Duration.seconds(30))
+      yield* turns.close
+      const flight: RefreshState.Flight = {
+        hash: "h",
+        base: "b",
+        done: yield* Deferred.make<void, RefreshError>(),
+        ended: yield* Deferred.make<void>(),
+        claim: { phase: "queued", fiber: undefined }
+      }
+      yield* turns.enqueue({
+        claim: flight.claim,
+        run: Effect.void,
+        cancel: Turns.settle(flight, Exit.interrupt(FiberId.none))
+      })
+      expect(flight.claim.phase).toBe("abandoned")
+      const exit = yield* Effect.exit(turns.await(flight))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      // A caller in line when the turns stop is interrupted with them, not left to its deadline.
+      const other: RefreshState.Flight = {
+        ...flight,
+        done: yield* Deferred.make<void, RefreshError>(),
+        claim: { phase: "queued", fiber: undefined }
+      }
+      const scope2 = yield* Scope.make()
+      const turns2 = yield* Turns.make(1, scope2, Duration.seconds(30))
+      const waiting = yield* Effect.fork(turns2.await(other))
+      yield* Effect.yieldNow()
+      yield* Scope.close(scope2, Exit.void)
+      expect(Exit.isInterrupted(yield* Fiber.await(waiting))).toBe(true)
+      yield* Scope.close(scope, Exit.void)
+    }))
 })

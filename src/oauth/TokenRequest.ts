@@ -89,10 +89,13 @@ export interface SendOptions {
 
 export const defaultSendOptions: SendOptions = { timeout: Duration.seconds(30), maxBodyBytes: 1024 * 1024 }
 
-// A body whose length is declared, neither chunked nor compressed, is read whole: no more than the
-// declared length arrives (and Node's client is also told the limit). Otherwise (a compressed body
-// may be decompressed by the client, `fetch` does) it is read piece by piece, and reading stops
-// (and so the connection closes) once the body passes the limit.
+// A body whose length is declared within the limit, neither chunked nor compressed, is read whole:
+// no more than the declared length arrives (a client that reads a message itself is also told the
+// limit). Otherwise (a compressed body may be decompressed by the client, `fetch` does; one declared
+// over the limit) it is read piece by piece, and reading stops (and so the connection closes) once
+// the body passes the limit: a body left unread would keep its connection. (Read whole, a body that
+// stalls midway is left to its connection when the send's timeout ends the wait: undici's whole
+// read cannot be cut, and reading every body piece by piece costs twice the CPU of a token request.)
 export const readBody = (response: HttpClientResponse.HttpClientResponse, maxBytes: number) => {
   const declared = response.headers["content-length"]
   const encoding = response.headers["content-encoding"]
@@ -101,7 +104,7 @@ export const readBody = (response: HttpClientResponse.HttpClientResponse, maxByt
     ? undefined
     : Number(declared)
   if (length === undefined || !Number.isSafeInteger(length) || length < 0) return readPieces(response, maxBytes)
-  if (length > maxBytes) return Effect.fail(tooLarge(response.status, maxBytes))
+  if (length > maxBytes) return readPieces(response, maxBytes)
   return Effect.mapError(
     HttpIncomingMessage.withMaxBodySize(response.text, Option.some(maxBytes)),
     () => brokenWhileReading(response.status)

@@ -5,9 +5,10 @@
 export { make as makeServer } from "@effect/platform-node/NodeHttpServer"
 
 /**
- * The platform's HTTP client over undici (`NodeHttpClient.layerUndici`), on an agent of its own
- * that keeps connections open between requests (and closes one before the server's `Keep-Alive`
- * says it would), destroyed with the layer's scope.
+ * The platform's HTTP client over undici (`NodeHttpClient.layerUndici`), on an agent of its own,
+ * destroyed with the layer's scope, that keeps connections open between requests: an idle one is
+ * closed after 4 s, or 2 s before the `Keep-Alive: timeout` a server announces. (undici refuses a
+ * request that sets `Connection`, `Keep-Alive`, `Transfer-Encoding`, `Upgrade` or `Expect` itself.)
  *
  * Not the platform's `node:http` client: it creates the request, then listens for its answer and
  * its errors from fibers it forks. On a busy server those fibers can start seconds later, and an

@@ -258,6 +258,14 @@ const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], Effect.Effect<v
 const startFlightOf = (dependencies: Dependencies) => {
   const { scope, stateRef, turns } = dependencies
   const attempt = attemptOf(dependencies)
+  const finishOf = (flight: RefreshState.Flight) =>
+    Effect.zipRight(update(stateRef, RefreshState.endFlight(flight)), Deferred.succeed(flight.ended, undefined))
+  // A flight abandoned before its turn: over at once, with nothing done.
+  const endInLine = (flight: RefreshState.Flight) =>
+    Effect.uninterruptible(Effect.zipRight(
+      Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void)),
+      finishOf(flight)
+    ))
   return (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
     Effect.uninterruptible(Effect.gen(function*() {
       const done = yield* Deferred.make<void, RefreshError>()
@@ -273,6 +281,9 @@ const startFlightOf = (dependencies: Dependencies) => {
           ended,
           claim: { phase: turns === undefined ? "waiting" : "queued", fiber: undefined }
         }
+        // Known from the instant the flight is: a change adopted at any step after this one
+        // (`abandonIfAdopted`) ends it.
+        if (turns !== undefined) waitingForTurn.set(flight.claim, endInLine(flight))
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
           inflight: flight
@@ -280,10 +291,7 @@ const startFlightOf = (dependencies: Dependencies) => {
       })
       if (decision._tag === "Started") {
         const { claim } = decision.flight
-        const finish = Effect.zipRight(
-          update(stateRef, RefreshState.endFlight(decision.flight)),
-          Deferred.succeed(ended, undefined)
-        )
+        const finish = finishOf(decision.flight)
         // Forked from an uninterruptible region, the flight would inherit it, and its own
         // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
         const run = Effect.suspend(() =>
@@ -309,14 +317,6 @@ const startFlightOf = (dependencies: Dependencies) => {
           const parent = yield* Effect.option(Effect.currentParentSpan)
           const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
           const started = Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
-          // Abandoned before its turn: over at once, with nothing done.
-          waitingForTurn.set(
-            claim,
-            Effect.uninterruptible(Effect.zipRight(
-              Effect.zipRight(countAttempt("adopted"), Turns.settle(decision.flight, Exit.void)),
-              finish
-            ))
-          )
           yield* turns.enqueue({
             claim,
             run: Effect.suspend(() => {

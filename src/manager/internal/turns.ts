@@ -74,6 +74,8 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const deadlineMs = Duration.toMillis(deadline)
+    // Monotonic (a step of the system's clock moves no deadline), in milliseconds.
+    const now = () => Number(clock.unsafeCurrentTimeNanos() / 1_000_000n)
     const late = Exit.fail(
       new TransientRefreshError({
         kind: "timeout",
@@ -100,12 +102,24 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
         const wake = idle = Deferred.unsafeMake<void>(FiberId.none)
         return Deferred.await(wake)
       }
-      const now = clock.unsafeCurrentTimeMillis()
+      const at = now()
       const next = line[first]!
-      if (next.deadline > now) return Effect.sleep(Duration.millis(next.deadline - now))
-      while (first < line.length && line[first]!.deadline <= now) answer(line[first++]!, late)
+      if (next.deadline > at) return Effect.sleep(Duration.millis(next.deadline - at))
+      while (first < line.length && line[first]!.deadline <= at) answer(line[first++]!, late)
       return Effect.void
-    }).pipe(Effect.forever)
+    }).pipe(
+      Effect.forever,
+      // Stopped with the turns: a caller still in line is interrupted, as its flight is (no caller is
+      // left waiting for a deadline no one keeps; none is added once the turns are closed).
+      Effect.onInterrupt((ids) =>
+        Effect.sync(() => {
+          const stopped = Exit.interrupt(FiberId.combineAll(ids))
+          for (let i = first; i < line.length; i++) answer(line[i]!, stopped)
+          line = []
+          first = 0
+        })
+      )
+    )
     yield* Effect.forkIn(keepDeadlines, scope)
 
     let running = 0
@@ -170,7 +184,12 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
       // Uninterruptible: a turn taken is always given back, by the flight's end.
       enqueue: (entry) =>
         Effect.uninterruptible(Effect.suspend(() => {
-          if (closed) return entry.cancel
+          if (closed) {
+            // Over at once, as the flights cancelled by `close` (and so never waited for in line).
+            if (entry.claim.phase !== "queued") return Effect.void
+            entry.claim.phase = "abandoned"
+            return entry.cancel
+          }
           next.push(entry)
           return startNext
         })),
@@ -181,14 +200,20 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
       })),
       await: (flight) =>
         Effect.suspend(() => {
-          // Started already (or over): waited for as a manager's flight is.
-          if (flight.claim.phase !== "queued") return Deferred.await(flight.done)
+          // Started already (or over), or the turns closed: waited for as a manager's flight is.
+          if (flight.claim.phase !== "queued" || closed) return Deferred.await(flight.done)
           const waiter: RefreshState.Waiter = {
             answer: Deferred.unsafeMake(FiberId.none),
-            deadline: clock.unsafeCurrentTimeMillis() + deadlineMs,
+            deadline: now() + deadlineMs,
             answered: false
           }
-          ;(flight.claim.waiters ??= []).push(waiter)
+          let waiters = flight.claim.waiters ??= []
+          // A flight long in line with many callers: those answered by their deadline are let go
+          // now and then (each time the list doubles), not kept until the flight ends.
+          if (waiters.length >= 32 && (waiters.length & (waiters.length - 1)) === 0) {
+            waiters = flight.claim.waiters = waiters.filter((kept) => !kept.answered)
+          }
+          waiters.push(waiter)
           line.push(waiter)
           if (idle !== undefined) {
             Deferred.unsafeDone(idle, Exit.void)

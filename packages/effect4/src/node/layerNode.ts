@@ -16,11 +16,9 @@ import * as StderrLogger from "./StderrLogger.js"
 /**
  * Node's HTTP client over undici (`NodeHttpClient.layerUndici`), built on its first request: a
  * program that never makes one (a `status`, an app server until a token needs refreshing) neither
- * loads undici nor creates its agent before its first answer. Not the platform's `node:http`
- * client: it listens for a request's answer and errors from fibers it starts after sending, so on
- * a busy server an error emitted before they run (a kept connection the server closed) can be
- * missed, and the request then waits until the refresh's own bound; undici answers with one
- * promise, and costs less CPU per request.
+ * loads undici nor creates its agent before its first answer. The same client as the Effect 3
+ * edition's (where the platform's `node:http` client lost errors emitted before its fibers ran):
+ * undici answers with one promise, and costs less CPU per request.
  */
 export const layerNodeHttpClient: Layer.Layer<HttpClient.HttpClient> = Layer.effect(
   HttpClient.HttpClient,
