@@ -121,7 +121,7 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
         Effect.provide(
           Layer.effect(TokenRefresher, TokenRefresher.makeHttp({ tokenUrl: "htps://auth.example.com/oauth/token" }))
             .pipe(
-              Layer.provide(NodeHttpClient.layer)
+              Layer.provide(layerNodeHttpClient)
             )
         )
       )

@@ -115,6 +115,14 @@ describe("Turns", () => {
       const second = yield* Fiber.join(joined)
       expect(second._tag === "Left" && second.left.message).toMatch(/the flight's own/)
       yield* TestClock.adjust(Duration.seconds(60))
+      // A caller that joined in line whose flight got its turn meanwhile: told so at its deadline.
+      const turned = yield* flightOf
+      const joinedInLine = yield* Effect.fork(Effect.either(turns.await(turned)))
+      yield* TestClock.adjust(Duration.seconds(10))
+      turned.claim.phase = "running"
+      yield* TestClock.adjust(Duration.seconds(20))
+      const told = yield* Fiber.join(joinedInLine)
+      expect(told._tag === "Left" && told.left.message).toMatch(/did not end within 30s of the call/)
       // A flight that has started is waited for as any: no deadline of the line.
       const started = yield* flightOf
       started.claim.phase = "running"

@@ -46,6 +46,8 @@ export interface Flight {
 /** A caller of a flight in line: answered by the flight, or by its deadline, whichever comes first. */
 export interface Waiter {
   readonly answer: Deferred.Deferred<void, RefreshError>
+  /** The flight it waits for (whether it has started by the deadline says what the caller is told). */
+  readonly flight: Flight
   /** Epoch milliseconds. */
   readonly deadline: number
   answered: boolean

@@ -76,12 +76,21 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
     const deadlineMs = Duration.toMillis(deadline)
     // Monotonic (a step of the system's clock moves no deadline), in milliseconds.
     const now = () => Number(clock.unsafeCurrentTimeNanos() / 1_000_000n)
-    const late = Exit.fail(
+    const inLine = Exit.fail(
       new TransientRefreshError({
         kind: "timeout",
         detail: `the refresh waited over ${
           Duration.format(deadline)
         } for its turn among the credentials refreshing at once; it stays in line, and a later call gets its result`
+      })
+    )
+    // Its turn came while the caller waited, and the refresh has not ended since.
+    const started = Exit.fail(
+      new TransientRefreshError({
+        kind: "timeout",
+        detail: `the refresh did not end within ${
+          Duration.format(deadline)
+        } of the call (it waited for its turn first); it goes on, and a later call gets its result`
       })
     )
     // The callers in line, in the order of their deadlines (from `first` on), and how the one fiber
@@ -105,7 +114,10 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
       const at = now()
       const next = line[first]!
       if (next.deadline > at) return Effect.sleep(Duration.millis(next.deadline - at))
-      while (first < line.length && line[first]!.deadline <= at) answer(line[first++]!, late)
+      while (first < line.length && line[first]!.deadline <= at) {
+        const waiter = line[first++]!
+        answer(waiter, waiter.flight.claim.phase === "queued" ? inLine : started)
+      }
       return Effect.void
     }).pipe(
       Effect.forever,
@@ -204,6 +216,7 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
           if (flight.claim.phase !== "queued" || closed) return Deferred.await(flight.done)
           const waiter: RefreshState.Waiter = {
             answer: Deferred.unsafeMake(FiberId.none),
+            flight,
             deadline: now() + deadlineMs,
             answered: false
           }
