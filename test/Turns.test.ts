@@ -162,9 +162,36 @@ describe("Turns", () => {
       const scope2 = yield* Scope.make()
       const turns2 = yield* Turns.make(1, scope2, Duration.seconds(30))
       const waiting = yield* Effect.fork(turns2.await(other))
-      yield* Effect.yieldNow()
+      // Closed only once the caller is in line.
+      for (let i = 0; i < 100 && other.claim.waiters === undefined; i++) yield* Effect.yieldNow()
+      expect(other.claim.waiters).toHaveLength(1)
       yield* Scope.close(scope2, Exit.void)
       expect(Exit.isInterrupted(yield* Fiber.await(waiting))).toBe(true)
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("a flight long in line with callers coming and giving up keeps only about those still waiting", () =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const turns = yield* Turns.make(1, scope, Duration.seconds(30))
+      const flight: RefreshState.Flight = {
+        hash: "h",
+        base: "b",
+        done: yield* Deferred.make<void, RefreshError>(),
+        ended: yield* Deferred.make<void>(),
+        claim: { phase: "queued", fiber: undefined }
+      }
+      // A caller a second, each giving up after 30 s: about 30 wait at any time.
+      const callers = []
+      for (let i = 0; i < 200; i++) {
+        callers.push(yield* Effect.fork(Effect.either(turns.await(flight))))
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect(flight.claim.waiters!.length).toBeLessThanOrEqual(2 * 31 + 1)
+      }
+      // Those whose 30 s have passed (called at 0 … 170 s, now 200 s) were told so; the rest get its answer.
+      yield* Turns.settle(flight, Exit.void)
+      const answers = yield* Effect.forEach(callers, Fiber.join)
+      expect(answers.filter((answer) => answer._tag === "Left")).toHaveLength(171)
+      expect(answers.slice(171).every((answer) => answer._tag === "Right")).toBe(true)
     }))
 })

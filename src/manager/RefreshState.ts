@@ -48,7 +48,7 @@ export interface Waiter {
   readonly answer: Deferred.Deferred<void, RefreshError>
   /** The flight it waits for (whether it has started by the deadline says what the caller is told). */
   readonly flight: Flight
-  /** Epoch milliseconds. */
+  /** Milliseconds on the monotonic clock (`Clock.unsafeCurrentTimeNanos`). */
   readonly deadline: number
   answered: boolean
 }

@@ -134,6 +134,8 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
     )
     yield* Effect.forkIn(keepDeadlines, scope)
 
+    // When a flight's list of callers is next looked through for those answered (see `await`).
+    const pruneAt = new WeakMap<RefreshState.Flight["claim"], number>()
     let running = 0
     let closed = false
     // The batch being started (in random order) and the one gathering meanwhile.
@@ -151,8 +153,12 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
         const entry = current[i]!
         current[i] = current[current.length - 1]!
         current.pop()
-        // A flight abandoned while it waited is over already.
-        if (entry.claim.phase === "queued") return entry
+        // A flight abandoned while it waited is over already. One taken leaves the line in this very
+        // step: abandoned from now on, it is stopped as one waiting for the lock is (see `start`).
+        if (entry.claim.phase === "queued") {
+          entry.claim.phase = "waiting"
+          return entry
+        }
       }
     }
 
@@ -167,7 +173,6 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
     const start = (entry: Entry): Effect.Effect<void> =>
       Effect.suspend(() => {
         running++
-        entry.claim.phase = "waiting"
         return entry.run.pipe(
           Effect.ensuring(Effect.suspend(() => {
             running--
@@ -222,9 +227,10 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
           }
           let waiters = flight.claim.waiters ??= []
           // A flight long in line with many callers: those answered by their deadline are let go
-          // now and then (each time the list doubles), not kept until the flight ends.
-          if (waiters.length >= 32 && (waiters.length & (waiters.length - 1)) === 0) {
+          // now and then (once the list has doubled since the last time), not kept until it ends.
+          if (waiters.length >= (pruneAt.get(flight.claim) ?? 32)) {
             waiters = flight.claim.waiters = waiters.filter((kept) => !kept.answered)
+            pruneAt.set(flight.claim, Math.max(32, 2 * waiters.length))
           }
           waiters.push(waiter)
           line.push(waiter)
