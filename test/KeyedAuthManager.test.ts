@@ -45,6 +45,37 @@ const poll = (key: string) =>
     (auth) => auth.getAuthStatus(key, { includeToken: true, refreshToken: true })
   )
 
+/**
+ * Alice and Bob in memory, one turn: both polled at once, the first key's refresh takes the turn
+ * and waits under its lock for `go` (each lock asked for is written to `asked`); the other waits
+ * for its turn.
+ */
+const twoKeysOneTurn = Effect.gen(function*() {
+  const backend = yield* CredentialStore.makeMemoryBackend({
+    alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
+    bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
+  })
+  const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
+  const asked = yield* Queue.unbounded<string>()
+  const go = yield* Deferred.make<void>()
+  const gated: RefreshCoordinator.RefreshCoordinatorShape = {
+    ...coordinator,
+    withRefreshLock: (key) => (effect) =>
+      Effect.zipRight(
+        Queue.offer(asked, key),
+        coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
+      )
+  }
+  const auth = yield* keyedOver(CredentialStore.make(backend), gated, { refreshesAtOnce: 1 })
+  const polls = yield* Effect.forEach(
+    ["alice", "bob"],
+    (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
+  )
+  const first = yield* Queue.take(asked)
+  const waiting = first === "alice" ? "bob" : "alice"
+  return { asked, auth, backend, first, go, polls, waiting }
+})
+
 describe("KeyedAuthManager", () => {
   it.effect("each key has its own poison: a dead token for one key leaves the other refreshing", () =>
     Effect.gen(function*() {
@@ -229,29 +260,7 @@ describe("KeyedAuthManager", () => {
 
   it.scoped("keys asked for at once take turns: one adopted while it waits for its turn takes no lock and makes no request", () =>
     Effect.gen(function*() {
-      const backend = yield* CredentialStore.makeMemoryBackend({
-        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
-        bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
-      })
-      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
-      // The first lock asked for is held until `go`: its key's refresh takes the only turn meanwhile.
-      const asked = yield* Queue.unbounded<string>()
-      const go = yield* Deferred.make<void>()
-      const gated: RefreshCoordinator.RefreshCoordinatorShape = {
-        ...coordinator,
-        withRefreshLock: (key) => (effect) =>
-          Effect.zipRight(
-            Queue.offer(asked, key),
-            coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
-          )
-      }
-      const auth = yield* keyedOver(CredentialStore.make(backend), gated, { refreshesAtOnce: 1 })
-      const polls = yield* Effect.forEach(
-        ["alice", "bob"],
-        (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
-      )
-      const first = yield* Queue.take(asked)
-      const waiting = first === "alice" ? "bob" : "alice"
+      const { asked, backend, first, go, polls, waiting } = yield* twoKeysOneTurn
       // Another replica refreshes the key that waits for its turn: adopted, its poll answers.
       const other = CredentialStore.make(backend)
       yield* other.set(
@@ -268,29 +277,7 @@ describe("KeyedAuthManager", () => {
 
   it.scoped("a poll whose refresh waits for its turn waits no longer than the refresh timeout; the refresh stays in line", () =>
     Effect.gen(function*() {
-      const backend = yield* CredentialStore.makeMemoryBackend({
-        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" }),
-        bob: chatgptJson({ accessToken: "bob-access-1", refreshToken: "bob-refresh" })
-      })
-      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
-      // The first key's refresh takes the only turn and waits for `go` under its lock.
-      const asked = yield* Queue.unbounded<string>()
-      const go = yield* Deferred.make<void>()
-      const gated: RefreshCoordinator.RefreshCoordinatorShape = {
-        ...coordinator,
-        withRefreshLock: (key) => (effect) =>
-          Effect.zipRight(
-            Queue.offer(asked, key),
-            coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.await(go), effect))
-          )
-      }
-      const auth = yield* keyedOver(CredentialStore.make(backend), gated, { refreshesAtOnce: 1 })
-      const polls = yield* Effect.forEach(
-        ["alice", "bob"],
-        (key) => Effect.fork(Effect.map(auth.getAuthStatus(key, { includeToken: true, refreshToken: true }), tokenOf))
-      )
-      const first = yield* Queue.take(asked)
-      const waiting = first === "alice" ? "bob" : "alice"
+      const { asked, auth, first, go, polls, waiting } = yield* twoKeysOneTurn
       // The default refresh timeout (30 s) passes: the waiting key's poll answers with what it holds.
       yield* TestClock.adjust("30 seconds")
       expect(yield* Fiber.join(polls[first === "alice" ? 1 : 0]!)).toBe(`${waiting}-access-1`)

@@ -16,6 +16,15 @@ const entryOf = (name: string, log: { started: Array<string>; cancelled: Array<s
     return { entry, claim, open: Deferred.succeed(gate, undefined) }
   })
 
+/** A flight still in line, as the keyed manager makes one. */
+const flightOf = Effect.map(Deferred.make<void, RefreshError>(), (done): RefreshState.Flight => ({
+  hash: "h",
+  base: "b",
+  done,
+  ended: Deferred.unsafeMake(FiberId.none),
+  claim: { phase: "queued", fiber: undefined }
+}))
+
 describe("Turns", () => {
   it.scoped("at most `limit` run at once; a batch starts in a random order, and before the batch after it", () =>
     Effect.gen(function*() {
@@ -86,13 +95,6 @@ describe("Turns", () => {
     Effect.gen(function*() {
       const scope = yield* Effect.scope
       const turns = yield* Turns.make(1, scope, Duration.seconds(30))
-      const flightOf = Effect.map(Deferred.make<void, RefreshError>(), (done): RefreshState.Flight => ({
-        hash: "h",
-        base: "b",
-        done,
-        ended: Deferred.unsafeMake(FiberId.none),
-        claim: { phase: "queued", fiber: undefined }
-      }))
       const late = yield* flightOf
       const answered = yield* flightOf
       // Two callers of one flight, 10 s apart; a caller of another flight, answered in time.
@@ -138,13 +140,7 @@ describe("Turns", () => {
       const scope = yield* Scope.make()
       const turns = yield* Turns.make(1, scope, Duration.seconds(30))
       yield* turns.close
-      const flight: RefreshState.Flight = {
-        hash: "h",
-        base: "b",
-        done: yield* Deferred.make<void, RefreshError>(),
-        ended: yield* Deferred.make<void>(),
-        claim: { phase: "queued", fiber: undefined }
-      }
+      const flight = yield* flightOf
       yield* turns.enqueue({
         claim: flight.claim,
         run: Effect.void,
@@ -154,11 +150,7 @@ describe("Turns", () => {
       const exit = yield* Effect.exit(turns.await(flight))
       expect(Exit.isInterrupted(exit)).toBe(true)
       // A caller in line when the turns stop is interrupted with them, not left to its deadline.
-      const other: RefreshState.Flight = {
-        ...flight,
-        done: yield* Deferred.make<void, RefreshError>(),
-        claim: { phase: "queued", fiber: undefined }
-      }
+      const other = yield* flightOf
       const scope2 = yield* Scope.make()
       const turns2 = yield* Turns.make(1, scope2, Duration.seconds(30))
       const waiting = yield* Effect.fork(turns2.await(other))
@@ -174,13 +166,7 @@ describe("Turns", () => {
     Effect.gen(function*() {
       const scope = yield* Effect.scope
       const turns = yield* Turns.make(1, scope, Duration.seconds(30))
-      const flight: RefreshState.Flight = {
-        hash: "h",
-        base: "b",
-        done: yield* Deferred.make<void, RefreshError>(),
-        ended: yield* Deferred.make<void>(),
-        claim: { phase: "queued", fiber: undefined }
-      }
+      const flight = yield* flightOf
       // A caller a second, each giving up after 30 s: about 30 wait at any time.
       const callers = []
       for (let i = 0; i < 200; i++) {

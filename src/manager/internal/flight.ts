@@ -3,29 +3,16 @@
  * refresh lock, read storage, plan, request and compare-and-set; a late answer is still awaited
  * and committed. Callers join the flight in progress.
  */
-import {
-  Clock,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Fiber,
-  Metric,
-  Option,
-  Random,
-  Redacted,
-  Ref,
-  Scope
-} from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, Option, Ref, Scope } from "effect"
 import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
-import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
+import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"
 import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, joinedCallers, poisonHits } from "./metrics.js"
+import { answerOf, recordsOf } from "./outcome.js"
 import type { Persistence } from "./persistence.js"
 import * as Turns from "./turns.js"
 
@@ -59,110 +46,6 @@ export type Claim =
     readonly snapshot: AuthDocument.AuthSnapshot
     readonly base: string
   }
-
-const update = (
-  stateRef: Ref.Ref<RefreshState.State>,
-  f: (state: RefreshState.State) => RefreshState.State
-) => Ref.update(stateRef, f)
-
-// How a failed request is recorded: a dead refresh token poisons the snapshot, a passing trouble backs off.
-const recordsOf = ({ settings, stateRef, store, writes }: Dependencies) => {
-  // Tells the other processes sharing the credentials what this one learned about snapshot `hash`.
-  const share = (hash: string, now: number) =>
-    Effect.flatMap(
-      Ref.get(stateRef),
-      (state) =>
-        state.snapshot.hash === hash ? store.saveShared(SharedState.fromHealth(hash, state.health, now)) : Effect.void
-    )
-
-  // `shared`: a failure of this process's storage is its own; the others are not told to wait.
-  const recordTransient = Effect.fnUntraced(function*(hash: string, error: TransientRefreshError, now: number) {
-    yield* update(stateRef, RefreshState.coolDown(hash, error, now, yield* Random.next, settings))
-    if (error.kind !== "storage") {
-      yield* share(hash, now)
-    }
-    yield* countAttempt("transient")
-    yield* Effect.logWarning("Token refresh failed for now; backing off").pipe(
-      Effect.annotateLogs({ kind: error.kind, detail: error.detail, status: error.status ?? null })
-    )
-    return yield* Effect.fail(error)
-  })
-
-  const recordPermanent = Effect.fnUntraced(function*(hash: string, error: PermanentRefreshError, now: number) {
-    yield* update(stateRef, RefreshState.withHealth(hash, { _tag: "Poisoned", error }))
-    yield* share(hash, now)
-    yield* countAttempt("permanent")
-    yield* Effect.logWarning("Refresh token is dead; this snapshot makes no more requests until sign-in").pipe(
-      Effect.annotateLogs({ reason: error.reason, status: error.status ?? null })
-    )
-    return yield* Effect.fail(error)
-  })
-
-  // The outcome of the request: a refresh token the provider declared dead is recorded only if
-  // storage still holds what was refreshed; a transient failure backs off.
-  const recordFailure = (current: AuthDocument.AuthSnapshot, base: string, error: RefreshError, now: number) => {
-    if (error._tag === "TransientRefreshError") return recordTransient(current.hash, error, now)
-    if (error._tag !== "PermanentRefreshError") return Effect.fail(error)
-    return writes.withPermits(1)(Effect.gen(function*() {
-      const latest = yield* Effect.option(store.load)
-      if (!RefreshState.deathApplies(Option.getOrUndefined(latest), base)) {
-        yield* countAttempt("adopted")
-        return yield* update(stateRef, RefreshState.adopt(Option.getOrThrow(latest)))
-      }
-      return yield* recordPermanent(current.hash, error, now)
-    }))
-  }
-  return { recordTransient, recordFailure }
-}
-
-// The token request runs on its own fiber: callers stop waiting after `refreshTimeout`, the request
-// does not. Its answer, however late (up to `answerLimit`), may carry a rotated refresh token: it
-// is still committed. Until then the flight stays open, holding the refresh lock and joined by
-// later callers, so the same refresh token is not sent again meanwhile, here or elsewhere.
-const answerOf = ({ refresher, settings, stateRef }: Dependencies) =>
-  Effect.fnUntraced(function*(
-    refreshToken: Redacted.Redacted<string>,
-    flight: RefreshState.Flight,
-    hash: string
-  ) {
-    // One timer at a time: the request is bounded by `answerLimit` only once it is late.
-    const request = yield* Effect.fork(Effect.either(refresher.refresh(refreshToken)))
-    const inTime = yield* Effect.timeoutOption(Fiber.join(request), settings.refreshTimeout)
-    if (Option.isSome(inTime)) return inTime.value
-    const error = new TransientRefreshError({
-      kind: "timeout",
-      detail: `the token endpoint did not answer within ${
-        Duration.format(settings.refreshTimeout)
-      }; its answer is still awaited`
-    })
-    yield* update(
-      stateRef,
-      RefreshState.coolDown(hash, error, yield* Clock.currentTimeMillis, yield* Random.next, settings)
-    )
-    yield* Turns.settle(flight, Exit.fail(error))
-    yield* Effect.logWarning(
-      "The token endpoint has not answered in time: callers get an error, and the request stays open for its answer"
-    ).pipe(
-      Effect.annotateLogs({
-        waited: Duration.format(settings.refreshTimeout),
-        limit: Duration.format(settings.answerLimit)
-      })
-    )
-    const late = yield* Effect.timeoutOption(
-      Fiber.join(request),
-      Duration.subtract(settings.answerLimit, settings.refreshTimeout)
-    )
-    if (Option.isSome(late)) return late.value
-    yield* Fiber.interrupt(request)
-    return Either.left(
-      new TransientRefreshError({
-        kind: "timeout",
-        detail: `the token endpoint did not answer within ${
-          Duration.format(settings.answerLimit)
-        }: the request was abandoned`
-      })
-    )
-  })
 
 // The refresh proper, run detached from the callers that asked, under the store's
 // refresh lock (among all the processes sharing the credentials, one at a time): read what
@@ -211,9 +94,9 @@ const attemptOf = (dependencies: Dependencies) => {
         case "Adopt":
           yield* Effect.logDebug("Storage holds newer credentials: adopted with no request")
           yield* countAttempt("adopted")
-          return yield* update(stateRef, RefreshState.adopt(next.snapshot))
+          return yield* Ref.update(stateRef, RefreshState.adopt(next.snapshot))
         case "Known":
-          yield* update(stateRef, RefreshState.withHealth(current.hash, next.health))
+          yield* Ref.update(stateRef, RefreshState.withHealth(current.hash, next.health))
           yield* Effect.logDebug("Another process already knows this snapshot's state: no request").pipe(
             Effect.annotateLogs({ state: next.health._tag })
           )
@@ -223,7 +106,7 @@ const attemptOf = (dependencies: Dependencies) => {
           return
         case "Request": {
           if (next.health !== undefined) {
-            yield* update(stateRef, RefreshState.withHealth(current.hash, next.health))
+            yield* Ref.update(stateRef, RefreshState.withHealth(current.hash, next.health))
           }
           // Another run (stopped, or alive beside this one) may have kept a refresh of this very
           // token that it could not save: its tokens are taken, and the replaced token is not sent.
@@ -231,7 +114,7 @@ const attemptOf = (dependencies: Dependencies) => {
           if (Option.isSome(kept)) {
             yield* Effect.logInfo("Adopted refreshed tokens another run kept but could not save; saving them")
             yield* countAttempt("adopted")
-            yield* update(stateRef, RefreshState.adoptKept(stored, kept.value))
+            yield* Ref.update(stateRef, RefreshState.adoptKept(stored, kept.value))
             yield* persistence.setAside(kept)
             return yield* persistence.keepSaving(Duration.zero)
           }
@@ -259,7 +142,7 @@ const startFlightOf = (dependencies: Dependencies) => {
   const { scope, stateRef, turns } = dependencies
   const attempt = attemptOf(dependencies)
   const finishOf = (flight: RefreshState.Flight) =>
-    Effect.zipRight(update(stateRef, RefreshState.endFlight(flight)), Deferred.succeed(flight.ended, undefined))
+    Effect.zipRight(Ref.update(stateRef, RefreshState.endFlight(flight)), Deferred.succeed(flight.ended, undefined))
   // A flight abandoned before its turn: over at once, with nothing done.
   const endInLine = (flight: RefreshState.Flight) =>
     Effect.uninterruptible(Effect.zipRight(
