@@ -4,26 +4,17 @@
  * and committed. Callers join the flight in progress.
  */
 import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, Option, Ref, Scope } from "effect"
-import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
-import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
-import type { AuthStoreShape } from "../../stores/AuthStore.js"
 import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, joinedCallers, poisonHits } from "./metrics.js"
-import { answerOf, recordsOf } from "./outcome.js"
+import * as Outcome from "./outcome.js"
 import type { Persistence } from "./persistence.js"
 import * as Turns from "./turns.js"
 
 /** What the flight needs of the manager. */
-export interface Dependencies {
-  readonly store: AuthStoreShape
-  readonly refresher: TokenRefresherShape
-  readonly settings: Settings
-  /** The state (a `SubscriptionRef` for a manager; a plain `Ref` for a keyed manager's light credential). */
-  readonly stateRef: Ref.Ref<RefreshState.State>
-  readonly writes: Effect.Semaphore
+export interface Dependencies extends Outcome.Dependencies {
   /** Where flights run, closed only after the flight in progress is waited for. */
   readonly scope: Scope.Scope
   /** The flight whose token request has been sent: its answer may rotate the refresh token. */
@@ -54,8 +45,8 @@ export type Claim =
 // was made (they differ while unsaved).
 const attemptOf = (dependencies: Dependencies) => {
   const { persistence, requested, settings, stateRef, store } = dependencies
-  const { recordFailure, recordTransient } = recordsOf(dependencies)
-  const answer = answerOf(dependencies)
+  const { recordFailure, recordTransient } = Outcome.recordsOf(dependencies)
+  const answer = Outcome.answerOf(dependencies)
   return (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
     store.withRefreshLock(Effect.suspend(() => {
       // Abandoned while it waited for the lock: the newer credentials were adopted, nothing to do.

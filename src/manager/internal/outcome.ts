@@ -5,13 +5,25 @@
  * and shared with the other processes on the same credentials.
  */
 import { Clock, Duration, Effect, Either, Exit, Fiber, Option, Random, type Redacted, Ref } from "effect"
+import type { Settings } from "../../config/Settings.js"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
+import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
+import type { AuthStoreShape } from "../../stores/AuthStore.js"
 import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
-import type { Dependencies } from "./flight.js"
 import { countAttempt } from "./metrics.js"
 import * as Turns from "./turns.js"
+
+/** What a flight's request and its recording need of the manager (part of the flight's own). */
+export interface Dependencies {
+  readonly store: AuthStoreShape
+  readonly refresher: TokenRefresherShape
+  readonly settings: Settings
+  /** The state (a `SubscriptionRef` for a manager; a plain `Ref` for a keyed manager's light credential). */
+  readonly stateRef: Ref.Ref<RefreshState.State>
+  readonly writes: Effect.Semaphore
+}
 
 // How a failed request is recorded: a dead refresh token poisons the snapshot, a passing trouble backs off.
 export const recordsOf = ({ settings, stateRef, store, writes }: Dependencies) => {
