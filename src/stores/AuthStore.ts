@@ -154,8 +154,14 @@ export const bind = (
   credentials: CredentialStore.CredentialStoreShape,
   coordinator: RefreshCoordinator.RefreshCoordinatorShape
 ): AuthStoreShape => ({
-  location: credentials.location(key),
-  load: Effect.map(credentials.get(key), (stored) => stored.snapshot),
+  // Made when asked for: a keyed manager binds a key for each refresh, which uses few of them (a
+  // key's change feed, above all, is a stream of its own), and thousands of keys may wait at once.
+  get location() {
+    return credentials.location(key)
+  },
+  get load() {
+    return Effect.map(credentials.get(key), (stored) => stored.snapshot)
+  },
   save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => stored.snapshot),
   // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
   compareAndSet: (expected, next) =>
@@ -169,10 +175,16 @@ export const bind = (
               ? { _tag: "Written", snapshot: result.stored.snapshot }
               : { _tag: "Conflict", current: result.current.snapshot })
     ),
-  remove: Effect.asVoid(credentials.set(key, Option.none())),
-  changed: credentials.changes(key),
+  get remove() {
+    return Effect.asVoid(credentials.set(key, Option.none()))
+  },
+  get changed() {
+    return credentials.changes(key)
+  },
   exactChanges: credentials.exactChanges,
-  withRefreshLock: coordinator.withRefreshLock(key),
-  loadShared: coordinator.getHealth(key),
+  withRefreshLock: (effect) => coordinator.withRefreshLock(key)(effect),
+  get loadShared() {
+    return coordinator.getHealth(key)
+  },
   saveShared: (state) => coordinator.setHealth(key, state)
 })

@@ -192,9 +192,9 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
       case "Start":
         // A key handed to its full manager meanwhile starts no flight of its own here.
         if (cell.handed) return Effect.void
+        // Not tagged with the key here: a caller waits, and its flight (tagged) does the work.
         return Effect.flatMap(wake(cell), (awake) => awake.flight.refreshQuietly).pipe(
-          Effect.zipRight(sleepIfDone(cell)),
-          withKey(cell.key)
+          Effect.zipRight(sleepIfDone(cell))
         )
     }
   }

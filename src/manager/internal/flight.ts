@@ -3,7 +3,7 @@
  * refresh lock, read storage, plan, request and compare-and-set; a late answer is still awaited
  * and committed. Callers join the flight in progress.
  */
-import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Metric, Option, Ref, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, identity, Metric, Option, Ref, Scope } from "effect"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import * as RefreshState from "../RefreshState.js"
@@ -126,12 +126,16 @@ const attemptOf = (dependencies: Dependencies) => {
 }
 
 /** How a flight still waiting for its turn ends when it is abandoned (see `abandonIfAdopted`). */
-const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], Effect.Effect<void>>()
+const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], () => Effect.Effect<void>>()
 
 // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
 const startFlightOf = (dependencies: Dependencies) => {
   const { scope, stateRef, turns } = dependencies
-  const attempt = attemptOf(dependencies)
+  // Made at the first flight that runs: a keyed manager's flight that waits for its turn mostly
+  // ends in line (another replica refreshed its key), and thousands may wait at once.
+  let attemptMade: ReturnType<typeof attemptOf> | undefined
+  const attempt = (...args: Parameters<ReturnType<typeof attemptOf>>) =>
+    (attemptMade ??= attemptOf(dependencies))(...args)
   const finishOf = (flight: RefreshState.Flight) =>
     Effect.zipRight(Ref.update(stateRef, RefreshState.endFlight(flight)), Deferred.succeed(flight.ended, undefined))
   // A flight abandoned before its turn: over at once, with nothing done.
@@ -140,6 +144,25 @@ const startFlightOf = (dependencies: Dependencies) => {
       Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void)),
       finishOf(flight)
     ))
+  // Forked from an uninterruptible region, the flight would inherit it, and its own timeouts
+  // could never interrupt a request that hangs: the attempt is made interruptible.
+  const runOf = ({ base, flight, snapshot }: Extract<Claim, { readonly _tag: "Started" }>) =>
+    Effect.suspend(() => flight.claim.phase === "abandoned" ? Effect.void : attempt(snapshot, base, flight)).pipe(
+      Effect.withSpan("AuthManager.refreshFlight", {
+        attributes: { snapshot: snapshot.hash.slice(0, 12) },
+        captureStackTrace: false
+      }),
+      Effect.interruptible,
+      Effect.exit,
+      // Abandoned while waiting for the lock (and so interrupted): the newer credentials storage
+      // gave are the callers' answer.
+      Effect.flatMap((exit) =>
+        flight.claim.phase === "abandoned"
+          ? Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void))
+          : Turns.settle(flight, exit)
+      ),
+      Effect.ensuring(finishOf(flight))
+    )
   return (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
     Effect.uninterruptible(Effect.gen(function*() {
       const done = yield* Deferred.make<void, RefreshError>()
@@ -157,7 +180,7 @@ const startFlightOf = (dependencies: Dependencies) => {
         }
         // Known from the instant the flight is: a change adopted at any step after this one
         // (`abandonIfAdopted`) ends it.
-        if (turns !== undefined) waitingForTurn.set(flight.claim, endInLine(flight))
+        if (turns !== undefined) waitingForTurn.set(flight.claim, () => endInLine(flight))
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
           inflight: flight
@@ -165,48 +188,29 @@ const startFlightOf = (dependencies: Dependencies) => {
       })
       if (decision._tag === "Started") {
         const { claim } = decision.flight
-        const finish = finishOf(decision.flight)
-        // Forked from an uninterruptible region, the flight would inherit it, and its own
-        // timeouts could never interrupt a request that hangs: the attempt is made interruptible.
-        const run = Effect.suspend(() =>
-          claim.phase === "abandoned" ? Effect.void : attempt(decision.snapshot, decision.base, decision.flight)
-        ).pipe(
-          Effect.withSpan("AuthManager.refreshFlight", {
-            attributes: { snapshot: decision.snapshot.hash.slice(0, 12) },
-            captureStackTrace: false
-          }),
-          Effect.interruptible,
-          Effect.exit,
-          // Abandoned while waiting for the lock (and so interrupted): the newer credentials
-          // storage gave are the callers' answer.
-          Effect.flatMap((exit) =>
-            claim.phase === "abandoned"
-              ? Effect.zipRight(countAttempt("adopted"), Turns.settle(decision.flight, Exit.void))
-              : Turns.settle(decision.flight, exit)
-          ),
-          Effect.ensuring(finish)
-        )
         if (turns !== undefined) {
           // Started later from another fiber: under this one's parent span and the flight's own tags.
+          // What it runs is made when its turn comes (most flights in line end there).
           const parent = yield* Effect.option(Effect.currentParentSpan)
-          const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
-          const started = Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
           yield* turns.enqueue({
             claim,
             run: Effect.suspend(() => {
               waitingForTurn.delete(claim)
-              return started
+              const run = runOf(decision)
+              const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
+              return Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
             }),
             cancel: Effect.suspend(() => {
               waitingForTurn.delete(claim)
               return Effect.uninterruptible(Effect.zipRight(
                 Effect.flatMap(Effect.fiberId, (id) => Turns.settle(decision.flight, Exit.interrupt(id))),
-                finish
+                finishOf(decision.flight)
               ))
             })
           })
           return decision
         }
+        const run = runOf(decision)
         claim.fiber = yield* Effect.forkIn(run, scope)
         // Abandoned before its fiber was known: stopped now.
         if (claim.phase === "abandoned") yield* Fiber.interruptFork(claim.fiber)
@@ -232,7 +236,7 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
       flight.claim.phase = "abandoned"
       const finish = waitingForTurn.get(flight.claim)
       waitingForTurn.delete(flight.claim)
-      return finish ?? Effect.void
+      return finish === undefined ? Effect.void : finish()
     }
     if (phase !== "waiting") return Effect.void
     flight.claim.phase = "abandoned"
@@ -273,11 +277,14 @@ export const make = (dependencies: Dependencies) => {
 
   // The outcome is already recorded in the state (and logged once) by the flight.
   // A bug in a refresh (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is logged, by its name only.
+  // (Tagged as the flight is: a keyed manager's caller runs untagged, the tags kept for its flight.)
+  const annotate = dependencies.annotate ?? identity
   const refreshQuietly = Effect.ignore(
     refreshUntraced().pipe(
       Effect.catchAllDefect((defect) =>
         Effect.logError("A refresh failed unexpectedly").pipe(
-          Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect })
+          Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect }),
+          annotate
         )
       )
     )

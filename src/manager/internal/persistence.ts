@@ -290,19 +290,19 @@ const resumeKeptOf = (
     }
   })
 
-/** Builds the saving of refreshed tokens over `dependencies`. */
-export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
+// Everything saving does, with its own state: made when first used (see `make`).
+const partsOf = (dependencies: Dependencies) => {
   const { stateRef, store, writes } = dependencies
   const saving: Saving = {
     ...dependencies,
     update: (f) => Ref.update(stateRef, f),
-    saveRetries: yield* Ref.make(false),
+    saveRetries: Ref.unsafeMake(false),
     // The fiber of the retries, stopped when the manager stops (interrupting one that ended does nothing).
-    saver: yield* Ref.make(Option.none<Fiber.RuntimeFiber<unknown, unknown>>()),
-    unsavedWarned: yield* Ref.make(false),
+    saver: Ref.unsafeMake(Option.none<Fiber.RuntimeFiber<unknown, unknown>>()),
+    unsavedWarned: Ref.unsafeMake(false),
     // Why the last save failed (a lock held by another program, a read-only folder): said when stopping.
-    lastSaveProblem: yield* Ref.make(""),
-    aside: yield* Ref.make(Option.none<RefreshState.Pending>())
+    lastSaveProblem: Ref.unsafeMake(""),
+    aside: Ref.unsafeMake(Option.none<RefreshState.Pending>())
   }
   const { clearAside, keepAside, removeAside } = asideOf(saving)
   const saveUnsavedHolding = saveUnsavedHoldingOf(saving)
@@ -317,37 +317,51 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   )
   const saveBeforeStopping = saveBeforeStoppingOf(saving, saveUnsaved, keepAside)
   const { keepSaving, keepUnsaved } = retriesOf(saving, saveUnsaved, keepAside)
-  const commit = commitOf(saving, saveUnsavedHolding, keepUnsaved, clearAside)
-
-  // The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds).
-  const keptFor = (stored: AuthDocument.AuthSnapshot, refreshToken: Redacted.Redacted<string>) =>
-    store.loadPending === undefined ? Effect.succeedNone : Effect.map(
-      store.loadPending,
-      Option.filter((pending) =>
-        Redacted.value(pending.replaced) === Redacted.value(refreshToken) &&
-        RefreshState.resume(stored, pending) !== undefined
-      )
-    )
-
-  const stopping = stoppingOf(saving, saveBeforeStopping)
-  const resumeKept = resumeKeptOf(saving, keepSaving, removeAside)
-
   return {
-    commit,
-    keptFor,
-    /** Stops the save retries in the background (the state is handed to another manager). */
+    commit: commitOf(saving, saveUnsavedHolding, keepUnsaved, clearAside),
+    // The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds).
+    keptFor: (stored: AuthDocument.AuthSnapshot, refreshToken: Redacted.Redacted<string>) =>
+      store.loadPending === undefined ? Effect.succeedNone : Effect.map(
+        store.loadPending,
+        Option.filter((pending) =>
+          Redacted.value(pending.replaced) === Redacted.value(refreshToken) &&
+          RefreshState.resume(stored, pending) !== undefined
+        )
+      ),
+    keepSaving,
+    removeAside,
     stopSaving: Effect.flatMap(
       Ref.get(saving.saver),
       Option.match({ onNone: () => Effect.void, onSome: Fiber.interrupt })
     ),
-    keepSaving,
-    removeAside,
-    /** Records that the pending refresh kept beside the credentials is `kept`. */
     setAside: (kept: Option.Option<RefreshState.Pending>) => Ref.set(saving.aside, kept),
-    stopping,
-    resumeKept
+    stopping: stoppingOf(saving, saveBeforeStopping),
+    resumeKept: resumeKeptOf(saving, keepSaving, removeAside)
   }
-})
+}
 
 /** The saving of refreshed tokens (see `make`). */
-export type Persistence = Effect.Effect.Success<ReturnType<typeof make>>
+export type Persistence = ReturnType<typeof partsOf>
+
+/**
+ * Builds the saving of refreshed tokens over `dependencies`. Its parts and their state are made
+ * when first used: a keyed manager makes a saving for each key that refreshes, and most of the
+ * keys waiting for their turn at once never use it (another replica's write ends their wait).
+ */
+export const make = (dependencies: Dependencies): Effect.Effect<Persistence> =>
+  Effect.sync(() => {
+    let parts: Persistence | undefined
+    const built = () => (parts ??= partsOf(dependencies))
+    return {
+      commit: (...args: Parameters<Persistence["commit"]>) => built().commit(...args),
+      keptFor: (...args: Parameters<Persistence["keptFor"]>) => built().keptFor(...args),
+      /** Stops the save retries in the background (the state is handed to another manager). */
+      stopSaving: Effect.suspend(() => parts === undefined ? Effect.void : parts.stopSaving),
+      keepSaving: (delay: Duration.Duration) => built().keepSaving(delay),
+      removeAside: (always: boolean) => built().removeAside(always),
+      /** Records that the pending refresh kept beside the credentials is `kept`. */
+      setAside: (kept: Option.Option<RefreshState.Pending>) => built().setAside(kept),
+      stopping: (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) => built().stopping(requested),
+      resumeKept: (...args: Parameters<Persistence["resumeKept"]>) => built().resumeKept(...args)
+    }
+  })
