@@ -147,7 +147,7 @@ export const makeFrom = (
     const { getAuthStatus, readAccount } = yield* Answers.make({
       settings,
       stateRef,
-      refreshQuietly: flight.refreshQuietly
+      refreshQuietly: flight.refreshQuietly()
     })
     const accounts = Accounts.make({ store, stateRef, writes, removeAside: persistence.removeAside })
 
@@ -167,7 +167,9 @@ export const makeFrom = (
 
     const ownCredentials = Effect.gen(function*() {
       const before = yield* SubscriptionRef.get(stateRef)
-      if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) yield* flight.refreshQuietly
+      if (RefreshState.isStale(before.snapshot, yield* Clock.currentTimeMillis, settings)) {
+        yield* flight.refreshQuietly()
+      }
       return yield* Unauthorized.credentialsOf(yield* SubscriptionRef.get(stateRef))
     })
     // A host's tokens come first: the host signed in through this process and manages them.

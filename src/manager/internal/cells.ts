@@ -13,6 +13,7 @@ import type { Settings } from "../../config/Settings.js"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
 import { bind } from "../../stores/AuthStore.js"
+import type { AuthStoreShape } from "../../stores/AuthStore.js"
 import type { CredentialStoreShape } from "../../stores/CredentialStore.js"
 import type { RefreshCoordinatorShape } from "../../stores/RefreshCoordinator.js"
 import type { AuthStatus, AuthStatusParams } from "../AuthState.js"
@@ -27,7 +28,66 @@ import * as Turns from "./turns.js"
 /** A key's flight and saving, made when it refreshes and dropped when it is done. */
 interface Awake {
   readonly flight: Flight.Flight
-  readonly persistence: Persistence.Persistence
+  readonly dependencies: Woken
+}
+
+/** What a key's flights share with every other key's. */
+interface Shared {
+  readonly credentials: CredentialStoreShape
+  readonly coordinator: RefreshCoordinatorShape
+  readonly refresher: TokenRefresherShape
+  readonly settings: Settings
+  readonly scope: Scope.Scope
+  readonly turns: Turns.Turns
+  readonly withKey: Dependencies["withKey"]
+}
+
+/**
+ * A key's flight's dependencies. Its store and saving are made when first asked for, when its
+ * flight first runs (or stops): most flights that wait for their turn end in line, another
+ * replica's write adopted. (A class: getters of its own would give each key's object a shape of
+ * its own.)
+ */
+class Woken implements Flight.Dependencies {
+  readonly refresher: TokenRefresherShape
+  readonly settings: Settings
+  readonly stateRef: Ref.Ref<RefreshState.State>
+  readonly writes: Effect.Semaphore
+  readonly scope: Scope.Scope
+  readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
+  readonly turns: Turns.Turns
+  readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  #store: AuthStoreShape | undefined
+  #persistence: Persistence.Persistence | undefined
+
+  constructor(readonly cell: Cell, readonly shared: Shared) {
+    const kept = cell.kept ??= {
+      writes: Effect.unsafeMakeSemaphore(1),
+      requested: Ref.unsafeMake(Option.none<RefreshState.Flight>())
+    }
+    this.refresher = shared.refresher
+    this.settings = shared.settings
+    this.stateRef = cell.state
+    this.writes = kept.writes
+    this.scope = shared.scope
+    this.requested = kept.requested
+    this.turns = shared.turns
+    this.annotate = shared.withKey(cell.key)
+  }
+
+  get store(): AuthStoreShape {
+    return this.#store ??= bind(this.cell.key, this.shared.credentials, this.shared.coordinator)
+  }
+
+  get persistence(): Persistence.Persistence {
+    return this.#persistence ??= Persistence.unsafeMake({
+      store: this.store,
+      settings: this.settings,
+      stateRef: this.stateRef,
+      writes: this.writes,
+      scope: this.scope
+    })
+  }
 }
 
 /**
@@ -86,6 +146,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const opening = new Map<string, Deferred.Deferred<Cell>>()
   const missedWhileOpening = new Set<string>()
   const turns = yield* Turns.make(dependencies.refreshesAtOnce, scope, settings.refreshTimeout)
+  const shared: Shared = { credentials, coordinator, refresher, settings, scope, turns, withKey }
 
   // ---- opening a key: its credential and what other processes learned of it ----------------
   // A key that cannot be read is logged out here (and said), as a manager starts: the next change
@@ -136,34 +197,13 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
     })
 
   // ---- a refresh: the key's flight and saving, woken for it -----------------------------------
-  const wake = (cell: Cell): Effect.Effect<Awake> =>
-    Effect.suspend(() => {
-      if (cell.awake !== undefined) return Effect.succeed(cell.awake)
-      const store = bind(cell.key, credentials, coordinator)
-      const { requested, writes } = cell.kept ??= {
-        writes: Effect.unsafeMakeSemaphore(1),
-        requested: Ref.unsafeMake(Option.none<RefreshState.Flight>())
-      }
-      return Effect.map(
-        Persistence.make({ store, settings, stateRef: cell.state, writes, scope }),
-        (persistence) => {
-          const flight = Flight.make({
-            store,
-            refresher,
-            settings,
-            stateRef: cell.state,
-            writes,
-            scope,
-            requested,
-            persistence,
-            turns,
-            annotate: withKey(cell.key)
-          })
-          // Another poll may have woken it meanwhile: one flight and saving per key.
-          return (cell.awake ??= { flight, persistence })
-        }
-      )
-    })
+  // The key's store and saving are made when its flight first runs (or stops): most flights that
+  // wait for their turn end in line, another replica's write adopted.
+  const wake = (cell: Cell): Awake => {
+    if (cell.awake !== undefined) return cell.awake
+    const dependencies = new Woken(cell, shared)
+    return cell.awake = { flight: Flight.make(dependencies), dependencies }
+  }
 
   /** Whether the cell's flight and saving are done with: no flight, nothing unsaved. */
   const restful = (state: RefreshState.State) => state.inflight === undefined && !RefreshState.unsaved(state)
@@ -193,7 +233,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
         // A key handed to its full manager meanwhile starts no flight of its own here.
         if (cell.handed) return Effect.void
         // Not tagged with the key here: a caller waits, and its flight (tagged) does the work.
-        return Effect.flatMap(wake(cell), (awake) => awake.flight.refreshQuietly).pipe(
+        return Effect.suspend(() => wake(cell).flight.refreshQuietly()).pipe(
           Effect.zipRight(sleepIfDone(cell))
         )
     }
@@ -293,7 +333,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
         yield* Deferred.await(inflight.ended)
       }
       if (cells.get(key) === cell) cells.delete(key)
-      if (cell.awake !== undefined) yield* cell.awake.persistence.stopSaving
+      if (cell.awake !== undefined) yield* cell.awake.dependencies.persistence.stopSaving
       return yield* Ref.get(cell.state)
     })
 
@@ -330,9 +370,8 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
           Effect.flatMap(Ref.get(cell.state), (state) =>
             restful(state) ?
               Effect.void :
-              Effect.flatMap(
-                wake(cell),
-                (awake) => withKey(cell.key)(awake.persistence.stopping(cell.kept!.requested))
+              Effect.suspend(() =>
+                withKey(cell.key)(wake(cell).dependencies.persistence.stopping(cell.kept!.requested))
               )),
         { concurrency: "unbounded", discard: true }
       )

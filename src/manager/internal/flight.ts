@@ -128,95 +128,110 @@ const attemptOf = (dependencies: Dependencies) => {
 /** How a flight still waiting for its turn ends when it is abandoned (see `abandonIfAdopted`). */
 const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], () => Effect.Effect<void>>()
 
+/**
+ * A manager's flight: what it needs, and its attempt once made. The functions below take it, so
+ * that a flight costs a key little until it runs: a keyed manager's flight that waits for its turn
+ * mostly ends in line (another replica refreshed its key), and thousands may wait at once.
+ */
+interface Self {
+  readonly dependencies: Dependencies
+  attempt: ReturnType<typeof attemptOf> | undefined
+}
+
+const finishOf = ({ dependencies }: Self, flight: RefreshState.Flight) =>
+  Effect.zipRight(
+    Ref.update(dependencies.stateRef, RefreshState.endFlight(flight)),
+    Deferred.succeed(flight.ended, undefined)
+  )
+
+// A flight abandoned before its turn: over at once, with nothing done.
+const endInLine = (self: Self, flight: RefreshState.Flight) =>
+  Effect.uninterruptible(Effect.zipRight(
+    Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void)),
+    finishOf(self, flight)
+  ))
+
+// Forked from an uninterruptible region, the flight would inherit it, and its own timeouts could
+// never interrupt a request that hangs: the attempt is made interruptible.
+const runOf = (self: Self, { base, flight, snapshot }: Extract<Claim, { readonly _tag: "Started" }>) =>
+  Effect.suspend(() =>
+    flight.claim.phase === "abandoned"
+      ? Effect.void
+      : (self.attempt ??= attemptOf(self.dependencies))(snapshot, base, flight)
+  ).pipe(
+    Effect.withSpan("AuthManager.refreshFlight", {
+      attributes: { snapshot: snapshot.hash.slice(0, 12) },
+      captureStackTrace: false
+    }),
+    Effect.interruptible,
+    Effect.exit,
+    // Abandoned while waiting for the lock (and so interrupted): the newer credentials storage gave
+    // are the callers' answer.
+    Effect.flatMap((exit) =>
+      flight.claim.phase === "abandoned"
+        ? Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void))
+        : Turns.settle(flight, exit)
+    ),
+    Effect.ensuring(finishOf(self, flight))
+  )
+
 // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
-const startFlightOf = (dependencies: Dependencies) => {
+const startFlight = (self: Self, decide: (state: RefreshState.State, now: number) => RefreshState.Decision) => {
+  const { dependencies } = self
   const { scope, stateRef, turns } = dependencies
-  // Made at the first flight that runs: a keyed manager's flight that waits for its turn mostly
-  // ends in line (another replica refreshed its key), and thousands may wait at once.
-  let attemptMade: ReturnType<typeof attemptOf> | undefined
-  const attempt = (...args: Parameters<ReturnType<typeof attemptOf>>) =>
-    (attemptMade ??= attemptOf(dependencies))(...args)
-  const finishOf = (flight: RefreshState.Flight) =>
-    Effect.zipRight(Ref.update(stateRef, RefreshState.endFlight(flight)), Deferred.succeed(flight.ended, undefined))
-  // A flight abandoned before its turn: over at once, with nothing done.
-  const endInLine = (flight: RefreshState.Flight) =>
-    Effect.uninterruptible(Effect.zipRight(
-      Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void)),
-      finishOf(flight)
-    ))
-  // Forked from an uninterruptible region, the flight would inherit it, and its own timeouts
-  // could never interrupt a request that hangs: the attempt is made interruptible.
-  const runOf = ({ base, flight, snapshot }: Extract<Claim, { readonly _tag: "Started" }>) =>
-    Effect.suspend(() => flight.claim.phase === "abandoned" ? Effect.void : attempt(snapshot, base, flight)).pipe(
-      Effect.withSpan("AuthManager.refreshFlight", {
-        attributes: { snapshot: snapshot.hash.slice(0, 12) },
-        captureStackTrace: false
-      }),
-      Effect.interruptible,
-      Effect.exit,
-      // Abandoned while waiting for the lock (and so interrupted): the newer credentials storage
-      // gave are the callers' answer.
-      Effect.flatMap((exit) =>
-        flight.claim.phase === "abandoned"
-          ? Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void))
-          : Turns.settle(flight, exit)
-      ),
-      Effect.ensuring(finishOf(flight))
-    )
-  return (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
-    Effect.uninterruptible(Effect.gen(function*() {
-      const done = yield* Deferred.make<void, RefreshError>()
-      const ended = yield* Deferred.make<void>()
-      const now = yield* Clock.currentTimeMillis
-      const decision = yield* Ref.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
-        const next = decide(state, now)
-        if (next._tag !== "Start") return [next, state]
-        const flight: RefreshState.Flight = {
-          hash: state.snapshot.hash,
-          base: state.stored,
-          done,
-          ended,
-          claim: { phase: turns === undefined ? "waiting" : "queued", fiber: undefined }
-        }
-        // Known from the instant the flight is: a change adopted at any step after this one
-        // (`abandonIfAdopted`) ends it.
-        if (turns !== undefined) waitingForTurn.set(flight.claim, () => endInLine(flight))
-        return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
-          ...state,
-          inflight: flight
-        }]
-      })
-      if (decision._tag === "Started") {
-        const { claim } = decision.flight
-        if (turns !== undefined) {
-          // Started later from another fiber: under this one's parent span and the flight's own tags.
-          // What it runs is made when its turn comes (most flights in line end there).
-          const parent = yield* Effect.option(Effect.currentParentSpan)
-          yield* turns.enqueue({
-            claim,
-            run: Effect.suspend(() => {
-              waitingForTurn.delete(claim)
-              const run = runOf(decision)
-              const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
-              return Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
-            }),
-            cancel: Effect.suspend(() => {
-              waitingForTurn.delete(claim)
-              return Effect.uninterruptible(Effect.zipRight(
-                Effect.flatMap(Effect.fiberId, (id) => Turns.settle(decision.flight, Exit.interrupt(id))),
-                finishOf(decision.flight)
-              ))
-            })
-          })
-          return decision
-        }
-        const run = runOf(decision)
-        claim.fiber = yield* Effect.forkIn(run, scope)
-        // Abandoned before its fiber was known: stopped now.
-        if (claim.phase === "abandoned") yield* Fiber.interruptFork(claim.fiber)
+  return Effect.uninterruptible(Effect.gen(function*() {
+    const done = yield* Deferred.make<void, RefreshError>()
+    const ended = yield* Deferred.make<void>()
+    const now = yield* Clock.currentTimeMillis
+    const decision = yield* Ref.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
+      const next = decide(state, now)
+      if (next._tag !== "Start") return [next, state]
+      const flight: RefreshState.Flight = {
+        hash: state.snapshot.hash,
+        base: state.stored,
+        done,
+        ended,
+        claim: { phase: turns === undefined ? "waiting" : "queued", fiber: undefined }
       }
-      return decision
-    }))
+      // Known from the instant the flight is: a change adopted at any step after this one
+      // (`abandonIfAdopted`) ends it.
+      if (turns !== undefined) waitingForTurn.set(flight.claim, () => endInLine(self, flight))
+      return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
+        ...state,
+        inflight: flight
+      }]
+    })
+    if (decision._tag === "Started") {
+      const { claim } = decision.flight
+      if (turns !== undefined) {
+        // Started later from another fiber: under this one's parent span and the flight's own tags.
+        // What it runs is made when its turn comes (most flights in line end there).
+        const parent = yield* Effect.option(Effect.currentParentSpan)
+        yield* turns.enqueue({
+          claim,
+          run: Effect.suspend(() => {
+            waitingForTurn.delete(claim)
+            const run = runOf(self, decision)
+            const annotated = dependencies.annotate === undefined ? run : dependencies.annotate(run)
+            return Option.isSome(parent) ? Effect.withParentSpan(annotated, parent.value) : annotated
+          }),
+          cancel: Effect.suspend(() => {
+            waitingForTurn.delete(claim)
+            return Effect.uninterruptible(Effect.zipRight(
+              Effect.flatMap(Effect.fiberId, (id) => Turns.settle(decision.flight, Exit.interrupt(id))),
+              finishOf(self, decision.flight)
+            ))
+          })
+        })
+        return decision
+      }
+      const run = runOf(self, decision)
+      claim.fiber = yield* Effect.forkIn(run, scope)
+      // Abandoned before its fiber was known: stopped now.
+      if (claim.phase === "abandoned") yield* Fiber.interruptFork(claim.fiber)
+    }
+    return decision
+  }))
 }
 
 /**
@@ -244,20 +259,18 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
     return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
   }))
 
-/** Builds the single flight of refreshes over `dependencies`. */
-export const make = (dependencies: Dependencies) => {
-  const { settings, stateRef, turns } = dependencies
-  const startFlight = startFlightOf(dependencies)
-  // A keyed manager's callers of a flight in line wait no longer than the refresh timeout.
-  const awaitFlight = (flight: RefreshState.Flight) =>
-    turns === undefined ? Deferred.await(flight.done) : turns.await(flight)
+// A keyed manager's callers of a flight in line wait no longer than the refresh timeout.
+const awaitFlight = ({ dependencies }: Self, flight: RefreshState.Flight) =>
+  dependencies.turns === undefined ? Deferred.await(flight.done) : dependencies.turns.await(flight)
 
-  const decideNow = (state: RefreshState.State, now: number) => RefreshState.decide(state, now, settings)
-
-  const refreshUntraced = Effect.fnUntraced(function*() {
+const refreshUntraced = (self: Self) =>
+  Effect.gen(function*() {
+    const { settings, stateRef } = self.dependencies
     const now = yield* Clock.currentTimeMillis
     const first = RefreshState.decide(yield* Ref.get(stateRef), now, settings)
-    const decision: Claim = first._tag === "Start" ? yield* startFlight(decideNow) : first
+    const decision: Claim = first._tag === "Start"
+      ? yield* startFlight(self, (state, now) => RefreshState.decide(state, now, settings))
+      : first
     switch (decision._tag) {
       case "Skip":
         return
@@ -269,28 +282,38 @@ export const make = (dependencies: Dependencies) => {
         return yield* Effect.fail(decision.error)
       case "Join":
         yield* Metric.increment(joinedCallers)
-        return yield* awaitFlight(decision.flight)
+        return yield* awaitFlight(self, decision.flight)
       case "Started":
-        return yield* awaitFlight(decision.flight)
+        return yield* awaitFlight(self, decision.flight)
     }
   })
 
-  // The outcome is already recorded in the state (and logged once) by the flight.
-  // A bug in a refresh (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is logged, by its name only.
-  // (Tagged as the flight is: a keyed manager's caller runs untagged, the tags kept for its flight.)
-  const annotate = dependencies.annotate ?? identity
-  const refreshQuietly = Effect.ignore(
-    refreshUntraced().pipe(
+// The outcome is already recorded in the state (and logged once) by the flight. A bug in a refresh
+// (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is
+// logged, by its name only (tagged as the flight is: a keyed manager's caller runs untagged, the
+// tags kept for its flight).
+const refreshQuietly = (self: Self) =>
+  Effect.ignore(
+    refreshUntraced(self).pipe(
       Effect.catchAllDefect((defect) =>
         Effect.logError("A refresh failed unexpectedly").pipe(
           Effect.annotateLogs({ defect: defect instanceof Error ? defect.name : typeof defect }),
-          annotate
+          self.dependencies.annotate ?? identity
         )
       )
     )
   )
 
-  return { startFlight, refreshUntraced, refreshQuietly }
+/** Builds the single flight of refreshes over `dependencies`. */
+export const make = (dependencies: Dependencies) => {
+  const self: Self = { dependencies, attempt: undefined }
+  return {
+    startFlight: (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
+      startFlight(self, decide),
+    refreshUntraced: () => refreshUntraced(self),
+    /** A refresh whose outcome the state records: it never fails. */
+    refreshQuietly: () => refreshQuietly(self)
+  }
 }
 
 /** The single flight of refreshes (see `make`). */

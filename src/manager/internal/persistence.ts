@@ -344,24 +344,27 @@ const partsOf = (dependencies: Dependencies) => {
 export type Persistence = ReturnType<typeof partsOf>
 
 /**
- * Builds the saving of refreshed tokens over `dependencies`. Its parts and their state are made
- * when first used: a keyed manager makes a saving for each key that refreshes, and most of the
+ * The saving of refreshed tokens over `dependencies`, made in place. Its parts and their state are
+ * made when first used: a keyed manager makes a saving for each key that refreshes, and most of the
  * keys waiting for their turn at once never use it (another replica's write ends their wait).
  */
+export const unsafeMake = (dependencies: Dependencies): Persistence => {
+  let parts: Persistence | undefined
+  const built = () => (parts ??= partsOf(dependencies))
+  return {
+    commit: (...args) => built().commit(...args),
+    keptFor: (...args) => built().keptFor(...args),
+    /** Stops the save retries in the background (the state is handed to another manager). */
+    stopSaving: Effect.suspend(() => parts === undefined ? Effect.void : parts.stopSaving),
+    keepSaving: (delay) => built().keepSaving(delay),
+    removeAside: (always) => built().removeAside(always),
+    /** Records that the pending refresh kept beside the credentials is `kept`. */
+    setAside: (kept) => built().setAside(kept),
+    stopping: (requested) => built().stopping(requested),
+    resumeKept: (...args) => built().resumeKept(...args)
+  }
+}
+
+/** Builds the saving of refreshed tokens over `dependencies` (see `unsafeMake`). */
 export const make = (dependencies: Dependencies): Effect.Effect<Persistence> =>
-  Effect.sync(() => {
-    let parts: Persistence | undefined
-    const built = () => (parts ??= partsOf(dependencies))
-    return {
-      commit: (...args: Parameters<Persistence["commit"]>) => built().commit(...args),
-      keptFor: (...args: Parameters<Persistence["keptFor"]>) => built().keptFor(...args),
-      /** Stops the save retries in the background (the state is handed to another manager). */
-      stopSaving: Effect.suspend(() => parts === undefined ? Effect.void : parts.stopSaving),
-      keepSaving: (delay: Duration.Duration) => built().keepSaving(delay),
-      removeAside: (always: boolean) => built().removeAside(always),
-      /** Records that the pending refresh kept beside the credentials is `kept`. */
-      setAside: (kept: Option.Option<RefreshState.Pending>) => built().setAside(kept),
-      stopping: (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) => built().stopping(requested),
-      resumeKept: (...args: Parameters<Persistence["resumeKept"]>) => built().resumeKept(...args)
-    }
-  })
+  Effect.sync(() => unsafeMake(dependencies))
