@@ -5,15 +5,36 @@
  *   - CPU time per refresh (the process's user + system time over the poll);
  *   - fibers started per refresh (a supervisor counts them);
  *   - bytes allocated per refresh (V8's sampling heap profiler, counting what was collected too),
- *     with the functions that allocate most (REFRESH_COST_TOP, default 0: none listed).
+ *     with the functions that allocate most (REFRESH_COST_TOP, default 0: none listed);
+ *   - with REFRESH_COST_OPS=1, the Effect operations the refresh's fibers run (a supervisor sees each
+ *     one): per refresh, by the span they run under; REFRESH_COST_OPS=K (> 1) also lists the
+ *     operations seen every K-th, by kind and the start of their function's text (where they come from);
+ *   - before the rounds, what a key waiting for its turn holds (the heap, after a full collection,
+ *     of REFRESH_COST_WAITING keys, default 5,000, each asked for at once of a keyed manager on the
+ *     memory store that refreshes one key at a time, over that of the same keys asked for nothing).
  * `npm run bench:refresh-cost`; REFRESH_COST_N (2000), REFRESH_COST_ROUNDS (2: the first warms up).
  * Use it to see what a change to the refresh path costs before running `bench:fleet`.
  */
-import { Context, Effect, FiberRef, Layer, Redacted, Supervisor, Tracer } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  Fiber,
+  FiberRef,
+  identity,
+  Layer,
+  Redacted,
+  RuntimeFlags,
+  RuntimeFlagsPatch,
+  Supervisor,
+  Tracer
+} from "effect"
 import { fork } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
 import { PerformanceObserver } from "node:perf_hooks"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import pg from "pg"
 import { Configuration } from "../src/config/Configuration.js"
 import type { RefreshedTokens } from "../src/document/AuthDocument.js"
@@ -77,15 +98,38 @@ new PerformanceObserver((list) => {
 
 let fibers = 0
 const fibersBySpan = new Map<string, number>()
+// REFRESH_COST_OPS: the operations run, by the span they run under, and (every K-th) where they come from.
+const opsEvery = Number(process.env.REFRESH_COST_OPS ?? 0)
+let ops = 0
+const opsBySpan = new Map<string, number>()
+const opsBySite = new Map<string, number>()
+/** What is read of an operation: its kind and, for most kinds, the function it runs. */
+interface Operation {
+  readonly _op: string
+  readonly effect_instruction_i0?: unknown
+  readonly effect_instruction_i1?: unknown
+}
+const spanName = (context: Context.Context<never>) => {
+  const span = Context.getOption(context, Tracer.ParentSpan)
+  return span._tag === "Some" && span.value._tag === "Span" ? span.value.name : "(no span)"
+}
 class Counting extends Supervisor.AbstractSupervisor<void> {
   value = Effect.void
+  override onEffect(fiber: { getFiberRef<A>(ref: FiberRef.FiberRef<A>): A }, effect: unknown) {
+    ops++
+    const where = spanName(fiber.getFiberRef(FiberRef.currentContext))
+    opsBySpan.set(where, (opsBySpan.get(where) ?? 0) + 1)
+    if (opsEvery > 1 && ops % opsEvery === 0) {
+      const op = effect as Operation
+      const f = op.effect_instruction_i0 ?? op.effect_instruction_i1
+      const site = `${op._op} ${typeof f === "function" ? String(f).replace(/\s+/g, " ").slice(0, 120) : ""}`
+      opsBySite.set(site, (opsBySite.get(site) ?? 0) + 1)
+    }
+  }
   override onStart(context: Context.Context<never>, effect: Effect.Effect<unknown, unknown, unknown>) {
     fibers++
     if (process.env.REFRESH_COST_REFS) {
-      const span = Context.getOption(context, Tracer.ParentSpan)
-      const where = `${span._tag === "Some" && span.value._tag === "Span" ? span.value.name : "(no span)"} ${
-        (effect as unknown as { readonly _op?: string })._op ?? ""
-      }`
+      const where = `${spanName(context)} ${(effect as unknown as { readonly _op?: string })._op ?? ""}`
       fibersBySpan.set(where, (fibersBySpan.get(where) ?? 0) + 1)
     }
   }
@@ -212,7 +256,14 @@ const round = async (r: number) => {
       const cpu0 = process.cpuUsage()
       gcMs = 0
       const t0 = performance.now()
-      const served = yield* askAll(false).pipe(Effect.supervised(new Counting()))
+      ops = 0
+      opsBySpan.clear()
+      opsBySite.clear()
+      const served = yield* askAll(false).pipe(
+        Effect.supervised(new Counting()),
+        // The supervisor sees each operation only with the runtime's op supervision on (it costs).
+        opsEvery > 0 ? Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)) : identity
+      )
       const elapsed = performance.now() - t0
       unpatch()
       const cpu = process.cpuUsage(cpu0)
@@ -277,6 +328,15 @@ const round = async (r: number) => {
       for (const [where, count] of [...setsBySpan].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
         process.stdout.write(`    ${perRefresh(count).toFixed(2).padStart(6)}  under span ${where}\n`)
       }
+      if (opsEvery > 0) {
+        process.stdout.write(`  Effect operations per refresh: ${perRefresh(ops).toFixed(0)}\n`)
+        for (const [where, count] of [...opsBySpan].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+          process.stdout.write(`    ${perRefresh(count).toFixed(1).padStart(7)}  under span ${where}\n`)
+        }
+        for (const [site, count] of [...opsBySite].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+          process.stdout.write(`    ${perRefresh(count * opsEvery).toFixed(1).padStart(7)}  ${site}\n`)
+        }
+      }
       for (const [site, size] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, top)) {
         process.stdout.write(`  ${(perRefresh(size) / 1024).toFixed(1).padStart(7)} KB  ${site}\n`)
       }
@@ -284,7 +344,64 @@ const round = async (r: number) => {
   ))
 }
 
+// ---- what a key waiting for its turn holds ---------------------------------------------------
+setFlagsFromString("--expose-gc")
+const gc = runInNewContext("gc") as () => void
+const heapUsed = () => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+const waitingHolds = (count: number) => {
+  const keys = Array.from({ length: count }, (_, i) => `waiting-${i}`)
+  const stale = TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000) })
+  const documents = Object.fromEntries(
+    keys.map((key, i) => [key, chatgptJson({ now: Date.now(), accessToken: stale, refreshToken: `waiting-rt-${i}` })])
+  )
+  return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    // The one refresh allowed at once waits for this: every other key waits for its turn.
+    const held = yield* Deferred.make<void>()
+    const context = yield* Layer.build(
+      Layer.scoped(KeyedAuthManager.KeyedAuthManager, KeyedAuthManager.make({ refreshesAtOnce: 1 })).pipe(
+        Layer.provide(Layer.mergeAll(
+          CredentialStore.layerMemory(documents),
+          RefreshCoordinator.layerMemory,
+          TokenRefresher.layerTest(() =>
+            Effect.as(Deferred.await(held), { accessToken: Redacted.make(stale), refreshToken: Redacted.make("rt") })
+          )
+        ))
+      )
+    )
+    const auth = Context.get(context, KeyedAuthManager.KeyedAuthManager)
+    yield* Effect.forEach(keys, (key) => auth.getAuthStatus(key, { noRefresh: true }), { discard: true })
+    const before = heapUsed()
+    const asked = yield* Effect.forEach(keys, (key) => Effect.fork(auth.getAuthStatus(key, { refreshToken: true })))
+    // Until every one is suspended: waiting for its turn (or, the one refreshing, for its answer).
+    for (const fiber of asked) {
+      while ((yield* Fiber.status(fiber))._tag !== "Suspended") yield* Effect.yieldNow()
+    }
+    const during = heapUsed()
+    yield* Deferred.succeed(held, undefined)
+    yield* Fiber.joinAll(asked)
+    // For comparison: as many fibers waiting for nothing but a Deferred each.
+    const idle = yield* Deferred.make<void>()
+    const bareBefore = heapUsed()
+    const bare = yield* Effect.forEach(keys, () => Effect.fork(Deferred.await(idle)))
+    for (const fiber of bare) {
+      while ((yield* Fiber.status(fiber))._tag !== "Suspended") yield* Effect.yieldNow()
+    }
+    const bareDuring = heapUsed()
+    yield* Deferred.succeed(idle, undefined)
+    const kb = (bytes: number) => (bytes / count / 1024).toFixed(1)
+    process.stdout.write(
+      `a key waiting for its turn holds ${kb(during - before)} KB, its caller's fiber included (a fiber waiting ` +
+        `for nothing else: ${kb(bareDuring - bareBefore)} KB); ${count} keys asked for at once, one turn\n`
+    )
+  })))
+}
+
 try {
+  await waitingHolds(Number(process.env.REFRESH_COST_WAITING ?? 5000))
   for (let r = 0; r < rounds; r++) await round(r)
 } finally {
   endpointProcess.kill()
