@@ -154,8 +154,8 @@ export const bind = (
   credentials: CredentialStore.CredentialStoreShape,
   coordinator: RefreshCoordinator.RefreshCoordinatorShape
 ): AuthStoreShape => ({
-  // Made when asked for: a keyed manager binds a key for each refresh, which uses few of them (a
-  // key's change feed, above all, is a stream of its own), and thousands of keys may wait at once.
+  // Made when asked for: a keyed manager binds a key for each refresh that runs, which uses few of
+  // them (a key's change feed, above all, is a stream of its own).
   get location() {
     return credentials.location(key)
   },

@@ -28,7 +28,7 @@ import * as Turns from "./turns.js"
 /** A key's flight and saving, made when it refreshes and dropped when it is done. */
 interface Awake {
   readonly flight: Flight.Flight
-  readonly dependencies: Woken
+  readonly dependencies: KeyDependencies
 }
 
 /** What a key's flights share with every other key's. */
@@ -46,9 +46,9 @@ interface Shared {
  * A key's flight's dependencies. Its store and saving are made when first asked for, when its
  * flight first runs (or stops): most flights that wait for their turn end in line, another
  * replica's write adopted. (A class: getters of its own would give each key's object a shape of
- * its own.)
+ * its own. So never spread it: a spread copies no getter of its prototype.)
  */
-class Woken implements Flight.Dependencies {
+class KeyDependencies implements Flight.Dependencies {
   readonly refresher: TokenRefresherShape
   readonly settings: Settings
   readonly stateRef: Ref.Ref<RefreshState.State>
@@ -77,6 +77,11 @@ class Woken implements Flight.Dependencies {
 
   get store(): AuthStoreShape {
     return this.#store ??= bind(this.cell.key, this.shared.credentials, this.shared.coordinator)
+  }
+
+  /** Stops the save retries of the key's saving, if it was ever made. */
+  get stopSaving(): Effect.Effect<void> {
+    return this.#persistence === undefined ? Effect.void : this.#persistence.stopSaving
   }
 
   get persistence(): Persistence.Persistence {
@@ -201,7 +206,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   // wait for their turn end in line, another replica's write adopted.
   const wake = (cell: Cell): Awake => {
     if (cell.awake !== undefined) return cell.awake
-    const dependencies = new Woken(cell, shared)
+    const dependencies = new KeyDependencies(cell, shared)
     return cell.awake = { flight: Flight.make(dependencies), dependencies }
   }
 
@@ -333,7 +338,7 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
         yield* Deferred.await(inflight.ended)
       }
       if (cells.get(key) === cell) cells.delete(key)
-      if (cell.awake !== undefined) yield* cell.awake.dependencies.persistence.stopSaving
+      if (cell.awake !== undefined) yield* cell.awake.dependencies.stopSaving
       return yield* Ref.get(cell.state)
     })
 
@@ -370,9 +375,10 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
           Effect.flatMap(Ref.get(cell.state), (state) =>
             restful(state) ?
               Effect.void :
-              Effect.suspend(() =>
-                withKey(cell.key)(wake(cell).dependencies.persistence.stopping(cell.kept!.requested))
-              )),
+              Effect.suspend(() => {
+                const { persistence, requested } = wake(cell).dependencies
+                return withKey(cell.key)(persistence.stopping(requested))
+              })),
         { concurrency: "unbounded", discard: true }
       )
     )

@@ -24,7 +24,9 @@ export interface Dependencies extends Outcome.Dependencies {
   readonly turns?: Turns.Turns | undefined
   /**
    * Tags the flight's logs and spans (a keyed manager's key): a flight that waited for its turn is
-   * started from another fiber (one of another key), whose tags it must not carry.
+   * started from another fiber (one of another key), whose tags it must not carry. A keyed
+   * manager's caller is not tagged: the one log on its side (a defect of the refresh) is tagged
+   * with this too.
    */
   readonly annotate?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
 }
@@ -133,19 +135,19 @@ const waitingForTurn = new WeakMap<RefreshState.Flight["claim"], () => Effect.Ef
  * that a flight costs a key little until it runs: a keyed manager's flight that waits for its turn
  * mostly ends in line (another replica refreshed its key), and thousands may wait at once.
  */
-interface Self {
+interface FlightCore {
   readonly dependencies: Dependencies
   attempt: ReturnType<typeof attemptOf> | undefined
 }
 
-const finishOf = ({ dependencies }: Self, flight: RefreshState.Flight) =>
+const finishOf = ({ dependencies }: FlightCore, flight: RefreshState.Flight) =>
   Effect.zipRight(
     Ref.update(dependencies.stateRef, RefreshState.endFlight(flight)),
     Deferred.succeed(flight.ended, undefined)
   )
 
 // A flight abandoned before its turn: over at once, with nothing done.
-const endInLine = (self: Self, flight: RefreshState.Flight) =>
+const endInLine = (self: FlightCore, flight: RefreshState.Flight) =>
   Effect.uninterruptible(Effect.zipRight(
     Effect.zipRight(countAttempt("adopted"), Turns.settle(flight, Exit.void)),
     finishOf(self, flight)
@@ -153,7 +155,7 @@ const endInLine = (self: Self, flight: RefreshState.Flight) =>
 
 // Forked from an uninterruptible region, the flight would inherit it, and its own timeouts could
 // never interrupt a request that hangs: the attempt is made interruptible.
-const runOf = (self: Self, { base, flight, snapshot }: Extract<Claim, { readonly _tag: "Started" }>) =>
+const runOf = (self: FlightCore, { base, flight, snapshot }: Extract<Claim, { readonly _tag: "Started" }>) =>
   Effect.suspend(() =>
     flight.claim.phase === "abandoned"
       ? Effect.void
@@ -176,7 +178,7 @@ const runOf = (self: Self, { base, flight, snapshot }: Extract<Claim, { readonly
   )
 
 // `decide` is the usual one of a refresh, or the forced one of a 401 recovery.
-const startFlight = (self: Self, decide: (state: RefreshState.State, now: number) => RefreshState.Decision) => {
+const startFlight = (self: FlightCore, decide: (state: RefreshState.State, now: number) => RefreshState.Decision) => {
   const { dependencies } = self
   const { scope, stateRef, turns } = dependencies
   return Effect.uninterruptible(Effect.gen(function*() {
@@ -260,16 +262,16 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
   }))
 
 // A keyed manager's callers of a flight in line wait no longer than the refresh timeout.
-const awaitFlight = ({ dependencies }: Self, flight: RefreshState.Flight) =>
+const awaitFlight = ({ dependencies }: FlightCore, flight: RefreshState.Flight) =>
   dependencies.turns === undefined ? Deferred.await(flight.done) : dependencies.turns.await(flight)
 
-const refreshUntraced = (self: Self) =>
+const refreshUntraced = (self: FlightCore) =>
   Effect.gen(function*() {
     const { settings, stateRef } = self.dependencies
     const now = yield* Clock.currentTimeMillis
     const first = RefreshState.decide(yield* Ref.get(stateRef), now, settings)
     const decision: Claim = first._tag === "Start"
-      ? yield* startFlight(self, (state, now) => RefreshState.decide(state, now, settings))
+      ? yield* startFlight(self, (state, at) => RefreshState.decide(state, at, settings))
       : first
     switch (decision._tag) {
       case "Skip":
@@ -292,7 +294,7 @@ const refreshUntraced = (self: Self) =>
 // (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is
 // logged, by its name only (tagged as the flight is: a keyed manager's caller runs untagged, the
 // tags kept for its flight).
-const refreshQuietly = (self: Self) =>
+const refreshQuietly = (self: FlightCore) =>
   Effect.ignore(
     refreshUntraced(self).pipe(
       Effect.catchAllDefect((defect) =>
@@ -306,7 +308,7 @@ const refreshQuietly = (self: Self) =>
 
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
-  const self: Self = { dependencies, attempt: undefined }
+  const self: FlightCore = { dependencies, attempt: undefined }
   return {
     startFlight: (decide: (state: RefreshState.State, now: number) => RefreshState.Decision) =>
       startFlight(self, decide),

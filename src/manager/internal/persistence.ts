@@ -290,7 +290,7 @@ const resumeKeptOf = (
     }
   })
 
-// Everything saving does, with its own state: made when first used (see `make`).
+// Everything saving does, with its own state: made when first used (see `unsafeMake`).
 const partsOf = (dependencies: Dependencies) => {
   const { stateRef, store, writes } = dependencies
   const saving: Saving = {
@@ -319,7 +319,7 @@ const partsOf = (dependencies: Dependencies) => {
   const { keepSaving, keepUnsaved } = retriesOf(saving, saveUnsaved, keepAside)
   return {
     commit: commitOf(saving, saveUnsavedHolding, keepUnsaved, clearAside),
-    // The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds).
+    /** The pending refresh kept beside the credentials, if it replaced `refreshToken` (what `stored` holds). */
     keptFor: (stored: AuthDocument.AuthSnapshot, refreshToken: Redacted.Redacted<string>) =>
       store.loadPending === undefined ? Effect.succeedNone : Effect.map(
         store.loadPending,
@@ -334,13 +334,14 @@ const partsOf = (dependencies: Dependencies) => {
       Ref.get(saving.saver),
       Option.match({ onNone: () => Effect.void, onSome: Fiber.interrupt })
     ),
+    /** Records that the pending refresh kept beside the credentials is `kept`. */
     setAside: (kept: Option.Option<RefreshState.Pending>) => Ref.set(saving.aside, kept),
     stopping: stoppingOf(saving, saveBeforeStopping),
     resumeKept: resumeKeptOf(saving, keepSaving, removeAside)
   }
 }
 
-/** The saving of refreshed tokens (see `make`). */
+/** The saving of refreshed tokens (see `unsafeMake`). */
 export type Persistence = ReturnType<typeof partsOf>
 
 /**
@@ -354,11 +355,9 @@ export const unsafeMake = (dependencies: Dependencies): Persistence => {
   return {
     commit: (...args) => built().commit(...args),
     keptFor: (...args) => built().keptFor(...args),
-    /** Stops the save retries in the background (the state is handed to another manager). */
     stopSaving: Effect.suspend(() => parts === undefined ? Effect.void : parts.stopSaving),
     keepSaving: (delay) => built().keepSaving(delay),
     removeAside: (always) => built().removeAside(always),
-    /** Records that the pending refresh kept beside the credentials is `kept`. */
     setAside: (kept) => built().setAside(kept),
     stopping: (requested) => built().stopping(requested),
     resumeKept: (...args) => built().resumeKept(...args)
