@@ -151,9 +151,10 @@ export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
         ["refresh_token", refreshToken]
       ])
 
-    // A span per request, without the stack trace of where it was called (a cost paid per refresh).
-    const refresh = Effect.fn("TokenRefresher.refresh", { captureStackTrace: false })(
-      function*(refreshToken: Redacted.Redacted<string>) {
+    // A span per request, without the stack trace of where it was called (a cost paid per refresh:
+    // `Effect.fn` would make an error at each call for it, whatever its options).
+    const refresh = (refreshToken: Redacted.Redacted<string>) =>
+      Effect.gen(function*() {
         const answer = yield* OAuthHttp.send(requestFor(refreshToken), sendOptions).pipe(
           Effect.provideService(HttpClient.HttpClient, client),
           Effect.mapError((failure) => transient(failure.kind, failure.detail, failure.status))
@@ -169,8 +170,7 @@ export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
         return yield* Effect.fail(
           classifyFailure(answer.status, answer.json, parseRetryAfter(answer.headers["retry-after"], now))
         )
-      }
-    )
+      }).pipe(Effect.withSpan("TokenRefresher.refresh", { captureStackTrace: false }))
 
     return TokenRefresher.of({ refresh })
   })

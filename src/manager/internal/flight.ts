@@ -3,7 +3,21 @@
  * refresh lock, read storage, plan, request and compare-and-set; a late answer is still awaited
  * and committed. Callers join the flight in progress.
  */
-import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, identity, Metric, Option, Ref, Scope } from "effect"
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  identity,
+  Metric,
+  Option,
+  Ref,
+  Scope,
+  Tracer
+} from "effect"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import * as RefreshState from "../RefreshState.js"
@@ -208,7 +222,8 @@ const startFlight = (self: FlightCore, decide: (state: RefreshState.State, now: 
       if (turns !== undefined) {
         // Started later from another fiber: under this one's parent span and the flight's own tags.
         // What it runs is made when its turn comes (most flights in line end there).
-        const parent = yield* Effect.option(Effect.currentParentSpan)
+        // (Read as an option: `currentParentSpan` fails when there is none, making an error each time.)
+        const parent = yield* Effect.serviceOption(Tracer.ParentSpan)
         yield* turns.enqueue({
           claim,
           run: Effect.suspend(() => {
@@ -265,30 +280,35 @@ export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void>
 const awaitFlight = ({ dependencies }: FlightCore, flight: RefreshState.Flight) =>
   dependencies.turns === undefined ? Deferred.await(flight.done) : dependencies.turns.await(flight)
 
-const refreshUntraced = (self: FlightCore) =>
-  Effect.gen(function*() {
-    const { settings, stateRef } = self.dependencies
-    const now = yield* Clock.currentTimeMillis
-    const first = RefreshState.decide(yield* Ref.get(stateRef), now, settings)
-    const decision: Claim = first._tag === "Start"
-      ? yield* startFlight(self, (state, at) => RefreshState.decide(state, at, settings))
-      : first
-    switch (decision._tag) {
-      case "Skip":
-        return
-      case "Poisoned":
-        yield* Metric.increment(poisonHits)
-        return yield* Effect.fail(decision.error)
-      case "CoolingDown":
-        yield* Metric.increment(cooldownHits)
-        return yield* Effect.fail(decision.error)
-      case "Join":
-        yield* Metric.increment(joinedCallers)
-        return yield* awaitFlight(self, decision.flight)
-      case "Started":
-        return yield* awaitFlight(self, decision.flight)
-    }
+// What a decision leaves the caller: nothing, an error, or a flight to wait for.
+const follow = (self: FlightCore, decision: Claim): Effect.Effect<void, RefreshError> => {
+  switch (decision._tag) {
+    case "Skip":
+      return Effect.void
+    case "Poisoned":
+      return Effect.zipRight(Metric.increment(poisonHits), Effect.fail(decision.error))
+    case "CoolingDown":
+      return Effect.zipRight(Metric.increment(cooldownHits), Effect.fail(decision.error))
+    case "Join":
+      return Effect.zipRight(Metric.increment(joinedCallers), awaitFlight(self, decision.flight))
+    case "Started":
+      return awaitFlight(self, decision.flight)
+  }
+}
+
+// (Steps, not a generator: a generator made per call gives each waiting caller hidden classes of
+// its own, and a keyed manager's callers wait by the thousand.)
+const refreshUntraced = (self: FlightCore): Effect.Effect<void, RefreshError> => {
+  const { settings, stateRef } = self.dependencies
+  return Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Ref.get(stateRef)), ([now, state]) => {
+    const first = RefreshState.decide(state, now, settings)
+    if (first._tag !== "Start") return follow(self, first)
+    return Effect.flatMap(
+      startFlight(self, (current, at) => RefreshState.decide(current, at, settings)),
+      (decision) => follow(self, decision)
+    )
   })
+}
 
 // The outcome is already recorded in the state (and logged once) by the flight. A bug in a refresh
 // (a defect) must not fail a poll either, since a poll never fails because of a refresh: it is
