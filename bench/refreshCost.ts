@@ -33,8 +33,6 @@ import { fork } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
 import { PerformanceObserver } from "node:perf_hooks"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import pg from "pg"
 import { Configuration } from "../src/config/Configuration.js"
 import type { RefreshedTokens } from "../src/document/AuthDocument.js"
@@ -48,6 +46,7 @@ import { RefreshCoordinator } from "../src/stores/RefreshCoordinator.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import { issuing } from "../test/support/endpoint.js"
 import { chatgptJson } from "../test/support/fixtures.js"
+import { heapUsedAfterGc } from "../test/support/heap.js"
 import { startCluster } from "../test/support/postgres.js"
 import { putCredentials } from "../test/support/putCredentials.js"
 
@@ -345,13 +344,6 @@ const round = async (r: number) => {
 }
 
 // ---- what a key waiting for its turn holds ---------------------------------------------------
-setFlagsFromString("--expose-gc")
-const gc = runInNewContext("gc") as () => void
-const heapUsed = () => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
 const waitingHolds = (count: number) => {
   const keys = Array.from({ length: count }, (_, i) => `waiting-${i}`)
   const stale = TokenEndpoint.unsignedJwt({ exp: Math.floor((Date.now() + 60_000) / 1000) })
@@ -374,23 +366,23 @@ const waitingHolds = (count: number) => {
     )
     const auth = Context.get(context, KeyedAuthManager.KeyedAuthManager)
     yield* Effect.forEach(keys, (key) => auth.getAuthStatus(key, { noRefresh: true }), { discard: true })
-    const before = heapUsed()
+    const before = heapUsedAfterGc()
     const asked = yield* Effect.forEach(keys, (key) => Effect.fork(auth.getAuthStatus(key, { refreshToken: true })))
     // Until every one is suspended: waiting for its turn (or, the one refreshing, for its answer).
     for (const fiber of asked) {
       while ((yield* Fiber.status(fiber))._tag !== "Suspended") yield* Effect.yieldNow()
     }
-    const during = heapUsed()
+    const during = heapUsedAfterGc()
     yield* Deferred.succeed(held, undefined)
     yield* Fiber.joinAll(asked)
     // For comparison: as many fibers waiting for nothing but a Deferred each.
     const idle = yield* Deferred.make<void>()
-    const bareBefore = heapUsed()
+    const bareBefore = heapUsedAfterGc()
     const bare = yield* Effect.forEach(keys, () => Effect.fork(Deferred.await(idle)))
     for (const fiber of bare) {
       while ((yield* Fiber.status(fiber))._tag !== "Suspended") yield* Effect.yieldNow()
     }
-    const bareDuring = heapUsed()
+    const bareDuring = heapUsedAfterGc()
     yield* Deferred.succeed(idle, undefined)
     const kb = (bytes: number) => (bytes / count / 1024).toFixed(1)
     process.stdout.write(

@@ -2,7 +2,6 @@ import { FetchHttpClient, HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
-import * as Net from "node:net"
 import { Configuration } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import { layerNodeHttpClient } from "../src/node/layerNode.js"
@@ -15,6 +14,7 @@ import {
 } from "../src/oauth/TokenRefresher.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
 import * as Priority from "../src/util/priority.js"
+import { brokenEndpoints } from "./support/brokenEndpoints.js"
 import { httpRefresher } from "./support/endpoint.js"
 import { secrets } from "./support/fixtures.js"
 
@@ -137,22 +137,11 @@ describe("TokenRefresher.layerHttp against a token endpoint on 127.0.0.1", () =>
   // limit (both cases below hang with that client). The library's client answers at once.
   it.scopedLive("a connection reset or refused while the refresh's steps run late is a transient failure at once", () =>
     Effect.gen(function*() {
-      const resetting = yield* Effect.acquireRelease(
-        Effect.async<Net.Server>((resume) => {
-          const server = Net.createServer((socket) => socket.resetAndDestroy())
-          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-        }),
-        (server) => Effect.sync(() => server.close())
+      const broken = yield* Effect.acquireRelease(
+        Effect.promise(brokenEndpoints),
+        (endpoints) => Effect.promise(endpoints.close)
       )
-      const resetUrl = `http://127.0.0.1:${(resetting.address() as Net.AddressInfo).port}/oauth/token`
-      // A port nothing listens on: the one the resetting server had, closed again.
-      const free = yield* Effect.async<number>((resume) => {
-        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = probe.address() as Net.AddressInfo
-          probe.close(() => resume(Effect.succeed(port)))
-        })
-      })
-      for (const tokenUrl of [resetUrl, `http://127.0.0.1:${free}/oauth/token`]) {
+      for (const tokenUrl of broken.urls) {
         const outcome = yield* Effect.flatMap(TokenRefresher, (refresher) => refresher.refresh(Redacted.make("x")))
           .pipe(
             Priority.first,

@@ -11,25 +11,16 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Duration, Effect, Layer, Redacted, Stream } from "effect"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import { Configuration } from "../../src/config/Configuration.js"
 import { settingsOf } from "../../src/manager/AuthManager.js"
 import * as KeyedAuthManager from "../../src/manager/KeyedAuthManager.js"
 import { layerNodeHttpClient } from "../../src/node/layerNode.js"
 import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import { PgStore } from "../../src/postgres/index.js"
+import { heapUsedAfterGc } from "./heap.js"
 
 const count = Number(process.env.FLEET_KEYS ?? "1")
 const keys = Array.from({ length: count }, (_, i) => `fleet-${i}`)
-
-setFlagsFromString("--expose-gc")
-const gc = runInNewContext("gc") as () => void
-const heap = () => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
 
 // FLEET_CPU_PROFILE=FILE: a V8 CPU profile of the whole run, written when stdin ends (the bench's profile).
 const profileFile = process.env.FLEET_CPU_PROFILE
@@ -58,7 +49,10 @@ const program = Effect.gen(function*() {
       line.trim() === "heap"
         ? Effect.flatMap(
           auth.keys,
-          (live) => Effect.sync(() => process.stdout.write(`${JSON.stringify({ heap: heap(), live: live.length })}\n`))
+          (live) =>
+            Effect.sync(() =>
+              process.stdout.write(`${JSON.stringify({ heap: heapUsedAfterGc(), live: live.length })}\n`)
+            )
         )
         : Effect.forEach(
           keys,

@@ -16,7 +16,7 @@ import {
 } from "effect"
 import { FetchHttpClient, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
-import * as Net from "node:net"
+import { brokenEndpoints } from "../../../test/support/brokenEndpoints.js"
 import { Configuration } from "../src/config/Configuration.js"
 import { PermanentRefreshError, TransientRefreshError } from "../src/errors/Errors.js"
 import { layerNodeHttpClient } from "../src/node/layerNode.js"
@@ -265,20 +265,10 @@ describe("TokenRefresher.makeHttp against a token endpoint on 127.0.0.1", () => 
   // such errors and waited forever; Effect 4's passes this test too.)
   it.live("a connection reset or refused while the refresh's steps run late is a transient failure at once", () =>
     Effect.gen(function*() {
-      const resetting = yield* Effect.acquireRelease(
-        Effect.callback<Net.Server>((resume) => {
-          const server = Net.createServer((socket) => socket.resetAndDestroy())
-          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-        }),
-        (server) => Effect.sync(() => server.close())
+      const broken = yield* Effect.acquireRelease(
+        Effect.promise(brokenEndpoints),
+        (endpoints) => Effect.promise(endpoints.close)
       )
-      const resetUrl = `http://127.0.0.1:${(resetting.address() as Net.AddressInfo).port}/oauth/token`
-      const free = yield* Effect.callback<number>((resume) => {
-        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-          const { port } = probe.address() as Net.AddressInfo
-          probe.close(() => resume(Effect.succeed(port)))
-        })
-      })
       // Every step of every fiber three turns of the event loop late.
       const late = new Scheduler.MixedScheduler("async", (f) => {
         let turns = 3
@@ -287,7 +277,7 @@ describe("TokenRefresher.makeHttp against a token endpoint on 127.0.0.1", () => 
         })
         return () => clearImmediate(timer)
       })
-      for (const tokenUrl of [resetUrl, `http://127.0.0.1:${free}/oauth/token`]) {
+      for (const tokenUrl of broken.urls) {
         const outcome = yield* refreshWith(refreshToken).pipe(
           Effect.provideService(Scheduler.Scheduler, late),
           Effect.result,
