@@ -151,6 +151,7 @@ const make = <E>(
     const coordinator = makeCoordinator({
       location,
       lock: leases.lock,
+      withLock: leases.withLock,
       // A refresh holding a lease runs ahead of everything else in this replica: other replicas
       // wait for it, and a busy replica would otherwise hold its leases for as long as its queue.
       whileHeld: Priority.first,

@@ -173,6 +173,12 @@ const statementsOf = (tables: LeaseOptions["tables"]) => {
   }
 }
 
+/** One try at a lease: the lease taken (with a slot), or none and who holds it. */
+interface Try {
+  readonly lease: Lease | undefined
+  readonly taken: Taken
+}
+
 const nothingTaken = (key: string): Taken => ({
   credential_key: key,
   fence: null,
@@ -287,47 +293,47 @@ export const make = (options: LeaseOptions) =>
 
     // One try: a slot first, holding no lease while it waits (a lease is held only by a flight that
     // can go on at once, so the keys this process has not started yet stay free for the others),
-    // then the take. Uninterruptible once the slot is had, up to the release being registered: a
-    // lease taken is never left behind by an interruption.
-    // (The wait for a slot is the only interruptible part: see `util/slots.ts`.)
-    const tryOnce = (key: string, scope: Scope.Scope) =>
-      Effect.uninterruptible(
-        Effect.zipRight(
-          takeSlot,
-          Effect.flatMap(Effect.onError(take(key), () => freeSlot), (taken) => {
-            if (taken.fence === null) return Effect.as(freeSlot, { lease: Option.none<Lease>(), taken })
-            const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-            return Effect.as(
-              Scope.addFinalizer(scope, Effect.ensuring(release(lease), freeSlot)),
-              { lease: Option.some(lease), taken }
-            )
-          })
-        )
+    // then the take. Run with interruption masked (the wait for a slot is the only interruptible
+    // part: see `util/slots.ts`): a lease taken, and its slot, are handed to the caller, who
+    // releases them.
+    const tryOnce = (key: string): Effect.Effect<Try, AuthStoreError> =>
+      Effect.zipRight(
+        takeSlot,
+        Effect.flatMap(Effect.onError(take(key), () => freeSlot), (taken) => {
+          if (taken.fence === null) return Effect.as(freeSlot, { lease: undefined, taken } as Try)
+          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+          return Effect.succeed({ lease, taken })
+        })
       )
 
-    // Waits for the lease: woken when it is released, a moment after its credential changes (a write
-    // that releases it: a manager's refresh adopts the write meanwhile, which stops the wait), else
-    // when it would expire; bounded by the lease's life from when another replica was first found holding it (a
-    // holder alive for longer renews it: the wait gives up). The wait for a slot of this process
-    // does not count: it lasts as long as the flights ahead of it, each bounded by its own. The
-    // waits between tries are interruptible.
-    const acquire = (key: string, scope: Scope.Scope) =>
+    // Gives back what `acquire` gave.
+    const giveBack = (lease: Lease) => Effect.ensuring(release(lease), freeSlot)
+
+    // Waits for the lease, with interruption masked but for its waits; once it returns, the lease and
+    // a slot are held, and the caller gives them back (`giveBack`). Most takes find the lease free.
+    const acquire = (key: string): Effect.Effect<Lease, AuthStoreError> =>
+      Effect.zipRight(
+        options.connected(key, "lock"),
+        Effect.flatMap(tryOnce(key), (first) => first.lease !== undefined ? Effect.succeed(first.lease) : waitFor(key))
+      )
+
+    // Held by another replica: woken when it is released, a moment after its credential changes (a
+    // write that releases it: a manager's refresh adopts the write meanwhile, which stops the wait),
+    // else when it would expire; bounded by the lease's life from when another replica was first
+    // found holding it (a holder alive for longer renews it: the wait gives up). The wait for a slot
+    // of this process does not count: it lasts as long as the flights ahead of it, each bounded by
+    // its own. Only now subscribed to what frees the lease, then tried once more at once, so that a
+    // release in between is not missed. The waits between tries are interruptible.
+    const waitFor = (key: string): Effect.Effect<Lease, AuthStoreError> =>
       Effect.scoped(Effect.gen(function*() {
-        yield* options.connected(key, "lock")
-        let next: Effect.Effect<void> | undefined
+        const next = yield* options.hub.leaseSignals(key)
         let deadline: number | undefined
         let said = false
         while (true) {
-          const taken = yield* tryOnce(key, scope)
-          if (Option.isSome(taken.lease)) return taken.lease.value
+          const taken = yield* tryOnce(key)
+          if (taken.lease !== undefined) return taken.lease
           const now = yield* Clock.currentTimeMillis
           deadline ??= now + ttlMs
-          // Held by another replica: only now subscribed to what frees it (most takes find the lease
-          // free), then tried once more at once, so that a release in between is not missed.
-          if (next === undefined) {
-            next = yield* options.hub.leaseSignals(key)
-            continue
-          }
           if (now >= deadline) {
             return yield* new AuthStoreError({
               path: options.location(key),
@@ -344,18 +350,40 @@ export const make = (options: LeaseOptions) =>
             )
           }
           const expiresIn = Math.ceil((taken.taken.remaining ?? 0) + 1)
-          yield* Effect.raceFirst(next, Effect.sleep(Duration.millis(Math.min(expiresIn, deadline - now))))
+          yield* Effect.interruptible(
+            Effect.raceFirst(next, Effect.sleep(Duration.millis(Math.min(expiresIn, deadline - now))))
+          )
         }
       }))
 
     /** Holds `key`'s lease until the scope closes; the current fiber's writes are fenced by it meanwhile. */
     const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
-      Effect.gen(function*() {
-        const lease = yield* acquire(key, yield* Effect.scope)
+      Effect.uninterruptible(Effect.flatMap(acquire(key), (lease) => {
         held.add(lease)
-        yield* Effect.addFinalizer(() => Effect.sync(() => held.delete(lease)))
-        yield* Effect.locallyScoped(currentLease, Option.some(lease))
-      })
+        return Effect.zipRight(
+          Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => held.delete(lease)), giveBack(lease))),
+          Effect.locallyScoped(currentLease, Option.some(lease))
+        )
+      }))
+
+    /**
+     * Runs `effect` holding `key`'s lease, its writes fenced by it: `lock` without a scope (a scope,
+     * its finalizers and a scoped fiber ref cost a refresh more than the rest of taking its lease).
+     */
+    const withLock =
+      (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | AuthStoreError, R> =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(acquire(key), (lease) => {
+            held.add(lease)
+            return Effect.ensuring(
+              restore(Effect.locally(effect, currentLease, Option.some(lease))),
+              Effect.suspend(() => {
+                held.delete(lease)
+                return giveBack(lease)
+              })
+            )
+          })
+        )
 
     /**
      * Takes `key`'s lease if it is free, without waiting, until the scope closes: how a holder that
@@ -372,5 +400,5 @@ export const make = (options: LeaseOptions) =>
         }))
       })
 
-    return { lock, tryHold, renewing }
+    return { lock, withLock, tryHold, renewing }
   })

@@ -20,6 +20,7 @@ import {
 } from "effect"
 import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
+import { logDebugAnnotated } from "../../util/debugLog.js"
 import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, joinedCallers, poisonHits } from "./metrics.js"
@@ -125,9 +126,7 @@ const attemptOf = (dependencies: Dependencies) => {
             yield* persistence.setAside(kept)
             return yield* persistence.keepSaving(Duration.zero)
           }
-          yield* Effect.logDebug("Refreshing the access token").pipe(
-            Effect.annotateLogs({ snapshot: current.hash.slice(0, 12) })
-          )
+          yield* logDebugAnnotated("Refreshing the access token", { snapshot: current.hash.slice(0, 12) })
           yield* Ref.set(requested, Option.some(flight))
           const outcome = yield* answer(next.refreshToken, flight, current.hash)
           const now = yield* Clock.currentTimeMillis

@@ -7,6 +7,7 @@ import type { Settings } from "../../config/Settings.js"
 import * as AuthDocument from "../../document/AuthDocument.js"
 import { AuthStoreError } from "../../errors/Errors.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"
+import { logDebugAnnotated } from "../../util/debugLog.js"
 import * as RefreshState from "../RefreshState.js"
 import { countAttempt } from "./metrics.js"
 
@@ -230,9 +231,7 @@ const commitOf = (
       : RefreshState.holds(current, tokens.accessToken)
     if (saved.right === "saved" && ours) {
       yield* store.saveShared(Option.none())
-      yield* Effect.logDebug("Access token refreshed and saved").pipe(
-        Effect.annotateLogs({ snapshot: next.hash.slice(0, 12) })
-      )
+      yield* logDebugAnnotated("Access token refreshed and saved", { snapshot: next.hash.slice(0, 12) })
     } else {
       yield* Effect.logDebug("Storage changed during the refresh: what it holds is adopted, the result dropped")
     }
