@@ -153,38 +153,65 @@ export const bind = (
   key: string,
   credentials: CredentialStore.CredentialStoreShape,
   coordinator: RefreshCoordinator.RefreshCoordinatorShape
-): AuthStoreShape => ({
-  // Made when asked for: a keyed manager binds a key for each refresh that runs, which uses few of
-  // them (a key's change feed, above all, is a stream of its own).
-  get location() {
-    return credentials.location(key)
-  },
-  get load() {
-    return Effect.map(credentials.get(key), (stored) => stored.snapshot)
-  },
-  save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => stored.snapshot),
-  // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
-  compareAndSet: (expected, next) =>
-    Effect.flatMap(
-      credentials.get(key),
-      (stored): Effect.Effect<SetResult, AuthStoreError> =>
-        stored.snapshot.hash !== expected
-          ? Effect.succeed({ _tag: "Conflict", current: stored.snapshot })
-          : Effect.map(credentials.compareAndSet(key, stored, next), (result): SetResult =>
-            result._tag === "Written"
-              ? { _tag: "Written", snapshot: result.stored.snapshot }
-              : { _tag: "Conflict", current: result.current.snapshot })
-    ),
-  get remove() {
-    return Effect.asVoid(credentials.set(key, Option.none()))
-  },
-  get changed() {
-    return credentials.changes(key)
-  },
-  exactChanges: credentials.exactChanges,
-  withRefreshLock: (effect) => coordinator.withRefreshLock(key)(effect),
-  get loadShared() {
-    return coordinator.getHealth(key)
-  },
-  saveShared: (state) => coordinator.setHealth(key, state)
-})
+): AuthStoreShape => {
+  // What this store last read or wrote of the key: a compare-and-set against the snapshot read
+  // just before (a refresh's, under the lock) takes its revision from here instead of reading it
+  // again. The write is still checked against storage by revision.
+  let last: CredentialStore.Stored | undefined
+  const seen = (stored: CredentialStore.Stored) => {
+    last = stored
+    return stored
+  }
+  const read = Effect.map(Effect.suspend(() => credentials.get(key)), seen)
+  // Against `stored` (its hash is the one expected): written, or what storage holds instead. A
+  // revision remembered here that storage has since replaced with the same credentials is read
+  // again and tried once more, as a read just before the write would have found it.
+  const swap = (
+    stored: CredentialStore.Stored,
+    next: Option.Option<AuthDocument.AuthDocument>,
+    remembered: boolean
+  ): Effect.Effect<SetResult, AuthStoreError> =>
+    Effect.flatMap(credentials.compareAndSet(key, stored, next), (result): Effect.Effect<SetResult, AuthStoreError> => {
+      if (result._tag === "Written") return Effect.succeed({ _tag: "Written", snapshot: seen(result.stored).snapshot })
+      seen(result.current)
+      return remembered && result.current.snapshot.hash === stored.snapshot.hash
+        ? swap(result.current, next, false)
+        : Effect.succeed({ _tag: "Conflict", current: result.current.snapshot })
+    })
+  return {
+    // Made when asked for: a keyed manager binds a key for each refresh that runs, which uses few of
+    // them (a key's change feed, above all, is a stream of its own).
+    get location() {
+      return credentials.location(key)
+    },
+    get load() {
+      return Effect.map(read, (stored) => stored.snapshot)
+    },
+    save: (doc) => Effect.map(credentials.set(key, Option.some(doc)), (stored) => seen(stored).snapshot),
+    // By hash, as the manager asks, made a compare-and-set by revision (version) against what was read.
+    compareAndSet: (expected, next) =>
+      Effect.suspend(() => {
+        const known = last
+        if (known !== undefined && known.snapshot.hash === expected) return swap(known, next, true)
+        return Effect.flatMap(
+          read,
+          (stored): Effect.Effect<SetResult, AuthStoreError> =>
+            stored.snapshot.hash !== expected
+              ? Effect.succeed({ _tag: "Conflict", current: stored.snapshot })
+              : swap(stored, next, false)
+        )
+      }),
+    get remove() {
+      return Effect.asVoid(Effect.map(credentials.set(key, Option.none()), seen))
+    },
+    get changed() {
+      return credentials.changes(key)
+    },
+    exactChanges: credentials.exactChanges,
+    withRefreshLock: (effect) => coordinator.withRefreshLock(key)(effect),
+    get loadShared() {
+      return coordinator.getHealth(key)
+    },
+    saveShared: (state) => coordinator.setHealth(key, state)
+  }
+}

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Ref, Stream } from "effect"
 import * as AuthDocument from "../../src/document/AuthDocument.js"
+import { bind } from "../../src/stores/AuthStore.js"
 import { CredentialStore } from "../../src/stores/CredentialStore.js"
 import { RefreshCoordinator, type SharedHealth } from "../../src/stores/RefreshCoordinator.js"
 import { chatgptJson, secrets } from "./fixtures.js"
@@ -107,6 +108,27 @@ export const storeContract = (backend: Backend) =>
         expect((yield* store.compareAndSet(key, stale, Option.none()))._tag).toBe("Written")
         expect((yield* store.get(key)).snapshot.hash).toBe("absent")
         expect((yield* store.set(key, Option.none())).snapshot.hash).toBe("absent")
+      }))
+
+    it.scopedLive("one key seen as a store: a compare-and-set by hash after a read, also when the same credentials were rewritten meanwhile", () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* setup
+        const credentials = yield* a.store
+        const other = yield* b.store
+        const bound = bind(key, credentials, yield* a.coordinator)
+        yield* other.set(key, Option.some(doc("r1")))
+        const read = yield* bound.load
+        // Another writer writes the very same credentials again: a new revision, the same hash.
+        yield* other.set(key, Option.some(doc("r1")))
+        const written = yield* bound.compareAndSet(read.hash, Option.some(doc("r2")))
+        expect(written._tag).toBe("Written")
+        expect((yield* other.get(key)).snapshot.hash).toBe(AuthDocument.snapshot(doc("r2")).hash)
+        // Then different credentials: the write against the hash it wrote is refused, with what is there.
+        yield* other.set(key, Option.some(doc("r3")))
+        const refused = yield* bound.compareAndSet(AuthDocument.snapshot(doc("r2")).hash, Option.some(doc("r4")))
+        expect(refused._tag).toBe("Conflict")
+        if (refused._tag === "Conflict") expect(refused.current.hash).toBe(AuthDocument.snapshot(doc("r3")).hash)
+        expect((yield* other.get(key)).snapshot.hash).toBe(AuthDocument.snapshot(doc("r3")).hash)
       }))
 
     it.scopedLive("unknown fields survive a rewrite exactly", () =>
