@@ -155,8 +155,7 @@ export const makeHttp = (overrides: Partial<HttpOptions> = {}) =>
     // `Effect.fn` would make an error at each call for it, whatever its options).
     const refresh = (refreshToken: Redacted.Redacted<string>) =>
       Effect.gen(function*() {
-        const answer = yield* OAuthHttp.send(requestFor(refreshToken), sendOptions).pipe(
-          Effect.provideService(HttpClient.HttpClient, client),
+        const answer = yield* OAuthHttp.sendWith(client, requestFor(refreshToken), sendOptions).pipe(
           Effect.mapError((failure) => transient(failure.kind, failure.detail, failure.status))
         )
         if (answer.status >= 200 && answer.status < 300) {

@@ -150,22 +150,30 @@ const withoutRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effec
  * Sends a request and reads the answer, whatever its status. Redirects are
  * not followed: what the request carries must reach the configured endpoint only.
  */
-export const send = (request: HttpClientRequest.HttpClientRequest, options: SendOptions = defaultSendOptions) => {
+export const send = (request: HttpClientRequest.HttpClientRequest, options: SendOptions = defaultSendOptions) =>
+  Effect.flatMap(HttpClient.HttpClient, (client) => sendWith(client, request, options))
+
+/** `send` through `client` (a refresher holds its client: no service to look up per request). */
+export const sendWith = (
+  client: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  options: SendOptions = defaultSendOptions
+): Effect.Effect<Answer, ExchangeFailure> => {
   const what = options.what ?? hostOf(request.url)
-  return Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const response = yield* client.execute(request).pipe(
-      Effect.mapError((error) =>
-        new ExchangeFailure({ kind: "connection", detail: `${what} could not be reached (${error.reason})` })
-      ),
-      // The HTTP stack may throw on a request it cannot make: that is a failed request, not a crash.
-      Effect.catchAllDefect(() =>
-        Effect.fail(new ExchangeFailure({ kind: "connection", detail: `the request to ${what} could not be made` }))
+  return client.execute(request).pipe(
+    Effect.mapError((error) =>
+      new ExchangeFailure({ kind: "connection", detail: `${what} could not be reached (${error.reason})` })
+    ),
+    // The HTTP stack may throw on a request it cannot make: that is a failed request, not a crash.
+    Effect.catchAllDefect(() =>
+      Effect.fail(new ExchangeFailure({ kind: "connection", detail: `the request to ${what} could not be made` }))
+    ),
+    Effect.flatMap((response) =>
+      Effect.map(
+        readBody(response, options.maxBodyBytes),
+        (text): Answer => ({ status: response.status, headers: response.headers, text, json: parseJsonLoosely(text) })
       )
-    )
-    const text = yield* readBody(response, options.maxBodyBytes)
-    return { status: response.status, headers: response.headers, text, json: parseJsonLoosely(text) } satisfies Answer
-  }).pipe(
+    ),
     withoutRedirects,
     Effect.timeoutFail({
       duration: options.timeout,

@@ -13,6 +13,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, FiberRef, Option, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
+import { logDebugAnnotated } from "../util/debugLog.js"
 import * as Slots from "../util/slots.js"
 import * as Batch from "./batch.js"
 import { retryLostSession } from "./connection.js"
@@ -345,9 +346,10 @@ export const make = (options: LeaseOptions) =>
           }
           if (!said) {
             said = true
-            yield* Effect.logDebug("Waiting for the refresh lock, held by another replica").pipe(
-              Effect.annotateLogs({ credential: key, holder: taken.taken.holder ?? "unknown" })
-            )
+            yield* logDebugAnnotated("Waiting for the refresh lock, held by another replica", {
+              credential: key,
+              holder: taken.taken.holder ?? "unknown"
+            })
           }
           const expiresIn = Math.ceil((taken.taken.remaining ?? 0) + 1)
           yield* Effect.interruptible(
