@@ -10,7 +10,8 @@ const entryOf = (name: string, log: { started: Array<string>; cancelled: Array<s
     const claim: RefreshState.Flight["claim"] = { phase: "queued", fiber: undefined }
     const entry: Turns.Entry = {
       claim,
-      run: Effect.zipRight(Effect.sync(() => log.started.push(name)), Deferred.await(gate)),
+      // Interruptible, as a flight's attempt is (a turn starts it from an uninterruptible region).
+      run: Effect.zipRight(Effect.sync(() => log.started.push(name)), Effect.interruptible(Deferred.await(gate))),
       cancel: Effect.sync(() => log.cancelled.push(name))
     }
     return { entry, claim, open: Deferred.succeed(gate, undefined) }
@@ -179,5 +180,38 @@ describe("Turns", () => {
       const answers = yield* Effect.forEach(callers, Fiber.join)
       expect(answers.filter((answer) => answer._tag === "Left")).toHaveLength(171)
       expect(answers.slice(171).every((answer) => answer._tag === "Right")).toBe(true)
+    }))
+
+  it.scoped("a flight whose lock is held elsewhere waits aside with no turn: dropped once adopted, started once the lock is free", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const held = new Set(["a", "c", "d"])
+      const turns = yield* Turns.make(1, scope, Duration.seconds(30), (key) => held.has(key))
+      const log = { started: Array<string>(), cancelled: Array<string>() }
+      const [a, b, c, d] = yield* Effect.forEach(
+        ["a", "b", "c", "d"],
+        (name) => Effect.map(entryOf(name, log), (made) => ({ ...made, entry: { ...made.entry, key: name } }))
+      )
+      for (const made of [a!, b!, c!]) yield* turns.enqueue(made.entry)
+      yield* Effect.yieldNow()
+      // a and c are refreshing elsewhere: b has the one turn.
+      expect(log.started).toEqual(["b"])
+      expect(yield* turns.size).toEqual({ running: 1, waiting: 2 })
+      yield* b!.open
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust(Turns.recheck)
+      expect(log.started).toEqual(["b"])
+      // c's refresh elsewhere is adopted (its flight ends in line); a's lock is let go without a write.
+      c!.claim.phase = "abandoned"
+      held.delete("a")
+      yield* TestClock.adjust(Turns.recheck)
+      yield* Effect.yieldNow()
+      expect(log.started).toEqual(["b", "a"])
+      expect(yield* turns.size).toEqual({ running: 1, waiting: 0 })
+      // Closing cancels a flight still aside.
+      yield* turns.enqueue(d!.entry)
+      yield* Scope.close(scope, Exit.void)
+      expect(log.cancelled).toEqual(["d"])
+      expect(log.started).toEqual(["b", "a"])
     }))
 })

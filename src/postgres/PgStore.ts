@@ -89,13 +89,15 @@ const make = <E>(
     const t = tables(prefix)
     const location = (key: string) => `postgres:${t.credentials}/${key}`
     const problem = problemOf(budgetOf(options.poolSize))
-    const made = makeHub()
+    // A lease's life unless renewed, and the longest wait for a lease or a statement.
+    const lockTimeout = Duration.decode(options.lockTimeout ?? Duration.seconds(35))
+    const made = makeHub(Duration.toMillis(lockTimeout))
     const holder = `${options.where} ${randomUUID().slice(0, 8)}`
 
     const connection = yield* supervise({
       connect,
       started: ({ pg }) =>
-        listen(pg.config, { changes: t.channel, leases: t.leaseChannel }, made, {
+        listen(pg.config, { changes: t.channel, leases: t.leaseChannel, taken: t.takenChannel }, made, {
           applicationName: "effect-auth-manager listener",
           problem
         }),
@@ -114,7 +116,7 @@ const make = <E>(
     const batches = {
       maxSize: maxBatchSize,
       concurrency: options.poolSize ?? options.statementsAtOnce ?? 4,
-      timeout: Duration.decode(options.lockTimeout ?? Duration.seconds(35))
+      timeout: lockTimeout
     }
     const leases = yield* Lease.make({
       connected,
@@ -122,7 +124,7 @@ const make = <E>(
       hub: made.hub,
       tables: t,
       holder,
-      ttl: Duration.decode(options.lockTimeout ?? Duration.seconds(35)),
+      ttl: lockTimeout,
       location,
       problem,
       slots: yield* Lease.makeSlots(options.maxHeldLocks ?? defaultMaxHeldLocks),
@@ -152,6 +154,7 @@ const make = <E>(
       location,
       lock: leases.lock,
       withLock: leases.withLock,
+      heldElsewhere: made.hub.heldElsewhere,
       // A refresh holding a lease runs ahead of everything else in this replica: other replicas
       // wait for it, and a busy replica would otherwise hold its leases for as long as its queue.
       whileHeld: Priority.first,

@@ -81,6 +81,7 @@ export interface LeaseOptions {
     readonly credentials: string
     readonly versions: string
     readonly leaseChannel: string
+    readonly takenChannel: string
   }
   /** This store's name in the lease rows (who holds a lease, for a person looking). */
   readonly holder: string
@@ -134,7 +135,9 @@ const statementsOf = (tables: LeaseOptions["tables"]) => {
     // leases as they were before the INSERT: only read for the keys not taken.) The rows are read
     // with a lock, after every lease is taken (the array is made first): if the previous holder's
     // write committed while this statement waited for its lease, the locking read returns that
-    // write, not the row as it was when the statement began.
+    // write, not the row as it was when the statement began. Each lease taken is said on the taken
+    // channel as the statement commits: the other replicas start no refresh of its key while it is
+    // held (`Hub.heldElsewhere`; older replicas do not listen there).
     take: `WITH taken AS (
         INSERT INTO ${leases} (credential_key, fence, holder, expires_at)
         SELECT k, nextval($2), $3, clock_timestamp() + $4 * interval '1 millisecond'
@@ -146,13 +149,16 @@ const statementsOf = (tables: LeaseOptions["tables"]) => {
       ), credential AS (
         SELECT credential_key, document, version::text AS version, health FROM ${credentials}
         WHERE credential_key = ANY (ARRAY(SELECT credential_key FROM taken)) FOR SHARE
+      ), said AS (
+        SELECT count(pg_notify($5, credential_key)) AS n FROM taken
       ) SELECT k AS credential_key, t.fence::text AS fence, l.holder,
           greatest(0, extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::float8 AS remaining,
           c.credential_key IS NOT NULL AS present, c.document, c.version, c.health
         FROM unnest($1::text[]) AS k
         LEFT JOIN taken AS t ON t.credential_key = k
         LEFT JOIN credential AS c ON c.credential_key = k
-        LEFT JOIN ${leases} AS l ON l.credential_key = k`,
+        LEFT JOIN ${leases} AS l ON l.credential_key = k
+        CROSS JOIN said`,
     // Releases the leases still held by their fences, and says so on the lease channel.
     release: `WITH released AS (
         DELETE FROM ${leases} AS l USING (
@@ -217,7 +223,13 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
         Effect.flatMap(
           options.connected(keys[0]!, "lock"),
           (sql) =>
-            sql.unsafe<Taken>(text.take, [keys, options.tables.versions, options.holder, ttlMs]).pipe(
+            sql.unsafe<Taken>(text.take, [
+              keys,
+              options.tables.versions,
+              options.holder,
+              ttlMs,
+              options.tables.takenChannel
+            ]).pipe(
               // A session lost before the statement ran (a terminated backend still in the pool) is not
               // a reason to fail the refreshes: the statement runs again on a fresh connection.
               retryLostSession,

@@ -28,6 +28,12 @@ export interface Hub {
   readonly leaseSignals: (key: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
   /** Every key's changes in one feed: a key that may have changed, none when any may have (a reconnection). */
   readonly changedKeys: Stream.Stream<Option.Option<string>>
+  /**
+   * Whether a replica (this one included) was last heard taking `key`'s lease, and has neither
+   * released it nor written the credential since, within the lease's life: a refresh of it is under
+   * way there. Heard, so a moment late; false when nothing was heard.
+   */
+  readonly heldElsewhere: (key: string) => boolean
 }
 
 /**
@@ -52,9 +58,13 @@ const registry = () => {
   return { add, signal, signalAll }
 }
 
-export const makeHub = () => {
+/** The hub of a store whose leases last `leaseMs` unless renewed. */
+export const makeHub = (leaseMs: number) => {
   const credentials = registry()
   const leases = registry()
+  // The leases heard taken, until when (epoch ms); let go when heard released, or the credential
+  // written (a write of refreshed tokens releases its lease), or once past (looked at then).
+  const taken = new Map<string, number>()
   const everyKey = new Set<(key: Option.Option<string>) => void>()
   const hub: Hub = {
     changedKeys: Stream.asyncPush<Option.Option<string>>(
@@ -87,7 +97,14 @@ export const makeHub = () => {
         const removeCredential = credentials.add(key, () => void setTimeout(wake, adoptionGrace).unref())
         yield* Effect.addFinalizer(() => Effect.sync(() => (removeLease(), removeCredential())))
         return Queue.take(signals)
-      })
+      }),
+    heldElsewhere: (key) => {
+      const until = taken.get(key)
+      if (until === undefined) return false
+      if (until > Date.now()) return true
+      taken.delete(key)
+      return false
+    }
   }
   // The listening connection while it is up: it also renews leases (see `lease.ts`).
   let current: Client | undefined
@@ -110,11 +127,17 @@ export const makeHub = () => {
     query,
     setClient: (client: Client | undefined) => (current = client),
     credentialChanged: (key: string) => {
+      taken.delete(key)
       credentials.signal(key)
       if (everyKey.size > 0) everyKey.forEach((subscriber) => subscriber(Option.some(key)))
     },
-    leaseChanged: leases.signal,
+    leaseChanged: (key: string) => {
+      taken.delete(key)
+      leases.signal(key)
+    },
+    leaseTaken: (key: string) => void taken.set(key, Date.now() + leaseMs),
     everything: () => {
+      taken.clear()
       credentials.signalAll()
       leases.signalAll()
       everyKey.forEach((subscriber) => subscriber(Option.none()))
@@ -143,7 +166,7 @@ export const quoteIdentifier = (name: string) => `"${name.replaceAll("\"", "\"\"
  */
 export const listen = (
   config: PgClient.PgClientConfig,
-  channels: { readonly changes: string; readonly leases: string },
+  channels: { readonly changes: string; readonly leases: string; readonly taken: string },
   made: ReturnType<typeof makeHub>,
   options: { readonly applicationName: string; readonly problem: (cause: unknown) => string }
 ) =>
@@ -163,6 +186,7 @@ export const listen = (
         if (message.payload === undefined) return
         if (message.channel === channels.changes) made.credentialChanged(message.payload)
         else if (message.channel === channels.leases) made.leaseChanged(message.payload)
+        else if (message.channel === channels.taken) made.leaseTaken(message.payload)
       })
       yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => client.connect(), catch: (cause) => cause }),
@@ -170,7 +194,10 @@ export const listen = (
       )
       yield* Effect.tryPromise({
         try: () =>
-          client.query(`LISTEN ${quoteIdentifier(channels.changes)}; LISTEN ${quoteIdentifier(channels.leases)}`),
+          client.query(
+            [channels.changes, channels.leases, channels.taken].map((channel) => `LISTEN ${quoteIdentifier(channel)}`)
+              .join("; ")
+          ),
         catch: (cause) => cause
       })
       if (yield* Ref.getAndSet(failing, false)) yield* Effect.logInfo("Listening for credential changes again")

@@ -14,7 +14,9 @@ export const tables = (prefix: string) => ({
   versions: `${prefix}_versions`,
   migrations: `${prefix}_migrations`,
   channel: `${prefix}_changes`,
-  leaseChannel: `${prefix}_leases`
+  leaseChannel: `${prefix}_leases`,
+  /** Each lease taken, said to the other replicas (they start no refresh of that key meanwhile). */
+  takenChannel: `${prefix}_taken`
 })
 
 /**

@@ -58,6 +58,12 @@ export interface Backend {
    * everything else in the process, since other replicas wait for it).
    */
   readonly whileHeld?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
+  /**
+   * Whether another process is known to hold `key`'s refresh lock now, as last heard (a refresh of
+   * it is under way there): a keyed manager starts no refresh of that key meanwhile. Absent, or
+   * false, when nothing is known.
+   */
+  readonly heldElsewhere?: ((key: string) => boolean) | undefined
   /** The health text stored for `key`; none when there is none. */
   readonly readHealth: (key: string) => Effect.Effect<Option.Option<string>, SharedHealthError>
   /**
@@ -77,6 +83,8 @@ export interface RefreshCoordinatorShape {
   readonly withRefreshLock: (
     key: string
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+  /** See `Backend.heldElsewhere`: absent when the backend cannot tell. */
+  readonly heldElsewhere?: ((key: string) => boolean) | undefined
   /**
    * The health shared for `key`; none when there is none, or it cannot be
    * read. It applies only while the credential still has the record's hash.
@@ -123,6 +131,7 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
     )
   return {
     location: backend.location,
+    heldElsewhere: backend.heldElsewhere,
     withRefreshLock: (key) => (effect) => {
       const held = backend.whileHeld?.(effect) ?? effect
       return (backend.withLock === undefined

@@ -1,8 +1,9 @@
 // The refresh lock on PostgreSQL outlives its life while its holder is alive: the lease is renewed.
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Layer, Redacted } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import pg from "pg"
 import * as PgStore from "../../src/postgres/PgStore.js"
+import { CredentialStore } from "../../src/stores/CredentialStore.js"
 import { RefreshCoordinator } from "../../src/stores/RefreshCoordinator.js"
 import { freshDatabase } from "../support/database.js"
 
@@ -12,7 +13,59 @@ const replica = (url: string) =>
     Context.get(RefreshCoordinator)
   )
 
+const replicaWithStore = (url: string) =>
+  Effect.map(
+    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "30 seconds" })),
+    (context) => ({
+      coordinator: Context.get(context, RefreshCoordinator),
+      credentials: Context.get(context, CredentialStore)
+    })
+  )
+
 describe("PgStore refresh lock", () => {
+  it.live(
+    "a lease taken is heard by the other replicas: held elsewhere until it is released",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("taken"))
+        const holder = yield* replicaWithStore(url)
+        const other = yield* replicaWithStore(url)
+        const notifier = new pg.Client({ connectionString: url })
+        yield* Effect.acquireRelease(
+          Effect.promise(() => notifier.connect()),
+          () => Effect.promise(() => notifier.end())
+        )
+        // Whatever the listening connection heard before a change of `marker` was notified, it has
+        // handled once that change reaches the stream (notifications arrive in commit order).
+        const heardUpTo = (marker: string, notify: Effect.Effect<unknown>) =>
+          Effect.gen(function*() {
+            const heard = yield* Effect.fork(Stream.runHead(other.credentials.changes(marker)))
+            // Subscribed once it waits.
+            while ((yield* Fiber.status(heard))._tag !== "Suspended") yield* Effect.yieldNow()
+            yield* notify
+            yield* Fiber.join(heard)
+          })
+        const notifyChange = (marker: string) =>
+          Effect.promise(() => notifier.query("SELECT pg_notify('effect_auth_changes', $1)", [marker]))
+        // The other replica listens (a reconnection says every key changed: the stream hears it too).
+        yield* heardUpTo("ready", notifyChange("ready"))
+        const held = yield* Deferred.make<void>()
+        const letGo = yield* Deferred.make<void>()
+        const holding = yield* holder.coordinator.withRefreshLock("said")(
+          Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(letGo))
+        ).pipe(Effect.fork)
+        yield* Deferred.await(held)
+        yield* heardUpTo("after-take", notifyChange("after-take"))
+        expect(other.coordinator.heldElsewhere?.("said")).toBe(true)
+        expect(other.coordinator.heldElsewhere?.("unrelated")).toBe(false)
+        yield* Deferred.succeed(letGo, undefined)
+        yield* Fiber.join(holding)
+        yield* heardUpTo("after-release", notifyChange("after-release"))
+        expect(other.coordinator.heldElsewhere?.("said")).toBe(false)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
   it.live(
     "a holder that lives keeps its lease past the lease's life: another replica's wait ends without it",
     () =>

@@ -57,6 +57,7 @@ class KeyDependencies implements Flight.Dependencies {
   readonly requested: Ref.Ref<Option.Option<RefreshState.Flight>>
   readonly turns: Turns.Turns
   readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly key: string
   #store: AuthStoreShape | undefined
   #persistence: Persistence.Persistence | undefined
 
@@ -73,6 +74,7 @@ class KeyDependencies implements Flight.Dependencies {
     this.requested = kept.requested
     this.turns = shared.turns
     this.annotate = shared.withKey(cell.key)
+    this.key = cell.key
   }
 
   get store(): AuthStoreShape {
@@ -150,7 +152,12 @@ export const make = Effect.fnUntraced(function*(dependencies: Dependencies) {
   const cells = new Map<string, Cell>()
   const opening = new Map<string, Deferred.Deferred<Cell>>()
   const missedWhileOpening = new Set<string>()
-  const turns = yield* Turns.make(dependencies.refreshesAtOnce, scope, settings.refreshTimeout)
+  const turns = yield* Turns.make(
+    dependencies.refreshesAtOnce,
+    scope,
+    settings.refreshTimeout,
+    coordinator.heldElsewhere
+  )
   const shared: Shared = { credentials, coordinator, refresher, settings, scope, turns, withKey }
 
   // ---- opening a key: its credential and what other processes learned of it ----------------

@@ -44,6 +44,8 @@ export interface Dependencies extends Outcome.Dependencies {
    * with this too.
    */
   readonly annotate?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
+  /** A keyed manager's credential key: its flight waits aside while its lock is held elsewhere (`turns.ts`). */
+  readonly key?: string | undefined
 }
 
 export type Claim =
@@ -225,6 +227,7 @@ const startFlight = (self: FlightCore, decide: (state: RefreshState.State, now: 
         const parent = yield* Effect.serviceOption(Tracer.ParentSpan)
         yield* turns.enqueue({
           claim,
+          key: dependencies.key,
           run: Effect.suspend(() => {
             waitingForTurn.delete(claim)
             const run = runOf(self, decision)

@@ -10,6 +10,11 @@
  * of every replica queueing for the same lock of the same key in the same order. Order is kept
  * between batches: a key waits for the batch it arrived in and the batch before it, no longer.
  *
+ * A flight whose key's refresh lock another process is known to hold (`heldElsewhere`: a refresh
+ * of it is under way there) is not started: it waits aside, holding no turn, for that refresh's
+ * write (adopted, it ends the flight in line) or, looked at again every `recheck`, for the lock to
+ * be free. Started, it would take a turn to wait for the lock, and end when the write is adopted.
+ *
  * A caller of a flight in line waits no longer than `deadline` from its call: then it gets a
  * passing error (a poll answers with the credentials it holds) while the flight stays in line. The
  * deadlines are kept by one fiber for all the callers, not a timer and two fibers each: every
@@ -28,6 +33,8 @@ export interface Entry {
   readonly run: Effect.Effect<void>
   /** Ends the flight without running it: its callers are told, its state says it is over. */
   readonly cancel: Effect.Effect<void>
+  /** Its credential key, when its lock may be known held elsewhere (see `make`). */
+  readonly key?: string | undefined
 }
 
 export interface Turns {
@@ -65,12 +72,21 @@ const answer = (waiter: RefreshState.Waiter, exit: Exit.Exit<void, RefreshError>
   Deferred.unsafeDone(waiter.answer, exit)
 }
 
+/** How often the flights set aside (their lock held elsewhere) are looked at again. */
+export const recheck = Duration.millis(100)
+
 /**
  * Turns for at most `limit` flights at once, run in `scope`, whose callers wait in line no longer
- * than `deadline`. When the scope closes (or `close`), the flights still waiting are cancelled
- * (their callers are interrupted), and none starts any more.
+ * than `deadline`; a flight whose key's lock is held elsewhere (`heldElsewhere`) waits aside. When
+ * the scope closes (or `close`), the flights still waiting are cancelled (their callers are
+ * interrupted), and none starts any more.
  */
-export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Duration): Effect.Effect<Turns> =>
+export const make = (
+  limit: number,
+  scope: Scope.Scope,
+  deadline: Duration.Duration,
+  heldElsewhere?: ((key: string) => boolean) | undefined
+): Effect.Effect<Turns> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const deadlineMs = Duration.toMillis(deadline)
@@ -138,9 +154,12 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
     const pruneAt = new WeakMap<RefreshState.Flight["claim"], number>()
     let running = 0
     let closed = false
-    // The batch being started (in random order) and the one gathering meanwhile.
+    // The batch being started (in random order) and the one gathering meanwhile; the flights set
+    // aside, their lock held elsewhere, and whether they are to be looked at again.
     let current: Array<Entry> = []
     let next: Array<Entry> = []
+    let aside: Array<Entry> = []
+    let looking = false
 
     const take = (random: number): Entry | undefined => {
       while (true) {
@@ -155,19 +174,47 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
         current.pop()
         // A flight abandoned while it waited is over already. One taken leaves the line in this very
         // step: abandoned from now on, it is stopped as one waiting for the lock is (see `start`).
-        if (entry.claim.phase === "queued") {
-          entry.claim.phase = "waiting"
-          return entry
+        if (entry.claim.phase !== "queued") continue
+        if (entry.key !== undefined && heldElsewhere?.(entry.key) === true) {
+          aside.push(entry)
+          continue
         }
+        entry.claim.phase = "waiting"
+        return entry
       }
     }
 
     const startNext: Effect.Effect<void> = Effect.suspend(() => {
-      if (closed || running >= limit || (current.length === 0 && next.length === 0)) return Effect.void
+      if (closed || running >= limit || (current.length === 0 && next.length === 0)) return lookAgain
       return Effect.flatMap(Random.next, (random) => {
         const entry = take(random)
-        return entry === undefined ? Effect.void : Effect.zipRight(start(entry), startNext)
+        return entry === undefined ? lookAgain : Effect.zipRight(start(entry), startNext)
       })
+    })
+
+    // The flights set aside are looked at again after `recheck` (one fiber, while there are any):
+    // those over (their refresh adopted) are dropped, those whose lock is no longer held go back
+    // in line. Only the wait can be interrupted (the turns closing): the rest is a turn's start.
+    const lookAgain: Effect.Effect<void> = Effect.suspend(() => {
+      if (looking || closed || aside.length === 0) return Effect.void
+      looking = true
+      return Effect.forkIn(
+        Effect.zipRight(
+          Effect.interruptible(Effect.sleep(recheck)),
+          Effect.suspend(() => {
+            looking = false
+            const still: Array<Entry> = []
+            for (const entry of aside) {
+              if (entry.claim.phase !== "queued") continue
+              if (heldElsewhere?.(entry.key!) === true) still.push(entry)
+              else next.push(entry)
+            }
+            aside = still
+            return startNext
+          })
+        ).pipe(Effect.uninterruptible),
+        scope
+      )
     })
 
     const start = (entry: Entry): Effect.Effect<void> =>
@@ -189,9 +236,10 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
 
     const close = Effect.suspend(() => {
       closed = true
-      const left = [...current, ...next].filter((entry) => entry.claim.phase === "queued")
+      const left = [...current, ...next, ...aside].filter((entry) => entry.claim.phase === "queued")
       current = []
       next = []
+      aside = []
       for (const entry of left) entry.claim.phase = "abandoned"
       return Effect.forEach(left, (entry) => entry.cancel, { discard: true })
     })
@@ -213,7 +261,7 @@ export const make = (limit: number, scope: Scope.Scope, deadline: Duration.Durat
       close,
       size: Effect.sync(() => ({
         running,
-        waiting: [...current, ...next].filter((entry) => entry.claim.phase === "queued").length
+        waiting: [...current, ...next, ...aside].filter((entry) => entry.claim.phase === "queued").length
       })),
       await: (flight) =>
         Effect.suspend(() => {
