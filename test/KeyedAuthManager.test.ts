@@ -332,6 +332,40 @@ describe("KeyedAuthManager", () => {
       expect(yield* callCount).toBe(0)
     }).pipe(Effect.provide(TokenRefresher.layerTest([]))))
 
+  it.scoped("a replica hears its own write while its flight still runs: read with the others, not again alone", () =>
+    Effect.gen(function*() {
+      const backend = yield* CredentialStore.makeMemoryBackend({
+        alice: chatgptJson({ accessToken: "alice-access-1", refreshToken: "alice-refresh" })
+      })
+      const reads = { alone: 0, together: 0 }
+      const store = CredentialStore.make({
+        ...backend,
+        read: (key) => Effect.zipRight(Effect.sync(() => reads.alone++), backend.read(key)),
+        readMany: (keys) => Effect.zipRight(Effect.sync(() => reads.together++), Effect.forEach(keys, backend.read))
+      })
+      const coordinator = RefreshCoordinator.make(yield* RefreshCoordinator.makeMemoryBackend)
+      // The flight holds its lock after its work (its tokens saved) until `go`: it still runs.
+      const go = yield* Deferred.make<void>()
+      const held: RefreshCoordinator.RefreshCoordinatorShape = {
+        ...coordinator,
+        withRefreshLock: (key) => (effect) =>
+          coordinator.withRefreshLock(key)(Effect.zipLeft(effect, Deferred.await(go)))
+      }
+      const auth = yield* keyedOver(store, held)
+      const poll = yield* Effect.fork(
+        Effect.map(auth.getAuthStatus("alice", { includeToken: true, refreshToken: true }), tokenOf)
+      )
+      // The write is heard and read (with the other changed keys, or alone), while the flight holds
+      // its lock; first read alone when the key was first asked for, then by the flight.
+      while (reads.together === 0 && reads.alone < 3) yield* Effect.yieldNow()
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      yield* Deferred.succeed(go, undefined)
+      expect(yield* Fiber.join(poll)).toBe("alice-access-2")
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      // Never read again alone for its own write.
+      expect(reads).toEqual({ alone: 2, together: 1 })
+    }).pipe(Effect.provide(TokenRefresher.layerTest([rotated("alice-access-2", "alice-refresh-2")]))))
+
   it.effect("a flight that waited for its turn carries its own key in its logs, not the key of the flight that started it", () =>
     Effect.gen(function*() {
       const lines: Array<{ readonly message: string; readonly credential: unknown }> = []

@@ -4,7 +4,8 @@
  * adopting each key that is calm (no flight past its turn or its wait for the lock, nothing
  * unsaved) if its state did not change during the read. A key that is not calm, changed
  * meanwhile, or could not be read is read again by itself (`readAlone`: serialised with its saving,
- * and saying why it failed). A key marked again while it is read is read once more.
+ * and saying why it failed), unless what was read is what its state holds or is saving (a replica
+ * hears its own writes). A key marked again while it is read is read once more.
  */
 import { Effect, Ref, type Scope } from "effect"
 import type { CredentialStoreShape } from "../../stores/CredentialStore.js"
@@ -43,14 +44,13 @@ export const make = <C extends Held>({ credentials, held, readAlone, scope }: Op
 
   const readTogether = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
     Effect.gen(function*() {
-      const together: Array<{ readonly cell: C; readonly before: RefreshState.State }> = []
+      const together: Array<{ readonly cell: C; readonly before: RefreshState.State; readonly calm: boolean }> = []
       const alone: Array<C> = []
       for (const key of keys) {
         const cell = held(key)
         if (cell === undefined) continue
         const before = yield* Ref.get(cell.state)
-        if (calm(before)) together.push({ cell, before })
-        else alone.push(cell)
+        together.push({ cell, before, calm: calm(before) })
       }
       const read = together.length === 0 ? undefined : yield* Effect.either(
         credentials.getMany === undefined
@@ -60,11 +60,12 @@ export const make = <C extends Held>({ credentials, held, readAlone, scope }: Op
           : credentials.getMany(together.map(({ cell }) => cell.key))
       )
       if (read !== undefined && read._tag === "Left") {
-        // Said once for the batch; the next change of each key reads it again.
+        // Said once for the batch; the next change of each calm key reads it again, the others now alone.
         yield* Effect.logWarning(read.left.message).pipe(Effect.annotateLogs({ credentials: together.length }))
+        for (const { calm, cell } of together) if (!calm) alone.push(cell)
       } else if (read !== undefined) {
         for (let i = 0; i < together.length; i++) {
-          const { before, cell } = together[i]!
+          const { before, calm, cell } = together[i]!
           const got = read.right[i]!
           // A key that could not be read is read alone, which says why (with its key).
           if (got._tag === "Left") {
@@ -72,6 +73,17 @@ export const make = <C extends Held>({ credentials, held, readAlone, scope }: Op
             continue
           }
           const stored = got.right
+          // Not calm (its flight running, or tokens being saved): read alone, serialised with its
+          // saving, unless storage holds what its state knows it holds or is saving (a replica hears
+          // its own writes, most often before its flight has heard the write's answer): its saving
+          // learns the rest, and a read alone would adopt nothing.
+          if (!calm) {
+            const now = yield* Ref.get(cell.state)
+            const hash = stored.snapshot.hash
+            if (now.stored === hash || now.snapshot.hash === hash) yield* Flight.abandonIfAdopted(now)
+            else alone.push(cell)
+            continue
+          }
           const adopted = yield* Ref.modify(cell.state, (state) => {
             if (state !== before) return [undefined, state] as const
             const next = RefreshState.adopt(stored.snapshot)(state)
