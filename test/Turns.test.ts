@@ -208,8 +208,12 @@ describe("Turns", () => {
       yield* Effect.yieldNow()
       expect(log.started).toEqual(["b", "a"])
       expect(yield* turns.size).toEqual({ running: 1, waiting: 0 })
-      // Closing cancels a flight still aside.
+      // Closing cancels a flight still aside (set aside when a's turn ended).
       yield* turns.enqueue(d!.entry)
+      yield* a!.open
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
+      expect(yield* turns.size).toEqual({ running: 0, waiting: 1 })
       yield* Scope.close(scope, Exit.void)
       expect(log.cancelled).toEqual(["d"])
       expect(log.started).toEqual(["b", "a"])

@@ -152,7 +152,6 @@ const make = <E>(
     })
     const coordinator = makeCoordinator({
       location,
-      lock: leases.lock,
       withLock: leases.withLock,
       heldElsewhere: made.hub.heldElsewhere,
       // A refresh holding a lease runs ahead of everything else in this replica: other replicas

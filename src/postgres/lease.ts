@@ -180,10 +180,10 @@ const statementsOf = (tables: LeaseOptions["tables"]) => {
   }
 }
 
-/** One try at a lease: the lease taken (with a slot), or none and who holds it. */
-interface Try {
+/** One try at a lease: the lease taken (with a slot), or none; the statement's row either way. */
+interface Attempt {
   readonly lease: Lease | undefined
-  readonly taken: Taken
+  readonly row: Taken
 }
 
 const nothingTaken = (key: string): Taken => ({
@@ -286,8 +286,9 @@ export const make = (options: LeaseOptions) =>
         if (lease.state === "held") lease.state = "released"
         return Effect.mapError(releaseMany(lease), fail(lease.key, "lock"))
       }).pipe(
-        // Run as a scope's finalizer, which is uninterruptible: marked interruptible so that the bound
-        // can cut a release stuck on a stalled connection (the lease then expires by itself).
+        // Run as a finalizer (`withLock`'s, or a scope's), which is uninterruptible: marked
+        // interruptible so that the bound can cut a release stuck on a stalled connection (the lease
+        // then expires by itself).
         Effect.interruptible,
         Effect.timeout(options.ttl),
         Effect.catchAll((error) =>
@@ -309,26 +310,26 @@ export const make = (options: LeaseOptions) =>
     // then the take. Run with interruption masked (the wait for a slot is the only interruptible
     // part: see `util/slots.ts`): a lease taken, and its slot, are handed to the caller, who
     // releases them.
-    const tryOnce = (key: string): Effect.Effect<Try, AuthStoreError> =>
+    const tryOnce = (key: string): Effect.Effect<Attempt, AuthStoreError> =>
       Effect.zipRight(
         takeSlot,
-        Effect.flatMap(Effect.onError(take(key), () => freeSlot), (taken) => {
-          if (taken.fence === null) return Effect.as(freeSlot, { lease: undefined, taken } as Try)
-          const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-          return Effect.succeed({ lease, taken })
+        Effect.flatMap(Effect.onError(take(key), () => freeSlot), (row): Effect.Effect<Attempt> => {
+          if (row.fence === null) return Effect.as(freeSlot, { lease: undefined, row })
+          return Effect.succeed({ lease: { key, fence: row.fence, state: "held", prefetched: prefetchedOf(row) }, row })
         })
       )
 
     // Gives back what `acquire` gave.
     const giveBack = (lease: Lease) => Effect.ensuring(release(lease), freeSlot)
 
-    // Waits for the lease, with interruption masked but for its waits; once it returns, the lease and
-    // a slot are held, and the caller gives them back (`giveBack`). Most takes find the lease free.
+    // Waits for the lease, interruptible only while it waits (for a slot, for the lease); once it
+    // returns, the lease and a slot are held, and the caller gives them back (`giveBack`), which it
+    // must register with interruption masked. Most takes find the lease free.
     const acquire = (key: string): Effect.Effect<Lease, AuthStoreError> =>
-      Effect.zipRight(
+      Effect.uninterruptible(Effect.zipRight(
         options.connected(key, "lock"),
         Effect.flatMap(tryOnce(key), (first) => first.lease !== undefined ? Effect.succeed(first.lease) : waitFor(key))
-      )
+      ))
 
     // Held by another replica: woken when it is released, a moment after its credential changes (a
     // write that releases it: a manager's refresh adopts the write meanwhile, which stops the wait),
@@ -343,15 +344,15 @@ export const make = (options: LeaseOptions) =>
         let deadline: number | undefined
         let said = false
         while (true) {
-          const taken = yield* tryOnce(key)
-          if (taken.lease !== undefined) return taken.lease
+          const attempt = yield* tryOnce(key)
+          if (attempt.lease !== undefined) return attempt.lease
           const now = yield* Clock.currentTimeMillis
           deadline ??= now + ttlMs
           if (now >= deadline) {
             return yield* new AuthStoreError({
               path: options.location(key),
               operation: "lock",
-              problem: `another replica (${taken.taken.holder ?? "unknown"}) has held the refresh lock for over ${
+              problem: `another replica (${attempt.row.holder ?? "unknown"}) has held the refresh lock for over ${
                 Duration.format(options.ttl)
               }`
             })
@@ -360,29 +361,19 @@ export const make = (options: LeaseOptions) =>
             said = true
             yield* logDebugAnnotated("Waiting for the refresh lock, held by another replica", {
               credential: key,
-              holder: taken.taken.holder ?? "unknown"
+              holder: attempt.row.holder ?? "unknown"
             })
           }
-          const expiresIn = Math.ceil((taken.taken.remaining ?? 0) + 1)
+          const expiresIn = Math.ceil((attempt.row.remaining ?? 0) + 1)
           yield* Effect.interruptible(
             Effect.raceFirst(next, Effect.sleep(Duration.millis(Math.min(expiresIn, deadline - now))))
           )
         }
       }))
 
-    /** Holds `key`'s lease until the scope closes; the current fiber's writes are fenced by it meanwhile. */
-    const lock = (key: string): Effect.Effect<void, AuthStoreError, Scope.Scope> =>
-      Effect.uninterruptible(Effect.flatMap(acquire(key), (lease) => {
-        held.add(lease)
-        return Effect.zipRight(
-          Effect.addFinalizer(() => Effect.zipRight(Effect.sync(() => held.delete(lease)), giveBack(lease))),
-          Effect.locallyScoped(currentLease, Option.some(lease))
-        )
-      }))
-
     /**
-     * Runs `effect` holding `key`'s lease, its writes fenced by it: `lock` without a scope (a scope,
-     * its finalizers and a scoped fiber ref cost a refresh more than the rest of taking its lease).
+     * Runs `effect` holding `key`'s lease, its writes fenced by it. Not a lock for a scope: a scope,
+     * its finalizers and a scoped fiber ref cost a refresh more than the rest of taking its lease.
      */
     const withLock =
       (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | AuthStoreError, R> =>
@@ -414,5 +405,5 @@ export const make = (options: LeaseOptions) =>
         }))
       })
 
-    return { lock, withLock, tryHold, renewing }
+    return { withLock, tryHold, renewing }
   })

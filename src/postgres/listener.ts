@@ -29,9 +29,10 @@ export interface Hub {
   /** Every key's changes in one feed: a key that may have changed, none when any may have (a reconnection). */
   readonly changedKeys: Stream.Stream<Option.Option<string>>
   /**
-   * Whether a replica (this one included) was last heard taking `key`'s lease, and has neither
-   * released it nor written the credential since, within the lease's life: a refresh of it is under
-   * way there. Heard, so a moment late; false when nothing was heard.
+   * Whether a replica (this one included) was last heard taking `key`'s lease, and neither its
+   * release nor a write of the credential (which releases it; a write of its health counts too) has
+   * been heard since, within the lease's life as this store sets it: a refresh of it is under way.
+   * Heard, so a moment late; false when nothing was heard.
    */
   readonly heldElsewhere: (key: string) => boolean
 }
@@ -62,9 +63,18 @@ const registry = () => {
 export const makeHub = (leaseMs: number) => {
   const credentials = registry()
   const leases = registry()
-  // The leases heard taken, until when (epoch ms); let go when heard released, or the credential
-  // written (a write of refreshed tokens releases its lease), or once past (looked at then).
+  // The leases heard taken, until when (monotonic ms); let go when heard released, or the
+  // credential written (a write of refreshed tokens releases its lease), or once past: looked at
+  // then, or swept when the map has doubled since the last sweep (keys never asked about again).
   const taken = new Map<string, number>()
+  let sweepAt = 1024
+  const leaseTaken = (key: string) => {
+    const now = performance.now()
+    taken.set(key, now + leaseMs)
+    if (taken.size < sweepAt) return
+    for (const [held, until] of taken) if (until <= now) taken.delete(held)
+    sweepAt = Math.max(1024, 2 * taken.size)
+  }
   const everyKey = new Set<(key: Option.Option<string>) => void>()
   const hub: Hub = {
     changedKeys: Stream.asyncPush<Option.Option<string>>(
@@ -101,7 +111,7 @@ export const makeHub = (leaseMs: number) => {
     heldElsewhere: (key) => {
       const until = taken.get(key)
       if (until === undefined) return false
-      if (until > Date.now()) return true
+      if (until > performance.now()) return true
       taken.delete(key)
       return false
     }
@@ -135,7 +145,7 @@ export const makeHub = (leaseMs: number) => {
       taken.delete(key)
       leases.signal(key)
     },
-    leaseTaken: (key: string) => void taken.set(key, Date.now() + leaseMs),
+    leaseTaken,
     everything: () => {
       taken.clear()
       credentials.signalAll()

@@ -40,28 +40,43 @@ export type SharedHealth = typeof SharedHealth.Type
 /** The JSON text a backend stores a health record as. */
 export const SharedHealthJson = Schema.parseJson(SharedHealth)
 
-/** The primitives of a backend; `make` builds the service from them. */
-export interface Backend {
+/**
+ * The primitives of a backend; `make` builds the service from them. Its refresh lock is given as
+ * `lock`, `withLock`, or both (`withLock` is used when there is one).
+ */
+export type Backend =
+  & BackendPrimitives
+  & (
+    | {
+      /** Holds the refresh lock of `key` until the scope closes; fails after a bounded wait. */
+      readonly lock: (key: string) => Effect.Effect<void, AuthStoreError, Scope.Scope>
+      readonly withLock?: WithLock | undefined
+    }
+    | { readonly lock?: undefined; readonly withLock: WithLock }
+  )
+
+/**
+ * Runs an effect holding the refresh lock of `key`, as `lock` does for a scope, without one (a
+ * refresh takes the lock once: a scope and its finalizers cost it more than the rest of the lock on
+ * PostgreSQL); fails after a bounded wait.
+ */
+export type WithLock = (
+  key: string
+) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>
+
+/** What a backend gives besides its lock. */
+export interface BackendPrimitives {
   readonly location: (key: string) => string
-  /** Holds the refresh lock of `key` until the scope closes; fails after a bounded wait. */
-  readonly lock: (key: string) => Effect.Effect<void, AuthStoreError, Scope.Scope>
-  /**
-   * Runs `effect` holding the refresh lock of `key`, as `lock` does for a scope, when the backend
-   * has a cheaper way than a scope (a refresh takes the lock once: a scope and its finalizers cost
-   * it more than the rest of the lock on PostgreSQL). Used instead of `lock` when present.
-   */
-  readonly withLock?:
-    | ((key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | AuthStoreError, R>)
-    | undefined
   /**
    * How the work done while holding the lock runs, when the backend says (PostgreSQL: ahead of
    * everything else in the process, since other replicas wait for it).
    */
   readonly whileHeld?: (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) | undefined
   /**
-   * Whether another process is known to hold `key`'s refresh lock now, as last heard (a refresh of
-   * it is under way there): a keyed manager starts no refresh of that key meanwhile. Absent, or
-   * false, when nothing is known.
+   * Whether `key`'s refresh lock was last heard taken and not let go since (a refresh of it is
+   * under way): a keyed manager starts no refresh of that key meanwhile. This process's own takes
+   * may count too (its flight of that key is the one running). Absent, or false, when nothing is
+   * known; heard a moment late, so never a reason to skip the lock itself.
    */
   readonly heldElsewhere?: ((key: string) => boolean) | undefined
   /** The health text stored for `key`; none when there is none. */
@@ -134,9 +149,10 @@ export const make = (backend: Backend): RefreshCoordinatorShape => {
     heldElsewhere: backend.heldElsewhere,
     withRefreshLock: (key) => (effect) => {
       const held = backend.whileHeld?.(effect) ?? effect
-      return (backend.withLock === undefined
-        ? Effect.scoped(Effect.zipRight(backend.lock(key), held))
-        : backend.withLock(key)(held)).pipe(
+      return (backend.withLock !== undefined
+        ? backend.withLock(key)(held)
+        // (A backend without `withLock` has `lock`: see `Backend`.)
+        : Effect.scoped(Effect.zipRight(backend.lock!(key), held))).pipe(
           Effect.withSpan("RefreshCoordinator.withRefreshLock", {
             attributes: { credential: key },
             captureStackTrace: false
