@@ -197,10 +197,16 @@ describe("Turns", () => {
       // a and c are refreshing elsewhere: b has the one turn.
       expect(log.started).toEqual(["b"])
       expect(yield* turns.size).toEqual({ running: 1, waiting: 2 })
+      // A caller of c, set aside (when b's turn ends) for longer than its deadline, is told why.
+      const cFlight: RefreshState.Flight = { ...(yield* flightOf), claim: c!.claim }
+      const cCaller = yield* Effect.fork(Effect.either(turns.await(cFlight)))
       yield* b!.open
       yield* Effect.yieldNow()
       yield* TestClock.adjust(Turns.recheck)
       expect(log.started).toEqual(["b"])
+      yield* TestClock.adjust(Duration.seconds(30))
+      const told = yield* Fiber.join(cCaller)
+      expect(told._tag === "Left" && told.left.message).toContain("another process has been refreshing this credential")
       // c's refresh elsewhere is adopted (its flight ends in line); a's lock is let go without a write.
       c!.claim.phase = "abandoned"
       held.delete("a")

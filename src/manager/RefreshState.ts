@@ -40,6 +40,8 @@ export interface Flight {
      * (see `internal/turns.ts`): told its answer with `done`.
      */
     waiters?: Array<Waiter> | undefined
+    /** Set aside while another process refreshes its credential (see `internal/turns.ts`). */
+    aside?: boolean | undefined
   }
 }
 

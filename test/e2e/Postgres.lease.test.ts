@@ -67,6 +67,29 @@ describe("PgStore refresh lock", () => {
   )
 
   it.live(
+    "a refresh interrupted while it holds the lock still releases its lease: another replica takes it at once",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("interrupted"))
+        const holder = yield* replicaWithStore(url)
+        const other = yield* replicaWithStore(url)
+        const held = yield* Deferred.make<void>()
+        const holding = yield* holder.coordinator.withRefreshLock("cut")(
+          Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)
+        ).pipe(Effect.fork)
+        yield* Deferred.await(held)
+        yield* Fiber.interrupt(holding)
+        const admin = new pg.Client({ connectionString: url })
+        yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+        const left = yield* Effect.promise(() => admin.query("SELECT count(*)::int AS n FROM effect_auth_leases"))
+        expect((left as { readonly rows: ReadonlyArray<{ readonly n: number }> }).rows[0]!.n).toBe(0)
+        // Free: taken at once (a lease left behind would hold it for the lease's life, 30 s here).
+        expect(yield* other.coordinator.withRefreshLock("cut")(Effect.succeed("taken"))).toBe("taken")
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
     "a holder that lives keeps its lease past the lease's life: another replica's wait ends without it",
     () =>
       Effect.gen(function*() {

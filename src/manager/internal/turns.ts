@@ -100,6 +100,15 @@ export const make = (
         } for its turn among the credentials refreshing at once; it stays in line, and a later call gets its result`
       })
     )
+    // Set aside while another process refreshes its credential, for longer than the deadline.
+    const refreshedElsewhere = Exit.fail(
+      new TransientRefreshError({
+        kind: "timeout",
+        detail: `another process has been refreshing this credential for over ${
+          Duration.format(deadline)
+        } (it holds its refresh lock); this refresh waits for its result, and a later call gets it`
+      })
+    )
     // Its turn came while the caller waited, and the refresh has not ended since.
     const started = Exit.fail(
       new TransientRefreshError({
@@ -132,7 +141,8 @@ export const make = (
       if (next.deadline > at) return Effect.sleep(Duration.millis(next.deadline - at))
       while (first < line.length && line[first]!.deadline <= at) {
         const waiter = line[first++]!
-        answer(waiter, waiter.flight.claim.phase === "queued" ? inLine : started)
+        const { claim } = waiter.flight
+        answer(waiter, claim.phase !== "queued" ? started : claim.aside === true ? refreshedElsewhere : inLine)
       }
       return Effect.void
     }).pipe(
@@ -176,6 +186,7 @@ export const make = (
         // step: abandoned from now on, it is stopped as one waiting for the lock is (see `start`).
         if (entry.claim.phase !== "queued") continue
         if (entry.key !== undefined && heldElsewhere?.(entry.key) === true) {
+          entry.claim.aside = true
           aside.push(entry)
           continue
         }
@@ -207,7 +218,10 @@ export const make = (
             for (const entry of aside) {
               if (entry.claim.phase !== "queued") continue
               if (heldElsewhere?.(entry.key!) === true) still.push(entry)
-              else next.push(entry)
+              else {
+                entry.claim.aside = false
+                next.push(entry)
+              }
             }
             aside = still
             return startNext
