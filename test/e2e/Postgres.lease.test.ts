@@ -1,25 +1,42 @@
-// The refresh lock on PostgreSQL outlives its life while its holder is alive: the lease is renewed.
+// The refresh lock on PostgreSQL: heard taken by the other replicas, released by an interrupted
+// holder, renewed while its holder is alive, bounded when the database does not answer.
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import pg from "pg"
 import * as PgStore from "../../src/postgres/PgStore.js"
 import { CredentialStore } from "../../src/stores/CredentialStore.js"
-import { RefreshCoordinator } from "../../src/stores/RefreshCoordinator.js"
+import { RefreshCoordinator, type RefreshCoordinatorShape } from "../../src/stores/RefreshCoordinator.js"
 import { freshDatabase } from "../support/database.js"
 
-const replica = (url: string) =>
+/** A replica's coordinator and store on the database at `url`, its leases lasting `lockTimeout`. */
+const replica = (url: string, lockTimeout: Duration.DurationInput = "30 seconds") =>
   Effect.map(
-    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "2 seconds" })),
-    Context.get(RefreshCoordinator)
-  )
-
-const replicaWithStore = (url: string) =>
-  Effect.map(
-    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout: "30 seconds" })),
+    Layer.build(PgStore.layer({ url: Redacted.make(url), lockTimeout })),
     (context) => ({
       coordinator: Context.get(context, RefreshCoordinator),
       credentials: Context.get(context, CredentialStore)
     })
+  )
+
+/** Holds `key`'s lock on a fiber of its own until `until` ends; returns that fiber once it holds it. */
+const holding = (coordinator: RefreshCoordinatorShape, key: string, until: Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const held = yield* Deferred.make<void>()
+    const fiber = yield* coordinator.withRefreshLock(key)(Effect.zipRight(Deferred.succeed(held, undefined), until))
+      .pipe(Effect.forkScoped)
+    yield* Deferred.await(held)
+    return fiber
+  })
+
+/** A client of the database at `url` of the test's own, for the scope's life. */
+const clientOf = (url: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new pg.Client({ connectionString: url })
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.end())
   )
 
 describe("PgStore refresh lock", () => {
@@ -28,13 +45,9 @@ describe("PgStore refresh lock", () => {
     () =>
       Effect.gen(function*() {
         const url = yield* Effect.promise(() => freshDatabase("taken"))
-        const holder = yield* replicaWithStore(url)
-        const other = yield* replicaWithStore(url)
-        const notifier = new pg.Client({ connectionString: url })
-        yield* Effect.acquireRelease(
-          Effect.promise(() => notifier.connect()),
-          () => Effect.promise(() => notifier.end())
-        )
+        const holder = yield* replica(url)
+        const other = yield* replica(url)
+        const notifier = yield* clientOf(url)
         // Whatever the listening connection heard before a change of `marker` was notified, it has
         // handled once that change reaches the stream (notifications arrive in commit order).
         const heardUpTo = (marker: string, notify: Effect.Effect<unknown>) =>
@@ -49,17 +62,13 @@ describe("PgStore refresh lock", () => {
           Effect.promise(() => notifier.query("SELECT pg_notify('effect_auth_changes', $1)", [marker]))
         // The other replica listens (a reconnection says every key changed: the stream hears it too).
         yield* heardUpTo("ready", notifyChange("ready"))
-        const held = yield* Deferred.make<void>()
         const letGo = yield* Deferred.make<void>()
-        const holding = yield* holder.coordinator.withRefreshLock("said")(
-          Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(letGo))
-        ).pipe(Effect.fork)
-        yield* Deferred.await(held)
+        const held = yield* holding(holder.coordinator, "said", Deferred.await(letGo))
         yield* heardUpTo("after-take", notifyChange("after-take"))
         expect(other.coordinator.heldElsewhere?.("said")).toBe(true)
         expect(other.coordinator.heldElsewhere?.("unrelated")).toBe(false)
         yield* Deferred.succeed(letGo, undefined)
-        yield* Fiber.join(holding)
+        yield* Fiber.join(held)
         yield* heardUpTo("after-release", notifyChange("after-release"))
         expect(other.coordinator.heldElsewhere?.("said")).toBe(false)
       }).pipe(Effect.scoped),
@@ -71,16 +80,10 @@ describe("PgStore refresh lock", () => {
     () =>
       Effect.gen(function*() {
         const url = yield* Effect.promise(() => freshDatabase("interrupted"))
-        const holder = yield* replicaWithStore(url)
-        const other = yield* replicaWithStore(url)
-        const held = yield* Deferred.make<void>()
-        const holding = yield* holder.coordinator.withRefreshLock("cut")(
-          Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)
-        ).pipe(Effect.fork)
-        yield* Deferred.await(held)
-        yield* Fiber.interrupt(holding)
-        const admin = new pg.Client({ connectionString: url })
-        yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+        const holder = yield* replica(url)
+        const other = yield* replica(url)
+        yield* Fiber.interrupt(yield* holding(holder.coordinator, "cut", Effect.never))
+        const admin = yield* clientOf(url)
         const left = yield* Effect.promise(() => admin.query("SELECT count(*)::int AS n FROM effect_auth_leases"))
         expect((left as { readonly rows: ReadonlyArray<{ readonly n: number }> }).rows[0]!.n).toBe(0)
         // Free: taken at once (a lease left behind would hold it for the lease's life, 30 s here).
@@ -94,17 +97,13 @@ describe("PgStore refresh lock", () => {
     () =>
       Effect.gen(function*() {
         const url = yield* Effect.promise(() => freshDatabase("lease"))
-        const holder = yield* replica(url)
-        const other = yield* replica(url)
-        const held = yield* Deferred.make<void>()
+        const holder = yield* replica(url, "2 seconds")
+        const other = yield* replica(url, "2 seconds")
         const letGo = yield* Deferred.make<void>()
-        yield* holder.withRefreshLock("renewed")(
-          Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(letGo))
-        ).pipe(Effect.forkScoped)
-        yield* Deferred.await(held)
+        yield* holding(holder.coordinator, "renewed", Deferred.await(letGo))
         // The other replica waits for the lease; unless it is renewed, it expires after 2 s and
         // is taken. Renewed, the wait ends on its own bound (2 s after the lease was first seen held).
-        const waited = yield* Effect.exit(other.withRefreshLock("renewed")(Effect.void))
+        const waited = yield* Effect.exit(other.coordinator.withRefreshLock("renewed")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
         yield* Deferred.succeed(letGo, undefined)
       }).pipe(Effect.scoped),
@@ -116,7 +115,7 @@ describe("PgStore refresh lock", () => {
     () =>
       Effect.gen(function*() {
         const url = yield* Effect.promise(() => freshDatabase("stalled"))
-        const replicaOf = yield* replica(url)
+        const { coordinator } = yield* replica(url, "2 seconds")
         // Another session holds the lease table: every lock statement waits behind it.
         const blocker = new pg.Client({ connectionString: url })
         yield* Effect.acquireRelease(
@@ -126,7 +125,7 @@ describe("PgStore refresh lock", () => {
           }),
           () => Effect.promise(() => blocker.query("ROLLBACK").then(() => blocker.end()))
         )
-        const waited = yield* Effect.exit(replicaOf.withRefreshLock("stalled")(Effect.void))
+        const waited = yield* Effect.exit(coordinator.withRefreshLock("stalled")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("the database did not answer within")
       }).pipe(Effect.scoped),
     30_000
