@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
 // Two projects, both run by `npm test`:
-// - unit: test/*.test.ts, in process (memory stores, TestClock, servers on 127.0.0.1 inside the
+// - unit: test/*.test.ts and packages/core/test, in process (memory stores, TestClock, servers on 127.0.0.1 inside the
 //   test's own process). `npm run test:unit` runs only these, in seconds.
 // - e2e: test/e2e/**, real processes (the bundled example programs, built once by the e2e global
 //   setup), real OAuth servers, real databases and browsers.
@@ -34,16 +34,12 @@ export default defineConfig({
     poolOptions: { forks: { isolate: false, maxForks: 2, minForks: 1 } },
     projects: [
       {
-        // The Effect-free core shared by both editions (packages/core), tested once, here.
-        resolve,
-        test: { ...shared, name: "core", include: ["packages/core/test/**/*.test.ts"], pool: "threads", isolate: false }
-      },
-      {
         resolve,
         test: {
           ...shared,
           name: "unit",
-          include: ["test/*.test.ts"],
+          // The Effect-free core shared by both editions (packages/core) is tested once, here.
+          include: ["packages/core/test/**/*.test.ts", "test/*.test.ts"],
           // All unit files run in one worker thread and share its loaded modules (Effect, the
           // library): loading them afresh for each file cost 2–3 s a file, most of the unit run.
           // So a unit test must not rely on module-level state left by another file (Effect's
