@@ -8,7 +8,7 @@
  * it healthy.
  */
 import * as Core from "@effect-auth-manager/core/refreshState"
-import { type Deferred, Duration, Option, Redacted } from "effect"
+import { type Deferred, Duration, type Fiber, Option, Redacted } from "effect"
 import type { Settings } from "../config/Settings.js"
 import * as AuthDocument from "../document/AuthDocument.js"
 import type { PermanentRefreshError, RefreshError } from "../errors/Errors.js"
@@ -21,7 +21,18 @@ export type { AuthState } from "./AuthState.js"
 
 export interface Flight {
   readonly hash: string
+  /** The hash storage held when the flight started (what a newer write in storage differs from). */
+  readonly base: string
+  /** Its callers' answer. */
   readonly done: Deferred.Deferred<void, RefreshError>
+  /**
+   * Where it is: waiting for the refresh lock, running under it, or abandoned while waiting
+   * because storage meanwhile gave newer credentials (see `Flight.abandonIfAdopted`).
+   */
+  readonly claim: {
+    phase: "waiting" | "running" | "abandoned"
+    fiber: Fiber.Fiber<unknown, unknown> | undefined
+  }
 }
 
 /**

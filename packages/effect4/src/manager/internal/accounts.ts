@@ -8,6 +8,7 @@ import type { AuthStoreError } from "../../errors/Errors.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"
 import type { AuthState, ChatgptTokens } from "../AuthState.js"
 import * as RefreshState from "../RefreshState.js"
+import { abandonIfAdopted } from "./flight.js"
 
 /** What the changes need of the manager. */
 export interface Dependencies {
@@ -21,7 +22,9 @@ export interface Dependencies {
 
 /** Builds `loginWithApiKey`, `loginWithTokens`, `logout` and `reload` over `dependencies`. */
 export const make = ({ removeAside, stateRef, store, writes }: Dependencies) => {
-  const update = (f: (state: RefreshState.State) => RefreshState.State) => SubscriptionRef.update(stateRef, f)
+  // A flight still waiting for the refresh lock stops once newer credentials are adopted.
+  const update = (f: (state: RefreshState.State) => RefreshState.State) =>
+    Effect.flatMap(SubscriptionRef.updateAndGet(stateRef, f), abandonIfAdopted)
   const currentView: Effect.Effect<AuthState> = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)
 
   // Writes storage through `write`, given what it holds now, and adopts the result. A refresh in

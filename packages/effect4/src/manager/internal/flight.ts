@@ -226,6 +226,9 @@ const attemptOf = (dependencies: Dependencies) => {
   const carryOut = carryOutOf(dependencies)
   return (current: AuthDocument.AuthSnapshot, base: string, flight: RefreshState.Flight) =>
     store.withRefreshLock(Effect.gen(function*() {
+      // Abandoned while it waited for the lock: the newer credentials were adopted, nothing to do.
+      if (flight.claim.phase === "abandoned") return
+      flight.claim.phase = "running"
       const stored = yield* store.load
       const known = stored.hash !== base
         ? undefined
@@ -272,7 +275,12 @@ const startFlightOf = (dependencies: Dependencies) => {
       const decision = yield* SubscriptionRef.modify(stateRef, (state): readonly [Claim, RefreshState.State] => {
         const next = decide(state, now)
         if (next._tag !== "Start") return [next, state]
-        const flight: RefreshState.Flight = { hash: state.snapshot.hash, done }
+        const flight: RefreshState.Flight = {
+          hash: state.snapshot.hash,
+          base: state.stored,
+          done,
+          claim: { phase: "waiting", fiber: undefined }
+        }
         return [{ _tag: "Started", flight, snapshot: state.snapshot, base: state.stored }, {
           ...state,
           inflight: flight
@@ -282,18 +290,43 @@ const startFlightOf = (dependencies: Dependencies) => {
         // Claimed and forked in one uninterruptible step, so that a claimed flight always runs.
         // A fiber forked in Effect 4 starts interruptible: its own timeouts can cut a request
         // that hangs, and closing `scope` stops it.
-        yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+        const { claim } = decision.flight
+        claim.fiber = yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
           Effect.withSpan("AuthManager.refreshFlight", {
             attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
           }),
-          Effect.onExit((exit) => Deferred.done(done, answerOfExit(exit))),
+          // Abandoned while waiting for the lock (and so interrupted): the newer credentials storage
+          // gave are the callers' answer.
+          Effect.onExit((exit) =>
+            claim.phase === "abandoned"
+              ? Effect.andThen(countAttempt("adopted"), Deferred.done(done, Exit.void))
+              : Deferred.done(done, answerOfExit(exit))
+          ),
           Effect.ensuring(update(stateRef, RefreshState.endFlight(decision.flight))),
           Effect.forkIn(scope)
         )
+        // Abandoned before its fiber was known: stopped now.
+        if (claim.phase === "abandoned") yield* Fiber.interrupt(claim.fiber).pipe(Effect.forkDetach)
       }
       return decision
     }))
 }
+
+/**
+ * Called after `state` adopted what storage holds: a flight still waiting for the refresh lock whose
+ * base storage no longer holds has nothing left to do (another process refreshed, or someone signed
+ * in), and stops waiting (it is interrupted). Without it, every process that was waiting would take
+ * the lock in turn only to find the newer credentials: with K replicas, K − 1 lock hand-offs per
+ * refresh. A flight that holds the lock is never stopped.
+ */
+export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const flight = state.inflight
+    if (flight === undefined || state.stored === flight.base || flight.claim.phase !== "waiting") return Effect.void
+    flight.claim.phase = "abandoned"
+    const fiber = flight.claim.fiber
+    return fiber === undefined ? Effect.void : Effect.asVoid(Effect.forkDetach(Fiber.interrupt(fiber)))
+  })
 
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
