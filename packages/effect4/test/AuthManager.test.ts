@@ -294,6 +294,19 @@ describe("a refresh result is never thrown away", () => {
       )
     ))
 
+  it.effect("a refresh asked of a manager already stopped is answered, not left waiting", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const auth = yield* AuthManager.make().pipe(
+        Scope.provide(scope),
+        Effect.provide(Layer.merge(AuthStore.layerMemory(chatgptJson()), TokenRefresher.layerTest([rotated("a", "r")])))
+      )
+      yield* Scope.close(scope, Exit.void)
+      const failure = yield* Effect.flip(auth.refresh)
+      expect(failure).toMatchObject({ _tag: "TransientRefreshError", kind: "timeout" })
+      expect(failure.message).toMatch(/stopped/)
+    }))
+
   it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
     Effect.gen(function*() {
       const started = yield* Deferred.make<void>()

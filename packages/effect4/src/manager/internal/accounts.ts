@@ -24,7 +24,7 @@ export interface Dependencies {
 export const make = ({ removeAside, stateRef, store, writes }: Dependencies) => {
   // A flight still waiting for the refresh lock stops once newer credentials are adopted.
   const update = (f: (state: RefreshState.State) => RefreshState.State) =>
-    Effect.flatMap(SubscriptionRef.updateAndGet(stateRef, f), abandonIfAdopted)
+    Effect.uninterruptible(Effect.flatMap(SubscriptionRef.updateAndGet(stateRef, f), abandonIfAdopted(stateRef)))
   const currentView: Effect.Effect<AuthState> = Effect.map(SubscriptionRef.get(stateRef), RefreshState.view)
 
   // Writes storage through `write`, given what it holds now, and adopts the result. A refresh in

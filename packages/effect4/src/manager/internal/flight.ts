@@ -243,17 +243,23 @@ const attemptOf = (dependencies: Dependencies) => {
       )
       return yield* carryOut(next, current, base, stored, flight)
     })).pipe(
-      // The store failed before any request (lock, read): said, and backed off, as any passing trouble.
-      Effect.catchTag("AuthStoreError", (error) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          recordTransient(
-            current.hash,
-            new TransientRefreshError({
-              kind: "storage",
-              detail: `could not ${error.operation} ${error.path}: ${error.problem}`
-            }),
-            now
-          )))
+      // The store failed before any request (lock, read): said, and backed off, as any passing trouble
+      // (not for a flight abandoned meanwhile: the newer credentials answered it).
+      Effect.catchTag(
+        "AuthStoreError",
+        (error) =>
+          flight.claim.phase === "abandoned" ?
+            Effect.void :
+            Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              recordTransient(
+                current.hash,
+                new TransientRefreshError({
+                  kind: "storage",
+                  detail: `could not ${error.operation} ${error.path}: ${error.problem}`
+                }),
+                now
+              ))
+      )
     )
 }
 
@@ -291,20 +297,25 @@ const startFlightOf = (dependencies: Dependencies) => {
         // A fiber forked in Effect 4 starts interruptible: its own timeouts can cut a request
         // that hangs, and closing `scope` stops it.
         const { claim } = decision.flight
-        claim.fiber = yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
+        let started = false
+        claim.fiber = yield* Effect.suspend(() => {
+          started = true
+          return attempt(decision.snapshot, decision.base, decision.flight)
+        }).pipe(
           Effect.withSpan("AuthManager.refreshFlight", {
             attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
           }),
-          // Abandoned while waiting for the lock (and so interrupted): the newer credentials storage
-          // gave are the callers' answer.
-          Effect.onExit((exit) =>
-            claim.phase === "abandoned"
-              ? Effect.andThen(countAttempt("adopted"), Deferred.done(done, Exit.void))
-              : Deferred.done(done, answerOfExit(exit))
-          ),
+          // Abandoned while waiting for the lock: `abandonIfAdopted` answered its callers already.
+          Effect.onExit((exit) => claim.phase === "abandoned" ? Effect.void : Deferred.done(done, answerOfExit(exit))),
           Effect.ensuring(update(stateRef, RefreshState.endFlight(decision.flight))),
           Effect.forkIn(scope)
         )
+        // Forked on a closed scope (the manager stopping), a fiber is interrupted before it starts and
+        // never runs, its finalizers included: the flight is ended here.
+        if (!started && claim.fiber.pollUnsafe() !== undefined) {
+          yield* Deferred.done(done, answerOfExit(Exit.interrupt()))
+          yield* update(stateRef, RefreshState.endFlight(decision.flight))
+        }
         // Abandoned before its fiber was known: stopped now.
         if (claim.phase === "abandoned") yield* Fiber.interrupt(claim.fiber).pipe(Effect.forkDetach)
       }
@@ -315,18 +326,27 @@ const startFlightOf = (dependencies: Dependencies) => {
 /**
  * Called after `state` adopted what storage holds: a flight still waiting for the refresh lock whose
  * base storage no longer holds has nothing left to do (another process refreshed, or someone signed
- * in), and stops waiting (it is interrupted). Without it, every process that was waiting would take
- * the lock in turn only to find the newer credentials: with K replicas, K − 1 lock hand-offs per
+ * in). It ends here — its callers answered by the newer credentials, the state told it is over —
+ * and its fiber is stopped; if the lock is granted first, the fiber finds it abandoned and does
+ * nothing. (Ended here, not by its fiber: in Effect 4 a fiber interrupted before it has started
+ * never runs, its finalizers included.) Without it, every process that was waiting would take the
+ * lock in turn only to find the newer credentials: with K replicas, K − 1 lock hand-offs per
  * refresh. A flight that holds the lock is never stopped.
  */
-export const abandonIfAdopted = (state: RefreshState.State): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const flight = state.inflight
-    if (flight === undefined || state.stored === flight.base || flight.claim.phase !== "waiting") return Effect.void
-    flight.claim.phase = "abandoned"
-    const fiber = flight.claim.fiber
-    return fiber === undefined ? Effect.void : Effect.asVoid(Effect.forkDetach(Fiber.interrupt(fiber)))
-  })
+export const abandonIfAdopted =
+  (stateRef: SubscriptionRef.SubscriptionRef<RefreshState.State>) => (state: RefreshState.State): Effect.Effect<void> =>
+    Effect.uninterruptible(Effect.suspend(() => {
+      const flight = state.inflight
+      if (flight === undefined || state.stored === flight.base || flight.claim.phase !== "waiting") return Effect.void
+      flight.claim.phase = "abandoned"
+      const fiber = flight.claim.fiber
+      return Effect.all([
+        countAttempt("adopted"),
+        Deferred.done(flight.done, Exit.void),
+        update(stateRef, RefreshState.endFlight(flight)),
+        fiber === undefined ? Effect.void : Effect.forkDetach(Fiber.interrupt(fiber))
+      ], { discard: true })
+    }))
 
 /** Builds the single flight of refreshes over `dependencies`. */
 export const make = (dependencies: Dependencies) => {
