@@ -17,11 +17,12 @@ import { Configuration, refusal } from "../config/Configuration.js"
 import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { CredentialStore, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import { make as makeCoordinator, RefreshCoordinator } from "../stores/RefreshCoordinator.js"
+import * as Batch from "./batch.js"
 import { type Connected, diagnose, supervise } from "./connection.js"
 import * as Lease from "./lease.js"
 import { listen, makeHub } from "./listener.js"
 import { migrate, tables } from "./migrations.js"
-import { makeStatements } from "./statements.js"
+import { makeStatements, readRowsOf } from "./statements.js"
 
 export interface Options {
   /** Prefix of the tables and the notification channels (default `effect_auth`). */
@@ -92,7 +93,25 @@ const make = Effect.fnUntraced(function*<E>(
     location,
     problem
   })
-  const statements = makeStatements({ connected, tryHold: leases.tryHold, tables: t, location, problem })
+  // Reads made at once (the keys another replica changed, heard together) share statements; a
+  // connection of the pool is left for everything else.
+  const readMany = yield* Batch.make({
+    maxSize: 500,
+    concurrency: Math.max(1, (options.poolSize ?? 4) - 1),
+    run: readRowsOf({ connected, tables: t, problem })
+  })
+  const statements = makeStatements({
+    connected,
+    tryHold: leases.tryHold,
+    tables: t,
+    location,
+    problem,
+    readRow: (key) =>
+      Effect.mapError(
+        readMany(key),
+        (problem) => new AuthStoreError({ path: location(key), operation: "read", problem })
+      )
+  })
 
   const credentials = makeCredentialStore({
     location,

@@ -28,6 +28,32 @@ export interface StatementsOptions {
   readonly tables: Tables
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
+  /** Reads one key's row, gathered with the reads made at the same time (see `readRowsOf`, `batch.ts`). */
+  readonly readRow: (key: string) => Effect.Effect<Option.Option<Entry>, AuthStoreError>
+}
+
+/**
+ * The rows of many keys in one statement (`= ANY($1)`), in their order (none for a key with no
+ * row); a failure is said as the problem, for each caller to name its own key.
+ */
+export const readRowsOf = (
+  options: Pick<StatementsOptions, "connected" | "tables" | "problem">
+) => {
+  const text = `SELECT credential_key, document, version::text AS version FROM "${
+    options.tables.credentials.replaceAll("\"", "\"\"")
+  }" WHERE credential_key = ANY($1)`
+  return (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<Entry>>, string> =>
+    Effect.flatMap(
+      Effect.mapError(options.connected(keys[0]!, "read"), (error) => error.problem),
+      (sql) =>
+        retryLostSession(sql.unsafe<Row & { readonly credential_key: string }>(text, [keys])).pipe(
+          Effect.map((rows) => {
+            const byKey = new Map(rows.map((row) => [row.credential_key, row]))
+            return keys.map((key) => entryOf(Option.toArray(Option.fromNullishOr(byKey.get(key)))))
+          }),
+          Effect.mapError(options.problem)
+        )
+    )
 }
 
 const entryOf = (rows: ReadonlyArray<Row>): Option.Option<Entry> =>
@@ -105,13 +131,10 @@ export const makeStatements = (options: StatementsOptions) => {
     )
 
   const read: CredentialBackend["read"] = (key) =>
-    Effect.flatMap(prefetched(key), (cached) =>
-      Option.isSome(cached)
-        ? Effect.succeed(cached.value.entry)
-        : using(key, "read", (sql) =>
-          retryLostSession(
-            sql<Row>`SELECT document, version::text AS version FROM ${sql(t.credentials)} WHERE credential_key = ${key}`
-          )).pipe(Effect.map(entryOf)))
+    Effect.flatMap(
+      prefetched(key),
+      (cached) => Option.isSome(cached) ? Effect.succeed(cached.value.entry) : options.readRow(key)
+    )
 
   // What the key holds after a write that did not happen, and whether the fence still holds.
   const readFenced = (key: string, fence: string) =>
