@@ -1,11 +1,13 @@
 // A token the API refused (HTTP 401), reported to the manager: what it does about it, and the
 // tokens a host app manages itself.
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Redacted, Ref } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { TransientRefreshError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import type { HostTokens } from "../src/manager/HostTokens.js"
+import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
+import { AuthStore } from "../src/stores/AuthStore.js"
 import {
   callCount,
   callers,
@@ -104,6 +106,21 @@ describe("tokens a host app manages itself", () => {
       // The manager's own refresh token was never used.
       expect(yield* callCount).toBe(0)
     }).pipe(Effect.provide(manager(chatgptJson(), [dead()]))))
+
+  it.effect("a refused token reported to a manager already stopped: a typed error that says so, not a wait", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const auth = yield* AuthManager.make().pipe(
+        Scope.provide(scope),
+        Effect.provide(Layer.merge(AuthStore.layerMemory(chatgptJson()), TokenRefresher.layerTest([dead()])))
+      )
+      yield* auth.hostTokens.set(hostTokens("host-1"))
+      yield* auth.hostTokens.refreshWith(() => Effect.succeed(hostTokens("host-2")))
+      yield* Scope.close(scope, Exit.void)
+      const failure = yield* Effect.flip(auth.reportUnauthorized(Redacted.make("host-1")))
+      expect(failure).toMatchObject({ _tag: "TransientRefreshError", kind: "client" })
+      expect(failure.message).toContain("stopped")
+    }))
 
   it.effect("no host to ask: a typed error that says so; a host that does not answer: a typed error at its timeout", () =>
     Effect.gen(function*() {

@@ -196,10 +196,26 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
             return Option.none()
           case "Replaced":
             return Option.some("replaced" as const)
-          case "Start":
+          case "Start": {
             // Forked fibers start interruptible in Effect 4: the scope closing can stop the asking.
-            yield* Effect.forkIn(ask(claim.flight, claim.previousAccountId), scope)
+            let started = false
+            const fiber = yield* Effect.forkIn(
+              Effect.suspend(() => {
+                started = true
+                return ask(claim.flight, claim.previousAccountId)
+              }),
+              scope
+            )
+            // Forked on a closed scope (the server stopping), a fiber never runs: its callers are told here.
+            if (!started && fiber.pollUnsafe() !== undefined) {
+              yield* endFlight(claim.flight)
+              yield* Deferred.fail(
+                claim.flight.done,
+                hostError("the server stopped before the client answered the refresh request")
+              )
+            }
             break
+          }
         }
         yield* restore(Deferred.await(claim.flight.done))
         return Option.some("refreshed" as const)
