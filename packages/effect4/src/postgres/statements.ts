@@ -29,7 +29,13 @@ export interface StatementsOptions {
   readonly location: (key: string) => string
   readonly problem: (cause: unknown) => string
   /** Reads one key's row, gathered with the reads made at the same time (see `readRowsOf`, `batch.ts`). */
-  readonly readRow: (key: string) => Effect.Effect<Option.Option<Entry>, AuthStoreError>
+  readonly readRow: (key: string) => Effect.Effect<Option.Option<StoredRow>, AuthStoreError>
+}
+
+/** A credential row as a read returns it: the document, its version and the shared health. */
+export interface StoredRow extends Row {
+  readonly credential_key: string
+  readonly health: string | null
 }
 
 /**
@@ -39,17 +45,17 @@ export interface StatementsOptions {
 export const readRowsOf = (
   options: Pick<StatementsOptions, "connected" | "tables" | "problem">
 ) => {
-  const text = `SELECT credential_key, document, version::text AS version FROM "${
+  const text = `SELECT credential_key, document, version::text AS version, health FROM "${
     options.tables.credentials.replaceAll("\"", "\"\"")
   }" WHERE credential_key = ANY($1)`
-  return (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<Entry>>, string> =>
+  return (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<StoredRow>>, string> =>
     Effect.flatMap(
       Effect.mapError(options.connected(keys[0]!, "read"), (error) => error.problem),
       (sql) =>
-        retryLostSession(sql.unsafe<Row & { readonly credential_key: string }>(text, [keys])).pipe(
+        retryLostSession(sql.unsafe<StoredRow>(text, [keys])).pipe(
           Effect.map((rows) => {
             const byKey = new Map(rows.map((row) => [row.credential_key, row]))
-            return keys.map((key) => entryOf(Option.toArray(Option.fromNullishOr(byKey.get(key)))))
+            return keys.map((key) => Option.fromNullishOr(byKey.get(key)))
           }),
           Effect.mapError(options.problem)
         )
@@ -133,7 +139,10 @@ export const makeStatements = (options: StatementsOptions) => {
   const read: CredentialBackend["read"] = (key) =>
     Effect.flatMap(
       prefetched(key),
-      (cached) => Option.isSome(cached) ? Effect.succeed(cached.value.entry) : options.readRow(key)
+      (cached) =>
+        Option.isSome(cached)
+          ? Effect.succeed(cached.value.entry)
+          : Effect.map(options.readRow(key), (row) => entryOf(Option.toArray(row)))
     )
 
   // What the key holds after a write that did not happen, and whether the fence still holds.
@@ -233,16 +242,7 @@ export const makeStatements = (options: StatementsOptions) => {
     Effect.flatMap(prefetched(key), (cached) =>
       Option.isSome(cached)
         ? Effect.succeed(cached.value.health)
-        : using(key, "read", (sql) =>
-          retryLostSession(
-            sql<{ readonly health: string | null }>`SELECT health FROM ${
-              sql(t.credentials)
-            } WHERE credential_key = ${key}`
-          )).pipe(
-            Effect.map((rows) =>
-              Option.flatMap(Option.fromNullishOr(rows[0]), (row) => Option.fromNullishOr(row.health))
-            )
-          ))
+        : Effect.map(options.readRow(key), Option.flatMap((row) => Option.fromNullishOr(row.health))))
 
   // A health record is written only while the row still holds its snapshot: what was learned
   // of an old one never lands on new credentials.
