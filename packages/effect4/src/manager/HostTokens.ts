@@ -12,6 +12,7 @@
  */
 import { Cause, Deferred, Duration, Effect, Equivalence, Exit, Option, Redacted, Ref, type Scope } from "effect"
 import { TransientRefreshError } from "../errors/Errors.js"
+import { forkInOrElse } from "../util/forkIn.js"
 import type { Credentials, UnauthorizedRecovery } from "./AuthState.js"
 
 /** Tokens a host app supplied. */
@@ -56,6 +57,7 @@ export interface HostTokensShape {
 const sameSecret = Redacted.makeEquivalence(Equivalence.String)
 
 const hostError = (detail: string) => new TransientRefreshError({ kind: "client", detail })
+const stoppedBeforeAnswer = () => hostError("the server stopped before the client answered the refresh request")
 
 interface Registration {
   readonly refresher: HostRefresher
@@ -146,7 +148,7 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
       // Only the asking may be interrupted (the scope closing), and the callers are told in every case.
       Effect.map((exit) =>
         Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-          ? Exit.fail(hostError("the server stopped before the client answered the refresh request"))
+          ? Exit.fail(stoppedBeforeAnswer())
           : exit
       ),
       // Said once per request here: the callers (an `AuthHttpClient`) only pass the API's 401 on.
@@ -196,26 +198,21 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
             return Option.none()
           case "Replaced":
             return Option.some("replaced" as const)
-          case "Start": {
+          case "Start":
             // Forked fibers start interruptible in Effect 4: the scope closing can stop the asking.
-            let started = false
-            const fiber = yield* Effect.forkIn(
-              Effect.suspend(() => {
-                started = true
-                return ask(claim.flight, claim.previousAccountId)
-              }),
-              scope
-            )
-            // Forked on a closed scope (the server stopping), a fiber never runs: its callers are told here.
-            if (!started && fiber.pollUnsafe() !== undefined) {
-              yield* endFlight(claim.flight)
-              yield* Deferred.fail(
-                claim.flight.done,
-                hostError("the server stopped before the client answered the refresh request")
+            // The server stopped already: its callers are told so here.
+            yield* forkInOrElse(
+              ask(claim.flight, claim.previousAccountId),
+              scope,
+              Effect.andThen(
+                endFlight(claim.flight),
+                Deferred.fail(
+                  claim.flight.done,
+                  stoppedBeforeAnswer()
+                )
               )
-            }
+            )
             break
-          }
         }
         yield* restore(Deferred.await(claim.flight.done))
         return Option.some("refreshed" as const)

@@ -25,6 +25,7 @@ import type * as AuthDocument from "../../document/AuthDocument.js"
 import { type PermanentRefreshError, type RefreshError, TransientRefreshError } from "../../errors/Errors.js"
 import type { TokenRefresherShape } from "../../oauth/TokenRefresher.js"
 import type { AuthStoreShape } from "../../stores/AuthStore.js"
+import { forkInOrElse } from "../../util/forkIn.js"
 import * as RefreshState from "../RefreshState.js"
 import * as SharedState from "../SharedState.js"
 import { cooldownHits, countAttempt, increment, joinedCallers, poisonHits } from "./metrics.js"
@@ -297,27 +298,28 @@ const startFlightOf = (dependencies: Dependencies) => {
         // A fiber forked in Effect 4 starts interruptible: its own timeouts can cut a request
         // that hangs, and closing `scope` stops it.
         const { claim } = decision.flight
-        let started = false
-        claim.fiber = yield* Effect.suspend(() => {
-          started = true
-          return attempt(decision.snapshot, decision.base, decision.flight)
-        }).pipe(
+        claim.fiber = yield* attempt(decision.snapshot, decision.base, decision.flight).pipe(
           Effect.withSpan("AuthManager.refreshFlight", {
             attributes: { snapshot: decision.snapshot.hash.slice(0, 12) }
           }),
           // Abandoned while waiting for the lock: `abandonIfAdopted` answered its callers already.
           Effect.onExit((exit) => claim.phase === "abandoned" ? Effect.void : Deferred.done(done, answerOfExit(exit))),
           Effect.ensuring(update(stateRef, RefreshState.endFlight(decision.flight))),
-          Effect.forkIn(scope)
+          // The manager stopped already: the flight ends here, its callers told so.
+          (run) =>
+            forkInOrElse(
+              run,
+              scope,
+              Effect.andThen(
+                Deferred.done(done, answerOfExit(Exit.interrupt())),
+                update(stateRef, RefreshState.endFlight(decision.flight))
+              )
+            )
         )
-        // Forked on a closed scope (the manager stopping), a fiber is interrupted before it starts and
-        // never runs, its finalizers included: the flight is ended here.
-        if (!started && claim.fiber.pollUnsafe() !== undefined) {
-          yield* Deferred.done(done, answerOfExit(Exit.interrupt()))
-          yield* update(stateRef, RefreshState.endFlight(decision.flight))
-        }
         // Abandoned before its fiber was known: stopped now.
-        if (claim.phase === "abandoned") yield* Fiber.interrupt(claim.fiber).pipe(Effect.forkDetach)
+        if (claim.phase === "abandoned" && claim.fiber !== undefined) {
+          yield* Fiber.interrupt(claim.fiber).pipe(Effect.forkDetach)
+        }
       }
       return decision
     }))
