@@ -149,6 +149,19 @@ describe("Configuration.layerConfig", () => {
       )
     }))
 
+  it.effect("a log level is read in any case, by either edition's names (WARN, Warn, warn; OFF is None)", () =>
+    Effect.gen(function*() {
+      const levelOf = (value: string) =>
+        Effect.map(
+          Effect.flatten(fromEnvironment(new Map([["HOME", "/home/someone"], ["EFFECT_AUTH_LOG_LEVEL", value]]))),
+          (c) => c.logLevel
+        )
+      for (const value of ["WARN", "Warn", "warn"]) expect(yield* levelOf(value)).toEqual(Option.some("Warn"))
+      expect(yield* levelOf("OFF")).toEqual(Option.some("None"))
+      expect(yield* levelOf("none")).toEqual(Option.some("None"))
+      expect(yield* levelOf("DEBUG")).toEqual(Option.some("Debug"))
+    }))
+
   it.effect("never repeats a secret it refuses", () =>
     Effect.gen(function*() {
       const url = "mysql://user:db-password-SECRET@127.0.0.1/db"

@@ -56,7 +56,7 @@ describe("runProgram", () => {
       expect(result.code).toBe(1)
       expect(result.stdout).toBe("")
       expect(result.stderr.trim()).toBe(
-        "Configuration error: EFFECT_AUTH_LOG_LEVEL: Expected one of All, Fatal, Error, Warn, Info, Debug, Trace, None but received \"loud\""
+        "Configuration error: EFFECT_AUTH_LOG_LEVEL: Expected one of All, Fatal, Error, Warn, Info, Debug, Trace, None (any case) but received \"loud\""
       )
     }))
 })

@@ -43,6 +43,19 @@ const text = (name: Variable) => Config.schema(Schema.String.annotate({ descript
 const redacted = (name: Variable) =>
   Config.schema(Schema.Redacted(Schema.String).annotate({ description: variables[name] }), name)
 
+/**
+ * A log level, in any case: Effect 4's names (`Warn`, `None`) and Effect 3's (`WARN`, `OFF`) alike,
+ * so that one environment serves both editions.
+ */
+const logLevel = (name: Variable): Config.Config<LogLevel.LogLevel> =>
+  text(name).pipe(Config.mapEffect((value) => {
+    const word = value.toLowerCase()
+    const level = word === "off" ? "None" : LogLevel.values.find((level) => level.toLowerCase() === word)
+    return level === undefined
+      ? Effect.fail(refuse(name, `Expected one of ${LogLevel.values.join(", ")} (any case) but received "${value}"`))
+      : Effect.succeed(level)
+  }))
+
 /** One of `values`; anything else is refused with the value and the list. */
 const literals = <const L extends ReadonlyArray<string>>(name: Variable, values: L): Config.Config<L[number]> =>
   text(name).pipe(Config.mapEffect((value) =>
@@ -167,5 +180,5 @@ export const config: Config.Config<Options> = Config.all({
     timeout: durationOf("EFFECT_AUTH_LOGIN_TIMEOUT", "positive").pipe(Config.withDefault(defaultSignInTimeout))
   }),
   database: optional(databaseConfig),
-  logLevel: optional(literals("EFFECT_AUTH_LOG_LEVEL", LogLevel.values))
+  logLevel: optional(logLevel("EFFECT_AUTH_LOG_LEVEL"))
 })
