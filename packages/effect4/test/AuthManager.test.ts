@@ -129,29 +129,36 @@ describe("storms: many callers while the request is out make one request", () =>
 })
 
 describe("another process refreshes first", () => {
-  it.effect("a refresh waiting for the lock stops once the newer credentials are adopted: answered at once, no request", () =>
-    Effect.gen(function*() {
-      const store = yield* AuthStore
-      const auth = yield* AuthManager
-      const held = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      // Another process holds the refresh lock (it is refreshing): this manager's flight waits for it.
-      const holder = yield* Effect.forkChild(
-        store.withRefreshLock(Effect.andThen(Deferred.succeed(held, undefined), Deferred.await(release)))
-      )
-      yield* Deferred.await(held)
-      const polling = yield* Effect.forkChild(poll(), { startImmediately: true })
-      // Its result reaches storage, and this manager reads it.
-      yield* writeBehind(chatgptJson({ accessToken: "other-access", refreshToken: "other-refresh" }))
-      yield* auth.reload
-      // Answered while the other process still holds the lock (a flight that kept waiting would
-      // answer only once it had taken the lock and read storage).
-      expect(tokenOf(yield* Fiber.join(polling))).toBe("other-access")
-      yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(holder)
-      expect(yield* callCount).toBe(0)
-      expect(yield* storedRefreshToken).toBe("other-refresh")
-    }).pipe(Effect.provide(manager(chatgptJson(), [rotated("mine-access", "mine-refresh")]))))
+  it.effect(
+    "a refresh waiting for the lock stops once the newer credentials are adopted: answered at once, no request",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* AuthStore
+        const auth = yield* AuthManager
+        const held = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        // Another process holds the refresh lock (it is refreshing): this manager's flight waits for it.
+        const holder = yield* Effect.forkChild(
+          store.withRefreshLock(Effect.andThen(Deferred.succeed(held, undefined), Deferred.await(release)))
+        )
+        yield* Deferred.await(held)
+        const polling = yield* Effect.forkChild(poll(), { startImmediately: true })
+        // Its result reaches storage, and this manager reads it.
+        yield* writeBehind(chatgptJson({ accessToken: "other-access", refreshToken: "other-refresh" }))
+        yield* auth.reload
+        // Answered while the other process still holds the lock (a flight that kept waiting would
+        // answer only once it had taken the lock and read storage).
+        expect(tokenOf(yield* Fiber.join(polling))).toBe("other-access")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(yield* callCount).toBe(0)
+        expect(yield* storedRefreshToken).toBe("other-refresh")
+      }).pipe(Effect.provide(manager(chatgptJson(), [rotated("mine-access", "mine-refresh")]))),
+    {
+      // A flight that kept waiting would wait for ever (the lock is let go only after the answer): fail soon.
+      timeout: 10_000
+    }
+  )
 })
 
 describe("polls refresh a stale token without being asked, and only then", () => {
