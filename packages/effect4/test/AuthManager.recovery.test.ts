@@ -122,6 +122,32 @@ describe("tokens a host app manages itself", () => {
       expect(failure.message).toContain("stopped")
     }))
 
+  it.effect(
+    "a manager stopped just after a refused token was reported, or while its host is asked: a typed error, not a wait",
+    () =>
+      Effect.gen(function*() {
+        for (const when of ["before the asking starts", "while the host is asked"] as const) {
+          const scope = yield* Scope.make()
+          const auth = yield* AuthManager.make().pipe(
+            Scope.provide(scope),
+            Effect.provide(Layer.merge(AuthStore.layerMemory(chatgptJson()), TokenRefresher.layerTest([dead()])))
+          )
+          const asked = yield* Deferred.make<void>()
+          yield* auth.hostTokens.set(hostTokens("host-1"))
+          yield* auth.hostTokens.refreshWith(() => Effect.andThen(Deferred.succeed(asked, undefined), Effect.never))
+          const report = yield* Effect.forkChild(Effect.flip(auth.reportUnauthorized(Redacted.make("host-1"))), {
+            startImmediately: true
+          })
+          if (when === "while the host is asked") yield* Deferred.await(asked)
+          yield* Scope.close(scope, Exit.void)
+          const failure = yield* Fiber.join(report)
+          expect(failure, when).toMatchObject({ _tag: "TransientRefreshError", kind: "client" })
+          expect(failure.message, when).toContain("stopped")
+        }
+      }),
+    { timeout: 10_000 }
+  )
+
   it.effect("no host to ask: a typed error that says so; a host that does not answer: a typed error at its timeout", () =>
     Effect.gen(function*() {
       const auth = yield* AuthManager

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { AuthStoreError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
@@ -313,6 +313,27 @@ describe("a refresh result is never thrown away", () => {
       expect(failure).toMatchObject({ _tag: "TransientRefreshError", kind: "timeout" })
       expect(failure.message).toMatch(/stopped/)
     }))
+
+  it.effect(
+    "a manager stopped just after a refresh was asked (its flight not started yet): the caller is answered",
+    () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const auth = yield* AuthManager.make().pipe(
+          Scope.provide(scope),
+          Effect.provide(
+            Layer.merge(AuthStore.layerMemory(chatgptJson()), TokenRefresher.layerTest([rotated("a", "r")]))
+          )
+        )
+        // The caller claims the flight and forks it, then waits; the scope closes at once after.
+        const caller = yield* Effect.forkChild(Effect.exit(auth.refresh), { startImmediately: true })
+        yield* Scope.close(scope, Exit.void)
+        // Answered either way: refreshed (the flight ran to its end first), or told the manager stopped.
+        const exit = yield* Fiber.join(caller)
+        if (Exit.isFailure(exit)) expect(String(Cause.squash(exit.cause))).toMatch(/stopped/)
+      }),
+    { timeout: 10_000 }
+  )
 
   it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
     Effect.gen(function*() {

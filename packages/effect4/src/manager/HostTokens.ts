@@ -144,30 +144,27 @@ export const make = Effect.fnUntraced(function*(scope: Scope.Scope) {
 
   const ask = (flight: Flight, previousAccountId: string) =>
     askHost(flight, previousAccountId).pipe(
-      Effect.exit,
-      // Only the asking may be interrupted (the scope closing), and the callers are told in every case.
-      Effect.map((exit) =>
-        Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+      // Its callers are told in every case, in a finalizer: an interrupted fiber (the scope
+      // closing) runs nothing else in Effect 4. Only the asking may be interrupted.
+      Effect.onExit((exit) => {
+        const answer = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
           ? Exit.fail(stoppedBeforeAnswer())
           : exit
-      ),
-      // Said once per request here: the callers (an `AuthHttpClient`) only pass the API's 401 on.
-      Effect.tap((exit) =>
-        Exit.isSuccess(exit)
+        // Said once per request here: the callers (an `AuthHttpClient`) only pass the API's 401 on.
+        const said = Exit.isSuccess(answer)
           ? Effect.logDebug("The client supplied fresh tokens")
           : Effect.logWarning("The client did not refresh the tokens it supplied").pipe(
             Effect.annotateLogs({
-              detail: Option.match(Cause.findErrorOption(exit.cause), {
+              detail: Option.match(Cause.findErrorOption(answer.cause), {
                 onNone: () => "unexpected",
                 onSome: (error) => error.detail
               })
             })
           )
-      ),
-      // The flight ends before its callers are answered: a report that follows an answer is not
-      // joined to the request that gave it.
-      Effect.flatMap((exit) => Effect.andThen(endFlight(flight), Deferred.done(flight.done, exit))),
-      Effect.ensuring(endFlight(flight))
+        // The flight ends before its callers are answered: a report that follows an answer is not
+        // joined to the request that gave it.
+        return Effect.andThen(said, Effect.andThen(endFlight(flight), Deferred.done(flight.done, answer)))
+      })
     )
 
   /**

@@ -29,5 +29,7 @@ export const start = (
         )
       )
     ),
-    Effect.forkIn(scope)
+    // Started at once: it listens before the manager is handed out, so no change made from then
+    // on is missed (a fiber's first step is otherwise taken on a later tick).
+    Effect.forkIn(scope, { startImmediately: true })
   )
