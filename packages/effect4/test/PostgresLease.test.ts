@@ -224,6 +224,48 @@ describe("PgStore refresh lock (Effect 4)", () => {
       assert.strictEqual(row?.holder, "another replica")
     }))
 
+  it.effect(
+    "taking a lease while another session holds the credential row: the wait can be interrupted",
+    () =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix("stuck")
+        const t = tables(prefix)
+        const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 3 }).pipe(
+          Effect.provide(Reactivity.layer)
+        )
+        yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
+        yield* sql`INSERT INTO ${sql(t.credentials)} (credential_key, document, hash, version)
+        VALUES ('user', '{}', 'h', nextval(${t.versions}))`
+        const leases = Lease.make({
+          connected: () => Effect.succeed(sql),
+          query: (text, values) => Effect.map(sql.unsafe(text, values), (rows) => ({ rows })),
+          hub: makeHub().hub,
+          tables: t,
+          holder: "this test",
+          ttl: Duration.seconds(30),
+          location: (key) => `postgres:${t.credentials}/${key}`,
+          problem: String
+        })
+        // Another session (an administrator's, a stuck job) holds the credential row: taking the lease
+        // reads it with a lock, and its statement waits for as long as that session does.
+        const locked = yield* Deferred.make<void>()
+        const letGo = yield* Deferred.make<void>()
+        const other = yield* sql.withTransaction(Effect.gen(function*() {
+          yield* sql`SELECT 1 FROM ${sql(t.credentials)} WHERE credential_key = 'user' FOR UPDATE`
+          yield* Deferred.succeed(locked, undefined)
+          yield* Deferred.await(letGo)
+        })).pipe(Effect.forkChild)
+        yield* Deferred.await(locked)
+        // The replica shutting down meanwhile is not held by it (the statement is left to end by itself;
+        // the bound on how long it is waited for is tested in Bounded.test.ts).
+        const stopped = yield* Effect.forkChild(Effect.scoped(leases.lock("user")), { startImmediately: true })
+        yield* Fiber.interrupt(stopped)
+        yield* Deferred.succeed(letGo, undefined)
+        yield* Fiber.join(other)
+      }),
+    { timeout: 20_000 }
+  )
+
   it.live("sessions lost while a replica holds the lock: the lease outlives them, reads go on, the listener comes back", () =>
     Effect.gen(function*() {
       const prefix = freshPrefix("sessions")

@@ -18,6 +18,7 @@ import { AuthStoreError, SharedHealthError } from "../errors/Errors.js"
 import { CredentialStore, make as makeCredentialStore } from "../stores/CredentialStore.js"
 import { make as makeCoordinator, RefreshCoordinator } from "../stores/RefreshCoordinator.js"
 import * as Batch from "./batch.js"
+import { bounded } from "./bounded.js"
 import { type Connected, diagnose, supervise } from "./connection.js"
 import * as Lease from "./lease.js"
 import { listen, makeHub } from "./listener.js"
@@ -83,22 +84,26 @@ const make = Effect.fnUntraced(function*<E>(
       ({ sql }) => sql
     )
 
+  // A lease's life; also how long any statement is waited for (a stalled connection, a row lock
+  // never let go): its callers then fail saying so.
+  const ttl = Duration.fromInputUnsafe(options.lockTimeout ?? Duration.seconds(35))
   const leases = Lease.make({
     connected,
     query: made.query,
     hub: made.hub,
     tables: t,
     holder,
-    ttl: Duration.fromInputUnsafe(options.lockTimeout ?? Duration.seconds(35)),
+    ttl,
     location,
     problem
   })
   // Reads made at once (the keys another replica changed, heard together) share statements; a
   // connection of the pool is left for everything else.
+  const readRows = readRowsOf({ connected, tables: t, problem })
   const readMany = yield* Batch.make({
     maxSize: 500,
     concurrency: Math.max(1, (options.poolSize ?? 4) - 1),
-    run: readRowsOf({ connected, tables: t, problem })
+    run: (keys: ReadonlyArray<string>) => bounded(readRows(keys), { timeout: ttl, onTimeout: (problem) => problem })
   })
   const statements = makeStatements({
     connected,
@@ -106,6 +111,7 @@ const make = Effect.fnUntraced(function*<E>(
     tables: t,
     location,
     problem,
+    timeout: ttl,
     readRow: (key) =>
       Effect.mapError(
         readMany(key),

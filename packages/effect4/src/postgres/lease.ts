@@ -9,10 +9,11 @@
  * tokens are written: a holder whose lease was taken over after it expired
  * does not write, and says so.
  */
-import { Clock, Context, Duration, Effect, Option, Schedule, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Option, Schedule, Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
+import { bounded } from "./bounded.js"
 import { retryLostSession } from "./connection.js"
 import type { Hub } from "./listener.js"
 
@@ -172,14 +173,30 @@ export const make = (options: LeaseOptions) => {
       )
     )
 
-  // Takes the lease if it is free, uninterruptibly up to its release being registered in `scope`:
-  // a lease taken is never left behind by an interruption.
+  const leaseOf = (key: string, taken: Taken): Lease | undefined =>
+    taken.fence === null ? undefined : { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
+
+  // Takes the lease if it is free; its release is registered in `scope` as soon as it is taken. The
+  // statement is waited for at most a lease's life, and the wait can be interrupted: a lease that
+  // its statement takes once no one waits for it is released then, never left behind.
   const takeInto = (sql: SqlClient.SqlClient, key: string, scope: Scope.Scope) =>
-    Effect.uninterruptible(Effect.flatMap(take(sql, key), (taken) => {
-      if (taken.fence === null) return Effect.succeed({ lease: Option.none<Lease>(), taken })
-      const lease: Lease = { key, fence: taken.fence, state: "held", prefetched: prefetchedOf(taken) }
-      return Effect.as(Scope.addFinalizer(scope, release(lease)), { lease: Option.some(lease), taken })
-    }))
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        restore(bounded(take(sql, key), {
+          timeout: options.ttl,
+          onTimeout: (problem) => new AuthStoreError({ path: options.location(key), operation: "lock", problem }),
+          unwanted: (exit) => {
+            const lease = Exit.isSuccess(exit) ? leaseOf(key, exit.value) : undefined
+            return lease === undefined ? Effect.void : release(lease)
+          }
+        })),
+        (taken) => {
+          const lease = leaseOf(key, taken)
+          if (lease === undefined) return Effect.succeed({ lease: Option.none<Lease>(), taken })
+          return Effect.as(Scope.addFinalizer(scope, release(lease)), { lease: Option.some(lease), taken })
+        }
+      )
+    )
 
   // Renewed at a third of its life while the refresh goes on: a holder that is alive keeps it, a
   // holder that is gone (its process dead or cut off) loses it when it expires. The renewal runs on

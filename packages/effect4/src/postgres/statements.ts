@@ -6,10 +6,11 @@
  * fenced: it happens only while this replica's lease is still the one in the
  * table (the lease row is locked by the statement, so a takeover waits for it).
  */
-import { Effect, Option, Result, type Scope } from "effect"
+import { type Duration, Effect, Option, Result, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Backend as CredentialBackend, Entry, Write } from "../stores/CredentialStore.js"
+import { bounded } from "./bounded.js"
 import { retryLostSession } from "./connection.js"
 import * as Lease from "./lease.js"
 import type { Tables } from "./migrations.js"
@@ -30,6 +31,8 @@ export interface StatementsOptions {
   readonly problem: (cause: unknown) => string
   /** Reads one key's row, gathered with the reads made at the same time (see `readRowsOf`, `batch.ts`). */
   readonly readRow: (key: string) => Effect.Effect<Option.Option<StoredRow>, AuthStoreError>
+  /** How long a statement is waited for (`bounded.ts`). */
+  readonly timeout: Duration.Duration
 }
 
 /** A credential row as a read returns it: the document, its version and the shared health. */
@@ -123,11 +126,21 @@ export const makeStatements = (options: StatementsOptions) => {
   const t = options.tables
   const fail = (key: string, operation: AuthStoreError["operation"]) => (cause: unknown) =>
     new AuthStoreError({ path: options.location(key), operation, problem: options.problem(cause) })
+  // A statement (or a write's few) waited for at most `timeout`.
+  const bound = (key: string, operation: AuthStoreError["operation"]) => <A, E>(statement: Effect.Effect<A, E>) =>
+    bounded(statement, {
+      timeout: options.timeout,
+      onTimeout: (problem) => new AuthStoreError({ path: options.location(key), operation, problem })
+    })
   const using = <A>(
     key: string,
     operation: AuthStoreError["operation"],
     f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>
-  ) => Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(f(sql), fail(key, operation)))
+  ) =>
+    Effect.flatMap(
+      options.connected(key, operation),
+      (sql) => Effect.mapError(f(sql), fail(key, operation)).pipe(bound(key, operation))
+    )
 
   // Under a lease just taken, the row read with it (until the first write): no second round trip.
   const prefetched = (key: string) =>
@@ -200,7 +213,10 @@ export const makeStatements = (options: StatementsOptions) => {
         ? yield* s.updateIf(version.value, next.value)
         : yield* s.deleteWhere(version)
       return written(rows)
-    }).pipe(Effect.mapError((error) => error instanceof AuthStoreError ? error : fail(key, "write")(error)))
+    }).pipe(
+      Effect.mapError((error) => error instanceof AuthStoreError ? error : fail(key, "write")(error)),
+      bound(key, "write")
+    )
 
   const swapFenced = Effect.fnUntraced(function*(
     key: string,

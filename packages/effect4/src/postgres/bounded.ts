@@ -1,0 +1,42 @@
+/**
+ * A statement waited for at most a while. A stalled connection, or a row lock another session
+ * never lets go, would otherwise hold its caller — a refresh, its callers, the store's shutdown —
+ * for as long as the database does not answer. The statement runs on a fiber of its own and is left
+ * to end by itself (cutting it would wait for the database to cancel it); the wait for it ends at
+ * `timeout`, or when the caller is interrupted.
+ */
+import { Duration, Effect, Exit, Fiber, Option } from "effect"
+
+export interface Bound<A, E, E2> {
+  readonly timeout: Duration.Duration
+  /** The caller's error when the database has not answered in time. */
+  readonly onTimeout: (problem: string) => E2
+  /**
+   * Given what the statement ended with, once no one waits for it any more (the caller timed out
+   * or was interrupted): undoes what it did that nobody will use (a lease it took).
+   */
+  readonly unwanted?: ((exit: Exit.Exit<A, E>) => Effect.Effect<void>) | undefined
+}
+
+/** `statement`, waited for at most `bound.timeout` (see the module's comment). */
+export const bounded = <A, E, R, E2>(
+  statement: Effect.Effect<A, E, R>,
+  bound: Bound<A, E, E2>
+): Effect.Effect<A, E | E2, R> =>
+  Effect.flatMap(Effect.forkDetach(statement), (fiber) => {
+    const unwanted = bound.unwanted
+    const leftAlone = unwanted === undefined
+      ? Effect.void
+      : Effect.asVoid(Effect.forkDetach(Effect.flatMap(Fiber.await(fiber), unwanted)))
+    return Effect.timeoutOption(Fiber.await(fiber), bound.timeout).pipe(
+      Effect.flatMap(Option.match({
+        onNone: () =>
+          Effect.andThen(
+            leftAlone,
+            Effect.fail(bound.onTimeout(`the database did not answer within ${Duration.format(bound.timeout)}`))
+          ),
+        onSome: (exit): Effect.Effect<A, E | E2> => exit
+      })),
+      Effect.onInterrupt(() => leftAlone)
+    )
+  })
