@@ -79,7 +79,7 @@ describe("storms, counted at a token endpoint on 127.0.0.1", () => {
   it("a 500 outage: requests bounded by the backoff, not by the number of polls", async () => {
     const { server, tokens } = await setUp(TokenEndpoint.codedError(500, "server_error"))
     const answers = await pollSequentially(server, { includeToken: true, refreshToken: true }, calls, 20)
-    // Full jitter under 1 s, 2 s, 4 s … ceilings: about 1 s of polling leaves room for a few attempts at most.
+    // A retry 1 to 1.1 s after each of the first ten failures: about 1 s of polling leaves room for a few at most.
     expect(await tokens.count()).toBeGreaterThanOrEqual(1)
     expect(await tokens.count()).toBeLessThanOrEqual(6)
     // The cached token keeps being served through the outage.
