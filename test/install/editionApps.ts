@@ -1,8 +1,9 @@
 // The fresh apps of each edition (part of `npm run test:install`'s setup): a new project installs the
 // edition's packed tarball and the core's beside its own Effect, then gets the README's server example
 // and the "Tests of your own" snippet as files to run. The Effect 3 edition's are read from README.md and
-// docs/testing.md, so the documentation itself is what runs; the Effect 4 edition's v4 forms are
-// test/install/effect4/ (shown in docs/editions.md). The Effect 4 app runs on Node 22 (its `engines`).
+// docs/testing.md, the Effect 4 edition's server from its own README (packages/effect4/README.md), so
+// the documentation itself is what runs; its test in v4 form is test/install/effect4/own.test.ts
+// (shown in docs/editions.md). The Effect 4 app runs on Node 22 (its `engines`).
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 // @ts-expect-error: a plain ES module without types
@@ -20,9 +21,9 @@ export const effect4App: { readonly ready: boolean; readonly reason: string } = 
 const snippets = (file: string): ReadonlyArray<{ readonly code: string }> =>
   extractSnippets(readFileSync(join(root, file), "utf8"))
 
-/** The README's complete server, as a user copies it. */
-export const readmeServer = () =>
-  snippets("README.md").find((snippet) => snippet.code.includes("NodeRuntime.runMain"))!.code
+/** A README's complete server (the root's, or the Effect 4 edition's), as a user copies it. */
+export const readmeServer = (readme = "README.md") =>
+  snippets(readme).find((snippet) => snippet.code.includes("NodeRuntime.runMain"))!.code
 
 /** The first snippet of "Tests of your own": a dead refresh token is asked once, then withheld. */
 export const testingSnippet = () => snippets(join("docs", "testing.md"))[0]!.code
@@ -83,14 +84,12 @@ export const installEditionApps = async (
     const forms = join(import.meta.dirname, "effect4")
     installs["effect4-app"] = await freshApp(work, "effect4-app", {
       packages: [effect4, tarballs.core, ...effect4Versions.map((name) => `${name}@${version(name, edition)}`)],
-      files: {},
+      files: { "server.ts": readmeServer(join("packages", "effect4", "README.md")) },
       path: node22Path(work)
     })
-    for (const file of ["server.ts", "own.test.ts"]) {
-      const text = readFileSync(join(forms, file), "utf8")
-      // Without the three lines that keep this repository's compiler and linter off it.
-      writeFileSync(join(work, "effect4-app", file), text.split("\n").slice(3).join("\n"))
-    }
+    const text = readFileSync(join(forms, "own.test.ts"), "utf8")
+    // Without the three lines that keep this repository's compiler and linter off it.
+    writeFileSync(join(work, "effect4-app", "own.test.ts"), text.split("\n").slice(3).join("\n"))
   }
   return installs
 }
