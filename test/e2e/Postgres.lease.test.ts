@@ -111,6 +111,36 @@ describe("PgStore refresh lock", () => {
   )
 
   it.live(
+    "a lease row another session has locked does not stop the renewal of the replica's other leases",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("renewlocked"))
+        const holder = yield* replica(url, "2 seconds")
+        const other = yield* replica(url, "2 seconds")
+        const letGo = yield* Deferred.make<void>()
+        yield* holding(holder.coordinator, "locked", Deferred.await(letGo))
+        yield* holding(holder.coordinator, "renewed", Deferred.await(letGo))
+        // Another session holds the first lease's row, as the holder's own fenced write does while it
+        // waits for a credential row someone else holds. The renewal of both is one statement.
+        const blocker = new pg.Client({ connectionString: url })
+        yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            await blocker.connect()
+            await blocker.query("BEGIN")
+            await blocker.query("SELECT 1 FROM effect_auth_leases WHERE credential_key = 'locked' FOR UPDATE")
+          }),
+          () => Effect.promise(() => blocker.query("ROLLBACK").then(() => blocker.end()))
+        )
+        // The other lease is still renewed: another replica's wait for it ends on its own bound
+        // (2 s after the lease was first seen held), without it.
+        const waited = yield* Effect.exit(other.coordinator.withRefreshLock("renewed")(Effect.void))
+        expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
+        yield* Deferred.succeed(letGo, undefined)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
     "a lock statement that the database does not answer fails its callers within the lock's life",
     () =>
       Effect.gen(function*() {

@@ -225,6 +225,55 @@ describe("PgStore refresh lock (Effect 4)", () => {
     }))
 
   it.effect(
+    "a renewal does not wait for a lease row another session has locked: the lease stays held",
+    () =>
+      Effect.gen(function*() {
+        const prefix = freshPrefix("renew_locked")
+        const t = tables(prefix)
+        const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 3 }).pipe(
+          Effect.provide(Reactivity.layer)
+        )
+        yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
+        const renewals = yield* Queue.unbounded<number>()
+        const leases = Lease.make({
+          connected: () => Effect.succeed(sql),
+          query: (text, values) =>
+            sql.unsafe(text, values).pipe(
+              Effect.map((rows) => ({ rows })),
+              Effect.tap(({ rows }) => Queue.offer(renewals, rows.length))
+            ),
+          hub: makeHub().hub,
+          tables: t,
+          holder: "this test",
+          ttl: Duration.seconds(30),
+          location: (key) => `postgres:${t.credentials}/${key}`,
+          problem: String
+        })
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* leases.lock("user")
+          const lease = Option.getOrThrow(yield* Effect.service(Lease.CurrentLease))
+          // Another session holds the lease row, as this replica's own fenced write does while it waits
+          // for a credential row someone else holds.
+          const locked = yield* Deferred.make<void>()
+          const letGo = yield* Deferred.make<void>()
+          const other = yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = 'user' FOR UPDATE`
+            yield* Deferred.succeed(locked, undefined)
+            yield* Deferred.await(letGo)
+          })).pipe(Effect.forkChild)
+          yield* Deferred.await(locked)
+          yield* TestClock.adjust("10 seconds")
+          // Answered at once, the lease still this replica's.
+          assert.strictEqual(yield* Queue.take(renewals), 1)
+          assert.strictEqual(lease.state, "held")
+          yield* Deferred.succeed(letGo, undefined)
+          yield* Fiber.join(other)
+        }))
+      }),
+    { timeout: 20_000 }
+  )
+
+  it.effect(
     "taking a lease while another session holds the credential row: the wait can be interrupted",
     () =>
       Effect.gen(function*() {

@@ -203,18 +203,25 @@ export const make = (options: LeaseOptions) => {
   // the listening session: on the pool it would wait behind every statement queued there, and a
   // busy replica would lose leases it is still using (another replica would then send their refresh
   // tokens again). The pool is the fallback while that session is down.
-  const renewal = `UPDATE "${t.leases.replaceAll("\"", "\"\"")}" ` +
-    "SET expires_at = clock_timestamp() + $1 * interval '1 millisecond' WHERE credential_key = $2 AND fence = $3 RETURNING fence"
+  // A lease row locked meanwhile (this replica's own fenced write waiting for its credential row,
+  // another replica's take of the lease while it is unexpired) is skipped rather than waited for —
+  // a renewal waiting on the listening session would hold up everything heard there — and answered
+  // as still held when it is (read without a lock): it is renewed next time.
+  const leasesTable = `"${t.leases.replaceAll("\"", "\"\"")}"`
+  const renewal = `WITH locked AS (
+      SELECT credential_key FROM ${leasesTable} WHERE credential_key = $2 AND fence = $3 FOR UPDATE SKIP LOCKED
+    ), renewed AS (
+      UPDATE ${leasesTable} AS l SET expires_at = clock_timestamp() + $1 * interval '1 millisecond'
+      FROM locked WHERE l.credential_key = locked.credential_key RETURNING l.fence
+    ) SELECT fence FROM renewed
+    UNION ALL
+    SELECT fence FROM ${leasesTable} WHERE credential_key = $2 AND fence = $3 AND NOT EXISTS (SELECT 1 FROM renewed)`
   const renewOnce = (lease: Lease) =>
     Effect.gen(function*() {
-      const rows = yield* options.query(renewal, [ttlMs, lease.key, lease.fence]).pipe(
+      const values = [ttlMs, lease.key, lease.fence]
+      const rows = yield* options.query(renewal, values).pipe(
         Effect.map((result) => result.rows),
-        Effect.catch(() =>
-          Effect.flatMap(options.connected(lease.key, "lock"), (sql) =>
-            sql`UPDATE ${sql(t.leases)}
-              SET expires_at = clock_timestamp() + ${ttlMs} * interval '1 millisecond'
-              WHERE credential_key = ${lease.key} AND fence = ${lease.fence} RETURNING fence`)
-        ),
+        Effect.catch(() => Effect.flatMap(options.connected(lease.key, "lock"), (sql) => sql.unsafe(renewal, values))),
         Effect.mapError(fail(lease.key, "lock"))
       )
       if (rows.length > 0 || lease.state !== "held") return
