@@ -57,10 +57,15 @@ export const entriesOf =
 const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
-// A statement waited for at most `timeout`: then it fails saying so, and the statement is left to
-// end by itself (its interruption would wait for the database to cancel it).
-const bounded = (timeout: Duration.Duration | undefined) => <A, E, R>(statement: Effect.Effect<A, E | string, R>) =>
-  timeout === undefined ? statement : Effect.timeoutFail(Effect.disconnect(statement), {
-    duration: timeout,
-    onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
-  })
+/**
+ * A statement waited for at most `timeout`: then it fails saying so, and the statement is left to
+ * end by itself (its interruption would wait for the database to cancel it). A stalled connection,
+ * or a row another session holds locked, then fails its caller instead of holding it — and a
+ * refresh, its callers and the store's shutdown — for as long as the database does not answer.
+ */
+export const bounded =
+  (timeout: Duration.Duration | undefined) => <A, E, R>(statement: Effect.Effect<A, E | string, R>) =>
+    timeout === undefined ? statement : Effect.timeoutFail(Effect.disconnect(statement), {
+      duration: timeout,
+      onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
+    })

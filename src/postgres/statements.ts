@@ -156,11 +156,13 @@ const makeWith = (
   const t = options.tables
   const fail = failOf(options)
   const readRow = (key: string) => Effect.mapError(readMany(key), fail(key, "read"))
+  // Each statement of one key waited for at most a lock's life (`Reads.bounded`), as the gathered ones are.
+  const bound = Reads.bounded(options.batches.timeout)
   const using = <A>(
     key: string,
     operation: AuthStoreError["operation"],
     f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>
-  ) => Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(f(sql), fail(key, operation)))
+  ) => Effect.flatMap(options.connected(key, operation), (sql) => Effect.mapError(bound(f(sql)), fail(key, operation)))
 
   // Under a lease just taken, the row read with it (until the first write): no second round trip.
   const prefetched = (key: string) =>
@@ -293,7 +295,7 @@ const makeWith = (
             : yield* s.updateIf(version.value, next.value)
           : yield* s.deleteWhere(version)
         return written(rows)
-      }).pipe(Effect.mapError(fail(key, "write")))
+      }).pipe(bound, Effect.mapError(fail(key, "write")))
       const result = yield* attempt
       if (result !== undefined) {
         if (Option.isSome(lease)) lease.value.state = "committed"

@@ -1,12 +1,18 @@
 // The refresh lock on PostgreSQL: heard taken by the other replicas, released by an interrupted
 // holder, renewed while its holder is alive, bounded when the database does not answer.
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import pg from "pg"
+import { TransientRefreshError } from "../../src/errors/Errors.js"
+import { AuthManager } from "../../src/manager/AuthManager.js"
+import { TokenRefresher } from "../../src/oauth/TokenRefresher.js"
 import * as PgStore from "../../src/postgres/PgStore.js"
+import { AuthStore, bind } from "../../src/stores/AuthStore.js"
 import { CredentialStore } from "../../src/stores/CredentialStore.js"
 import { RefreshCoordinator, type RefreshCoordinatorShape } from "../../src/stores/RefreshCoordinator.js"
 import { freshDatabase } from "../support/database.js"
+import { chatgptJson } from "../support/fixtures.js"
+import { decode } from "../support/manager.js"
 
 /** A replica's coordinator and store on the database at `url`, its leases lasting `lockTimeout`. */
 const replica = (url: string, lockTimeout: Duration.DurationInput = "30 seconds") =>
@@ -136,6 +142,38 @@ describe("PgStore refresh lock", () => {
         const waited = yield* Effect.exit(other.coordinator.withRefreshLock("renewed")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("has held the refresh lock for over")
         yield* Deferred.succeed(letGo, undefined)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "a refresh whose statements meet a credential row another session holds is answered within the lock's life",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Effect.promise(() => freshDatabase("rowlocked"))
+        const { coordinator, credentials } = yield* replica(url, "2 seconds")
+        const store = bind("k", credentials, coordinator)
+        yield* store.save(decode(chatgptJson({ now: Date.now(), expiresIn: 1000 })))
+        // While the token request is out, another session (an administrator, a job) takes the row and
+        // keeps it: the refresh's failure is then written to the row's shared health, and waits.
+        const blocker = yield* clientOf(url)
+        const refresher = TokenRefresher.of({
+          refresh: () =>
+            Effect.zipRight(
+              Effect.promise(async () => {
+                await blocker.query("BEGIN")
+                await blocker.query("SELECT 1 FROM effect_auth_credentials WHERE credential_key = 'k' FOR UPDATE")
+              }),
+              Effect.fail(new TransientRefreshError({ kind: "status", detail: "HTTP 503", status: 503 }))
+            )
+        })
+        const manager = yield* AuthManager.make({ refreshTimeout: Duration.seconds(1) }).pipe(
+          Effect.provideService(AuthStore, store),
+          Effect.provideService(TokenRefresher, refresher)
+        )
+        const failure = yield* Effect.flip(manager.refresh)
+        expect(failure).toMatchObject({ _tag: "TransientRefreshError", status: 503 })
+        yield* Effect.promise(() => blocker.query("ROLLBACK"))
       }).pipe(Effect.scoped),
     30_000
   )
