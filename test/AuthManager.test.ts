@@ -563,27 +563,33 @@ describe("a refresh that hangs", () => {
 })
 
 describe("stopping", () => {
-  const setup = Effect.gen(function*() {
-    const started = yield* Deferred.make<void>()
-    const release = yield* Deferred.make<void>()
-    const refresher = TokenRefresher.layerTest(() =>
-      Deferred.succeed(started, undefined).pipe(
-        Effect.zipRight(Deferred.await(release)),
-        Effect.as({ accessToken: Redacted.make(secrets.newAccess), refreshToken: Redacted.make(secrets.newRefresh) })
+  // A refresh whose token request is out when the manager is closed; `beforeClosing` runs just before.
+  const setupWith = (
+    beforeClosing: (auth: Context.Tag.Service<AuthManager>) => Effect.Effect<void, unknown, AuthStore>
+  ) =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const refresher = TokenRefresher.layerTest(() =>
+        Deferred.succeed(started, undefined).pipe(
+          Effect.zipRight(Deferred.await(release)),
+          Effect.as({ accessToken: Redacted.make(secrets.newAccess), refreshToken: Redacted.make(secrets.newRefresh) })
+        )
       )
-    )
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provide(refresher)),
-      scope
-    )
-    const auth = Context.get(context, AuthManager)
-    yield* Effect.fork(auth.refresh)
-    yield* Deferred.await(started)
-    const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
-    yield* Effect.repeatN(Effect.yieldNow(), 20)
-    return { closing, release }
-  })
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        Layer.scoped(AuthManager, AuthManager.make({})).pipe(Layer.provide(refresher)),
+        scope
+      )
+      const auth = Context.get(context, AuthManager)
+      yield* Effect.fork(auth.refresh)
+      yield* Deferred.await(started)
+      yield* beforeClosing(auth)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* Effect.repeatN(Effect.yieldNow(), 20)
+      return { closing, release }
+    })
+  const setup = setupWith(() => Effect.void)
   const storedRefreshToken = Effect.map(
     Effect.flatMap(AuthStore, (store) => store.load),
     (snapshot) => Redacted.value(Option.getOrThrow(snapshot.document).tokens!.refresh_token)
@@ -592,6 +598,24 @@ describe("stopping", () => {
   it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
     Effect.gen(function*() {
       const { closing, release } = yield* setup
+      expect(Option.isNone(yield* Fiber.poll(closing))).toBe(true)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(closing)
+      expect(yield* storedRefreshToken).toBe(secrets.newRefresh)
+    }).pipe(Effect.provide(AuthStore.layerMemory(chatgptJson()))))
+
+  it.effect("it waits for the refresh in flight even when a newer flight has started since", () =>
+    Effect.gen(function*() {
+      const { closing, release } = yield* setupWith((auth) =>
+        Effect.gen(function*() {
+          // Storage rewritten with the same tokens (another field changed) and adopted; then a refresh
+          // asked of the new snapshot: a second flight, waiting for the lock the first one holds.
+          yield* writeBehind({ ...chatgptJson(), written_by: "another program" })
+          yield* auth.reload
+          yield* Effect.fork(auth.refresh)
+          yield* Effect.repeatN(Effect.yieldNow(), 20)
+        })
+      )
       expect(Option.isNone(yield* Fiber.poll(closing))).toBe(true)
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(closing)

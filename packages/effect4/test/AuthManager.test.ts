@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Ref, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import * as AuthDocument from "../src/document/AuthDocument.js"
 import { AuthStoreError } from "../src/errors/Errors.js"
 import { AuthManager } from "../src/manager/AuthManager.js"
 import { type ScriptStep, TokenRefresher } from "../src/oauth/TokenRefresher.js"
@@ -359,4 +360,41 @@ describe("a refresh result is never thrown away", () => {
       const saved = yield* store.load
       expect(Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)).toBe("late-refresh")
     }))
+
+  it.effect(
+    "closing the manager waits for the refresh in flight even when a newer flight has started since",
+    () =>
+      Effect.gen(function*() {
+        const started = yield* Deferred.make<void>()
+        const answer = yield* Deferred.make<void>()
+        const slow: ScriptStep = Effect.andThen(
+          Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
+          rotated("late-access", "late-refresh")
+        )
+        const store = yield* AuthStore.makeMemory(chatgptJson())
+        const scope = yield* Scope.make()
+        const auth = yield* AuthManager.make().pipe(
+          Scope.provide(scope),
+          Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), TokenRefresher.layerTest([slow])))
+        )
+        yield* Effect.forkChild(auth.refresh)
+        yield* Deferred.await(started)
+        // Storage rewritten with the same tokens (another field changed) and adopted; then a refresh asked
+        // of the new snapshot: a second flight, waiting for the lock the first one holds.
+        yield* Effect.flatMap(
+          Effect.fromResult(AuthDocument.decode({ ...chatgptJson(), written_by: "another program" })),
+          store.save
+        )
+        yield* auth.reload
+        yield* Effect.forkChild(auth.refresh, { startImmediately: true })
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+        yield* Effect.yieldNow
+        expect(closing.pollUnsafe()).toBeUndefined()
+        yield* Deferred.succeed(answer, undefined)
+        yield* Fiber.join(closing)
+        const saved = yield* store.load
+        expect(Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)).toBe("late-refresh")
+      }),
+    { timeout: 10_000 }
+  )
 })

@@ -239,29 +239,28 @@ const commitOf = (
   })
 
 // When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
-// still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
-// interruptible, or its bound would not hold.
-const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
+// still unsaved gets its last save. It may no longer be the state's flight: a newer one (of
+// credentials rewritten meanwhile) can be waiting for the lock it holds. A finalizer runs
+// uninterruptibly: each wait in it is made interruptible, or its bound would not hold.
+const stoppingOf = ({ settings }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
   // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
-  const flightEnded = (flight: RefreshState.Flight) => Deferred.await(flight.ended)
+  const waitFor = (flight: RefreshState.Flight) =>
+    Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
+      Effect.zipRight(
+        Effect.interruptible(Deferred.await(flight.ended)).pipe(Effect.timeoutOption(settings.shutdownWait))
+      ),
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
+        onSome: () => Effect.logDebug("The refresh in flight is done")
+      }))
+    )
   return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
-    Effect.flatMap(Effect.zip(Ref.get(stateRef), Ref.get(requested)), ([state, sent]) =>
-      Option.match(
-        Option.filter(Option.fromNullable(state.inflight), (flight) => Option.contains(sent, flight)),
-        {
-          onNone: () => Effect.void,
-          onSome: (flight) =>
-            Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved").pipe(
-              Effect.zipRight(
-                Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
-              ),
-              Effect.flatMap(Option.match({
-                onNone: () => Effect.logWarning("Stopping without the refresh in flight: it did not finish in time"),
-                onSome: () => Effect.logDebug("The refresh in flight is done")
-              }))
-            )
-        }
-      )).pipe(Effect.zipRight(saveBeforeStopping))
+    Effect.flatMap(Ref.get(requested), (sent) =>
+      Option.match(sent, {
+        onNone: () => Effect.void,
+        onSome: (flight) =>
+          Effect.flatMap(Deferred.isDone(flight.ended), (ended) => ended ? Effect.void : waitFor(flight))
+      })).pipe(Effect.zipRight(saveBeforeStopping))
 }
 
 // A refresh an earlier run kept: saved now if it applied, removed if the credentials moved on since.

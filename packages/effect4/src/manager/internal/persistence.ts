@@ -13,7 +13,6 @@ import {
   Schedule,
   type Scope,
   type Semaphore,
-  Stream,
   SubscriptionRef
 } from "effect"
 import type { Settings } from "../../config/Settings.js"
@@ -253,29 +252,25 @@ const commitOf = (
   })
 
 // When stopping: the flight whose token request was sent (`requested`) is waited for, then what is
-// still unsaved gets its last save. A finalizer runs uninterruptibly: each wait in it is made
-// interruptible, or its bound would not hold.
-const stoppingOf = ({ settings, stateRef }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
+// still unsaved gets its last save. It may no longer be the state's flight: a newer one (of
+// credentials rewritten meanwhile) can be waiting for the lock it holds. Flights are told apart by
+// reference (`Option.contains` would compare them as structures, fibers and all). A finalizer runs
+// uninterruptibly: each wait in it is made interruptible, or its bound would not hold.
+const stoppingOf = ({ settings }: Saving, saveBeforeStopping: Effect.Effect<void>) => {
   // Its callers may have stopped waiting (`refreshTimeout`): the flight ends when its answer is saved.
-  const flightEnded = (flight: RefreshState.Flight) =>
-    SubscriptionRef.changes(stateRef).pipe(
-      Stream.takeUntil((state) => state.inflight !== flight),
-      Stream.runDrain
-    )
-  const waitFor = (flight: RefreshState.Flight) =>
+  const waitFor = (fiber: Fiber.Fiber<unknown, unknown>) =>
     Effect.gen(function*() {
       yield* Effect.logInfo("Stopping: waiting for the refresh in flight to finish and be saved")
-      const ended = yield* Effect.interruptible(flightEnded(flight)).pipe(Effect.timeoutOption(settings.shutdownWait))
+      const ended = yield* Effect.interruptible(Fiber.await(fiber)).pipe(Effect.timeoutOption(settings.shutdownWait))
       yield* Option.isSome(ended)
         ? Effect.logDebug("The refresh in flight is done")
         : Effect.logWarning("Stopping without the refresh in flight: it did not finish in time")
     })
   return (requested: Ref.Ref<Option.Option<RefreshState.Flight>>) =>
     Effect.gen(function*() {
-      const state = yield* SubscriptionRef.get(stateRef)
       const sent = yield* Ref.get(requested)
-      const flight = state.inflight
-      if (flight !== undefined && Option.contains(sent, flight)) yield* waitFor(flight)
+      const fiber = Option.isSome(sent) ? sent.value.claim.fiber : undefined
+      if (fiber !== undefined && fiber.pollUnsafe() === undefined) yield* waitFor(fiber)
       yield* saveBeforeStopping
     })
 }
