@@ -9,7 +9,7 @@
  * a kind run at once (the pool's size, so the pool is used), and a lone call
  * runs at once: batching adds no wait of its own.
  */
-import { Chunk, Deferred, Duration, Effect, Exit, Queue, type Scope } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Queue, type Scope } from "effect"
 import * as Priority from "../util/priority.js"
 
 export interface Options<I, A, E> {
@@ -32,6 +32,13 @@ export interface Options<I, A, E> {
    * for. Unbounded when absent.
    */
   readonly timeout?: Duration.Duration | undefined
+  /**
+   * Given what a statement left to end by itself (its callers no longer waiting) ended with: undoes
+   * what it did that nobody will use (the leases it took).
+   */
+  readonly unwanted?:
+    | ((items: ReadonlyArray<I>, exit: Exit.Exit<ReadonlyArray<A>, E>) => Effect.Effect<void>)
+    | undefined
   /** Runs one statement for `items`: what each of them gets, in the same order. */
   readonly run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>
 }
@@ -103,18 +110,22 @@ export const make = <I, A, E>(
           return
         }
         // Bounded: the wait for the statement can be cut, the statement itself is left to end by
-        // itself (an uninterruptible one is still finished).
+        // itself (an uninterruptible one is still finished), and what it did is undone then.
         const statement = options.uninterruptible === true ? Effect.uninterruptible(run) : run
         const timeout = options.timeout
-        settle(
-          batch,
-          yield* Effect.exit(restore(
-            Effect.timeoutFail(Effect.disconnect(statement), {
-              duration: timeout,
-              onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
-            })
-          ))
-        )
+        const fiber = yield* Effect.forkDaemon(statement)
+        const waited = yield* Effect.exit(restore(
+          Effect.timeoutFail(Fiber.join(fiber), {
+            duration: timeout,
+            onTimeout: () => `the database did not answer within ${Duration.format(timeout)}`
+          })
+        ))
+        settle(batch, waited)
+        const unwanted = options.unwanted
+        if (unwanted !== undefined && fiber.unsafePoll() === null) {
+          const items = batch.map((pending) => pending.item)
+          yield* Effect.forkDaemon(Effect.flatMap(Fiber.await(fiber), (exit) => unwanted(items, exit)))
+        }
       })
     )
     const worker = options.first === true ? Priority.first(Effect.forever(next)) : Effect.forever(next)

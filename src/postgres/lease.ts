@@ -10,7 +10,7 @@
  * does not write, and says so.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, FiberRef, Option, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, FiberRef, Option, Scope } from "effect"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
 import { logDebugAnnotated } from "../util/debugLog.js"
@@ -125,13 +125,39 @@ const failWith =
 const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, ttlMs: number) =>
   Effect.gen(function*() {
     const fail = failWith(options)
+    const releaseMany = yield* Batch.make({
+      ...options.batches,
+      // What other replicas wait for.
+      first: true,
+      run: (leases: ReadonlyArray<Lease>) =>
+        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) =>
+          Effect.as(
+            sql.unsafe(text.release, [
+              leases.map((lease) => lease.key),
+              leases.map((lease) => lease.fence),
+              options.tables.leaseChannel
+            ]),
+            leases.map(() => undefined)
+          ))
+    })
+
     // The takes of many keys in one statement, each key once (an INSERT … ON CONFLICT DO UPDATE
-    // cannot change a row twice). A statement begun is finished: a lease it takes is always handed
-    // to its caller, who releases it.
+    // cannot change a row twice). A statement begun is finished: a lease it takes is handed to its
+    // caller, who releases it — or, when its callers stopped waiting for it (the database slow to
+    // answer), released as soon as it has ended.
     const takeMany = yield* Batch.make({
       ...options.batches,
       distinct: (key: string) => key,
       uninterruptible: true,
+      unwanted: (_keys, exit) =>
+        Exit.isFailure(exit) ? Effect.void : Effect.forEach(
+          exit.value.filter((taken) => taken.fence !== null),
+          (taken) =>
+            Effect.ignore(
+              releaseMany({ key: taken.credential_key, fence: taken.fence!, state: "held", prefetched: undefined })
+            ),
+          { discard: true }
+        ),
       run: (keys: ReadonlyArray<string>) =>
         Effect.flatMap(
           options.connected(keys[0]!, "lock"),
@@ -154,22 +180,6 @@ const batched = (options: LeaseOptions, text: ReturnType<typeof statementsOf>, t
         )
     })
     const take = (key: string) => Effect.mapError(takeMany(key), fail(key, "lock"))
-
-    const releaseMany = yield* Batch.make({
-      ...options.batches,
-      // What other replicas wait for.
-      first: true,
-      run: (leases: ReadonlyArray<Lease>) =>
-        Effect.flatMap(options.connected(leases[0]!.key, "lock"), (sql) =>
-          Effect.as(
-            sql.unsafe(text.release, [
-              leases.map((lease) => lease.key),
-              leases.map((lease) => lease.fence),
-              options.tables.leaseChannel
-            ]),
-            leases.map(() => undefined)
-          ))
-    })
 
     return { take, releaseMany }
   })

@@ -195,6 +195,22 @@ describe("PgStore refresh lock", () => {
         )
         const waited = yield* Effect.exit(coordinator.withRefreshLock("stalled")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("the database did not answer within")
+        // The statement, left to end by itself, takes the lease once the table is free: nobody waits
+        // for it any more, so it is released then (the release is said on the lease channel).
+        const listener = yield* clientOf(url)
+        const released = yield* Deferred.make<string>()
+        listener.on("notification", (message) => {
+          if (message.channel === "effect_auth_leases") {
+            Deferred.unsafeDone(released, Exit.succeed(message.payload ?? ""))
+          }
+        })
+        yield* Effect.promise(() => listener.query("LISTEN effect_auth_leases"))
+        yield* Effect.promise(() => blocker.query("ROLLBACK"))
+        expect(yield* Deferred.await(released)).toBe("stalled")
+        const left = (yield* Effect.promise(() => listener.query("SELECT credential_key FROM effect_auth_leases"))) as {
+          readonly rows: ReadonlyArray<unknown>
+        }
+        expect(left.rows).toEqual([])
       }).pipe(Effect.scoped),
     30_000
   )
