@@ -57,13 +57,14 @@ if (process.argv[2] === "endpoint" && process.env.FLOOR_ENDPOINT === "bare") {
       const refreshToken = request.headers["content-type"]?.includes("json")
         ? String((JSON.parse(body) as Record<string, unknown>).refresh_token)
         : new URLSearchParams(body).get("refresh_token") ?? ""
-      response.writeHead(200, { "content-type": "application/json" })
-      response.end(JSON.stringify({
+      const answer = JSON.stringify({
         token_type: "Bearer",
         access_token: TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, rt: refreshToken }),
         refresh_token: `${refreshToken}-next`,
         expires_in: 3600
-      }))
+      })
+      response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(answer) })
+      response.end(answer)
     })
   })
   server.listen(0, "127.0.0.1", () => {
