@@ -122,7 +122,7 @@ export const make = <I, A, E>(
         ))
         settle(batch, waited)
         const unwanted = options.unwanted
-        if (unwanted !== undefined && fiber.unsafePoll() === null) {
+        if (unwanted !== undefined && Exit.isFailure(waited)) {
           const items = batch.map((pending) => pending.item)
           yield* Effect.forkDaemon(Effect.flatMap(Fiber.await(fiber), (exit) => unwanted(items, exit)))
         }

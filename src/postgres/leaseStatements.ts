@@ -77,7 +77,8 @@ export const statementsOf = (tables: Tables) => {
     // Renews the leases still held by their fences. A lease row locked meanwhile (this replica's own
     // fenced write waiting for its credential row, another replica's take of a lease it finds
     // unexpired) is skipped rather than waited for, so that one such row never holds up the renewal
-    // of the others; it is answered as still held (read without a lock) and renewed next time.
+    // of the others; it is answered as still held (read without a lock), not renewed, and tried
+    // again soon.
     renewal: `WITH held AS (
         SELECT credential_key, fence FROM unnest($2::text[], $3::bigint[]) AS h(credential_key, fence)
       ), locked AS (
@@ -88,9 +89,9 @@ export const statementsOf = (tables: Tables) => {
         UPDATE ${leases} AS l SET expires_at = clock_timestamp() + $1 * interval '1 millisecond'
         FROM locked WHERE l.credential_key = locked.credential_key
         RETURNING l.credential_key, l.fence::text AS fence
-      ) SELECT credential_key, fence FROM renewed
+      ) SELECT credential_key, fence, true AS renewed FROM renewed
       UNION ALL
-      SELECT l.credential_key, l.fence::text AS fence FROM ${leases} AS l
+      SELECT l.credential_key, l.fence::text AS fence, false AS renewed FROM ${leases} AS l
         JOIN held AS h ON l.credential_key = h.credential_key AND l.fence = h.fence
         WHERE l.credential_key NOT IN (SELECT credential_key FROM renewed)`
   }

@@ -3,7 +3,7 @@
  * at a third of their life, ahead of everything else the replica does.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect } from "effect"
 import type { AuthStoreError } from "../errors/Errors.js"
 import * as Priority from "../util/priority.js"
 
@@ -47,7 +47,7 @@ export const make = (options: Options) => {
   const period = Duration.millis(Math.max(1, Math.floor(ttlMs / 3)))
   const renewAll = Effect.gen(function*() {
     for (const lease of held) if (lease.state !== "held") held.delete(lease)
-    if (held.size === 0) return
+    if (held.size === 0) return false
     const leases = Array.from(held)
     const values = [ttlMs, leases.map((lease) => lease.key), leases.map((lease) => lease.fence)]
     // Each way is bounded by the renewal's period: a stalled connection does not stop the renewals.
@@ -60,7 +60,7 @@ export const make = (options: Options) => {
         )
       ),
       Effect.mapError(fail(leases[0]!.key, "lock"))
-    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string }>
+    )) as ReadonlyArray<{ readonly credential_key: string; readonly fence: string; readonly renewed: boolean }>
     const renewed = new Set(rows.map((row) => `${row.fence} ${row.credential_key}`))
     for (const lease of leases) {
       if (renewed.has(`${lease.fence} ${lease.key}`) || lease.state !== "held" || lease.writing === true) continue
@@ -71,6 +71,8 @@ export const make = (options: Options) => {
           "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
     }
+    // A row locked meanwhile was skipped, still held: it must be renewed before it expires.
+    return rows.some((row) => !row.renewed)
   })
   /**
    * Renews the held leases every third of their life, for as long as it runs. On a scheduler of
@@ -78,14 +80,20 @@ export const make = (options: Options) => {
    * the fibers queued before it, which took longer than a lease's life; a lease not renewed in
    * time is taken over by another replica, which then sends the same refresh token again.
    */
+  // A lease skipped (its row locked) is tried again soon rather than a period later: two skips in a
+  // row would otherwise leave it to expire under its live holder.
+  const soon = Duration.millis(Math.max(10, Math.floor(ttlMs / 30)))
   const renewing: Effect.Effect<void> = renewAll.pipe(
     Effect.catchAll((error) =>
-      Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
-        Effect.annotateLogs({ problem: error.problem })
+      Effect.as(
+        Effect.logDebug("Could not renew the refresh locks; trying again").pipe(
+          Effect.annotateLogs({ problem: error.problem })
+        ),
+        false
       )
     ),
-    Effect.repeat(Schedule.spaced(period)),
-    Effect.asVoid,
+    Effect.flatMap((skipped) => Effect.sleep(skipped ? soon : period)),
+    Effect.forever,
     Priority.first
   )
   return { held, renewing }

@@ -266,8 +266,12 @@ describe("PgStore refresh lock (Effect 4)", () => {
           // Answered at once, the lease still this replica's.
           assert.strictEqual(yield* Queue.take(renewals), 1)
           assert.strictEqual(lease.state, "held")
+          // Not renewed then: tried again soon (a thirtieth of its life), not a third of its life later.
           yield* Deferred.succeed(letGo, undefined)
           yield* Fiber.join(other)
+          yield* TestClock.adjust("1 second")
+          assert.strictEqual(yield* Queue.take(renewals), 1)
+          assert.strictEqual(lease.state, "held")
         }))
       }),
     { timeout: 20_000 }

@@ -1,9 +1,11 @@
 /**
  * A statement waited for at most a while. A stalled connection, or a row lock another session
  * never lets go, would otherwise hold its caller — a refresh, its callers, the store's shutdown —
- * for as long as the database does not answer. The statement runs on a fiber of its own and is left
- * to end by itself (cutting it would wait for the database to cancel it); the wait for it ends at
- * `timeout`, or when the caller is interrupted.
+ * for as long as the database does not answer. The statement runs on a fiber of its own; the wait
+ * for it ends at `timeout`, or when the caller is interrupted. Then a statement whose effect
+ * someone must undo (a lease taken) gets one more `timeout` to end, and `unwanted` undoes it; any
+ * other, and one that does not end in that time, is interrupted, which cancels it in the database
+ * and frees its connection (a write its caller was told failed does not land later).
  */
 import { Duration, Effect, Exit, Fiber, Option } from "effect"
 
@@ -23,20 +25,27 @@ export const bounded = <A, E, R, E2>(
   statement: Effect.Effect<A, E, R>,
   bound: Bound<A, E, E2>
 ): Effect.Effect<A, E | E2, R> =>
-  Effect.flatMap(Effect.forkDetach(statement), (fiber) => {
-    const unwanted = bound.unwanted
-    const leftAlone = unwanted === undefined
-      ? Effect.void
-      : Effect.asVoid(Effect.forkDetach(Effect.flatMap(Fiber.await(fiber), unwanted)))
-    return Effect.timeoutOption(Fiber.await(fiber), bound.timeout).pipe(
-      Effect.flatMap(Option.match({
-        onNone: () =>
-          Effect.andThen(
-            leftAlone,
-            Effect.fail(bound.onTimeout(`the database did not answer within ${Duration.format(bound.timeout)}`))
-          ),
-        onSome: (exit): Effect.Effect<A, E | E2> => exit
-      })),
-      Effect.onInterrupt(() => leftAlone)
-    )
-  })
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDetach(statement), (fiber) => {
+      const unwanted = bound.unwanted
+      const leftAlone = Effect.asVoid(Effect.forkDetach(
+        unwanted === undefined
+          ? Fiber.interrupt(fiber)
+          : Effect.flatMap(
+            Effect.timeoutOption(Fiber.await(fiber), bound.timeout),
+            Option.match({ onNone: () => Fiber.interrupt(fiber), onSome: unwanted })
+          )
+      ))
+      return restore(Effect.timeoutOption(Fiber.await(fiber), bound.timeout)).pipe(
+        Effect.onInterrupt(() => leftAlone),
+        Effect.flatMap(Option.match({
+          onNone: () =>
+            Effect.andThen(
+              leftAlone,
+              Effect.fail(bound.onTimeout(`the database did not answer within ${Duration.format(bound.timeout)}`))
+            ),
+          onSome: (exit): Effect.Effect<A, E | E2> => exit
+        }))
+      )
+    })
+  )

@@ -9,7 +9,7 @@
  * tokens are written: a holder whose lease was taken over after it expired
  * does not write, and says so.
  */
-import { Clock, Context, Duration, Effect, Exit, Option, Schedule, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Option, Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { AuthStoreError } from "../errors/Errors.js"
 import type { Entry } from "../stores/CredentialStore.js"
@@ -206,16 +206,18 @@ export const make = (options: LeaseOptions) => {
   // A lease row locked meanwhile (this replica's own fenced write waiting for its credential row,
   // another replica's take of the lease while it is unexpired) is skipped rather than waited for —
   // a renewal waiting on the listening session would hold up everything heard there — and answered
-  // as still held when it is (read without a lock): it is renewed next time.
+  // as still held when it is (read without a lock): it is tried again soon, not a third of its life
+  // later (two skips in a row would leave it to expire under its live holder).
   const leasesTable = `"${t.leases.replaceAll("\"", "\"\"")}"`
   const renewal = `WITH locked AS (
       SELECT credential_key FROM ${leasesTable} WHERE credential_key = $2 AND fence = $3 FOR UPDATE SKIP LOCKED
     ), renewed AS (
       UPDATE ${leasesTable} AS l SET expires_at = clock_timestamp() + $1 * interval '1 millisecond'
       FROM locked WHERE l.credential_key = locked.credential_key RETURNING l.fence
-    ) SELECT fence FROM renewed
+    ) SELECT fence, true AS renewed FROM renewed
     UNION ALL
-    SELECT fence FROM ${leasesTable} WHERE credential_key = $2 AND fence = $3 AND NOT EXISTS (SELECT 1 FROM renewed)`
+    SELECT fence, false AS renewed FROM ${leasesTable}
+    WHERE credential_key = $2 AND fence = $3 AND NOT EXISTS (SELECT 1 FROM renewed)`
   const renewOnce = (lease: Lease) =>
     Effect.gen(function*() {
       const values = [ttlMs, lease.key, lease.fence]
@@ -224,24 +226,34 @@ export const make = (options: LeaseOptions) => {
         Effect.catch(() => Effect.flatMap(options.connected(lease.key, "lock"), (sql) => sql.unsafe(renewal, values))),
         Effect.mapError(fail(lease.key, "lock"))
       )
-      if (rows.length > 0 || lease.state !== "held") return
+      if (rows.length > 0 || lease.state !== "held") {
+        return rows.some((row) => (row as { readonly renewed?: boolean }).renewed === false)
+      }
       lease.state = "lost"
       yield* Effect.logError(
         "This replica lost the refresh lock during its refresh: its lease expired and another replica took it over. " +
           "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
+      return false
     }).pipe(
       Effect.catch((error) =>
-        Effect.logDebug("Could not renew the refresh lock; trying again").pipe(
-          Effect.annotateLogs({ problem: error.problem })
+        Effect.as(
+          Effect.logDebug("Could not renew the refresh lock; trying again").pipe(
+            Effect.annotateLogs({ problem: error.problem })
+          ),
+          false
         )
       )
     )
+  const soon = Duration.millis(Math.max(10, Math.floor(ttlMs / 30)))
   const renew = (lease: Lease) =>
-    renewOnce(lease).pipe(
-      Effect.repeat({ schedule: Schedule.spaced(third), while: () => lease.state === "held" }),
-      Effect.delay(third)
-    )
+    Effect.gen(function*() {
+      yield* Effect.sleep(third)
+      while (lease.state === "held") {
+        const skipped = yield* renewOnce(lease)
+        yield* Effect.sleep(skipped ? soon : third)
+      }
+    })
 
   // Waits for the lease: woken when it is released or the credential changes, else when it would
   // expire; bounded by the lease's life (a holder alive for longer renews it: the wait gives up).
