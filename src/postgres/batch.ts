@@ -28,12 +28,13 @@ export interface Options<I, A, E> {
   readonly first?: boolean | undefined
   /**
    * How long its callers wait for a statement (a stalled connection, a lock never granted); then
-   * they fail with a sentence saying so, and the statement, left to end by itself, is not waited
-   * for. Unbounded when absent.
+   * they fail with a sentence saying so, and the statement is interrupted in the background (an
+   * uninterruptible one is left to end by itself). Unbounded when absent.
    */
   readonly timeout?: Duration.Duration | undefined
   /**
-   * Given what a statement left to end by itself (its callers no longer waiting) ended with: undoes
+   * Given what an uninterruptible statement left to end by itself (its callers no longer waiting)
+   * ended with: undoes
    * what it did that nobody will use (the leases it took).
    */
   readonly unwanted?:
@@ -109,8 +110,10 @@ export const make = <I, A, E>(
           settle(batch, yield* Effect.exit(options.uninterruptible === true ? run : restore(run)))
           return
         }
-        // Bounded: the wait for the statement can be cut, the statement itself is left to end by
-        // itself (an uninterruptible one is still finished), and what it did is undone then.
+        // Bounded: the wait for the statement can be cut. The statement is then interrupted in the
+        // background (the database is asked to cancel it, its connection is freed: a write its callers
+        // were told failed usually does not land later); an uninterruptible one is finished, and what
+        // it did is undone.
         const statement = options.uninterruptible === true ? Effect.uninterruptible(run) : run
         const timeout = options.timeout
         const fiber = yield* Effect.forkDaemon(statement)
@@ -121,10 +124,16 @@ export const make = <I, A, E>(
           })
         ))
         settle(batch, waited)
-        const unwanted = options.unwanted
-        if (unwanted !== undefined && Exit.isFailure(waited)) {
+        if (Exit.isFailure(waited)) {
+          const unwanted = options.unwanted
           const items = batch.map((pending) => pending.item)
-          yield* Effect.forkDaemon(Effect.flatMap(Fiber.await(fiber), (exit) => unwanted(items, exit)))
+          yield* Effect.forkDaemon(
+            options.uninterruptible === true
+              ? unwanted === undefined
+                ? Effect.void
+                : Effect.flatMap(Fiber.await(fiber), (exit) => unwanted(items, exit))
+              : Fiber.interrupt(fiber)
+          )
         }
       })
     )

@@ -58,8 +58,9 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Reado
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
 /**
- * A statement waited for at most `timeout`: then it fails saying so, and the statement is left to
- * end by itself (its interruption would wait for the database to cancel it). A stalled connection,
+ * A statement waited for at most `timeout`: then it fails saying so, and the statement is
+ * interrupted in the background (`Effect.disconnect`: the database is asked to cancel it, and that is
+ * not waited for). A stalled connection,
  * or a row another session holds locked, then fails its caller instead of holding it — and a
  * refresh, its callers and the store's shutdown — for as long as the database does not answer.
  */

@@ -71,8 +71,10 @@ export const make = (options: Options) => {
           "It will not write over that replica's result; refreshed tokens, if any, are kept in memory"
       ).pipe(Effect.annotateLogs({ credential: lease.key, location: options.location(lease.key) }))
     }
-    // A row locked meanwhile was skipped, still held: it must be renewed before it expires.
-    return rows.some((row) => !row.renewed)
+    // A row locked meanwhile was skipped, still held: it must be renewed before it expires — unless
+    // the lock is this replica's own write, which releases the lease as it commits.
+    const writing = new Set(leases.filter((lease) => lease.writing === true).map((lease) => lease.key))
+    return rows.some((row) => !row.renewed && !writing.has(row.credential_key))
   })
   /**
    * Renews the held leases every third of their life, for as long as it runs. On a scheduler of

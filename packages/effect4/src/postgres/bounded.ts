@@ -4,8 +4,9 @@
  * for as long as the database does not answer. The statement runs on a fiber of its own; the wait
  * for it ends at `timeout`, or when the caller is interrupted. Then a statement whose effect
  * someone must undo (a lease taken) gets one more `timeout` to end, and `unwanted` undoes it; any
- * other, and one that does not end in that time, is interrupted, which cancels it in the database
- * and frees its connection (a write its caller was told failed does not land later).
+ * other, and one that does not end in that time, is interrupted, which asks the database to cancel
+ * it and frees its connection (so a write its caller was told failed usually does not land later:
+ * one that committed as the bound ran out has).
  */
 import { Duration, Effect, Exit, Fiber, Option } from "effect"
 
@@ -33,7 +34,11 @@ export const bounded = <A, E, R, E2>(
           ? Fiber.interrupt(fiber)
           : Effect.flatMap(
             Effect.timeoutOption(Fiber.await(fiber), bound.timeout),
-            Option.match({ onNone: () => Fiber.interrupt(fiber), onSome: unwanted })
+            Option.match({
+              // What it ended with as it was cut (a take that just succeeded) is still undone.
+              onNone: () => Effect.andThen(Fiber.interrupt(fiber), Effect.flatMap(Fiber.await(fiber), unwanted)),
+              onSome: unwanted
+            })
           )
       ))
       return restore(Effect.timeoutOption(Fiber.await(fiber), bound.timeout)).pipe(

@@ -221,9 +221,15 @@ export const make = (options: LeaseOptions) => {
   const renewOnce = (lease: Lease) =>
     Effect.gen(function*() {
       const values = [ttlMs, lease.key, lease.fence]
+      // Each way is bounded by the renewal's period: a stalled connection does not stop the renewals.
       const rows = yield* options.query(renewal, values).pipe(
+        Effect.timeout(third),
         Effect.map((result) => result.rows),
-        Effect.catch(() => Effect.flatMap(options.connected(lease.key, "lock"), (sql) => sql.unsafe(renewal, values))),
+        Effect.catch(() =>
+          Effect.flatMap(options.connected(lease.key, "lock"), (sql) => sql.unsafe(renewal, values)).pipe(
+            Effect.timeout(third)
+          )
+        ),
         Effect.mapError(fail(lease.key, "lock"))
       )
       if (rows.length > 0 || lease.state !== "held") {
