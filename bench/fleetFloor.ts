@@ -24,8 +24,6 @@ import { Deferred, Effect, Exit, Layer, Redacted, Schedule, Stream } from "effec
 import { fork } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { cpus, loadavg } from "node:os"
 import pg from "pg"
 import { Configuration } from "../src/config/Configuration.js"
@@ -33,6 +31,7 @@ import { layerNodeHttpClient } from "../src/node/layerNode.js"
 import { TokenRefresher } from "../src/oauth/TokenRefresher.js"
 import { migrate, tables } from "../src/postgres/migrations.js"
 import * as TokenEndpoint from "../src/testing/TokenEndpoint.js"
+import * as Servers from "../test/scenarios/servers.js"
 import { issuing } from "../test/support/endpoint.js"
 import { chatgptJson } from "../test/support/fixtures.js"
 import { startCluster } from "../test/support/postgres.js"
@@ -42,36 +41,21 @@ import { putCredentials } from "../test/support/putCredentials.js"
 // FLOOR_ENDPOINT=bare: a token endpoint on node:http alone (the same answers), to see what the test
 // endpoint (the library's `TokenEndpoint`, on Effect's HTTP server) costs by difference.
 if (process.argv[2] === "endpoint" && process.env.FLOOR_ENDPOINT === "bare") {
-  let count = 0
-  const server = createServer((request, response) => {
-    const chunks: Array<Buffer> = []
-    let size = 0
-    request.on("data", (chunk: Buffer) => {
-      size += chunk.length
-      if (size > 65_536) request.destroy()
-      else chunks.push(chunk)
-    })
-    request.on("end", () => {
-      count++
-      const body = Buffer.concat(chunks).toString("utf8")
-      const refreshToken = request.headers["content-type"]?.includes("json")
-        ? String((JSON.parse(body) as Record<string, unknown>).refresh_token)
-        : new URLSearchParams(body).get("refresh_token") ?? ""
-      const answer = JSON.stringify({
+  // The scenarios' plain token endpoint, answering as `issuing` does.
+  const endpoint = await Servers.tokenEndpoint((fields) => {
+    const refreshToken = fields.get("refresh_token") ?? ""
+    return {
+      status: 200,
+      body: {
         token_type: "Bearer",
         access_token: TokenEndpoint.unsignedJwt({ exp: Math.floor(Date.now() / 1000) + 3600, rt: refreshToken }),
         refresh_token: `${refreshToken}-next`,
         expires_in: 3600
-      })
-      response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(answer) })
-      response.end(answer)
-    })
+      }
+    }
   })
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address() as AddressInfo
-    process.on("message", () => process.send!({ count, cpu: process.cpuUsage() }))
-    process.send!(`http://127.0.0.1:${address.port}/oauth/token`)
-  })
+  process.on("message", () => process.send!({ count: endpoint.received.length, cpu: process.cpuUsage() }))
+  process.send!(endpoint.url)
   // The rest of this file is the bench's: this process only serves.
   await new Promise(() => {})
 } else if (process.argv[2] === "endpoint") {

@@ -45,6 +45,17 @@ const clientOf = (url: string) =>
     (client) => Effect.promise(() => client.end())
   )
 
+/** Runs `statement` in a transaction `client` keeps open (what it locks stays locked until ROLLBACK). */
+const holdInTransaction = (client: InstanceType<typeof pg.Client>, statement: string) =>
+  Effect.promise(async () => {
+    await client.query("BEGIN")
+    await client.query(statement)
+  })
+
+/** Another session (an administrator's, a stuck job) holding what `statement` locks, for the scope's life. */
+const blockerOf = (url: string, statement: string) =>
+  Effect.tap(clientOf(url), (client) => holdInTransaction(client, statement))
+
 describe("PgStore refresh lock", () => {
   it.live(
     "a lease taken is heard by the other replicas: held elsewhere until it is released",
@@ -128,15 +139,7 @@ describe("PgStore refresh lock", () => {
         yield* holding(holder.coordinator, "renewed", Deferred.await(letGo))
         // Another session holds the first lease's row, as the holder's own fenced write does while it
         // waits for a credential row someone else holds. The renewal of both is one statement.
-        const blocker = new pg.Client({ connectionString: url })
-        yield* Effect.acquireRelease(
-          Effect.promise(async () => {
-            await blocker.connect()
-            await blocker.query("BEGIN")
-            await blocker.query("SELECT 1 FROM effect_auth_leases WHERE credential_key = 'locked' FOR UPDATE")
-          }),
-          () => Effect.promise(() => blocker.query("ROLLBACK").then(() => blocker.end()))
-        )
+        yield* blockerOf(url, "SELECT 1 FROM effect_auth_leases WHERE credential_key = 'locked' FOR UPDATE")
         // The other lease is still renewed: another replica's wait for it ends on its own bound
         // (2 s after the lease was first seen held), without it.
         const waited = yield* Effect.exit(other.coordinator.withRefreshLock("renewed")(Effect.void))
@@ -160,10 +163,7 @@ describe("PgStore refresh lock", () => {
         const refresher = TokenRefresher.of({
           refresh: () =>
             Effect.zipRight(
-              Effect.promise(async () => {
-                await blocker.query("BEGIN")
-                await blocker.query("SELECT 1 FROM effect_auth_credentials WHERE credential_key = 'k' FOR UPDATE")
-              }),
+              holdInTransaction(blocker, "SELECT 1 FROM effect_auth_credentials WHERE credential_key = 'k' FOR UPDATE"),
               Effect.fail(new TransientRefreshError({ kind: "status", detail: "HTTP 503", status: 503 }))
             )
         })
@@ -185,14 +185,7 @@ describe("PgStore refresh lock", () => {
         const url = yield* Effect.promise(() => freshDatabase("stalled"))
         const { coordinator } = yield* replica(url, "2 seconds")
         // Another session holds the lease table: every lock statement waits behind it.
-        const blocker = new pg.Client({ connectionString: url })
-        yield* Effect.acquireRelease(
-          Effect.promise(async () => {
-            await blocker.connect()
-            await blocker.query("BEGIN; LOCK TABLE effect_auth_leases IN ACCESS EXCLUSIVE MODE")
-          }),
-          () => Effect.promise(() => blocker.query("ROLLBACK").then(() => blocker.end()))
-        )
+        const blocker = yield* blockerOf(url, "LOCK TABLE effect_auth_leases IN ACCESS EXCLUSIVE MODE")
         const waited = yield* Effect.exit(coordinator.withRefreshLock("stalled")(Effect.void))
         expect(Exit.isFailure(waited) && String(waited.cause)).toContain("the database did not answer within")
         // The statement, left to end by itself, takes the lease once the table is free: nobody waits

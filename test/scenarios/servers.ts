@@ -35,8 +35,12 @@ const close = (server: Server) =>
     server.close(() => resolve())
   })
 
-const send = (response: ServerResponse, answer: Answer) =>
-  response.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body))
+// With its length, as most servers answer (a chunked answer costs a client more to read).
+const send = (response: ServerResponse, answer: Answer) => {
+  const body = JSON.stringify(answer.body)
+  response.writeHead(answer.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+    .end(body)
+}
 
 /** The Codex/OpenAI error answer for a dead refresh token. */
 export const reused: Answer = { status: 401, body: { error: { code: "refresh_token_reused" } } }

@@ -336,20 +336,30 @@ describe("a refresh result is never thrown away", () => {
     { timeout: 10_000 }
   )
 
+  /** A manager in a scope of its own whose one token request answers only once `answer` is opened. */
+  const slowlyAnswered = Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const answer = yield* Deferred.make<void>()
+    const slow: ScriptStep = Effect.andThen(
+      Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
+      rotated("late-access", "late-refresh")
+    )
+    const store = yield* AuthStore.makeMemory(chatgptJson())
+    const scope = yield* Scope.make()
+    const auth = yield* AuthManager.make().pipe(
+      Scope.provide(scope),
+      Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), TokenRefresher.layerTest([slow])))
+    )
+    const storedRefreshToken = Effect.map(
+      store.load,
+      (saved) => Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)
+    )
+    return { started, answer, store, scope, auth, storedRefreshToken }
+  })
+
   it.effect("closing the manager waits for the refresh in flight, and its rotated token is saved", () =>
     Effect.gen(function*() {
-      const started = yield* Deferred.make<void>()
-      const answer = yield* Deferred.make<void>()
-      const slow: ScriptStep = Effect.andThen(
-        Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
-        rotated("late-access", "late-refresh")
-      )
-      const store = yield* AuthStore.makeMemory(chatgptJson())
-      const scope = yield* Scope.make()
-      const auth = yield* AuthManager.make().pipe(
-        Scope.provide(scope),
-        Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), TokenRefresher.layerTest([slow])))
-      )
+      const { answer, auth, scope, started, storedRefreshToken } = yield* slowlyAnswered
       const polling = yield* Effect.forkChild(auth.getAuthStatus({ refreshToken: true }))
       yield* Deferred.await(started)
       // Closing starts (and waits) before the answer comes.
@@ -357,26 +367,14 @@ describe("a refresh result is never thrown away", () => {
       yield* Deferred.succeed(answer, undefined)
       yield* Fiber.join(closing)
       yield* Fiber.await(polling)
-      const saved = yield* store.load
-      expect(Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)).toBe("late-refresh")
+      expect(yield* storedRefreshToken).toBe("late-refresh")
     }))
 
   it.effect(
     "closing the manager waits for the refresh in flight even when a newer flight has started since",
     () =>
       Effect.gen(function*() {
-        const started = yield* Deferred.make<void>()
-        const answer = yield* Deferred.make<void>()
-        const slow: ScriptStep = Effect.andThen(
-          Effect.andThen(Deferred.succeed(started, undefined), Deferred.await(answer)),
-          rotated("late-access", "late-refresh")
-        )
-        const store = yield* AuthStore.makeMemory(chatgptJson())
-        const scope = yield* Scope.make()
-        const auth = yield* AuthManager.make().pipe(
-          Scope.provide(scope),
-          Effect.provide(Layer.merge(Layer.succeed(AuthStore, store), TokenRefresher.layerTest([slow])))
-        )
+        const { answer, auth, scope, started, store, storedRefreshToken } = yield* slowlyAnswered
         yield* Effect.forkChild(auth.refresh)
         yield* Deferred.await(started)
         // Storage rewritten with the same tokens (another field changed) and adopted; then a refresh asked
@@ -392,8 +390,7 @@ describe("a refresh result is never thrown away", () => {
         expect(closing.pollUnsafe()).toBeUndefined()
         yield* Deferred.succeed(answer, undefined)
         yield* Fiber.join(closing)
-        const saved = yield* store.load
-        expect(Redacted.value(Option.getOrThrow(saved.document).tokens!.refresh_token)).toBe("late-refresh")
+        expect(yield* storedRefreshToken).toBe("late-refresh")
       }),
     { timeout: 10_000 }
   )

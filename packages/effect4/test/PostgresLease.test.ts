@@ -57,6 +57,53 @@ const expireLeases = (prefix: string) =>
     assert.strictEqual(expired.length, 1)
   }).pipe(Effect.scoped)
 
+/**
+ * A lease manager of its own on a fresh schema (leases of 30 s, a hub that hears nothing), and how
+ * many lease rows each renewal answered, in order.
+ */
+const leasesOf = (label: string) =>
+  Effect.gen(function*() {
+    const prefix = freshPrefix(label)
+    const t = tables(prefix)
+    const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 3 }).pipe(
+      Effect.provide(Reactivity.layer)
+    )
+    yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
+    const renewals = yield* Queue.unbounded<number>()
+    const leases = Lease.make({
+      connected: () => Effect.succeed(sql),
+      query: (text, values) =>
+        sql.unsafe(text, values).pipe(
+          Effect.map((rows) => ({ rows })),
+          Effect.tap(({ rows }) => Queue.offer(renewals, rows.length))
+        ),
+      hub: makeHub().hub,
+      tables: t,
+      holder: "this test",
+      ttl: Duration.seconds(30),
+      location: (key) => `postgres:${t.credentials}/${key}`,
+      problem: String
+    })
+    return { sql, t, leases, renewals }
+  })
+
+/**
+ * Another session (an administrator's, a stuck job) runs `lock` in a transaction it keeps open;
+ * returns once it holds the rows, with the effect that lets them go (and waits for that).
+ */
+const holdingRow = (sql: SqlClient.SqlClient, lock: Effect.Effect<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const locked = yield* Deferred.make<void>()
+    const letGo = yield* Deferred.make<void>()
+    const other = yield* sql.withTransaction(Effect.gen(function*() {
+      yield* lock
+      yield* Deferred.succeed(locked, undefined)
+      yield* Deferred.await(letGo)
+    })).pipe(Effect.forkChild)
+    yield* Deferred.await(locked)
+    return Effect.andThen(Deferred.succeed(letGo, undefined), Fiber.join(other))
+  })
+
 /** Terminates every session of the replicas (their pools and listeners); returns how many. */
 const terminateSessions = Effect.gen(function*() {
   const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 1 }).pipe(
@@ -177,28 +224,7 @@ describe("PgStore refresh lock (Effect 4)", () => {
 
   it.effect("a held lease is renewed at a third of its life; a renewal that finds it taken over marks it lost", () =>
     Effect.gen(function*() {
-      const prefix = freshPrefix("renew")
-      const t = tables(prefix)
-      const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 2 }).pipe(
-        Effect.provide(Reactivity.layer)
-      )
-      yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
-      // Each renewal's answer: how many lease rows it extended.
-      const renewals = yield* Queue.unbounded<number>()
-      const leases = Lease.make({
-        connected: () => Effect.succeed(sql),
-        query: (text, values) =>
-          sql.unsafe(text, values).pipe(
-            Effect.map((rows) => ({ rows })),
-            Effect.tap(({ rows }) => Queue.offer(renewals, rows.length))
-          ),
-        hub: makeHub().hub,
-        tables: t,
-        holder: "this test",
-        ttl: Duration.seconds(30),
-        location: (key) => `postgres:${t.credentials}/${key}`,
-        problem: String
-      })
+      const { leases, renewals, sql, t } = yield* leasesOf("renew")
       const expiresAt = Effect.map(
         sql<{ readonly at: number }>`SELECT extract(epoch FROM expires_at)::float8 AS at FROM ${sql(t.leases)}`,
         (rows) => rows[0]!.at
@@ -228,47 +254,22 @@ describe("PgStore refresh lock (Effect 4)", () => {
     "a renewal does not wait for a lease row another session has locked: the lease stays held",
     () =>
       Effect.gen(function*() {
-        const prefix = freshPrefix("renew_locked")
-        const t = tables(prefix)
-        const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 3 }).pipe(
-          Effect.provide(Reactivity.layer)
-        )
-        yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
-        const renewals = yield* Queue.unbounded<number>()
-        const leases = Lease.make({
-          connected: () => Effect.succeed(sql),
-          query: (text, values) =>
-            sql.unsafe(text, values).pipe(
-              Effect.map((rows) => ({ rows })),
-              Effect.tap(({ rows }) => Queue.offer(renewals, rows.length))
-            ),
-          hub: makeHub().hub,
-          tables: t,
-          holder: "this test",
-          ttl: Duration.seconds(30),
-          location: (key) => `postgres:${t.credentials}/${key}`,
-          problem: String
-        })
+        const { leases, renewals, sql, t } = yield* leasesOf("renew_locked")
         yield* Effect.scoped(Effect.gen(function*() {
           yield* leases.lock("user")
           const lease = Option.getOrThrow(yield* Effect.service(Lease.CurrentLease))
           // Another session holds the lease row, as this replica's own fenced write does while it waits
           // for a credential row someone else holds.
-          const locked = yield* Deferred.make<void>()
-          const letGo = yield* Deferred.make<void>()
-          const other = yield* sql.withTransaction(Effect.gen(function*() {
-            yield* sql`SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = 'user' FOR UPDATE`
-            yield* Deferred.succeed(locked, undefined)
-            yield* Deferred.await(letGo)
-          })).pipe(Effect.forkChild)
-          yield* Deferred.await(locked)
+          const letGo = yield* holdingRow(
+            sql,
+            sql`SELECT 1 FROM ${sql(t.leases)} WHERE credential_key = 'user' FOR UPDATE`
+          )
           yield* TestClock.adjust("10 seconds")
           // Answered at once, the lease still this replica's.
           assert.strictEqual(yield* Queue.take(renewals), 1)
           assert.strictEqual(lease.state, "held")
           // Not renewed then: tried again soon (a thirtieth of its life), not a third of its life later.
-          yield* Deferred.succeed(letGo, undefined)
-          yield* Fiber.join(other)
+          yield* letGo
           yield* TestClock.adjust("1 second")
           assert.strictEqual(yield* Queue.take(renewals), 1)
           assert.strictEqual(lease.state, "held")
@@ -281,40 +282,20 @@ describe("PgStore refresh lock (Effect 4)", () => {
     "taking a lease while another session holds the credential row: the wait can be interrupted",
     () =>
       Effect.gen(function*() {
-        const prefix = freshPrefix("stuck")
-        const t = tables(prefix)
-        const sql = yield* PgClient.make({ url: Redacted.make(cluster.url()), maxConnections: 3 }).pipe(
-          Effect.provide(Reactivity.layer)
-        )
-        yield* Effect.provideService(migrate(prefix), SqlClient.SqlClient, sql)
+        const { leases, sql, t } = yield* leasesOf("stuck")
         yield* sql`INSERT INTO ${sql(t.credentials)} (credential_key, document, hash, version)
         VALUES ('user', '{}', 'h', nextval(${t.versions}))`
-        const leases = Lease.make({
-          connected: () => Effect.succeed(sql),
-          query: (text, values) => Effect.map(sql.unsafe(text, values), (rows) => ({ rows })),
-          hub: makeHub().hub,
-          tables: t,
-          holder: "this test",
-          ttl: Duration.seconds(30),
-          location: (key) => `postgres:${t.credentials}/${key}`,
-          problem: String
-        })
         // Another session (an administrator's, a stuck job) holds the credential row: taking the lease
         // reads it with a lock, and its statement waits for as long as that session does.
-        const locked = yield* Deferred.make<void>()
-        const letGo = yield* Deferred.make<void>()
-        const other = yield* sql.withTransaction(Effect.gen(function*() {
-          yield* sql`SELECT 1 FROM ${sql(t.credentials)} WHERE credential_key = 'user' FOR UPDATE`
-          yield* Deferred.succeed(locked, undefined)
-          yield* Deferred.await(letGo)
-        })).pipe(Effect.forkChild)
-        yield* Deferred.await(locked)
-        // The replica shutting down meanwhile is not held by it (the statement is left to end by itself;
-        // the bound on how long it is waited for is tested in Bounded.test.ts).
+        const letGo = yield* holdingRow(
+          sql,
+          sql`SELECT 1 FROM ${sql(t.credentials)} WHERE credential_key = 'user' FOR UPDATE`
+        )
+        // The replica shutting down meanwhile is not held by it (how long a statement is waited for,
+        // and what becomes of one nobody waits for, is tested in Bounded.test.ts).
         const stopped = yield* Effect.forkChild(Effect.scoped(leases.lock("user")), { startImmediately: true })
         yield* Fiber.interrupt(stopped)
-        yield* Deferred.succeed(letGo, undefined)
-        yield* Fiber.join(other)
+        yield* letGo
       }),
     { timeout: 20_000 }
   )
